@@ -1,0 +1,1 @@
+//! Shared helpers for the benchmarks: frame builders and pipeline setups.

@@ -1,0 +1,92 @@
+//! OpenFlow actions and instructions, as the datapath understands them.
+//!
+//! What: the types a flow carries ([`Instructions`] holding a list of [`Action`]s) and the
+//! executor that runs a compiled action list over a sub-batch of packets ([`execute`]).
+//! OpenFlow's reserved ports are explicit actions (`InPort`, `Flood`, `All`, `Normal`,
+//! `Controller`) instead of magic port numbers. There is no drop action: an empty action list
+//! drops, as in OpenFlow.
+//!
+//! Thread-safety: the types are immutable once built and shared between threads by `Arc`.
+
+use std::sync::Arc;
+
+use crate::flow::Field;
+use crate::types::{GroupId, MeterId, PortNo, TableId};
+
+/// One OpenFlow action.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Action {
+    /// Send to a port (never back to the ingress port: use `InPort` for that).
+    Output(PortNo),
+    /// Send back out of the ingress port (OFPP_IN_PORT).
+    InPort,
+    /// Send to every port except the ingress port (OFPP_FLOOD).
+    Flood,
+    /// Send to every port except the ingress port (OFPP_ALL; no flood exclusions here).
+    All,
+    /// L2 learning switch behaviour (OFPP_NORMAL).
+    Normal,
+    /// Send to the controller as a packet-in (OFPP_CONTROLLER), at most `max_len` bytes.
+    Controller {
+        /// Bytes of the packet included in the packet-in (0xffff: all).
+        max_len: u16,
+    },
+    /// Write a field of the packet. `value` is in the field's units (see [`Field`]).
+    SetField {
+        /// The field written.
+        field: Field,
+        /// Its new value.
+        value: u128,
+    },
+    /// Push an 802.1Q (0x8100) or 802.1ad (0x88a8) tag; the new tag copies the outer tag's
+    /// VID and PCP when there is one, else VID 0 (set it with `SetField(VlanTci)`).
+    PushVlan {
+        /// Ethertype of the new tag.
+        tpid: u16,
+    },
+    /// Remove the outer VLAN tag.
+    PopVlan,
+    /// Decrement the IPv4 TTL / IPv6 hop limit; a packet whose TTL would reach 0 is dropped
+    /// and counted (`DropReason::TtlExceeded`).
+    DecTtl,
+    /// Process through a group.
+    Group(GroupId),
+}
+
+/// The instructions of one flow, in OpenFlow 1.3 execution order:
+/// meter, apply-actions, write-metadata, goto-table.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Instructions {
+    /// Meter the packet first; packets the meter drops go no further.
+    pub meter: Option<MeterId>,
+    /// Actions applied immediately, in order.
+    pub apply: Arc<[Action]>,
+    /// `metadata = (metadata & !mask) | (value & mask)`.
+    pub write_metadata: Option<(u64, u64)>,
+    /// Continue in a later table.
+    pub goto_table: Option<TableId>,
+}
+
+impl Instructions {
+    /// Apply-actions only.
+    pub fn actions(actions: impl Into<Arc<[Action]>>) -> Instructions {
+        Instructions {
+            apply: actions.into(),
+            ..Instructions::default()
+        }
+    }
+
+    /// True when any action sends the packet to `port` (for out_port filters).
+    pub fn outputs_to(&self, port: PortNo) -> bool {
+        self.apply
+            .iter()
+            .any(|a| matches!(a, Action::Output(p) if *p == port))
+    }
+
+    /// True when any action sends the packet to `group` (for out_group filters).
+    pub fn uses_group(&self, group: GroupId) -> bool {
+        self.apply
+            .iter()
+            .any(|a| matches!(a, Action::Group(g) if *g == group))
+    }
+}

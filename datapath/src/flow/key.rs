@@ -1,0 +1,372 @@
+//! The flow key: every header field the pipeline can match on, packed into 64-bit words.
+//!
+//! What: `FlowKey` is the only copy of header data the pipeline reads after extraction. Every
+//! matchable field is a bit range inside the word array ([`Field::range`]), so masks, masked
+//! hashing, matching and set-field are the same word-wise code for every field.
+//!
+//! The first [`PKT_WORDS`] words are derived from the packet itself (and its tunnel metadata);
+//! the remaining words (metadata, registers) are pipeline state, always zero on ingress. The
+//! caches key on the packet words only.
+//!
+//! Values are stored as host integers: an IPv4 address `10.0.0.1` is `0x0a000001`, a MAC
+//! address is its 48-bit big-endian value, a VLAN TCI is the 16-bit TCI with the CFI bit
+//! (0x1000) set when a tag is present, as OpenFlow's `vlan_tci` field.
+//!
+//! Thread-safety: plain `Copy` data.
+
+use std::fmt;
+
+/// Number of 64-bit words in a key.
+pub const KEY_WORDS: usize = 18;
+/// Number of leading words that come from the packet (and tunnel metadata).
+pub const PKT_WORDS: usize = 13;
+
+/// A flow key, or (as [`FlowMask`]) a mask over one.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[repr(C, align(64))]
+pub struct FlowKey {
+    /// The packed words; see [`Field::range`] for the layout.
+    pub w: [u64; KEY_WORDS],
+}
+
+/// A mask over a [`FlowKey`]: a set bit means "this bit must match".
+pub type FlowMask = FlowKey;
+
+/// VLAN TCI bit that says a tag is present (OpenFlow's OFPVID_PRESENT shifted into the TCI).
+pub const VLAN_CFI: u16 = 0x1000;
+
+/// `nw_frag` bit: the packet is an IP fragment.
+pub const FRAG_ANY: u8 = 1;
+/// `nw_frag` bit: the packet is a non-first fragment (no L4 header).
+pub const FRAG_LATER: u8 = 2;
+
+/// Every matchable field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Field {
+    /// Ingress port number.
+    InPort,
+    /// Ethertype after any VLAN tags.
+    EthType,
+    /// Outer VLAN TCI (`VLAN_CFI` set when tagged; 0 when untagged).
+    VlanTci,
+    /// Ethernet source.
+    EthSrc,
+    /// IP protocol (or the low 8 bits of the ARP opcode, as OpenFlow 1.0 did; see `ArpOp`).
+    IpProto,
+    /// IPv4 TOS / IPv6 traffic class byte (DSCP << 2 | ECN).
+    IpTos,
+    /// Ethernet destination.
+    EthDst,
+    /// IPv4 TTL / IPv6 hop limit.
+    IpTtl,
+    /// Fragment bits: [`FRAG_ANY`], [`FRAG_LATER`].
+    IpFrag,
+    /// IPv4 source, or ARP sender protocol address.
+    Ipv4Src,
+    /// IPv4 destination, or ARP target protocol address.
+    Ipv4Dst,
+    /// IPv6 source (128 bits, two words).
+    Ipv6Src,
+    /// IPv6 destination (128 bits, two words).
+    Ipv6Dst,
+    /// TCP/UDP source port, or ICMP/ICMPv6 type.
+    TpSrc,
+    /// TCP/UDP destination port, or ICMP/ICMPv6 code.
+    TpDst,
+    /// TCP flags (12 bits).
+    TcpFlags,
+    /// ARP opcode.
+    ArpOp,
+    /// ARP sender hardware address.
+    ArpSha,
+    /// Inner VLAN TCI of a double-tagged frame (`VLAN_CFI` set when present).
+    VlanTci2,
+    /// ARP target hardware address.
+    ArpTha,
+    /// Tunnel id (VNI or GRE key) the packet arrived with.
+    TunId,
+    /// Outer IPv4 source of the tunnel the packet arrived on.
+    TunSrc,
+    /// Outer IPv4 destination of the tunnel the packet arrived on.
+    TunDst,
+    /// OpenFlow metadata (pipeline state).
+    Metadata,
+    /// Registers 0..7 (pipeline state, 32 bits each).
+    Reg(u8),
+}
+
+/// Where a field lives: `bits` bits starting at bit `shift` of word `word` (fields wider than
+/// 64 bits span `word` and `word + 1`, high half first).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FieldRange {
+    /// First word.
+    pub word: usize,
+    /// Bit offset inside the word.
+    pub shift: u32,
+    /// Width in bits (up to 128).
+    pub bits: u32,
+}
+
+impl FieldRange {
+    const fn new(word: usize, shift: u32, bits: u32) -> FieldRange {
+        FieldRange { word, shift, bits }
+    }
+}
+
+impl Field {
+    /// All fields, in layout order (registers expanded).
+    pub const ALL: [Field; 32] = [
+        Field::InPort,
+        Field::EthType,
+        Field::VlanTci,
+        Field::EthSrc,
+        Field::IpProto,
+        Field::IpTos,
+        Field::EthDst,
+        Field::IpTtl,
+        Field::IpFrag,
+        Field::Ipv4Src,
+        Field::Ipv4Dst,
+        Field::Ipv6Src,
+        Field::Ipv6Dst,
+        Field::TpSrc,
+        Field::TpDst,
+        Field::TcpFlags,
+        Field::ArpOp,
+        Field::ArpSha,
+        Field::VlanTci2,
+        Field::ArpTha,
+        Field::TunId,
+        Field::TunSrc,
+        Field::TunDst,
+        Field::Metadata,
+        Field::Reg(0),
+        Field::Reg(1),
+        Field::Reg(2),
+        Field::Reg(3),
+        Field::Reg(4),
+        Field::Reg(5),
+        Field::Reg(6),
+        Field::Reg(7),
+    ];
+
+    /// The field's place in the key.
+    pub const fn range(self) -> FieldRange {
+        match self {
+            Field::InPort => FieldRange::new(0, 0, 32),
+            Field::EthType => FieldRange::new(0, 32, 16),
+            Field::VlanTci => FieldRange::new(0, 48, 16),
+            Field::EthSrc => FieldRange::new(1, 0, 48),
+            Field::IpProto => FieldRange::new(1, 48, 8),
+            Field::IpTos => FieldRange::new(1, 56, 8),
+            Field::EthDst => FieldRange::new(2, 0, 48),
+            Field::IpTtl => FieldRange::new(2, 48, 8),
+            Field::IpFrag => FieldRange::new(2, 56, 8),
+            Field::Ipv4Src => FieldRange::new(3, 0, 32),
+            Field::Ipv4Dst => FieldRange::new(3, 32, 32),
+            Field::Ipv6Src => FieldRange::new(4, 0, 128),
+            Field::Ipv6Dst => FieldRange::new(6, 0, 128),
+            Field::TpSrc => FieldRange::new(8, 0, 16),
+            Field::TpDst => FieldRange::new(8, 16, 16),
+            Field::TcpFlags => FieldRange::new(8, 32, 12),
+            Field::ArpOp => FieldRange::new(8, 48, 16),
+            Field::ArpSha => FieldRange::new(9, 0, 48),
+            Field::VlanTci2 => FieldRange::new(9, 48, 16),
+            Field::ArpTha => FieldRange::new(10, 0, 48),
+            Field::TunId => FieldRange::new(11, 0, 64),
+            Field::TunSrc => FieldRange::new(12, 0, 32),
+            Field::TunDst => FieldRange::new(12, 32, 32),
+            Field::Metadata => FieldRange::new(13, 0, 64),
+            Field::Reg(n) => FieldRange::new(14 + (n as usize & 7) / 2, 32 * (n as u32 & 1), 32),
+        }
+    }
+
+    /// Width in bits.
+    pub const fn bits(self) -> u32 {
+        self.range().bits
+    }
+
+    /// The all-ones value of this field's width.
+    pub const fn full_mask(self) -> u128 {
+        let bits = self.bits();
+        if bits >= 128 {
+            u128::MAX
+        } else {
+            (1u128 << bits) - 1
+        }
+    }
+
+    /// True for fields that set-field may not write (OpenFlow: in_port, fragment bits).
+    pub const fn is_read_only(self) -> bool {
+        matches!(self, Field::InPort | Field::IpFrag | Field::TcpFlags)
+    }
+}
+
+impl fmt::Display for Field {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Field::Reg(n) => write!(f, "reg{n}"),
+            other => write!(f, "{other:?}"),
+        }
+    }
+}
+
+#[inline(always)]
+const fn low_bits(bits: u32) -> u64 {
+    if bits >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << bits) - 1
+    }
+}
+
+impl FlowKey {
+    /// The all-zero key (also the "match nothing specifically" mask).
+    pub const ZERO: FlowKey = FlowKey { w: [0; KEY_WORDS] };
+    /// The all-ones mask (exact match on everything).
+    pub const EXACT: FlowKey = FlowKey {
+        w: [u64::MAX; KEY_WORDS],
+    };
+
+    /// Reads a field (up to 128 bits).
+    #[inline]
+    pub fn get(&self, f: Field) -> u128 {
+        let r = f.range();
+        if r.bits > 64 {
+            ((self.w[r.word] as u128) << 64) | self.w[r.word + 1] as u128
+        } else {
+            ((self.w[r.word] >> r.shift) & low_bits(r.bits)) as u128
+        }
+    }
+
+    /// Writes a field; bits above its width are ignored.
+    #[inline]
+    pub fn set(&mut self, f: Field, v: u128) {
+        let r = f.range();
+        if r.bits > 64 {
+            self.w[r.word] = (v >> 64) as u64;
+            self.w[r.word + 1] = v as u64;
+        } else {
+            let m = low_bits(r.bits) << r.shift;
+            self.w[r.word] = (self.w[r.word] & !m) | (((v as u64) << r.shift) & m);
+        }
+    }
+
+    /// Writes only the bits of `v` selected by `mask` (both in field units).
+    #[inline]
+    pub fn set_masked(&mut self, f: Field, v: u128, mask: u128) {
+        let old = self.get(f);
+        self.set(f, (old & !mask) | (v & mask));
+    }
+
+    /// `self & mask`, word by word.
+    #[inline]
+    pub fn masked(&self, mask: &FlowMask) -> FlowKey {
+        let mut out = FlowKey::ZERO;
+        for i in 0..KEY_WORDS {
+            out.w[i] = self.w[i] & mask.w[i];
+        }
+        out
+    }
+
+    /// `self | other`, word by word (used to accumulate consulted-field masks).
+    #[inline]
+    pub fn or_assign(&mut self, other: &FlowKey) {
+        for i in 0..KEY_WORDS {
+            self.w[i] |= other.w[i];
+        }
+    }
+
+    /// True when `self` and `other` agree on every bit of `mask`.
+    #[inline]
+    pub fn matches(&self, other: &FlowKey, mask: &FlowMask) -> bool {
+        let mut diff = 0;
+        for i in 0..KEY_WORDS {
+            diff |= (self.w[i] ^ other.w[i]) & mask.w[i];
+        }
+        diff == 0
+    }
+
+    /// True when every bit set in `self` is set in `other` (mask containment).
+    pub fn is_subset_of(&self, other: &FlowMask) -> bool {
+        (0..KEY_WORDS).all(|i| self.w[i] & !other.w[i] == 0)
+    }
+
+    /// True when this mask has no bit set in the pipeline-state words.
+    pub fn is_packet_only(&self) -> bool {
+        self.w[PKT_WORDS..].iter().all(|&w| w == 0)
+    }
+}
+
+impl fmt::Debug for FlowKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut m = f.debug_map();
+        for field in Field::ALL {
+            let v = self.get(field);
+            if v != 0 {
+                m.entry(&field, &format_args!("{v:#x}"));
+            }
+        }
+        m.finish()
+    }
+}
+
+/// A fast, non-cryptographic hash of the words of a key selected by `mask` (all words when
+/// `None`). Used by the caches and the classifier's hash tables; stable within a process.
+#[inline]
+pub fn hash_words(words: &[u64], basis: u64) -> u64 {
+    let mut h = basis ^ 0x9e37_79b9_7f4a_7c15;
+    for &w in words {
+        h = (h ^ w).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        h ^= h >> 31;
+    }
+    h ^ (h >> 29)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_do_not_overlap() {
+        let mut seen = FlowKey::ZERO;
+        for f in Field::ALL {
+            let mut k = FlowKey::ZERO;
+            k.set(f, f.full_mask());
+            for i in 0..KEY_WORDS {
+                assert_eq!(seen.w[i] & k.w[i], 0, "{f} overlaps another field");
+            }
+            seen.or_assign(&k);
+            assert_eq!(k.get(f), f.full_mask(), "{f} round trip");
+        }
+    }
+
+    #[test]
+    fn set_get_round_trip_keeps_neighbours() {
+        let mut k = FlowKey::EXACT;
+        k.set(Field::Ipv4Dst, 0x0a00_0001);
+        assert_eq!(k.get(Field::Ipv4Dst), 0x0a00_0001);
+        assert_eq!(k.get(Field::Ipv4Src), 0xffff_ffff);
+        k.set(Field::Ipv6Src, 0x2001_0db8_0000_0000_0000_0000_0000_0001);
+        assert_eq!(
+            k.get(Field::Ipv6Src),
+            0x2001_0db8_0000_0000_0000_0000_0000_0001
+        );
+        k.set(Field::Reg(5), 7);
+        assert_eq!(k.get(Field::Reg(5)), 7);
+        assert_eq!(k.get(Field::Reg(4)), 0xffff_ffff);
+    }
+
+    #[test]
+    fn masked_match() {
+        let mut a = FlowKey::ZERO;
+        a.set(Field::Ipv4Dst, 0x0a00_0001);
+        let mut b = a;
+        b.set(Field::Ipv4Dst, 0x0a00_00ff);
+        let mut m = FlowKey::ZERO;
+        m.set(Field::Ipv4Dst, 0xffff_ff00);
+        assert!(a.matches(&b, &m));
+        m.set(Field::Ipv4Dst, 0xffff_ffff);
+        assert!(!a.matches(&b, &m));
+    }
+}

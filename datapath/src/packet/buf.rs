@@ -1,0 +1,276 @@
+//! Packet buffers with headroom, and a per-thread pool that recycles them.
+//!
+//! What: [`PacketBuf`] owns a fixed [`BUF_SIZE`]-byte block; the frame occupies
+//! `head..head+len`, leaving [`HEADROOM`] bytes in front so a tunnel header or a VLAN tag can
+//! be prepended without copying the payload. [`BufPool`] keeps freed buffers so the steady
+//! state of a poll thread allocates nothing.
+//!
+//! Thread-safety: a `PacketBuf` is owned by one thread at a time and moved between threads
+//! through port rings. A `BufPool` belongs to one thread.
+
+use std::fmt;
+
+/// Size of every buffer's data block.
+pub const BUF_SIZE: usize = 2048;
+/// Bytes reserved in front of a received frame for encapsulation.
+pub const HEADROOM: usize = 128;
+/// Largest frame a buffer holds when received with full headroom.
+pub const MAX_FRAME: usize = BUF_SIZE - HEADROOM;
+
+/// One packet.
+pub struct PacketBuf {
+    data: Box<[u8; BUF_SIZE]>,
+    head: u16,
+    len: u16,
+}
+
+impl PacketBuf {
+    /// An empty buffer with [`HEADROOM`] in front. Allocates: call from setup code or through
+    /// [`BufPool`], never per packet.
+    pub fn new() -> PacketBuf {
+        PacketBuf {
+            data: Box::new([0; BUF_SIZE]),
+            head: HEADROOM as u16,
+            len: 0,
+        }
+    }
+
+    /// A buffer holding a copy of `frame`, or `None` when it exceeds [`MAX_FRAME`].
+    pub fn from_frame(frame: &[u8]) -> Option<PacketBuf> {
+        let mut b = PacketBuf::new();
+        b.set_frame(frame).then_some(b)
+    }
+
+    /// Replaces the contents with a copy of `frame` at the default headroom. Returns false
+    /// (leaving the buffer empty) when the frame is larger than [`MAX_FRAME`].
+    pub fn set_frame(&mut self, frame: &[u8]) -> bool {
+        self.head = HEADROOM as u16;
+        if frame.len() > MAX_FRAME {
+            self.len = 0;
+            return false;
+        }
+        self.data[HEADROOM..HEADROOM + frame.len()].copy_from_slice(frame);
+        self.len = frame.len() as u16;
+        true
+    }
+
+    /// The frame.
+    #[inline]
+    pub fn data(&self) -> &[u8] {
+        &self.data[self.head as usize..self.head as usize + self.len as usize]
+    }
+
+    /// The frame, writable.
+    #[inline]
+    pub fn data_mut(&mut self) -> &mut [u8] {
+        &mut self.data[self.head as usize..self.head as usize + self.len as usize]
+    }
+
+    /// Frame length in bytes.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    /// True for a zero-length frame.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Bytes free in front of the frame.
+    #[inline]
+    pub fn headroom(&self) -> usize {
+        self.head as usize
+    }
+
+    /// Bytes free after the frame.
+    #[inline]
+    pub fn tailroom(&self) -> usize {
+        BUF_SIZE - self.head as usize - self.len as usize
+    }
+
+    /// Grows the frame by `n` bytes at the front and returns them, or `None` without headroom.
+    #[inline]
+    pub fn prepend(&mut self, n: usize) -> Option<&mut [u8]> {
+        if n > self.head as usize {
+            return None;
+        }
+        self.head -= n as u16;
+        self.len += n as u16;
+        let h = self.head as usize;
+        Some(&mut self.data[h..h + n])
+    }
+
+    /// Removes `n` bytes from the front; false (unchanged) if the frame is shorter.
+    #[inline]
+    pub fn trim_front(&mut self, n: usize) -> bool {
+        if n > self.len as usize {
+            return false;
+        }
+        self.head += n as u16;
+        self.len -= n as u16;
+        true
+    }
+
+    /// Shortens the frame to `len` bytes (no effect if already shorter).
+    pub fn truncate(&mut self, len: usize) {
+        if len < self.len as usize {
+            self.len = len as u16;
+        }
+    }
+
+    /// Opens a gap of `n` bytes at `offset` by moving the first `offset` bytes towards the
+    /// front (the cheap direction for headers), returning the gap. `None` when `offset` is past
+    /// the end or there is no headroom.
+    pub fn insert_gap(&mut self, offset: usize, n: usize) -> Option<&mut [u8]> {
+        if offset > self.len as usize || n > self.head as usize {
+            return None;
+        }
+        let h = self.head as usize;
+        self.data.copy_within(h..h + offset, h - n);
+        self.head -= n as u16;
+        self.len += n as u16;
+        let start = h - n + offset;
+        Some(&mut self.data[start..start + n])
+    }
+
+    /// Removes `n` bytes at `offset` by moving the first `offset` bytes forward. False
+    /// (unchanged) when the range is out of the frame.
+    pub fn remove_gap(&mut self, offset: usize, n: usize) -> bool {
+        if offset
+            .checked_add(n)
+            .is_none_or(|end| end > self.len as usize)
+        {
+            return false;
+        }
+        let h = self.head as usize;
+        self.data.copy_within(h..h + offset, h + n);
+        self.head += n as u16;
+        self.len -= n as u16;
+        true
+    }
+
+    /// Copies another buffer's frame into this one, keeping its headroom.
+    pub fn copy_from(&mut self, other: &PacketBuf) {
+        let (h, l) = (other.head as usize, other.len as usize);
+        self.data[h..h + l].copy_from_slice(&other.data[h..h + l]);
+        self.head = other.head;
+        self.len = other.len;
+    }
+}
+
+impl Default for PacketBuf {
+    fn default() -> Self {
+        PacketBuf::new()
+    }
+}
+
+impl fmt::Debug for PacketBuf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PacketBuf")
+            .field("len", &self.len)
+            .field("headroom", &self.head)
+            .finish()
+    }
+}
+
+/// A free list of buffers owned by one thread. `get` allocates only while fewer than
+/// `capacity` buffers have ever been handed out and none is free; after that it returns
+/// `None`, which callers count as `rx_dropped_no_buffer`-style drops.
+#[derive(Debug)]
+pub struct BufPool {
+    free: Vec<PacketBuf>,
+    allocated: usize,
+    capacity: usize,
+}
+
+impl BufPool {
+    /// A pool that will own at most `capacity` buffers, none allocated yet.
+    pub fn new(capacity: usize) -> BufPool {
+        BufPool {
+            free: Vec::with_capacity(capacity),
+            allocated: 0,
+            capacity,
+        }
+    }
+
+    /// A buffer with empty frame and default headroom.
+    #[inline]
+    pub fn get(&mut self) -> Option<PacketBuf> {
+        match self.free.pop() {
+            Some(mut b) => {
+                b.head = HEADROOM as u16;
+                b.len = 0;
+                Some(b)
+            }
+            None => self.get_slow(),
+        }
+    }
+
+    #[cold]
+    fn get_slow(&mut self) -> Option<PacketBuf> {
+        if self.allocated >= self.capacity {
+            return None;
+        }
+        self.allocated += 1;
+        Some(PacketBuf::new())
+    }
+
+    /// Returns a buffer. Buffers beyond the pool's capacity are freed.
+    #[inline]
+    pub fn put(&mut self, b: PacketBuf) {
+        if self.free.len() < self.capacity {
+            self.free.push(b);
+        }
+    }
+
+    /// Buffers ready for reuse.
+    pub fn free_len(&self) -> usize {
+        self.free.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prepend_and_trim() {
+        let mut b = PacketBuf::from_frame(&[1, 2, 3]).unwrap();
+        b.prepend(2).unwrap().copy_from_slice(&[9, 8]);
+        assert_eq!(b.data(), &[9, 8, 1, 2, 3]);
+        assert!(b.trim_front(2));
+        assert_eq!(b.data(), &[1, 2, 3]);
+        assert!(b.prepend(HEADROOM + 1).is_none());
+        assert!(!b.trim_front(4));
+    }
+
+    #[test]
+    fn gaps() {
+        let mut b = PacketBuf::from_frame(&[1, 2, 3, 4, 5]).unwrap();
+        b.insert_gap(2, 2).unwrap().copy_from_slice(&[7, 7]);
+        assert_eq!(b.data(), &[1, 2, 7, 7, 3, 4, 5]);
+        assert!(b.remove_gap(2, 2));
+        assert_eq!(b.data(), &[1, 2, 3, 4, 5]);
+        assert!(!b.remove_gap(4, 2));
+        assert!(b.insert_gap(6, 1).is_none());
+    }
+
+    #[test]
+    fn oversized_frame_rejected() {
+        assert!(PacketBuf::from_frame(&vec![0; MAX_FRAME + 1]).is_none());
+        assert!(PacketBuf::from_frame(&vec![0; MAX_FRAME]).is_some());
+    }
+
+    #[test]
+    fn pool_is_bounded() {
+        let mut p = BufPool::new(2);
+        let a = p.get().unwrap();
+        let b = p.get().unwrap();
+        assert!(p.get().is_none());
+        p.put(a);
+        p.put(b);
+        assert!(p.get().is_some());
+    }
+}

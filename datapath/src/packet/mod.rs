@@ -1,0 +1,60 @@
+//! Packet buffers and zero-copy header views, one file per protocol.
+//!
+//! Each protocol module follows one shape (after smoltcp's `wire`): a `Packet<T: AsRef<[u8]>>`
+//! view with field accessors over borrowed bytes, a `new_checked` constructor that validates
+//! lengths so accessors never panic on untrusted bytes, and a small `Copy` `Repr` with
+//! `parse`, `emit` and `buffer_len`.
+//!
+//! The no-panic contract: `Packet::new_unchecked` may panic on access if the buffer is
+//! short; `Packet::new_checked` returns [`Error`] instead, and after it succeeds every
+//! accessor is in bounds. `Repr::parse` never panics on any input.
+
+pub mod buf;
+
+pub use buf::{BUF_SIZE, BufPool, HEADROOM, MAX_FRAME, PacketBuf};
+
+/// A frame or header could not be parsed. Zero-size on purpose: the datapath counts drops by
+/// reason at the call site, and the control plane never needs more detail than "malformed".
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Error;
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("malformed packet")
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// Result of parsing.
+pub type Result<T> = core::result::Result<T, Error>;
+
+/// Ethertypes the datapath knows.
+pub mod ethertype {
+    /// IPv4
+    pub const IPV4: u16 = 0x0800;
+    /// ARP
+    pub const ARP: u16 = 0x0806;
+    /// 802.1Q customer VLAN tag
+    pub const VLAN: u16 = 0x8100;
+    /// 802.1ad service VLAN tag (QinQ outer)
+    pub const QINQ: u16 = 0x88a8;
+    /// IPv6
+    pub const IPV6: u16 = 0x86dd;
+    /// Transparent Ethernet bridging (GRE payload type)
+    pub const TEB: u16 = 0x6558;
+}
+
+/// IP protocol numbers the datapath knows.
+pub mod ip_proto {
+    /// ICMP
+    pub const ICMP: u8 = 1;
+    /// TCP
+    pub const TCP: u8 = 6;
+    /// UDP
+    pub const UDP: u8 = 17;
+    /// GRE
+    pub const GRE: u8 = 47;
+    /// ICMPv6
+    pub const ICMPV6: u8 = 58;
+}

@@ -1,0 +1,111 @@
+//! Ports: one trait, one module per port type.
+//!
+//! What: a [`Port`] moves bursts of packets between the outside world and the poll threads.
+//! Dynamic dispatch happens once per burst, never per packet.
+//!
+//! Thread-safety: a port is shared (`Arc<dyn Port>`) between the poll threads. Each rx queue
+//! is polled by exactly one thread at a time; `tx_burst` may be called from several threads
+//! at once and the port serialises per tx queue as it must (the in-memory port takes a lock
+//! once per burst, never per packet).
+
+pub mod memory;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use arrayvec::ArrayVec;
+
+use crate::packet::{BufPool, PacketBuf};
+
+pub use memory::MemPort;
+
+/// Packets per burst.
+pub const BURST: usize = 32;
+
+/// A burst of packets: a fixed array, never a heap allocation.
+pub type Batch = ArrayVec<PacketBuf, BURST>;
+
+/// A port as the poll threads see it.
+pub trait Port: Send + Sync + std::fmt::Debug {
+    /// The port's name (its interface name, or the name it was added with).
+    fn name(&self) -> &str;
+
+    /// Number of rx queues.
+    fn n_rxq(&self) -> usize {
+        1
+    }
+
+    /// Appends up to `batch.remaining_capacity()` received packets to `batch`, taking empty
+    /// buffers from `pool` when the port copies frames in. Returns how many were added.
+    fn rx_burst(&self, queue: usize, batch: &mut Batch, pool: &mut BufPool) -> usize;
+
+    /// Sends every packet of `batch` (draining it). Buffers the port does not keep go back to
+    /// `pool`. Packets it could not send are counted in its `tx_dropped`.
+    fn tx_burst(&self, batch: &mut Batch, pool: &mut BufPool);
+
+    /// The port's counters.
+    fn stats(&self) -> PortStats;
+}
+
+/// A port's counters, as read at one instant.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PortStats {
+    /// Packets received.
+    pub rx_packets: u64,
+    /// Bytes received.
+    pub rx_bytes: u64,
+    /// Packets the port dropped on receive (no buffer, ring full).
+    pub rx_dropped: u64,
+    /// Packets sent.
+    pub tx_packets: u64,
+    /// Bytes sent.
+    pub tx_bytes: u64,
+    /// Packets the port could not send (ring full, link down).
+    pub tx_dropped: u64,
+}
+
+/// Live counters for a port implementation: relaxed atomics updated once per burst.
+#[derive(Debug, Default)]
+pub struct PortCounters {
+    rx_packets: AtomicU64,
+    rx_bytes: AtomicU64,
+    rx_dropped: AtomicU64,
+    tx_packets: AtomicU64,
+    tx_bytes: AtomicU64,
+    tx_dropped: AtomicU64,
+}
+
+impl PortCounters {
+    /// Records a received burst.
+    pub fn rx(&self, packets: u64, bytes: u64) {
+        self.rx_packets.fetch_add(packets, Ordering::Relaxed);
+        self.rx_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Records receive drops.
+    pub fn rx_dropped(&self, packets: u64) {
+        self.rx_dropped.fetch_add(packets, Ordering::Relaxed);
+    }
+
+    /// Records a sent burst.
+    pub fn tx(&self, packets: u64, bytes: u64) {
+        self.tx_packets.fetch_add(packets, Ordering::Relaxed);
+        self.tx_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Records transmit drops.
+    pub fn tx_dropped(&self, packets: u64) {
+        self.tx_dropped.fetch_add(packets, Ordering::Relaxed);
+    }
+
+    /// A snapshot of the counters.
+    pub fn read(&self) -> PortStats {
+        PortStats {
+            rx_packets: self.rx_packets.load(Ordering::Relaxed),
+            rx_bytes: self.rx_bytes.load(Ordering::Relaxed),
+            rx_dropped: self.rx_dropped.load(Ordering::Relaxed),
+            tx_packets: self.tx_packets.load(Ordering::Relaxed),
+            tx_bytes: self.tx_bytes.load(Ordering::Relaxed),
+            tx_dropped: self.tx_dropped.load(Ordering::Relaxed),
+        }
+    }
+}
