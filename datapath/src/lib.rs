@@ -17,4 +17,5 @@ pub mod l2;
 pub mod meter;
 pub mod packet;
 pub mod port;
+pub mod stats;
 pub mod types;

@@ -1,5 +1,7 @@
 //! Flow keys and their extraction from packets.
 
+pub mod extract;
 pub mod key;
 
-pub use key::{Field, FieldRange, FlowKey, FlowMask, KEY_WORDS, PKT_WORDS, hash_words};
+pub use extract::{Layout, extract};
+pub use key::{FRAG_ANY, FRAG_LATER, Field, FieldRange, FlowKey, FlowMask, KEY_WORDS, PKT_WORDS, VLAN_CFI, hash_words};

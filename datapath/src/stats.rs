@@ -1,0 +1,203 @@
+//! Counters: drop reasons and per-poll-thread statistics.
+//!
+//! What: every packet the datapath drops is counted under exactly one [`DropReason`]. Each
+//! poll thread owns its counters ([`PmdCounters`]); it is their only writer, so it publishes
+//! with plain relaxed stores (no locked read-modify-write), and readers (the daemon) sum
+//! across threads.
+//!
+//! Thread-safety: `PmdCounters` is written by one thread and read by any.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Why a packet was dropped. Each reason has its own counter, named by [`DropReason::name`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum DropReason {
+    /// Shorter than an Ethernet header.
+    RuntFrame,
+    /// A VLAN tag was cut short.
+    TruncatedVlan,
+    /// More than two VLAN tags.
+    VlanTooDeep,
+    /// ARP packet too short or not Ethernet/IPv4 ARP.
+    BadArp,
+    /// IPv4 header too short, wrong version or IHL below 5.
+    BadIpv4Header,
+    /// IPv4 total length disagrees with the frame.
+    BadIpv4Length,
+    /// IPv6 header too short or payload length past the frame.
+    BadIpv6Header,
+    /// An IPv6 extension header chain that is truncated or too long.
+    BadIpv6ExtHeader,
+    /// TCP/UDP/ICMP header cut short, or a TCP data offset below 5.
+    BadL4Header,
+    /// No flow matched in a table (OpenFlow table miss without a miss flow).
+    TableMiss,
+    /// The matching flow's actions send the packet nowhere.
+    FlowDrop,
+    /// TTL or hop limit would have reached zero on `dec_ttl`.
+    TtlExceeded,
+    /// A meter band dropped the packet.
+    Meter,
+    /// A flow referred to a meter that does not exist.
+    NoSuchMeter,
+    /// A flow referred to a group that does not exist or has no live bucket.
+    NoSuchGroup,
+    /// Output to a port that does not exist.
+    NoSuchPort,
+    /// `normal`: VLAN not allowed on the ingress port (or a tagged frame on an access port).
+    VlanNotAllowed,
+    /// `normal`: the destination was learned on the ingress port.
+    NormalSamePort,
+    /// No free buffer to copy a packet for a second output.
+    NoBuffer,
+    /// Not enough headroom to push a header.
+    NoHeadroom,
+    /// The slow path's per-burst budget was spent.
+    SlowPathBudget,
+    /// The packet-in queue to the controller was full.
+    PacketInQueueFull,
+    /// A set-field could not be applied to this packet (field absent from it).
+    SetFieldMismatch,
+}
+
+impl DropReason {
+    /// Number of reasons.
+    pub const COUNT: usize = 23;
+
+    /// Every reason, in counter order.
+    pub const ALL: [DropReason; Self::COUNT] = [
+        DropReason::RuntFrame,
+        DropReason::TruncatedVlan,
+        DropReason::VlanTooDeep,
+        DropReason::BadArp,
+        DropReason::BadIpv4Header,
+        DropReason::BadIpv4Length,
+        DropReason::BadIpv6Header,
+        DropReason::BadIpv6ExtHeader,
+        DropReason::BadL4Header,
+        DropReason::TableMiss,
+        DropReason::FlowDrop,
+        DropReason::TtlExceeded,
+        DropReason::Meter,
+        DropReason::NoSuchMeter,
+        DropReason::NoSuchGroup,
+        DropReason::NoSuchPort,
+        DropReason::VlanNotAllowed,
+        DropReason::NormalSamePort,
+        DropReason::NoBuffer,
+        DropReason::NoHeadroom,
+        DropReason::SlowPathBudget,
+        DropReason::PacketInQueueFull,
+        DropReason::SetFieldMismatch,
+    ];
+
+    /// The counter's name.
+    pub const fn name(self) -> &'static str {
+        match self {
+            DropReason::RuntFrame => "drop_runt_frame",
+            DropReason::TruncatedVlan => "drop_truncated_vlan",
+            DropReason::VlanTooDeep => "drop_vlan_too_deep",
+            DropReason::BadArp => "drop_bad_arp",
+            DropReason::BadIpv4Header => "drop_bad_ipv4_header",
+            DropReason::BadIpv4Length => "drop_bad_ipv4_length",
+            DropReason::BadIpv6Header => "drop_bad_ipv6_header",
+            DropReason::BadIpv6ExtHeader => "drop_bad_ipv6_ext_header",
+            DropReason::BadL4Header => "drop_bad_l4_header",
+            DropReason::TableMiss => "drop_table_miss",
+            DropReason::FlowDrop => "drop_flow_action",
+            DropReason::TtlExceeded => "drop_ttl_exceeded",
+            DropReason::Meter => "drop_meter",
+            DropReason::NoSuchMeter => "drop_no_such_meter",
+            DropReason::NoSuchGroup => "drop_no_such_group",
+            DropReason::NoSuchPort => "drop_no_such_port",
+            DropReason::VlanNotAllowed => "drop_vlan_not_allowed",
+            DropReason::NormalSamePort => "drop_normal_same_port",
+            DropReason::NoBuffer => "drop_no_buffer",
+            DropReason::NoHeadroom => "drop_no_headroom",
+            DropReason::SlowPathBudget => "drop_slow_path_budget",
+            DropReason::PacketInQueueFull => "drop_packet_in_queue_full",
+            DropReason::SetFieldMismatch => "drop_set_field_mismatch",
+        }
+    }
+}
+
+/// A counter with a single writer: updated with a plain load and store, read by anyone.
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    /// Adds `n`. Only the owning thread may call this.
+    #[inline]
+    pub fn add(&self, n: u64) {
+        self.0.store(self.0.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+    }
+
+    /// Current value.
+    #[inline]
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// Resets to zero (owner only; `pmd-stats-clear` asks the owner).
+    pub fn clear(&self) {
+        self.0.store(0, Ordering::Relaxed);
+    }
+}
+
+/// One poll thread's counters.
+#[derive(Debug, Default)]
+pub struct PmdCounters {
+    /// Packets received from ports.
+    pub rx_packets: Counter,
+    /// Packets that hit the exact-match cache.
+    pub emc_hit: Counter,
+    /// Packets that missed the exact-match cache and hit the megaflow cache.
+    pub megaflow_hit: Counter,
+    /// Packets that went through the slow path (OpenFlow tables).
+    pub slow_path: Counter,
+    /// Megaflows installed.
+    pub megaflow_installed: Counter,
+    /// Megaflows not installed because the cache was full.
+    pub megaflow_full: Counter,
+    /// Megaflows removed by invalidation or idle expiry.
+    pub megaflow_removed: Counter,
+    /// Whole-cache flushes (port, group or meter changes; missed change history).
+    pub cache_flush: Counter,
+    /// Packets handed to ports for transmission.
+    pub tx_packets: Counter,
+    /// Drops, indexed by `DropReason as usize`.
+    pub drops: [Counter; DropReason::COUNT],
+}
+
+impl PmdCounters {
+    /// Counts `n` drops for `reason`.
+    #[inline]
+    pub fn drop(&self, reason: DropReason, n: u64) {
+        self.drops[reason as usize].add(n);
+    }
+
+    /// Drops counted for `reason`.
+    pub fn drops_for(&self, reason: DropReason) -> u64 {
+        self.drops[reason as usize].get()
+    }
+
+    /// Total drops for every reason.
+    pub fn total_drops(&self) -> u64 {
+        self.drops.iter().map(Counter::get).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_are_indexed_in_order_with_unique_names() {
+        let mut names = std::collections::HashSet::new();
+        for (i, r) in DropReason::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i);
+            assert!(names.insert(r.name()));
+        }
+    }
+}
