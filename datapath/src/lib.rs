@@ -10,6 +10,7 @@
 //! its API into the plain types here.
 
 pub mod actions;
+pub mod cache;
 pub mod classifier;
 pub mod flow;
 pub mod group;

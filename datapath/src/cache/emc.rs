@@ -1,0 +1,78 @@
+//! The exact-match cache: a direct-mapped, two-way table from full packet key to megaflow.
+
+use super::megaflow::FlowRef;
+use crate::flow::{FlowKey, PKT_WORDS};
+
+/// Default number of entries (a power of two).
+pub const EMC_ENTRIES: usize = 8192;
+
+#[derive(Clone, Copy)]
+struct Entry {
+    key: [u64; PKT_WORDS],
+    flow: FlowRef,
+}
+
+const EMPTY: Entry = Entry { key: [0; PKT_WORDS], flow: FlowRef::NONE };
+
+/// Exact-match cache.
+pub struct Emc {
+    entries: Box<[Entry]>,
+    mask: usize,
+}
+
+impl std::fmt::Debug for Emc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Emc").field("entries", &self.entries.len()).finish()
+    }
+}
+
+impl Emc {
+    /// A cache of `entries` slots (rounded up to a power of two, at least 2).
+    pub fn new(entries: usize) -> Emc {
+        let n = entries.max(2).next_power_of_two();
+        Emc { entries: vec![EMPTY; n].into_boxed_slice(), mask: n - 1 }
+    }
+
+    #[inline(always)]
+    fn slots(&self, hash: u64) -> (usize, usize) {
+        let a = hash as usize & self.mask;
+        let b = (hash >> 32) as usize & self.mask;
+        (a, b)
+    }
+
+    /// The megaflow cached for exactly this packet key, if any. The caller checks the
+    /// reference is still live ([`super::MegaflowCache::get`]).
+    #[inline]
+    pub fn lookup(&self, key: &FlowKey, hash: u64) -> FlowRef {
+        let (a, b) = self.slots(hash);
+        let pk = &key.w[..PKT_WORDS];
+        let ea = &self.entries[a];
+        if ea.key == *pk {
+            return ea.flow;
+        }
+        let eb = &self.entries[b];
+        if eb.key == *pk {
+            return eb.flow;
+        }
+        FlowRef::NONE
+    }
+
+    /// Caches `flow` for this exact key, replacing the stale or the second way's entry.
+    #[inline]
+    pub fn insert(&mut self, key: &FlowKey, hash: u64, flow: FlowRef, live: impl Fn(FlowRef) -> bool) {
+        let (a, b) = self.slots(hash);
+        let slot = if !live(self.entries[a].flow) || self.entries[a].key == key.w[..PKT_WORDS] {
+            a
+        } else {
+            b
+        };
+        let e = &mut self.entries[slot];
+        e.key.copy_from_slice(&key.w[..PKT_WORDS]);
+        e.flow = flow;
+    }
+
+    /// Forgets everything.
+    pub fn clear(&mut self) {
+        self.entries.fill(EMPTY);
+    }
+}
