@@ -8,6 +8,8 @@
 //!
 //! Thread-safety: the types are immutable once built and shared between threads by `Arc`.
 
+pub mod rewrite;
+
 use std::sync::Arc;
 
 use crate::flow::Field;
