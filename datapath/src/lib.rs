@@ -20,3 +20,4 @@ pub mod packet;
 pub mod port;
 pub mod stats;
 pub mod types;
+pub mod pipeline;

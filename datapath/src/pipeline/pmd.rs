@@ -1,0 +1,665 @@
+//! One poll thread's packet processing: caches, the burst loop, action execution.
+//!
+//! What: [`Pmd::poll_once`] polls every port once; each received burst goes through
+//! [`Pmd::process_burst`]: extract keys, look up EMC → megaflow → slow path (bounded per
+//! burst), group packets by flow, run each group's operations once over its sub-batch, and
+//! stage outputs per port so each port transmits one burst.
+//!
+//! Thread-safety: a `Pmd` is owned by one thread. It shares only the datapath's snapshot
+//! (loaded once per poll), the MAC table (lock-free), meters (atomics, once per group) and
+//! flow counters (relaxed atomics, once per group).
+
+use std::sync::Arc;
+use std::sync::mpsc::TrySendError;
+
+use arrayvec::ArrayVec;
+
+use super::xlate::{DpAction, Translation, translate};
+use super::{PacketIn, Shared, Snapshot};
+use crate::actions::rewrite;
+use crate::cache::{Emc, FlowRef, MegaflowCache};
+use crate::flow::{Field, FlowKey, Layout, PKT_WORDS, VLAN_CFI, extract, hash_words};
+use crate::l2::{egress_tag, ingress_vlan};
+use crate::meter::MeterVerdict;
+use crate::packet::{BufPool, PacketBuf};
+use crate::port::{BURST, Batch};
+use crate::stats::{DropReason, PmdCounters};
+use crate::types::{MacAddr, PortNo, VlanId};
+
+/// Deepest chain of groups followed before the packet is dropped.
+const MAX_GROUP_DEPTH: u8 = 4;
+/// Megaflow housekeeping period.
+const SWEEP_PERIOD_NS: u64 = 100_000_000;
+/// Megaflows idle for this many sweep periods are removed (10 s).
+const MEGAFLOW_IDLE_SWEEPS: u64 = 100;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Src {
+    Mf(FlowRef),
+    Local(u8),
+}
+
+/// Output staging: one batch per port slot, flushed when full and at the end of a burst.
+struct TxStage {
+    batches: Vec<Batch>,
+    dirty: Vec<u16>,
+}
+
+/// Everything action execution needs, borrowed from the `Pmd` and the snapshot.
+struct Cx<'a> {
+    snap: &'a Snapshot,
+    shared: &'a Shared,
+    pool: &'a mut BufPool,
+    tx: &'a mut TxStage,
+    counters: &'a PmdCounters,
+    in_slot: usize,
+    in_port: PortNo,
+    now_ns: u64,
+    now_s: u32,
+    sent: u32,
+}
+
+/// One poll thread's state.
+pub struct Pmd {
+    shared: Arc<Shared>,
+    emc: Emc,
+    emc_enabled: bool,
+    mf: MegaflowCache<Arc<Translation>>,
+    pool: BufPool,
+    counters: Arc<PmdCounters>,
+    pipeline_version: u64,
+    tx: TxStage,
+    last_sweep_ns: u64,
+    polls: u64,
+    rx: Batch,
+}
+
+impl std::fmt::Debug for Pmd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pmd").field("megaflows", &self.mf.len()).field("pipeline_version", &self.pipeline_version).finish()
+    }
+}
+
+impl Pmd {
+    pub(crate) fn new(shared: Arc<Shared>) -> Pmd {
+        let cfg = &shared.config;
+        Pmd {
+            emc: Emc::new(cfg.emc_entries.max(2)),
+            emc_enabled: cfg.emc_entries > 0,
+            mf: MegaflowCache::new(cfg.megaflow_capacity),
+            pool: BufPool::new(cfg.pool_buffers),
+            counters: Arc::new(PmdCounters::default()),
+            pipeline_version: 0,
+            tx: TxStage { batches: Vec::new(), dirty: Vec::new() },
+            last_sweep_ns: 0,
+            polls: 0,
+            rx: Batch::new(),
+            shared,
+        }
+    }
+
+    /// This thread's counters (shared with readers).
+    pub fn counters(&self) -> Arc<PmdCounters> {
+        Arc::clone(&self.counters)
+    }
+
+    /// Megaflows cached.
+    pub fn megaflow_count(&self) -> usize {
+        self.mf.len()
+    }
+
+    /// Distinct megaflow masks.
+    pub fn megaflow_masks(&self) -> usize {
+        self.mf.n_masks()
+    }
+
+    /// Polls every port's first rx queue once and processes what arrived. Returns the
+    /// number of packets received.
+    pub fn poll_once(&mut self) -> usize {
+        let snap = self.shared.snap.load_full();
+        self.sync(&snap);
+        let mut total = 0;
+        for slot in 0..snap.ports.len() {
+            let mut rx = std::mem::take(&mut self.rx);
+            let n = snap.ports[slot].port.rx_burst(0, &mut rx, &mut self.pool);
+            if n > 0 {
+                total += n;
+                self.process_burst(&snap, slot, &mut rx);
+            }
+            self.rx = rx;
+        }
+        self.polls += 1;
+        if self.polls % 1024 == 0 {
+            self.housekeeping();
+        }
+        total
+    }
+
+    /// Polls until every port's rx ring is empty (tests and benchmarks).
+    pub fn poll_until_idle(&mut self) -> usize {
+        let mut total = 0;
+        loop {
+            let n = self.poll_once();
+            if n == 0 {
+                return total;
+            }
+            total += n;
+        }
+    }
+
+    #[cold]
+    fn housekeeping(&mut self) {
+        let now = self.shared.now_ns();
+        if now.saturating_sub(self.last_sweep_ns) >= SWEEP_PERIOD_NS {
+            self.last_sweep_ns = now;
+            let removed = self.mf.sweep(MEGAFLOW_IDLE_SWEEPS);
+            self.counters.megaflow_removed.add(removed as u64);
+        }
+    }
+
+    /// Brings the caches in line with the snapshot's pipeline version.
+    fn sync(&mut self, snap: &Snapshot) {
+        let v = snap.pipeline.version();
+        if v != self.pipeline_version {
+            self.sync_slow(snap, v);
+        }
+    }
+
+    #[cold]
+    fn sync_slow(&mut self, snap: &Snapshot, v: u64) {
+        let touched: Option<Vec<_>> = snap.changes_since(self.pipeline_version).map(|it| it.flat_map(|cs| cs.touched()).collect());
+        match touched {
+            Some(touched) => {
+                let removed = self.mf.remove_if(|mk, mm, t| {
+                    touched.iter().any(|(table, rk, rm)| {
+                        t.visited(*table) && (t.rewritten || (0..PKT_WORDS).all(|i| (mk.w[i] ^ rk.w[i]) & mm.w[i] & rm.w[i] == 0))
+                    })
+                });
+                self.counters.megaflow_removed.add(removed as u64);
+            }
+            None => {
+                self.mf.clear();
+                self.counters.cache_flush.add(1);
+            }
+        }
+        self.pipeline_version = v;
+    }
+
+    /// Processes one received burst from the port in `in_slot` of `snap`.
+    pub fn process_burst(&mut self, snap: &Snapshot, in_slot: usize, batch: &mut Batch) {
+        let n = batch.len();
+        if n == 0 {
+            return;
+        }
+        let in_port = snap.ports[in_slot].no;
+        let mut pkts: [Option<PacketBuf>; BURST] = [const { None }; BURST];
+        for (i, b) in batch.drain(..).enumerate() {
+            pkts[i] = Some(b);
+        }
+        let mut keys = [FlowKey::ZERO; BURST];
+        let mut lays = [Layout::default(); BURST];
+        let mut srcs: [Option<Src>; BURST] = [None; BURST];
+        let mut local: ArrayVec<Arc<Translation>, BURST> = ArrayVec::new();
+        let (mut emc_hit, mut mf_hit, mut upcalls) = (0u64, 0u64, 0usize);
+
+        for i in 0..n {
+            let Some(p) = pkts[i].as_ref() else { continue };
+            match extract(p.data(), in_port, &mut keys[i]) {
+                Ok(l) => lays[i] = l,
+                Err(r) => {
+                    self.counters.drop(r, 1);
+                    if let Some(p) = pkts[i].take() {
+                        self.pool.put(p);
+                    }
+                    continue;
+                }
+            }
+            let key = &keys[i];
+            let h = hash_words(&key.w[..PKT_WORDS], 0);
+            if self.emc_enabled {
+                let r = self.emc.lookup(key, h);
+                if !r.is_none() && self.mf.is_live(r) {
+                    emc_hit += 1;
+                    srcs[i] = Some(Src::Mf(r));
+                    continue;
+                }
+            }
+            let r = self.mf.lookup(key);
+            if !r.is_none() {
+                mf_hit += 1;
+                if self.emc_enabled {
+                    let mf = &self.mf;
+                    self.emc.insert(key, h, r, |f| mf.is_live(f));
+                }
+                srcs[i] = Some(Src::Mf(r));
+                continue;
+            }
+            if upcalls >= self.shared.config.slow_path_budget {
+                self.counters.drop(DropReason::SlowPathBudget, 1);
+                if let Some(p) = pkts[i].take() {
+                    self.pool.put(p);
+                }
+                continue;
+            }
+            upcalls += 1;
+            srcs[i] = Some(self.miss(snap, key, h, &mut local));
+        }
+        self.counters.rx_packets.add(n as u64);
+        self.counters.emc_hit.add(emc_hit);
+        self.counters.megaflow_hit.add(mf_hit);
+        self.counters.slow_path.add(upcalls as u64);
+
+        // Group packets by flow, keeping arrival order inside each group.
+        let mut groups: ArrayVec<(Src, ArrayVec<u8, BURST>), BURST> = ArrayVec::new();
+        for (i, s) in srcs.iter().enumerate().take(n) {
+            let Some(s) = *s else { continue };
+            match groups.iter_mut().rev().find(|(g, _)| *g == s) {
+                Some((_, members)) => members.push(i as u8),
+                None => {
+                    let mut m = ArrayVec::new();
+                    m.push(i as u8);
+                    groups.push((s, m));
+                }
+            }
+        }
+
+        let now_ns = self.shared.now_ns();
+        self.ensure_tx(snap.ports.len());
+        let mut cx = Cx {
+            snap,
+            shared: &self.shared,
+            pool: &mut self.pool,
+            tx: &mut self.tx,
+            counters: &self.counters,
+            in_slot,
+            in_port,
+            now_ns,
+            now_s: (now_ns / 1_000_000_000) as u32,
+            sent: 0,
+        };
+        for (src, members) in &groups {
+            let t: &Translation = match *src {
+                Src::Mf(r) => match self.mf.get(r) {
+                    Some(t) => t,
+                    None => continue,
+                },
+                Src::Local(j) => &local[j as usize],
+            };
+            let bytes: u64 = members.iter().filter_map(|&m| pkts[m as usize].as_ref()).map(|p| p.len() as u64).sum();
+            for rule in t.rules.iter() {
+                rule.stats.record(members.len() as u64, bytes, now_ns);
+            }
+            cx.sent = 0;
+            run(t, &mut cx, &mut pkts, &mut keys, &mut lays, members, 0);
+        }
+        // Anything left was not consumed by an output: return buffers.
+        for p in pkts.iter_mut().take(n) {
+            if let Some(p) = p.take() {
+                cx.pool.put(p);
+            }
+        }
+        flush(&mut cx);
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn miss(&mut self, snap: &Snapshot, key: &FlowKey, h: u64, local: &mut ArrayVec<Arc<Translation>, BURST>) -> Src {
+        let (t, wc) = translate(&snap.pipeline, key);
+        let t = Arc::new(t);
+        match self.mf.insert(key, &wc, Arc::clone(&t)) {
+            Some(r) => {
+                self.counters.megaflow_installed.add(1);
+                if self.emc_enabled {
+                    let mf = &self.mf;
+                    self.emc.insert(key, h, r, |f| mf.is_live(f));
+                }
+                Src::Mf(r)
+            }
+            None => {
+                self.counters.megaflow_full.add(1);
+                local.push(t);
+                Src::Local((local.len() - 1) as u8)
+            }
+        }
+    }
+
+    fn ensure_tx(&mut self, ports: usize) {
+        if self.tx.batches.len() < ports {
+            self.tx.batches.resize_with(ports, Batch::new);
+        }
+    }
+}
+
+#[inline]
+fn bit(m: u8) -> u32 {
+    1u32 << (m as u32 & 31)
+}
+
+/// Drops packet `m` for `reason`.
+#[inline]
+fn drop_pkt(cx: &mut Cx<'_>, pkts: &mut [Option<PacketBuf>], m: usize, reason: DropReason) {
+    if let Some(p) = pkts[m].take() {
+        cx.counters.drop(reason, 1);
+        cx.pool.put(p);
+    }
+}
+
+/// Stages packet `m` for the port in `slot`: moved when `take`, else copied.
+#[inline]
+fn emit(cx: &mut Cx<'_>, pkts: &mut [Option<PacketBuf>], m: usize, slot: usize, take: bool) {
+    let b = if take {
+        match pkts[m].take() {
+            Some(b) => b,
+            None => return,
+        }
+    } else {
+        let Some(src) = pkts[m].as_ref() else { return };
+        let Some(mut b) = cx.pool.get() else {
+            cx.counters.drop(DropReason::NoBuffer, 1);
+            return;
+        };
+        b.copy_from(src);
+        b
+    };
+    cx.sent |= bit(m as u8);
+    stage(cx, slot, b);
+}
+
+#[inline]
+fn stage(cx: &mut Cx<'_>, slot: usize, b: PacketBuf) {
+    let batch = &mut cx.tx.batches[slot];
+    if batch.is_empty() {
+        cx.tx.dirty.push(slot as u16);
+    }
+    batch.push(b);
+    if batch.is_full() {
+        let n = batch.len() as u64;
+        cx.snap.ports[slot].port.tx_burst(batch, cx.pool);
+        cx.counters.tx_packets.add(n);
+        // Still listed as dirty; an empty batch flushes as a no-op.
+    }
+}
+
+fn flush(cx: &mut Cx<'_>) {
+    while let Some(slot) = cx.tx.dirty.pop() {
+        let batch = &mut cx.tx.batches[slot as usize];
+        if !batch.is_empty() {
+            let n = batch.len() as u64;
+            cx.snap.ports[slot as usize].port.tx_burst(batch, cx.pool);
+            cx.counters.tx_packets.add(n);
+        }
+    }
+}
+
+/// Runs a translation over the packets `members` of `pkts`.
+fn run(t: &Translation, cx: &mut Cx<'_>, pkts: &mut [Option<PacketBuf>], keys: &mut [FlowKey], lays: &mut [Layout], members: &[u8], depth: u8) {
+    for (i, op) in t.ops.iter().enumerate() {
+        let take = i == t.last_emit;
+        match *op {
+            DpAction::Output(port) => match cx.snap.slot(port) {
+                Some(slot) if slot != cx.in_slot => {
+                    for &m in members {
+                        emit(cx, pkts, m as usize, slot, take);
+                    }
+                }
+                Some(_) => {}
+                None => {
+                    for &m in members {
+                        drop_pkt(cx, pkts, m as usize, DropReason::NoSuchPort);
+                    }
+                }
+            },
+            DpAction::InPort => {
+                for &m in members {
+                    emit(cx, pkts, m as usize, cx.in_slot, take);
+                }
+            }
+            DpAction::Flood | DpAction::All => {
+                let all = matches!(op, DpAction::All);
+                let eligible = |s: usize, cx: &Cx<'_>| s != cx.in_slot && (all || cx.snap.ports[s].flood);
+                let last = (0..cx.snap.ports.len()).rev().find(|&s| eligible(s, cx));
+                if let Some(last) = last {
+                    for s in 0..=last {
+                        if eligible(s, cx) {
+                            for &m in members {
+                                emit(cx, pkts, m as usize, s, take && s == last);
+                            }
+                        }
+                    }
+                }
+            }
+            DpAction::Normal => {
+                for &m in members {
+                    normal(cx, pkts, keys, lays, m as usize, take);
+                }
+            }
+            DpAction::Controller { reason, table, cookie, max_len } => {
+                for &m in members {
+                    let m = m as usize;
+                    let Some(p) = pkts[m].as_ref() else { continue };
+                    let len = p.len().min(max_len as usize);
+                    let pi = PacketIn { in_port: cx.in_port, reason, table, cookie, key: keys[m], total_len: p.len(), data: p.data()[..len].to_vec() };
+                    match cx.shared.packet_in.try_send(pi) {
+                        Ok(()) => cx.sent |= bit(m as u8),
+                        Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                            cx.counters.drop(DropReason::PacketInQueueFull, 1);
+                        }
+                    }
+                    if take && let Some(p) = pkts[m].take() {
+                        cx.pool.put(p);
+                    }
+                }
+            }
+            DpAction::SetField(field, value) => {
+                for &m in members {
+                    let m = m as usize;
+                    if let Some(p) = pkts[m].as_mut() {
+                        rewrite::set_field(p, &mut keys[m], &lays[m], field, value);
+                    }
+                }
+            }
+            DpAction::PushVlan(tpid) => {
+                for &m in members {
+                    let m = m as usize;
+                    if let Some(p) = pkts[m].as_mut()
+                        && let Err(r) = rewrite::push_vlan(p, &mut keys[m], &mut lays[m], tpid)
+                    {
+                        drop_pkt(cx, pkts, m, r);
+                    }
+                }
+            }
+            DpAction::PopVlan => {
+                for &m in members {
+                    let m = m as usize;
+                    if let Some(p) = pkts[m].as_mut() {
+                        rewrite::pop_vlan(p, &mut keys[m], &mut lays[m]);
+                    }
+                }
+            }
+            DpAction::DecTtl => {
+                for &m in members {
+                    let m = m as usize;
+                    if let Some(p) = pkts[m].as_mut()
+                        && let Err(r) = rewrite::dec_ttl(p, &mut keys[m], &lays[m])
+                    {
+                        drop_pkt(cx, pkts, m, r);
+                    }
+                }
+            }
+            DpAction::Meter(id) => meter(cx, pkts, keys, lays, members, id),
+            DpAction::Group(id) => group(cx, pkts, keys, lays, members, id, take, depth),
+        }
+    }
+    // Packets nothing sent anywhere are this translation's drops.
+    for &m in members {
+        if cx.sent & bit(m) == 0 && pkts[m as usize].is_some() {
+            cx.counters.drop(t.drop_reason, 1);
+            if let Some(p) = pkts[m as usize].take() {
+                cx.pool.put(p);
+            }
+        }
+    }
+}
+
+fn meter(cx: &mut Cx<'_>, pkts: &mut [Option<PacketBuf>], keys: &mut [FlowKey], lays: &mut [Layout], members: &[u8], id: crate::types::MeterId) {
+    let Some(meter) = cx.snap.meters.get(&id) else {
+        for &m in members {
+            drop_pkt(cx, pkts, m as usize, DropReason::NoSuchMeter);
+        }
+        return;
+    };
+    let mut lens: ArrayVec<u32, BURST> = ArrayVec::new();
+    let mut idx: ArrayVec<u8, BURST> = ArrayVec::new();
+    for &m in members {
+        if let Some(p) = pkts[m as usize].as_ref() {
+            lens.push(p.len() as u32);
+            idx.push(m);
+        }
+    }
+    let mut verdicts = [MeterVerdict::Pass; BURST];
+    meter.apply_batch(cx.now_ns, &lens, &mut verdicts[..lens.len()]);
+    for (k, &m) in idx.iter().enumerate() {
+        let m = m as usize;
+        match verdicts[k] {
+            MeterVerdict::Pass => {}
+            MeterVerdict::Drop => drop_pkt(cx, pkts, m, DropReason::Meter),
+            MeterVerdict::RemarkDscp(prec) => {
+                if let Some(p) = pkts[m].as_mut() {
+                    let tos = keys[m].get(Field::IpTos) as u8;
+                    let dscp = tos >> 2;
+                    // AF classes (AFxy, dscp = 8x + 2y): raise the drop precedence y.
+                    if dscp & 0x31 == 0 && dscp & 0x0e != 0 {
+                        let y = ((dscp >> 1) & 3).saturating_add(prec).min(3);
+                        let new = (dscp & !0x06) | (y << 1);
+                        rewrite::set_field(p, &mut keys[m], &lays[m], Field::IpTos, ((new << 2) | (tos & 3)) as u128);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn group(cx: &mut Cx<'_>, pkts: &mut [Option<PacketBuf>], keys: &mut [FlowKey], lays: &mut [Layout], members: &[u8], id: crate::types::GroupId, take: bool, depth: u8) {
+    let snap = cx.snap;
+    let Some(g) = snap.groups.get(&id).filter(|_| depth < MAX_GROUP_DEPTH) else {
+        for &m in members {
+            drop_pkt(cx, pkts, m as usize, DropReason::NoSuchGroup);
+        }
+        return;
+    };
+    let outer_sent = cx.sent;
+    for &m in members {
+        let m = m as usize;
+        if pkts[m].is_none() {
+            continue;
+        }
+        let chosen: ArrayVec<usize, 64> = match g.group.kind {
+            crate::group::GroupKind::All => (0..g.buckets.len().min(64)).collect(),
+            _ => {
+                let h = hash_words(&keys[m].w[1..9], 0x5e1e_c7);
+                g.group.select(h).into_iter().collect()
+            }
+        };
+        let Some(&last) = chosen.last() else {
+            drop_pkt(cx, pkts, m, DropReason::NoSuchGroup);
+            continue;
+        };
+        for &b in &chosen {
+            let mut one: [Option<PacketBuf>; 1] = [None];
+            if take && b == last {
+                one[0] = pkts[m].take();
+            } else if let Some(src) = pkts[m].as_ref() {
+                match cx.pool.get() {
+                    Some(mut c) => {
+                        c.copy_from(src);
+                        one[0] = Some(c);
+                    }
+                    None => {
+                        cx.counters.drop(DropReason::NoBuffer, 1);
+                        continue;
+                    }
+                }
+            }
+            let mut k = [keys[m]];
+            let mut l = [lays[m]];
+            cx.sent = 0;
+            run(&g.buckets[b], cx, &mut one, &mut k, &mut l, &[0], depth + 1);
+            if cx.sent & 1 != 0 {
+                cx.sent = outer_sent | bit(m as u8);
+            } else {
+                cx.sent = outer_sent;
+            }
+        }
+    }
+}
+
+/// The `normal` action for packet `m`: learn the source, then forward to the learned port or
+/// flood within the VLAN, fixing the tag for each egress port's VLAN mode.
+fn normal(cx: &mut Cx<'_>, pkts: &mut [Option<PacketBuf>], keys: &mut [FlowKey], lays: &mut [Layout], m: usize, take: bool) {
+    if pkts[m].is_none() {
+        return;
+    }
+    let key = &keys[m];
+    let tci = key.get(Field::VlanTci) as u16;
+    let tagged = (tci & VLAN_CFI != 0).then_some(VlanId(tci & 0x0fff));
+    let Some(vlan) = ingress_vlan(&cx.snap.ports[cx.in_slot].vlan, tagged) else {
+        drop_pkt(cx, pkts, m, DropReason::VlanNotAllowed);
+        return;
+    };
+    let src = MacAddr::from_u64(key.get(Field::EthSrc) as u64);
+    let dst = MacAddr::from_u64(key.get(Field::EthDst) as u64);
+    cx.shared.macs.learn(vlan, src, cx.in_port, cx.now_s);
+    if !dst.is_multicast()
+        && let Some(port) = cx.shared.macs.lookup(vlan, dst, cx.now_s)
+    {
+        match cx.snap.slot(port) {
+            Some(s) if s == cx.in_slot => drop_pkt(cx, pkts, m, DropReason::NormalSamePort),
+            Some(s) => normal_out(cx, pkts, keys, lays, m, s, vlan, tagged, take),
+            None => drop_pkt(cx, pkts, m, DropReason::NoSuchPort),
+        }
+        return;
+    }
+    let carries = |s: usize, cx: &Cx<'_>| s != cx.in_slot && cx.snap.ports[s].flood && egress_tag(&cx.snap.ports[s].vlan, vlan).is_some();
+    let Some(last) = (0..cx.snap.ports.len()).rev().find(|&s| carries(s, cx)) else { return };
+    for s in 0..=last {
+        if carries(s, cx) {
+            normal_out(cx, pkts, keys, lays, m, s, vlan, tagged, take && s == last);
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+#[inline]
+fn normal_out(cx: &mut Cx<'_>, pkts: &mut [Option<PacketBuf>], keys: &[FlowKey], lays: &[Layout], m: usize, slot: usize, vlan: VlanId, tagged: Option<VlanId>, take: bool) {
+    let Some(want) = egress_tag(&cx.snap.ports[slot].vlan, vlan) else { return };
+    if want == tagged {
+        emit(cx, pkts, m, slot, take);
+        return;
+    }
+    let mut b = if take {
+        match pkts[m].take() {
+            Some(b) => b,
+            None => return,
+        }
+    } else {
+        let Some(src) = pkts[m].as_ref() else { return };
+        let Some(mut b) = cx.pool.get() else {
+            cx.counters.drop(DropReason::NoBuffer, 1);
+            return;
+        };
+        b.copy_from(src);
+        b
+    };
+    let (mut k, mut l) = (keys[m], lays[m]);
+    match rewrite::retag(&mut b, &mut k, &mut l, want.map(|v| v.0)) {
+        Ok(()) => {
+            cx.sent |= bit(m as u8);
+            stage(cx, slot, b);
+        }
+        Err(r) => {
+            cx.counters.drop(r, 1);
+            cx.pool.put(b);
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! The slow path: walk the OpenFlow tables for one packet key and compile the result into
+//! a flat list of datapath operations, plus the mask of every field the walk consulted.
+//!
+//! What: [`translate`] follows OpenFlow 1.3 instruction order per table (meter,
+//! apply-actions, write-metadata, goto-table) over a working copy of the key, so later
+//! tables see earlier set-fields. The resulting [`Translation`] is what the megaflow cache
+//! stores; the mask it returns covers every subtable probed in every table visited, which
+//! makes the megaflow safe for every packet that agrees with the key on it (fields rewritten
+//! before a later lookup are unwildcarded on their ingress value: conservative, never wrong).
+//!
+//! Thread-safety: pure function over an immutable pipeline.
+
+use std::sync::Arc;
+
+use crate::actions::Action;
+use crate::classifier::{Pipeline, Rule};
+use crate::flow::{Field, FlowKey, FlowMask, VLAN_CFI};
+use crate::stats::DropReason;
+use crate::types::{GroupId, MeterId, PortNo, TableId};
+
+/// Why a packet goes to the controller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PacketInReason {
+    /// An explicit `controller` action.
+    Action,
+    /// `controller` inside a group bucket.
+    Group,
+}
+
+/// One compiled datapath operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DpAction {
+    /// Send to a port by number (resolved against the current ports per burst).
+    Output(PortNo),
+    /// Send back out of the ingress port.
+    InPort,
+    /// Every port with flooding enabled but the ingress one.
+    Flood,
+    /// Every port but the ingress one.
+    All,
+    /// L2 learning switch.
+    Normal,
+    /// Packet-in to the controller.
+    Controller {
+        /// Why.
+        reason: PacketInReason,
+        /// Table of the flow that sent it.
+        table: TableId,
+        /// Cookie of the flow that sent it.
+        cookie: u64,
+        /// Bytes of packet data to include.
+        max_len: u16,
+    },
+    /// Rewrite a field.
+    SetField(Field, u128),
+    /// Push a VLAN tag with this TPID.
+    PushVlan(u16),
+    /// Pop the outer VLAN tag.
+    PopVlan,
+    /// Decrement TTL / hop limit.
+    DecTtl,
+    /// Meter the packets.
+    Meter(MeterId),
+    /// Process through a group.
+    Group(GroupId),
+}
+
+impl DpAction {
+    /// True for operations that send the packet somewhere (and so may consume it).
+    pub fn emits(&self) -> bool {
+        matches!(
+            self,
+            DpAction::Output(_) | DpAction::InPort | DpAction::Flood | DpAction::All | DpAction::Normal | DpAction::Controller { .. } | DpAction::Group(_)
+        )
+    }
+
+    /// The datapath form of an OpenFlow action found in `table` of a flow with `cookie`.
+    pub fn from_action(a: &Action, table: TableId, cookie: u64, reason: PacketInReason) -> DpAction {
+        match *a {
+            Action::Output(p) => DpAction::Output(p),
+            Action::InPort => DpAction::InPort,
+            Action::Flood => DpAction::Flood,
+            Action::All => DpAction::All,
+            Action::Normal => DpAction::Normal,
+            Action::Controller { max_len } => DpAction::Controller { reason, table, cookie, max_len },
+            Action::SetField { field, value } => DpAction::SetField(field, value),
+            Action::PushVlan { tpid } => DpAction::PushVlan(tpid),
+            Action::PopVlan => DpAction::PopVlan,
+            Action::DecTtl => DpAction::DecTtl,
+            Action::Group(g) => DpAction::Group(g),
+        }
+    }
+}
+
+/// A compiled list of operations: what a megaflow stores.
+#[derive(Debug)]
+pub struct Translation {
+    /// The operations, in order.
+    pub ops: Box<[DpAction]>,
+    /// Index of the last operation that emits (it may consume the packet instead of copying
+    /// it); `usize::MAX` when nothing emits.
+    pub last_emit: usize,
+    /// The flows this translation went through, whose counters each packet updates.
+    pub rules: Box<[Arc<Rule>]>,
+    /// Tables visited (bitmap over 256 tables), for invalidation.
+    pub tables: [u64; 4],
+    /// True when a field was rewritten before a later table lookup.
+    pub rewritten: bool,
+    /// What to count when nothing emits: `TableMiss` or `FlowDrop`.
+    pub drop_reason: DropReason,
+}
+
+impl Translation {
+    /// True when `table` was visited.
+    pub fn visited(&self, table: TableId) -> bool {
+        self.tables[table.0 as usize / 64] & (1 << (table.0 % 64)) != 0
+    }
+
+    /// Builds a translation from a list of operations (for group buckets and tests).
+    pub fn from_ops(ops: Vec<DpAction>) -> Translation {
+        let last_emit = ops.iter().rposition(DpAction::emits).unwrap_or(usize::MAX);
+        Translation { ops: ops.into(), last_emit, rules: Box::new([]), tables: [0; 4], rewritten: false, drop_reason: DropReason::FlowDrop }
+    }
+}
+
+/// Walks the tables of `pipeline` for `key`. Returns the translation and the mask of the
+/// fields consulted.
+pub fn translate(pipeline: &Pipeline, key: &FlowKey) -> (Translation, FlowMask) {
+    let mut wc = FlowMask::ZERO;
+    let mut work = *key;
+    let mut ops = Vec::new();
+    let mut rules = Vec::new();
+    let mut tables = [0u64; 4];
+    let mut rewritten = false;
+    let mut table = TableId(0);
+    let mut drop_reason = DropReason::FlowDrop;
+    loop {
+        tables[table.0 as usize / 64] |= 1 << (table.0 % 64);
+        let Some(rule) = pipeline.table(table).lookup(&work, &mut wc) else {
+            drop_reason = DropReason::TableMiss;
+            break;
+        };
+        rules.push(Arc::clone(rule));
+        let ins = &rule.instructions;
+        if let Some(m) = ins.meter {
+            ops.push(DpAction::Meter(m));
+        }
+        for a in ins.apply.iter() {
+            match *a {
+                Action::SetField { field, value } => {
+                    work.set(field, value);
+                    rewritten = true;
+                }
+                Action::PushVlan { .. } => {
+                    let tci = work.get(Field::VlanTci);
+                    work.set(Field::VlanTci2, tci);
+                    work.set(Field::VlanTci, tci | VLAN_CFI as u128);
+                    rewritten = true;
+                }
+                Action::PopVlan => {
+                    work.set(Field::VlanTci, work.get(Field::VlanTci2));
+                    work.set(Field::VlanTci2, 0);
+                    rewritten = true;
+                }
+                _ => {}
+            }
+            ops.push(DpAction::from_action(a, table, rule.cookie, PacketInReason::Action));
+        }
+        if let Some((value, mask)) = ins.write_metadata {
+            let old = work.get(Field::Metadata) as u64;
+            work.set(Field::Metadata, ((old & !mask) | (value & mask)) as u128);
+        }
+        match ins.goto_table {
+            Some(next) if next > table && next.is_valid() => table = next,
+            _ => break,
+        }
+    }
+    let last_emit = ops.iter().rposition(DpAction::emits).unwrap_or(usize::MAX);
+    let t = Translation { ops: ops.into(), last_emit, rules: rules.into(), tables, rewritten, drop_reason };
+    (t, wc)
+}
