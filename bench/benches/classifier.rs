@@ -69,12 +69,18 @@ pub fn build(rules: usize, masks: usize, probes: usize) -> (Pipeline, Vec<FlowKe
         });
     }
     let (p, _) = Pipeline::new().apply(&mods, 0).expect("rules install");
-    let probes = (0..probes).map(|i| keys[(xorshift(&mut s) as usize + i) % rules]).collect();
+    let probes = (0..probes)
+        .map(|i| keys[(xorshift(&mut s) as usize + i) % rules])
+        .collect();
     (p, probes)
 }
 
 fn lookup(c: &mut Criterion) {
-    let rule_counts = if full_run() { vec![1_000, 100_000, 1_000_000] } else { vec![1_000] };
+    let rule_counts = if full_run() {
+        vec![1_000, 100_000, 1_000_000]
+    } else {
+        vec![1_000]
+    };
     let mut g = c.benchmark_group("classifier");
     g.sample_size(scale(30, 10));
     for &rules in &rule_counts {

@@ -7,7 +7,19 @@ use datapath::types::PortNo;
 use std::hint::black_box;
 
 fn extract_burst(c: &mut Criterion) {
-    let frames: Vec<Vec<u8>> = (0..32).map(|i| udp_frame(bench::mac(1), bench::mac(2), 0x0a00_0001 + i, 0x0a01_0001, 1000 + i as u16, 80, 60)).collect();
+    let frames: Vec<Vec<u8>> = (0..32)
+        .map(|i| {
+            udp_frame(
+                bench::mac(1),
+                bench::mac(2),
+                0x0a00_0001 + i,
+                0x0a01_0001,
+                1000 + i as u16,
+                80,
+                60,
+            )
+        })
+        .collect();
     let mut g = c.benchmark_group("parse");
     g.throughput(Throughput::Elements(32));
     g.bench_function("extract/udp4/64B,burst=32", |b| {

@@ -26,21 +26,36 @@ fn add(dp: &Datapath, priority: u16, key: FlowKey, mask: FlowMask, actions: Vec<
         send_flow_removed: false,
         instructions: Instructions::actions(actions),
     };
-    dp.flow_mods(&[FlowMod::Add { spec, check_overlap: false }]).expect("flow installs");
+    dp.flow_mods(&[FlowMod::Add {
+        spec,
+        check_overlap: false,
+    }])
+    .expect("flow installs");
 }
 
 fn bridge(config: DatapathConfig, n: u32) -> (Datapath, Vec<Arc<MemPort>>) {
     let (dp, _rx) = Datapath::new(config);
-    let ports: Vec<_> = (1..=n).map(|i| Arc::new(MemPort::new(format!("p{i}"), 8192))).collect();
+    let ports: Vec<_> = (1..=n)
+        .map(|i| Arc::new(MemPort::new(format!("p{i}"), 8192)))
+        .collect();
     for (i, p) in ports.iter().enumerate() {
-        let mode = VlanMode::Trunk { allowed: VlanSet::all(), native: Some(VlanId(0)) };
-        dp.add_port(PortNo(i as u32 + 1), p.clone() as Arc<dyn Port>, mode).expect("port");
+        let mode = VlanMode::Trunk {
+            allowed: VlanSet::all(),
+            native: Some(VlanId(0)),
+        };
+        dp.add_port(PortNo(i as u32 + 1), p.clone() as Arc<dyn Port>, mode)
+            .expect("port");
     }
     (dp, ports)
 }
 
 /// Warms the caches, then measures one poll per iteration with the buffers circulating.
-fn circulate(b: &mut criterion::Bencher<'_>, pmd: &mut Pmd, ports: &[Arc<MemPort>], back: impl Fn(&[Arc<MemPort>])) {
+fn circulate(
+    b: &mut criterion::Bencher<'_>,
+    pmd: &mut Pmd,
+    ports: &[Arc<MemPort>],
+    back: impl Fn(&[Arc<MemPort>]),
+) {
     for _ in 0..200 {
         pmd.poll_once();
         back(ports);
@@ -63,7 +78,9 @@ fn emc_hit(c: &mut Criterion) {
         add(&dp, 100, k, m, vec![Action::Output(PortNo(2))]);
         ports[0].inject(bench::udp_flows(flows, 1024, 60));
         let mut pmd = dp.new_pmd();
-        g.bench_function(format!("emc_hit/flows={flows},64B,burst=32"), |b| circulate(b, &mut pmd, &ports, |p| p[1].recycle_into(&p[0])));
+        g.bench_function(format!("emc_hit/flows={flows},64B,burst=32"), |b| {
+            circulate(b, &mut pmd, &ports, |p| p[1].recycle_into(&p[0]))
+        });
         let c = pmd.counters();
         assert_eq!(c.total_drops(), 0);
     }
@@ -74,7 +91,10 @@ fn megaflow_hit(c: &mut Criterion) {
     let mut g = c.benchmark_group("pipeline");
     g.throughput(Throughput::Elements(32));
     for masks in [1u32, 16] {
-        let cfg = DatapathConfig { emc_entries: 0, ..DatapathConfig::default() };
+        let cfg = DatapathConfig {
+            emc_entries: 0,
+            ..DatapathConfig::default()
+        };
         let (dp, ports) = bridge(cfg, 2);
         // Rule j matches UDP port 1000+j and a /(16+j) of the destination: traffic to rule j
         // probes the masks of rules 0..=j, so each rule yields a distinct megaflow mask.
@@ -91,11 +111,29 @@ fn megaflow_hit(c: &mut Criterion) {
             m.set(Field::Ipv4Dst, (u32::MAX << (16 - j.min(16))) as u128);
             add(&dp, 1000 - j as u16, k, m, vec![Action::Output(PortNo(2))]);
         }
-        let frames: Vec<_> = (0..1024u32).map(|i| udp_frame(mac(1), mac(2), 0x0a00_0000 | i, 0x0a01_0000, 5000, 1000 + (i % masks) as u16, 60)).collect();
+        let frames: Vec<_> = (0..1024u32)
+            .map(|i| {
+                udp_frame(
+                    mac(1),
+                    mac(2),
+                    0x0a00_0000 | i,
+                    0x0a01_0000,
+                    5000,
+                    1000 + (i % masks) as u16,
+                    60,
+                )
+            })
+            .collect();
         ports[0].inject(&frames);
         let mut pmd = dp.new_pmd();
-        g.bench_function(format!("megaflow_hit/masks={masks},64B,burst=32"), |b| circulate(b, &mut pmd, &ports, |p| p[1].recycle_into(&p[0])));
-        assert_eq!(pmd.megaflow_masks(), masks as usize, "one megaflow mask per rule");
+        g.bench_function(format!("megaflow_hit/masks={masks},64B,burst=32"), |b| {
+            circulate(b, &mut pmd, &ports, |p| p[1].recycle_into(&p[0]))
+        });
+        assert_eq!(
+            pmd.megaflow_masks(),
+            masks as usize,
+            "one megaflow mask per rule"
+        );
     }
     g.finish();
 }
@@ -109,8 +147,12 @@ fn l2_normal(c: &mut Criterion) {
     let mut pmd = dp.new_pmd();
     // Half the hosts on port 1, half on port 2; every host sends once so all are learned.
     let half = macs / 2;
-    let from1: Vec<_> = (0..half).map(|i| udp_frame(mac(i), mac(half + (i * 7919) % half), 1, 2, 1, 2, 60)).collect();
-    let from2: Vec<_> = (0..half).map(|i| udp_frame(mac(half + i), mac((i * 104_729) % half), 1, 2, 1, 2, 60)).collect();
+    let from1: Vec<_> = (0..half)
+        .map(|i| udp_frame(mac(i), mac(half + (i * 7919) % half), 1, 2, 1, 2, 60))
+        .collect();
+    let from2: Vec<_> = (0..half)
+        .map(|i| udp_frame(mac(half + i), mac((i * 104_729) % half), 1, 2, 1, 2, 60))
+        .collect();
     ports[0].inject(&from1);
     ports[1].inject(&from2);
     pmd.poll_until_idle();
@@ -118,7 +160,9 @@ fn l2_normal(c: &mut Criterion) {
     ports[1].drain();
     assert_eq!(dp.mac_table().len(), macs as usize);
     ports[0].inject(from1.iter().cycle().take(2048));
-    g.bench_function(format!("l2_normal/macs={macs},64B,burst=32"), |b| circulate(b, &mut pmd, &ports, |p| p[1].recycle_into(&p[0])));
+    g.bench_function(format!("l2_normal/macs={macs},64B,burst=32"), |b| {
+        circulate(b, &mut pmd, &ports, |p| p[1].recycle_into(&p[0]))
+    });
     assert_eq!(pmd.counters().total_drops(), 0);
     g.finish();
 }
@@ -138,16 +182,24 @@ fn slow_path(c: &mut Criterion) {
         m.set(Field::Ipv4Src, 0xffff_ffff);
         add(&dp, 100, k, m, vec![]);
     }
-    add(&dp, 1, FlowKey::ZERO, FlowKey::ZERO, vec![Action::Output(PortNo(2))]);
+    add(
+        &dp,
+        1,
+        FlowKey::ZERO,
+        FlowKey::ZERO,
+        vec![Action::Output(PortNo(2))],
+    );
     let mut next = 0u32;
     g.bench_function("slow_path/new_flows,64B", |b| {
         b.iter_batched(
             || {
                 // Every frame a new source address: a new megaflow each.
-                let frames: Vec<_> = (0..n).map(|_| {
-                    next = next.wrapping_add(1);
-                    udp_frame(mac(1), mac(2), 0x0a00_0000 ^ next, 0x0a01_0001, 1, 2, 60)
-                }).collect();
+                let frames: Vec<_> = (0..n)
+                    .map(|_| {
+                        next = next.wrapping_add(1);
+                        udp_frame(mac(1), mac(2), 0x0a00_0000 ^ next, 0x0a01_0001, 1, 2, 60)
+                    })
+                    .collect();
                 ports[0].inject(&frames);
                 ports[1].drain();
                 dp.new_pmd()

@@ -22,7 +22,11 @@ pub fn scale(full: usize, small: usize) -> usize {
 fn csum(data: &[u8]) -> u16 {
     let mut s: u32 = 0;
     for c in data.chunks(2) {
-        let w = if c.len() == 2 { u16::from_be_bytes([c[0], c[1]]) } else { u16::from_be_bytes([c[0], 0]) };
+        let w = if c.len() == 2 {
+            u16::from_be_bytes([c[0], c[1]])
+        } else {
+            u16::from_be_bytes([c[0], 0])
+        };
         s += w as u32;
     }
     while s > 0xffff {
@@ -32,7 +36,15 @@ fn csum(data: &[u8]) -> u16 {
 }
 
 /// An Ethernet/IPv4/UDP frame of `frame_size` bytes (at least 42).
-pub fn udp_frame(src_mac: [u8; 6], dst_mac: [u8; 6], src_ip: u32, dst_ip: u32, sport: u16, dport: u16, frame_size: usize) -> Vec<u8> {
+pub fn udp_frame(
+    src_mac: [u8; 6],
+    dst_mac: [u8; 6],
+    src_ip: u32,
+    dst_ip: u32,
+    sport: u16,
+    dport: u16,
+    frame_size: usize,
+) -> Vec<u8> {
     let size = frame_size.max(42);
     let mut f = vec![0u8; size];
     f[0..6].copy_from_slice(&dst_mac);
@@ -66,14 +78,25 @@ pub fn udp_flows(flows: u32, n: usize, size: usize) -> Vec<Vec<u8>> {
     (0..n)
         .map(|i| {
             let f = (i as u32) % flows.max(1);
-            udp_frame(mac(1), mac(2), 0x0a00_0000 | f, 0x0a01_0000 | f, 1024 + (f % 50000) as u16, 80, size)
+            udp_frame(
+                mac(1),
+                mac(2),
+                0x0a00_0000 | f,
+                0x0a01_0000 | f,
+                1024 + (f % 50000) as u16,
+                80,
+                size,
+            )
         })
         .collect()
 }
 
 /// Buffers holding `frames`, ready to be injected again and again.
 pub fn bufs(frames: &[Vec<u8>]) -> VecDeque<PacketBuf> {
-    frames.iter().filter_map(|f| PacketBuf::from_frame(f)).collect()
+    frames
+        .iter()
+        .filter_map(|f| PacketBuf::from_frame(f))
+        .collect()
 }
 
 #[cfg(test)]

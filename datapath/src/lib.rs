@@ -17,7 +17,7 @@ pub mod group;
 pub mod l2;
 pub mod meter;
 pub mod packet;
+pub mod pipeline;
 pub mod port;
 pub mod stats;
 pub mod types;
-pub mod pipeline;

@@ -130,7 +130,10 @@ impl Counter {
     /// Adds `n`. Only the owning thread may call this.
     #[inline]
     pub fn add(&self, n: u64) {
-        self.0.store(self.0.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+        self.0.store(
+            self.0.load(Ordering::Relaxed).wrapping_add(n),
+            Ordering::Relaxed,
+        );
     }
 
     /// Current value.
@@ -173,7 +176,7 @@ pub struct PmdCounters {
 impl PmdCounters {
     /// Counts `n` drops for `reason`.
     #[inline]
-    pub fn drop(&self, reason: DropReason, n: u64) {
+    pub fn count_drop(&self, reason: DropReason, n: u64) {
         self.drops[reason as usize].add(n);
     }
 

@@ -32,13 +32,22 @@ impl Bridge {
         let mut ports = Vec::new();
         for (i, m) in modes.iter().enumerate() {
             let p = Arc::new(MemPort::new(format!("p{}", i + 1), 4096));
-            let mode = m.clone().unwrap_or(VlanMode::Trunk { allowed: VlanSet::all(), native: Some(VlanId(0)) });
+            let mode = m.clone().unwrap_or(VlanMode::Trunk {
+                allowed: VlanSet::all(),
+                native: Some(VlanId(0)),
+            });
             dp.add_port(PortNo(i as u32 + 1), p.clone(), mode).unwrap();
             ports.push(p);
         }
         let pmd = dp.new_pmd();
         let counters = pmd.counters();
-        Bridge { dp, pmd, ports, counters, packet_in }
+        Bridge {
+            dp,
+            pmd,
+            ports,
+            counters,
+            packet_in,
+        }
     }
 
     fn port(&self, no: u32) -> &MemPort {
@@ -46,7 +55,12 @@ impl Bridge {
     }
 
     fn add(&self, table: u8, priority: u16, m: &[(Field, u128, u128)], ins: Instructions) {
-        self.dp.flow_mods(&[FlowMod::Add { spec: spec(table, priority, m, ins), check_overlap: false }]).unwrap();
+        self.dp
+            .flow_mods(&[FlowMod::Add {
+                spec: spec(table, priority, m, ins),
+                check_overlap: false,
+            }])
+            .unwrap();
     }
 
     fn send(&mut self, port: u32, frames: &[Vec<u8>]) {
@@ -63,7 +77,12 @@ impl Bridge {
     }
 }
 
-fn spec(table: u8, priority: u16, m: &[(Field, u128, u128)], instructions: Instructions) -> FlowSpec {
+fn spec(
+    table: u8,
+    priority: u16,
+    m: &[(Field, u128, u128)],
+    instructions: Instructions,
+) -> FlowSpec {
     let mut key = FlowKey::ZERO;
     let mut mask = FlowMask::ZERO;
     for &(f, v, msk) in m {
@@ -88,7 +107,12 @@ fn exact(f: Field, v: u128) -> (Field, u128, u128) {
 }
 
 fn out(ports: &[u32]) -> Instructions {
-    Instructions::actions(ports.iter().map(|&p| Action::Output(PortNo(p))).collect::<Vec<_>>())
+    Instructions::actions(
+        ports
+            .iter()
+            .map(|&p| Action::Output(PortNo(p)))
+            .collect::<Vec<_>>(),
+    )
 }
 
 fn udp(src: u8, dst: u8, sport: u16) -> Vec<u8> {
@@ -120,12 +144,18 @@ fn output_flow_at_every_burst_size() {
         let frames: Vec<_> = (0..n).map(|i| udp(1, 2, i as u16)).collect();
         br.send(1, &frames);
         let got = br.port(2).drain();
-        assert_eq!(got, frames, "burst size {n}: every frame, unchanged, in order");
+        assert_eq!(
+            got, frames,
+            "burst size {n}: every frame, unchanged, in order"
+        );
         let c = &br.counters;
         assert_eq!(c.rx_packets.get(), n as u64);
         assert_eq!(c.tx_packets.get(), n as u64);
         assert_eq!(c.total_drops(), 0);
-        assert_eq!(c.emc_hit.get() + c.megaflow_hit.get() + c.slow_path.get(), n as u64);
+        assert_eq!(
+            c.emc_hit.get() + c.megaflow_hit.get() + c.slow_path.get(),
+            n as u64
+        );
         assert_eq!(c.slow_path.get(), 1, "one flow, one upcall");
     }
 }
@@ -135,8 +165,26 @@ fn many_flows_at_burst_sizes_hit_caches_consistently() {
     for n in [1usize, 2, 31, 32, 33, 257] {
         let mut br = Bridge::new(3);
         // Even source ports to 2, odd to 3 (via a masked match on the low bit).
-        br.add(0, 10, &[exact(Field::EthType, 0x0800), exact(Field::IpProto, 17), (Field::TpSrc, 0, 1)], out(&[2]));
-        br.add(0, 10, &[exact(Field::EthType, 0x0800), exact(Field::IpProto, 17), (Field::TpSrc, 1, 1)], out(&[3]));
+        br.add(
+            0,
+            10,
+            &[
+                exact(Field::EthType, 0x0800),
+                exact(Field::IpProto, 17),
+                (Field::TpSrc, 0, 1),
+            ],
+            out(&[2]),
+        );
+        br.add(
+            0,
+            10,
+            &[
+                exact(Field::EthType, 0x0800),
+                exact(Field::IpProto, 17),
+                (Field::TpSrc, 1, 1),
+            ],
+            out(&[3]),
+        );
         let frames: Vec<_> = (0..n).map(|i| udp(1, 2, i as u16)).collect();
         // Twice: the second pass runs from the caches and must agree with the first.
         for _ in 0..2 {
@@ -146,14 +194,26 @@ fn many_flows_at_burst_sizes_hit_caches_consistently() {
             assert_eq!(br.port(2).drain(), even);
             assert_eq!(br.port(3).drain(), odd);
         }
-        assert!(br.counters.slow_path.get() <= 2, "two megaflows cover everything");
+        assert!(
+            br.counters.slow_path.get() <= 2,
+            "two megaflows cover everything"
+        );
     }
 }
 
 #[test]
 fn table_miss_and_flow_drop_are_counted() {
     let mut br = Bridge::new(2);
-    br.add(0, 100, &[exact(Field::TpSrc, 7), exact(Field::IpProto, 17), exact(Field::EthType, 0x0800)], Instructions::default());
+    br.add(
+        0,
+        100,
+        &[
+            exact(Field::TpSrc, 7),
+            exact(Field::IpProto, 17),
+            exact(Field::EthType, 0x0800),
+        ],
+        Instructions::default(),
+    );
     br.send(1, &[udp(1, 2, 7), udp(1, 2, 8), udp(1, 2, 8)]);
     assert_eq!(br.drops(DropReason::FlowDrop), 1);
     assert_eq!(br.drops(DropReason::TableMiss), 2);
@@ -169,7 +229,14 @@ fn malformed_frames_are_dropped_by_reason() {
     bad_ihl[14] = 0x43;
     let mut bad_len = good.clone();
     bad_len[16..18].copy_from_slice(&2000u16.to_be_bytes());
-    let mut frames = vec![vec![0u8; 0], vec![0u8; 13], bad_ihl, bad_len, good[..30].to_vec(), good[..40].to_vec()];
+    let mut frames = vec![
+        vec![0u8; 0],
+        vec![0u8; 13],
+        bad_ihl,
+        bad_len,
+        good[..30].to_vec(),
+        good[..40].to_vec(),
+    ];
     // Three VLAN tags.
     let mut deep = udp_vlan(1, 2, 5);
     deep.splice(12..12, [0x81, 0x00, 0x00, 0x06, 0x81, 0x00, 0x00, 0x07]);
@@ -184,7 +251,11 @@ fn malformed_frames_are_dropped_by_reason() {
     assert!(br.drops(DropReason::BadIpv4Header) >= 2);
     assert!(br.drops(DropReason::BadIpv4Length) >= 2);
     assert_eq!(br.drops(DropReason::VlanTooDeep), 1);
-    assert_eq!(br.counters.total_drops(), total, "every malformed frame counted exactly once");
+    assert_eq!(
+        br.counters.total_drops(),
+        total,
+        "every malformed frame counted exactly once"
+    );
     assert!(br.port(2).drain().is_empty());
 }
 
@@ -196,7 +267,11 @@ fn normal_learns_floods_then_forwards() {
     assert_eq!(br.port(2).drain().len(), 1, "unknown destination floods");
     assert_eq!(br.port(3).drain().len(), 1);
     br.send(2, &[udp(2, 1, 1)]);
-    assert_eq!(br.port(1).drain().len(), 1, "learned destination is unicast");
+    assert_eq!(
+        br.port(1).drain().len(),
+        1,
+        "learned destination is unicast"
+    );
     assert!(br.port(3).drain().is_empty());
     br.send(1, &[udp(1, 2, 1)]);
     assert_eq!(br.port(2).drain().len(), 1);
@@ -217,13 +292,24 @@ fn normal_respects_vlan_modes() {
     let mut allowed = VlanSet::default();
     allowed.insert(VlanId(10));
     allowed.insert(VlanId(20));
-    let trunk = Some(VlanMode::Trunk { allowed, native: None });
+    let trunk = Some(VlanMode::Trunk {
+        allowed,
+        native: None,
+    });
     let mut br = Bridge::with_modes(&[access10.clone(), access10, access20, trunk]);
     br.add(0, 0, &[], Instructions::actions(vec![Action::Normal]));
     br.send(1, &[udp(1, 9, 1)]);
-    assert_eq!(br.port(2).drain(), vec![udp(1, 9, 1)], "same access VLAN, untagged");
+    assert_eq!(
+        br.port(2).drain(),
+        vec![udp(1, 9, 1)],
+        "same access VLAN, untagged"
+    );
     assert!(br.port(3).drain().is_empty(), "other VLAN never sees it");
-    assert_eq!(br.port(4).drain(), vec![udp_vlan(1, 9, 10)], "trunk gets it tagged");
+    assert_eq!(
+        br.port(4).drain(),
+        vec![udp_vlan(1, 9, 10)],
+        "trunk gets it tagged"
+    );
     // Tagged frame from the trunk on VLAN 20 reaches only the VLAN 20 access port, untagged.
     br.send(4, &[udp_vlan(7, 8, 20)]);
     assert_eq!(br.port(3).drain(), vec![udp(7, 8, 1)]);
@@ -241,7 +327,12 @@ fn flow_changes_take_effect_on_the_next_burst() {
     br.send(1, &[udp(1, 2, 1)]);
     assert_eq!(br.port(2).drain().len(), 1);
     // Higher priority, overlapping: must override the cached megaflow.
-    br.add(0, 200, &[exact(Field::InPort, 1), exact(Field::EthType, 0x0800)], out(&[3]));
+    br.add(
+        0,
+        200,
+        &[exact(Field::InPort, 1), exact(Field::EthType, 0x0800)],
+        out(&[3]),
+    );
     br.send(1, &[udp(1, 2, 1)]);
     assert_eq!(br.port(3).drain().len(), 1);
     assert!(br.port(2).drain().is_empty());
@@ -250,8 +341,20 @@ fn flow_changes_take_effect_on_the_next_burst() {
         .flow_mods(&[FlowMod::Delete {
             table: Some(TableId(0)),
             strict: true,
-            key: spec(0, 200, &[exact(Field::InPort, 1), exact(Field::EthType, 0x0800)], Instructions::default()).key,
-            mask: spec(0, 200, &[exact(Field::InPort, 1), exact(Field::EthType, 0x0800)], Instructions::default()).mask,
+            key: spec(
+                0,
+                200,
+                &[exact(Field::InPort, 1), exact(Field::EthType, 0x0800)],
+                Instructions::default(),
+            )
+            .key,
+            mask: spec(
+                0,
+                200,
+                &[exact(Field::InPort, 1), exact(Field::EthType, 0x0800)],
+                Instructions::default(),
+            )
+            .mask,
             priority: 200,
             cookie: 0,
             cookie_mask: 0,
@@ -273,13 +376,29 @@ fn multi_table_set_field_and_goto() {
         10,
         &[exact(Field::EthType, 0x0800)],
         Instructions {
-            apply: vec![Action::SetField { field: Field::Ipv4Dst, value: 0x0a00_0063 }, Action::DecTtl].into(),
+            apply: vec![
+                Action::SetField {
+                    field: Field::Ipv4Dst,
+                    value: 0x0a00_0063,
+                },
+                Action::DecTtl,
+            ]
+            .into(),
             write_metadata: Some((7, 0xff)),
             goto_table: Some(TableId(1)),
             ..Instructions::default()
         },
     );
-    br.add(1, 10, &[exact(Field::EthType, 0x0800), exact(Field::Ipv4Dst, 0x0a00_0063), exact(Field::Metadata, 7)], out(&[3]));
+    br.add(
+        1,
+        10,
+        &[
+            exact(Field::EthType, 0x0800),
+            exact(Field::Ipv4Dst, 0x0a00_0063),
+            exact(Field::Metadata, 7),
+        ],
+        out(&[3]),
+    );
     br.send(1, &[udp(1, 2, 5)]);
     let got = br.port(3).drain();
     assert_eq!(got.len(), 1);
@@ -287,17 +406,26 @@ fn multi_table_set_field_and_goto() {
     extract(&got[0], PortNo(1), &mut k).unwrap();
     assert_eq!(k.get(Field::Ipv4Dst), 0x0a00_0063);
     assert_eq!(k.get(Field::IpTtl), 63);
-    let ip = etherparse::Ipv4HeaderSlice::from_slice(&got[0][14..]).unwrap().to_header();
+    let ip = etherparse::Ipv4HeaderSlice::from_slice(&got[0][14..])
+        .unwrap()
+        .to_header();
     assert_eq!(ip.calc_header_checksum(), ip.header_checksum);
 }
 
 #[test]
 fn dec_ttl_expiry_is_counted() {
     let mut br = Bridge::new(2);
-    br.add(0, 10, &[], Instructions::actions(vec![Action::DecTtl, Action::Output(PortNo(2))]));
+    br.add(
+        0,
+        10,
+        &[],
+        Instructions::actions(vec![Action::DecTtl, Action::Output(PortNo(2))]),
+    );
     let mut f = udp(1, 2, 1);
     f[22] = 1;
-    let ip = etherparse::Ipv4HeaderSlice::from_slice(&f[14..]).unwrap().to_header();
+    let ip = etherparse::Ipv4HeaderSlice::from_slice(&f[14..])
+        .unwrap()
+        .to_header();
     let c = ip.calc_header_checksum();
     f[24..26].copy_from_slice(&c.to_be_bytes());
     br.send(1, &[f, udp(1, 2, 1)]);
@@ -308,8 +436,25 @@ fn dec_ttl_expiry_is_counted() {
 #[test]
 fn push_and_pop_vlan_actions() {
     let mut br = Bridge::new(3);
-    br.add(0, 10, &[exact(Field::InPort, 1)], Instructions::actions(vec![Action::PushVlan { tpid: 0x8100 }, Action::SetField { field: Field::VlanTci, value: 0x1000 | 42 }, Action::Output(PortNo(2))]));
-    br.add(0, 10, &[exact(Field::InPort, 2)], Instructions::actions(vec![Action::PopVlan, Action::Output(PortNo(3))]));
+    br.add(
+        0,
+        10,
+        &[exact(Field::InPort, 1)],
+        Instructions::actions(vec![
+            Action::PushVlan { tpid: 0x8100 },
+            Action::SetField {
+                field: Field::VlanTci,
+                value: 0x1000 | 42,
+            },
+            Action::Output(PortNo(2)),
+        ]),
+    );
+    br.add(
+        0,
+        10,
+        &[exact(Field::InPort, 2)],
+        Instructions::actions(vec![Action::PopVlan, Action::Output(PortNo(3))]),
+    );
     br.send(1, &[udp(1, 2, 1)]);
     let tagged = br.port(2).drain();
     assert_eq!(tagged, vec![udp_vlan(1, 2, 42)]);
@@ -322,7 +467,12 @@ fn push_and_pop_vlan_actions() {
 fn multiple_outputs_copy_and_flood_excludes_ingress() {
     let mut br = Bridge::new(4);
     br.add(0, 10, &[exact(Field::InPort, 1)], out(&[2, 3]));
-    br.add(0, 10, &[exact(Field::InPort, 2)], Instructions::actions(vec![Action::Flood]));
+    br.add(
+        0,
+        10,
+        &[exact(Field::InPort, 2)],
+        Instructions::actions(vec![Action::Flood]),
+    );
     let frames: Vec<_> = (0..40).map(|i| udp(1, 2, i)).collect();
     br.send(1, &frames);
     assert_eq!(br.port(2).drain(), frames);
@@ -342,8 +492,14 @@ fn groups_select_and_all() {
             id: GroupId(1),
             kind: GroupKind::Select,
             buckets: vec![
-                Bucket { weight: 1, actions: vec![Action::Output(PortNo(2))].into() },
-                Bucket { weight: 1, actions: vec![Action::Output(PortNo(3))].into() },
+                Bucket {
+                    weight: 1,
+                    actions: vec![Action::Output(PortNo(2))].into(),
+                },
+                Bucket {
+                    weight: 1,
+                    actions: vec![Action::Output(PortNo(3))].into(),
+                },
             ],
         })
         .unwrap();
@@ -351,16 +507,44 @@ fn groups_select_and_all() {
         .set_group(Group {
             id: GroupId(2),
             kind: GroupKind::All,
-            buckets: vec![Bucket { weight: 0, actions: vec![Action::Output(PortNo(3))].into() }, Bucket { weight: 0, actions: vec![Action::Output(PortNo(4))].into() }],
+            buckets: vec![
+                Bucket {
+                    weight: 0,
+                    actions: vec![Action::Output(PortNo(3))].into(),
+                },
+                Bucket {
+                    weight: 0,
+                    actions: vec![Action::Output(PortNo(4))].into(),
+                },
+            ],
         })
         .unwrap();
-    br.add(0, 10, &[exact(Field::InPort, 1)], Instructions::actions(vec![Action::Group(GroupId(1))]));
-    br.add(0, 10, &[exact(Field::InPort, 4)], Instructions::actions(vec![Action::Group(GroupId(2))]));
+    br.add(
+        0,
+        10,
+        &[exact(Field::InPort, 1)],
+        Instructions::actions(vec![Action::Group(GroupId(1))]),
+    );
+    br.add(
+        0,
+        10,
+        &[exact(Field::InPort, 4)],
+        Instructions::actions(vec![Action::Group(GroupId(2))]),
+    );
     let frames: Vec<_> = (0..200).map(|i| udp(1, 2, i)).collect();
     br.send(1, &frames);
     let (a, b) = (br.port(2).drain(), br.port(3).drain());
-    assert_eq!(a.len() + b.len(), 200, "select sends each packet to exactly one bucket");
-    assert!(a.len() > 40 && b.len() > 40, "both buckets used: {} / {}", a.len(), b.len());
+    assert_eq!(
+        a.len() + b.len(),
+        200,
+        "select sends each packet to exactly one bucket"
+    );
+    assert!(
+        a.len() > 40 && b.len() > 40,
+        "both buckets used: {} / {}",
+        a.len(),
+        b.len()
+    );
     // Same flow, same bucket.
     br.send(1, &[udp(1, 2, 7), udp(1, 2, 7), udp(1, 2, 7)]);
     let (a, b) = (br.port(2).drain().len(), br.port(3).drain().len());
@@ -368,7 +552,12 @@ fn groups_select_and_all() {
     br.send(4, &frames[..5]);
     assert_eq!(br.port(3).drain().len(), 5);
     // Missing group: counted.
-    br.add(0, 10, &[exact(Field::InPort, 2)], Instructions::actions(vec![Action::Group(GroupId(9))]));
+    br.add(
+        0,
+        10,
+        &[exact(Field::InPort, 2)],
+        Instructions::actions(vec![Action::Group(GroupId(9))]),
+    );
     br.send(2, &frames[..3]);
     assert_eq!(br.drops(DropReason::NoSuchGroup), 3);
 }
@@ -376,7 +565,12 @@ fn groups_select_and_all() {
 #[test]
 fn controller_action_sends_packet_in() {
     let mut br = Bridge::new(2);
-    br.add(0, 10, &[], Instructions::actions(vec![Action::Controller { max_len: 20 }]));
+    br.add(
+        0,
+        10,
+        &[],
+        Instructions::actions(vec![Action::Controller { max_len: 20 }]),
+    );
     br.send(1, &[udp(1, 2, 3)]);
     let pi = br.packet_in.try_recv().unwrap();
     assert_eq!(pi.in_port, PortNo(1));
@@ -390,11 +584,21 @@ fn flow_counters_and_idle_timeout() {
     let mut br = Bridge::new(2);
     let mut s = spec(0, 10, &[exact(Field::InPort, 1)], out(&[2]));
     s.idle_timeout_s = 1;
-    br.dp.flow_mods(&[FlowMod::Add { spec: s, check_overlap: false }]).unwrap();
+    br.dp
+        .flow_mods(&[FlowMod::Add {
+            spec: s,
+            check_overlap: false,
+        }])
+        .unwrap();
     let frames: Vec<_> = (0..10).map(|i| udp(1, 2, i)).collect();
     br.send(1, &frames);
     let snap = br.dp.snapshot();
-    let rule = snap.pipeline.rules(Some(TableId(0))).next().unwrap().clone();
+    let rule = snap
+        .pipeline
+        .rules(Some(TableId(0)))
+        .next()
+        .unwrap()
+        .clone();
     let st = rule.stats.read();
     assert_eq!(st.packets, 10);
     assert_eq!(st.bytes, frames.iter().map(|f| f.len() as u64).sum::<u64>());
@@ -403,5 +607,9 @@ fn flow_counters_and_idle_timeout() {
     assert!(br.dp.expire_flows().is_some());
     assert_eq!(br.dp.snapshot().pipeline.rule_count(), 0);
     br.send(1, &frames[..1]);
-    assert_eq!(br.drops(DropReason::TableMiss), 1, "the cached megaflow died with the flow");
+    assert_eq!(
+        br.drops(DropReason::TableMiss),
+        1,
+        "the cached megaflow died with the flow"
+    );
 }

@@ -24,7 +24,10 @@ use datapath::stats::DropReason;
 use datapath::types::{PortNo, TableId, VlanId};
 
 #[derive(Parser, Debug)]
-#[command(version, about = "The switch daemon (embedded default configuration on in-memory ports)")]
+#[command(
+    version,
+    about = "The switch daemon (embedded default configuration on in-memory ports)"
+)]
 struct Args {
     /// How long to run, in seconds (0: until interrupted).
     #[arg(long, default_value_t = 5)]
@@ -50,7 +53,10 @@ fn frame(src: u8, dst: u8, sport: u16, size: usize) -> Vec<u8> {
     f[23] = 17;
     f[26..30].copy_from_slice(&[10, 0, 0, src]);
     f[30..34].copy_from_slice(&[10, 0, 0, dst]);
-    let mut sum: u32 = f[14..34].chunks(2).map(|c| u16::from_be_bytes([c[0], c[1]]) as u32).sum();
+    let mut sum: u32 = f[14..34]
+        .chunks(2)
+        .map(|c| u16::from_be_bytes([c[0], c[1]]) as u32)
+        .sum();
     while sum > 0xffff {
         sum = (sum & 0xffff) + (sum >> 16);
     }
@@ -64,10 +70,16 @@ fn frame(src: u8, dst: u8, sport: u16, size: usize) -> Vec<u8> {
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let (dp, _packet_in) = Datapath::new(DatapathConfig::default());
-    let ports: Vec<Arc<MemPort>> = (1..=4).map(|i| Arc::new(MemPort::new(format!("br0-p{i}"), 8192))).collect();
+    let ports: Vec<Arc<MemPort>> = (1..=4)
+        .map(|i| Arc::new(MemPort::new(format!("br0-p{i}"), 8192)))
+        .collect();
     for (i, p) in ports.iter().enumerate() {
-        let trunk = VlanMode::Trunk { allowed: VlanSet::all(), native: Some(VlanId(0)) };
-        dp.add_port(PortNo(i as u32 + 1), p.clone() as Arc<dyn Port>, trunk).context("adding port")?;
+        let trunk = VlanMode::Trunk {
+            allowed: VlanSet::all(),
+            native: Some(VlanId(0)),
+        };
+        dp.add_port(PortNo(i as u32 + 1), p.clone() as Arc<dyn Port>, trunk)
+            .context("adding port")?;
     }
     let normal = FlowSpec {
         table: TableId(0),
@@ -80,49 +92,62 @@ fn main() -> anyhow::Result<()> {
         send_flow_removed: false,
         instructions: Instructions::actions(vec![Action::Normal]),
     };
-    dp.flow_mods(&[FlowMod::Add { spec: normal, check_overlap: false }]).context("installing actions=normal")?;
+    dp.flow_mods(&[FlowMod::Add {
+        spec: normal,
+        check_overlap: false,
+    }])
+    .context("installing actions=normal")?;
     println!("vswitchd: bridge br0, 4 in-memory ports, table 0: \"priority=0,actions=normal\"");
-    println!("vswitchd: hosts 02:00:00:00:00:0{{1..4}} on ports 1..4; traffic 1<->2, 3<->4, {} flows each, {} B frames", args.flows, args.frame_size);
+    println!(
+        "vswitchd: hosts 02:00:00:00:00:0{{1..4}} on ports 1..4; traffic 1<->2, 3<->4, {} flows each, {} B frames",
+        args.flows, args.frame_size
+    );
 
     // Prime each port with frames from its host to its partner.
     for (i, p) in ports.iter().enumerate() {
         let src = i as u8 + 1;
         let dst = if src % 2 == 1 { src + 1 } else { src - 1 };
-        p.inject((0..2048u16).map(|n| frame(src, dst, 1024 + n % args.flows.max(1), args.frame_size)));
+        p.inject(
+            (0..2048u16).map(|n| frame(src, dst, 1024 + n % args.flows.max(1), args.frame_size)),
+        );
     }
 
     let stop = Arc::new(AtomicBool::new(false));
     let mut pmd = dp.new_pmd();
     let counters = pmd.counters();
     let pmd_stop = stop.clone();
-    let pmd_thread = std::thread::Builder::new().name("pmd0".into()).spawn(move || {
-        while !pmd_stop.load(Ordering::Relaxed) {
-            if pmd.poll_once() == 0 {
-                std::thread::yield_now();
+    let pmd_thread = std::thread::Builder::new()
+        .name("pmd0".into())
+        .spawn(move || {
+            while !pmd_stop.load(Ordering::Relaxed) {
+                if pmd.poll_once() == 0 {
+                    std::thread::yield_now();
+                }
             }
-        }
-    })?;
+        })?;
 
     // The hosts: whatever a port sent is handed back to the host that originally sent it.
     let hosts_stop = stop.clone();
     let hosts_ports = ports.clone();
-    let hosts = std::thread::Builder::new().name("hosts".into()).spawn(move || {
-        let mut q: VecDeque<PacketBuf> = VecDeque::new();
-        let mut back: Vec<VecDeque<PacketBuf>> = (0..4).map(|_| VecDeque::new()).collect();
-        while !hosts_stop.load(Ordering::Relaxed) {
-            for p in &hosts_ports {
-                p.drain_bufs(&mut q);
+    let hosts = std::thread::Builder::new()
+        .name("hosts".into())
+        .spawn(move || {
+            let mut q: VecDeque<PacketBuf> = VecDeque::new();
+            let mut back: Vec<VecDeque<PacketBuf>> = (0..4).map(|_| VecDeque::new()).collect();
+            while !hosts_stop.load(Ordering::Relaxed) {
+                for p in &hosts_ports {
+                    p.drain_bufs(&mut q);
+                }
+                for b in q.drain(..) {
+                    let src = b.data().get(11).copied().unwrap_or(1).clamp(1, 4) as usize;
+                    back[src - 1].push_back(b);
+                }
+                for (p, b) in hosts_ports.iter().zip(back.iter_mut()) {
+                    p.inject_bufs(b);
+                }
+                std::thread::sleep(Duration::from_micros(50));
             }
-            for b in q.drain(..) {
-                let src = b.data().get(11).copied().unwrap_or(1).clamp(1, 4) as usize;
-                back[src - 1].push_back(b);
-            }
-            for (p, b) in hosts_ports.iter().zip(back.iter_mut()) {
-                p.inject_bufs(b);
-            }
-            std::thread::sleep(Duration::from_micros(50));
-        }
-    })?;
+        })?;
 
     let start = Instant::now();
     let mut last = (Instant::now(), 0u64);
@@ -144,10 +169,17 @@ fn main() -> anyhow::Result<()> {
         last = (Instant::now(), rx);
     }
     stop.store(true, Ordering::Relaxed);
-    pmd_thread.join().map_err(|_| anyhow::anyhow!("pmd thread panicked"))?;
-    hosts.join().map_err(|_| anyhow::anyhow!("hosts thread panicked"))?;
+    pmd_thread
+        .join()
+        .map_err(|_| anyhow::anyhow!("pmd thread panicked"))?;
+    hosts
+        .join()
+        .map_err(|_| anyhow::anyhow!("hosts thread panicked"))?;
 
-    println!("\nfdb-show br0 (after {:.1}s):", start.elapsed().as_secs_f64());
+    println!(
+        "\nfdb-show br0 (after {:.1}s):",
+        start.elapsed().as_secs_f64()
+    );
     println!(" port  VLAN  MAC                Age");
     let now_s = (dp.now_ns() / 1_000_000_000) as u32;
     let mut macs = dp.mac_table().entries(now_s);
@@ -158,11 +190,25 @@ fn main() -> anyhow::Result<()> {
     println!("\ndump-ports br0:");
     for (i, p) in ports.iter().enumerate() {
         let s = p.stats();
-        println!("  port {}: rx pkts={} bytes={} drop={}  tx pkts={} bytes={} drop={}", i + 1, s.rx_packets, s.rx_bytes, s.rx_dropped, s.tx_packets, s.tx_bytes, s.tx_dropped);
+        println!(
+            "  port {}: rx pkts={} bytes={} drop={}  tx pkts={} bytes={} drop={}",
+            i + 1,
+            s.rx_packets,
+            s.rx_bytes,
+            s.rx_dropped,
+            s.tx_packets,
+            s.tx_bytes,
+            s.tx_dropped
+        );
     }
     println!("\npmd-stats:");
     println!("  packets received: {}", counters.rx_packets.get());
-    println!("  emc hits: {}  megaflow hits: {}  slow path: {}", counters.emc_hit.get(), counters.megaflow_hit.get(), counters.slow_path.get());
+    println!(
+        "  emc hits: {}  megaflow hits: {}  slow path: {}",
+        counters.emc_hit.get(),
+        counters.megaflow_hit.get(),
+        counters.slow_path.get()
+    );
     for r in DropReason::ALL {
         let n = counters.drops_for(r);
         if n > 0 {

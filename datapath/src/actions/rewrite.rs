@@ -23,7 +23,11 @@ fn csum_update16(csum: u16, old: u16, new: u16) -> u16 {
 fn csum_update_bytes(csum: u16, old: &[u8], new: &[u8]) -> u16 {
     let mut c = csum;
     for (o, n) in old.chunks_exact(2).zip(new.chunks_exact(2)) {
-        c = csum_update16(c, u16::from_be_bytes([o[0], o[1]]), u16::from_be_bytes([n[0], n[1]]));
+        c = csum_update16(
+            c,
+            u16::from_be_bytes([o[0], o[1]]),
+            u16::from_be_bytes([n[0], n[1]]),
+        );
     }
     c
 }
@@ -56,7 +60,13 @@ fn l4_csum_offset(key: &FlowKey, lay: &Layout, frame: &[u8]) -> Option<usize> {
 
 /// Replaces `new.len()` bytes at `at`, fixing the IPv4 header checksum if `ip_csum` and the
 /// transport checksum if `pseudo` (the bytes are part of the pseudo-header or the L4 header).
-fn replace(frame: &mut [u8], at: usize, new: &[u8], ip_csum: Option<usize>, l4_csum: Option<usize>) {
+fn replace(
+    frame: &mut [u8],
+    at: usize,
+    new: &[u8],
+    ip_csum: Option<usize>,
+    l4_csum: Option<usize>,
+) {
     let mut old = [0u8; 16];
     let n = new.len();
     old[..n].copy_from_slice(&frame[at..at + n]);
@@ -105,31 +115,53 @@ pub fn set_field(buf: &mut PacketBuf, key: &mut FlowKey, lay: &Layout, field: Fi
         }
         Field::IpTtl if is_v6 => f[l3 + 7] = v as u8,
         Field::Ipv4Src | Field::Ipv4Dst if is_v4 => {
-            let at = if field == Field::Ipv4Src { l3 + 12 } else { l3 + 16 };
+            let at = if field == Field::Ipv4Src {
+                l3 + 12
+            } else {
+                l3 + 16
+            };
             replace(f, at, &(v as u32).to_be_bytes(), ipc, l4c);
         }
         Field::Ipv4Src | Field::Ipv4Dst if eth == ethertype::ARP && f.len() >= l3 + 28 => {
-            let at = if field == Field::Ipv4Src { l3 + 14 } else { l3 + 24 };
+            let at = if field == Field::Ipv4Src {
+                l3 + 14
+            } else {
+                l3 + 24
+            };
             f[at..at + 4].copy_from_slice(&(v as u32).to_be_bytes());
         }
         Field::Ipv6Src | Field::Ipv6Dst if is_v6 => {
-            let at = if field == Field::Ipv6Src { l3 + 8 } else { l3 + 24 };
+            let at = if field == Field::Ipv6Src {
+                l3 + 8
+            } else {
+                l3 + 24
+            };
             replace(f, at, &v.to_be_bytes(), None, l4c);
         }
-        Field::TpSrc | Field::TpDst if l4 != 0 && (proto == ip_proto::TCP || proto == ip_proto::UDP) => {
+        Field::TpSrc | Field::TpDst
+            if l4 != 0 && (proto == ip_proto::TCP || proto == ip_proto::UDP) =>
+        {
             let at = if field == Field::TpSrc { l4 } else { l4 + 2 };
             replace(f, at, &(v as u16).to_be_bytes(), None, l4c);
         }
-        Field::TpSrc | Field::TpDst if l4 != 0 && (proto == ip_proto::ICMP || proto == ip_proto::ICMPV6) => {
+        Field::TpSrc | Field::TpDst
+            if l4 != 0 && (proto == ip_proto::ICMP || proto == ip_proto::ICMPV6) =>
+        {
             // ICMP type and code share one checksummed 16-bit word.
             let mut word = [f[l4], f[l4 + 1]];
             word[(field == Field::TpDst) as usize] = v as u8;
             let csum = Some(l4 + 2);
             replace(f, l4, &word, None, csum);
         }
-        Field::ArpOp if eth == ethertype::ARP && f.len() >= l3 + 28 => f[l3 + 6..l3 + 8].copy_from_slice(&(v as u16).to_be_bytes()),
-        Field::ArpSha if eth == ethertype::ARP && f.len() >= l3 + 28 => f[l3 + 8..l3 + 14].copy_from_slice(&(v as u64).to_be_bytes()[2..]),
-        Field::ArpTha if eth == ethertype::ARP && f.len() >= l3 + 28 => f[l3 + 18..l3 + 24].copy_from_slice(&(v as u64).to_be_bytes()[2..]),
+        Field::ArpOp if eth == ethertype::ARP && f.len() >= l3 + 28 => {
+            f[l3 + 6..l3 + 8].copy_from_slice(&(v as u16).to_be_bytes())
+        }
+        Field::ArpSha if eth == ethertype::ARP && f.len() >= l3 + 28 => {
+            f[l3 + 8..l3 + 14].copy_from_slice(&(v as u64).to_be_bytes()[2..])
+        }
+        Field::ArpTha if eth == ethertype::ARP && f.len() >= l3 + 28 => {
+            f[l3 + 18..l3 + 24].copy_from_slice(&(v as u64).to_be_bytes()[2..])
+        }
         // Tunnel metadata, pipeline state, and fields this packet lacks: key only.
         _ => {}
     }
@@ -137,12 +169,19 @@ pub fn set_field(buf: &mut PacketBuf, key: &mut FlowKey, lay: &Layout, field: Fi
 
 /// Pushes a VLAN tag with ethertype `tpid` (the new outer tag copies the old outer tag's
 /// TCI, or is VID 0 on an untagged frame).
-pub fn push_vlan(buf: &mut PacketBuf, key: &mut FlowKey, lay: &mut Layout, tpid: u16) -> Result<(), DropReason> {
+pub fn push_vlan(
+    buf: &mut PacketBuf,
+    key: &mut FlowKey,
+    lay: &mut Layout,
+    tpid: u16,
+) -> Result<(), DropReason> {
     if lay.vlans >= 2 {
         return Err(DropReason::VlanTooDeep);
     }
     let tci = key.get(Field::VlanTci) as u16;
-    let Some(gap) = buf.insert_gap(12, 4) else { return Err(DropReason::NoHeadroom) };
+    let Some(gap) = buf.insert_gap(12, 4) else {
+        return Err(DropReason::NoHeadroom);
+    };
     gap[0..2].copy_from_slice(&tpid.to_be_bytes());
     gap[2..4].copy_from_slice(&(tci & !VLAN_CFI).to_be_bytes());
     key.set(Field::VlanTci2, tci as u128);
@@ -172,7 +211,12 @@ pub fn pop_vlan(buf: &mut PacketBuf, key: &mut FlowKey, lay: &mut Layout) {
 
 /// Sets the outer VLAN of a frame to `vid` (pushing an 802.1Q tag if untagged) or removes
 /// it (`None`). Used by the `normal` action on egress.
-pub fn retag(buf: &mut PacketBuf, key: &mut FlowKey, lay: &mut Layout, vid: Option<u16>) -> Result<(), DropReason> {
+pub fn retag(
+    buf: &mut PacketBuf,
+    key: &mut FlowKey,
+    lay: &mut Layout,
+    vid: Option<u16>,
+) -> Result<(), DropReason> {
     match vid {
         None => pop_vlan(buf, key, lay),
         Some(vid) => {
@@ -220,12 +264,18 @@ mod tests {
 
     fn checksums_ok(frame: &[u8]) -> bool {
         let p = SlicedPacket::from_ethernet(frame).unwrap();
-        let Some(etherparse::NetSlice::Ipv4(ip)) = &p.net else { panic!() };
+        let Some(etherparse::NetSlice::Ipv4(ip)) = &p.net else {
+            panic!()
+        };
         let hdr = ip.header().to_header();
         let ip_ok = hdr.calc_header_checksum() == hdr.header_checksum;
         let l4_ok = match &p.transport {
-            Some(TransportSlice::Tcp(t)) => t.to_header().calc_checksum_ipv4(&hdr, t.payload()).unwrap() == t.checksum(),
-            Some(TransportSlice::Udp(u)) => u.to_header().calc_checksum_ipv4(&hdr, u.payload()).unwrap() == u.checksum(),
+            Some(TransportSlice::Tcp(t)) => {
+                t.to_header().calc_checksum_ipv4(&hdr, t.payload()).unwrap() == t.checksum()
+            }
+            Some(TransportSlice::Udp(u)) => {
+                u.to_header().calc_checksum_ipv4(&hdr, u.payload()).unwrap() == u.checksum()
+            }
             _ => true,
         };
         ip_ok && l4_ok

@@ -12,7 +12,10 @@ struct Entry {
     flow: FlowRef,
 }
 
-const EMPTY: Entry = Entry { key: [0; PKT_WORDS], flow: FlowRef::NONE };
+const EMPTY: Entry = Entry {
+    key: [0; PKT_WORDS],
+    flow: FlowRef::NONE,
+};
 
 /// Exact-match cache.
 pub struct Emc {
@@ -22,7 +25,9 @@ pub struct Emc {
 
 impl std::fmt::Debug for Emc {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Emc").field("entries", &self.entries.len()).finish()
+        f.debug_struct("Emc")
+            .field("entries", &self.entries.len())
+            .finish()
     }
 }
 
@@ -30,7 +35,10 @@ impl Emc {
     /// A cache of `entries` slots (rounded up to a power of two, at least 2).
     pub fn new(entries: usize) -> Emc {
         let n = entries.max(2).next_power_of_two();
-        Emc { entries: vec![EMPTY; n].into_boxed_slice(), mask: n - 1 }
+        Emc {
+            entries: vec![EMPTY; n].into_boxed_slice(),
+            mask: n - 1,
+        }
     }
 
     #[inline(always)]
@@ -59,7 +67,13 @@ impl Emc {
 
     /// Caches `flow` for this exact key, replacing the stale or the second way's entry.
     #[inline]
-    pub fn insert(&mut self, key: &FlowKey, hash: u64, flow: FlowRef, live: impl Fn(FlowRef) -> bool) {
+    pub fn insert(
+        &mut self,
+        key: &FlowKey,
+        hash: u64,
+        flow: FlowRef,
+        live: impl Fn(FlowRef) -> bool,
+    ) {
         let (a, b) = self.slots(hash);
         let slot = if !live(self.entries[a].flow) || self.entries[a].key == key.w[..PKT_WORDS] {
             a

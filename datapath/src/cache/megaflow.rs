@@ -20,7 +20,10 @@ pub struct FlowRef {
 
 impl FlowRef {
     /// Refers to nothing.
-    pub const NONE: FlowRef = FlowRef { idx: u32::MAX, generation: 0 };
+    pub const NONE: FlowRef = FlowRef {
+        idx: u32::MAX,
+        generation: 0,
+    };
 
     /// True for [`FlowRef::NONE`].
     #[inline]
@@ -58,8 +61,18 @@ struct Subtable {
 
 impl Subtable {
     fn new(mask: &[u64; PKT_WORDS]) -> Subtable {
-        let words = (0..PKT_WORDS).filter(|&i| mask[i] != 0).map(|i| i as u8).collect();
-        Subtable { mask: *mask, words, slots: vec![EMPTY_SLOT; 16], len: 0, used: 0, hits: 0 }
+        let words = (0..PKT_WORDS)
+            .filter(|&i| mask[i] != 0)
+            .map(|i| i as u8)
+            .collect();
+        Subtable {
+            mask: *mask,
+            words,
+            slots: vec![EMPTY_SLOT; 16],
+            len: 0,
+            used: 0,
+            hits: 0,
+        }
     }
 
     #[inline(always)]
@@ -83,7 +96,11 @@ impl Subtable {
 
     fn insert_slot(&mut self, hash: u32, idx: u32) {
         if (self.used + 1) * 2 > self.slots.len() {
-            self.rehash(if (self.len + 1) * 4 > self.slots.len() { self.slots.len() * 2 } else { self.slots.len() });
+            self.rehash(if (self.len + 1) * 4 > self.slots.len() {
+                self.slots.len() * 2
+            } else {
+                self.slots.len()
+            });
         }
         let m = self.slots.len() - 1;
         let mut i = hash as usize & m;
@@ -149,14 +166,25 @@ pub struct MegaflowCache<V> {
 
 impl<V> std::fmt::Debug for MegaflowCache<V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MegaflowCache").field("len", &self.len).field("masks", &self.order.len()).finish()
+        f.debug_struct("MegaflowCache")
+            .field("len", &self.len)
+            .field("masks", &self.order.len())
+            .finish()
     }
 }
 
 impl<V> MegaflowCache<V> {
     /// A cache that holds at most `capacity` megaflows.
     pub fn new(capacity: usize) -> MegaflowCache<V> {
-        MegaflowCache { entries: Vec::new(), free: Vec::new(), subtables: Vec::new(), order: Vec::new(), capacity, len: 0, epoch: 0 }
+        MegaflowCache {
+            entries: Vec::new(),
+            free: Vec::new(),
+            subtables: Vec::new(),
+            order: Vec::new(),
+            capacity,
+            len: 0,
+            epoch: 0,
+        }
     }
 
     /// Number of megaflows.
@@ -178,7 +206,9 @@ impl<V> MegaflowCache<V> {
     #[inline]
     pub fn lookup(&mut self, key: &FlowKey) -> FlowRef {
         for &st_id in &self.order {
-            let Some(st) = self.subtables[st_id as usize].as_mut() else { continue };
+            let Some(st) = self.subtables[st_id as usize].as_mut() else {
+                continue;
+            };
             let h = st.hash(key);
             let m = st.slots.len() - 1;
             let mut i = h as usize & m;
@@ -193,7 +223,10 @@ impl<V> MegaflowCache<V> {
                     if st.matches(key, &e.key) {
                         st.hits += 1;
                         e.used_epoch = self.epoch;
-                        return FlowRef { idx, generation: e.generation };
+                        return FlowRef {
+                            idx,
+                            generation: e.generation,
+                        };
                     }
                 }
                 i = (i + 1) & m;
@@ -206,7 +239,11 @@ impl<V> MegaflowCache<V> {
     #[inline]
     pub fn get(&self, r: FlowRef) -> Option<&V> {
         let e = self.entries.get(r.idx as usize)?;
-        if e.generation == r.generation { e.value.as_ref() } else { None }
+        if e.generation == r.generation {
+            e.value.as_ref()
+        } else {
+            None
+        }
     }
 
     /// True when `r` names a live megaflow.
@@ -221,7 +258,11 @@ impl<V> MegaflowCache<V> {
     pub fn insert(&mut self, key: &FlowKey, mask: &FlowMask, value: V) -> Option<FlowRef> {
         let mut m = [0u64; PKT_WORDS];
         m.copy_from_slice(&mask.w[..PKT_WORDS]);
-        let st_id = match self.subtables.iter().position(|s| s.as_ref().is_some_and(|s| s.mask == m)) {
+        let st_id = match self
+            .subtables
+            .iter()
+            .position(|s| s.as_ref().is_some_and(|s| s.mask == m))
+        {
             Some(i) => i,
             None => {
                 let st = Subtable::new(&m);
@@ -247,7 +288,9 @@ impl<V> MegaflowCache<V> {
         if self.len >= self.capacity {
             return None;
         }
-        let Some(st) = self.subtables[st_id].as_mut() else { return None };
+        let Some(st) = self.subtables[st_id].as_mut() else {
+            return None;
+        };
         let h = st.hash(key);
         let mut k = [0u64; PKT_WORDS];
         for i in 0..PKT_WORDS {
@@ -264,13 +307,23 @@ impl<V> MegaflowCache<V> {
                 i
             }
             None => {
-                self.entries.push(Entry { key: k, subtable: st_id as u16, generation: 0, hash: h, used_epoch: self.epoch, value: Some(value) });
+                self.entries.push(Entry {
+                    key: k,
+                    subtable: st_id as u16,
+                    generation: 0,
+                    hash: h,
+                    used_epoch: self.epoch,
+                    value: Some(value),
+                });
                 (self.entries.len() - 1) as u32
             }
         };
         st.insert_slot(h, idx);
         self.len += 1;
-        Some(FlowRef { idx, generation: self.entries[idx as usize].generation })
+        Some(FlowRef {
+            idx,
+            generation: self.entries[idx as usize].generation,
+        })
     }
 
     fn lookup_in(&self, st_id: usize, key: &FlowKey) -> Option<FlowRef> {
@@ -287,7 +340,10 @@ impl<V> MegaflowCache<V> {
                 let idx = (s as u32) - 2;
                 let e = &self.entries[idx as usize];
                 if st.matches(key, &e.key) {
-                    return Some(FlowRef { idx, generation: e.generation });
+                    return Some(FlowRef {
+                        idx,
+                        generation: e.generation,
+                    });
                 }
             }
             i = (i + 1) & m;
@@ -296,7 +352,9 @@ impl<V> MegaflowCache<V> {
 
     /// Removes one megaflow (no effect on a stale reference).
     pub fn remove(&mut self, r: FlowRef) {
-        let Some(e) = self.entries.get_mut(r.idx as usize) else { return };
+        let Some(e) = self.entries.get_mut(r.idx as usize) else {
+            return;
+        };
         if e.generation != r.generation || e.value.is_none() {
             return;
         }
@@ -320,13 +378,18 @@ impl<V> MegaflowCache<V> {
         let mut victims = Vec::new();
         for (i, e) in self.entries.iter().enumerate() {
             let Some(v) = e.value.as_ref() else { continue };
-            let Some(st) = self.subtables[e.subtable as usize].as_ref() else { continue };
+            let Some(st) = self.subtables[e.subtable as usize].as_ref() else {
+                continue;
+            };
             let mut k = FlowKey::ZERO;
             let mut m = FlowKey::ZERO;
             k.w[..PKT_WORDS].copy_from_slice(&e.key);
             m.w[..PKT_WORDS].copy_from_slice(&st.mask);
             if doomed(&k, &m, v) {
-                victims.push(FlowRef { idx: i as u32, generation: e.generation });
+                victims.push(FlowRef {
+                    idx: i as u32,
+                    generation: e.generation,
+                });
             }
         }
         for r in &victims {
@@ -361,7 +424,10 @@ impl<V> MegaflowCache<V> {
             let mut victims = Vec::new();
             for (i, e) in self.entries.iter().enumerate() {
                 if e.value.is_some() && e.used_epoch + idle_epochs < epoch {
-                    victims.push(FlowRef { idx: i as u32, generation: e.generation });
+                    victims.push(FlowRef {
+                        idx: i as u32,
+                        generation: e.generation,
+                    });
                 }
             }
             for r in &victims {
@@ -372,7 +438,9 @@ impl<V> MegaflowCache<V> {
             0
         };
         let subtables = &mut self.subtables;
-        self.order.sort_by_key(|&i| std::cmp::Reverse(subtables[i as usize].as_ref().map_or(0, |s| s.hits)));
+        self.order.sort_by_key(|&i| {
+            std::cmp::Reverse(subtables[i as usize].as_ref().map_or(0, |s| s.hits))
+        });
         for st in subtables.iter_mut().flatten() {
             st.hits /= 2;
         }
@@ -397,7 +465,10 @@ mod tests {
     fn mask(prefix: u32, port: bool) -> FlowMask {
         let mut m = FlowKey::ZERO;
         m.set(Field::EthType, 0xffff);
-        m.set(Field::Ipv4Dst, (u32::MAX.checked_shl(32 - prefix).unwrap_or(0)) as u128);
+        m.set(
+            Field::Ipv4Dst,
+            (u32::MAX.checked_shl(32 - prefix).unwrap_or(0)) as u128,
+        );
         if port {
             m.set(Field::TpDst, 0xffff);
         }
@@ -407,7 +478,9 @@ mod tests {
     #[test]
     fn insert_lookup_remove() {
         let mut c = MegaflowCache::new(10);
-        let r = c.insert(&key(0x0a00_0001, 80), &mask(24, false), "a").unwrap();
+        let r = c
+            .insert(&key(0x0a00_0001, 80), &mask(24, false), "a")
+            .unwrap();
         assert_eq!(c.lookup(&key(0x0a00_00ff, 1)), r);
         assert!(c.lookup(&key(0x0a00_01ff, 1)).is_none());
         assert_eq!(c.get(r), Some(&"a"));

@@ -46,7 +46,16 @@ fn be32(b: &[u8], at: usize) -> u32 {
 
 #[inline(always)]
 fn mac48(b: &[u8], at: usize) -> u64 {
-    u64::from_be_bytes([0, 0, b[at], b[at + 1], b[at + 2], b[at + 3], b[at + 4], b[at + 5]])
+    u64::from_be_bytes([
+        0,
+        0,
+        b[at],
+        b[at + 1],
+        b[at + 2],
+        b[at + 3],
+        b[at + 4],
+        b[at + 5],
+    ])
 }
 
 #[inline(always)]
@@ -109,7 +118,11 @@ fn extract_arp(f: &[u8], off: usize, key: &mut FlowKey) -> Result<(), DropReason
         return Err(DropReason::BadArp);
     }
     // Only Ethernet/IPv4 ARP carries the fields OpenFlow matches; others are plain L2.
-    if be16(f, off) != 1 || be16(f, off + 2) != ethertype::IPV4 || f[off + 4] != 6 || f[off + 5] != 4 {
+    if be16(f, off) != 1
+        || be16(f, off + 2) != ethertype::IPV4
+        || f[off + 4] != 6
+        || f[off + 5] != 4
+    {
         return Ok(());
     }
     let op = be16(f, off + 6);
@@ -122,7 +135,12 @@ fn extract_arp(f: &[u8], off: usize, key: &mut FlowKey) -> Result<(), DropReason
 }
 
 #[inline]
-fn extract_ipv4(f: &[u8], off: usize, key: &mut FlowKey, lay: &mut Layout) -> Result<(), DropReason> {
+fn extract_ipv4(
+    f: &[u8],
+    off: usize,
+    key: &mut FlowKey,
+    lay: &mut Layout,
+) -> Result<(), DropReason> {
     if f.len() < off + 20 {
         return Err(DropReason::BadIpv4Header);
     }
@@ -154,7 +172,12 @@ fn extract_ipv4(f: &[u8], off: usize, key: &mut FlowKey, lay: &mut Layout) -> Re
 }
 
 #[inline]
-fn extract_ipv6(f: &[u8], off: usize, key: &mut FlowKey, lay: &mut Layout) -> Result<(), DropReason> {
+fn extract_ipv6(
+    f: &[u8],
+    off: usize,
+    key: &mut FlowKey,
+    lay: &mut Layout,
+) -> Result<(), DropReason> {
     if f.len() < off + 40 || f[off] >> 4 != 6 {
         return Err(DropReason::BadIpv6Header);
     }
@@ -213,11 +236,21 @@ fn extract_ipv6(f: &[u8], off: usize, key: &mut FlowKey, lay: &mut Layout) -> Re
 }
 
 #[inline]
-fn extract_l4(f: &[u8], off: usize, end: usize, proto: u8, key: &mut FlowKey, lay: &mut Layout) -> Result<(), DropReason> {
+fn extract_l4(
+    f: &[u8],
+    off: usize,
+    end: usize,
+    proto: u8,
+    key: &mut FlowKey,
+    lay: &mut Layout,
+) -> Result<(), DropReason> {
     let avail = end.saturating_sub(off);
     match proto {
         ip_proto::TCP => {
-            if avail < 20 || ((f[off + 12] >> 4) as usize) < 5 || avail < (f[off + 12] >> 4) as usize * 4 {
+            if avail < 20
+                || ((f[off + 12] >> 4) as usize) < 5
+                || avail < (f[off + 12] >> 4) as usize * 4
+            {
                 return Err(DropReason::BadL4Header);
             }
             let flags = be16(f, off + 12) & 0x0fff;
@@ -255,8 +288,15 @@ mod tests {
         let payload = [0xabu8; 18];
         let mut out = Vec::new();
         match vlans {
-            [] => b.ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64).udp(1234, 4789).write(&mut out, &payload),
-            [a] => b.single_vlan((*a).try_into().unwrap()).ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64).udp(1234, 4789).write(&mut out, &payload),
+            [] => b
+                .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+                .udp(1234, 4789)
+                .write(&mut out, &payload),
+            [a] => b
+                .single_vlan((*a).try_into().unwrap())
+                .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+                .udp(1234, 4789)
+                .write(&mut out, &payload),
             [a, c] => b
                 .double_vlan((*a).try_into().unwrap(), (*c).try_into().unwrap())
                 .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
@@ -271,7 +311,11 @@ mod tests {
     fn tcp6() -> Vec<u8> {
         let mut out = Vec::new();
         PacketBuilder::ethernet2(SRC, DST)
-            .ipv6([0x20, 1, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1], [0x20, 1, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2], 17)
+            .ipv6(
+                [0x20, 1, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+                [0x20, 1, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2],
+                17,
+            )
             .tcp(40000, 80, 1, 1000)
             .syn()
             .ack(7)
@@ -282,9 +326,9 @@ mod tests {
 
     /// An ARP request for 10.0.0.2 from 10.0.0.1, as captured on a veth.
     const ARP_REQUEST: [u8; 42] = [
-        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 0x00, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x01, 0x08, 0x00, 0x06, 0x04,
-        0x00, 0x01, 0x02, 0x00, 0x00, 0x00, 0x00, 0x01, 0x0a, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x0a, 0x00,
-        0x00, 0x02,
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 0x00, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00,
+        0x01, 0x08, 0x00, 0x06, 0x04, 0x00, 0x01, 0x02, 0x00, 0x00, 0x00, 0x00, 0x01, 0x0a, 0x00,
+        0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x0a, 0x00, 0x00, 0x02,
     ];
 
     #[test]
@@ -303,7 +347,14 @@ mod tests {
         assert_eq!(k.get(Field::IpTtl), 64);
         assert_eq!(k.get(Field::TpSrc), 1234);
         assert_eq!(k.get(Field::TpDst), 4789);
-        assert_eq!(lay, Layout { l3: 14, l4: 34, vlans: 0 });
+        assert_eq!(
+            lay,
+            Layout {
+                l3: 14,
+                l4: 34,
+                vlans: 0
+            }
+        );
     }
 
     #[test]
@@ -333,8 +384,14 @@ mod tests {
         let mut k = FlowKey::ZERO;
         extract(&tcp6(), PortNo(1), &mut k).unwrap();
         assert_eq!(k.get(Field::EthType), 0x86dd);
-        assert_eq!(k.get(Field::Ipv6Src), 0x2001_0db8_0000_0000_0000_0000_0000_0001);
-        assert_eq!(k.get(Field::Ipv6Dst), 0x2001_0db8_0000_0000_0000_0000_0000_0002);
+        assert_eq!(
+            k.get(Field::Ipv6Src),
+            0x2001_0db8_0000_0000_0000_0000_0000_0001
+        );
+        assert_eq!(
+            k.get(Field::Ipv6Dst),
+            0x2001_0db8_0000_0000_0000_0000_0000_0002
+        );
         assert_eq!(k.get(Field::IpProto), 6);
         assert_eq!(k.get(Field::IpTtl), 17);
         assert_eq!(k.get(Field::TpSrc), 40000);
@@ -359,16 +416,28 @@ mod tests {
         let mut k = FlowKey::ZERO;
         let mut f = udp4(&[]);
         f[14] = 0x44;
-        assert_eq!(extract(&f, PortNo(1), &mut k), Err(DropReason::BadIpv4Header));
+        assert_eq!(
+            extract(&f, PortNo(1), &mut k),
+            Err(DropReason::BadIpv4Header)
+        );
         let mut f = udp4(&[]);
         f[14] = 0x65;
-        assert_eq!(extract(&f, PortNo(1), &mut k), Err(DropReason::BadIpv4Header));
+        assert_eq!(
+            extract(&f, PortNo(1), &mut k),
+            Err(DropReason::BadIpv4Header)
+        );
         let mut f = udp4(&[]);
         f[16..18].copy_from_slice(&1000u16.to_be_bytes());
-        assert_eq!(extract(&f, PortNo(1), &mut k), Err(DropReason::BadIpv4Length));
+        assert_eq!(
+            extract(&f, PortNo(1), &mut k),
+            Err(DropReason::BadIpv4Length)
+        );
         let mut f = udp4(&[]);
         f[16..18].copy_from_slice(&10u16.to_be_bytes());
-        assert_eq!(extract(&f, PortNo(1), &mut k), Err(DropReason::BadIpv4Length));
+        assert_eq!(
+            extract(&f, PortNo(1), &mut k),
+            Err(DropReason::BadIpv4Length)
+        );
         // Ethernet padding after the IP datagram is fine.
         let mut f = udp4(&[]);
         f.extend_from_slice(&[0; 10]);
@@ -388,7 +457,13 @@ mod tests {
 
     #[test]
     fn every_truncation_is_dropped_with_a_reason_or_parsed() {
-        for f in [udp4(&[]), udp4(&[7]), udp4(&[7, 8]), tcp6(), ARP_REQUEST.to_vec()] {
+        for f in [
+            udp4(&[]),
+            udp4(&[7]),
+            udp4(&[7, 8]),
+            tcp6(),
+            ARP_REQUEST.to_vec(),
+        ] {
             for cut in 0..f.len() {
                 let mut k = FlowKey::ZERO;
                 // A cut frame must never panic; cuts inside headers must be drops.

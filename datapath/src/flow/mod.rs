@@ -4,4 +4,7 @@ pub mod extract;
 pub mod key;
 
 pub use extract::{Layout, extract};
-pub use key::{FRAG_ANY, FRAG_LATER, Field, FieldRange, FlowKey, FlowMask, KEY_WORDS, PKT_WORDS, VLAN_CFI, hash_words};
+pub use key::{
+    FRAG_ANY, FRAG_LATER, Field, FieldRange, FlowKey, FlowMask, KEY_WORDS, PKT_WORDS, VLAN_CFI,
+    hash_words,
+};

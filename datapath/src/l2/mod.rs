@@ -1,1 +1,586 @@
-//! (l2: being written)
+//! L2 learning for the `normal` action: the MAC table and VLAN port modes.
+//!
+//! What: [`MacTable`] maps (VLAN, MAC) to a port. It is shared by every poll thread and
+//! lock-free: a fixed array of buckets of [`WAYS`] ways, each way two `AtomicU64`s (key and
+//! value). It never grows: when a bucket is full, learning evicts the way seen longest ago,
+//! so a MAC flood costs evictions (counted), never memory. Entries older than the aging time
+//! read as absent; [`MacTable::sweep`] removes and reports them.
+//!
+//! The per-way protocol (a tiny seqlock made of the key itself):
+//! - key = `VALID | vlan << 48 | mac`, value = `port << 32 | last_seen_s`; key 0 is empty.
+//! - A writer that changes the key of a way first claims it by compare-exchanging the old key
+//!   for `BUSY` (so two writers never fill one way), then stores the value (Release), then the
+//!   new key (Release).
+//! - A writer that only refreshes the time or moves the port stores the value alone: key and
+//!   value stay consistent because the value is one word.
+//! - A reader loads the key (Acquire), the value (Acquire), and the key again; it trusts the
+//!   value only if both key loads equal the key it wants. A value stored before the key it is
+//!   published with is visible to any reader that saw that key.
+//!
+//! Thread-safety: `Send + Sync`; every method takes `&self`.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+
+use crate::flow::hash_words;
+use crate::types::{MacAddr, PortNo, VlanId};
+
+/// Ways per bucket.
+pub const WAYS: usize = 8;
+/// Default aging time.
+pub const DEFAULT_AGING_S: u32 = 300;
+
+const VALID: u64 = 1 << 63;
+const BUSY: u64 = 1;
+
+#[derive(Debug, Default)]
+struct Way {
+    key: AtomicU64,
+    val: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+#[repr(align(64))]
+struct Bucket {
+    ways: [Way; WAYS],
+}
+
+/// What a call to [`MacTable::learn`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Learned {
+    /// A new entry.
+    New,
+    /// Known on the same port; its time was refreshed.
+    Refreshed,
+    /// Known on the same port and seen within the last second: nothing written.
+    Unchanged,
+    /// The station moved from another port.
+    Moved {
+        /// Where it was.
+        from: PortNo,
+    },
+    /// Multicast or broadcast source: never learned.
+    Ignored,
+    /// Another thread was writing the same way; skipped (the next packet learns it).
+    Contended,
+}
+
+/// A learned entry, for display.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MacEntry {
+    /// VLAN.
+    pub vlan: VlanId,
+    /// Address.
+    pub mac: MacAddr,
+    /// Port it was learned on.
+    pub port: PortNo,
+    /// Seconds since last seen.
+    pub age_s: u32,
+}
+
+/// The MAC learning table.
+#[derive(Debug)]
+pub struct MacTable {
+    buckets: Box<[Bucket]>,
+    mask: usize,
+    aging_s: AtomicU32,
+    len: AtomicUsize,
+    /// New entries learned.
+    pub learned: AtomicU64,
+    /// Station moves.
+    pub moved: AtomicU64,
+    /// Entries evicted to make room.
+    pub evicted: AtomicU64,
+    /// Entries removed by aging.
+    pub aged: AtomicU64,
+}
+
+#[inline]
+fn make_key(vlan: VlanId, mac: MacAddr) -> u64 {
+    VALID | ((vlan.0 as u64 & 0xfff) << 48) | mac.to_u64()
+}
+
+#[inline]
+fn split_key(k: u64) -> (VlanId, MacAddr) {
+    (VlanId(((k >> 48) & 0xfff) as u16), MacAddr::from_u64(k))
+}
+
+#[inline]
+fn pack(port: PortNo, now_s: u32) -> u64 {
+    (port.0 as u64) << 32 | now_s as u64
+}
+
+#[inline]
+fn unpack(v: u64) -> (PortNo, u32) {
+    (PortNo((v >> 32) as u32), v as u32)
+}
+
+impl MacTable {
+    /// A table holding at most `max_entries` (rounded up to whole buckets of [`WAYS`]).
+    pub fn new(max_entries: usize) -> MacTable {
+        let n = max_entries.div_ceil(WAYS).max(1).next_power_of_two();
+        MacTable {
+            buckets: (0..n).map(|_| Bucket::default()).collect(),
+            mask: n - 1,
+            aging_s: AtomicU32::new(DEFAULT_AGING_S),
+            len: AtomicUsize::new(0),
+            learned: AtomicU64::new(0),
+            moved: AtomicU64::new(0),
+            evicted: AtomicU64::new(0),
+            aged: AtomicU64::new(0),
+        }
+    }
+
+    /// Most entries the table can hold.
+    pub fn capacity(&self) -> usize {
+        self.buckets.len() * WAYS
+    }
+
+    /// Entries present (including aged ones not yet swept).
+    pub fn len(&self) -> usize {
+        self.len.load(Ordering::Relaxed)
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Sets the aging time.
+    pub fn set_aging_s(&self, s: u32) {
+        self.aging_s.store(s.max(1), Ordering::Relaxed);
+    }
+
+    /// The aging time.
+    pub fn aging_s(&self) -> u32 {
+        self.aging_s.load(Ordering::Relaxed)
+    }
+
+    #[inline]
+    fn bucket(&self, key: u64) -> &Bucket {
+        &self.buckets[hash_words(&[key], 0x4d41_43) as usize & self.mask]
+    }
+
+    #[inline]
+    fn fresh(&self, seen_s: u32, now_s: u32) -> bool {
+        now_s.wrapping_sub(seen_s) < self.aging_s.load(Ordering::Relaxed)
+    }
+
+    /// The port `mac` was learned on in `vlan`, unless unknown or aged out.
+    #[inline]
+    pub fn lookup(&self, vlan: VlanId, mac: MacAddr, now_s: u32) -> Option<PortNo> {
+        let want = make_key(vlan, mac);
+        for way in &self.bucket(want).ways {
+            if way.key.load(Ordering::Acquire) == want {
+                let v = way.val.load(Ordering::Acquire);
+                if way.key.load(Ordering::Acquire) != want {
+                    return None;
+                }
+                let (port, seen) = unpack(v);
+                return self.fresh(seen, now_s).then_some(port);
+            }
+        }
+        None
+    }
+
+    /// Learns that `mac` in `vlan` is behind `port`.
+    #[inline]
+    pub fn learn(&self, vlan: VlanId, mac: MacAddr, port: PortNo, now_s: u32) -> Learned {
+        if mac.is_multicast() {
+            return Learned::Ignored;
+        }
+        let want = make_key(vlan, mac);
+        let bucket = self.bucket(want);
+        for way in &bucket.ways {
+            if way.key.load(Ordering::Acquire) == want {
+                let (old_port, seen) = unpack(way.val.load(Ordering::Acquire));
+                if old_port != port {
+                    way.val.store(pack(port, now_s), Ordering::Release);
+                    self.moved.fetch_add(1, Ordering::Relaxed);
+                    return Learned::Moved { from: old_port };
+                }
+                if seen == now_s {
+                    return Learned::Unchanged;
+                }
+                way.val.store(pack(port, now_s), Ordering::Release);
+                return Learned::Refreshed;
+            }
+        }
+        self.learn_slow(bucket, want, port, now_s)
+    }
+
+    #[cold]
+    fn learn_slow(&self, bucket: &Bucket, want: u64, port: PortNo, now_s: u32) -> Learned {
+        // Prefer an empty way, then an aged one, then the one seen longest ago.
+        let mut victim = 0;
+        let mut victim_rank = (u8::MAX, 0u32);
+        for (i, way) in bucket.ways.iter().enumerate() {
+            let k = way.key.load(Ordering::Acquire);
+            let rank = if k == 0 {
+                (0, 0)
+            } else if k == BUSY {
+                continue;
+            } else {
+                let (_, seen) = unpack(way.val.load(Ordering::Acquire));
+                let age = now_s.wrapping_sub(seen);
+                if self.fresh(seen, now_s) {
+                    (2, u32::MAX - age)
+                } else {
+                    (1, u32::MAX - age)
+                }
+            };
+            if rank < victim_rank {
+                victim_rank = rank;
+                victim = i;
+            }
+        }
+        if victim_rank.0 == u8::MAX {
+            return Learned::Contended;
+        }
+        let way = &bucket.ways[victim];
+        let old = way.key.load(Ordering::Acquire);
+        if old == BUSY
+            || way
+                .key
+                .compare_exchange(old, BUSY, Ordering::AcqRel, Ordering::Acquire)
+                .is_err()
+        {
+            return Learned::Contended;
+        }
+        way.val.store(pack(port, now_s), Ordering::Release);
+        way.key.store(want, Ordering::Release);
+        match victim_rank.0 {
+            0 => {
+                self.len.fetch_add(1, Ordering::Relaxed);
+            }
+            1 => {
+                self.aged.fetch_add(1, Ordering::Relaxed);
+            }
+            _ => {
+                self.evicted.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.learned.fetch_add(1, Ordering::Relaxed);
+        Learned::New
+    }
+
+    fn remove_where(&self, mut doomed: impl FnMut(u64, u64) -> bool) -> usize {
+        let mut n = 0;
+        for b in self.buckets.iter() {
+            for way in &b.ways {
+                let k = way.key.load(Ordering::Acquire);
+                if k & VALID == 0 {
+                    continue;
+                }
+                let v = way.val.load(Ordering::Acquire);
+                if doomed(k, v)
+                    && way
+                        .key
+                        .compare_exchange(k, 0, Ordering::AcqRel, Ordering::Acquire)
+                        .is_ok()
+                {
+                    self.len.fetch_sub(1, Ordering::Relaxed);
+                    n += 1;
+                }
+            }
+        }
+        n
+    }
+
+    /// Removes entries older than the aging time, reporting each.
+    pub fn sweep(&self, now_s: u32, mut aged: impl FnMut(MacEntry)) -> usize {
+        let n = self.remove_where(|k, v| {
+            let (port, seen) = unpack(v);
+            let old = !self.fresh(seen, now_s);
+            if old {
+                let (vlan, mac) = split_key(k);
+                aged(MacEntry {
+                    vlan,
+                    mac,
+                    port,
+                    age_s: now_s.wrapping_sub(seen),
+                });
+            }
+            old
+        });
+        self.aged.fetch_add(n as u64, Ordering::Relaxed);
+        n
+    }
+
+    /// Forgets everything.
+    pub fn flush(&self) {
+        self.remove_where(|_, _| true);
+    }
+
+    /// Forgets what was learned on `port` (the port went away).
+    pub fn flush_port(&self, port: PortNo) {
+        self.remove_where(|_, v| unpack(v).0 == port);
+    }
+
+    /// Live entries (not aged), for display.
+    pub fn entries(&self, now_s: u32) -> Vec<MacEntry> {
+        let mut out = Vec::new();
+        for b in self.buckets.iter() {
+            for way in &b.ways {
+                let k = way.key.load(Ordering::Acquire);
+                if k & VALID == 0 {
+                    continue;
+                }
+                let (port, seen) = unpack(way.val.load(Ordering::Acquire));
+                if way.key.load(Ordering::Acquire) == k && self.fresh(seen, now_s) {
+                    let (vlan, mac) = split_key(k);
+                    out.push(MacEntry {
+                        vlan,
+                        mac,
+                        port,
+                        age_s: now_s.wrapping_sub(seen),
+                    });
+                }
+            }
+        }
+        out
+    }
+}
+
+/// A set of VLAN ids.
+#[derive(Clone, PartialEq, Eq)]
+pub struct VlanSet([u64; 64]);
+
+impl Default for VlanSet {
+    /// The empty set.
+    fn default() -> Self {
+        VlanSet([0; 64])
+    }
+}
+
+impl std::fmt::Debug for VlanSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n: u32 = self.0.iter().map(|w| w.count_ones()).sum();
+        write!(f, "VlanSet({n} vlans)")
+    }
+}
+
+impl VlanSet {
+    /// Every VLAN.
+    pub fn all() -> VlanSet {
+        VlanSet([u64::MAX; 64])
+    }
+
+    /// Adds a VLAN.
+    pub fn insert(&mut self, v: VlanId) {
+        let v = v.0 as usize & 0xfff;
+        self.0[v / 64] |= 1 << (v % 64);
+    }
+
+    /// Membership.
+    #[inline]
+    pub fn contains(&self, v: VlanId) -> bool {
+        let v = v.0 as usize & 0xfff;
+        self.0[v / 64] & (1 << (v % 64)) != 0
+    }
+}
+
+/// How a port takes part in VLANs for the `normal` action.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VlanMode {
+    /// Untagged frames belong to this VLAN; tagged frames are dropped.
+    Access(VlanId),
+    /// Tagged frames of the allowed VLANs; untagged frames belong to `native` (and leave
+    /// untagged), or are dropped without one.
+    Trunk {
+        /// VLANs carried tagged.
+        allowed: VlanSet,
+        /// VLAN of untagged frames.
+        native: Option<VlanId>,
+    },
+}
+
+impl Default for VlanMode {
+    /// A trunk carrying every VLAN, untagged frames in VLAN 0: what a port is in OVS with no
+    /// VLAN configuration.
+    fn default() -> Self {
+        VlanMode::Trunk {
+            allowed: VlanSet::all(),
+            native: Some(VlanId(0)),
+        }
+    }
+}
+
+/// The VLAN a frame belongs to on ingress (`tag`: its VLAN id if tagged; VID 0 is a priority
+/// tag and counts as untagged), or `None` when the port does not accept it.
+#[inline]
+pub fn ingress_vlan(mode: &VlanMode, tag: Option<VlanId>) -> Option<VlanId> {
+    let tag = tag.filter(|v| v.0 != 0);
+    match (mode, tag) {
+        (VlanMode::Access(v), None) => Some(*v),
+        (VlanMode::Access(_), Some(_)) => None,
+        (VlanMode::Trunk { native, .. }, None) => *native,
+        (VlanMode::Trunk { allowed, .. }, Some(v)) => allowed.contains(v).then_some(v),
+    }
+}
+
+/// How a frame of `vlan` leaves a port: `None` if the port does not carry the VLAN,
+/// `Some(None)` untagged, `Some(Some(v))` tagged with `v`.
+#[inline]
+pub fn egress_tag(mode: &VlanMode, vlan: VlanId) -> Option<Option<VlanId>> {
+    match mode {
+        VlanMode::Access(v) => (*v == vlan).then_some(None),
+        VlanMode::Trunk { allowed, native } => {
+            if *native == Some(vlan) {
+                Some(None)
+            } else {
+                allowed.contains(vlan).then_some(Some(vlan))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::HashMap;
+
+    fn mac(n: u64) -> MacAddr {
+        MacAddr::from_u64(0x0200_0000_0000 | n)
+    }
+
+    #[test]
+    fn learn_lookup_move_age() {
+        let t = MacTable::new(64);
+        t.set_aging_s(10);
+        assert_eq!(t.learn(VlanId(1), mac(1), PortNo(3), 100), Learned::New);
+        assert_eq!(t.lookup(VlanId(1), mac(1), 100), Some(PortNo(3)));
+        assert_eq!(t.lookup(VlanId(2), mac(1), 100), None, "per VLAN");
+        assert_eq!(
+            t.learn(VlanId(1), mac(1), PortNo(3), 100),
+            Learned::Unchanged
+        );
+        assert_eq!(
+            t.learn(VlanId(1), mac(1), PortNo(3), 105),
+            Learned::Refreshed
+        );
+        assert_eq!(
+            t.learn(VlanId(1), mac(1), PortNo(4), 106),
+            Learned::Moved { from: PortNo(3) }
+        );
+        assert_eq!(t.lookup(VlanId(1), mac(1), 115), Some(PortNo(4)));
+        assert_eq!(t.lookup(VlanId(1), mac(1), 116), None, "aged");
+        let mut aged = Vec::new();
+        assert_eq!(t.sweep(116, |e| aged.push(e)), 1);
+        assert_eq!(aged[0].mac, mac(1));
+        assert_eq!(t.len(), 0);
+        assert_eq!(
+            t.learn(VlanId(1), MacAddr::BROADCAST, PortNo(1), 1),
+            Learned::Ignored
+        );
+    }
+
+    #[test]
+    fn flush_port() {
+        let t = MacTable::new(64);
+        t.learn(VlanId(0), mac(1), PortNo(1), 0);
+        t.learn(VlanId(0), mac(2), PortNo(2), 0);
+        t.flush_port(PortNo(1));
+        assert_eq!(t.len(), 1);
+        assert_eq!(t.lookup(VlanId(0), mac(1), 0), None);
+        assert_eq!(t.entries(0).len(), 1);
+    }
+
+    #[test]
+    fn mac_flood_never_grows_the_table() {
+        let t = MacTable::new(4096);
+        let cap = t.capacity();
+        for i in 0..1_000_000u64 {
+            t.learn(
+                VlanId(0),
+                mac(i * 2 + 0x100000),
+                PortNo(1),
+                (i / 1000) as u32,
+            );
+            // A busy station keeps refreshing and so survives the flood.
+            if i % 100 == 0 {
+                t.learn(VlanId(0), mac(1), PortNo(2), (i / 1000) as u32);
+            }
+        }
+        assert!(t.len() <= cap, "{} > {cap}", t.len());
+        assert!(t.evicted.load(Ordering::Relaxed) > 900_000);
+        assert_eq!(t.lookup(VlanId(0), mac(1), 999), Some(PortNo(2)));
+    }
+
+    #[test]
+    fn concurrent_readers_never_see_a_foreign_port() {
+        let t = std::sync::Arc::new(MacTable::new(256));
+        let threads: Vec<_> = (0..3)
+            .map(|th| {
+                let t = t.clone();
+                std::thread::spawn(move || {
+                    for i in 0..200_000u64 {
+                        let m = i % 512;
+                        // MAC m is only ever learned on port m % 7 + 1 or m % 7 + 2.
+                        let port = PortNo((m % 7) as u32 + 1 + ((i / 512 + th) % 2) as u32);
+                        t.learn(VlanId(0), mac(m), port, (i / 10_000) as u32);
+                        if let Some(p) =
+                            t.lookup(VlanId(0), mac((m * 31) % 512), (i / 10_000) as u32)
+                        {
+                            let mm = (m * 31) % 512;
+                            assert!(
+                                p.0 == (mm % 7) as u32 + 1 || p.0 == (mm % 7) as u32 + 2,
+                                "mac {mm} on {p:?}"
+                            );
+                        }
+                    }
+                })
+            })
+            .collect();
+        for th in threads {
+            th.join().unwrap();
+        }
+        assert!(t.len() <= t.capacity());
+    }
+
+    #[test]
+    fn vlan_modes() {
+        let access = VlanMode::Access(VlanId(10));
+        assert_eq!(ingress_vlan(&access, None), Some(VlanId(10)));
+        assert_eq!(
+            ingress_vlan(&access, Some(VlanId(0))),
+            Some(VlanId(10)),
+            "priority tag"
+        );
+        assert_eq!(ingress_vlan(&access, Some(VlanId(10))), None);
+        assert_eq!(egress_tag(&access, VlanId(10)), Some(None));
+        assert_eq!(egress_tag(&access, VlanId(11)), None);
+        let mut allowed = VlanSet::default();
+        allowed.insert(VlanId(10));
+        let trunk = VlanMode::Trunk {
+            allowed,
+            native: None,
+        };
+        assert_eq!(ingress_vlan(&trunk, None), None);
+        assert_eq!(ingress_vlan(&trunk, Some(VlanId(10))), Some(VlanId(10)));
+        assert_eq!(ingress_vlan(&trunk, Some(VlanId(11))), None);
+        assert_eq!(egress_tag(&trunk, VlanId(10)), Some(Some(VlanId(10))));
+        let dflt = VlanMode::default();
+        assert_eq!(ingress_vlan(&dflt, None), Some(VlanId(0)));
+        assert_eq!(egress_tag(&dflt, VlanId(0)), Some(None));
+    }
+
+    proptest! {
+        /// With room for everything, the table agrees with a HashMap.
+        #[test]
+        fn agrees_with_hashmap(ops in proptest::collection::vec((0u16..4, 0u64..200, 1u32..6), 1..500)) {
+            let t = MacTable::new(1 << 16);
+            let mut reference = HashMap::new();
+            for (vlan, m, port) in ops {
+                t.learn(VlanId(vlan), mac(m), PortNo(port), 0);
+                reference.insert((vlan, m), port);
+            }
+            for vlan in 0..4 {
+                for m in 0..200 {
+                    prop_assert_eq!(t.lookup(VlanId(vlan), mac(m), 0), reference.get(&(vlan, m)).map(|&p| PortNo(p)));
+                }
+            }
+            prop_assert_eq!(t.len(), reference.len());
+        }
+    }
+}

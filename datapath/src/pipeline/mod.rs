@@ -155,16 +155,21 @@ impl Snapshot {
 
     /// The flow changes after pipeline version `since`, oldest first, or `None` when the
     /// history no longer reaches back that far.
-    pub fn changes_since(&self, since: u64) -> Option<impl Iterator<Item = &Arc<ChangeSet>>> {
-        let current = self.pipeline.version();
-        if since >= current {
-            return Some(self.history.iter().filter(|_| false).map(|(_, c)| c));
+    pub fn changes_since(&self, since: u64) -> Option<Vec<Arc<ChangeSet>>> {
+        if since >= self.pipeline.version() {
+            return Some(Vec::new());
         }
         let oldest = self.history.front().map(|(v, _)| *v)?;
         if oldest > since + 1 {
             return None;
         }
-        Some(self.history.iter().filter(move |(v, _)| *v > since).map(|(_, c)| c))
+        Some(
+            self.history
+                .iter()
+                .filter(|(v, _)| *v > since)
+                .map(|(_, c)| Arc::clone(c))
+                .collect(),
+        )
     }
 
     fn rebuild_slots(&mut self) {
@@ -247,9 +252,16 @@ impl Datapath {
             config,
             pmds: Mutex::new(Vec::new()),
             epoch: Instant::now(),
-            epoch_wall_s: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+            epoch_wall_s: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
         };
-        (Datapath { shared: Arc::new(shared) }, rx)
+        (
+            Datapath {
+                shared: Arc::new(shared),
+            },
+            rx,
+        )
     }
 
     /// The current snapshot.
@@ -285,7 +297,10 @@ impl Datapath {
     }
 
     /// Applies `f` to a copy of the current snapshot and publishes the result.
-    fn update<T>(&self, f: impl FnOnce(&mut Snapshot) -> Result<T, DatapathError>) -> Result<T, DatapathError> {
+    fn update<T>(
+        &self,
+        f: impl FnOnce(&mut Snapshot) -> Result<T, DatapathError>,
+    ) -> Result<T, DatapathError> {
         let _guard = self.shared.write.lock();
         let cur = self.shared.snap.load();
         let mut next = Snapshot {
@@ -303,7 +318,12 @@ impl Datapath {
     }
 
     /// Adds a port.
-    pub fn add_port(&self, no: PortNo, port: Arc<dyn Port>, vlan: VlanMode) -> Result<(), DatapathError> {
+    pub fn add_port(
+        &self,
+        no: PortNo,
+        port: Arc<dyn Port>,
+        vlan: VlanMode,
+    ) -> Result<(), DatapathError> {
         if no.0 == 0 || no.0 >= MAX_PORT_NO {
             return Err(DatapathError::BadPortNo(no));
         }
@@ -311,14 +331,24 @@ impl Datapath {
             if s.slot(no).is_some() {
                 return Err(DatapathError::PortExists(no));
             }
-            s.ports.push(PortEntry { no, port, vlan, flood: true });
+            s.ports.push(PortEntry {
+                no,
+                port,
+                vlan,
+                flood: true,
+            });
             s.rebuild_slots();
             Ok(())
         })
     }
 
     /// Changes a port's VLAN mode and flood setting.
-    pub fn set_port_vlan(&self, no: PortNo, vlan: VlanMode, flood: bool) -> Result<(), DatapathError> {
+    pub fn set_port_vlan(
+        &self,
+        no: PortNo,
+        vlan: VlanMode,
+        flood: bool,
+    ) -> Result<(), DatapathError> {
         self.update(|s| {
             let slot = s.slot(no).ok_or(DatapathError::NoSuchPort(no))?;
             s.ports[slot].vlan = vlan;
@@ -352,7 +382,10 @@ impl Datapath {
     pub fn expire_flows(&self) -> Option<Arc<ChangeSet>> {
         let now = self.now_ns();
         self.update(|s| {
-            let (pipeline, changes) = s.pipeline.expire(now).ok_or(DatapathError::NoSuchPort(PortNo(0)))?;
+            let (pipeline, changes) = s
+                .pipeline
+                .expire(now)
+                .ok_or(DatapathError::NoSuchPort(PortNo(0)))?;
             Ok(s.install_pipeline(pipeline, changes))
         })
         .ok()
@@ -364,7 +397,11 @@ impl Datapath {
             .buckets
             .iter()
             .map(|b| {
-                let ops = b.actions.iter().map(|a| DpAction::from_action(a, TableId(0), 0, PacketInReason::Group)).collect();
+                let ops = b
+                    .actions
+                    .iter()
+                    .map(|a| DpAction::from_action(a, TableId(0), 0, PacketInReason::Group))
+                    .collect();
                 Translation::from_ops(ops)
             })
             .collect();
@@ -378,7 +415,12 @@ impl Datapath {
 
     /// Removes a group.
     pub fn del_group(&self, id: GroupId) -> Result<(), DatapathError> {
-        self.update(|s| s.groups.remove(&id).map(|_| ()).ok_or(DatapathError::NoSuchGroup(id)))
+        self.update(|s| {
+            s.groups
+                .remove(&id)
+                .map(|_| ())
+                .ok_or(DatapathError::NoSuchGroup(id))
+        })
     }
 
     /// Adds or replaces a meter.
@@ -393,14 +435,20 @@ impl Datapath {
 
     /// Removes a meter.
     pub fn del_meter(&self, id: MeterId) -> Result<(), DatapathError> {
-        self.update(|s| s.meters.remove(&id).map(|_| ()).ok_or(DatapathError::NoSuchMeter(id)))
+        self.update(|s| {
+            s.meters
+                .remove(&id)
+                .map(|_| ())
+                .ok_or(DatapathError::NoSuchMeter(id))
+        })
     }
 }
 
 impl Snapshot {
     fn install_pipeline(&mut self, pipeline: Pipeline, changes: ChangeSet) -> Arc<ChangeSet> {
         let changes = Arc::new(changes);
-        self.history.push_back((pipeline.version(), Arc::clone(&changes)));
+        self.history
+            .push_back((pipeline.version(), Arc::clone(&changes)));
         while self.history.len() > HISTORY_LEN {
             self.history.pop_front();
         }

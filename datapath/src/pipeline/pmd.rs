@@ -76,7 +76,10 @@ pub struct Pmd {
 
 impl std::fmt::Debug for Pmd {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pmd").field("megaflows", &self.mf.len()).field("pipeline_version", &self.pipeline_version).finish()
+        f.debug_struct("Pmd")
+            .field("megaflows", &self.mf.len())
+            .field("pipeline_version", &self.pipeline_version)
+            .finish()
     }
 }
 
@@ -90,7 +93,10 @@ impl Pmd {
             pool: BufPool::new(cfg.pool_buffers),
             counters: Arc::new(PmdCounters::default()),
             pipeline_version: 0,
-            tx: TxStage { batches: Vec::new(), dirty: Vec::new() },
+            tx: TxStage {
+                batches: Vec::new(),
+                dirty: Vec::new(),
+            },
             last_sweep_ns: 0,
             polls: 0,
             rx: Batch::new(),
@@ -167,12 +173,19 @@ impl Pmd {
 
     #[cold]
     fn sync_slow(&mut self, snap: &Snapshot, v: u64) {
-        let touched: Option<Vec<_>> = snap.changes_since(self.pipeline_version).map(|it| it.flat_map(|cs| cs.touched()).collect());
+        let touched: Option<Vec<_>> = snap.changes_since(self.pipeline_version).map(|v| {
+            v.iter()
+                .flat_map(|cs| cs.touched().collect::<Vec<_>>())
+                .collect()
+        });
         match touched {
             Some(touched) => {
                 let removed = self.mf.remove_if(|mk, mm, t| {
                     touched.iter().any(|(table, rk, rm)| {
-                        t.visited(*table) && (t.rewritten || (0..PKT_WORDS).all(|i| (mk.w[i] ^ rk.w[i]) & mm.w[i] & rm.w[i] == 0))
+                        t.visited(*table)
+                            && (t.rewritten
+                                || (0..PKT_WORDS)
+                                    .all(|i| (mk.w[i] ^ rk.w[i]) & mm.w[i] & rm.w[i] == 0))
                     })
                 });
                 self.counters.megaflow_removed.add(removed as u64);
@@ -207,7 +220,7 @@ impl Pmd {
             match extract(p.data(), in_port, &mut keys[i]) {
                 Ok(l) => lays[i] = l,
                 Err(r) => {
-                    self.counters.drop(r, 1);
+                    self.counters.count_drop(r, 1);
                     if let Some(p) = pkts[i].take() {
                         self.pool.put(p);
                     }
@@ -235,7 +248,7 @@ impl Pmd {
                 continue;
             }
             if upcalls >= self.shared.config.slow_path_budget {
-                self.counters.drop(DropReason::SlowPathBudget, 1);
+                self.counters.count_drop(DropReason::SlowPathBudget, 1);
                 if let Some(p) = pkts[i].take() {
                     self.pool.put(p);
                 }
@@ -285,7 +298,11 @@ impl Pmd {
                 },
                 Src::Local(j) => &local[j as usize],
             };
-            let bytes: u64 = members.iter().filter_map(|&m| pkts[m as usize].as_ref()).map(|p| p.len() as u64).sum();
+            let bytes: u64 = members
+                .iter()
+                .filter_map(|&m| pkts[m as usize].as_ref())
+                .map(|p| p.len() as u64)
+                .sum();
             for rule in t.rules.iter() {
                 rule.stats.record(members.len() as u64, bytes, now_ns);
             }
@@ -303,7 +320,13 @@ impl Pmd {
 
     #[cold]
     #[inline(never)]
-    fn miss(&mut self, snap: &Snapshot, key: &FlowKey, h: u64, local: &mut ArrayVec<Arc<Translation>, BURST>) -> Src {
+    fn miss(
+        &mut self,
+        snap: &Snapshot,
+        key: &FlowKey,
+        h: u64,
+        local: &mut ArrayVec<Arc<Translation>, BURST>,
+    ) -> Src {
         let (t, wc) = translate(&snap.pipeline, key);
         let t = Arc::new(t);
         match self.mf.insert(key, &wc, Arc::clone(&t)) {
@@ -339,7 +362,7 @@ fn bit(m: u8) -> u32 {
 #[inline]
 fn drop_pkt(cx: &mut Cx<'_>, pkts: &mut [Option<PacketBuf>], m: usize, reason: DropReason) {
     if let Some(p) = pkts[m].take() {
-        cx.counters.drop(reason, 1);
+        cx.counters.count_drop(reason, 1);
         cx.pool.put(p);
     }
 }
@@ -355,7 +378,7 @@ fn emit(cx: &mut Cx<'_>, pkts: &mut [Option<PacketBuf>], m: usize, slot: usize, 
     } else {
         let Some(src) = pkts[m].as_ref() else { return };
         let Some(mut b) = cx.pool.get() else {
-            cx.counters.drop(DropReason::NoBuffer, 1);
+            cx.counters.count_drop(DropReason::NoBuffer, 1);
             return;
         };
         b.copy_from(src);
@@ -392,7 +415,15 @@ fn flush(cx: &mut Cx<'_>) {
 }
 
 /// Runs a translation over the packets `members` of `pkts`.
-fn run(t: &Translation, cx: &mut Cx<'_>, pkts: &mut [Option<PacketBuf>], keys: &mut [FlowKey], lays: &mut [Layout], members: &[u8], depth: u8) {
+fn run(
+    t: &Translation,
+    cx: &mut Cx<'_>,
+    pkts: &mut [Option<PacketBuf>],
+    keys: &mut [FlowKey],
+    lays: &mut [Layout],
+    members: &[u8],
+    depth: u8,
+) {
     for (i, op) in t.ops.iter().enumerate() {
         let take = i == t.last_emit;
         match *op {
@@ -416,7 +447,8 @@ fn run(t: &Translation, cx: &mut Cx<'_>, pkts: &mut [Option<PacketBuf>], keys: &
             }
             DpAction::Flood | DpAction::All => {
                 let all = matches!(op, DpAction::All);
-                let eligible = |s: usize, cx: &Cx<'_>| s != cx.in_slot && (all || cx.snap.ports[s].flood);
+                let eligible =
+                    |s: usize, cx: &Cx<'_>| s != cx.in_slot && (all || cx.snap.ports[s].flood);
                 let last = (0..cx.snap.ports.len()).rev().find(|&s| eligible(s, cx));
                 if let Some(last) = last {
                     for s in 0..=last {
@@ -433,16 +465,29 @@ fn run(t: &Translation, cx: &mut Cx<'_>, pkts: &mut [Option<PacketBuf>], keys: &
                     normal(cx, pkts, keys, lays, m as usize, take);
                 }
             }
-            DpAction::Controller { reason, table, cookie, max_len } => {
+            DpAction::Controller {
+                reason,
+                table,
+                cookie,
+                max_len,
+            } => {
                 for &m in members {
                     let m = m as usize;
                     let Some(p) = pkts[m].as_ref() else { continue };
                     let len = p.len().min(max_len as usize);
-                    let pi = PacketIn { in_port: cx.in_port, reason, table, cookie, key: keys[m], total_len: p.len(), data: p.data()[..len].to_vec() };
+                    let pi = PacketIn {
+                        in_port: cx.in_port,
+                        reason,
+                        table,
+                        cookie,
+                        key: keys[m],
+                        total_len: p.len(),
+                        data: p.data()[..len].to_vec(),
+                    };
                     match cx.shared.packet_in.try_send(pi) {
                         Ok(()) => cx.sent |= bit(m as u8),
                         Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                            cx.counters.drop(DropReason::PacketInQueueFull, 1);
+                            cx.counters.count_drop(DropReason::PacketInQueueFull, 1);
                         }
                     }
                     if take && let Some(p) = pkts[m].take() {
@@ -493,7 +538,7 @@ fn run(t: &Translation, cx: &mut Cx<'_>, pkts: &mut [Option<PacketBuf>], keys: &
     // Packets nothing sent anywhere are this translation's drops.
     for &m in members {
         if cx.sent & bit(m) == 0 && pkts[m as usize].is_some() {
-            cx.counters.drop(t.drop_reason, 1);
+            cx.counters.count_drop(t.drop_reason, 1);
             if let Some(p) = pkts[m as usize].take() {
                 cx.pool.put(p);
             }
@@ -501,7 +546,14 @@ fn run(t: &Translation, cx: &mut Cx<'_>, pkts: &mut [Option<PacketBuf>], keys: &
     }
 }
 
-fn meter(cx: &mut Cx<'_>, pkts: &mut [Option<PacketBuf>], keys: &mut [FlowKey], lays: &mut [Layout], members: &[u8], id: crate::types::MeterId) {
+fn meter(
+    cx: &mut Cx<'_>,
+    pkts: &mut [Option<PacketBuf>],
+    keys: &mut [FlowKey],
+    lays: &mut [Layout],
+    members: &[u8],
+    id: crate::types::MeterId,
+) {
     let Some(meter) = cx.snap.meters.get(&id) else {
         for &m in members {
             drop_pkt(cx, pkts, m as usize, DropReason::NoSuchMeter);
@@ -531,7 +583,13 @@ fn meter(cx: &mut Cx<'_>, pkts: &mut [Option<PacketBuf>], keys: &mut [FlowKey], 
                     if dscp & 0x31 == 0 && dscp & 0x0e != 0 {
                         let y = ((dscp >> 1) & 3).saturating_add(prec).min(3);
                         let new = (dscp & !0x06) | (y << 1);
-                        rewrite::set_field(p, &mut keys[m], &lays[m], Field::IpTos, ((new << 2) | (tos & 3)) as u128);
+                        rewrite::set_field(
+                            p,
+                            &mut keys[m],
+                            &lays[m],
+                            Field::IpTos,
+                            ((new << 2) | (tos & 3)) as u128,
+                        );
                     }
                 }
             }
@@ -540,7 +598,16 @@ fn meter(cx: &mut Cx<'_>, pkts: &mut [Option<PacketBuf>], keys: &mut [FlowKey], 
 }
 
 #[allow(clippy::too_many_arguments)]
-fn group(cx: &mut Cx<'_>, pkts: &mut [Option<PacketBuf>], keys: &mut [FlowKey], lays: &mut [Layout], members: &[u8], id: crate::types::GroupId, take: bool, depth: u8) {
+fn group(
+    cx: &mut Cx<'_>,
+    pkts: &mut [Option<PacketBuf>],
+    keys: &mut [FlowKey],
+    lays: &mut [Layout],
+    members: &[u8],
+    id: crate::types::GroupId,
+    take: bool,
+    depth: u8,
+) {
     let snap = cx.snap;
     let Some(g) = snap.groups.get(&id).filter(|_| depth < MAX_GROUP_DEPTH) else {
         for &m in members {
@@ -576,7 +643,7 @@ fn group(cx: &mut Cx<'_>, pkts: &mut [Option<PacketBuf>], keys: &mut [FlowKey], 
                         one[0] = Some(c);
                     }
                     None => {
-                        cx.counters.drop(DropReason::NoBuffer, 1);
+                        cx.counters.count_drop(DropReason::NoBuffer, 1);
                         continue;
                     }
                 }
@@ -596,7 +663,14 @@ fn group(cx: &mut Cx<'_>, pkts: &mut [Option<PacketBuf>], keys: &mut [FlowKey], 
 
 /// The `normal` action for packet `m`: learn the source, then forward to the learned port or
 /// flood within the VLAN, fixing the tag for each egress port's VLAN mode.
-fn normal(cx: &mut Cx<'_>, pkts: &mut [Option<PacketBuf>], keys: &mut [FlowKey], lays: &mut [Layout], m: usize, take: bool) {
+fn normal(
+    cx: &mut Cx<'_>,
+    pkts: &mut [Option<PacketBuf>],
+    keys: &mut [FlowKey],
+    lays: &mut [Layout],
+    m: usize,
+    take: bool,
+) {
     if pkts[m].is_none() {
         return;
     }
@@ -620,8 +694,14 @@ fn normal(cx: &mut Cx<'_>, pkts: &mut [Option<PacketBuf>], keys: &mut [FlowKey],
         }
         return;
     }
-    let carries = |s: usize, cx: &Cx<'_>| s != cx.in_slot && cx.snap.ports[s].flood && egress_tag(&cx.snap.ports[s].vlan, vlan).is_some();
-    let Some(last) = (0..cx.snap.ports.len()).rev().find(|&s| carries(s, cx)) else { return };
+    let carries = |s: usize, cx: &Cx<'_>| {
+        s != cx.in_slot
+            && cx.snap.ports[s].flood
+            && egress_tag(&cx.snap.ports[s].vlan, vlan).is_some()
+    };
+    let Some(last) = (0..cx.snap.ports.len()).rev().find(|&s| carries(s, cx)) else {
+        return;
+    };
     for s in 0..=last {
         if carries(s, cx) {
             normal_out(cx, pkts, keys, lays, m, s, vlan, tagged, take && s == last);
@@ -631,8 +711,20 @@ fn normal(cx: &mut Cx<'_>, pkts: &mut [Option<PacketBuf>], keys: &mut [FlowKey],
 
 #[allow(clippy::too_many_arguments)]
 #[inline]
-fn normal_out(cx: &mut Cx<'_>, pkts: &mut [Option<PacketBuf>], keys: &[FlowKey], lays: &[Layout], m: usize, slot: usize, vlan: VlanId, tagged: Option<VlanId>, take: bool) {
-    let Some(want) = egress_tag(&cx.snap.ports[slot].vlan, vlan) else { return };
+fn normal_out(
+    cx: &mut Cx<'_>,
+    pkts: &mut [Option<PacketBuf>],
+    keys: &[FlowKey],
+    lays: &[Layout],
+    m: usize,
+    slot: usize,
+    vlan: VlanId,
+    tagged: Option<VlanId>,
+    take: bool,
+) {
+    let Some(want) = egress_tag(&cx.snap.ports[slot].vlan, vlan) else {
+        return;
+    };
     if want == tagged {
         emit(cx, pkts, m, slot, take);
         return;
@@ -645,7 +737,7 @@ fn normal_out(cx: &mut Cx<'_>, pkts: &mut [Option<PacketBuf>], keys: &[FlowKey],
     } else {
         let Some(src) = pkts[m].as_ref() else { return };
         let Some(mut b) = cx.pool.get() else {
-            cx.counters.drop(DropReason::NoBuffer, 1);
+            cx.counters.count_drop(DropReason::NoBuffer, 1);
             return;
         };
         b.copy_from(src);
@@ -658,7 +750,7 @@ fn normal_out(cx: &mut Cx<'_>, pkts: &mut [Option<PacketBuf>], keys: &[FlowKey],
             stage(cx, slot, b);
         }
         Err(r) => {
-            cx.counters.drop(r, 1);
+            cx.counters.count_drop(r, 1);
             cx.pool.put(b);
         }
     }

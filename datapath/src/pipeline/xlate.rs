@@ -70,19 +70,35 @@ impl DpAction {
     pub fn emits(&self) -> bool {
         matches!(
             self,
-            DpAction::Output(_) | DpAction::InPort | DpAction::Flood | DpAction::All | DpAction::Normal | DpAction::Controller { .. } | DpAction::Group(_)
+            DpAction::Output(_)
+                | DpAction::InPort
+                | DpAction::Flood
+                | DpAction::All
+                | DpAction::Normal
+                | DpAction::Controller { .. }
+                | DpAction::Group(_)
         )
     }
 
     /// The datapath form of an OpenFlow action found in `table` of a flow with `cookie`.
-    pub fn from_action(a: &Action, table: TableId, cookie: u64, reason: PacketInReason) -> DpAction {
+    pub fn from_action(
+        a: &Action,
+        table: TableId,
+        cookie: u64,
+        reason: PacketInReason,
+    ) -> DpAction {
         match *a {
             Action::Output(p) => DpAction::Output(p),
             Action::InPort => DpAction::InPort,
             Action::Flood => DpAction::Flood,
             Action::All => DpAction::All,
             Action::Normal => DpAction::Normal,
-            Action::Controller { max_len } => DpAction::Controller { reason, table, cookie, max_len },
+            Action::Controller { max_len } => DpAction::Controller {
+                reason,
+                table,
+                cookie,
+                max_len,
+            },
             Action::SetField { field, value } => DpAction::SetField(field, value),
             Action::PushVlan { tpid } => DpAction::PushVlan(tpid),
             Action::PopVlan => DpAction::PopVlan,
@@ -119,7 +135,14 @@ impl Translation {
     /// Builds a translation from a list of operations (for group buckets and tests).
     pub fn from_ops(ops: Vec<DpAction>) -> Translation {
         let last_emit = ops.iter().rposition(DpAction::emits).unwrap_or(usize::MAX);
-        Translation { ops: ops.into(), last_emit, rules: Box::new([]), tables: [0; 4], rewritten: false, drop_reason: DropReason::FlowDrop }
+        Translation {
+            ops: ops.into(),
+            last_emit,
+            rules: Box::new([]),
+            tables: [0; 4],
+            rewritten: false,
+            drop_reason: DropReason::FlowDrop,
+        }
     }
 }
 
@@ -164,7 +187,12 @@ pub fn translate(pipeline: &Pipeline, key: &FlowKey) -> (Translation, FlowMask) 
                 }
                 _ => {}
             }
-            ops.push(DpAction::from_action(a, table, rule.cookie, PacketInReason::Action));
+            ops.push(DpAction::from_action(
+                a,
+                table,
+                rule.cookie,
+                PacketInReason::Action,
+            ));
         }
         if let Some((value, mask)) = ins.write_metadata {
             let old = work.get(Field::Metadata) as u64;
@@ -176,6 +204,13 @@ pub fn translate(pipeline: &Pipeline, key: &FlowKey) -> (Translation, FlowMask) 
         }
     }
     let last_emit = ops.iter().rposition(DpAction::emits).unwrap_or(usize::MAX);
-    let t = Translation { ops: ops.into(), last_emit, rules: rules.into(), tables, rewritten, drop_reason };
+    let t = Translation {
+        ops: ops.into(),
+        last_emit,
+        rules: rules.into(),
+        tables,
+        rewritten,
+        drop_reason,
+    };
     (t, wc)
 }

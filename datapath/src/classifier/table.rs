@@ -1,0 +1,238 @@
+//! One OpenFlow table: a tuple-space search classifier.
+//!
+//! What: one subtable per distinct mask, each a persistent hash map (`imbl`) from masked key
+//! to the rules with that exact match, highest priority first. Subtables are kept sorted by
+//! the highest priority they hold, so a lookup stops as soon as the best rule found beats
+//! every remaining subtable. Cloning a table is O(masks); changing it is O(log rules) plus a
+//! copy of the touched subtable's header, so every published version stays intact for the
+//! poll threads still reading it.
+//!
+//! Thread-safety: immutable once published; shared by `Arc`.
+
+use std::hash::{BuildHasher, Hasher};
+use std::sync::Arc;
+
+use super::rule::Rule;
+use crate::flow::{FlowKey, FlowMask, KEY_WORDS};
+
+/// A fast hasher for flow keys (multiply-xor per word; keys are not attacker-chosen in
+/// bulk here: rules come from the controller).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    #[inline]
+    fn finish(&self) -> u64 {
+        let h = self.0;
+        (h ^ (h >> 29)).wrapping_mul(0xbf58_476d_1ce4_e5b9) ^ (h >> 32)
+    }
+
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.write_u64(u64::from_le_bytes(w));
+        }
+        for b in chunks.remainder() {
+            self.write_u64(*b as u64);
+        }
+    }
+
+    #[inline]
+    fn write_u64(&mut self, w: u64) {
+        self.0 = (self.0 ^ w)
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            .rotate_left(23);
+    }
+
+    #[inline]
+    fn write_usize(&mut self, w: usize) {
+        self.write_u64(w as u64);
+    }
+}
+
+/// Builds [`KeyHasher`]s.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct KeyHash;
+
+impl BuildHasher for KeyHash {
+    type Hasher = KeyHasher;
+    fn build_hasher(&self) -> KeyHasher {
+        KeyHasher(0x243f_6a88_85a3_08d3)
+    }
+}
+
+/// Rules sharing one exact match, highest priority (then lowest id) first.
+type RuleList = Vec<Arc<Rule>>;
+
+#[derive(Clone, Debug)]
+struct Subtable {
+    mask: FlowMask,
+    map: imbl::GenericHashMap<FlowKey, RuleList, KeyHash, imbl::shared_ptr::DefaultSharedPtr>,
+    /// How many rules hold each priority (to keep `max_priority` right on removal).
+    priorities: imbl::OrdMap<u16, u32>,
+    max_priority: u16,
+    len: usize,
+}
+
+impl Subtable {
+    fn new(mask: FlowMask) -> Subtable {
+        Subtable {
+            mask,
+            map: imbl::GenericHashMap::with_hasher(KeyHash),
+            priorities: imbl::OrdMap::new(),
+            max_priority: 0,
+            len: 0,
+        }
+    }
+}
+
+/// Orders rules: higher priority first, then lower id (older) first.
+fn better(a: &Rule, b: &Rule) -> bool {
+    a.priority > b.priority || (a.priority == b.priority && a.id < b.id)
+}
+
+/// One OpenFlow table.
+#[derive(Clone, Debug, Default)]
+pub struct Table {
+    subtables: Vec<Arc<Subtable>>,
+    len: usize,
+}
+
+impl Table {
+    /// Number of rules.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when the table has no rules.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Number of distinct masks.
+    pub fn n_masks(&self) -> usize {
+        self.subtables.len()
+    }
+
+    /// The highest-priority rule matching `key` (ties: the oldest). ORs into `wc` the mask
+    /// of every subtable probed, so that every key agreeing with `key` on `wc` gets the
+    /// same answer.
+    #[inline]
+    pub fn lookup(&self, key: &FlowKey, wc: &mut FlowMask) -> Option<&Arc<Rule>> {
+        let mut best: Option<&Arc<Rule>> = None;
+        for st in &self.subtables {
+            if let Some(b) = best
+                && b.priority > st.max_priority
+            {
+                break;
+            }
+            wc.or_assign(&st.mask);
+            if let Some(list) = st.map.get(&key.masked(&st.mask))
+                && let Some(r) = list.first()
+                && best.is_none_or(|b| better(r, b))
+            {
+                best = Some(r);
+            }
+        }
+        best
+    }
+
+    /// The rule with exactly this match and priority.
+    pub fn find_strict(&self, key: &FlowKey, mask: &FlowMask, priority: u16) -> Option<&Arc<Rule>> {
+        let st = self.subtables.iter().find(|s| s.mask == *mask)?;
+        st.map
+            .get(&key.masked(mask))?
+            .iter()
+            .find(|r| r.priority == priority)
+    }
+
+    /// Every rule, in no particular order.
+    pub fn rules(&self) -> impl Iterator<Item = &Arc<Rule>> {
+        self.subtables
+            .iter()
+            .flat_map(|st| st.map.values().flatten())
+    }
+
+    /// Adds a rule (the caller has removed any rule with the same match and priority).
+    pub(crate) fn insert(&mut self, rule: Arc<Rule>) {
+        let pos = match self.subtables.iter().position(|s| s.mask == rule.mask) {
+            Some(p) => p,
+            None => {
+                self.subtables.push(Arc::new(Subtable::new(rule.mask)));
+                self.subtables.len() - 1
+            }
+        };
+        let st = Arc::make_mut(&mut self.subtables[pos]);
+        let prio = rule.priority;
+        let mut list = st.map.get(&rule.key).cloned().unwrap_or_default();
+        let at = list
+            .iter()
+            .position(|r| better(&rule, r))
+            .unwrap_or(list.len());
+        list.insert(at, Arc::clone(&rule));
+        st.map.insert(rule.key, list);
+        *st.priorities.entry(prio).or_insert(0) += 1;
+        st.max_priority = st.max_priority.max(prio);
+        st.len += 1;
+        self.len += 1;
+        self.sort();
+    }
+
+    /// Removes the rule with this id (matched by its key, mask and priority). Returns it.
+    pub(crate) fn remove(&mut self, rule: &Rule) -> Option<Arc<Rule>> {
+        let pos = self.subtables.iter().position(|s| s.mask == rule.mask)?;
+        let st = Arc::make_mut(&mut self.subtables[pos]);
+        let mut list = st.map.get(&rule.key)?.clone();
+        let i = list.iter().position(|r| r.id == rule.id)?;
+        let removed = list.remove(i);
+        if list.is_empty() {
+            st.map.remove(&rule.key);
+        } else {
+            st.map.insert(rule.key, list);
+        }
+        let prio = removed.priority;
+        if let Some(n) = st.priorities.get_mut(&prio) {
+            *n -= 1;
+            if *n == 0 {
+                st.priorities.remove(&prio);
+            }
+        }
+        st.max_priority = st.priorities.get_max().map_or(0, |(p, _)| *p);
+        st.len -= 1;
+        self.len -= 1;
+        if st.len == 0 {
+            self.subtables.remove(pos);
+        }
+        self.sort();
+        Some(removed)
+    }
+
+    /// Replaces a rule in place (same match and priority, new contents).
+    pub(crate) fn replace(&mut self, new: Arc<Rule>) -> bool {
+        let Some(pos) = self.subtables.iter().position(|s| s.mask == new.mask) else {
+            return false;
+        };
+        let st = Arc::make_mut(&mut self.subtables[pos]);
+        let Some(mut list) = st.map.get(&new.key).cloned() else {
+            return false;
+        };
+        let Some(i) = list.iter().position(|r| r.id == new.id) else {
+            return false;
+        };
+        list[i] = new;
+        let key = list[i].key;
+        st.map.insert(key, list);
+        true
+    }
+
+    fn sort(&mut self) {
+        // Stable and nearly sorted: cheap.
+        self.subtables
+            .sort_by(|a, b| b.max_priority.cmp(&a.max_priority));
+    }
+}
+
+const _: () = assert!(KEY_WORDS <= 32);
