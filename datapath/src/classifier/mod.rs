@@ -474,3 +474,6 @@ impl Pipeline {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;
