@@ -17,6 +17,16 @@ const EMPTY: Entry = Entry {
     flow: FlowRef::NONE,
 };
 
+/// Word-wise, branch-free comparison (a `memcmp` call costs more than the compare).
+#[inline(always)]
+fn same(stored: &[u64; PKT_WORDS], key: &FlowKey) -> bool {
+    let mut diff = 0;
+    for i in 0..PKT_WORDS {
+        diff |= stored[i] ^ key.w[i];
+    }
+    diff == 0
+}
+
 /// Exact-match cache.
 pub struct Emc {
     entries: Box<[Entry]>,
@@ -53,13 +63,12 @@ impl Emc {
     #[inline]
     pub fn lookup(&self, key: &FlowKey, hash: u64) -> FlowRef {
         let (a, b) = self.slots(hash);
-        let pk = &key.w[..PKT_WORDS];
         let ea = &self.entries[a];
-        if ea.key == *pk {
+        if same(&ea.key, key) {
             return ea.flow;
         }
         let eb = &self.entries[b];
-        if eb.key == *pk {
+        if same(&eb.key, key) {
             return eb.flow;
         }
         FlowRef::NONE
@@ -75,7 +84,7 @@ impl Emc {
         live: impl Fn(FlowRef) -> bool,
     ) {
         let (a, b) = self.slots(hash);
-        let slot = if !live(self.entries[a].flow) || self.entries[a].key == key.w[..PKT_WORDS] {
+        let slot = if !live(self.entries[a].flow) || same(&self.entries[a].key, key) {
             a
         } else {
             b

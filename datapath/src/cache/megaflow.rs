@@ -8,7 +8,7 @@
 
 use arrayvec::ArrayVec;
 
-use crate::flow::{FlowKey, FlowMask, PKT_WORDS, hash_words};
+use crate::flow::{FlowKey, FlowMask, PKT_WORDS};
 
 /// A reference to a megaflow: slab index and generation. Stale references (the entry was
 /// removed and its slot reused) fail [`MegaflowCache::get`].
@@ -75,13 +75,17 @@ impl Subtable {
         }
     }
 
+    /// The masked key's hash over the mask's non-zero words only (same mixing as
+    /// `flow::hash_words`, without building the masked key).
     #[inline(always)]
     fn hash(&self, key: &FlowKey) -> u32 {
-        let mut buf = [0u64; PKT_WORDS];
-        for (n, &w) in self.words.iter().enumerate() {
-            buf[n] = key.w[w as usize] & self.mask[w as usize];
+        let mut h = 0x9e37_79b9_7f4a_7c15u64;
+        for &w in &self.words {
+            let v = key.w[w as usize] & self.mask[w as usize];
+            h = (h ^ v).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            h ^= h >> 31;
         }
-        let h = hash_words(&buf[..self.words.len()], 0) as u32;
+        let h = (h ^ (h >> 29)) as u32;
         h | 1 // never 0, so a slot value is never EMPTY_SLOT or TOMBSTONE by accident
     }
 

@@ -104,15 +104,15 @@ pub fn extract(frame: &[u8], in_port: PortNo, key: &mut FlowKey) -> Result<Layou
     w[9] = (tci2 as u64) << 48;
     lay.l3 = off as u16;
     match ty {
-        ethertype::IPV4 => extract_ipv4(frame, off, key, &mut lay)?,
-        ethertype::IPV6 => extract_ipv6(frame, off, key, &mut lay)?,
+        ethertype::IPV4 => lay.l4 = extract_ipv4(frame, off, key)?,
+        ethertype::IPV6 => lay.l4 = extract_ipv6(frame, off, key)?,
         ethertype::ARP => extract_arp(frame, off, key)?,
         _ => {}
     }
     Ok(lay)
 }
 
-#[inline]
+#[inline(always)]
 fn extract_arp(f: &[u8], off: usize, key: &mut FlowKey) -> Result<(), DropReason> {
     if f.len() < off + 28 {
         return Err(DropReason::BadArp);
@@ -134,13 +134,8 @@ fn extract_arp(f: &[u8], off: usize, key: &mut FlowKey) -> Result<(), DropReason
     Ok(())
 }
 
-#[inline]
-fn extract_ipv4(
-    f: &[u8],
-    off: usize,
-    key: &mut FlowKey,
-    lay: &mut Layout,
-) -> Result<(), DropReason> {
+#[inline(always)]
+fn extract_ipv4(f: &[u8], off: usize, key: &mut FlowKey) -> Result<u16, DropReason> {
     if f.len() < off + 20 {
         return Err(DropReason::BadIpv4Header);
     }
@@ -166,18 +161,13 @@ fn extract_ipv4(
     key.w[2] |= (f[off + 8] as u64) << 48 | (frag as u64) << 56;
     key.w[3] = be32(f, off + 12) as u64 | (be32(f, off + 16) as u64) << 32;
     if frag & FRAG_LATER == 0 {
-        extract_l4(f, off + ihl, off + total, proto, key, lay)?;
+        return extract_l4(f, off + ihl, off + total, proto, key);
     }
-    Ok(())
+    Ok(0)
 }
 
 #[inline]
-fn extract_ipv6(
-    f: &[u8],
-    off: usize,
-    key: &mut FlowKey,
-    lay: &mut Layout,
-) -> Result<(), DropReason> {
+fn extract_ipv6(f: &[u8], off: usize, key: &mut FlowKey) -> Result<u16, DropReason> {
     if f.len() < off + 40 || f[off] >> 4 != 6 {
         return Err(DropReason::BadIpv6Header);
     }
@@ -230,20 +220,19 @@ fn extract_ipv6(
     key.w[1] |= (next as u64) << 48 | (tclass as u64) << 56;
     key.w[2] |= (frag as u64) << 56;
     if frag & FRAG_LATER == 0 {
-        extract_l4(f, p, end, next, key, lay)?;
+        return extract_l4(f, p, end, next, key);
     }
-    Ok(())
+    Ok(0)
 }
 
-#[inline]
+#[inline(always)]
 fn extract_l4(
     f: &[u8],
     off: usize,
     end: usize,
     proto: u8,
     key: &mut FlowKey,
-    lay: &mut Layout,
-) -> Result<(), DropReason> {
+) -> Result<u16, DropReason> {
     let avail = end.saturating_sub(off);
     match proto {
         ip_proto::TCP => {
@@ -268,10 +257,9 @@ fn extract_l4(
             }
             key.w[8] = f[off] as u64 | (f[off + 1] as u64) << 16;
         }
-        _ => return Ok(()),
+        _ => return Ok(0),
     }
-    lay.l4 = off as u16;
-    Ok(())
+    Ok(off as u16)
 }
 
 #[cfg(test)]

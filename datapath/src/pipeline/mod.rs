@@ -53,6 +53,8 @@ pub struct DatapathConfig {
     pub megaflow_capacity: usize,
     /// Exact-match cache entries per poll thread (0 disables it).
     pub emc_entries: usize,
+    /// A megaflow hit is copied into the exact-match cache with probability 1/N.
+    pub emc_insert_inv_prob: u32,
     /// Most packets per burst that may take the slow path; the rest are dropped and counted.
     pub slow_path_budget: usize,
     /// Packet-in events queued for the controller before new ones are dropped.
@@ -68,6 +70,7 @@ impl Default for DatapathConfig {
             mac_aging_s: 300,
             megaflow_capacity: 65536,
             emc_entries: crate::cache::emc::EMC_ENTRIES,
+            emc_insert_inv_prob: 20,
             slow_path_budget: crate::port::BURST,
             packet_in_queue: 1024,
             pool_buffers: 4096,

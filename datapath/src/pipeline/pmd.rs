@@ -72,6 +72,16 @@ pub struct Pmd {
     last_sweep_ns: u64,
     polls: u64,
     rx: Batch,
+    work: Box<Work>,
+    emc_insert_inv_prob: u32,
+    rng: u32,
+}
+
+/// Per-burst working arrays, allocated once per poll thread (not zeroed per burst).
+struct Work {
+    pkts: [Option<PacketBuf>; BURST],
+    keys: [FlowKey; BURST],
+    lays: [Layout; BURST],
 }
 
 impl std::fmt::Debug for Pmd {
@@ -100,6 +110,13 @@ impl Pmd {
             last_sweep_ns: 0,
             polls: 0,
             rx: Batch::new(),
+            work: Box::new(Work {
+                pkts: [const { None }; BURST],
+                keys: [FlowKey::ZERO; BURST],
+                lays: [Layout::default(); BURST],
+            }),
+            emc_insert_inv_prob: cfg.emc_insert_inv_prob.max(1),
+            rng: 0x2545_f491,
             shared,
         }
     }
@@ -126,13 +143,13 @@ impl Pmd {
         self.sync(&snap);
         let mut total = 0;
         for slot in 0..snap.ports.len() {
-            let mut rx = std::mem::take(&mut self.rx);
-            let n = snap.ports[slot].port.rx_burst(0, &mut rx, &mut self.pool);
+            let n = snap.ports[slot]
+                .port
+                .rx_burst(0, &mut self.rx, &mut self.pool);
             if n > 0 {
                 total += n;
-                self.process_burst(&snap, slot, &mut rx);
+                self.process_rx(&snap, slot);
             }
-            self.rx = rx;
         }
         self.polls += 1;
         if self.polls % 1024 == 0 {
@@ -200,17 +217,21 @@ impl Pmd {
 
     /// Processes one received burst from the port in `in_slot` of `snap`.
     pub fn process_burst(&mut self, snap: &Snapshot, in_slot: usize, batch: &mut Batch) {
-        let n = batch.len();
+        self.rx.extend(batch.drain(..));
+        self.process_rx(snap, in_slot);
+    }
+
+    /// Processes the burst in `self.rx`.
+    fn process_rx(&mut self, snap: &Snapshot, in_slot: usize) {
+        let n = self.rx.len();
         if n == 0 {
             return;
         }
         let in_port = snap.ports[in_slot].no;
-        let mut pkts: [Option<PacketBuf>; BURST] = [const { None }; BURST];
-        for (i, b) in batch.drain(..).enumerate() {
+        let Work { pkts, keys, lays } = &mut *self.work;
+        for (i, b) in self.rx.drain(..).enumerate() {
             pkts[i] = Some(b);
         }
-        let mut keys = [FlowKey::ZERO; BURST];
-        let mut lays = [Layout::default(); BURST];
         let mut srcs: [Option<Src>; BURST] = [None; BURST];
         let mut local: ArrayVec<Arc<Translation>, BURST> = ArrayVec::new();
         let (mut emc_hit, mut mf_hit, mut upcalls) = (0u64, 0u64, 0usize);
@@ -240,7 +261,12 @@ impl Pmd {
             let r = self.mf.lookup(key);
             if !r.is_none() {
                 mf_hit += 1;
-                if self.emc_enabled {
+                // Insert with probability 1/emc_insert_inv_prob, so a flood of short flows
+                // does not thrash the exact-match cache (as OVS's emc-insert-inv-prob).
+                self.rng ^= self.rng << 13;
+                self.rng ^= self.rng >> 17;
+                self.rng ^= self.rng << 5;
+                if self.emc_enabled && self.rng % self.emc_insert_inv_prob == 0 {
                     let mf = &self.mf;
                     self.emc.insert(key, h, r, |f| mf.is_live(f));
                 }
@@ -255,7 +281,16 @@ impl Pmd {
                 continue;
             }
             upcalls += 1;
-            srcs[i] = Some(self.miss(snap, key, h, &mut local));
+            srcs[i] = Some(Self::miss(
+                &mut self.mf,
+                &mut self.emc,
+                self.emc_enabled,
+                &self.counters,
+                snap,
+                key,
+                h,
+                &mut local,
+            ));
         }
         self.counters.rx_packets.add(n as u64);
         self.counters.emc_hit.add(emc_hit);
@@ -277,7 +312,9 @@ impl Pmd {
         }
 
         let now_ns = self.shared.now_ns();
-        self.ensure_tx(snap.ports.len());
+        if self.tx.batches.len() < snap.ports.len() {
+            self.tx.batches.resize_with(snap.ports.len(), Batch::new);
+        }
         let mut cx = Cx {
             snap,
             shared: &self.shared,
@@ -307,7 +344,7 @@ impl Pmd {
                 rule.stats.record(members.len() as u64, bytes, now_ns);
             }
             cx.sent = 0;
-            run(t, &mut cx, &mut pkts, &mut keys, &mut lays, members, 0);
+            run(t, &mut cx, pkts, keys, lays, members, 0);
         }
         // Anything left was not consumed by an output: return buffers.
         for p in pkts.iter_mut().take(n) {
@@ -320,8 +357,12 @@ impl Pmd {
 
     #[cold]
     #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
     fn miss(
-        &mut self,
+        mf: &mut MegaflowCache<Arc<Translation>>,
+        emc: &mut Emc,
+        emc_enabled: bool,
+        counters: &PmdCounters,
         snap: &Snapshot,
         key: &FlowKey,
         h: u64,
@@ -329,26 +370,20 @@ impl Pmd {
     ) -> Src {
         let (t, wc) = translate(&snap.pipeline, key);
         let t = Arc::new(t);
-        match self.mf.insert(key, &wc, Arc::clone(&t)) {
+        match mf.insert(key, &wc, Arc::clone(&t)) {
             Some(r) => {
-                self.counters.megaflow_installed.add(1);
-                if self.emc_enabled {
-                    let mf = &self.mf;
-                    self.emc.insert(key, h, r, |f| mf.is_live(f));
+                counters.megaflow_installed.add(1);
+                if emc_enabled {
+                    let mf = &*mf;
+                    emc.insert(key, h, r, |f| mf.is_live(f));
                 }
                 Src::Mf(r)
             }
             None => {
-                self.counters.megaflow_full.add(1);
+                counters.megaflow_full.add(1);
                 local.push(t);
                 Src::Local((local.len() - 1) as u8)
             }
-        }
-    }
-
-    fn ensure_tx(&mut self, ports: usize) {
-        if self.tx.batches.len() < ports {
-            self.tx.batches.resize_with(ports, Batch::new);
         }
     }
 }
