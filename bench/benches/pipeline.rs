@@ -129,11 +129,13 @@ fn megaflow_hit(c: &mut Criterion) {
         g.bench_function(format!("megaflow_hit/masks={masks},64B,burst=32"), |b| {
             circulate(b, &mut pmd, &ports, |p| p[1].recycle_into(&p[0]))
         });
-        assert_eq!(
-            pmd.megaflow_masks(),
-            masks as usize,
-            "one megaflow mask per rule"
-        );
+        if pmd.counters().rx_packets.get() > 0 {
+            assert_eq!(
+                pmd.megaflow_masks(),
+                masks as usize,
+                "one megaflow mask per rule"
+            );
+        }
     }
     g.finish();
 }

@@ -75,7 +75,7 @@ impl Subtable {
         }
     }
 
-    /// The masked key's hash over the mask's non-zero words only (same mixing as
+    /// The masked key's hash over the mask's non-zero words only (the same chain as
     /// `flow::hash_words`, without building the masked key).
     #[inline(always)]
     fn hash(&self, key: &FlowKey) -> u32 {

@@ -6,5 +6,5 @@ pub mod key;
 pub use extract::{Layout, extract};
 pub use key::{
     FRAG_ANY, FRAG_LATER, Field, FieldRange, FlowKey, FlowMask, KEY_WORDS, PKT_WORDS, VLAN_CFI,
-    hash_words,
+    hash_packet, hash_words,
 };

@@ -18,7 +18,7 @@ use super::xlate::{DpAction, Translation, translate};
 use super::{PacketIn, Shared, Snapshot};
 use crate::actions::rewrite;
 use crate::cache::{Emc, FlowRef, MegaflowCache};
-use crate::flow::{Field, FlowKey, Layout, PKT_WORDS, VLAN_CFI, extract, hash_words};
+use crate::flow::{Field, FlowKey, Layout, PKT_WORDS, VLAN_CFI, extract, hash_packet, hash_words};
 use crate::l2::{egress_tag, ingress_vlan};
 use crate::meter::MeterVerdict;
 use crate::packet::{BufPool, PacketBuf};
@@ -249,7 +249,11 @@ impl Pmd {
                 }
             }
             let key = &keys[i];
-            let h = hash_words(&key.w[..PKT_WORDS], 0);
+            let h = if self.emc_enabled {
+                hash_packet(key)
+            } else {
+                0
+            };
             if self.emc_enabled {
                 let r = self.emc.lookup(key, h);
                 if !r.is_none() && self.mf.is_live(r) {
