@@ -6,15 +6,20 @@ use crate::flow::{FlowKey, PKT_WORDS};
 /// Default number of entries (a power of two).
 pub const EMC_ENTRIES: usize = 8192;
 
+/// One entry: the full hash first, so a mismatch is rejected on the entry's first cache
+/// line without comparing (or loading) the key.
 #[derive(Clone, Copy)]
+#[repr(C, align(128))]
 struct Entry {
-    key: [u64; PKT_WORDS],
+    hash: u64,
     flow: FlowRef,
+    key: [u64; PKT_WORDS],
 }
 
 const EMPTY: Entry = Entry {
-    key: [0; PKT_WORDS],
+    hash: 0,
     flow: FlowRef::NONE,
+    key: [0; PKT_WORDS],
 };
 
 /// Word-wise, branch-free comparison (a `memcmp` call costs more than the compare).
@@ -64,11 +69,11 @@ impl Emc {
     pub fn lookup(&self, key: &FlowKey, hash: u64) -> FlowRef {
         let (a, b) = self.slots(hash);
         let ea = &self.entries[a];
-        if same(&ea.key, key) {
+        if ea.hash == hash && same(&ea.key, key) {
             return ea.flow;
         }
         let eb = &self.entries[b];
-        if same(&eb.key, key) {
+        if eb.hash == hash && same(&eb.key, key) {
             return eb.flow;
         }
         FlowRef::NONE
@@ -91,6 +96,7 @@ impl Emc {
         };
         let e = &mut self.entries[slot];
         e.key.copy_from_slice(&key.w[..PKT_WORDS]);
+        e.hash = hash;
         e.flow = flow;
     }
 

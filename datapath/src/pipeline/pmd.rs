@@ -236,32 +236,49 @@ impl Pmd {
         let mut local: ArrayVec<Arc<Translation>, BURST> = ArrayVec::new();
         let (mut emc_hit, mut mf_hit, mut upcalls) = (0u64, 0u64, 0usize);
 
+        // Stage 1: parse and hash every packet. Independent work per packet, so the CPU
+        // overlaps it; the cache lookups below then find their keys ready.
+        let mut hashes = [0u64; BURST];
+        let mut parsed = [false; BURST];
         for i in 0..n {
             let Some(p) = pkts[i].as_ref() else { continue };
             match extract(p.data(), in_port, &mut keys[i]) {
-                Ok(l) => lays[i] = l,
+                Ok(l) => {
+                    lays[i] = l;
+                    parsed[i] = true;
+                    if self.emc_enabled {
+                        hashes[i] = hash_packet(&keys[i]);
+                    }
+                }
                 Err(r) => {
                     self.counters.count_drop(r, 1);
                     if let Some(p) = pkts[i].take() {
                         self.pool.put(p);
                     }
-                    continue;
                 }
             }
-            let key = &keys[i];
-            let h = if self.emc_enabled {
-                hash_packet(key)
-            } else {
-                0
-            };
+        }
+        // Stage 2: exact-match cache.
+        let mut misses: ArrayVec<u8, BURST> = ArrayVec::new();
+        for i in 0..n {
+            if !parsed[i] {
+                continue;
+            }
             if self.emc_enabled {
-                let r = self.emc.lookup(key, h);
+                let r = self.emc.lookup(&keys[i], hashes[i]);
                 if !r.is_none() && self.mf.is_live(r) {
                     emc_hit += 1;
                     srcs[i] = Some(Src::Mf(r));
                     continue;
                 }
             }
+            misses.push(i as u8);
+        }
+        // Stage 3: megaflow cache, then the slow path within its budget.
+        for &i in &misses {
+            let i = i as usize;
+            let key = &keys[i];
+            let h = hashes[i];
             let r = self.mf.lookup(key);
             if !r.is_none() {
                 mf_hit += 1;
