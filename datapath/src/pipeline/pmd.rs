@@ -480,6 +480,18 @@ fn run(
     members: &[u8],
     depth: u8,
 ) {
+    // The most common translation, one output port: move the whole group at once.
+    if let [DpAction::Output(port)] = *t.ops
+        && let Some(slot) = cx.snap.slot(port)
+        && slot != cx.in_slot
+    {
+        for &m in members {
+            if let Some(b) = pkts[m as usize].take() {
+                stage(cx, slot, b);
+            }
+        }
+        return;
+    }
     for (i, op) in t.ops.iter().enumerate() {
         let take = i == t.last_emit;
         match *op {

@@ -60,12 +60,8 @@ impl MemPort {
     /// Queues already-built buffers for the switch to receive (moved, not copied).
     pub fn inject_bufs(&self, bufs: &mut VecDeque<PacketBuf>) {
         let mut rx = self.rx.lock();
-        while rx.len() < self.capacity {
-            match bufs.pop_front() {
-                Some(b) => rx.push_back(b),
-                None => break,
-            }
-        }
+        let k = self.capacity.saturating_sub(rx.len()).min(bufs.len());
+        rx.extend(bufs.drain(..k));
     }
 
     /// Takes every frame the switch sent, as byte vectors.
@@ -116,19 +112,17 @@ impl Port for MemPort {
     }
 
     fn tx_burst(&self, batch: &mut Batch, pool: &mut BufPool) {
+        let bytes: u64 = batch.iter().map(|b| b.len() as u64).sum();
         let mut tx = self.tx.lock();
-        let (mut sent, mut bytes, mut dropped) = (0, 0, 0);
-        for b in batch.drain(..) {
-            if tx.len() < self.capacity {
-                sent += 1;
-                bytes += b.len() as u64;
-                tx.push_back(b);
-            } else {
-                dropped += 1;
-                pool.put(b);
-            }
-        }
+        let sent = self.capacity.saturating_sub(tx.len()).min(batch.len());
+        tx.extend(batch.drain(..sent));
         drop(tx);
+        let dropped = batch.len() as u64;
+        let bytes = bytes - batch.iter().map(|b| b.len() as u64).sum::<u64>();
+        for b in batch.drain(..) {
+            pool.put(b);
+        }
+        let sent = sent as u64;
         self.counters.tx(sent, bytes);
         if dropped > 0 {
             self.counters.tx_dropped(dropped);
