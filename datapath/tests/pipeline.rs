@@ -1,5 +1,6 @@
 //! Pipeline tests on in-memory ports: install flows, inject frames, check what comes out of
 //! which port and what the counters say.
+#![allow(clippy::unwrap_used)] // a test crate: a failed unwrap is a failed test
 
 use std::sync::Arc;
 

@@ -13,8 +13,19 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(mut lay) = extract(data, PortNo(1), &mut key) {
         assert!(lay.l3 as usize <= data.len());
         assert!(lay.l4 as usize <= data.len());
-        let Some(mut buf) = PacketBuf::from_frame(data) else { return };
-        for f in [Field::EthDst, Field::Ipv4Src, Field::Ipv6Dst, Field::TpDst, Field::TpSrc, Field::IpTos, Field::ArpSha, Field::VlanTci] {
+        let Some(mut buf) = PacketBuf::from_frame(data) else {
+            return;
+        };
+        for f in [
+            Field::EthDst,
+            Field::Ipv4Src,
+            Field::Ipv6Dst,
+            Field::TpDst,
+            Field::TpSrc,
+            Field::IpTos,
+            Field::ArpSha,
+            Field::VlanTci,
+        ] {
             rewrite::set_field(&mut buf, &mut key, &lay, f, 0x1234_5678);
         }
         let _ = rewrite::dec_ttl(&mut buf, &mut key, &lay);

@@ -25,11 +25,11 @@ const EMPTY: Entry = Entry {
 /// Word-wise, branch-free comparison (a `memcmp` call costs more than the compare).
 #[inline(always)]
 fn same(stored: &[u64; PKT_WORDS], key: &FlowKey) -> bool {
-    let mut diff = 0;
-    for i in 0..PKT_WORDS {
-        diff |= stored[i] ^ key.w[i];
-    }
-    diff == 0
+    stored
+        .iter()
+        .zip(&key.w[..PKT_WORDS])
+        .fold(0, |d, (a, b)| d | (a ^ b))
+        == 0
 }
 
 /// Exact-match cache.

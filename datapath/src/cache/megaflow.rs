@@ -292,9 +292,7 @@ impl<V> MegaflowCache<V> {
         if self.len >= self.capacity {
             return None;
         }
-        let Some(st) = self.subtables[st_id].as_mut() else {
-            return None;
-        };
+        let st = self.subtables[st_id].as_mut()?;
         let h = st.hash(key);
         let mut k = [0u64; PKT_WORDS];
         for i in 0..PKT_WORDS {

@@ -231,7 +231,7 @@ impl Table {
     fn sort(&mut self) {
         // Stable and nearly sorted: cheap.
         self.subtables
-            .sort_by(|a, b| b.max_priority.cmp(&a.max_priority));
+            .sort_by_key(|s| std::cmp::Reverse(s.max_priority));
     }
 }
 

@@ -157,7 +157,7 @@ impl MacTable {
 
     #[inline]
     fn bucket(&self, key: u64) -> &Bucket {
-        &self.buckets[hash_words(&[key], 0x4d41_43) as usize & self.mask]
+        &self.buckets[hash_words(&[key], 0x004d_4143) as usize & self.mask]
     }
 
     #[inline]
@@ -380,6 +380,9 @@ impl VlanSet {
 }
 
 /// How a port takes part in VLANs for the `normal` action.
+// The trunk's 512-byte VLAN bitmap is stored once per port in the snapshot and read in
+// place; boxing it would add a pointer chase on the `normal` path for no memory that matters.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum VlanMode {
     /// Untagged frames belong to this VLAN; tagged frames are dropped.

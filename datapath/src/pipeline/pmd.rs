@@ -152,7 +152,7 @@ impl Pmd {
             }
         }
         self.polls += 1;
-        if self.polls % 1024 == 0 {
+        if self.polls.is_multiple_of(1024) {
             self.housekeeping();
         }
         total
@@ -287,7 +287,7 @@ impl Pmd {
                 self.rng ^= self.rng << 13;
                 self.rng ^= self.rng >> 17;
                 self.rng ^= self.rng << 5;
-                if self.emc_enabled && self.rng % self.emc_insert_inv_prob == 0 {
+                if self.emc_enabled && self.rng.is_multiple_of(self.emc_insert_inv_prob) {
                     let mf = &self.mf;
                     self.emc.insert(key, h, r, |f| mf.is_live(f));
                 }
@@ -692,7 +692,7 @@ fn group(
         let chosen: ArrayVec<usize, 64> = match g.group.kind {
             crate::group::GroupKind::All => (0..g.buckets.len().min(64)).collect(),
             _ => {
-                let h = hash_words(&keys[m].w[1..9], 0x5e1e_c7);
+                let h = hash_words(&keys[m].w[1..9], 0x005e_1ec7);
                 g.group.select(h).into_iter().collect()
             }
         };
