@@ -7,30 +7,8 @@
 //! prerequisites, and the key still records the value for later tables.
 
 use crate::flow::{Field, FlowKey, Layout, VLAN_CFI};
-use crate::packet::{PacketBuf, ethertype, ip_proto};
+use crate::packet::{PacketBuf, checksum, ethertype, ip_proto};
 use crate::stats::DropReason;
-
-/// One's-complement update of a checksum for a 16-bit word changing from `old` to `new`.
-#[inline]
-fn csum_update16(csum: u16, old: u16, new: u16) -> u16 {
-    let mut sum = (!csum as u32) + (!old as u32) + new as u32;
-    sum = (sum & 0xffff) + (sum >> 16);
-    sum = (sum & 0xffff) + (sum >> 16);
-    !(sum as u16)
-}
-
-#[inline]
-fn csum_update_bytes(csum: u16, old: &[u8], new: &[u8]) -> u16 {
-    let mut c = csum;
-    for (o, n) in old.chunks_exact(2).zip(new.chunks_exact(2)) {
-        c = csum_update16(
-            c,
-            u16::from_be_bytes([o[0], o[1]]),
-            u16::from_be_bytes([n[0], n[1]]),
-        );
-    }
-    c
-}
 
 #[inline]
 fn rd16(b: &[u8], at: usize) -> u16 {
@@ -72,7 +50,7 @@ fn replace(
     old[..n].copy_from_slice(&frame[at..at + n]);
     frame[at..at + n].copy_from_slice(new);
     for c in [ip_csum, l4_csum].into_iter().flatten() {
-        let v = csum_update_bytes(rd16(frame, c), &old[..n], new);
+        let v = checksum::update(rd16(frame, c), &old[..n], new);
         frame[c..c + 2].copy_from_slice(&v.to_be_bytes());
     }
 }

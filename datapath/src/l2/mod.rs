@@ -7,15 +7,19 @@
 //! read as absent; [`MacTable::sweep`] removes and reports them.
 //!
 //! The per-way protocol (a tiny seqlock made of the key itself):
-//! - key = `VALID | vlan << 48 | mac`, value = `port << 32 | last_seen_s`; key 0 is empty.
+//! - key = `VALID | gen << 60 | vlan << 48 | mac`, value = `port << 32 | last_seen_s`. A way
+//!   without `VALID` is empty (or `BUSY`); `gen` is a 3-bit counter of the way's refills that
+//!   survives removal.
 //! - A writer that changes the key of a way first claims it by compare-exchanging the old key
 //!   for `BUSY` (so two writers never fill one way), then stores the value (Release), then the
-//!   new key (Release).
+//!   new key with the way's `gen` advanced (Release).
 //! - A writer that only refreshes the time or moves the port stores the value alone: key and
 //!   value stay consistent because the value is one word.
 //! - A reader loads the key (Acquire), the value (Acquire), and the key again; it trusts the
-//!   value only if both key loads equal the key it wants. A value stored before the key it is
-//!   published with is visible to any reader that saw that key.
+//!   value only if both key loads are the same word and that word holds the (VLAN, MAC) it
+//!   wants. Because every refill changes `gen`, a way emptied and refilled with another
+//!   address and then with this one again while the reader looked (ABA) is still noticed,
+//!   unless it was refilled a multiple of 8 times in those few nanoseconds.
 //!
 //! Thread-safety: `Send + Sync`; every method takes `&self`.
 
@@ -31,6 +35,15 @@ pub const DEFAULT_AGING_S: u32 = 300;
 
 const VALID: u64 = 1 << 63;
 const BUSY: u64 = 1;
+const GEN_SHIFT: u32 = 60;
+const GEN_MASK: u64 = 7 << GEN_SHIFT;
+
+/// The key a refill of a way whose key was `old` publishes for `want`.
+#[inline]
+fn next_gen_key(old: u64, want: u64) -> u64 {
+    let generation = ((old & GEN_MASK) >> GEN_SHIFT).wrapping_add(1) & 7;
+    want | generation << GEN_SHIFT
+}
 
 #[derive(Debug, Default)]
 struct Way {
@@ -170,9 +183,10 @@ impl MacTable {
     pub fn lookup(&self, vlan: VlanId, mac: MacAddr, now_s: u32) -> Option<PortNo> {
         let want = make_key(vlan, mac);
         for way in &self.bucket(want).ways {
-            if way.key.load(Ordering::Acquire) == want {
+            let k = way.key.load(Ordering::Acquire);
+            if k & !GEN_MASK == want {
                 let v = way.val.load(Ordering::Acquire);
-                if way.key.load(Ordering::Acquire) != want {
+                if way.key.load(Ordering::Acquire) != k {
                     return None;
                 }
                 let (port, seen) = unpack(v);
@@ -191,7 +205,7 @@ impl MacTable {
         let want = make_key(vlan, mac);
         let bucket = self.bucket(want);
         for way in &bucket.ways {
-            if way.key.load(Ordering::Acquire) == want {
+            if way.key.load(Ordering::Acquire) & !GEN_MASK == want {
                 let (old_port, seen) = unpack(way.val.load(Ordering::Acquire));
                 if old_port != port {
                     way.val.store(pack(port, now_s), Ordering::Release);
@@ -215,10 +229,10 @@ impl MacTable {
         let mut victim_rank = (u8::MAX, 0u32);
         for (i, way) in bucket.ways.iter().enumerate() {
             let k = way.key.load(Ordering::Acquire);
-            let rank = if k == 0 {
-                (0, 0)
-            } else if k == BUSY {
+            let rank = if k == BUSY {
                 continue;
+            } else if k & VALID == 0 {
+                (0, 0)
             } else {
                 let (_, seen) = unpack(way.val.load(Ordering::Acquire));
                 let age = now_s.wrapping_sub(seen);
@@ -247,7 +261,7 @@ impl MacTable {
             return Learned::Contended;
         }
         way.val.store(pack(port, now_s), Ordering::Release);
-        way.key.store(want, Ordering::Release);
+        way.key.store(next_gen_key(old, want), Ordering::Release);
         match victim_rank.0 {
             0 => {
                 self.len.fetch_add(1, Ordering::Relaxed);
@@ -275,7 +289,7 @@ impl MacTable {
                 if doomed(k, v)
                     && way
                         .key
-                        .compare_exchange(k, 0, Ordering::AcqRel, Ordering::Acquire)
+                        .compare_exchange(k, k & GEN_MASK, Ordering::AcqRel, Ordering::Acquire)
                         .is_ok()
                 {
                     self.len.fetch_sub(1, Ordering::Relaxed);

@@ -9,7 +9,16 @@
 //! short; `Packet::new_checked` returns [`Error`] instead, and after it succeeds every
 //! accessor is in bounds. `Repr::parse` never panics on any input.
 
+pub mod arp;
 pub mod buf;
+pub mod checksum;
+pub mod ethernet;
+pub mod ipv4;
+pub mod ipv6;
+pub mod vlan;
+
+#[cfg(test)]
+mod testdata;
 
 pub use buf::{BUF_SIZE, BufPool, HEADROOM, MAX_FRAME, PacketBuf};
 
