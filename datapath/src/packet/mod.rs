@@ -13,9 +13,15 @@ pub mod arp;
 pub mod buf;
 pub mod checksum;
 pub mod ethernet;
+pub mod gre;
+pub mod icmp;
+pub mod icmpv6;
 pub mod ipv4;
 pub mod ipv6;
+pub mod tcp;
+pub mod udp;
 pub mod vlan;
+pub mod vxlan;
 
 #[cfg(test)]
 mod testdata;

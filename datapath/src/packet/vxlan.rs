@@ -1,0 +1,147 @@
+//! VXLAN headers (RFC 7348): 8 bytes after UDP port 4789.
+
+use super::{Error, Result};
+
+mod field {
+    use core::ops::Range;
+    pub const FLAGS: usize = 0;
+    pub const VNI: Range<usize> = 4..7;
+}
+
+/// Header length.
+pub const HEADER_LEN: usize = 8;
+/// IANA UDP port.
+pub const UDP_PORT: u16 = 4789;
+/// The "VNI valid" flag.
+pub const FLAG_I: u8 = 0x08;
+
+/// A view of a VXLAN header and the Ethernet frame it carries.
+#[derive(Debug, Clone)]
+pub struct Packet<T: AsRef<[u8]>> {
+    buffer: T,
+}
+
+impl<T: AsRef<[u8]>> Packet<T> {
+    /// Wraps without checking.
+    pub const fn new_unchecked(buffer: T) -> Packet<T> {
+        Packet { buffer }
+    }
+
+    /// Wraps after checking the header fits.
+    pub fn new_checked(buffer: T) -> Result<Packet<T>> {
+        let p = Self::new_unchecked(buffer);
+        p.check_len()?;
+        Ok(p)
+    }
+
+    /// `Err` when shorter than the header.
+    pub fn check_len(&self) -> Result<()> {
+        if self.buffer.as_ref().len() < HEADER_LEN {
+            Err(Error)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The underlying buffer.
+    pub fn into_inner(self) -> T {
+        self.buffer
+    }
+
+    /// Flags byte.
+    pub fn flags(&self) -> u8 {
+        self.buffer.as_ref()[field::FLAGS]
+    }
+
+    /// VXLAN network identifier (24 bits).
+    pub fn vni(&self) -> u32 {
+        let b = &self.buffer.as_ref()[field::VNI];
+        u32::from_be_bytes([0, b[0], b[1], b[2]])
+    }
+
+    /// The inner Ethernet frame.
+    pub fn payload(&self) -> &[u8] {
+        &self.buffer.as_ref()[HEADER_LEN..]
+    }
+}
+
+impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
+    /// Writes flags (I set), VNI and zero reserved fields.
+    pub fn set_vni(&mut self, vni: u32) {
+        let b = self.buffer.as_mut();
+        b[..HEADER_LEN].fill(0);
+        b[field::FLAGS] = FLAG_I;
+        b[field::VNI].copy_from_slice(&vni.to_be_bytes()[1..]);
+    }
+}
+
+/// A VXLAN header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Repr {
+    /// The VNI (0..2^24).
+    pub vni: u32,
+}
+
+impl Repr {
+    /// Parses; `Err` when the I flag is clear (no valid VNI).
+    pub fn parse<T: AsRef<[u8]> + ?Sized>(p: &Packet<&T>) -> Result<Repr> {
+        p.check_len()?;
+        if p.flags() & FLAG_I == 0 {
+            return Err(Error);
+        }
+        Ok(Repr { vni: p.vni() })
+    }
+
+    /// Header length.
+    pub const fn buffer_len(&self) -> usize {
+        HEADER_LEN
+    }
+
+    /// Writes the header.
+    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, p: &mut Packet<T>) {
+        p.set_vni(self.vni);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::packet::testdata::{ICMP_ECHO, VXLAN};
+    use proptest::prelude::*;
+
+    #[test]
+    fn read_parse_emit() {
+        let p = Packet::new_checked(&VXLAN[42..]).unwrap();
+        assert_eq!((p.flags(), p.vni()), (FLAG_I, 42));
+        assert_eq!(p.payload(), &ICMP_ECHO[..]);
+        let r = Repr::parse(&p).unwrap();
+        let mut buf = [0xffu8; 8];
+        r.emit(&mut Packet::new_unchecked(&mut buf[..]));
+        assert_eq!(buf, VXLAN[42..50]);
+    }
+
+    #[test]
+    fn missing_i_flag_is_refused() {
+        let mut b = VXLAN[42..].to_vec();
+        b[0] = 0;
+        assert!(Repr::parse(&Packet::new_checked(&b[..]).unwrap()).is_err());
+        assert!(Packet::new_checked(&b[..7]).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn emit_then_parse(vni in 0u32..(1 << 24)) {
+            let r = Repr { vni };
+            let mut buf = [0u8; 8];
+            r.emit(&mut Packet::new_unchecked(&mut buf[..]));
+            prop_assert_eq!(Repr::parse(&Packet::new_checked(&buf[..]).unwrap()).unwrap(), r);
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(b in proptest::collection::vec(any::<u8>(), 0..16)) {
+            if let Ok(p) = Packet::new_checked(&b[..]) {
+                let _ = Repr::parse(&p);
+            }
+        }
+    }
+}
