@@ -485,10 +485,20 @@ fn run(
         && let Some(slot) = cx.snap.slot(port)
         && slot != cx.in_slot
     {
+        let batch = &mut cx.tx.batches[slot];
+        if batch.is_empty() {
+            cx.tx.dirty.push(slot as u16);
+        }
         for &m in members {
-            if let Some(b) = pkts[m as usize].take() {
-                stage(cx, slot, b);
+            let Some(b) = pkts[m as usize].take() else {
+                continue;
+            };
+            if batch.is_full() {
+                let n = batch.len() as u64;
+                cx.snap.ports[slot].port.tx_burst(batch, cx.pool);
+                cx.counters.tx_packets.add(n);
             }
+            batch.push(b);
         }
         return;
     }

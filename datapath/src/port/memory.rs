@@ -97,14 +97,12 @@ impl Port for MemPort {
     }
 
     fn rx_burst(&self, _queue: usize, batch: &mut Batch, _pool: &mut BufPool) -> usize {
+        let start = batch.len();
         let mut rx = self.rx.lock();
         let n = batch.remaining_capacity().min(rx.len());
-        let mut bytes = 0;
-        for b in rx.drain(..n) {
-            bytes += b.len() as u64;
-            batch.push(b);
-        }
+        batch.extend(rx.drain(..n));
         drop(rx);
+        let bytes = batch[start..].iter().map(|b| b.len() as u64).sum();
         if n > 0 {
             self.counters.rx(n as u64, bytes);
         }
