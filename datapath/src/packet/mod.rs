@@ -11,6 +11,8 @@
 
 pub mod arp;
 pub mod buf;
+#[cfg(test)]
+mod captured;
 pub mod checksum;
 pub mod ethernet;
 pub mod gre;
