@@ -57,13 +57,11 @@ pub enum DropReason {
     SlowPathBudget,
     /// The packet-in queue to the controller was full.
     PacketInQueueFull,
-    /// A set-field could not be applied to this packet (field absent from it).
-    SetFieldMismatch,
 }
 
 impl DropReason {
     /// Number of reasons.
-    pub const COUNT: usize = 23;
+    pub const COUNT: usize = 22;
 
     /// Every reason, in counter order.
     pub const ALL: [DropReason; Self::COUNT] = [
@@ -89,7 +87,6 @@ impl DropReason {
         DropReason::NoHeadroom,
         DropReason::SlowPathBudget,
         DropReason::PacketInQueueFull,
-        DropReason::SetFieldMismatch,
     ];
 
     /// The counter's name.
@@ -117,7 +114,6 @@ impl DropReason {
             DropReason::NoHeadroom => "drop_no_headroom",
             DropReason::SlowPathBudget => "drop_slow_path_budget",
             DropReason::PacketInQueueFull => "drop_packet_in_queue_full",
-            DropReason::SetFieldMismatch => "drop_set_field_mismatch",
         }
     }
 }

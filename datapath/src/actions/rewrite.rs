@@ -302,4 +302,21 @@ mod tests {
         pop_vlan(&mut b, &mut k, &mut lay);
         assert_eq!(b.data(), &orig[..]);
     }
+
+    #[test]
+    fn push_without_headroom_is_a_counted_drop() {
+        let f = tcp4();
+        let mut b = PacketBuf::new();
+        let room = b.prepend(crate::packet::HEADROOM).unwrap();
+        room[..f.len()].copy_from_slice(&f);
+        b.truncate(f.len());
+        assert_eq!(b.headroom(), 0);
+        let mut k = FlowKey::ZERO;
+        let mut lay = extract(b.data(), PortNo(1), &mut k).unwrap();
+        assert_eq!(
+            push_vlan(&mut b, &mut k, &mut lay, 0x8100),
+            Err(DropReason::NoHeadroom)
+        );
+        assert_eq!(b.data(), &f[..], "frame untouched");
+    }
 }

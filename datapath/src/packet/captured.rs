@@ -123,14 +123,20 @@ mod tests {
         r.emit(&mut ipv4::Packet::new_unchecked(&mut buf[..]));
         assert_eq!(buf, eth.payload());
         let theirs = etherparse::Ipv4HeaderSlice::from_slice(eth.payload()).unwrap();
-        assert_eq!((theirs.total_len(), theirs.identification(), theirs.ttl()), (ip.total_len(), ip.ident(), ip.ttl()));
+        assert_eq!(
+            (theirs.total_len(), theirs.identification(), theirs.ttl()),
+            (ip.total_len(), ip.ident(), ip.ttl())
+        );
         r
     }
 
     #[test]
     fn icmp_echo_from_ping() {
         let r = ipv4_round_trip(&ICMP_ECHO);
-        assert_eq!((r.src_addr, r.dst_addr, r.protocol, r.dont_frag), (A4, B4, ip_proto::ICMP, true));
+        assert_eq!(
+            (r.src_addr, r.dst_addr, r.protocol, r.dont_frag),
+            (A4, B4, ip_proto::ICMP, true)
+        );
         let p = icmp::Packet::new_checked(&ICMP_ECHO[34..]).unwrap();
         assert_eq!((p.msg_type(), p.code()), (icmp::ECHO_REQUEST, 0));
         let ir = icmp::Repr::parse(&p).unwrap();
@@ -164,10 +170,20 @@ mod tests {
             tcp::Packet::new_unchecked(&mut buf[..]).fill_checksum_ipv4(r.src_addr, r.dst_addr);
             assert_eq!(buf, seg);
             let theirs = etherparse::TcpHeaderSlice::from_slice(seg).unwrap();
-            assert_eq!((theirs.sequence_number(), theirs.syn(), theirs.rst()), (p.seq_number(), tr.flags & tcp::flags::SYN != 0, tr.flags & tcp::flags::RST != 0));
+            assert_eq!(
+                (theirs.sequence_number(), theirs.syn(), theirs.rst()),
+                (
+                    p.seq_number(),
+                    tr.flags & tcp::flags::SYN != 0,
+                    tr.flags & tcp::flags::RST != 0
+                )
+            );
         }
         let syn = tcp::Packet::new_checked(&TCP_SYN[34..]).unwrap();
-        assert_eq!((syn.dst_port(), syn.flags(), syn.header_len()), (80, tcp::flags::SYN, 40));
+        assert_eq!(
+            (syn.dst_port(), syn.flags(), syn.header_len()),
+            (80, tcp::flags::SYN, 40)
+        );
         assert_eq!(&syn.options()[..4], &[2, 4, 0x05, 0xb4], "MSS 1460");
     }
 
@@ -175,7 +191,10 @@ mod tests {
     fn udp_over_ipv6() {
         let ip = ipv6::Packet::new_checked(&UDP6[14..]).unwrap();
         let r = ipv6::Repr::parse(&ip).unwrap();
-        assert_eq!((r.src_addr, r.dst_addr, r.next_header), (a6(), b6(), ip_proto::UDP));
+        assert_eq!(
+            (r.src_addr, r.dst_addr, r.next_header),
+            (a6(), b6(), ip_proto::UDP)
+        );
         let mut buf = UDP6[14..].to_vec();
         buf[..40].fill(0);
         r.emit(&mut ipv6::Packet::new_unchecked(&mut buf[..]));
@@ -193,7 +212,11 @@ mod tests {
         assert_eq!((r.msg_type, ip.hop_limit()), (135, 255));
         let mut buf = ip.payload().to_vec();
         buf[..8].fill(0);
-        r.emit(&mut icmpv6::Packet::new_unchecked(&mut buf[..]), ip.src_addr(), ip.dst_addr());
+        r.emit(
+            &mut icmpv6::Packet::new_unchecked(&mut buf[..]),
+            ip.src_addr(),
+            ip.dst_addr(),
+        );
         assert_eq!(buf, ip.payload());
     }
 
@@ -201,7 +224,11 @@ mod tests {
     fn extract_walks_the_hop_by_hop_header() {
         let mut k = FlowKey::ZERO;
         let lay = extract(&MLD_HBH, PortNo(1), &mut k).unwrap();
-        assert_eq!(k.get(Field::IpProto), ip_proto::ICMPV6 as u128, "the protocol after the extension header");
+        assert_eq!(
+            k.get(Field::IpProto),
+            ip_proto::ICMPV6 as u128,
+            "the protocol after the extension header"
+        );
         assert_eq!(k.get(Field::TpSrc), 143, "MLDv2 report");
         assert_eq!(lay.l4, 14 + 40 + 8);
     }
@@ -219,7 +246,10 @@ mod tests {
         vxlan::Repr { vni: 42 }.emit(&mut vxlan::Packet::new_unchecked(&mut hdr[..]));
         assert_eq!(hdr, u.payload()[..8]);
         let inner = ethernet::Packet::new_checked(v.payload()).unwrap();
-        assert_eq!((inner.src_addr().to_string(), inner.ethertype()), ("02:00:00:00:00:0a".to_string(), 0x86dd));
+        assert_eq!(
+            (inner.src_addr().to_string(), inner.ethertype()),
+            ("02:00:00:00:00:0a".to_string(), 0x86dd)
+        );
         let mut k = FlowKey::ZERO;
         extract(v.payload(), PortNo(1), &mut k).unwrap();
         assert_eq!(k.get(Field::IpProto), ip_proto::ICMPV6 as u128);
@@ -227,12 +257,27 @@ mod tests {
 
     #[test]
     fn every_truncation_of_every_capture_is_refused_or_parsed_without_panic() {
-        for f in [&ICMP_ECHO[..], &ICMP_UNREACH[..], &TCP_SYN[..], &TCP_RST[..], &UDP6[..], &ICMPV6_NS[..], &MLD_HBH[..], &VXLAN[..]] {
+        for f in [
+            &ICMP_ECHO[..],
+            &ICMP_UNREACH[..],
+            &TCP_SYN[..],
+            &TCP_RST[..],
+            &UDP6[..],
+            &ICMPV6_NS[..],
+            &MLD_HBH[..],
+            &VXLAN[..],
+        ] {
             for cut in 0..f.len() {
                 let mut k = FlowKey::ZERO;
-                assert!(extract(&f[..cut], PortNo(1), &mut k).is_err(), "cut {cut} of a {}-byte frame", f.len());
-                let _ = ipv4::Packet::new_checked(&f[14.min(cut)..cut]).map(|p| ipv4::Repr::parse(&p));
-                let _ = ipv6::Packet::new_checked(&f[14.min(cut)..cut]).map(|p| ipv6::Repr::parse(&p));
+                assert!(
+                    extract(&f[..cut], PortNo(1), &mut k).is_err(),
+                    "cut {cut} of a {}-byte frame",
+                    f.len()
+                );
+                let _ =
+                    ipv4::Packet::new_checked(&f[14.min(cut)..cut]).map(|p| ipv4::Repr::parse(&p));
+                let _ =
+                    ipv6::Packet::new_checked(&f[14.min(cut)..cut]).map(|p| ipv6::Repr::parse(&p));
             }
             let mut k = FlowKey::ZERO;
             assert!(extract(f, PortNo(1), &mut k).is_ok());
