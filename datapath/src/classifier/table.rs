@@ -9,11 +9,13 @@
 //!
 //! Thread-safety: immutable once published; shared by `Arc`.
 
-use std::hash::{BuildHasher, Hasher};
+use std::hash::{BuildHasher, Hash, Hasher};
+
+use arrayvec::ArrayVec;
 use std::sync::Arc;
 
 use super::rule::Rule;
-use crate::flow::{FlowKey, FlowMask, KEY_WORDS};
+use crate::flow::{FlowKey, FlowMask, KEY_WORDS, hash_words};
 
 /// A fast hasher for flow keys (multiply-xor per word; keys are not attacker-chosen in
 /// bulk here: rules come from the controller).
@@ -67,10 +69,26 @@ impl BuildHasher for KeyHash {
 /// Rules sharing one exact match, highest priority (then lowest id) first.
 type RuleList = Vec<Arc<Rule>>;
 
+/// A masked key with its hash computed once, over the subtable mask's non-zero words only
+/// (a typical mask selects 2 to 4 of the 18 words), so the map never hashes the whole key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct SubKey {
+    hash: u64,
+    key: FlowKey,
+}
+
+impl Hash for SubKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
+}
+
 #[derive(Clone, Debug)]
 struct Subtable {
     mask: FlowMask,
-    map: imbl::GenericHashMap<FlowKey, RuleList, KeyHash, imbl::shared_ptr::DefaultSharedPtr>,
+    /// Indices of the mask's non-zero words.
+    words: ArrayVec<u8, KEY_WORDS>,
+    map: imbl::GenericHashMap<SubKey, RuleList, KeyHash, imbl::shared_ptr::DefaultSharedPtr>,
     /// How many rules hold each priority (to keep `max_priority` right on removal).
     priorities: imbl::OrdMap<u16, u32>,
     max_priority: u16,
@@ -81,10 +99,28 @@ impl Subtable {
     fn new(mask: FlowMask) -> Subtable {
         Subtable {
             mask,
+            words: (0..KEY_WORDS)
+                .filter(|&i| mask.w[i] != 0)
+                .map(|i| i as u8)
+                .collect(),
             map: imbl::GenericHashMap::with_hasher(KeyHash),
             priorities: imbl::OrdMap::new(),
             max_priority: 0,
             len: 0,
+        }
+    }
+
+    /// `key` masked by this subtable, with its hash.
+    #[inline]
+    fn subkey(&self, key: &FlowKey) -> SubKey {
+        let key = key.masked(&self.mask);
+        let mut buf = [0u64; KEY_WORDS];
+        for (n, &w) in self.words.iter().enumerate() {
+            buf[n] = key.w[w as usize];
+        }
+        SubKey {
+            hash: hash_words(&buf[..self.words.len()], 0x7375_6274),
+            key,
         }
     }
 }
@@ -130,7 +166,7 @@ impl Table {
                 break;
             }
             wc.or_assign(&st.mask);
-            if let Some(list) = st.map.get(&key.masked(&st.mask))
+            if let Some(list) = st.map.get(&st.subkey(key))
                 && let Some(r) = list.first()
                 && best.is_none_or(|b| better(r, b))
             {
@@ -144,7 +180,7 @@ impl Table {
     pub fn find_strict(&self, key: &FlowKey, mask: &FlowMask, priority: u16) -> Option<&Arc<Rule>> {
         let st = self.subtables.iter().find(|s| s.mask == *mask)?;
         st.map
-            .get(&key.masked(mask))?
+            .get(&st.subkey(key))?
             .iter()
             .find(|r| r.priority == priority)
     }
@@ -167,13 +203,14 @@ impl Table {
         };
         let st = Arc::make_mut(&mut self.subtables[pos]);
         let prio = rule.priority;
-        let mut list = st.map.get(&rule.key).cloned().unwrap_or_default();
+        let sk = st.subkey(&rule.key);
+        let mut list = st.map.get(&sk).cloned().unwrap_or_default();
         let at = list
             .iter()
             .position(|r| better(&rule, r))
             .unwrap_or(list.len());
         list.insert(at, Arc::clone(&rule));
-        st.map.insert(rule.key, list);
+        st.map.insert(sk, list);
         *st.priorities.entry(prio).or_insert(0) += 1;
         st.max_priority = st.max_priority.max(prio);
         st.len += 1;
@@ -185,13 +222,14 @@ impl Table {
     pub(crate) fn remove(&mut self, rule: &Rule) -> Option<Arc<Rule>> {
         let pos = self.subtables.iter().position(|s| s.mask == rule.mask)?;
         let st = Arc::make_mut(&mut self.subtables[pos]);
-        let mut list = st.map.get(&rule.key)?.clone();
+        let sk = st.subkey(&rule.key);
+        let mut list = st.map.get(&sk)?.clone();
         let i = list.iter().position(|r| r.id == rule.id)?;
         let removed = list.remove(i);
         if list.is_empty() {
-            st.map.remove(&rule.key);
+            st.map.remove(&sk);
         } else {
-            st.map.insert(rule.key, list);
+            st.map.insert(sk, list);
         }
         let prio = removed.priority;
         if let Some(n) = st.priorities.get_mut(&prio) {
@@ -216,15 +254,15 @@ impl Table {
             return false;
         };
         let st = Arc::make_mut(&mut self.subtables[pos]);
-        let Some(mut list) = st.map.get(&new.key).cloned() else {
+        let sk = st.subkey(&new.key);
+        let Some(mut list) = st.map.get(&sk).cloned() else {
             return false;
         };
         let Some(i) = list.iter().position(|r| r.id == new.id) else {
             return false;
         };
         list[i] = new;
-        let key = list[i].key;
-        st.map.insert(key, list);
+        st.map.insert(sk, list);
         true
     }
 
