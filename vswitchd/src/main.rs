@@ -185,7 +185,10 @@ fn main() -> anyhow::Result<()> {
     let mut macs = dp.mac_table().entries(now_s);
     macs.sort_by_key(|e| e.port);
     for e in macs {
-        println!("{:>5}  {:>4}  {}  {:>3}", e.port, e.vlan.0, e.mac, e.age_s);
+        println!(
+            "{:>5}  {:>4}  {}  {:>3}",
+            e.port.0, e.vlan.0, e.mac, e.age_s
+        );
     }
     println!("\ndump-ports br0:");
     for (i, p) in ports.iter().enumerate() {

@@ -13,8 +13,12 @@
 //! - A writer that changes the key of a way first claims it by compare-exchanging the old key
 //!   for `BUSY` (so two writers never fill one way), then stores the value (Release), then the
 //!   new key with the way's `gen` advanced (Release).
-//! - A writer that only refreshes the time or moves the port stores the value alone: key and
-//!   value stay consistent because the value is one word.
+//! - A station move (new port) claims the way the same way, so every port change advances
+//!   `gen`. A refresh (same port, new time) compare-exchanges the value alone: even if it
+//!   lands on a refilled way, the port that way shows cannot change.
+//! - After publishing a new entry, the writer scans the bucket (SeqCst, as was the publish):
+//!   of two copies of one address inserted at once, at least one writer sees the other and
+//!   removes the copy in the higher way.
 //! - A reader loads the key (Acquire), the value (Acquire), and the key again; it trusts the
 //!   value only if both key loads are the same word and that word holds the (VLAN, MAC) it
 //!   wants. Because every refill changes `gen`, a way emptied and refilled with another
@@ -205,17 +209,36 @@ impl MacTable {
         let want = make_key(vlan, mac);
         let bucket = self.bucket(want);
         for way in &bucket.ways {
-            if way.key.load(Ordering::Acquire) & !GEN_MASK == want {
-                let (old_port, seen) = unpack(way.val.load(Ordering::Acquire));
+            let k = way.key.load(Ordering::Acquire);
+            if k & !GEN_MASK == want {
+                let v = way.val.load(Ordering::Acquire);
+                let (old_port, seen) = unpack(v);
                 if old_port != port {
+                    // A port change takes the way like a refill does, so a reader can never
+                    // pair this key with a value written for another address.
+                    if way
+                        .key
+                        .compare_exchange(k, BUSY, Ordering::AcqRel, Ordering::Acquire)
+                        .is_err()
+                    {
+                        return Learned::Contended;
+                    }
                     way.val.store(pack(port, now_s), Ordering::Release);
+                    way.key.store(next_gen_key(k, want), Ordering::Release);
                     self.moved.fetch_add(1, Ordering::Relaxed);
                     return Learned::Moved { from: old_port };
                 }
                 if seen == now_s {
                     return Learned::Unchanged;
                 }
-                way.val.store(pack(port, now_s), Ordering::Release);
+                // Only the time changes. If the way was refilled meanwhile with a value equal
+                // to `v`, that value has this same port, so the port it shows stays right.
+                let _ = way.val.compare_exchange(
+                    v,
+                    pack(port, now_s),
+                    Ordering::Release,
+                    Ordering::Relaxed,
+                );
                 return Learned::Refreshed;
             }
         }
@@ -226,6 +249,7 @@ impl MacTable {
     fn learn_slow(&self, bucket: &Bucket, want: u64, port: PortNo, now_s: u32) -> Learned {
         // Prefer an empty way, then an aged one, then the one seen longest ago.
         let mut victim = 0;
+        let mut victim_key = 0;
         let mut victim_rank = (u8::MAX, 0u32);
         for (i, way) in bucket.ways.iter().enumerate() {
             let k = way.key.load(Ordering::Acquire);
@@ -245,23 +269,26 @@ impl MacTable {
             if rank < victim_rank {
                 victim_rank = rank;
                 victim = i;
+                victim_key = k;
             }
         }
         if victim_rank.0 == u8::MAX {
             return Learned::Contended;
         }
         let way = &bucket.ways[victim];
-        let old = way.key.load(Ordering::Acquire);
-        if old == BUSY
-            || way
-                .key
-                .compare_exchange(old, BUSY, Ordering::AcqRel, Ordering::Acquire)
-                .is_err()
+        // Claim the way only if it still holds what it was ranked by (so an empty way that
+        // was filled meanwhile is not counted as empty).
+        let old = victim_key;
+        if way
+            .key
+            .compare_exchange(old, BUSY, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
         {
             return Learned::Contended;
         }
         way.val.store(pack(port, now_s), Ordering::Release);
-        way.key.store(next_gen_key(old, want), Ordering::Release);
+        let mine = next_gen_key(old, want);
+        way.key.store(mine, Ordering::SeqCst);
         match victim_rank.0 {
             0 => {
                 self.len.fetch_add(1, Ordering::Relaxed);
@@ -274,6 +301,31 @@ impl MacTable {
             }
         }
         self.learned.fetch_add(1, Ordering::Relaxed);
+        // Two threads may have inserted the same address into two ways at once. Both
+        // publish with SeqCst and then scan with SeqCst, so at least one sees the other;
+        // whoever sees a second copy removes the one in the higher way.
+        for (i, other) in bucket.ways.iter().enumerate() {
+            if i == victim {
+                continue;
+            }
+            let k = other.key.load(Ordering::SeqCst);
+            if k & !GEN_MASK == want {
+                let (high, high_key) = if i < victim { (way, mine) } else { (other, k) };
+                if high
+                    .key
+                    .compare_exchange(
+                        high_key,
+                        high_key & GEN_MASK,
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                    )
+                    .is_ok()
+                {
+                    self.len.fetch_sub(1, Ordering::Relaxed);
+                }
+                break;
+            }
+        }
         Learned::New
     }
 
@@ -553,6 +605,16 @@ mod tests {
             th.join().unwrap();
         }
         assert!(t.len() <= t.capacity());
+        // Clocks in this test run to 20 s, well inside the aging time: every entry is live.
+        let mut seen = std::collections::HashSet::new();
+        for e in t.entries(20) {
+            assert!(seen.insert((e.vlan, e.mac)), "{} stored twice", e.mac);
+        }
+        assert_eq!(
+            t.len(),
+            seen.len(),
+            "len counts exactly the entries present"
+        );
     }
 
     #[test]
