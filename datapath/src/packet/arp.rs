@@ -2,7 +2,7 @@
 
 use std::net::Ipv4Addr;
 
-use super::{Error, Result, ethertype};
+use super::{Error, Result, be16, ethertype};
 use crate::types::MacAddr;
 
 mod field {
@@ -26,29 +26,9 @@ pub const OP_REQUEST: u16 = 1;
 /// ARP reply.
 pub const OP_REPLY: u16 = 2;
 
-/// A view of an ARP packet.
-#[derive(Debug, Clone)]
-pub struct Packet<T: AsRef<[u8]>> {
-    buffer: T,
-}
-
-fn be16(b: &[u8]) -> u16 {
-    u16::from_be_bytes([b[0], b[1]])
-}
+super::view!("A view of an ARP packet.");
 
 impl<T: AsRef<[u8]>> Packet<T> {
-    /// Wraps without checking.
-    pub const fn new_unchecked(buffer: T) -> Packet<T> {
-        Packet { buffer }
-    }
-
-    /// Wraps after checking an Ethernet/IPv4 ARP packet fits.
-    pub fn new_checked(buffer: T) -> Result<Packet<T>> {
-        let p = Self::new_unchecked(buffer);
-        p.check_len()?;
-        Ok(p)
-    }
-
     /// `Err` when shorter than 28 bytes.
     pub fn check_len(&self) -> Result<()> {
         if self.buffer.as_ref().len() < PACKET_LEN {
@@ -56,11 +36,6 @@ impl<T: AsRef<[u8]>> Packet<T> {
         } else {
             Ok(())
         }
-    }
-
-    /// The underlying buffer.
-    pub fn into_inner(self) -> T {
-        self.buffer
     }
 
     /// Hardware type (1: Ethernet).

@@ -5,7 +5,7 @@
 //! `new_checked` guarantees version 0, no unknown flag bits, and that the optional fields
 //! the flags announce fit.
 
-use super::{Error, Result, checksum};
+use super::{Error, Result, be16, be32, checksum};
 
 mod field {
     use core::ops::Range;
@@ -22,19 +22,7 @@ pub const FLAG_S: u16 = 0x1000;
 /// Bits that must be zero (routing, strict source route, recursion, flags, version).
 const MUST_BE_ZERO: u16 = 0x4fff;
 
-/// A view of a GRE header and its payload.
-#[derive(Debug, Clone)]
-pub struct Packet<T: AsRef<[u8]>> {
-    buffer: T,
-}
-
-fn be16(b: &[u8]) -> u16 {
-    u16::from_be_bytes([b[0], b[1]])
-}
-
-fn be32(b: &[u8]) -> u32 {
-    u32::from_be_bytes([b[0], b[1], b[2], b[3]])
-}
+super::view!("A view of a GRE header and its payload.");
 
 /// Header length for these flags.
 pub const fn header_len_for(flags: u16) -> usize {
@@ -44,18 +32,6 @@ pub const fn header_len_for(flags: u16) -> usize {
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
-    /// Wraps without checking.
-    pub const fn new_unchecked(buffer: T) -> Packet<T> {
-        Packet { buffer }
-    }
-
-    /// Wraps after checking flags, version and lengths.
-    pub fn new_checked(buffer: T) -> Result<Packet<T>> {
-        let p = Self::new_unchecked(buffer);
-        p.check_len()?;
-        Ok(p)
-    }
-
     /// See the module documentation.
     pub fn check_len(&self) -> Result<()> {
         let b = self.buffer.as_ref();
@@ -64,11 +40,6 @@ impl<T: AsRef<[u8]>> Packet<T> {
         } else {
             Ok(())
         }
-    }
-
-    /// The underlying buffer.
-    pub fn into_inner(self) -> T {
-        self.buffer
     }
 
     /// The flags-and-version word.

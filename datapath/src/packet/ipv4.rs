@@ -5,7 +5,7 @@
 
 use std::net::Ipv4Addr;
 
-use super::{Error, Result, checksum};
+use super::{Error, Result, be16, checksum};
 
 mod field {
     use core::ops::Range;
@@ -24,29 +24,9 @@ mod field {
 /// Length of a header without options.
 pub const HEADER_LEN: usize = 20;
 
-/// A view of an IPv4 packet.
-#[derive(Debug, Clone)]
-pub struct Packet<T: AsRef<[u8]>> {
-    buffer: T,
-}
-
-fn be16(b: &[u8]) -> u16 {
-    u16::from_be_bytes([b[0], b[1]])
-}
+super::view!("A view of an IPv4 packet.");
 
 impl<T: AsRef<[u8]>> Packet<T> {
-    /// Wraps without checking.
-    pub const fn new_unchecked(buffer: T) -> Packet<T> {
-        Packet { buffer }
-    }
-
-    /// Wraps after checking version, header length and total length.
-    pub fn new_checked(buffer: T) -> Result<Packet<T>> {
-        let p = Self::new_unchecked(buffer);
-        p.check_len()?;
-        Ok(p)
-    }
-
     /// See the module documentation.
     pub fn check_len(&self) -> Result<()> {
         let b = self.buffer.as_ref();
@@ -60,11 +40,6 @@ impl<T: AsRef<[u8]>> Packet<T> {
         } else {
             Ok(())
         }
-    }
-
-    /// The underlying buffer.
-    pub fn into_inner(self) -> T {
-        self.buffer
     }
 
     /// Version (4).

@@ -18,26 +18,11 @@ mod field {
 /// Length of the fixed header.
 pub const HEADER_LEN: usize = 40;
 
-/// A view of an IPv6 packet. `new_checked` guarantees version 6 and that the payload length
-/// fits the buffer.
-#[derive(Debug, Clone)]
-pub struct Packet<T: AsRef<[u8]>> {
-    buffer: T,
-}
+super::view!(
+    "A view of an IPv6 packet. `new_checked` guarantees version 6 and that the payload length fits the buffer."
+);
 
 impl<T: AsRef<[u8]>> Packet<T> {
-    /// Wraps without checking.
-    pub const fn new_unchecked(buffer: T) -> Packet<T> {
-        Packet { buffer }
-    }
-
-    /// Wraps after checking version and lengths.
-    pub fn new_checked(buffer: T) -> Result<Packet<T>> {
-        let p = Self::new_unchecked(buffer);
-        p.check_len()?;
-        Ok(p)
-    }
-
     /// See [`Packet`].
     pub fn check_len(&self) -> Result<()> {
         let b = self.buffer.as_ref();
@@ -49,11 +34,6 @@ impl<T: AsRef<[u8]>> Packet<T> {
         } else {
             Ok(())
         }
-    }
-
-    /// The underlying buffer.
-    pub fn into_inner(self) -> T {
-        self.buffer
     }
 
     fn word0(&self) -> u32 {

@@ -9,6 +9,51 @@
 //! short; `Packet::new_checked` returns [`Error`] instead, and after it succeeds every
 //! accessor is in bounds. `Repr::parse` never panics on any input.
 
+/// Declares a protocol's zero-copy view, `Packet<T>`, with `new_unchecked`, `new_checked`
+/// (which runs the protocol's own `check_len`) and `into_inner`. Field accessors, setters and
+/// `check_len` stay in each protocol's module.
+macro_rules! view {
+    ($doc:literal) => {
+        #[doc = $doc]
+        #[derive(Debug, Clone)]
+        pub struct Packet<T: AsRef<[u8]>> {
+            buffer: T,
+        }
+
+        impl<T: AsRef<[u8]>> Packet<T> {
+            /// Wraps without checking; accessors may panic on a short buffer.
+            pub const fn new_unchecked(buffer: T) -> Packet<T> {
+                Packet { buffer }
+            }
+
+            /// Wraps after `check_len`, so every accessor is in bounds.
+            pub fn new_checked(buffer: T) -> super::Result<Packet<T>> {
+                let p = Self::new_unchecked(buffer);
+                p.check_len()?;
+                Ok(p)
+            }
+
+            /// The underlying buffer.
+            pub fn into_inner(self) -> T {
+                self.buffer
+            }
+        }
+    };
+}
+use view;
+
+/// The big-endian `u16` at the start of `b` (callers have checked the length).
+#[inline]
+pub(crate) fn be16(b: &[u8]) -> u16 {
+    u16::from_be_bytes([b[0], b[1]])
+}
+
+/// The big-endian `u32` at the start of `b` (callers have checked the length).
+#[inline]
+pub(crate) fn be32(b: &[u8]) -> u32 {
+    u32::from_be_bytes([b[0], b[1], b[2], b[3]])
+}
+
 pub mod arp;
 pub mod buf;
 #[cfg(test)]

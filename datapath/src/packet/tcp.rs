@@ -2,7 +2,7 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use super::{Error, Result, checksum, ip_proto};
+use super::{Error, Result, be16, be32, checksum, ip_proto};
 
 mod field {
     use core::ops::Range;
@@ -35,34 +35,11 @@ pub mod flags {
     pub const URG: u16 = 0x020;
 }
 
-/// A view of a TCP segment. `new_checked` guarantees a data offset of at least 5 whose
-/// header fits the buffer.
-#[derive(Debug, Clone)]
-pub struct Packet<T: AsRef<[u8]>> {
-    buffer: T,
-}
-
-fn be16(b: &[u8]) -> u16 {
-    u16::from_be_bytes([b[0], b[1]])
-}
-
-fn be32(b: &[u8]) -> u32 {
-    u32::from_be_bytes([b[0], b[1], b[2], b[3]])
-}
+super::view!(
+    "A view of a TCP segment. `new_checked` guarantees a data offset of at least 5 whose header fits the buffer."
+);
 
 impl<T: AsRef<[u8]>> Packet<T> {
-    /// Wraps without checking.
-    pub const fn new_unchecked(buffer: T) -> Packet<T> {
-        Packet { buffer }
-    }
-
-    /// Wraps after checking the header fits.
-    pub fn new_checked(buffer: T) -> Result<Packet<T>> {
-        let p = Self::new_unchecked(buffer);
-        p.check_len()?;
-        Ok(p)
-    }
-
     /// See [`Packet`].
     pub fn check_len(&self) -> Result<()> {
         let b = self.buffer.as_ref();
@@ -75,11 +52,6 @@ impl<T: AsRef<[u8]>> Packet<T> {
         } else {
             Ok(())
         }
-    }
-
-    /// The underlying buffer.
-    pub fn into_inner(self) -> T {
-        self.buffer
     }
 
     /// Source port.
