@@ -40,6 +40,16 @@ pub enum Action {
         /// Its new value.
         value: u128,
     },
+    /// Write some bits of a field: `field = (field & !mask) | (value & mask)` (OpenFlow's
+    /// masked set-field; also how VID, PCP, DSCP and ECN are set inside their bytes).
+    SetFieldMasked {
+        /// The field written.
+        field: Field,
+        /// The new bits.
+        value: u128,
+        /// Which bits are written.
+        mask: u128,
+    },
     /// Push an 802.1Q (0x8100) or 802.1ad (0x88a8) tag; the new tag copies the outer tag's
     /// VID and PCP when there is one, else VID 0 (set it with `SetField(VlanTci)`).
     PushVlan {

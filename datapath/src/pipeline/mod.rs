@@ -24,6 +24,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use arc_swap::ArcSwap;
 use parking_lot::Mutex;
 
+use crate::actions::Action;
 use crate::classifier::{BundleError, ChangeSet, FlowMod, Pipeline};
 use crate::flow::FlowKey;
 use crate::group::Group;
@@ -33,6 +34,7 @@ use crate::port::Port;
 use crate::stats::PmdCounters;
 use crate::types::{GroupId, MeterId, PortNo, TableId};
 
+pub use pmd::OFPP_CONTROLLER;
 pub use pmd::Pmd;
 pub use xlate::{DpAction, PacketInReason, Translation, translate};
 
@@ -99,6 +101,15 @@ pub enum DatapathError {
     /// A flow bundle was refused; nothing in it was applied.
     #[error(transparent)]
     Bundle(#[from] BundleError),
+    /// A group is inconsistent.
+    #[error(transparent)]
+    Group(#[from] crate::group::GroupError),
+    /// A packet-out frame is longer than a packet buffer holds.
+    #[error("frame of {0} bytes is longer than the {max} bytes a packet buffer holds", max = crate::packet::MAX_FRAME)]
+    FrameTooLong(usize),
+    /// Too many packet-outs are waiting for a poll thread.
+    #[error("packet-out queue is full (no poll thread is keeping up)")]
+    PacketOutQueueFull,
 }
 
 /// A port as the snapshot holds it.
@@ -213,6 +224,7 @@ pub(crate) struct Shared {
     write: Mutex<()>,
     pub(crate) macs: MacTable,
     pub(crate) packet_in: SyncSender<PacketIn>,
+    pub(crate) packet_out: crossbeam_queue::ArrayQueue<PacketOut>,
     pub(crate) config: DatapathConfig,
     pmds: Mutex<Vec<Arc<PmdCounters>>>,
     epoch: Instant,
@@ -252,6 +264,7 @@ impl Datapath {
             write: Mutex::new(()),
             macs,
             packet_in: tx,
+            packet_out: crossbeam_queue::ArrayQueue::new(config.packet_in_queue.max(1)),
             config,
             pmds: Mutex::new(Vec::new()),
             epoch: Instant::now(),
@@ -299,11 +312,14 @@ impl Datapath {
         self.shared.pmds.lock().clone()
     }
 
-    /// Applies `f` to a copy of the current snapshot and publishes the result.
-    fn update<T>(
-        &self,
-        f: impl FnOnce(&mut Snapshot) -> Result<T, DatapathError>,
-    ) -> Result<T, DatapathError> {
+    /// Runs `f` on a draft of the next snapshot and publishes the draft if `f` succeeds.
+    ///
+    /// This is how a control-plane change that spans several kinds of state (flows, groups,
+    /// meters, ports) becomes visible at once, and how the daemon makes a change durable
+    /// before poll threads see it: `f` stages the change on the [`Txn`], writes it to disk,
+    /// and only then returns `Ok`. If `f` fails, nothing is published. Writers serialise
+    /// here; poll threads never wait.
+    pub fn transaction<T, E>(&self, f: impl FnOnce(&mut Txn<'_>) -> Result<T, E>) -> Result<T, E> {
         let _guard = self.shared.write.lock();
         let cur = self.shared.snap.load();
         let mut next = Snapshot {
@@ -315,8 +331,17 @@ impl Datapath {
             meters: cur.meters.clone(),
             history: cur.history.clone(),
         };
-        let out = f(&mut next)?;
+        let mut txn = Txn {
+            snap: &mut next,
+            now_ns: self.shared.now_ns(),
+            removed_ports: Vec::new(),
+        };
+        let out = f(&mut txn)?;
+        let removed = std::mem::take(&mut txn.removed_ports);
         self.shared.snap.store(Arc::new(next));
+        for no in removed {
+            self.shared.macs.flush_port(no);
+        }
         Ok(out)
     }
 
@@ -327,22 +352,7 @@ impl Datapath {
         port: Arc<dyn Port>,
         vlan: VlanMode,
     ) -> Result<(), DatapathError> {
-        if no.0 == 0 || no.0 >= MAX_PORT_NO {
-            return Err(DatapathError::BadPortNo(no));
-        }
-        self.update(|s| {
-            if s.slot(no).is_some() {
-                return Err(DatapathError::PortExists(no));
-            }
-            s.ports.push(PortEntry {
-                no,
-                port,
-                vlan,
-                flood: true,
-            });
-            s.rebuild_slots();
-            Ok(())
-        })
+        self.transaction(|t| t.add_port(no, port, vlan))
     }
 
     /// Changes a port's VLAN mode and flood setting.
@@ -352,50 +362,154 @@ impl Datapath {
         vlan: VlanMode,
         flood: bool,
     ) -> Result<(), DatapathError> {
-        self.update(|s| {
-            let slot = s.slot(no).ok_or(DatapathError::NoSuchPort(no))?;
-            s.ports[slot].vlan = vlan;
-            s.ports[slot].flood = flood;
-            Ok(())
-        })
+        self.transaction(|t| t.set_port_vlan(no, vlan, flood))
     }
 
     /// Removes a port and forgets the MAC addresses learned on it.
     pub fn del_port(&self, no: PortNo) -> Result<Arc<dyn Port>, DatapathError> {
-        let port = self.update(|s| {
-            let slot = s.slot(no).ok_or(DatapathError::NoSuchPort(no))?;
-            let e = s.ports.remove(slot);
-            s.rebuild_slots();
-            Ok(e.port)
-        })?;
-        self.shared.macs.flush_port(no);
-        Ok(port)
+        self.transaction(|t| t.del_port(no))
     }
 
     /// Applies a bundle of flow changes atomically: all become visible at once, or none.
     pub fn flow_mods(&self, mods: &[FlowMod]) -> Result<Arc<ChangeSet>, DatapathError> {
-        let now = self.now_ns();
-        self.update(|s| {
-            let (pipeline, changes) = s.pipeline.apply(mods, now)?;
-            Ok(s.install_pipeline(pipeline, changes))
-        })
+        self.transaction(|t| t.flow_mods(mods).map_err(DatapathError::from))
     }
 
     /// Removes flows whose idle or hard timeout has passed; returns what was removed.
     pub fn expire_flows(&self) -> Option<Arc<ChangeSet>> {
-        let now = self.now_ns();
-        self.update(|s| {
-            let (pipeline, changes) = s
-                .pipeline
-                .expire(now)
-                .ok_or(DatapathError::NoSuchPort(PortNo(0)))?;
-            Ok(s.install_pipeline(pipeline, changes))
-        })
-        .ok()
+        self.transaction(|t| t.expire_flows().ok_or(())).ok()
     }
 
     /// Adds or replaces a group.
     pub fn set_group(&self, group: Group) -> Result<(), DatapathError> {
+        self.transaction(|t| t.set_group(group))
+    }
+
+    /// Removes a group.
+    pub fn del_group(&self, id: GroupId) -> Result<(), DatapathError> {
+        self.transaction(|t| t.del_group(id))
+    }
+
+    /// Adds or replaces a meter.
+    pub fn set_meter(&self, meter: Meter) -> Result<(), DatapathError> {
+        self.transaction(|t| t.set_meter(meter))
+    }
+
+    /// Removes a meter.
+    pub fn del_meter(&self, id: MeterId) -> Result<(), DatapathError> {
+        self.transaction(|t| t.del_meter(id))
+    }
+
+    /// Queues a packet-out: `frame` runs through `actions` on the next poll of any poll
+    /// thread, as if it had arrived on `in_port` (`None`: from the controller, so `in_port`
+    /// and `normal` outputs have no ingress port and drop). An output to
+    /// [`PacketOutAction::Table`] sends it through the flow tables instead.
+    pub fn packet_out(&self, out: PacketOut) -> Result<(), DatapathError> {
+        if out.frame.len() > crate::packet::MAX_FRAME {
+            return Err(DatapathError::FrameTooLong(out.frame.len()));
+        }
+        self.shared
+            .packet_out
+            .push(out)
+            .map_err(|_| DatapathError::PacketOutQueueFull)
+    }
+}
+
+/// A packet the controller sends (OpenFlow packet-out).
+#[derive(Clone, Debug)]
+pub struct PacketOut {
+    /// The port it is considered to have arrived on (`None`: the controller).
+    pub in_port: Option<PortNo>,
+    /// Run through the flow tables (OFPP_TABLE) instead of `actions`.
+    pub table: bool,
+    /// Actions to apply (ignored when `table`).
+    pub actions: Vec<Action>,
+    /// The frame.
+    pub frame: Vec<u8>,
+}
+
+/// A draft of the next snapshot, open inside [`Datapath::transaction`].
+#[derive(Debug)]
+pub struct Txn<'a> {
+    snap: &'a mut Snapshot,
+    now_ns: u64,
+    removed_ports: Vec<PortNo>,
+}
+
+impl Txn<'_> {
+    /// The draft as changed so far.
+    pub fn snapshot(&self) -> &Snapshot {
+        self.snap
+    }
+
+    /// The datapath clock when the transaction began.
+    pub fn now_ns(&self) -> u64 {
+        self.now_ns
+    }
+
+    /// Adds a port.
+    pub fn add_port(
+        &mut self,
+        no: PortNo,
+        port: Arc<dyn Port>,
+        vlan: VlanMode,
+    ) -> Result<(), DatapathError> {
+        if no.0 == 0 || no.0 >= MAX_PORT_NO {
+            return Err(DatapathError::BadPortNo(no));
+        }
+        let s = &mut *self.snap;
+        if s.slot(no).is_some() {
+            return Err(DatapathError::PortExists(no));
+        }
+        s.ports.push(PortEntry {
+            no,
+            port,
+            vlan,
+            flood: true,
+        });
+        s.rebuild_slots();
+        Ok(())
+    }
+
+    /// Changes a port's VLAN mode and flood setting.
+    pub fn set_port_vlan(
+        &mut self,
+        no: PortNo,
+        vlan: VlanMode,
+        flood: bool,
+    ) -> Result<(), DatapathError> {
+        let s = &mut *self.snap;
+        let slot = s.slot(no).ok_or(DatapathError::NoSuchPort(no))?;
+        s.ports[slot].vlan = vlan;
+        s.ports[slot].flood = flood;
+        Ok(())
+    }
+
+    /// Removes a port (its learned MACs are forgotten when the transaction publishes).
+    pub fn del_port(&mut self, no: PortNo) -> Result<Arc<dyn Port>, DatapathError> {
+        let s = &mut *self.snap;
+        let slot = s.slot(no).ok_or(DatapathError::NoSuchPort(no))?;
+        let e = s.ports.remove(slot);
+        s.rebuild_slots();
+        self.removed_ports.push(no);
+        Ok(e.port)
+    }
+
+    /// Applies a bundle of flow changes: all of it or, on error, none of it.
+    pub fn flow_mods(&mut self, mods: &[FlowMod]) -> Result<Arc<ChangeSet>, BundleError> {
+        let (pipeline, changes) = self.snap.pipeline.apply(mods, self.now_ns)?;
+        Ok(self.snap.install_pipeline(pipeline, changes))
+    }
+
+    /// Removes flows whose timeout has passed; `None` when none has.
+    pub fn expire_flows(&mut self) -> Option<Arc<ChangeSet>> {
+        let (pipeline, changes) = self.snap.pipeline.expire(self.now_ns)?;
+        Some(self.snap.install_pipeline(pipeline, changes))
+    }
+
+    /// Adds or replaces a group.
+    pub fn set_group(&mut self, group: Group) -> Result<(), DatapathError> {
+        group.validate().map_err(DatapathError::Group)?;
         let buckets = group
             .buckets
             .iter()
@@ -409,41 +523,34 @@ impl Datapath {
             })
             .collect();
         let id = group.id;
-        let g = Arc::new(CompiledGroup { group, buckets });
-        self.update(|s| {
-            s.groups.insert(id, g);
-            Ok(())
-        })
+        self.snap
+            .groups
+            .insert(id, Arc::new(CompiledGroup { group, buckets }));
+        Ok(())
     }
 
     /// Removes a group.
-    pub fn del_group(&self, id: GroupId) -> Result<(), DatapathError> {
-        self.update(|s| {
-            s.groups
-                .remove(&id)
-                .map(|_| ())
-                .ok_or(DatapathError::NoSuchGroup(id))
-        })
+    pub fn del_group(&mut self, id: GroupId) -> Result<(), DatapathError> {
+        self.snap
+            .groups
+            .remove(&id)
+            .map(|_| ())
+            .ok_or(DatapathError::NoSuchGroup(id))
     }
 
     /// Adds or replaces a meter.
-    pub fn set_meter(&self, meter: Meter) -> Result<(), DatapathError> {
-        let id = meter.id;
-        let m = Arc::new(meter);
-        self.update(|s| {
-            s.meters.insert(id, m);
-            Ok(())
-        })
+    pub fn set_meter(&mut self, meter: Meter) -> Result<(), DatapathError> {
+        self.snap.meters.insert(meter.id, Arc::new(meter));
+        Ok(())
     }
 
     /// Removes a meter.
-    pub fn del_meter(&self, id: MeterId) -> Result<(), DatapathError> {
-        self.update(|s| {
-            s.meters
-                .remove(&id)
-                .map(|_| ())
-                .ok_or(DatapathError::NoSuchMeter(id))
-        })
+    pub fn del_meter(&mut self, id: MeterId) -> Result<(), DatapathError> {
+        self.snap
+            .meters
+            .remove(&id)
+            .map(|_| ())
+            .ok_or(DatapathError::NoSuchMeter(id))
     }
 }
 

@@ -14,7 +14,7 @@ use std::sync::mpsc::TrySendError;
 
 use arrayvec::ArrayVec;
 
-use super::xlate::{DpAction, Translation, translate};
+use super::xlate::{DpAction, PacketInReason, Translation, translate};
 use super::{PacketIn, Shared, Snapshot};
 use crate::actions::rewrite;
 use crate::cache::{Emc, FlowRef, MegaflowCache};
@@ -24,10 +24,13 @@ use crate::meter::MeterVerdict;
 use crate::packet::{BufPool, PacketBuf};
 use crate::port::{BURST, Batch};
 use crate::stats::{DropReason, PmdCounters};
-use crate::types::{MacAddr, PortNo, VlanId};
+use crate::types::{MacAddr, PortNo, TableId, VlanId};
 
 /// Deepest chain of groups followed before the packet is dropped.
 const MAX_GROUP_DEPTH: u8 = 4;
+
+/// The in_port of a packet-out sent from the controller (OFPP_CONTROLLER).
+pub const OFPP_CONTROLLER: u32 = 0xffff_fffd;
 /// Megaflow housekeeping period.
 const SWEEP_PERIOD_NS: u64 = 100_000_000;
 /// Megaflows idle for this many sweep periods are removed (10 s).
@@ -151,6 +154,9 @@ impl Pmd {
                 self.process_rx(&snap, slot);
             }
         }
+        if !self.shared.packet_out.is_empty() {
+            total += self.packet_outs(&snap);
+        }
         self.polls += 1;
         if self.polls.is_multiple_of(1024) {
             self.housekeeping();
@@ -168,6 +174,63 @@ impl Pmd {
             }
             total += n;
         }
+    }
+
+    /// Runs queued packet-outs (the controller's packets) through their actions.
+    #[cold]
+    #[inline(never)]
+    fn packet_outs(&mut self, snap: &Snapshot) -> usize {
+        let mut n = 0;
+        while let Some(po) = self.shared.packet_out.pop() {
+            n += 1;
+            let in_slot = po.in_port.and_then(|p| snap.slot(p)).unwrap_or(usize::MAX);
+            let in_port = po.in_port.unwrap_or(PortNo(OFPP_CONTROLLER));
+            let Some(b) = PacketBuf::from_frame(&po.frame) else {
+                self.counters.count_drop(DropReason::NoBuffer, 1);
+                continue;
+            };
+            let Work { pkts, keys, lays } = &mut *self.work;
+            match extract(b.data(), in_port, &mut keys[0]) {
+                Ok(l) => lays[0] = l,
+                Err(r) => {
+                    self.counters.count_drop(r, 1);
+                    continue;
+                }
+            }
+            let t = if po.table {
+                translate(&snap.pipeline, &keys[0]).0
+            } else {
+                let ops = po
+                    .actions
+                    .iter()
+                    .map(|a| DpAction::from_action(a, TableId(0), 0, PacketInReason::Action))
+                    .collect();
+                Translation::from_ops(ops)
+            };
+            pkts[0] = Some(b);
+            if self.tx.batches.len() < snap.ports.len() {
+                self.tx.batches.resize_with(snap.ports.len(), Batch::new);
+            }
+            let now_ns = self.shared.now_ns();
+            let mut cx = Cx {
+                snap,
+                shared: &self.shared,
+                pool: &mut self.pool,
+                tx: &mut self.tx,
+                counters: &self.counters,
+                in_slot,
+                in_port,
+                now_ns,
+                now_s: (now_ns / 1_000_000_000) as u32,
+                sent: 0,
+            };
+            run(&t, &mut cx, pkts, keys, lays, &[0], 0);
+            if let Some(p) = pkts[0].take() {
+                cx.pool.put(p);
+            }
+            flush(&mut cx);
+        }
+        n
     }
 
     #[cold]
@@ -520,7 +583,11 @@ fn run(
             },
             DpAction::InPort => {
                 for &m in members {
-                    emit(cx, pkts, m as usize, cx.in_slot, take);
+                    if cx.in_slot < cx.snap.ports.len() {
+                        emit(cx, pkts, m as usize, cx.in_slot, take);
+                    } else {
+                        drop_pkt(cx, pkts, m as usize, DropReason::NoSuchPort);
+                    }
                 }
             }
             DpAction::Flood | DpAction::All => {
@@ -578,6 +645,15 @@ fn run(
                     let m = m as usize;
                     if let Some(p) = pkts[m].as_mut() {
                         rewrite::set_field(p, &mut keys[m], &lays[m], field, value);
+                    }
+                }
+            }
+            DpAction::SetFieldMasked(field, value, mask) => {
+                for &m in members {
+                    let m = m as usize;
+                    if let Some(p) = pkts[m].as_mut() {
+                        let v = (keys[m].get(field) & !mask) | (value & mask);
+                        rewrite::set_field(p, &mut keys[m], &lays[m], field, v);
                     }
                 }
             }
@@ -755,7 +831,12 @@ fn normal(
     let key = &keys[m];
     let tci = key.get(Field::VlanTci) as u16;
     let tagged = (tci & VLAN_CFI != 0).then_some(VlanId(tci & 0x0fff));
-    let Some(vlan) = ingress_vlan(&cx.snap.ports[cx.in_slot].vlan, tagged) else {
+    let Some(in_entry) = cx.snap.ports.get(cx.in_slot) else {
+        // A packet-out from the controller has no ingress port to learn on.
+        drop_pkt(cx, pkts, m, DropReason::NoSuchPort);
+        return;
+    };
+    let Some(vlan) = ingress_vlan(&in_entry.vlan, tagged) else {
         drop_pkt(cx, pkts, m, DropReason::VlanNotAllowed);
         return;
     };

@@ -53,6 +53,8 @@ pub enum DpAction {
     },
     /// Rewrite a field.
     SetField(Field, u128),
+    /// Rewrite some bits of a field: (field, value, mask).
+    SetFieldMasked(Field, u128, u128),
     /// Push a VLAN tag with this TPID.
     PushVlan(u16),
     /// Pop the outer VLAN tag.
@@ -100,6 +102,9 @@ impl DpAction {
                 max_len,
             },
             Action::SetField { field, value } => DpAction::SetField(field, value),
+            Action::SetFieldMasked { field, value, mask } => {
+                DpAction::SetFieldMasked(field, value, mask)
+            }
             Action::PushVlan { tpid } => DpAction::PushVlan(tpid),
             Action::PopVlan => DpAction::PopVlan,
             Action::DecTtl => DpAction::DecTtl,
@@ -172,6 +177,10 @@ pub fn translate(pipeline: &Pipeline, key: &FlowKey) -> (Translation, FlowMask) 
             match *a {
                 Action::SetField { field, value } => {
                     work.set(field, value);
+                    rewritten = true;
+                }
+                Action::SetFieldMasked { field, value, mask } => {
+                    work.set_masked(field, value, mask);
                     rewritten = true;
                 }
                 Action::PushVlan { .. } => {

@@ -1,0 +1,690 @@
+//! From API messages to datapath configuration: matches, actions, instructions, meters,
+//! groups. Every refusal is an [`ApiError`] naming the field at fault.
+//!
+//! The reverse direction is not needed for flows: the daemon keeps the canonical message it
+//! accepted next to each rule (see `switch.rs`), so reads return exactly what was written,
+//! with counters. Only packet-in needs a match built from a datapath key ([`packet_in_match`]).
+//!
+//! Field mapping (API field -> datapath field, bits): `vlan_vid` is the low 13 bits of the
+//! TCI (OpenFlow 1.3: 0x1000 marks "tagged"), `vlan_pcp` the top 3; `ip_dscp` the top 6 bits
+//! of the TOS byte, `ip_ecn` the low 2; TCP/UDP/SCTP ports and ICMP type/code share the
+//! transport source/destination words; ARP SPA/TPA share the IPv4 address words.
+//!
+//! Thread-safety: pure functions.
+
+use datapath::actions::{Action, Instructions};
+use datapath::flow::{Field as DpField, FlowKey, FlowMask};
+use datapath::group::{Bucket as DpBucket, Group as DpGroup, GroupKind};
+use datapath::meter::{Band as DpBand, BandKind, Meter as DpMeter, MeterUnit as DpUnit};
+use datapath::types::{GroupId, MeterId, PortNo, TableId};
+use proto::flow_text::{self, field_name};
+use proto::v1::{self, Field, FieldMatch, Match, ReservedPort, action, instruction, port_ref};
+
+use crate::error::ApiError;
+
+/// OpenFlow reserved port numbers as they may appear in `PortRef.number`.
+pub mod ofpp {
+    /// OFPP_IN_PORT.
+    pub const IN_PORT: u32 = 0xffff_fff8;
+    /// OFPP_TABLE.
+    pub const TABLE: u32 = 0xffff_fff9;
+    /// OFPP_NORMAL.
+    pub const NORMAL: u32 = 0xffff_fffa;
+    /// OFPP_FLOOD.
+    pub const FLOOD: u32 = 0xffff_fffb;
+    /// OFPP_ALL.
+    pub const ALL: u32 = 0xffff_fffc;
+    /// OFPP_CONTROLLER.
+    pub const CONTROLLER: u32 = 0xffff_fffd;
+    /// OFPP_LOCAL.
+    pub const LOCAL: u32 = 0xffff_fffe;
+    /// OFPP_ANY.
+    pub const ANY: u32 = 0xffff_ffff;
+}
+
+/// Resolves port names to numbers (the bridge's current ports).
+pub trait PortNames {
+    /// The number of the port called `name`.
+    fn number(&self, name: &str) -> Option<u32>;
+}
+
+impl<F: Fn(&str) -> Option<u32>> PortNames for F {
+    fn number(&self, name: &str) -> Option<u32> {
+        self(name)
+    }
+}
+
+/// Where an API field lives in the datapath key: `bits` bits at `shift` of `field`.
+fn place(f: Field) -> Option<(DpField, u32)> {
+    use DpField as D;
+    Some(match f {
+        Field::InPort => (D::InPort, 0),
+        Field::EthSrc => (D::EthSrc, 0),
+        Field::EthDst => (D::EthDst, 0),
+        Field::EthType => (D::EthType, 0),
+        Field::VlanVid => (D::VlanTci, 0),
+        Field::VlanPcp => (D::VlanTci, 13),
+        Field::VlanTci => (D::VlanTci, 0),
+        Field::IpDscp => (D::IpTos, 2),
+        Field::IpEcn => (D::IpTos, 0),
+        Field::IpProto => (D::IpProto, 0),
+        Field::IpTtl => (D::IpTtl, 0),
+        Field::Ipv4Src | Field::ArpSpa => (D::Ipv4Src, 0),
+        Field::Ipv4Dst | Field::ArpTpa => (D::Ipv4Dst, 0),
+        Field::Ipv6Src => (D::Ipv6Src, 0),
+        Field::Ipv6Dst => (D::Ipv6Dst, 0),
+        Field::TcpSrc | Field::UdpSrc | Field::SctpSrc => (D::TpSrc, 0),
+        Field::TcpDst | Field::UdpDst | Field::SctpDst => (D::TpDst, 0),
+        Field::TcpFlags => (D::TcpFlags, 0),
+        Field::Icmpv4Type | Field::Icmpv6Type => (D::TpSrc, 0),
+        Field::Icmpv4Code | Field::Icmpv6Code => (D::TpDst, 0),
+        Field::ArpOp => (D::ArpOp, 0),
+        Field::ArpSha => (D::ArpSha, 0),
+        Field::ArpTha => (D::ArpTha, 0),
+        Field::TunId => (D::TunId, 0),
+        Field::TunSrc => (D::TunSrc, 0),
+        Field::TunDst => (D::TunDst, 0),
+        Field::Metadata => (D::Metadata, 0),
+        Field::Reg0 => (D::Reg(0), 0),
+        Field::Reg1 => (D::Reg(1), 0),
+        Field::Reg2 => (D::Reg(2), 0),
+        Field::Reg3 => (D::Reg(3), 0),
+        Field::Reg4 => (D::Reg(4), 0),
+        Field::Reg5 => (D::Reg(5), 0),
+        Field::Reg6 => (D::Reg(6), 0),
+        Field::Reg7 => (D::Reg(7), 0),
+        Field::Unspecified => return None,
+    })
+}
+
+fn be(bytes: &[u8]) -> u128 {
+    bytes.iter().fold(0u128, |acc, &b| (acc << 8) | b as u128)
+}
+
+fn width_mask(bytes: usize, f: Field) -> u128 {
+    // The value bits the API field carries (vlan_vid: 13, vlan_pcp: 3, dscp: 6, ...).
+    match f {
+        Field::VlanVid => 0x1fff,
+        Field::VlanPcp => 0x7,
+        Field::IpDscp => 0x3f,
+        Field::IpEcn => 0x3,
+        Field::TcpFlags => 0xfff,
+        Field::Icmpv4Type | Field::Icmpv6Type | Field::Icmpv4Code | Field::Icmpv6Code => 0xff,
+        _ if bytes >= 16 => u128::MAX,
+        _ => (1u128 << (bytes * 8)) - 1,
+    }
+}
+
+/// A validated, canonical match (port names resolved) and its datapath key and mask.
+#[derive(Debug, Clone)]
+pub struct DpMatch {
+    /// The canonical message (what reads return).
+    pub canonical: Match,
+    /// Datapath key (masked).
+    pub key: FlowKey,
+    /// Datapath mask.
+    pub mask: FlowMask,
+}
+
+/// Validates and converts a match. Errors name `match.<field>`.
+pub fn convert_match(m: &Match, ports: &dyn PortNames) -> Result<DpMatch, ApiError> {
+    let mut canonical = flow_text::check_match(m)
+        .map_err(|e| ApiError::invalid(format!("match.{}", e.field), e.message))?;
+    for fm in &mut canonical.fields {
+        if !fm.port_name.is_empty() {
+            let n = ports.number(&fm.port_name).ok_or_else(|| {
+                ApiError::not_found("match.in_port", format!("no port named {:?}", fm.port_name))
+            })?;
+            fm.value = n.to_be_bytes().to_vec();
+            fm.port_name.clear();
+        }
+    }
+    let mut key = FlowKey::ZERO;
+    let mut mask = FlowKey::ZERO;
+    for fm in &canonical.fields {
+        let f = Field::try_from(fm.field)
+            .map_err(|_| ApiError::invalid("match", format!("unknown field {}", fm.field)))?;
+        let (df, shift) =
+            place(f).ok_or_else(|| ApiError::invalid("match", "field unspecified"))?;
+        let bits = width_mask(fm.value.len(), f);
+        let mut v = be(&fm.value) & bits;
+        let mut mk = if fm.mask.is_empty() {
+            bits
+        } else {
+            be(&fm.mask) & bits
+        };
+        if f == Field::VlanVid && fm.mask.is_empty() && v == 0 {
+            // OFPVID_NONE: untagged, i.e. the whole TCI is zero.
+            mk = 0xffff;
+            v = 0;
+        }
+        if f == Field::VlanPcp {
+            // A PCP match only makes sense on tagged frames: also require the CFI bit
+            // unless vlan_vid already pins it.
+            if !canonical
+                .fields
+                .iter()
+                .any(|x| x.field == Field::VlanVid as i32)
+            {
+                key.set_masked(df, 0x1000, 0x1000);
+                mask.set_masked(df, 0x1000, 0x1000);
+            }
+        }
+        key.set_masked(df, v << shift, mk << shift);
+        mask.set_masked(df, mk << shift, mk << shift);
+    }
+    Ok(DpMatch {
+        canonical,
+        key: key.masked(&mask),
+        mask,
+    })
+}
+
+fn port_of(r: Option<&v1::PortRef>, ports: &dyn PortNames, field: &str) -> Result<u32, ApiError> {
+    let r = r
+        .and_then(|r| r.port.as_ref())
+        .ok_or_else(|| ApiError::invalid(field, "port is required"))?;
+    Ok(match r {
+        port_ref::Port::Number(n) => *n,
+        port_ref::Port::Name(name) => ports
+            .number(name)
+            .ok_or_else(|| ApiError::not_found(field, format!("no port named {name:?}")))?,
+        port_ref::Port::Reserved(r) => match ReservedPort::try_from(*r) {
+            Ok(ReservedPort::InPort) => ofpp::IN_PORT,
+            Ok(ReservedPort::Table) => ofpp::TABLE,
+            Ok(ReservedPort::Normal) => ofpp::NORMAL,
+            Ok(ReservedPort::Flood) => ofpp::FLOOD,
+            Ok(ReservedPort::All) => ofpp::ALL,
+            Ok(ReservedPort::Controller) => ofpp::CONTROLLER,
+            Ok(ReservedPort::Local) => ofpp::LOCAL,
+            _ => {
+                return Err(ApiError::invalid(
+                    field,
+                    format!("unknown reserved port {r}"),
+                ));
+            }
+        },
+    })
+}
+
+/// Resolves a port reference used as a filter (`out_port`); `None` for "any".
+pub fn filter_port(
+    r: Option<&v1::PortRef>,
+    ports: &dyn PortNames,
+) -> Result<Option<PortNo>, ApiError> {
+    if r.and_then(|r| r.port.as_ref()).is_none() {
+        return Ok(None);
+    }
+    let n = port_of(r, ports, "out_port")?;
+    Ok((n != ofpp::ANY).then_some(PortNo(n)))
+}
+
+/// Where a list of actions runs: in a flow (with its match, for set-field prerequisites),
+/// a group bucket, or a packet-out (which alone may output to TABLE).
+#[derive(Debug, Clone, Copy)]
+pub enum Context<'a> {
+    /// A flow with this canonical match.
+    Flow(&'a Match),
+    /// A group bucket.
+    Bucket,
+    /// A packet-out.
+    PacketOut,
+}
+
+/// Converts one action. `Ok(None)` is OFPP_TABLE in a packet-out (the caller handles it).
+pub fn convert_action(
+    a: &v1::Action,
+    ports: &dyn PortNames,
+    cx: Context<'_>,
+) -> Result<Option<Action>, ApiError> {
+    let a = a
+        .action
+        .as_ref()
+        .ok_or_else(|| ApiError::invalid("", "empty action"))?;
+    Ok(Some(match a {
+        action::Action::Output(o) => {
+            let n = port_of(o.port.as_ref(), ports, "output.port")?;
+            match n {
+                ofpp::IN_PORT => Action::InPort,
+                ofpp::NORMAL => Action::Normal,
+                ofpp::FLOOD => Action::Flood,
+                ofpp::ALL => Action::All,
+                ofpp::CONTROLLER => Action::Controller {
+                    max_len: o
+                        .max_len
+                        .map_or(u16::MAX, |l| l.min(u16::MAX as u32) as u16),
+                },
+                ofpp::TABLE if matches!(cx, Context::PacketOut) => return Ok(None),
+                ofpp::TABLE => {
+                    return Err(ApiError::invalid(
+                        "output.port",
+                        "output to TABLE is only valid in a packet-out",
+                    ));
+                }
+                ofpp::LOCAL => {
+                    return Err(ApiError::invalid(
+                        "output.port",
+                        "this switch has no LOCAL port; add a port and output to it",
+                    ));
+                }
+                0 => return Err(ApiError::invalid("output.port", "port 0 is not a port")),
+                n if n >= datapath::pipeline::MAX_PORT_NO => {
+                    return Err(ApiError::invalid(
+                        "output.port",
+                        format!(
+                            "port {n} is out of range (1..{})",
+                            datapath::pipeline::MAX_PORT_NO
+                        ),
+                    ));
+                }
+                n => Action::Output(PortNo(n)),
+            }
+        }
+        action::Action::Group(g) => Action::Group(GroupId(*g)),
+        action::Action::SetField(sf) => {
+            let empty = Match::default();
+            let ctx = match cx {
+                Context::Flow(m) => m,
+                // Buckets and packet-outs have no match to check prerequisites against;
+                // the datapath skips a rewrite the packet has no header for.
+                _ => &empty,
+            };
+            if let Context::Flow(_) = cx {
+                flow_text::check_set_field(sf, ctx)
+                    .map_err(|e| ApiError::invalid(format!("set_field.{}", e.field), e.message))?;
+            }
+            let f = Field::try_from(sf.field)
+                .map_err(|_| ApiError::invalid("set_field.field", "unknown field"))?;
+            let (df, shift) =
+                place(f).ok_or_else(|| ApiError::invalid("set_field.field", "unspecified"))?;
+            if df.is_read_only() {
+                return Err(ApiError::invalid(
+                    format!("set_field.{}", field_name(f)),
+                    "this field cannot be set",
+                ));
+            }
+            let bits = width_mask(sf.value.len(), f);
+            let v = be(&sf.value) & bits;
+            let mk = if sf.mask.is_empty() {
+                bits
+            } else {
+                be(&sf.mask) & bits
+            };
+            // `vlan_vid` sets the VID only (the CFI bit stays as the tag has it).
+            let (v, mk) = if f == Field::VlanVid {
+                (v & 0xfff, mk & 0xfff)
+            } else {
+                (v, mk)
+            };
+            if mk << shift == df.full_mask() {
+                Action::SetField {
+                    field: df,
+                    value: v << shift,
+                }
+            } else {
+                Action::SetFieldMasked {
+                    field: df,
+                    value: v << shift,
+                    mask: mk << shift,
+                }
+            }
+        }
+        action::Action::PushVlan(p) => {
+            if p.ethertype != 0x8100 && p.ethertype != 0x88a8 {
+                return Err(ApiError::invalid(
+                    "push_vlan.ethertype",
+                    format!("{:#06x} is not 0x8100 or 0x88a8", p.ethertype),
+                ));
+            }
+            Action::PushVlan {
+                tpid: p.ethertype as u16,
+            }
+        }
+        action::Action::PopVlan(_) => Action::PopVlan,
+        action::Action::DecTtl(_) => Action::DecTtl,
+        action::Action::SetQueue(_) => {
+            return Err(ApiError::invalid(
+                "set_queue",
+                "egress queues are not supported yet; remove set_queue",
+            ));
+        }
+    }))
+}
+
+/// Converts an action list; errors name `actions[i]...`.
+pub fn convert_actions(
+    list: &[v1::Action],
+    ports: &dyn PortNames,
+    cx: Context<'_>,
+) -> Result<(Vec<Action>, bool), ApiError> {
+    let mut out = Vec::with_capacity(list.len());
+    let mut table = false;
+    for (i, a) in list.iter().enumerate() {
+        match convert_action(a, ports, cx).map_err(|e| e.under(&format!("actions[{i}]")))? {
+            Some(a) => out.push(a),
+            None => table = true,
+        }
+    }
+    Ok((out, table))
+}
+
+/// Converts instructions (at most one of each kind). Group and meter existence is the
+/// caller's to check against the bridge.
+pub fn convert_instructions(
+    list: &[v1::Instruction],
+    ports: &dyn PortNames,
+    m: &Match,
+) -> Result<Instructions, ApiError> {
+    let mut ins = Instructions::default();
+    let (mut seen_apply, mut seen_meta) = (false, false);
+    for (i, x) in list.iter().enumerate() {
+        let at = format!("instructions[{i}]");
+        let x = x
+            .instruction
+            .as_ref()
+            .ok_or_else(|| ApiError::invalid(&at, "empty instruction"))?;
+        let dup = || ApiError::invalid(&at, "instruction given twice");
+        match x {
+            instruction::Instruction::Meter(id) => {
+                if ins.meter.is_some() {
+                    return Err(dup());
+                }
+                if *id == 0 || *id > flow_text::MAX_METER_ID {
+                    return Err(ApiError::invalid(
+                        format!("{at}.meter"),
+                        format!("meter id {id} out of range"),
+                    ));
+                }
+                ins.meter = Some(MeterId(*id));
+            }
+            instruction::Instruction::ApplyActions(a) => {
+                if seen_apply {
+                    return Err(dup());
+                }
+                seen_apply = true;
+                let (acts, _) = convert_actions(&a.actions, ports, Context::Flow(m))
+                    .map_err(|e| e.under(&format!("{at}.apply_actions")))?;
+                ins.apply = acts.into();
+            }
+            instruction::Instruction::WriteMetadata(w) => {
+                if seen_meta {
+                    return Err(dup());
+                }
+                seen_meta = true;
+                ins.write_metadata = Some((w.value & w.mask, w.mask));
+            }
+            instruction::Instruction::GotoTable(t) => {
+                if ins.goto_table.is_some() {
+                    return Err(dup());
+                }
+                if *t > TableId::MAX.0 as u32 {
+                    return Err(ApiError::invalid(
+                        format!("{at}.goto_table"),
+                        format!("table {t} out of range 0..=253"),
+                    ));
+                }
+                ins.goto_table = Some(TableId(*t as u8));
+            }
+        }
+    }
+    Ok(ins)
+}
+
+/// Converts a meter.
+pub fn convert_meter(m: &v1::Meter, now_ns: u64) -> Result<DpMeter, ApiError> {
+    let unit = match v1::MeterUnit::try_from(m.unit) {
+        Ok(v1::MeterUnit::Kbps) => DpUnit::Kbps,
+        Ok(v1::MeterUnit::Pktps) => DpUnit::Pktps,
+        _ => return Err(ApiError::invalid("meter.unit", "must be KBPS or PKTPS")),
+    };
+    let mut bands = Vec::with_capacity(m.bands.len());
+    for (i, b) in m.bands.iter().enumerate() {
+        let kind = match v1::BandType::try_from(b.r#type) {
+            Ok(v1::BandType::Drop) => BandKind::Drop,
+            Ok(v1::BandType::DscpRemark) => BandKind::DscpRemark {
+                prec_level: u8::try_from(b.prec_level).map_err(|_| {
+                    ApiError::invalid(format!("meter.bands[{i}].prec_level"), "must be 0..=255")
+                })?,
+            },
+            _ => {
+                return Err(ApiError::invalid(
+                    format!("meter.bands[{i}].type"),
+                    "must be DROP or DSCP_REMARK",
+                ));
+            }
+        };
+        if b.rate == 0 {
+            return Err(ApiError::invalid(
+                format!("meter.bands[{i}].rate"),
+                "must be positive",
+            ));
+        }
+        bands.push(DpBand {
+            kind,
+            rate: b.rate as u64,
+            burst: if m.burst { b.burst_size as u64 } else { 0 },
+        });
+    }
+    if m.id == 0 || m.id > flow_text::MAX_METER_ID {
+        return Err(ApiError::invalid(
+            "meter.id",
+            format!("{} is out of range 1..=0xffff0000", m.id),
+        ));
+    }
+    DpMeter::new(MeterId(m.id), unit, bands, now_ns)
+        .map_err(|e| ApiError::invalid("meter", e.to_string()))
+}
+
+/// Converts a group. Nested group references are the caller's to check.
+pub fn convert_group(g: &v1::Group, ports: &dyn PortNames) -> Result<DpGroup, ApiError> {
+    let kind = match v1::GroupType::try_from(g.r#type) {
+        Ok(v1::GroupType::All) => GroupKind::All,
+        Ok(v1::GroupType::Select) => GroupKind::Select,
+        Ok(v1::GroupType::Indirect) => GroupKind::Indirect,
+        Ok(v1::GroupType::FastFailover) => {
+            return Err(ApiError::invalid(
+                "group.type",
+                "fast_failover groups are not supported yet",
+            ));
+        }
+        _ => {
+            return Err(ApiError::invalid(
+                "group.type",
+                "must be ALL, SELECT or INDIRECT",
+            ));
+        }
+    };
+    if g.id > flow_text::MAX_GROUP_ID {
+        return Err(ApiError::invalid(
+            "group.id",
+            format!("{} is a reserved group id", g.id),
+        ));
+    }
+    let mut buckets = Vec::with_capacity(g.buckets.len());
+    for (i, b) in g.buckets.iter().enumerate() {
+        let (actions, _) = convert_actions(&b.actions, ports, Context::Bucket)
+            .map_err(|e| e.under(&format!("group.buckets[{i}]")))?;
+        let weight = u16::try_from(b.weight).map_err(|_| {
+            ApiError::invalid(format!("group.buckets[{i}].weight"), "must be 0..=65535")
+        })?;
+        let weight = if kind == GroupKind::Select {
+            weight
+        } else {
+            weight.max(1)
+        };
+        buckets.push(DpBucket {
+            weight,
+            actions: actions.into(),
+        });
+    }
+    let dg = DpGroup {
+        id: GroupId(g.id),
+        kind,
+        buckets,
+    };
+    dg.validate()
+        .map_err(|e| ApiError::invalid("group", e.to_string()))?;
+    Ok(dg)
+}
+
+/// The match a packet-in carries: the pipeline fields OpenFlow 1.3 puts there (in_port,
+/// metadata, tunnel id and addresses, registers) when set.
+pub fn packet_in_match(key: &FlowKey) -> Match {
+    let mut fields = Vec::new();
+    let mut put = |f: Field, v: u128, width: usize| {
+        if v != 0 || f == Field::InPort {
+            fields.push(FieldMatch {
+                field: f as i32,
+                value: v.to_be_bytes()[16 - width..].to_vec(),
+                mask: Vec::new(),
+                port_name: String::new(),
+            });
+        }
+    };
+    put(Field::InPort, key.get(DpField::InPort), 4);
+    put(Field::TunId, key.get(DpField::TunId), 8);
+    put(Field::TunSrc, key.get(DpField::TunSrc), 4);
+    put(Field::TunDst, key.get(DpField::TunDst), 4);
+    put(Field::Metadata, key.get(DpField::Metadata), 8);
+    let regs = [
+        Field::Reg0,
+        Field::Reg1,
+        Field::Reg2,
+        Field::Reg3,
+        Field::Reg4,
+        Field::Reg5,
+        Field::Reg6,
+        Field::Reg7,
+    ];
+    for (i, f) in regs.into_iter().enumerate() {
+        put(f, key.get(DpField::Reg(i as u8)), 4);
+    }
+    Match { fields }
+}
+
+/// The identity of a flow in its table: table, priority and masked match, as bytes (the
+/// store key and the daemon's index).
+pub fn flow_ident(table: TableId, priority: u16, key: &FlowKey, mask: &FlowMask) -> Vec<u8> {
+    let mut out = Vec::with_capacity(3 + 16 * key.w.len());
+    out.push(table.0);
+    out.extend_from_slice(&priority.to_be_bytes());
+    for w in mask.w.iter() {
+        out.extend_from_slice(&w.to_be_bytes());
+    }
+    for (w, m) in key.w.iter().zip(mask.w.iter()) {
+        out.extend_from_slice(&(w & m).to_be_bytes());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proto::flow_text::parse_flow;
+
+    fn none(_: &str) -> Option<u32> {
+        None
+    }
+
+    fn dp(text: &str) -> (DpMatch, Instructions) {
+        let f = parse_flow(text).unwrap();
+        let m = convert_match(f.r#match.as_ref().unwrap(), &none).unwrap();
+        let ins = convert_instructions(&f.instructions, &none, &m.canonical).unwrap();
+        (m, ins)
+    }
+
+    #[test]
+    fn fields_land_in_their_bits() {
+        let (m, _) = dp("ip,nw_dst=10.0.0.0/24,nw_tos=0x20,actions=drop");
+        assert_eq!(m.key.get(DpField::EthType), 0x0800);
+        assert_eq!(m.key.get(DpField::Ipv4Dst), 0x0a00_0000);
+        assert_eq!(m.mask.get(DpField::Ipv4Dst), 0xffff_ff00);
+        assert_eq!(m.key.get(DpField::IpTos), 0x20);
+        assert_eq!(m.mask.get(DpField::IpTos), 0xfc);
+        let (m, _) = dp("dl_vlan=5,dl_vlan_pcp=3,actions=drop");
+        assert_eq!(m.key.get(DpField::VlanTci), (3 << 13) | 0x1000 | 5);
+        assert_eq!(m.mask.get(DpField::VlanTci), 0xffff);
+        let (m, _) = dp("tcp,tp_dst=80,actions=drop");
+        assert_eq!(m.key.get(DpField::TpDst), 80);
+        assert_eq!(m.key.get(DpField::IpProto), 6);
+        let (m, _) = dp("arp,arp_spa=1.2.3.4,actions=drop");
+        assert_eq!(m.key.get(DpField::Ipv4Src), 0x0102_0304);
+    }
+
+    #[test]
+    fn untagged_vid_pins_the_whole_tci() {
+        let (m, _) = dp("dl_vlan=0xffff,actions=drop");
+        assert_eq!(m.key.get(DpField::VlanTci), 0);
+        assert_eq!(m.mask.get(DpField::VlanTci), 0xffff);
+    }
+
+    #[test]
+    fn set_fields_inside_a_byte_are_masked() {
+        let (_, ins) = dp("ip,actions=mod_nw_tos:0x40,mod_vlan_vid:7,output:1");
+        assert!(ins.apply.iter().any(|a| matches!(
+            a,
+            Action::SetFieldMasked {
+                field: DpField::IpTos,
+                value: 0x40,
+                mask: 0xfc
+            }
+        )));
+        assert!(ins.apply.iter().any(|a| matches!(
+            a,
+            Action::SetFieldMasked {
+                field: DpField::VlanTci,
+                value: 7,
+                mask: 0xfff
+            }
+        )));
+    }
+
+    #[test]
+    fn named_ports_resolve_or_fail_not_found() {
+        let f = parse_flow("in_port=p1,actions=output:p2").unwrap();
+        let names = |n: &str| match n {
+            "p1" => Some(1),
+            "p2" => Some(2),
+            _ => None,
+        };
+        let m = convert_match(f.r#match.as_ref().unwrap(), &names).unwrap();
+        assert_eq!(m.key.get(DpField::InPort), 1);
+        let ins = convert_instructions(&f.instructions, &names, &m.canonical).unwrap();
+        assert_eq!(&*ins.apply, &[Action::Output(PortNo(2))]);
+        let e = convert_match(f.r#match.as_ref().unwrap(), &none).unwrap_err();
+        assert_eq!(e.code, tonic::Code::NotFound);
+        assert_eq!(e.field, "match.in_port");
+    }
+
+    #[test]
+    fn api_matches_are_checked() {
+        let bad = Match {
+            fields: vec![FieldMatch {
+                field: Field::Ipv4Dst as i32,
+                value: vec![10, 0, 0, 1],
+                ..FieldMatch::default()
+            }],
+        };
+        let e = convert_match(&bad, &none).unwrap_err();
+        assert_eq!(e.code, tonic::Code::InvalidArgument);
+        assert!(e.field.contains("ip_dst"), "{e:?}");
+        let short = Match {
+            fields: vec![FieldMatch {
+                field: Field::EthType as i32,
+                value: vec![8],
+                ..FieldMatch::default()
+            }],
+        };
+        assert!(convert_match(&short, &none).is_err());
+    }
+
+    #[test]
+    fn identical_matches_have_one_identity() {
+        let (a, _) = dp("priority=5,ip,nw_src=10.1.2.3/16,actions=drop");
+        let (b, _) = dp("priority=5,nw_src=10.1.0.0/16,ip,actions=drop");
+        assert_eq!(
+            flow_ident(TableId(0), 5, &a.key, &a.mask),
+            flow_ident(TableId(0), 5, &b.key, &b.mask)
+        );
+    }
+}

@@ -1,0 +1,16 @@
+//! vswitchd: the switch daemon as a library, so tests and examples can run it in-process.
+//!
+//! - [`store`]: the durable configuration store (redb).
+//! - [`convert`]: API messages to datapath configuration.
+//! - [`switch`]: bridges, their datapaths and poll threads, and every control operation.
+//! - [`service`]: the `vswitch.v1` gRPC service over [`switch::Switch`].
+//! - [`server`]: listeners (unix socket, TCP with TLS), health, reflection, shutdown.
+//!
+//! Layering (DESIGN.md §2): proto messages stop here; the datapath sees plain Rust types.
+
+pub mod convert;
+pub mod error;
+pub mod server;
+pub mod service;
+pub mod store;
+pub mod switch;

@@ -1,0 +1,318 @@
+//! The `vswitch.v1` gRPC service: a thin layer turning requests into [`Switch`] calls and
+//! [`ApiError`]s into statuses.
+//!
+//! Control calls that touch the store (`Write`, bridge and port changes) run on tokio's
+//! blocking pool: a store commit waits for fsync, and async workers must not. The `Stream`
+//! call serves one controller: its first message must be an `Arbitration` naming the bridge;
+//! then it carries packet-outs in, and packet-in, flow-removed, port-status and MAC events
+//! of that bridge out. A subscriber too slow for the event rate gets a `StreamError`
+//! saying how many events it lost, never a stalled switch.
+//!
+//! Thread-safety: `Service` is a cheap `Clone` around `Arc<Switch>`.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use proto::v1::{self, stream_message_request as smq, stream_message_response as smr};
+use tokio::sync::{broadcast, mpsc};
+use tokio_stream::Stream;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::error::ApiError;
+use crate::switch::Switch;
+
+/// The gRPC service.
+#[derive(Debug, Clone)]
+pub struct Service {
+    sw: Arc<Switch>,
+}
+
+impl Service {
+    /// A service over `sw`.
+    pub fn new(sw: Arc<Switch>) -> Service {
+        Service { sw }
+    }
+}
+
+type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, Status> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r.map_err(ApiError::into_status),
+        Err(e) => Err(Status::internal(format!("request task failed: {e}"))),
+    }
+}
+
+#[tonic::async_trait]
+impl v1::switch_server::Switch for Service {
+    async fn write(
+        &self,
+        req: Request<v1::WriteRequest>,
+    ) -> Result<Response<v1::WriteResponse>, Status> {
+        let sw = Arc::clone(&self.sw);
+        let req = req.into_inner();
+        blocking(move || sw.write(req)).await.map(Response::new)
+    }
+
+    type ReadStream = BoxStream<v1::ReadResponse>;
+
+    async fn read(
+        &self,
+        req: Request<v1::ReadRequest>,
+    ) -> Result<Response<Self::ReadStream>, Status> {
+        let sw = Arc::clone(&self.sw);
+        let req = req.into_inner();
+        let out = blocking(move || sw.read(&req)).await?;
+        Ok(Response::new(Box::pin(tokio_stream::iter(
+            out.into_iter().map(Ok),
+        ))))
+    }
+
+    type StreamStream = BoxStream<v1::StreamMessageResponse>;
+
+    async fn stream(
+        &self,
+        req: Request<Streaming<v1::StreamMessageRequest>>,
+    ) -> Result<Response<Self::StreamStream>, Status> {
+        let mut inbound = req.into_inner();
+        let first = inbound
+            .message()
+            .await?
+            .ok_or_else(|| Status::invalid_argument("stream closed before its arbitration"))?;
+        let Some(smq::Update::Arbitration(arb)) = first.update else {
+            return Err(Status::invalid_argument(
+                "update: the first stream message must be an arbitration naming the bridge",
+            ));
+        };
+        self.sw
+            .get_bridge(&arb.bridge)
+            .map_err(|e| e.under("arbitration").into_status())?;
+        // Subscribe before answering, so no event after the answer is missed.
+        let mut events = self.sw.subscribe();
+        let (tx, rx) = mpsc::channel::<Result<v1::StreamMessageResponse, Status>>(1024);
+        let reply = v1::StreamMessageResponse {
+            update: Some(smr::Update::Arbitration(v1::ArbitrationResponse {
+                bridge: arb.bridge.clone(),
+                role: arb.role,
+                code: 0,
+                message: String::new(),
+            })),
+        };
+        tx.send(Ok(reply))
+            .await
+            .map_err(|_| Status::cancelled("client went away"))?;
+        let sw = Arc::clone(&self.sw);
+        let bridge = arb.bridge;
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    msg = inbound.message() => {
+                        let msg = match msg {
+                            Ok(Some(m)) => m,
+                            Ok(None) | Err(_) => return,
+                        };
+                        let err = match msg.update {
+                            Some(smq::Update::PacketOut(mut po)) => {
+                                if po.bridge.is_empty() {
+                                    po.bridge = bridge.clone();
+                                }
+                                sw.packet_out(&po).err().map(|e| (e.under("packet_out"), Some(po)))
+                            }
+                            Some(smq::Update::Arbitration(_)) => None,
+                            None => Some((ApiError::invalid("update", "empty stream message"), None)),
+                        };
+                        if let Some((e, po)) = err {
+                            let m = v1::StreamMessageResponse {
+                                update: Some(smr::Update::Error(v1::StreamError {
+                                    code: e.code as i32,
+                                    message: e.to_string(),
+                                    packet_out: po,
+                                })),
+                            };
+                            if tx.send(Ok(m)).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    ev = events.recv() => {
+                        let m = match ev {
+                            Ok(e) if e.bridge == bridge => e.msg.clone(),
+                            Ok(_) => continue,
+                            Err(broadcast::error::RecvError::Lagged(n)) => v1::StreamMessageResponse {
+                                update: Some(smr::Update::Error(v1::StreamError {
+                                    code: tonic::Code::ResourceExhausted as i32,
+                                    message: format!("{n} events were dropped: this stream is not keeping up"),
+                                    packet_out: None,
+                                })),
+                            },
+                            Err(broadcast::error::RecvError::Closed) => return,
+                        };
+                        if tx.send(Ok(m)).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn add_bridge(
+        &self,
+        req: Request<v1::AddBridgeRequest>,
+    ) -> Result<Response<v1::AddBridgeResponse>, Status> {
+        let sw = Arc::clone(&self.sw);
+        let req = req.into_inner();
+        let b = blocking(move || sw.add_bridge(req)).await?;
+        Ok(Response::new(v1::AddBridgeResponse { bridge: Some(b) }))
+    }
+
+    async fn del_bridge(
+        &self,
+        req: Request<v1::DelBridgeRequest>,
+    ) -> Result<Response<v1::DelBridgeResponse>, Status> {
+        let sw = Arc::clone(&self.sw);
+        let req = req.into_inner();
+        blocking(move || sw.del_bridge(req)).await?;
+        Ok(Response::new(v1::DelBridgeResponse {}))
+    }
+
+    async fn list_bridges(
+        &self,
+        _: Request<v1::ListBridgesRequest>,
+    ) -> Result<Response<v1::ListBridgesResponse>, Status> {
+        Ok(Response::new(v1::ListBridgesResponse {
+            bridges: self.sw.list_bridges(),
+        }))
+    }
+
+    async fn get_bridge(
+        &self,
+        req: Request<v1::GetBridgeRequest>,
+    ) -> Result<Response<v1::GetBridgeResponse>, Status> {
+        let b = self
+            .sw
+            .get_bridge(&req.get_ref().name)
+            .map_err(ApiError::into_status)?;
+        Ok(Response::new(v1::GetBridgeResponse { bridge: Some(b) }))
+    }
+
+    async fn add_port(
+        &self,
+        req: Request<v1::AddPortRequest>,
+    ) -> Result<Response<v1::AddPortResponse>, Status> {
+        let sw = Arc::clone(&self.sw);
+        let req = req.into_inner();
+        let p = blocking(move || sw.add_port(req)).await?;
+        Ok(Response::new(v1::AddPortResponse { port: Some(p) }))
+    }
+
+    async fn del_port(
+        &self,
+        req: Request<v1::DelPortRequest>,
+    ) -> Result<Response<v1::DelPortResponse>, Status> {
+        let sw = Arc::clone(&self.sw);
+        let req = req.into_inner();
+        blocking(move || sw.del_port(req)).await?;
+        Ok(Response::new(v1::DelPortResponse {}))
+    }
+
+    async fn list_ports(
+        &self,
+        req: Request<v1::ListPortsRequest>,
+    ) -> Result<Response<v1::ListPortsResponse>, Status> {
+        let ports = self
+            .sw
+            .list_ports(&req.get_ref().bridge)
+            .map_err(ApiError::into_status)?;
+        Ok(Response::new(v1::ListPortsResponse { ports }))
+    }
+
+    async fn set_port_options(
+        &self,
+        req: Request<v1::SetPortOptionsRequest>,
+    ) -> Result<Response<v1::SetPortOptionsResponse>, Status> {
+        let sw = Arc::clone(&self.sw);
+        let req = req.into_inner();
+        let p = blocking(move || sw.set_port_options(req)).await?;
+        Ok(Response::new(v1::SetPortOptionsResponse { port: Some(p) }))
+    }
+
+    async fn get_port_stats(
+        &self,
+        req: Request<v1::GetPortStatsRequest>,
+    ) -> Result<Response<v1::GetPortStatsResponse>, Status> {
+        let r = req.get_ref();
+        let stats = self
+            .sw
+            .port_stats(&r.bridge, r.port.as_ref())
+            .map_err(ApiError::into_status)?;
+        Ok(Response::new(v1::GetPortStatsResponse { stats }))
+    }
+
+    async fn get_table_stats(
+        &self,
+        req: Request<v1::GetTableStatsRequest>,
+    ) -> Result<Response<v1::GetTableStatsResponse>, Status> {
+        let stats = self
+            .sw
+            .table_stats(&req.get_ref().bridge)
+            .map_err(ApiError::into_status)?;
+        Ok(Response::new(v1::GetTableStatsResponse { stats }))
+    }
+
+    async fn get_meter_stats(
+        &self,
+        req: Request<v1::GetMeterStatsRequest>,
+    ) -> Result<Response<v1::GetMeterStatsResponse>, Status> {
+        let r = req.get_ref();
+        let stats = self
+            .sw
+            .meter_stats(&r.bridge, r.meter_id)
+            .map_err(ApiError::into_status)?;
+        Ok(Response::new(v1::GetMeterStatsResponse { stats }))
+    }
+
+    async fn get_group_stats(
+        &self,
+        req: Request<v1::GetGroupStatsRequest>,
+    ) -> Result<Response<v1::GetGroupStatsResponse>, Status> {
+        let r = req.get_ref();
+        let stats = self
+            .sw
+            .group_stats(&r.bridge, r.group_id)
+            .map_err(ApiError::into_status)?;
+        Ok(Response::new(v1::GetGroupStatsResponse { stats }))
+    }
+
+    async fn get_mac_table(
+        &self,
+        req: Request<v1::GetMacTableRequest>,
+    ) -> Result<Response<v1::GetMacTableResponse>, Status> {
+        let entries = self
+            .sw
+            .mac_table(&req.get_ref().bridge)
+            .map_err(ApiError::into_status)?;
+        Ok(Response::new(v1::GetMacTableResponse { entries }))
+    }
+
+    async fn get_pmd_stats(
+        &self,
+        _: Request<v1::GetPmdStatsRequest>,
+    ) -> Result<Response<v1::GetPmdStatsResponse>, Status> {
+        Ok(Response::new(v1::GetPmdStatsResponse {
+            pmds: self.sw.pmd_stats(),
+        }))
+    }
+
+    async fn clear_pmd_stats(
+        &self,
+        _: Request<v1::ClearPmdStatsRequest>,
+    ) -> Result<Response<v1::ClearPmdStatsResponse>, Status> {
+        self.sw.clear_pmd_stats();
+        Ok(Response::new(v1::ClearPmdStatsResponse {}))
+    }
+}

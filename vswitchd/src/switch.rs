@@ -1,0 +1,2142 @@
+//! The switch: bridges, their datapaths and poll threads, and every control operation the
+//! API offers, made durable in the [`Store`] before it becomes visible.
+//!
+//! What: [`Switch`] holds one [`Bridge`] per bridge name. A bridge owns a
+//! [`Datapath`], its ports, one poll thread, a packet-in forwarder, and the canonical API
+//! message of every flow, meter and group it holds (what reads return, what the store keeps).
+//!
+//! How a change is made (`write`, `add_port`, ...): under the switch lock, the change is
+//! staged on a draft datapath snapshot ([`Datapath::transaction`]), every resulting flow,
+//! meter, group or port record is written in one store transaction, the store commits
+//! (fsync), and only then is the draft published to the poll threads and the reply sent. A
+//! refused or failed change leaves the datapath, the store and the daemon's maps untouched.
+//!
+//! Events (packet-in, flow-removed, port-status, MAC learned/aged) go to every stream
+//! subscriber through one broadcast channel; a slow subscriber loses events (counted by the
+//! channel) instead of slowing the switch.
+//!
+//! Thread-safety: `Switch` is `Send + Sync`; control operations serialise on one mutex that
+//! poll threads never touch.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use datapath::classifier::{BundleError, ChangeSet, FlowMod, FlowSpec, RemovedReason};
+use datapath::flow::FlowKey;
+use datapath::l2::{VlanMode, VlanSet};
+use datapath::pipeline::{Datapath, DatapathConfig, PacketIn, PacketInReason, PacketOut};
+use datapath::port::{MemPort, Port};
+use datapath::stats::DropReason;
+use datapath::types::{GroupId, MeterId, PortNo, TableId, VlanId};
+use parking_lot::Mutex;
+use proto::flow_text;
+use proto::v1::{self, entity, port_ref, stream_message_response as smr, update};
+use tokio::sync::broadcast;
+
+use crate::convert::{self, Context, DpMatch, PortNames, flow_ident};
+use crate::error::ApiError;
+use crate::store::{BridgeRecord, Store, StoreTxn};
+
+/// Port types this build can create.
+pub const PORT_TYPES: &[&str] = &["memory"];
+
+/// Tunables of the daemon.
+#[derive(Debug, Clone)]
+pub struct SwitchConfig {
+    /// Datapath settings for every bridge.
+    pub datapath: DatapathConfig,
+    /// Longest a poll thread sleeps when idle (0: busy polling).
+    pub pmd_max_sleep: Duration,
+    /// How often timeouts, MAC aging and MAC events are processed.
+    pub housekeeping_period: Duration,
+    /// Capacity of in-memory ports' rings.
+    pub memory_port_capacity: usize,
+}
+
+impl Default for SwitchConfig {
+    fn default() -> Self {
+        SwitchConfig {
+            datapath: DatapathConfig::default(),
+            pmd_max_sleep: Duration::from_micros(500),
+            housekeeping_period: Duration::from_millis(100),
+            memory_port_capacity: 4096,
+        }
+    }
+}
+
+/// One event for stream subscribers.
+#[derive(Debug, Clone)]
+pub struct Event {
+    /// The bridge it happened on.
+    pub bridge: String,
+    /// The message as sent on the stream.
+    pub msg: v1::StreamMessageResponse,
+}
+
+/// An opened port: the implementation, and the in-memory handle when it is one.
+type Opened = (Arc<dyn Port>, Option<Arc<MemPort>>);
+
+/// A port as the daemon holds it.
+#[derive(Debug)]
+struct PortState {
+    desc: v1::PortDesc,
+    port: Arc<dyn Port>,
+    mem: Option<Arc<MemPort>>,
+    added: Instant,
+}
+
+/// A running bridge.
+#[derive(Debug)]
+struct Bridge {
+    rec: v1::Bridge,
+    dp: Datapath,
+    ports: BTreeMap<String, PortState>,
+    /// Canonical flow messages by identity (see [`flow_ident`]).
+    flows: HashMap<Vec<u8>, v1::Flow>,
+    meters: BTreeMap<u32, v1::Meter>,
+    groups: BTreeMap<u32, v1::Group>,
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+    macs_seen: HashSet<(u16, [u8; 6], u32)>,
+    meter_added: HashMap<u32, Instant>,
+    group_added: HashMap<u32, Instant>,
+}
+
+impl Bridge {
+    fn names(&self) -> impl Fn(&str) -> Option<u32> + '_ {
+        |n: &str| self.ports.get(n).map(|p| p.desc.port_no)
+    }
+
+    fn port_name(&self, no: u32) -> String {
+        self.ports
+            .values()
+            .find(|p| p.desc.port_no == no)
+            .map(|p| p.desc.name.clone())
+            .unwrap_or_default()
+    }
+
+    fn shutdown(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        for t in self.threads.drain(..) {
+            t.thread().unpark();
+            let _ = t.join();
+        }
+    }
+}
+
+/// Baseline of a poll thread's counters at the last `pmd-stats-clear`.
+#[derive(Debug, Clone, Default)]
+struct PmdBaseline {
+    rx: u64,
+    emc: u64,
+    mf: u64,
+    slow: u64,
+    installed: u64,
+    tx: u64,
+    drops: Vec<u64>,
+}
+
+/// The switch.
+#[derive(Debug)]
+pub struct Switch {
+    store: Store,
+    config: SwitchConfig,
+    bridges: Mutex<BTreeMap<String, Bridge>>,
+    events: broadcast::Sender<Arc<Event>>,
+    pmd_baseline: Mutex<HashMap<(String, usize), PmdBaseline>>,
+    stop: Arc<AtomicBool>,
+    housekeeper: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// Staged changes of one transaction, applied to the daemon's maps after the commit.
+#[derive(Default)]
+struct Overlay {
+    flows: HashMap<Vec<u8>, Option<v1::Flow>>,
+    meters: BTreeMap<u32, Option<v1::Meter>>,
+    groups: BTreeMap<u32, Option<v1::Group>>,
+    ports_added: Vec<(v1::PortDesc, Opened)>,
+    ports_removed: Vec<String>,
+    events: Vec<v1::StreamMessageResponse>,
+}
+
+impl Overlay {
+    fn flow<'a>(&'a self, base: &'a HashMap<Vec<u8>, v1::Flow>, id: &[u8]) -> Option<&'a v1::Flow> {
+        match self.flows.get(id) {
+            Some(f) => f.as_ref(),
+            None => base.get(id),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.flows.is_empty()
+            && self.meters.is_empty()
+            && self.groups.is_empty()
+            && self.ports_added.is_empty()
+            && self.ports_removed.is_empty()
+    }
+}
+
+fn rule_ident(r: &datapath::classifier::Rule) -> Vec<u8> {
+    flow_ident(r.table, r.priority, &r.key, &r.mask)
+}
+
+fn removed_reason(r: RemovedReason) -> v1::FlowRemovedReason {
+    match r {
+        RemovedReason::IdleTimeout => v1::FlowRemovedReason::IdleTimeout,
+        RemovedReason::HardTimeout => v1::FlowRemovedReason::HardTimeout,
+        RemovedReason::Delete | RemovedReason::Replaced => v1::FlowRemovedReason::Delete,
+    }
+}
+
+/// Replaces port names in instructions by numbers, so stored flows survive renames.
+fn resolve_names(ins: &mut [v1::Instruction], names: &dyn PortNames) {
+    for i in ins {
+        if let Some(v1::instruction::Instruction::ApplyActions(a)) = &mut i.instruction {
+            resolve_action_names(&mut a.actions, names);
+        }
+    }
+}
+
+fn resolve_action_names(actions: &mut [v1::Action], names: &dyn PortNames) {
+    for a in actions {
+        if let Some(v1::action::Action::Output(o)) = &mut a.action
+            && let Some(v1::PortRef {
+                port: Some(port_ref::Port::Name(n)),
+            }) = &o.port
+            && let Some(no) = names.number(n)
+        {
+            o.port = Some(v1::PortRef {
+                port: Some(port_ref::Port::Number(no)),
+            });
+        }
+    }
+}
+
+fn table_of(t: Option<u32>, field: &str) -> Result<Option<TableId>, ApiError> {
+    match t {
+        None | Some(255) => Ok(None),
+        Some(t) if t <= TableId::MAX.0 as u32 => Ok(Some(TableId(t as u8))),
+        Some(t) => Err(ApiError::invalid(
+            field,
+            format!("table {t} out of range 0..=253 (255: all)"),
+        )),
+    }
+}
+
+fn priority_of(p: u32, field: &str) -> Result<u16, ApiError> {
+    u16::try_from(p)
+        .map_err(|_| ApiError::invalid(field, format!("priority {p} out of range 0..=65535")))
+}
+
+/// What one update turned into.
+enum Prepared {
+    /// A flow add, ready for a bundle.
+    Insert(Box<(FlowMod, v1::Flow)>),
+    /// Anything else, applied on its own.
+    Other,
+}
+
+impl Switch {
+    /// Opens the switch on `store`: rebuilds every stored bridge, or writes the default
+    /// configuration (bridge `br0`, table 0 = `actions=normal`) into a new store.
+    pub fn start(store: Store, config: SwitchConfig) -> Result<Arc<Switch>, ApiError> {
+        let (events, _) = broadcast::channel(4096);
+        let created = store.created();
+        let records = store.load()?;
+        let sw = Arc::new(Switch {
+            store,
+            config,
+            bridges: Mutex::new(BTreeMap::new()),
+            events,
+            pmd_baseline: Mutex::new(HashMap::new()),
+            stop: Arc::new(AtomicBool::new(false)),
+            housekeeper: Mutex::new(None),
+        });
+        for (name, rec) in records {
+            sw.restore_bridge(rec).map_err(|e| {
+                ApiError::internal(format!("restoring bridge {name} from the store: {e}"))
+            })?;
+        }
+        if created {
+            sw.add_bridge(v1::AddBridgeRequest {
+                name: "br0".into(),
+                ..Default::default()
+            })?;
+            let flow = flow_text::parse_flow("priority=0,actions=normal")
+                .map_err(|e| ApiError::internal(e.to_string()))?;
+            sw.write(v1::WriteRequest {
+                bridge: "br0".into(),
+                updates: vec![v1::Update {
+                    r#type: update::Type::Insert as i32,
+                    entity: Some(v1::Entity {
+                        entity: Some(entity::Entity::Flow(flow)),
+                    }),
+                }],
+                atomicity: v1::Atomicity::AllOrNone as i32,
+            })?;
+        }
+        let weak = Arc::downgrade(&sw);
+        let stop = Arc::clone(&sw.stop);
+        let period = sw.config.housekeeping_period;
+        let h = std::thread::Builder::new()
+            .name("housekeeping".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Acquire) {
+                    std::thread::park_timeout(period);
+                    match weak.upgrade() {
+                        Some(sw) => sw.housekeeping(),
+                        None => return,
+                    }
+                }
+            })
+            .map_err(|e| ApiError::internal(format!("spawning housekeeping thread: {e}")))?;
+        *sw.housekeeper.lock() = Some(h);
+        Ok(sw)
+    }
+
+    /// Stops every thread (poll threads, housekeeping). The store stays consistent: every
+    /// acknowledged change is already on disk.
+    pub fn shutdown(&self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(h) = self.housekeeper.lock().take() {
+            h.thread().unpark();
+            let _ = h.join();
+        }
+        for b in self.bridges.lock().values_mut() {
+            b.shutdown();
+        }
+    }
+
+    /// A receiver of every event from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
+        self.events.subscribe()
+    }
+
+    /// The store's file.
+    pub fn store_path(&self) -> std::path::PathBuf {
+        self.store.path().to_path_buf()
+    }
+
+    fn emit(&self, bridge: &str, update: smr::Update) {
+        if self.events.receiver_count() > 0 {
+            let _ = self.events.send(Arc::new(Event {
+                bridge: bridge.to_string(),
+                msg: v1::StreamMessageResponse {
+                    update: Some(update),
+                },
+            }));
+        }
+    }
+
+    /// The in-memory port `port` of `bridge` (tests and examples inject and collect frames
+    /// through it).
+    pub fn memory_port(&self, bridge: &str, port: &str) -> Option<Arc<MemPort>> {
+        self.bridges
+            .lock()
+            .get(bridge)?
+            .ports
+            .get(port)?
+            .mem
+            .clone()
+    }
+
+    /// The datapath of `bridge` (tests inspect counters through it).
+    pub fn datapath(&self, bridge: &str) -> Option<Datapath> {
+        self.bridges.lock().get(bridge).map(|b| b.dp.clone())
+    }
+
+    // ---------------------------------------------------------------- bridges
+
+    fn spawn_bridge(&self, rec: v1::Bridge) -> Result<Bridge, ApiError> {
+        let (dp, packet_in) = Datapath::new(self.config.datapath.clone());
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut threads = Vec::new();
+        {
+            let mut pmd = dp.new_pmd();
+            let stop = Arc::clone(&stop);
+            let max_sleep = self.config.pmd_max_sleep;
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("pmd-{}", rec.name))
+                    .spawn(move || {
+                        let mut idle: u32 = 0;
+                        while !stop.load(Ordering::Relaxed) {
+                            if pmd.poll_once() > 0 {
+                                idle = 0;
+                                continue;
+                            }
+                            idle = idle.saturating_add(1);
+                            if idle > 256 && !max_sleep.is_zero() {
+                                // Back off: 1 us doubling up to the maximum sleep.
+                                let exp = (idle - 256).min(20);
+                                let d = Duration::from_micros(1u64 << exp).min(max_sleep);
+                                std::thread::park_timeout(d);
+                            } else {
+                                std::hint::spin_loop();
+                            }
+                        }
+                    })
+                    .map_err(|e| ApiError::internal(format!("spawning poll thread: {e}")))?,
+            );
+        }
+        {
+            let events = self.events.clone();
+            let name = rec.name.clone();
+            let dp2 = dp.clone();
+            let stop = Arc::clone(&stop);
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("pktin-{}", rec.name))
+                    .spawn(move || {
+                        while !stop.load(Ordering::Acquire) {
+                            match packet_in.recv_timeout(Duration::from_millis(50)) {
+                                Ok(p) => {
+                                    if events.receiver_count() > 0 {
+                                        let msg = packet_in_msg(&name, &dp2, p);
+                                        let _ = events.send(Arc::new(Event {
+                                            bridge: name.clone(),
+                                            msg,
+                                        }));
+                                    }
+                                }
+                                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                                Err(_) => return,
+                            }
+                        }
+                    })
+                    .map_err(|e| ApiError::internal(format!("spawning packet-in thread: {e}")))?,
+            );
+        }
+        Ok(Bridge {
+            rec,
+            dp,
+            ports: BTreeMap::new(),
+            flows: HashMap::new(),
+            meters: BTreeMap::new(),
+            groups: BTreeMap::new(),
+            stop,
+            threads,
+            macs_seen: HashSet::new(),
+            meter_added: HashMap::new(),
+            group_added: HashMap::new(),
+        })
+    }
+
+    fn restore_bridge(&self, rec: BridgeRecord) -> Result<(), ApiError> {
+        let mut b = self.spawn_bridge(rec.bridge.clone())?;
+        let name = rec.bridge.name.clone();
+        let cfg = &self.config;
+        let now = Instant::now();
+        b.dp.transaction(|txn| -> Result<(), ApiError> {
+            for p in rec.ports.values() {
+                let (port, mem) = open_port(&p.name, &p.r#type, cfg)?;
+                let vlan = vlan_mode(&p.options)?;
+                txn.add_port(PortNo(p.port_no), Arc::clone(&port), vlan)
+                    .map_err(|e| ApiError::internal(format!("port {}: {e}", p.name)))?;
+                b.ports.insert(
+                    p.name.clone(),
+                    PortState {
+                        desc: p.clone(),
+                        port,
+                        mem,
+                        added: now,
+                    },
+                );
+            }
+            let names = |n: &str| b.ports.get(n).map(|p| p.desc.port_no);
+            for m in rec.meters.values() {
+                txn.set_meter(convert::convert_meter(m, txn.now_ns())?)
+                    .map_err(|e| ApiError::internal(e.to_string()))?;
+            }
+            // Groups may chain: insert in id order, checking references only at the end.
+            for g in rec.groups.values() {
+                txn.set_group(convert::convert_group(g, &names)?)
+                    .map_err(|e| ApiError::internal(e.to_string()))?;
+            }
+            let mut mods = Vec::with_capacity(rec.flows.len());
+            for (_, f) in &rec.flows {
+                let (fm, _) = prepare_flow(f, &names, false)?;
+                mods.push(fm);
+            }
+            txn.flow_mods(&mods)
+                .map_err(|e| ApiError::internal(format!("stored flow {}: {}", e.index, e.error)))?;
+            Ok(())
+        })
+        .inspect_err(|_| b.shutdown())?;
+        for (id, f) in rec.flows {
+            b.flows.insert(id, f);
+        }
+        for (id, m) in rec.meters {
+            b.meter_added.insert(id, now);
+            b.meters.insert(id, m);
+        }
+        for (id, g) in rec.groups {
+            b.group_added.insert(id, now);
+            b.groups.insert(id, g);
+        }
+        self.bridges.lock().insert(name, b);
+        Ok(())
+    }
+
+    /// Adds a bridge.
+    pub fn add_bridge(&self, req: v1::AddBridgeRequest) -> Result<v1::Bridge, ApiError> {
+        if !flow_text::is_valid_port_name(&req.name) {
+            return Err(ApiError::invalid(
+                "name",
+                format!(
+                    "{:?} is not a valid bridge name (1-15 chars: letters, digits, - _ .)",
+                    req.name
+                ),
+            ));
+        }
+        let mut bridges = self.bridges.lock();
+        if bridges.contains_key(&req.name) {
+            return Err(ApiError::exists(
+                "name",
+                format!("bridge {} already exists", req.name),
+            ));
+        }
+        if v1::FailMode::try_from(req.fail_mode).is_err() {
+            return Err(ApiError::invalid("fail_mode", "unknown fail mode"));
+        }
+        let rec = v1::Bridge {
+            name: req.name.clone(),
+            datapath_id: req.datapath_id.unwrap_or_else(|| default_dpid(&req.name)),
+            fail_mode: req.fail_mode,
+            n_tables: TableId::COUNT as u32,
+            ports: Vec::new(),
+        };
+        let mut tx = self.store.begin()?;
+        tx.put_bridge(&rec)?;
+        tx.commit()?;
+        let b = self.spawn_bridge(rec.clone())?;
+        bridges.insert(req.name, b);
+        Ok(rec)
+    }
+
+    /// Removes a bridge with everything on it.
+    pub fn del_bridge(&self, req: v1::DelBridgeRequest) -> Result<(), ApiError> {
+        let mut bridges = self.bridges.lock();
+        if !bridges.contains_key(&req.name) {
+            if req.if_exists {
+                return Ok(());
+            }
+            return Err(ApiError::not_found(
+                "name",
+                format!("no bridge {}", req.name),
+            ));
+        }
+        let mut tx = self.store.begin()?;
+        tx.del_bridge(&req.name)?;
+        tx.commit()?;
+        if let Some(mut b) = bridges.remove(&req.name) {
+            b.shutdown();
+        }
+        Ok(())
+    }
+
+    /// Every bridge with its ports.
+    pub fn list_bridges(&self) -> Vec<v1::Bridge> {
+        self.bridges
+            .lock()
+            .values()
+            .map(|b| {
+                let mut r = b.rec.clone();
+                r.ports = port_descs(b);
+                r
+            })
+            .collect()
+    }
+
+    /// One bridge with its ports.
+    pub fn get_bridge(&self, name: &str) -> Result<v1::Bridge, ApiError> {
+        let bridges = self.bridges.lock();
+        let b = bridges
+            .get(name)
+            .ok_or_else(|| ApiError::not_found("name", format!("no bridge {name}")))?;
+        let mut r = b.rec.clone();
+        r.ports = port_descs(b);
+        Ok(r)
+    }
+
+    // ---------------------------------------------------------------- ports
+
+    /// Adds a port.
+    pub fn add_port(&self, req: v1::AddPortRequest) -> Result<v1::PortDesc, ApiError> {
+        let mut bridges = self.bridges.lock();
+        let b = bridge_mut(&mut bridges, &req.bridge)?;
+        let cfg = req
+            .port
+            .ok_or_else(|| ApiError::invalid("port", "port is required"))?;
+        let mut ov = Overlay::default();
+        let desc = b.dp.transaction(|txn| -> Result<v1::PortDesc, ApiError> {
+            let desc = stage_add_port(txn, b, &cfg, &self.config, &mut ov)?;
+            let mut tx = self.store.begin()?;
+            tx.put_port(&req.bridge, &desc)?;
+            tx.commit()?;
+            Ok(desc)
+        })?;
+        let name = b.rec.name.clone();
+        apply_overlay(b, ov);
+        drop(bridges);
+        self.emit(
+            &name,
+            smr::Update::PortStatus(v1::PortStatus {
+                bridge: name.clone(),
+                reason: v1::PortStatusReason::Add as i32,
+                port: Some(desc.clone()),
+            }),
+        );
+        Ok(desc)
+    }
+
+    /// Removes a port (flows that name it stay, as in OpenFlow).
+    pub fn del_port(&self, req: v1::DelPortRequest) -> Result<(), ApiError> {
+        let mut bridges = self.bridges.lock();
+        let b = bridge_mut(&mut bridges, &req.bridge)?;
+        let Some(p) = b.ports.get(&req.name) else {
+            if req.if_exists {
+                return Ok(());
+            }
+            return Err(ApiError::not_found(
+                "name",
+                format!("bridge {} has no port {}", req.bridge, req.name),
+            ));
+        };
+        let desc = p.desc.clone();
+        b.dp.transaction(|txn| -> Result<(), ApiError> {
+            txn.del_port(PortNo(desc.port_no))
+                .map_err(|e| ApiError::internal(e.to_string()))?;
+            let mut tx = self.store.begin()?;
+            tx.del_port(&req.bridge, &req.name)?;
+            tx.commit()?;
+            Ok(())
+        })?;
+        b.ports.remove(&req.name);
+        drop(bridges);
+        self.emit(
+            &req.bridge,
+            smr::Update::PortStatus(v1::PortStatus {
+                bridge: req.bridge.clone(),
+                reason: v1::PortStatusReason::Delete as i32,
+                port: Some(desc),
+            }),
+        );
+        Ok(())
+    }
+
+    /// Every port of a bridge.
+    pub fn list_ports(&self, bridge: &str) -> Result<Vec<v1::PortDesc>, ApiError> {
+        let bridges = self.bridges.lock();
+        let b = bridges
+            .get(bridge)
+            .ok_or_else(|| ApiError::not_found("bridge", format!("no bridge {bridge}")))?;
+        Ok(port_descs(b))
+    }
+
+    /// Sets or removes port options (VLAN `tag`/`trunks`).
+    pub fn set_port_options(
+        &self,
+        req: v1::SetPortOptionsRequest,
+    ) -> Result<v1::PortDesc, ApiError> {
+        let mut bridges = self.bridges.lock();
+        let b = bridge_mut(&mut bridges, &req.bridge)?;
+        let p = b.ports.get(&req.name).ok_or_else(|| {
+            ApiError::not_found(
+                "name",
+                format!("bridge {} has no port {}", req.bridge, req.name),
+            )
+        })?;
+        let mut desc = p.desc.clone();
+        for k in &req.remove {
+            desc.options.remove(k);
+        }
+        for (k, v) in &req.options {
+            desc.options.insert(k.clone(), v.clone());
+        }
+        let vlan = vlan_mode(&desc.options)?;
+        check_options(&desc.r#type, &desc.options)?;
+        b.dp.transaction(|txn| -> Result<(), ApiError> {
+            txn.set_port_vlan(PortNo(desc.port_no), vlan, true)
+                .map_err(|e| ApiError::internal(e.to_string()))?;
+            let mut tx = self.store.begin()?;
+            tx.put_port(&req.bridge, &desc)?;
+            tx.commit()?;
+            Ok(())
+        })?;
+        if let Some(p) = b.ports.get_mut(&req.name) {
+            p.desc = desc.clone();
+        }
+        drop(bridges);
+        self.emit(
+            &req.bridge,
+            smr::Update::PortStatus(v1::PortStatus {
+                bridge: req.bridge.clone(),
+                reason: v1::PortStatusReason::Modify as i32,
+                port: Some(desc.clone()),
+            }),
+        );
+        Ok(desc)
+    }
+
+    // ---------------------------------------------------------------- write
+
+    /// Applies a batch of updates. `ATOMICITY_ALL_OR_NONE`: the first refused update fails
+    /// the whole request (error naming `updates[i]`) and nothing changes. Otherwise each
+    /// refused update gets a status and the rest are applied. Either way the accepted
+    /// changes become durable, then visible, together.
+    pub fn write(&self, req: v1::WriteRequest) -> Result<v1::WriteResponse, ApiError> {
+        let atomic = req.atomicity == v1::Atomicity::AllOrNone as i32;
+        let mut bridges = self.bridges.lock();
+        let b = bridge_mut(&mut bridges, &req.bridge)?;
+        let mut statuses: Vec<v1::UpdateStatus> = Vec::new();
+        let mut ov = Overlay::default();
+        let bridge_name = req.bridge.clone();
+        let result = b.dp.transaction(|txn| -> Result<(), ApiError> {
+            let fail = |statuses: &mut Vec<v1::UpdateStatus>, i: usize, e: ApiError| {
+                let e = e.under(&format!("updates[{i}]"));
+                statuses.push(v1::UpdateStatus {
+                    index: i as u32,
+                    code: e.code as i32,
+                    message: e.message.clone(),
+                    field: e.field.clone(),
+                });
+                if atomic { Err(e) } else { Ok(()) }
+            };
+            let n = req.updates.len();
+            let mut i = 0;
+            while i < n {
+                // Gather a run of flow inserts into one bundle.
+                let mut run: Vec<(usize, FlowMod, v1::Flow)> = Vec::new();
+                while i < n {
+                    match prepare_update(&req.updates[i], b, txn, &ov) {
+                        Ok(Prepared::Insert(x)) => {
+                            let (fm, f) = *x;
+                            run.push((i, fm, f))
+                        }
+                        Ok(Prepared::Other) if run.is_empty() => {
+                            if let Err(e) =
+                                apply_update(&req.updates[i], b, txn, &mut ov, &self.config)
+                            {
+                                fail(&mut statuses, i, e)?;
+                            }
+                            i += 1;
+                            break;
+                        }
+                        Ok(Prepared::Other) => break,
+                        Err(e) => {
+                            if run.is_empty() {
+                                fail(&mut statuses, i, e)?;
+                                i += 1;
+                            }
+                            break;
+                        }
+                    }
+                    i += 1;
+                }
+                let mut rest: &[(usize, FlowMod, v1::Flow)] = &run;
+                while !rest.is_empty() {
+                    let mods: Vec<FlowMod> = rest.iter().map(|r| r.1.clone()).collect();
+                    match txn.flow_mods(&mods) {
+                        Ok(cs) => {
+                            absorb_inserts(&mut ov, &cs, rest);
+                            break;
+                        }
+                        Err(BundleError { index, error }) => {
+                            let e = flow_mod_error(error);
+                            fail(&mut statuses, rest[index].0, e)?;
+                            if index > 0 {
+                                let cs = txn
+                                    .flow_mods(&mods[..index])
+                                    .map_err(|e| ApiError::internal(e.to_string()))?;
+                                absorb_inserts(&mut ov, &cs, &rest[..index]);
+                            }
+                            rest = &rest[index + 1..];
+                        }
+                    }
+                }
+            }
+            if !ov.is_empty() {
+                let mut tx = self.store.begin()?;
+                write_overlay(&mut tx, &bridge_name, &ov)?;
+                tx.commit()?;
+            }
+            Ok(())
+        });
+        result?;
+        let events = std::mem::take(&mut ov.events);
+        apply_overlay(b, ov);
+        drop(bridges);
+        for e in events {
+            if let Some(u) = e.update {
+                self.emit(&bridge_name, u);
+            }
+        }
+        Ok(v1::WriteResponse { statuses })
+    }
+
+    // ---------------------------------------------------------------- read
+
+    /// Reads flows, meters, groups or ports under the filters (none: every flow).
+    pub fn read(&self, req: &v1::ReadRequest) -> Result<Vec<v1::ReadResponse>, ApiError> {
+        let bridges = self.bridges.lock();
+        let b = bridges
+            .get(&req.bridge)
+            .ok_or_else(|| ApiError::not_found("bridge", format!("no bridge {}", req.bridge)))?;
+        let mut entities = Vec::new();
+        let mut ports = Vec::new();
+        let all = [v1::ReadFilter {
+            filter: Some(v1::read_filter::Filter::Flows(v1::FlowFilter::default())),
+        }];
+        let filters = if req.filters.is_empty() {
+            &all[..]
+        } else {
+            &req.filters[..]
+        };
+        let snap = b.dp.snapshot();
+        let now = b.dp.now_ns();
+        for (fi, f) in filters.iter().enumerate() {
+            let at = format!("filters[{fi}]");
+            match &f.filter {
+                Some(v1::read_filter::Filter::Flows(ff)) => {
+                    let sel = select_rules(b, &snap.pipeline, ff).map_err(|e| e.under(&at))?;
+                    for r in sel {
+                        let Some(stored) = b.flows.get(&rule_ident(&r)) else {
+                            continue;
+                        };
+                        let mut f = stored.clone();
+                        let c = r.stats.read();
+                        f.stats = Some(v1::FlowStats {
+                            duration_ns: now.saturating_sub(r.created_ns),
+                            packet_count: c.packets,
+                            byte_count: c.bytes,
+                            idle_ns: now.saturating_sub(c.last_used_ns.max(r.created_ns)),
+                        });
+                        entities.push(v1::Entity {
+                            entity: Some(entity::Entity::Flow(f)),
+                        });
+                    }
+                }
+                Some(v1::read_filter::Filter::Meters(mf)) => {
+                    for m in b
+                        .meters
+                        .values()
+                        .filter(|m| mf.id.is_none_or(|id| id == m.id))
+                    {
+                        entities.push(v1::Entity {
+                            entity: Some(entity::Entity::Meter(m.clone())),
+                        });
+                    }
+                }
+                Some(v1::read_filter::Filter::Groups(gf)) => {
+                    for g in b
+                        .groups
+                        .values()
+                        .filter(|g| gf.id.is_none_or(|id| id == g.id))
+                    {
+                        entities.push(v1::Entity {
+                            entity: Some(entity::Entity::Group(g.clone())),
+                        });
+                    }
+                }
+                Some(v1::read_filter::Filter::Ports(pf)) => {
+                    let want = match pf.port.as_ref().and_then(|p| p.port.as_ref()) {
+                        None => None,
+                        Some(port_ref::Port::Number(n)) => Some(*n),
+                        Some(port_ref::Port::Name(n)) => Some(b.names()(n).ok_or_else(|| {
+                            ApiError::not_found(
+                                format!("{at}.port"),
+                                format!("no port named {n:?}"),
+                            )
+                        })?),
+                        Some(port_ref::Port::Reserved(_)) => {
+                            return Err(ApiError::invalid(
+                                format!("{at}.port"),
+                                "a reserved port has no description",
+                            ));
+                        }
+                    };
+                    ports.extend(
+                        port_descs(b)
+                            .into_iter()
+                            .filter(|p| want.is_none_or(|w| w == p.port_no)),
+                    );
+                }
+                None => return Err(ApiError::invalid(at, "empty filter")),
+            }
+        }
+        // Stream in chunks so a large table does not make one huge message.
+        let mut out: Vec<v1::ReadResponse> = entities
+            .chunks(1024)
+            .map(|c| v1::ReadResponse {
+                entities: c.to_vec(),
+                ports: Vec::new(),
+            })
+            .collect();
+        if !ports.is_empty() || out.is_empty() {
+            out.push(v1::ReadResponse {
+                entities: Vec::new(),
+                ports,
+            });
+        }
+        Ok(out)
+    }
+
+    // ---------------------------------------------------------------- packet-out
+
+    /// Sends a controller's packet.
+    pub fn packet_out(&self, po: &v1::PacketOut) -> Result<(), ApiError> {
+        let bridges = self.bridges.lock();
+        let b = bridges
+            .get(&po.bridge)
+            .ok_or_else(|| ApiError::not_found("bridge", format!("no bridge {}", po.bridge)))?;
+        let names = b.names();
+        let in_port = match po.in_port.as_ref().and_then(|p| p.port.as_ref()) {
+            None => None,
+            Some(port_ref::Port::Number(n)) if *n == convert::ofpp::CONTROLLER => None,
+            Some(port_ref::Port::Reserved(r)) if *r == v1::ReservedPort::Controller as i32 => None,
+            Some(port_ref::Port::Number(n)) => Some(PortNo(*n)),
+            Some(port_ref::Port::Name(n)) => {
+                Some(PortNo(names(n).ok_or_else(|| {
+                    ApiError::not_found("in_port", format!("no port named {n:?}"))
+                })?))
+            }
+            Some(port_ref::Port::Reserved(_)) => {
+                return Err(ApiError::invalid("in_port", "must be a port or CONTROLLER"));
+            }
+        };
+        if po.data.len() < 14 {
+            return Err(ApiError::invalid(
+                "data",
+                "a packet-out needs at least an Ethernet header (14 bytes)",
+            ));
+        }
+        let (actions, table) = convert::convert_actions(&po.actions, &names, Context::PacketOut)?;
+        b.dp.packet_out(PacketOut {
+            in_port,
+            table,
+            actions,
+            frame: po.data.clone(),
+        })
+        .map_err(|e| match e {
+            datapath::pipeline::DatapathError::FrameTooLong(_) => {
+                ApiError::invalid("data", e.to_string())
+            }
+            e => ApiError::unavailable(e.to_string()),
+        })
+    }
+
+    // ---------------------------------------------------------------- stats
+
+    /// Port counters (all ports, or one).
+    pub fn port_stats(
+        &self,
+        bridge: &str,
+        port: Option<&v1::PortRef>,
+    ) -> Result<Vec<v1::PortStats>, ApiError> {
+        let bridges = self.bridges.lock();
+        let b = bridges
+            .get(bridge)
+            .ok_or_else(|| ApiError::not_found("bridge", format!("no bridge {bridge}")))?;
+        let want = match port.and_then(|p| p.port.as_ref()) {
+            None => None,
+            Some(port_ref::Port::Number(n)) => Some(*n),
+            Some(port_ref::Port::Name(n)) => Some(
+                b.names()(n)
+                    .ok_or_else(|| ApiError::not_found("port", format!("no port named {n:?}")))?,
+            ),
+            Some(port_ref::Port::Reserved(_)) => {
+                return Err(ApiError::invalid("port", "reserved ports have no counters"));
+            }
+        };
+        if let Some(w) = want
+            && !b.ports.values().any(|p| p.desc.port_no == w)
+        {
+            return Err(ApiError::not_found("port", format!("no port {w}")));
+        }
+        let mut out: Vec<v1::PortStats> = b
+            .ports
+            .values()
+            .filter(|p| want.is_none_or(|w| w == p.desc.port_no))
+            .map(|p| {
+                let s = p.port.stats();
+                v1::PortStats {
+                    port_no: p.desc.port_no,
+                    name: p.desc.name.clone(),
+                    rx_packets: s.rx_packets,
+                    rx_bytes: s.rx_bytes,
+                    rx_dropped: s.rx_dropped,
+                    rx_errors: 0,
+                    tx_packets: s.tx_packets,
+                    tx_bytes: s.tx_bytes,
+                    tx_dropped: s.tx_dropped,
+                    tx_errors: 0,
+                    duration_ns: p.added.elapsed().as_nanos() as u64,
+                }
+            })
+            .collect();
+        out.sort_by_key(|p| p.port_no);
+        Ok(out)
+    }
+
+    /// Flow counts per table (tables holding flows).
+    pub fn table_stats(&self, bridge: &str) -> Result<Vec<v1::TableStats>, ApiError> {
+        let bridges = self.bridges.lock();
+        let b = bridges
+            .get(bridge)
+            .ok_or_else(|| ApiError::not_found("bridge", format!("no bridge {bridge}")))?;
+        let snap = b.dp.snapshot();
+        Ok((0..TableId::COUNT as u8)
+            .map(TableId)
+            .filter_map(|t| {
+                let n = snap.pipeline.table(t).len();
+                (n > 0).then_some(v1::TableStats {
+                    table_id: t.0 as u32,
+                    active_count: n as u32,
+                    lookup_count: 0,
+                    matched_count: 0,
+                })
+            })
+            .collect())
+    }
+
+    /// Meter counters.
+    pub fn meter_stats(
+        &self,
+        bridge: &str,
+        id: Option<u32>,
+    ) -> Result<Vec<v1::MeterStats>, ApiError> {
+        let bridges = self.bridges.lock();
+        let b = bridges
+            .get(bridge)
+            .ok_or_else(|| ApiError::not_found("bridge", format!("no bridge {bridge}")))?;
+        if let Some(id) = id
+            && !b.meters.contains_key(&id)
+        {
+            return Err(ApiError::not_found("meter_id", format!("no meter {id}")));
+        }
+        let snap = b.dp.snapshot();
+        let mut out = Vec::new();
+        for m in b.meters.keys().filter(|m| id.is_none_or(|i| i == **m)) {
+            let Some(dm) = snap.meters.get(&MeterId(*m)) else {
+                continue;
+            };
+            let flows = snap
+                .pipeline
+                .rules(None)
+                .filter(|r| r.instructions.meter == Some(MeterId(*m)))
+                .count();
+            out.push(v1::MeterStats {
+                meter_id: *m,
+                flow_count: flows as u32,
+                packet_in_count: dm.input.packets.load(Ordering::Relaxed),
+                byte_in_count: dm.input.bytes.load(Ordering::Relaxed),
+                duration_ns: b
+                    .meter_added
+                    .get(m)
+                    .map_or(0, |t| t.elapsed().as_nanos() as u64),
+                bands: dm
+                    .band_counts
+                    .iter()
+                    .map(|c| v1::BandStats {
+                        packet_count: c.packets.load(Ordering::Relaxed),
+                        byte_count: c.bytes.load(Ordering::Relaxed),
+                    })
+                    .collect(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Group reference counts (packet counters per group are not kept yet).
+    pub fn group_stats(
+        &self,
+        bridge: &str,
+        id: Option<u32>,
+    ) -> Result<Vec<v1::GroupStats>, ApiError> {
+        let bridges = self.bridges.lock();
+        let b = bridges
+            .get(bridge)
+            .ok_or_else(|| ApiError::not_found("bridge", format!("no bridge {bridge}")))?;
+        if let Some(id) = id
+            && !b.groups.contains_key(&id)
+        {
+            return Err(ApiError::not_found("group_id", format!("no group {id}")));
+        }
+        let snap = b.dp.snapshot();
+        Ok(b.groups
+            .values()
+            .filter(|g| id.is_none_or(|i| i == g.id))
+            .map(|g| v1::GroupStats {
+                group_id: g.id,
+                ref_count: snap
+                    .pipeline
+                    .rules(None)
+                    .filter(|r| r.instructions.uses_group(GroupId(g.id)))
+                    .count() as u32,
+                packet_count: 0,
+                byte_count: 0,
+                duration_ns: b
+                    .group_added
+                    .get(&g.id)
+                    .map_or(0, |t| t.elapsed().as_nanos() as u64),
+                buckets: g
+                    .buckets
+                    .iter()
+                    .map(|_| v1::BucketStats::default())
+                    .collect(),
+            })
+            .collect())
+    }
+
+    /// The learned MAC table.
+    pub fn mac_table(&self, bridge: &str) -> Result<Vec<v1::MacEntry>, ApiError> {
+        let bridges = self.bridges.lock();
+        let b = bridges
+            .get(bridge)
+            .ok_or_else(|| ApiError::not_found("bridge", format!("no bridge {bridge}")))?;
+        let now_s = (b.dp.now_ns() / 1_000_000_000) as u32;
+        let mut out: Vec<v1::MacEntry> =
+            b.dp.mac_table()
+                .entries(now_s)
+                .into_iter()
+                .map(|e| v1::MacEntry {
+                    port: e.port.0,
+                    port_name: b.port_name(e.port.0),
+                    vlan: e.vlan.0 as u32,
+                    mac: e.mac.0.to_vec(),
+                    age_sec: e.age_s,
+                })
+                .collect();
+        out.sort_by(|a, b| (a.port, a.vlan, &a.mac).cmp(&(b.port, b.vlan, &b.mac)));
+        Ok(out)
+    }
+
+    /// Poll-thread counters (since the last clear).
+    pub fn pmd_stats(&self) -> Vec<v1::PmdStats> {
+        let bridges = self.bridges.lock();
+        let base = self.pmd_baseline.lock();
+        let mut out = Vec::new();
+        for (name, b) in bridges.iter() {
+            for (i, c) in b.dp.pmd_counters().iter().enumerate() {
+                let z = PmdBaseline::default();
+                let bl = base.get(&(name.clone(), i)).unwrap_or(&z);
+                let mut drops = std::collections::HashMap::new();
+                for r in DropReason::ALL {
+                    let v = c
+                        .drops_for(r)
+                        .saturating_sub(bl.drops.get(r as usize).copied().unwrap_or(0));
+                    if v > 0 {
+                        drops.insert(r.name().to_string(), v);
+                    }
+                }
+                out.push(v1::PmdStats {
+                    pmd_id: out.len() as u32,
+                    core_id: None,
+                    rx_packets: c.rx_packets.get().saturating_sub(bl.rx),
+                    emc_hit: c.emc_hit.get().saturating_sub(bl.emc),
+                    megaflow_hit: c.megaflow_hit.get().saturating_sub(bl.mf),
+                    slow_path: c.slow_path.get().saturating_sub(bl.slow),
+                    megaflow_installed: c.megaflow_installed.get().saturating_sub(bl.installed),
+                    tx_packets: c.tx_packets.get().saturating_sub(bl.tx),
+                    drops,
+                    busy_ns: 0,
+                    idle_ns: 0,
+                });
+            }
+        }
+        out
+    }
+
+    /// Resets what [`Switch::pmd_stats`] reports (the poll threads' own counters are never
+    /// written by another thread: the daemon keeps a baseline instead).
+    pub fn clear_pmd_stats(&self) {
+        let bridges = self.bridges.lock();
+        let mut base = self.pmd_baseline.lock();
+        for (name, b) in bridges.iter() {
+            for (i, c) in b.dp.pmd_counters().iter().enumerate() {
+                base.insert(
+                    (name.clone(), i),
+                    PmdBaseline {
+                        rx: c.rx_packets.get(),
+                        emc: c.emc_hit.get(),
+                        mf: c.megaflow_hit.get(),
+                        slow: c.slow_path.get(),
+                        installed: c.megaflow_installed.get(),
+                        tx: c.tx_packets.get(),
+                        drops: DropReason::ALL.iter().map(|r| c.drops_for(*r)).collect(),
+                    },
+                );
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- housekeeping
+
+    /// Expires flows (removing them from the store too), ages MAC entries, and reports
+    /// learned and aged MACs.
+    pub fn housekeeping(&self) {
+        let mut bridges = self.bridges.lock();
+        let mut events: Vec<(String, smr::Update)> = Vec::new();
+        for (name, b) in bridges.iter_mut() {
+            // Flow timeouts.
+            let mut ov = Overlay::default();
+            let res = b.dp.transaction(|txn| -> Result<(), ApiError> {
+                let Some(cs) = txn.expire_flows() else {
+                    return Err(ApiError::internal("nothing expired"));
+                };
+                absorb_removals(&mut ov, &cs, &b.flows, name);
+                let mut tx = self.store.begin()?;
+                write_overlay(&mut tx, name, &ov)?;
+                tx.commit()?;
+                Ok(())
+            });
+            if res.is_ok() {
+                for e in std::mem::take(&mut ov.events) {
+                    if let Some(u) = e.update {
+                        events.push((name.clone(), u));
+                    }
+                }
+                apply_overlay(b, ov);
+            }
+            // MAC aging and events.
+            let now_s = (b.dp.now_ns() / 1_000_000_000) as u32;
+            b.dp.mac_table().sweep(now_s, |_| {});
+            if self.events.receiver_count() == 0 {
+                b.macs_seen.clear();
+                continue;
+            }
+            let now: HashSet<(u16, [u8; 6], u32)> =
+                b.dp.mac_table()
+                    .entries(now_s)
+                    .into_iter()
+                    .map(|e| (e.vlan.0, e.mac.0, e.port.0))
+                    .collect();
+            for &(vlan, mac, port) in now.difference(&b.macs_seen) {
+                events.push((
+                    name.clone(),
+                    smr::Update::MacLearned(v1::MacLearned {
+                        bridge: name.clone(),
+                        vlan: vlan as u32,
+                        mac: mac.to_vec(),
+                        port,
+                        port_name: b.port_name(port),
+                    }),
+                ));
+            }
+            for &(vlan, mac, port) in b.macs_seen.difference(&now) {
+                events.push((
+                    name.clone(),
+                    smr::Update::MacAged(v1::MacAged {
+                        bridge: name.clone(),
+                        vlan: vlan as u32,
+                        mac: mac.to_vec(),
+                        port,
+                        port_name: b.port_name(port),
+                    }),
+                ));
+            }
+            b.macs_seen = now;
+        }
+        drop(bridges);
+        for (name, u) in events {
+            self.emit(&name, u);
+        }
+    }
+}
+
+impl Drop for Switch {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn default_dpid(name: &str) -> u64 {
+    // FNV-1a of the name, in the 48 bits a MAC-derived datapath id would use.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in name.bytes() {
+        h = (h ^ b as u64).wrapping_mul(0x100_0000_01b3);
+    }
+    h & 0xffff_ffff_ffff
+}
+
+fn bridge_mut<'a>(
+    bridges: &'a mut BTreeMap<String, Bridge>,
+    name: &str,
+) -> Result<&'a mut Bridge, ApiError> {
+    bridges
+        .get_mut(name)
+        .ok_or_else(|| ApiError::not_found("bridge", format!("no bridge {name}")))
+}
+
+fn port_descs(b: &Bridge) -> Vec<v1::PortDesc> {
+    let mut v: Vec<v1::PortDesc> = b.ports.values().map(|p| p.desc.clone()).collect();
+    v.sort_by_key(|p| p.port_no);
+    v
+}
+
+fn open_port(name: &str, ty: &str, cfg: &SwitchConfig) -> Result<Opened, ApiError> {
+    match ty {
+        "memory" => {
+            let m = Arc::new(MemPort::new(name, cfg.memory_port_capacity));
+            Ok((Arc::clone(&m) as Arc<dyn Port>, Some(m)))
+        }
+        "" => Err(ApiError::invalid(
+            "port.type",
+            format!(
+                "type is required; this build supports: {}",
+                PORT_TYPES.join(", ")
+            ),
+        )),
+        other => Err(ApiError::invalid(
+            "port.type",
+            format!(
+                "unsupported port type {other:?}; this build supports: {}",
+                PORT_TYPES.join(", ")
+            ),
+        )),
+    }
+}
+
+/// Options every port type accepts.
+const COMMON_OPTIONS: &[&str] = &["tag", "trunks"];
+
+fn check_options(
+    ty: &str,
+    options: &std::collections::HashMap<String, String>,
+) -> Result<(), ApiError> {
+    for k in options.keys() {
+        if !COMMON_OPTIONS.contains(&k.as_str()) {
+            return Err(ApiError::invalid(
+                format!("port.options.{k}"),
+                format!(
+                    "unknown option for a {ty} port (known: {})",
+                    COMMON_OPTIONS.join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn vlan_mode(options: &std::collections::HashMap<String, String>) -> Result<VlanMode, ApiError> {
+    let vid = |s: &str, field: &str| -> Result<VlanId, ApiError> {
+        s.trim()
+            .parse::<u16>()
+            .ok()
+            .filter(|v| *v <= VlanId::MAX.0)
+            .map(VlanId)
+            .ok_or_else(|| ApiError::invalid(field, format!("{s:?} is not a VLAN id 0..=4095")))
+    };
+    match (options.get("tag"), options.get("trunks")) {
+        (Some(_), Some(_)) => Err(ApiError::invalid(
+            "port.options.trunks",
+            "a port is either an access port (tag) or a trunk (trunks), not both",
+        )),
+        (Some(t), None) => Ok(VlanMode::Access(vid(t, "port.options.tag")?)),
+        (None, Some(list)) => {
+            let mut allowed = VlanSet::default();
+            for v in list.split(',').filter(|s| !s.trim().is_empty()) {
+                allowed.insert(vid(v, "port.options.trunks")?);
+            }
+            Ok(VlanMode::Trunk {
+                allowed,
+                native: None,
+            })
+        }
+        (None, None) => Ok(VlanMode::default()),
+    }
+}
+
+fn stage_add_port(
+    txn: &mut datapath::pipeline::Txn<'_>,
+    b: &Bridge,
+    cfg: &v1::PortConfig,
+    scfg: &SwitchConfig,
+    ov: &mut Overlay,
+) -> Result<v1::PortDesc, ApiError> {
+    if !flow_text::is_valid_port_name(&cfg.name) {
+        return Err(ApiError::invalid(
+            "port.name",
+            format!(
+                "{:?} is not a valid port name (1-15 chars: letters, digits, - _ .)",
+                cfg.name
+            ),
+        ));
+    }
+    if b.ports.contains_key(&cfg.name) || ov.ports_added.iter().any(|p| p.0.name == cfg.name) {
+        return Err(ApiError::exists(
+            "port.name",
+            format!("bridge {} already has a port {}", b.rec.name, cfg.name),
+        ));
+    }
+    check_options(&cfg.r#type, &cfg.options)?;
+    let vlan = vlan_mode(&cfg.options)?;
+    let snap = txn.snapshot();
+    let no = match cfg.requested_ofport {
+        Some(n) => {
+            if n == 0 || n >= datapath::pipeline::MAX_PORT_NO {
+                return Err(ApiError::invalid(
+                    "port.requested_ofport",
+                    format!("{n} out of range 1..{}", datapath::pipeline::MAX_PORT_NO),
+                ));
+            }
+            if snap.port(PortNo(n)).is_some() {
+                return Err(ApiError::exists(
+                    "port.requested_ofport",
+                    format!("port number {n} is in use"),
+                ));
+            }
+            n
+        }
+        None => (1..datapath::pipeline::MAX_PORT_NO)
+            .find(|n| snap.port(PortNo(*n)).is_none())
+            .ok_or_else(|| ApiError::precondition("port", "no free port number"))?,
+    };
+    let (port, mem) = open_port(&cfg.name, &cfg.r#type, scfg)?;
+    txn.add_port(PortNo(no), Arc::clone(&port), vlan)
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let desc = v1::PortDesc {
+        port_no: no,
+        name: cfg.name.clone(),
+        r#type: cfg.r#type.clone(),
+        options: cfg.options.clone(),
+        hw_addr: Vec::new(),
+        mtu: 1500,
+        admin_up: true,
+        link_up: true,
+        speed_mbps: 0,
+    };
+    ov.ports_added.push((desc.clone(), (port, mem)));
+    Ok(desc)
+}
+
+/// Converts a flow message into a datapath add; returns it with the canonical message.
+fn prepare_flow(
+    f: &v1::Flow,
+    names: &dyn PortNames,
+    check_overlap: bool,
+) -> Result<(FlowMod, v1::Flow), ApiError> {
+    let table = table_of(Some(f.table_id), "flow.table_id")?
+        .ok_or_else(|| ApiError::invalid("flow.table_id", "255 (all tables) is not a table"))?;
+    let priority = priority_of(f.priority, "flow.priority")?;
+    let idle = u16::try_from(f.idle_timeout)
+        .map_err(|_| ApiError::invalid("flow.idle_timeout", "must be 0..=65535 seconds"))?;
+    let hard = u16::try_from(f.hard_timeout)
+        .map_err(|_| ApiError::invalid("flow.hard_timeout", "must be 0..=65535 seconds"))?;
+    let empty = v1::Match::default();
+    let DpMatch {
+        canonical,
+        key,
+        mask,
+    } = convert::convert_match(f.r#match.as_ref().unwrap_or(&empty), names)
+        .map_err(|e| e.under("flow"))?;
+    let instructions = convert::convert_instructions(&f.instructions, names, &canonical)
+        .map_err(|e| e.under("flow"))?;
+    let flags = f.flags.unwrap_or_default();
+    let mut ins_msg = f.instructions.clone();
+    resolve_names(&mut ins_msg, names);
+    let canonical_flow = v1::Flow {
+        table_id: f.table_id,
+        priority: f.priority,
+        cookie: f.cookie,
+        idle_timeout: f.idle_timeout,
+        hard_timeout: f.hard_timeout,
+        flags: Some(v1::FlowFlags {
+            send_flow_rem: flags.send_flow_rem,
+            check_overlap: false,
+            reset_counts: false,
+        }),
+        r#match: Some(canonical),
+        instructions: ins_msg,
+        stats: None,
+    };
+    let spec = FlowSpec {
+        table,
+        priority,
+        key,
+        mask,
+        cookie: f.cookie,
+        idle_timeout_s: idle,
+        hard_timeout_s: hard,
+        send_flow_removed: flags.send_flow_rem,
+        instructions,
+    };
+    Ok((
+        FlowMod::Add {
+            spec,
+            check_overlap: check_overlap || flags.check_overlap,
+        },
+        canonical_flow,
+    ))
+}
+
+/// Checks that meters and groups a flow uses exist (in the draft).
+fn check_refs(fm: &FlowMod, txn: &datapath::pipeline::Txn<'_>) -> Result<(), ApiError> {
+    let ins = match fm {
+        FlowMod::Add { spec, .. } => &spec.instructions,
+        FlowMod::Modify { instructions, .. } => instructions,
+        FlowMod::Delete { .. } => return Ok(()),
+    };
+    let snap = txn.snapshot();
+    if let Some(m) = ins.meter
+        && !snap.meters.contains_key(&m)
+    {
+        return Err(ApiError::not_found(
+            "flow.instructions.meter",
+            format!("no meter {}", m.0),
+        ));
+    }
+    for a in ins.apply.iter() {
+        if let datapath::actions::Action::Group(g) = a
+            && !snap.groups.contains_key(g)
+        {
+            return Err(ApiError::not_found(
+                "flow.instructions.apply_actions.group",
+                format!("no group {}", g.0),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn entity_of(u: &v1::Update) -> Result<&entity::Entity, ApiError> {
+    u.entity
+        .as_ref()
+        .and_then(|e| e.entity.as_ref())
+        .ok_or_else(|| ApiError::invalid("entity", "entity is required"))
+}
+
+fn prepare_update(
+    u: &v1::Update,
+    b: &Bridge,
+    txn: &datapath::pipeline::Txn<'_>,
+    ov: &Overlay,
+) -> Result<Prepared, ApiError> {
+    let ty = update::Type::try_from(u.r#type).unwrap_or(update::Type::Unspecified);
+    match (ty, entity_of(u)?) {
+        (update::Type::Insert, entity::Entity::Flow(f)) => {
+            let names = |n: &str| {
+                b.ports.get(n).map(|p| p.desc.port_no).or_else(|| {
+                    ov.ports_added
+                        .iter()
+                        .find(|p| p.0.name == n)
+                        .map(|p| p.0.port_no)
+                })
+            };
+            let (fm, canon) = prepare_flow(f, &names, false)?;
+            check_refs(&fm, txn)?;
+            Ok(Prepared::Insert(Box::new((fm, canon))))
+        }
+        _ => Ok(Prepared::Other),
+    }
+}
+
+fn flow_mod_error(e: datapath::classifier::FlowModError) -> ApiError {
+    use datapath::classifier::FlowModError as E;
+    match e {
+        E::BadTable(_) => ApiError::invalid("flow.table_id", e.to_string()),
+        E::BadGoto { .. } => ApiError::invalid("flow.instructions.goto_table", e.to_string()),
+        E::Overlap { .. } => ApiError::exists("flow.match", e.to_string()),
+    }
+}
+
+/// Records the rules a bundle of inserts added (and the ones they replaced).
+fn absorb_inserts(ov: &mut Overlay, cs: &ChangeSet, run: &[(usize, FlowMod, v1::Flow)]) {
+    for (r, _) in &cs.removed {
+        ov.flows.insert(rule_ident(r), None);
+    }
+    let mut by_id: HashMap<Vec<u8>, &v1::Flow> = HashMap::with_capacity(run.len());
+    for (_, fm, f) in run {
+        if let FlowMod::Add { spec, .. } = fm {
+            by_id.insert(
+                flow_ident(spec.table, spec.priority, &spec.key, &spec.mask),
+                f,
+            );
+        }
+    }
+    for r in &cs.added {
+        let id = rule_ident(r);
+        if let Some(f) = by_id.get(&id) {
+            ov.flows.insert(id, Some((*f).clone()));
+        }
+    }
+}
+
+/// Records removed rules and queues flow-removed events for those that asked for them.
+fn absorb_removals(
+    ov: &mut Overlay,
+    cs: &ChangeSet,
+    base: &HashMap<Vec<u8>, v1::Flow>,
+    bridge: &str,
+) {
+    absorb_removals_as(ov, cs, base, bridge, None)
+}
+
+fn absorb_removals_as(
+    ov: &mut Overlay,
+    cs: &ChangeSet,
+    base: &HashMap<Vec<u8>, v1::Flow>,
+    bridge: &str,
+    reason: Option<v1::FlowRemovedReason>,
+) {
+    for (r, why) in &cs.removed {
+        let id = rule_ident(r);
+        if r.send_flow_removed && *why != RemovedReason::Replaced {
+            let m = ov.flow(base, &id).and_then(|f| f.r#match.clone());
+            let c = r.stats.read();
+            ov.events.push(v1::StreamMessageResponse {
+                update: Some(smr::Update::FlowRemoved(v1::FlowRemoved {
+                    bridge: bridge.to_string(),
+                    reason: reason.unwrap_or(removed_reason(*why)) as i32,
+                    cookie: r.cookie,
+                    priority: r.priority as u32,
+                    table_id: r.table.0 as u32,
+                    r#match: m,
+                    duration_ns: 0,
+                    idle_timeout: r.idle_timeout_s as u32,
+                    hard_timeout: r.hard_timeout_s as u32,
+                    packet_count: c.packets,
+                    byte_count: c.bytes,
+                })),
+            });
+        }
+        ov.flows.insert(id, None);
+    }
+}
+
+/// Builds the datapath modify/delete selector from an API filter.
+struct Selector {
+    table: Option<TableId>,
+    strict: bool,
+    key: FlowKey,
+    mask: FlowKey,
+    priority: u16,
+    cookie: u64,
+    cookie_mask: u64,
+    out_port: Option<PortNo>,
+    out_group: Option<GroupId>,
+    canonical: v1::Match,
+}
+
+fn selector(ff: &v1::FlowFilter, names: &dyn PortNames) -> Result<Selector, ApiError> {
+    let empty = v1::Match::default();
+    let m = convert::convert_match(ff.r#match.as_ref().unwrap_or(&empty), names)?;
+    let priority = match ff.priority {
+        Some(p) => priority_of(p, "priority")?,
+        None if ff.strict => flow_text::DEFAULT_PRIORITY as u16,
+        None => 0,
+    };
+    Ok(Selector {
+        table: table_of(ff.table_id, "table_id")?,
+        strict: ff.strict,
+        key: m.key,
+        mask: m.mask,
+        priority,
+        cookie: ff.cookie,
+        cookie_mask: ff.cookie_mask,
+        out_port: convert::filter_port(ff.out_port.as_ref(), names)?,
+        out_group: ff.out_group.filter(|g| *g != 0xffff_ffff).map(GroupId),
+        canonical: m.canonical,
+    })
+}
+
+fn select_rules(
+    b: &Bridge,
+    p: &datapath::classifier::Pipeline,
+    ff: &v1::FlowFilter,
+) -> Result<Vec<Arc<datapath::classifier::Rule>>, ApiError> {
+    let names = b.names();
+    let s = selector(ff, &names)?;
+    let mut v = p.select(
+        s.table,
+        s.strict,
+        &s.key,
+        &s.mask,
+        s.priority,
+        s.cookie,
+        s.cookie_mask,
+        s.out_port,
+        s.out_group,
+    );
+    v.sort_by(|a, b| {
+        (a.table, std::cmp::Reverse(a.priority), a.id.0).cmp(&(
+            b.table,
+            std::cmp::Reverse(b.priority),
+            b.id.0,
+        ))
+    });
+    Ok(v)
+}
+
+/// Applies one non-insert update on the draft.
+fn apply_update(
+    u: &v1::Update,
+    b: &Bridge,
+    txn: &mut datapath::pipeline::Txn<'_>,
+    ov: &mut Overlay,
+    scfg: &SwitchConfig,
+) -> Result<(), ApiError> {
+    let ty = update::Type::try_from(u.r#type).unwrap_or(update::Type::Unspecified);
+    let bridge = b.rec.name.as_str();
+    let name_map: HashMap<String, u32> = b
+        .ports
+        .iter()
+        .map(|(n, p)| (n.clone(), p.desc.port_no))
+        .chain(
+            ov.ports_added
+                .iter()
+                .map(|p| (p.0.name.clone(), p.0.port_no)),
+        )
+        .collect();
+    let names = |n: &str| name_map.get(n).copied();
+    match (ty, entity_of(u)?) {
+        (update::Type::Unspecified, _) => Err(ApiError::invalid("type", "update type is required")),
+        (update::Type::Insert, entity::Entity::Flow(_)) => {
+            Err(ApiError::internal("flow insert not batched"))
+        }
+        (update::Type::Modify, entity::Entity::FlowModify(fm)) => {
+            let ff = fm.filter.clone().unwrap_or_default();
+            let s = selector(&ff, &names).map_err(|e| e.under("flow_modify.filter"))?;
+            modify_flows(
+                txn,
+                ov,
+                b,
+                &names,
+                s,
+                &fm.instructions,
+                fm.reset_counts,
+                fm.new_cookie,
+            )
+            .map_err(|e| e.under("flow_modify"))
+        }
+        (update::Type::Modify, entity::Entity::Flow(f)) => {
+            // Strict modify of exactly this flow.
+            let ff = v1::FlowFilter {
+                table_id: Some(f.table_id),
+                r#match: f.r#match.clone(),
+                strict: true,
+                priority: Some(f.priority),
+                ..Default::default()
+            };
+            let s = selector(&ff, &names).map_err(|e| e.under("flow"))?;
+            let reset = f.flags.is_some_and(|x| x.reset_counts);
+            modify_flows(txn, ov, b, &names, s, &f.instructions, reset, None)
+                .map_err(|e| e.under("flow"))
+        }
+        (update::Type::Delete, entity::Entity::FlowFilter(ff)) => {
+            let s = selector(ff, &names).map_err(|e| e.under("flow_filter"))?;
+            delete_flows(txn, ov, b, s, None)
+        }
+        (update::Type::Delete, entity::Entity::Flow(f)) => {
+            let ff = v1::FlowFilter {
+                table_id: Some(f.table_id),
+                r#match: f.r#match.clone(),
+                strict: true,
+                priority: Some(f.priority),
+                ..Default::default()
+            };
+            let s = selector(&ff, &names).map_err(|e| e.under("flow"))?;
+            delete_flows(txn, ov, b, s, None)
+        }
+        (ty, entity::Entity::Meter(m)) => {
+            let exists = match ov.meters.get(&m.id) {
+                Some(x) => x.is_some(),
+                None => b.meters.contains_key(&m.id),
+            };
+            match ty {
+                update::Type::Insert | update::Type::Modify => {
+                    if ty == update::Type::Insert && exists {
+                        return Err(ApiError::exists(
+                            "meter.id",
+                            format!("meter {} exists", m.id),
+                        ));
+                    }
+                    if ty == update::Type::Modify && !exists {
+                        return Err(ApiError::not_found(
+                            "meter.id",
+                            format!("no meter {}", m.id),
+                        ));
+                    }
+                    let dm = convert::convert_meter(m, txn.now_ns())?;
+                    txn.set_meter(dm)
+                        .map_err(|e| ApiError::internal(e.to_string()))?;
+                    ov.meters.insert(m.id, Some(m.clone()));
+                    Ok(())
+                }
+                _ => {
+                    if !exists {
+                        return Err(ApiError::not_found(
+                            "meter.id",
+                            format!("no meter {}", m.id),
+                        ));
+                    }
+                    // OpenFlow 1.3: deleting a meter removes the flows that use it.
+                    let users: Vec<FlowMod> = txn
+                        .snapshot()
+                        .pipeline
+                        .rules(None)
+                        .filter(|r| r.instructions.meter == Some(MeterId(m.id)))
+                        .map(|r| strict_delete(r))
+                        .collect();
+                    if !users.is_empty() {
+                        let cs = txn
+                            .flow_mods(&users)
+                            .map_err(|e| ApiError::internal(e.to_string()))?;
+                        absorb_removals_as(
+                            ov,
+                            &cs,
+                            &b.flows,
+                            bridge,
+                            Some(v1::FlowRemovedReason::MeterDelete),
+                        );
+                    }
+                    txn.del_meter(MeterId(m.id))
+                        .map_err(|e| ApiError::internal(e.to_string()))?;
+                    ov.meters.insert(m.id, None);
+                    Ok(())
+                }
+            }
+        }
+        (ty, entity::Entity::Group(g)) => {
+            let exists = match ov.groups.get(&g.id) {
+                Some(x) => x.is_some(),
+                None => b.groups.contains_key(&g.id),
+            };
+            match ty {
+                update::Type::Insert | update::Type::Modify => {
+                    if ty == update::Type::Insert && exists {
+                        return Err(ApiError::exists(
+                            "group.id",
+                            format!("group {} exists", g.id),
+                        ));
+                    }
+                    if ty == update::Type::Modify && !exists {
+                        return Err(ApiError::not_found(
+                            "group.id",
+                            format!("no group {}", g.id),
+                        ));
+                    }
+                    let dg = convert::convert_group(g, &names)?;
+                    for (i, bk) in dg.buckets.iter().enumerate() {
+                        for a in bk.actions.iter() {
+                            if let datapath::actions::Action::Group(r) = a
+                                && (*r == dg.id || !txn.snapshot().groups.contains_key(r))
+                            {
+                                return Err(ApiError::not_found(
+                                    format!("group.buckets[{i}].actions.group"),
+                                    format!("no group {} (or a group that refers to itself)", r.0),
+                                ));
+                            }
+                        }
+                    }
+                    txn.set_group(dg)
+                        .map_err(|e| ApiError::invalid("group", e.to_string()))?;
+                    let mut canon = g.clone();
+                    for bk in &mut canon.buckets {
+                        resolve_action_names(&mut bk.actions, &names);
+                    }
+                    ov.groups.insert(g.id, Some(canon));
+                    Ok(())
+                }
+                _ => {
+                    if !exists {
+                        return Err(ApiError::not_found(
+                            "group.id",
+                            format!("no group {}", g.id),
+                        ));
+                    }
+                    let s = Selector {
+                        table: None,
+                        strict: false,
+                        key: FlowKey::ZERO,
+                        mask: FlowKey::ZERO,
+                        priority: 0,
+                        cookie: 0,
+                        cookie_mask: 0,
+                        out_port: None,
+                        out_group: Some(GroupId(g.id)),
+                        canonical: v1::Match::default(),
+                    };
+                    delete_flows(txn, ov, b, s, Some(v1::FlowRemovedReason::GroupDelete))?;
+                    txn.del_group(GroupId(g.id))
+                        .map_err(|e| ApiError::internal(e.to_string()))?;
+                    ov.groups.insert(g.id, None);
+                    Ok(())
+                }
+            }
+        }
+        (update::Type::Insert, entity::Entity::Port(p)) => {
+            let desc = stage_add_port(txn, b, p, scfg, ov)?;
+            ov.events.push(v1::StreamMessageResponse {
+                update: Some(smr::Update::PortStatus(v1::PortStatus {
+                    bridge: bridge.to_string(),
+                    reason: v1::PortStatusReason::Add as i32,
+                    port: Some(desc),
+                })),
+            });
+            Ok(())
+        }
+        (update::Type::Delete, entity::Entity::Port(p)) => {
+            let st = b
+                .ports
+                .get(&p.name)
+                .filter(|_| !ov.ports_removed.contains(&p.name))
+                .ok_or_else(|| ApiError::not_found("port.name", format!("no port {}", p.name)))?;
+            txn.del_port(PortNo(st.desc.port_no))
+                .map_err(|e| ApiError::internal(e.to_string()))?;
+            ov.ports_removed.push(p.name.clone());
+            ov.events.push(v1::StreamMessageResponse {
+                update: Some(smr::Update::PortStatus(v1::PortStatus {
+                    bridge: bridge.to_string(),
+                    reason: v1::PortStatusReason::Delete as i32,
+                    port: Some(st.desc.clone()),
+                })),
+            });
+            Ok(())
+        }
+        (ty, e) => Err(ApiError::invalid(
+            "type",
+            format!(
+                "{} is not valid for a {} entity",
+                ty.as_str_name(),
+                entity_name(e)
+            ),
+        )),
+    }
+}
+
+fn entity_name(e: &entity::Entity) -> &'static str {
+    match e {
+        entity::Entity::Flow(_) => "flow",
+        entity::Entity::Meter(_) => "meter",
+        entity::Entity::Group(_) => "group",
+        entity::Entity::Port(_) => "port",
+        entity::Entity::FlowFilter(_) => "flow_filter",
+        entity::Entity::FlowModify(_) => "flow_modify",
+    }
+}
+
+fn strict_delete(r: &datapath::classifier::Rule) -> FlowMod {
+    FlowMod::Delete {
+        table: Some(r.table),
+        strict: true,
+        key: r.key,
+        mask: r.mask,
+        priority: r.priority,
+        cookie: 0,
+        cookie_mask: 0,
+        out_port: None,
+        out_group: None,
+    }
+}
+
+fn delete_flows(
+    txn: &mut datapath::pipeline::Txn<'_>,
+    ov: &mut Overlay,
+    b: &Bridge,
+    s: Selector,
+    reason: Option<v1::FlowRemovedReason>,
+) -> Result<(), ApiError> {
+    let cs = txn
+        .flow_mods(&[FlowMod::Delete {
+            table: s.table,
+            strict: s.strict,
+            key: s.key,
+            mask: s.mask,
+            priority: s.priority,
+            cookie: s.cookie,
+            cookie_mask: s.cookie_mask,
+            out_port: s.out_port,
+            out_group: s.out_group,
+        }])
+        .map_err(|e| flow_mod_error(e.error))?;
+    absorb_removals_as(ov, &cs, &b.flows, &b.rec.name, reason);
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn modify_flows(
+    txn: &mut datapath::pipeline::Txn<'_>,
+    ov: &mut Overlay,
+    b: &Bridge,
+    names: &dyn PortNames,
+    s: Selector,
+    instructions: &[v1::Instruction],
+    reset_counts: bool,
+    new_cookie: Option<u64>,
+) -> Result<(), ApiError> {
+    let ins = convert::convert_instructions(instructions, names, &s.canonical)?;
+    let mut ins_msg = instructions.to_vec();
+    resolve_names(&mut ins_msg, names);
+    let probe = FlowMod::Modify {
+        table: s.table,
+        strict: s.strict,
+        key: s.key,
+        mask: s.mask,
+        priority: s.priority,
+        cookie: s.cookie,
+        cookie_mask: s.cookie_mask,
+        instructions: ins.clone(),
+        reset_counts,
+    };
+    check_refs(&probe, txn)?;
+    if let Some(cookie) = new_cookie {
+        // Changing the cookie re-adds each selected flow with the new cookie and
+        // instructions (its counters restart).
+        let sel = txn.snapshot().pipeline.select(
+            s.table,
+            s.strict,
+            &s.key,
+            &s.mask,
+            s.priority,
+            s.cookie,
+            s.cookie_mask,
+            None,
+            None,
+        );
+        let mut run = Vec::with_capacity(sel.len());
+        for r in sel {
+            let id = rule_ident(&r);
+            let Some(mut f) = ov.flow(&b.flows, &id).cloned() else {
+                continue;
+            };
+            f.cookie = cookie;
+            f.instructions = ins_msg.clone();
+            let mut spec = r.spec();
+            spec.cookie = cookie;
+            spec.instructions = ins.clone();
+            run.push((
+                0usize,
+                FlowMod::Add {
+                    spec,
+                    check_overlap: false,
+                },
+                f,
+            ));
+        }
+        let mods: Vec<FlowMod> = run.iter().map(|r| r.1.clone()).collect();
+        let cs = txn.flow_mods(&mods).map_err(|e| flow_mod_error(e.error))?;
+        absorb_inserts(ov, &cs, &run);
+        return Ok(());
+    }
+    let cs = txn
+        .flow_mods(&[probe])
+        .map_err(|e| flow_mod_error(e.error))?;
+    for r in &cs.modified {
+        let id = rule_ident(r);
+        if let Some(mut f) = ov.flow(&b.flows, &id).cloned() {
+            f.instructions = ins_msg.clone();
+            ov.flows.insert(id, Some(f));
+        }
+    }
+    Ok(())
+}
+
+fn write_overlay(tx: &mut StoreTxn, bridge: &str, ov: &Overlay) -> Result<(), ApiError> {
+    tx.put_flows(
+        bridge,
+        ov.flows.iter().map(|(k, v)| (k.as_slice(), v.as_ref())),
+    )?;
+    for (id, m) in &ov.meters {
+        match m {
+            Some(m) => tx.put_meter(bridge, m)?,
+            None => tx.del_meter(bridge, *id)?,
+        }
+    }
+    for (id, g) in &ov.groups {
+        match g {
+            Some(g) => tx.put_group(bridge, g)?,
+            None => tx.del_group(bridge, *id)?,
+        }
+    }
+    for (p, _) in &ov.ports_added {
+        tx.put_port(bridge, p)?;
+    }
+    for p in &ov.ports_removed {
+        tx.del_port(bridge, p)?;
+    }
+    Ok(())
+}
+
+fn apply_overlay(b: &mut Bridge, ov: Overlay) {
+    for (id, f) in ov.flows {
+        match f {
+            Some(f) => {
+                b.flows.insert(id, f);
+            }
+            None => {
+                b.flows.remove(&id);
+            }
+        }
+    }
+    let now = Instant::now();
+    for (id, m) in ov.meters {
+        match m {
+            Some(m) => {
+                b.meter_added.entry(id).or_insert(now);
+                b.meters.insert(id, m);
+            }
+            None => {
+                b.meter_added.remove(&id);
+                b.meters.remove(&id);
+            }
+        }
+    }
+    for (id, g) in ov.groups {
+        match g {
+            Some(g) => {
+                b.group_added.entry(id).or_insert(now);
+                b.groups.insert(id, g);
+            }
+            None => {
+                b.group_added.remove(&id);
+                b.groups.remove(&id);
+            }
+        }
+    }
+    for name in ov.ports_removed {
+        b.ports.remove(&name);
+    }
+    for (desc, (port, mem)) in ov.ports_added {
+        b.ports.insert(
+            desc.name.clone(),
+            PortState {
+                desc,
+                port,
+                mem,
+                added: now,
+            },
+        );
+    }
+}
+
+fn packet_in_msg(bridge: &str, dp: &Datapath, p: PacketIn) -> v1::StreamMessageResponse {
+    // A packet-in from a table-miss flow (priority 0, empty match) is reported as NO_MATCH,
+    // as OpenFlow 1.3 defines it.
+    let snap = dp.snapshot();
+    let miss = snap
+        .pipeline
+        .table(p.table)
+        .find_strict(&FlowKey::ZERO, &FlowKey::ZERO, 0)
+        .is_some_and(|r| r.cookie == p.cookie);
+    let reason = match p.reason {
+        PacketInReason::Action if miss => v1::PacketInReason::NoMatch,
+        _ => v1::PacketInReason::Action,
+    };
+    v1::StreamMessageResponse {
+        update: Some(smr::Update::PacketIn(v1::PacketIn {
+            bridge: bridge.to_string(),
+            reason: reason as i32,
+            table_id: p.table.0 as u32,
+            cookie: p.cookie,
+            r#match: Some(convert::packet_in_match(&p.key)),
+            in_port: p.in_port.0,
+            data: p.data,
+            total_len: p.total_len as u32,
+        })),
+    }
+}
