@@ -4,10 +4,12 @@
 //! - [`convert`]: API messages to datapath configuration.
 //! - [`switch`]: bridges, their datapaths and poll threads, and every control operation.
 //! - [`service`]: the `vswitch.v1` gRPC service over [`switch::Switch`].
+//! - [`client`]: dialing the daemon's unix socket.
 //! - [`server`]: listeners (unix socket, TCP with TLS), health, reflection, shutdown.
 //!
 //! Layering (DESIGN.md §2): proto messages stop here; the datapath sees plain Rust types.
 
+pub mod client;
 pub mod convert;
 pub mod error;
 pub mod server;
