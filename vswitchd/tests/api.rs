@@ -136,7 +136,7 @@ async fn read_flows(c: &mut SwitchClient<Channel>, bridge: &str, filter: &str) -
 }
 
 fn normal_text() -> String {
-    format_flow(&parse_flow("priority=0,actions=normal").unwrap())
+    format_flow(&parse_flow("priority=0,actions=normal").expect("default flow"))
 }
 
 fn texts(flows: &[v1::Flow]) -> Vec<String> {
