@@ -124,9 +124,10 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
         .context("building the reflection service")?;
-    let service = SwitchServer::new(Service::new(sw)).max_decoding_message_size(64 << 20);
-
     let (stop_tx, stop_rx) = watch::channel(false);
+    let service =
+        SwitchServer::new(Service::new(sw, stop_rx.clone())).max_decoding_message_size(64 << 20);
+
     let mut tasks = tokio::task::JoinSet::new();
     let mut sockets = Vec::new();
     for l in listen {
@@ -179,7 +180,14 @@ pub async fn serve(
         },
     };
     let _ = stop_tx.send(true);
-    while tasks.join_next().await.is_some() {}
+    // Requests in flight get a moment to finish; then the listeners are dropped.
+    let drained = tokio::time::timeout(std::time::Duration::from_secs(3), async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tasks.abort_all();
+    }
     for p in sockets {
         let _ = std::fs::remove_file(p);
     }

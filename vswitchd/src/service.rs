@@ -14,7 +14,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use proto::v1::{self, stream_message_request as smq, stream_message_response as smr};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
@@ -26,12 +26,14 @@ use crate::switch::Switch;
 #[derive(Debug, Clone)]
 pub struct Service {
     sw: Arc<Switch>,
+    closing: watch::Receiver<bool>,
 }
 
 impl Service {
-    /// A service over `sw`.
-    pub fn new(sw: Arc<Switch>) -> Service {
-        Service { sw }
+    /// A service over `sw`; streams end when `closing` turns true (daemon shutdown), so a
+    /// connected controller never holds the daemon up.
+    pub fn new(sw: Arc<Switch>, closing: watch::Receiver<bool>) -> Service {
+        Service { sw, closing }
     }
 }
 
@@ -43,6 +45,18 @@ async fn blocking<T: Send + 'static>(
     match tokio::task::spawn_blocking(f).await {
         Ok(r) => r.map_err(ApiError::into_status),
         Err(e) => Err(Status::internal(format!("request task failed: {e}"))),
+    }
+}
+
+/// Resolves once `rx` reads true (or its sender is gone).
+async fn until_closing(rx: &mut watch::Receiver<bool>) {
+    loop {
+        if *rx.borrow_and_update() {
+            return;
+        }
+        if rx.changed().await.is_err() {
+            return;
+        }
     }
 }
 
@@ -106,9 +120,11 @@ impl v1::switch_server::Switch for Service {
             .map_err(|_| Status::cancelled("client went away"))?;
         let sw = Arc::clone(&self.sw);
         let bridge = arb.bridge;
+        let mut closing = self.closing.clone();
         tokio::spawn(async move {
             loop {
                 tokio::select! {
+                    _ = until_closing(&mut closing) => return,
                     msg = inbound.message() => {
                         let msg = match msg {
                             Ok(Some(m)) => m,
