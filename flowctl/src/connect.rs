@@ -16,6 +16,11 @@ use crate::error::{Error, Result};
 /// flows may come in large chunks).
 const MAX_RESPONSE_SIZE_BYTES: usize = 256 << 20;
 
+/// The largest header / trailer block flowctl accepts. A failed Write carries every
+/// update's status in `grpc-status-details-bin`: about 7 bytes per update, base64-encoded,
+/// so ~50 KiB for a 5000-update batch, over hyper's 16 KiB default.
+const MAX_HEADER_LIST_SIZE_BYTES: u32 = 16 << 20;
+
 /// How long to wait for a TCP / TLS connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -141,7 +146,7 @@ pub fn endpoint(server: &Server, tls: &TlsFiles) -> Result<Endpoint> {
                 .map_err(|e| Error::Usage(format!("TLS configuration: {}", chain(&e))))?
         }
     };
-    Ok(ep)
+    Ok(ep.http2_max_header_list_size(MAX_HEADER_LIST_SIZE_BYTES))
 }
 
 /// Connects to the switch.
