@@ -150,14 +150,25 @@ fn partial_text(inner: &Error, acked: usize, total: usize) -> String {
     out
 }
 
-/// `CODE: message` for a status.
+/// `CODE: message` for a status, with the causes of a transport failure (tonic's own
+/// message is just "transport error").
 pub fn status_text(status: &tonic::Status) -> String {
     let code = code_name(status.code() as i32);
-    if status.message().is_empty() {
+    let mut out = if status.message().is_empty() {
         code.to_string()
     } else {
         format!("{code}: {}", status.message())
+    };
+    let mut cause = std::error::Error::source(status);
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cause = c.source();
     }
+    out
 }
 
 /// `CODE: message (field F)` for one failed update.

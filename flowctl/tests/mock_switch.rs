@@ -18,7 +18,7 @@ use proto::flow_text::parse_flow;
 use proto::v1::switch_server::{Switch, SwitchServer};
 use proto::v1::*;
 use tokio_stream::Stream;
-use tokio_stream::wrappers::{ReceiverStream, UnixListenerStream};
+use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream, UnixListenerStream};
 use tonic::{Request, Response, Status, Streaming};
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
@@ -392,22 +392,37 @@ fn events() -> Vec<StreamMessageResponse> {
 /// A mock switch on its own runtime, listening on a fresh unix socket.
 struct Harness {
     state: Arc<Mutex<State>>,
-    socket: PathBuf,
+    server: String,
     dir: PathBuf,
     _runtime: tokio::runtime::Runtime,
 }
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 
+fn tls_file(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/tls")
+        .join(name)
+}
+
 impl Harness {
     fn start() -> Harness {
+        Harness::start_with(false)
+    }
+
+    /// A switch on 127.0.0.1 over TLS that requires a client certificate signed by the
+    /// test CA (`tests/tls/`).
+    fn start_tls() -> Harness {
+        Harness::start_with(true)
+    }
+
+    fn start_with(tls: bool) -> Harness {
         let dir = std::env::temp_dir().join(format!(
             "flowctl-test-{}-{}",
             std::process::id(),
             NEXT.fetch_add(1, Ordering::Relaxed)
         ));
         std::fs::create_dir_all(&dir).unwrap();
-        let socket = dir.join("switch.sock");
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -415,27 +430,52 @@ impl Harness {
             .unwrap();
         let mock = Mock::default();
         let state = mock.0.clone();
-        let listener = {
-            let _guard = runtime.enter();
-            tokio::net::UnixListener::bind(&socket).unwrap()
+        let _guard = runtime.enter();
+        let server = if tls {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.set_nonblocking(true).unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            let read = |f: &str| std::fs::read(tls_file(f)).unwrap();
+            let config = tonic::transport::ServerTlsConfig::new()
+                .identity(tonic::transport::Identity::from_pem(
+                    read("server.pem"),
+                    read("server.key"),
+                ))
+                .client_ca_root(tonic::transport::Certificate::from_pem(read("ca.pem")));
+            runtime.spawn(async move {
+                tonic::transport::Server::builder()
+                    .tls_config(config)
+                    .unwrap()
+                    .add_service(SwitchServer::new(mock))
+                    .serve_with_incoming(TcpListenerStream::new(listener))
+                    .await
+                    .unwrap();
+            });
+            format!("https://localhost:{port}")
+        } else {
+            let socket = dir.join("switch.sock");
+            let listener = tokio::net::UnixListener::bind(&socket).unwrap();
+            runtime.spawn(async move {
+                tonic::transport::Server::builder()
+                    .add_service(SwitchServer::new(mock))
+                    .serve_with_incoming(UnixListenerStream::new(listener))
+                    .await
+                    .unwrap();
+            });
+            format!("unix:{}", socket.display())
         };
-        runtime.spawn(async move {
-            tonic::transport::Server::builder()
-                .add_service(SwitchServer::new(mock))
-                .serve_with_incoming(UnixListenerStream::new(listener))
-                .await
-                .unwrap();
-        });
+        drop(_guard);
         Harness {
             state,
-            socket,
+            server,
             dir,
             _runtime: runtime,
         }
     }
 
     fn server(&self) -> String {
-        format!("unix:{}", self.socket.display())
+        self.server.clone()
     }
 
     fn flowctl(&self, args: &[&str]) -> Output {
@@ -755,4 +795,46 @@ fn add_flows_100k_timing() {
         "100000 flows in {elapsed:?}: {:.0} flows/s",
         100_000.0 / elapsed.as_secs_f64()
     );
+}
+
+#[test]
+fn mutual_tls() {
+    let h = Harness::start_tls();
+    let ca = tls_file("ca.pem").display().to_string();
+    let cert = tls_file("client.pem").display().to_string();
+    let key = tls_file("client.key").display().to_string();
+    let o = h.flowctl(&[
+        "--tls-ca",
+        &ca,
+        "--tls-cert",
+        &cert,
+        "--tls-key",
+        &key,
+        "list-br",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "br0\nbr1\n");
+
+    // No client certificate: the switch refuses the handshake.
+    let o = h.flowctl(&["--tls-ca", &ca, "list-br"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).starts_with("flowctl: "), "{}", stderr(&o));
+
+    // A CA that did not sign the switch's certificate.
+    let o = h.flowctl(&[
+        "--tls-ca",
+        &cert,
+        "--tls-cert",
+        &cert,
+        "--tls-key",
+        &key,
+        "list-br",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).starts_with("flowctl: cannot connect to https://localhost:"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stderr(&o).contains("certificate"), "{}", stderr(&o));
 }
