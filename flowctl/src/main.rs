@@ -54,7 +54,8 @@ fn run(cli: Cli) -> Result<()> {
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .build()?;
+        .build()
+        .map_err(|e| Error::Connect(format!("cannot start the I/O runtime: {e}")))?;
     runtime.block_on(async {
         let mut client = connect::connect(&addr, &endpoint).await?;
         let stdout = std::io::stdout();
