@@ -191,16 +191,12 @@ fn port_config(name: &str, settings: &[String]) -> Result<PortConfig> {
         ..PortConfig::default()
     };
     for s in settings {
-        let (k, v) = if s.starts_with("options:") {
-            let (k, v) = key_value(s)?;
-            cfg.options.insert(k.to_string(), v.to_string());
-            continue;
-        } else {
-            key_value(s)?
-        };
+        let (k, v) = key_value(s)?;
+        // `options:type=x` is an option named `type`, not the port type.
+        let option = s.starts_with("options:");
         match k {
-            "type" => cfg.r#type = v.to_string(),
-            "ofport_request" => match parse_u32(v) {
+            "type" if !option => cfg.r#type = v.to_string(),
+            "ofport_request" if !option => match parse_u32(v) {
                 Some(n) if n != 0 && n <= proto::flow_text::MAX_PORT_NO => {
                     cfg.requested_ofport = Some(n);
                 }
