@@ -1,0 +1,391 @@
+//! The command line: global options and one subcommand per ovs-vsctl / ovs-ofctl command,
+//! with the same names and argument order (`add-flow BR FLOW`, `del-port BR PORT`, ...).
+//!
+//! Clap rejects malformed command lines with exit code 2 before anything is sent; the
+//! flow, match, meter and group arguments are parsed later, by the commands, with the
+//! shared `proto::flow_text` parsers (also exit code 2 on error).
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Default control socket of vswitchd.
+pub const DEFAULT_SERVER: &str = "unix:/run/vswitch/vswitchd.sock";
+
+/// Environment variable naming the server when `--server` is absent.
+pub const SERVER_ENV: &str = "FLOWCTL_SERVER";
+
+/// flowctl: configure and inspect the userspace virtual switch (ovs-vsctl and ovs-ofctl
+/// commands over the vswitch.v1 gRPC API).
+#[derive(Debug, Parser)]
+#[command(name = "flowctl", version, about, long_about = None)]
+pub struct Cli {
+    /// Switch to talk to: `unix:PATH` or `https://HOST:PORT` [env: FLOWCTL_SERVER]
+    /// [default: unix:/run/vswitch/vswitchd.sock].
+    #[arg(long, global = true, value_name = "ADDR")]
+    pub server: Option<String>,
+
+    /// PEM file of the CA that signed the switch's certificate (https only). Without it
+    /// the system roots are used.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
+
+    /// PEM client certificate for mutual TLS (with --tls-key).
+    #[arg(long, global = true, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of --tls-cert.
+    #[arg(long, global = true, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Output format of read commands.
+    #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+
+    /// del-br, del-port: succeed when the bridge or port does not exist.
+    #[arg(long, global = true)]
+    pub if_exists: bool,
+
+    /// mod-flows, del-flows: select flows by exact match and priority.
+    #[arg(long, global = true)]
+    pub strict: bool,
+
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// ovs-vsctl / ovs-ofctl style text.
+    Text,
+    /// One JSON document (for `monitor`, one JSON object per line).
+    Json,
+}
+
+/// One command.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a bridge.
+    AddBr {
+        /// Bridge name.
+        bridge: String,
+    },
+    /// Delete a bridge with its ports, flows, meters and groups.
+    DelBr {
+        /// Bridge name.
+        bridge: String,
+    },
+    /// List the bridges, one name per line.
+    ListBr,
+    /// Add a port: `add-port BR PORT [type=T] [ofport_request=N] [KEY=VALUE...]`.
+    AddPort {
+        /// Bridge name.
+        bridge: String,
+        /// Port (interface) name.
+        port: String,
+        /// `type=T`, `ofport_request=N` and type-specific options `KEY=VALUE`
+        /// (`options:KEY=VALUE` is accepted too).
+        settings: Vec<String>,
+    },
+    /// Remove a port.
+    DelPort {
+        /// Bridge name.
+        bridge: String,
+        /// Port name.
+        port: String,
+    },
+    /// Set (or with --remove, delete) port options: `set-port BR PORT KEY=VALUE...`.
+    SetPort {
+        /// Bridge name.
+        bridge: String,
+        /// Port name.
+        port: String,
+        /// Options to add or overwrite (`options:KEY=VALUE` is accepted too).
+        options: Vec<String>,
+        /// Option keys to remove (repeatable).
+        #[arg(long = "remove", value_name = "KEY")]
+        remove: Vec<String>,
+    },
+    /// Describe one bridge, or every bridge, with its ports.
+    Show {
+        /// Bridge name; every bridge when absent.
+        bridge: Option<String>,
+    },
+
+    /// Add one flow.
+    AddFlow {
+        /// Bridge name.
+        bridge: String,
+        /// Flow in ovs-ofctl syntax, e.g. `priority=100,ip,nw_dst=10.0.0.0/24,actions=output:2`.
+        flow: String,
+    },
+    /// Add the flows of a file (`-` = stdin), one per line, atomically per 5000 flows.
+    AddFlows {
+        /// Bridge name.
+        bridge: String,
+        /// File of flows; blank lines and `#` comments are ignored.
+        file: String,
+    },
+    /// Change the actions of the flows a flow string selects.
+    ModFlows {
+        /// Bridge name.
+        bridge: String,
+        /// Match (with `table=`, `cookie=X/MASK`, `priority=` for --strict) and new actions.
+        flow: String,
+    },
+    /// Delete the flows a match selects (all flows when absent).
+    DelFlows {
+        /// Bridge name.
+        bridge: String,
+        /// Match; empty = every flow.
+        #[arg(default_value = "")]
+        r#match: String,
+    },
+    /// Print flows with their counters, one per line (re-readable by add-flows).
+    DumpFlows {
+        /// Bridge name.
+        bridge: String,
+        /// Match; empty = every flow.
+        #[arg(default_value = "")]
+        r#match: String,
+        /// Print without counters (`format_flow` form).
+        #[arg(long)]
+        no_stats: bool,
+    },
+
+    /// Add a meter: `meter=1,kbps,bands=type=drop,rate=1000`.
+    AddMeter {
+        /// Bridge name.
+        bridge: String,
+        /// Meter in ovs-ofctl syntax.
+        meter: String,
+    },
+    /// Replace a meter.
+    ModMeter {
+        /// Bridge name.
+        bridge: String,
+        /// Meter in ovs-ofctl syntax.
+        meter: String,
+    },
+    /// Delete a meter by id (`N` or `meter=N`).
+    DelMeter {
+        /// Bridge name.
+        bridge: String,
+        /// Meter id.
+        id: String,
+    },
+    /// Print the meters.
+    DumpMeters {
+        /// Bridge name.
+        bridge: String,
+    },
+    /// Print meter counters.
+    MeterStats {
+        /// Bridge name.
+        bridge: String,
+        /// Meter id (`N` or `meter=N`); every meter when absent.
+        id: Option<String>,
+    },
+
+    /// Add a group: `group_id=1,type=all,bucket=output:1,bucket=output:2`.
+    AddGroup {
+        /// Bridge name.
+        bridge: String,
+        /// Group in ovs-ofctl syntax.
+        group: String,
+    },
+    /// Replace a group.
+    ModGroup {
+        /// Bridge name.
+        bridge: String,
+        /// Group in ovs-ofctl syntax.
+        group: String,
+    },
+    /// Delete one group (`group_id=ID`) or every group.
+    DelGroups {
+        /// Bridge name.
+        bridge: String,
+        /// `group_id=ID` (or `ID`).
+        group: Option<String>,
+    },
+    /// Print the groups.
+    DumpGroups {
+        /// Bridge name.
+        bridge: String,
+    },
+    /// Print group counters.
+    #[command(alias = "dump-group-stats")]
+    GroupStats {
+        /// Bridge name.
+        bridge: String,
+        /// `group_id=ID` (or `ID`); every group when absent.
+        group: Option<String>,
+    },
+
+    /// Print port counters.
+    DumpPorts {
+        /// Bridge name.
+        bridge: String,
+        /// Port number, name or LOCAL; every port when absent.
+        port: Option<String>,
+    },
+    /// Print the counters of the tables that have flows or lookups.
+    DumpTables {
+        /// Bridge name.
+        bridge: String,
+    },
+    /// Print the learned MAC table.
+    FdbShow {
+        /// Bridge name.
+        bridge: String,
+    },
+    /// Print the poll-mode thread counters.
+    PmdStats,
+    /// Reset the poll-mode thread counters.
+    PmdStatsClear,
+
+    /// Print the bridge's events (packet-in, flow-removed, port-status, MAC learning).
+    Monitor {
+        /// Bridge name.
+        bridge: String,
+        /// Exit after this many events.
+        #[arg(long, value_name = "N")]
+        count: Option<u64>,
+    },
+    /// Inject a packet: `packet-out BR in_port=P actions=ACTIONS HEXDATA`.
+    PacketOut {
+        /// Bridge name.
+        bridge: String,
+        /// `in_port=P` (number, name, LOCAL, CONTROLLER or TABLE); `in_port=CONTROLLER` when
+        /// given as `-`.
+        in_port: String,
+        /// `actions=ACTIONS` (ovs-ofctl action list).
+        actions: String,
+        /// The Ethernet frame in hex (spaces, `:` and `.` are ignored).
+        data: String,
+    },
+}
+
+impl Cli {
+    /// The server address: `--server`, else `$FLOWCTL_SERVER`, else the default socket.
+    pub fn server_addr(&self, env: Option<String>) -> String {
+        self.server
+            .clone()
+            .or(env.filter(|s| !s.is_empty()))
+            .unwrap_or_else(|| DEFAULT_SERVER.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("flowctl").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn add_flow_args() {
+        let cli = parse(&["add-flow", "br0", "in_port=1,actions=drop"]).unwrap();
+        match cli.command {
+            Command::AddFlow { bridge, flow } => {
+                assert_eq!(bridge, "br0");
+                assert_eq!(flow, "in_port=1,actions=drop");
+            }
+            c => panic!("{c:?}"),
+        }
+        assert_eq!(cli.format, Format::Text);
+        assert!(!cli.strict);
+    }
+
+    #[test]
+    fn global_options_before_and_after_the_command() {
+        let a = parse(&["--strict", "del-flows", "br0", "priority=5,ip"]).unwrap();
+        let b = parse(&["del-flows", "br0", "priority=5,ip", "--strict"]).unwrap();
+        assert!(a.strict && b.strict);
+        let c = parse(&["--if-exists", "del-br", "br9"]).unwrap();
+        assert!(c.if_exists);
+        let d = parse(&["dump-flows", "br0", "--format", "json"]).unwrap();
+        assert_eq!(d.format, Format::Json);
+    }
+
+    #[test]
+    fn optional_match_defaults_to_empty() {
+        match parse(&["del-flows", "br0"]).unwrap().command {
+            Command::DelFlows { r#match, .. } => assert_eq!(r#match, ""),
+            c => panic!("{c:?}"),
+        }
+        match parse(&["dump-flows", "br0", "--no-stats"]).unwrap().command {
+            Command::DumpFlows {
+                r#match, no_stats, ..
+            } => {
+                assert_eq!(r#match, "");
+                assert!(no_stats);
+            }
+            c => panic!("{c:?}"),
+        }
+    }
+
+    #[test]
+    fn add_port_settings() {
+        match parse(&[
+            "add-port",
+            "br0",
+            "vx0",
+            "type=vxlan",
+            "remote_ip=192.0.2.1",
+        ])
+        .unwrap()
+        .command
+        {
+            Command::AddPort {
+                bridge,
+                port,
+                settings,
+            } => {
+                assert_eq!((bridge.as_str(), port.as_str()), ("br0", "vx0"));
+                assert_eq!(settings, ["type=vxlan", "remote_ip=192.0.2.1"]);
+            }
+            c => panic!("{c:?}"),
+        }
+    }
+
+    #[test]
+    fn usage_errors_are_exit_code_2() {
+        for args in [
+            &["add-flow", "br0"][..],
+            &["bogus-command"],
+            &["list-br", "extra"],
+            &["--format", "yaml", "list-br"],
+            &["monitor", "br0", "--count", "x"],
+            &["--tls-cert", "c.pem", "list-br"],
+        ] {
+            let e = parse(args).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{args:?}");
+        }
+    }
+
+    #[test]
+    fn server_address_precedence() {
+        let cli = parse(&["list-br"]).unwrap();
+        assert_eq!(cli.server_addr(None), DEFAULT_SERVER);
+        assert_eq!(
+            cli.server_addr(Some("unix:/tmp/s.sock".into())),
+            "unix:/tmp/s.sock"
+        );
+        assert_eq!(cli.server_addr(Some(String::new())), DEFAULT_SERVER);
+        let cli = parse(&["--server", "https://sw:9443", "list-br"]).unwrap();
+        assert_eq!(
+            cli.server_addr(Some("unix:/tmp/s.sock".into())),
+            "https://sw:9443"
+        );
+    }
+}

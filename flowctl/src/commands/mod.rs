@@ -1,0 +1,82 @@
+//! Running a prepared [`Request`] against the switch and printing the outcome.
+//!
+//! - [`write`]: Write RPCs (single updates, add-flows in batches, del-groups), and turning
+//!   failed updates into messages that point at the update (and the `FILE:LINE` it came from).
+//! - [`read`]: bridges, ports, Read dumps and statistics, in text or JSON.
+//! - [`stream`]: the event stream (`monitor`) and `packet-out`.
+
+pub mod read;
+pub mod stream;
+pub mod write;
+
+use std::io::Write;
+
+use proto::v1::switch_client::SwitchClient;
+use tonic::transport::Channel;
+
+use crate::cli::Format;
+use crate::error::Result;
+use crate::request::Request;
+
+/// The connected client.
+pub type Client = SwitchClient<Channel>;
+
+/// Runs `req`, printing results on `out` in `format`.
+pub async fn execute(
+    client: &mut Client,
+    req: Request,
+    format: Format,
+    out: &mut dyn Write,
+) -> Result<()> {
+    match req {
+        Request::AddBridge(r) => {
+            client.add_bridge(r).await?;
+        }
+        Request::DelBridge(r) => {
+            client.del_bridge(r).await?;
+        }
+        Request::AddPort(r) => {
+            client.add_port(r).await?;
+        }
+        Request::DelPort(r) => {
+            client.del_port(r).await?;
+        }
+        Request::SetPort(r) => {
+            client.set_port_options(r).await?;
+        }
+        Request::PmdStatsClear => {
+            client
+                .clear_pmd_stats(proto::v1::ClearPmdStatsRequest {})
+                .await?;
+        }
+        Request::Write(w) => write::write_one(client, w).await?,
+        Request::AddFlows { bridge, file } => write::add_flows(client, &bridge, file).await?,
+        Request::DelAllGroups { bridge } => write::del_all_groups(client, &bridge).await?,
+        Request::ListBridges => read::list_bridges(client, format, out).await?,
+        Request::Show(bridge) => read::show(client, bridge, format, out).await?,
+        Request::DumpFlows { read, no_stats } => {
+            read::dump_flows(client, read, no_stats, format, out).await?;
+        }
+        Request::DumpMeters(r) => read::dump_meters(client, r, format, out).await?,
+        Request::DumpGroups(r) => read::dump_groups(client, r, format, out).await?,
+        Request::MeterStats(r) => read::meter_stats(client, r, format, out).await?,
+        Request::GroupStats(r) => read::group_stats(client, r, format, out).await?,
+        Request::PortStats(r) => read::port_stats(client, r, format, out).await?,
+        Request::TableStats(r) => read::table_stats(client, r, format, out).await?,
+        Request::MacTable(r) => read::mac_table(client, r, format, out).await?,
+        Request::PmdStats => read::pmd_stats(client, format, out).await?,
+        Request::Monitor { bridge, count } => {
+            stream::monitor(client, &bridge, count, format, out).await?;
+        }
+        Request::PacketOut(p) => stream::packet_out(client, p).await?,
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// Prints one JSON document (pretty, then a newline).
+pub fn print_json(out: &mut dyn Write, v: &serde_json::Value) -> Result<()> {
+    serde_json::to_writer_pretty(&mut *out, v).map_err(std::io::Error::from)?;
+    out.write_all(b"\n")?;
+    Ok(())
+}

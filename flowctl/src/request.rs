@@ -1,0 +1,736 @@
+//! From a parsed command line to the request(s) to send: every argument is checked and
+//! every flow, match, meter and group is parsed here, before any connection is made, so a
+//! bad command line sends nothing (exit code 2).
+//!
+//! [`prepare`] is pure (apart from reading an `add-flows` file), which is what the unit
+//! tests below exercise.
+
+use std::collections::HashMap;
+
+use proto::flow_text::{
+    MAX_GROUP_ID, MAX_METER_ID, parse_actions, parse_flow, parse_flow_modify, parse_group,
+    parse_match, parse_meter,
+};
+use proto::v1::{
+    AddBridgeRequest, AddPortRequest, Atomicity, DelBridgeRequest, DelPortRequest, Entity, Flow,
+    GetGroupStatsRequest, GetMacTableRequest, GetMeterStatsRequest, GetPortStatsRequest,
+    GetTableStatsRequest, Group, GroupFilter, Meter, MeterFilter, PacketOut, PortConfig, PortRef,
+    ReadFilter, ReadRequest, ReservedPort, SetPortOptionsRequest, Update, WriteRequest, entity,
+    port_ref, read_filter, update,
+};
+
+use crate::cli::{Cli, Command};
+use crate::error::{Error, Result};
+use crate::flowfile::FlowFile;
+
+/// Updates per Write request of `add-flows`.
+pub const FLOWS_PER_WRITE: usize = 5000;
+
+/// What a command sends, fully built.
+#[derive(Debug)]
+pub enum Request {
+    /// AddBridge.
+    AddBridge(AddBridgeRequest),
+    /// DelBridge.
+    DelBridge(DelBridgeRequest),
+    /// ListBridges, names only.
+    ListBridges,
+    /// GetBridge of one bridge, or of every bridge (ListBridges first).
+    Show(Option<String>),
+    /// AddPort.
+    AddPort(AddPortRequest),
+    /// DelPort.
+    DelPort(DelPortRequest),
+    /// SetPortOptions.
+    SetPort(SetPortOptionsRequest),
+    /// One Write (add-flow, mod-flows, del-flows, meters, groups).
+    Write(WriteRequest),
+    /// add-flows: the parsed file, sent in Writes of [`FLOWS_PER_WRITE`] updates.
+    AddFlows {
+        /// The bridge.
+        bridge: String,
+        /// The flows with their line numbers.
+        file: FlowFile,
+    },
+    /// del-groups without an id: read the groups, delete them all in one Write.
+    DelAllGroups {
+        /// The bridge.
+        bridge: String,
+    },
+    /// dump-flows.
+    DumpFlows {
+        /// The Read.
+        read: ReadRequest,
+        /// Print without counters.
+        no_stats: bool,
+    },
+    /// dump-meters.
+    DumpMeters(ReadRequest),
+    /// dump-groups.
+    DumpGroups(ReadRequest),
+    /// meter-stats.
+    MeterStats(GetMeterStatsRequest),
+    /// group-stats.
+    GroupStats(GetGroupStatsRequest),
+    /// dump-ports.
+    PortStats(GetPortStatsRequest),
+    /// dump-tables.
+    TableStats(GetTableStatsRequest),
+    /// fdb-show.
+    MacTable(GetMacTableRequest),
+    /// pmd-stats.
+    PmdStats,
+    /// pmd-stats-clear.
+    PmdStatsClear,
+    /// monitor.
+    Monitor {
+        /// The bridge.
+        bridge: String,
+        /// Exit after this many events.
+        count: Option<u64>,
+    },
+    /// packet-out.
+    PacketOut(PacketOut),
+}
+
+fn usage(msg: impl Into<String>) -> Error {
+    Error::Usage(msg.into())
+}
+
+fn parsed<T>(input: &str, r: std::result::Result<T, proto::flow_text::ParseError>) -> Result<T> {
+    r.map_err(|err| Error::Parse {
+        input: input.to_string(),
+        err,
+    })
+}
+
+/// A single-update Write, all or nothing.
+pub fn single_write(bridge: &str, ty: update::Type, e: entity::Entity) -> WriteRequest {
+    WriteRequest {
+        bridge: bridge.to_string(),
+        updates: vec![make_update(ty, e)],
+        atomicity: Atomicity::AllOrNone as i32,
+    }
+}
+
+/// One update.
+pub fn make_update(ty: update::Type, e: entity::Entity) -> Update {
+    Update {
+        r#type: ty as i32,
+        entity: Some(Entity { entity: Some(e) }),
+    }
+}
+
+/// The INSERT update of one flow.
+pub fn insert_flow(flow: Flow) -> Update {
+    make_update(update::Type::Insert, entity::Entity::Flow(flow))
+}
+
+/// A decimal or `0x` hexadecimal u32.
+fn parse_u32(s: &str) -> Option<u32> {
+    match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(h) => u32::from_str_radix(h, 16).ok(),
+        None => s.parse().ok(),
+    }
+}
+
+/// An id given as `N` or `KEY=N` (e.g. `meter=5`, `group_id=3`), at most `max`.
+fn parse_id(arg: &str, keys: &[&str], what: &str, max: u32) -> Result<u32> {
+    let value = match arg.split_once('=') {
+        Some((k, v)) if keys.contains(&k) => v,
+        Some((k, _)) => {
+            return Err(usage(format!(
+                "`{arg}`: expected {what} as N or {}=N, not `{k}=`",
+                keys[0]
+            )));
+        }
+        None => arg,
+    };
+    match parse_u32(value) {
+        Some(n) if n <= max => Ok(n),
+        _ => Err(usage(format!(
+            "`{arg}`: {what} must be a number from 0 to {max}"
+        ))),
+    }
+}
+
+/// A port argument: number, `LOCAL`, `CONTROLLER`, or a name.
+pub fn port_arg(s: &str) -> Result<PortRef> {
+    let port = if s.eq_ignore_ascii_case("LOCAL") {
+        port_ref::Port::Reserved(ReservedPort::Local as i32)
+    } else if s.eq_ignore_ascii_case("CONTROLLER") {
+        port_ref::Port::Reserved(ReservedPort::Controller as i32)
+    } else if s.eq_ignore_ascii_case("TABLE") {
+        port_ref::Port::Reserved(ReservedPort::Table as i32)
+    } else if s.starts_with(|c: char| c.is_ascii_digit()) {
+        match parse_u32(s) {
+            Some(n) if n != 0 => port_ref::Port::Number(n),
+            _ => return Err(usage(format!("`{s}`: not a valid port number"))),
+        }
+    } else if s.is_empty() {
+        return Err(usage("empty port"));
+    } else {
+        port_ref::Port::Name(s.to_string())
+    };
+    Ok(PortRef { port: Some(port) })
+}
+
+/// `KEY=VALUE` (or `options:KEY=VALUE`).
+fn key_value(arg: &str) -> Result<(&str, &str)> {
+    let arg = arg.strip_prefix("options:").unwrap_or(arg);
+    match arg.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k, v)),
+        _ => Err(usage(format!("`{arg}`: expected KEY=VALUE"))),
+    }
+}
+
+/// `add-port` settings into a [`PortConfig`].
+fn port_config(name: &str, settings: &[String]) -> Result<PortConfig> {
+    let mut cfg = PortConfig {
+        name: name.to_string(),
+        ..PortConfig::default()
+    };
+    for s in settings {
+        let (k, v) = key_value(s)?;
+        // `options:type=x` is an option named `type`, not the port type.
+        let option = s.starts_with("options:");
+        match k {
+            "type" if !option => cfg.r#type = v.to_string(),
+            "ofport_request" if !option => match parse_u32(v) {
+                Some(n) if n != 0 && n <= proto::flow_text::MAX_PORT_NO => {
+                    cfg.requested_ofport = Some(n);
+                }
+                _ => {
+                    return Err(usage(format!(
+                        "`{s}`: ofport_request must be a port number from 1 to {}",
+                        proto::flow_text::MAX_PORT_NO
+                    )));
+                }
+            },
+            _ => {
+                cfg.options.insert(k.to_string(), v.to_string());
+            }
+        }
+    }
+    Ok(cfg)
+}
+
+/// Hex packet data; spaces, `:`, `.` and a leading `0x` are ignored.
+fn hex_data(s: &str) -> Result<Vec<u8>> {
+    let s = s.strip_prefix("0x").unwrap_or(s);
+    let digits: Vec<u8> = s
+        .bytes()
+        .filter(|b| !matches!(b, b' ' | b':' | b'.' | b'\t' | b'\n'))
+        .collect();
+    if digits.is_empty() || !digits.len().is_multiple_of(2) {
+        return Err(usage(
+            "packet data must be an even, non-zero number of hex digits",
+        ));
+    }
+    digits
+        .chunks(2)
+        .map(|pair| {
+            std::str::from_utf8(pair)
+                .ok()
+                .and_then(|p| u8::from_str_radix(p, 16).ok())
+                .ok_or_else(|| usage("packet data must be hex digits"))
+        })
+        .collect()
+}
+
+fn read_one(bridge: &str, f: read_filter::Filter) -> ReadRequest {
+    ReadRequest {
+        bridge: bridge.to_string(),
+        filters: vec![ReadFilter { filter: Some(f) }],
+    }
+}
+
+/// Checks the command line and builds what to send.
+pub fn prepare(cli: &Cli) -> Result<Request> {
+    use update::Type::{Delete, Insert, Modify};
+    Ok(match &cli.command {
+        Command::AddBr { bridge } => Request::AddBridge(AddBridgeRequest {
+            name: bridge.clone(),
+            ..AddBridgeRequest::default()
+        }),
+        Command::DelBr { bridge } => Request::DelBridge(DelBridgeRequest {
+            name: bridge.clone(),
+            if_exists: cli.if_exists,
+        }),
+        Command::ListBr => Request::ListBridges,
+        Command::Show { bridge } => Request::Show(bridge.clone()),
+        Command::AddPort {
+            bridge,
+            port,
+            settings,
+        } => Request::AddPort(AddPortRequest {
+            bridge: bridge.clone(),
+            port: Some(port_config(port, settings)?),
+        }),
+        Command::DelPort { bridge, port } => Request::DelPort(DelPortRequest {
+            bridge: bridge.clone(),
+            name: port.clone(),
+            if_exists: cli.if_exists,
+        }),
+        Command::SetPort {
+            bridge,
+            port,
+            options,
+            remove,
+        } => {
+            if options.is_empty() && remove.is_empty() {
+                return Err(usage("set-port needs KEY=VALUE options or --remove KEY"));
+            }
+            let mut map = HashMap::new();
+            for o in options {
+                let (k, v) = key_value(o)?;
+                map.insert(k.to_string(), v.to_string());
+            }
+            Request::SetPort(SetPortOptionsRequest {
+                bridge: bridge.clone(),
+                name: port.clone(),
+                options: map,
+                remove: remove.clone(),
+            })
+        }
+
+        Command::AddFlow { bridge, flow } => Request::Write(single_write(
+            bridge,
+            Insert,
+            entity::Entity::Flow(parsed(flow, parse_flow(flow))?),
+        )),
+        Command::AddFlows { bridge, file } => Request::AddFlows {
+            bridge: bridge.clone(),
+            file: FlowFile::read(file)?,
+        },
+        Command::ModFlows { bridge, flow } => {
+            let mut m = parsed(flow, parse_flow_modify(flow))?;
+            if let Some(f) = m.filter.as_mut() {
+                f.strict = cli.strict;
+            }
+            Request::Write(single_write(bridge, Modify, entity::Entity::FlowModify(m)))
+        }
+        Command::DelFlows { bridge, r#match } => {
+            let mut f = parsed(r#match, parse_match(r#match))?;
+            f.strict = cli.strict;
+            Request::Write(single_write(bridge, Delete, entity::Entity::FlowFilter(f)))
+        }
+        Command::DumpFlows {
+            bridge,
+            r#match,
+            no_stats,
+        } => {
+            let mut f = parsed(r#match, parse_match(r#match))?;
+            f.strict = cli.strict;
+            Request::DumpFlows {
+                read: read_one(bridge, read_filter::Filter::Flows(f)),
+                no_stats: *no_stats,
+            }
+        }
+
+        Command::AddMeter { bridge, meter } => Request::Write(single_write(
+            bridge,
+            Insert,
+            entity::Entity::Meter(parsed(meter, parse_meter(meter))?),
+        )),
+        Command::ModMeter { bridge, meter } => Request::Write(single_write(
+            bridge,
+            Modify,
+            entity::Entity::Meter(parsed(meter, parse_meter(meter))?),
+        )),
+        Command::DelMeter { bridge, id } => {
+            let id = parse_id(id, &["meter"], "meter id", MAX_METER_ID)?;
+            Request::Write(single_write(
+                bridge,
+                Delete,
+                entity::Entity::Meter(Meter {
+                    id,
+                    ..Meter::default()
+                }),
+            ))
+        }
+        Command::DumpMeters { bridge } => Request::DumpMeters(read_one(
+            bridge,
+            read_filter::Filter::Meters(MeterFilter { id: None }),
+        )),
+        Command::MeterStats { bridge, id } => Request::MeterStats(GetMeterStatsRequest {
+            bridge: bridge.clone(),
+            meter_id: id
+                .as_deref()
+                .map(|id| parse_id(id, &["meter"], "meter id", MAX_METER_ID))
+                .transpose()?,
+        }),
+
+        Command::AddGroup { bridge, group } => Request::Write(single_write(
+            bridge,
+            Insert,
+            entity::Entity::Group(parsed(group, parse_group(group))?),
+        )),
+        Command::ModGroup { bridge, group } => Request::Write(single_write(
+            bridge,
+            Modify,
+            entity::Entity::Group(parsed(group, parse_group(group))?),
+        )),
+        Command::DelGroups { bridge, group } => match group {
+            Some(g) => {
+                let id = parse_id(g, &["group_id"], "group id", MAX_GROUP_ID)?;
+                Request::Write(single_write(
+                    bridge,
+                    Delete,
+                    entity::Entity::Group(Group {
+                        id,
+                        ..Group::default()
+                    }),
+                ))
+            }
+            None => Request::DelAllGroups {
+                bridge: bridge.clone(),
+            },
+        },
+        Command::DumpGroups { bridge } => Request::DumpGroups(read_one(
+            bridge,
+            read_filter::Filter::Groups(GroupFilter { id: None }),
+        )),
+        Command::GroupStats { bridge, group } => Request::GroupStats(GetGroupStatsRequest {
+            bridge: bridge.clone(),
+            group_id: group
+                .as_deref()
+                .map(|g| parse_id(g, &["group_id"], "group id", MAX_GROUP_ID))
+                .transpose()?,
+        }),
+
+        Command::DumpPorts { bridge, port } => Request::PortStats(GetPortStatsRequest {
+            bridge: bridge.clone(),
+            port: port.as_deref().map(port_arg).transpose()?,
+        }),
+        Command::DumpTables { bridge } => Request::TableStats(GetTableStatsRequest {
+            bridge: bridge.clone(),
+        }),
+        Command::FdbShow { bridge } => Request::MacTable(GetMacTableRequest {
+            bridge: bridge.clone(),
+        }),
+        Command::PmdStats => Request::PmdStats,
+        Command::PmdStatsClear => Request::PmdStatsClear,
+        Command::Monitor { bridge, count } => Request::Monitor {
+            bridge: bridge.clone(),
+            count: *count,
+        },
+        Command::PacketOut {
+            bridge,
+            in_port,
+            actions,
+            data,
+        } => {
+            let in_port = match in_port.strip_prefix("in_port=") {
+                Some(p) => Some(port_arg(p)?),
+                None if in_port == "-" => None,
+                None => return Err(usage(format!("`{in_port}`: expected in_port=PORT"))),
+            };
+            let list = actions
+                .strip_prefix("actions=")
+                .ok_or_else(|| usage(format!("`{actions}`: expected actions=ACTIONS")))?;
+            Request::PacketOut(PacketOut {
+                bridge: bridge.clone(),
+                in_port,
+                actions: parsed(list, parse_actions(list))?,
+                data: hex_data(data)?,
+            })
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+    use proto::v1::{FlowFilter, FlowModify};
+
+    fn prep(args: &[&str]) -> Result<Request> {
+        let cli = Cli::try_parse_from(std::iter::once("flowctl").chain(args.iter().copied()))
+            .expect("clap accepts the command line");
+        prepare(&cli)
+    }
+
+    fn only_update(r: Request) -> (String, Update) {
+        match r {
+            Request::Write(w) => {
+                assert_eq!(w.atomicity, Atomicity::AllOrNone as i32);
+                assert_eq!(w.updates.len(), 1);
+                (w.bridge, w.updates.into_iter().next().unwrap())
+            }
+            r => panic!("{r:?}"),
+        }
+    }
+
+    fn entity_of(u: &Update) -> &entity::Entity {
+        u.entity.as_ref().unwrap().entity.as_ref().unwrap()
+    }
+
+    #[test]
+    fn add_flow_is_one_insert() {
+        let (br, u) = only_update(
+            prep(&["add-flow", "br0", "priority=7,in_port=p1,actions=output:2"]).unwrap(),
+        );
+        assert_eq!(br, "br0");
+        assert_eq!(u.r#type, update::Type::Insert as i32);
+        match entity_of(&u) {
+            entity::Entity::Flow(f) => {
+                assert_eq!(f.priority, 7);
+                // Named ports stay names.
+                assert_eq!(f.r#match.as_ref().unwrap().fields[0].port_name, "p1");
+            }
+            e => panic!("{e:?}"),
+        }
+    }
+
+    #[test]
+    fn bad_flow_is_a_parse_error_with_caret() {
+        let e = prep(&["add-flow", "br0", "in_port=1,nw_dst=10.0.0.1,actions=drop"]).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        let text = e.to_string();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert_eq!(lines[1], "in_port=1,nw_dst=10.0.0.1,actions=drop");
+        let col = lines[2].find('^').unwrap();
+        assert!(lines[1][col..].starts_with("nw_dst"), "{text}");
+    }
+
+    #[test]
+    fn del_flows_strict_and_empty() {
+        let (_, u) = only_update(prep(&["--strict", "del-flows", "br0", "priority=5,ip"]).unwrap());
+        assert_eq!(u.r#type, update::Type::Delete as i32);
+        match entity_of(&u) {
+            entity::Entity::FlowFilter(f) => {
+                assert!(f.strict);
+                assert_eq!(f.priority, Some(5));
+            }
+            e => panic!("{e:?}"),
+        }
+        let (_, u) = only_update(prep(&["del-flows", "br0"]).unwrap());
+        match entity_of(&u) {
+            entity::Entity::FlowFilter(f) => {
+                assert!(!f.strict);
+                assert_eq!(
+                    f,
+                    &FlowFilter {
+                        r#match: Some(Default::default()),
+                        ..FlowFilter::default()
+                    }
+                );
+            }
+            e => panic!("{e:?}"),
+        }
+    }
+
+    #[test]
+    fn mod_flows_sets_strict_in_the_filter() {
+        let (_, u) = only_update(
+            prep(&[
+                "mod-flows",
+                "br0",
+                "--strict",
+                "priority=9,in_port=1,actions=output:3",
+            ])
+            .unwrap(),
+        );
+        assert_eq!(u.r#type, update::Type::Modify as i32);
+        match entity_of(&u) {
+            entity::Entity::FlowModify(FlowModify {
+                filter: Some(f),
+                instructions,
+                ..
+            }) => {
+                assert!(f.strict);
+                assert_eq!(f.priority, Some(9));
+                assert_eq!(instructions.len(), 1);
+            }
+            e => panic!("{e:?}"),
+        }
+    }
+
+    #[test]
+    fn dump_flows_reads_flows() {
+        match prep(&["dump-flows", "br0", "table=1", "--no-stats"]).unwrap() {
+            Request::DumpFlows { read, no_stats } => {
+                assert!(no_stats);
+                assert_eq!(read.bridge, "br0");
+                match &read.filters[0].filter {
+                    Some(read_filter::Filter::Flows(f)) => assert_eq!(f.table_id, Some(1)),
+                    f => panic!("{f:?}"),
+                }
+            }
+            r => panic!("{r:?}"),
+        }
+    }
+
+    #[test]
+    fn meters() {
+        let (_, u) = only_update(
+            prep(&["add-meter", "br0", "meter=1,kbps,bands=type=drop,rate=1000"]).unwrap(),
+        );
+        assert_eq!(u.r#type, update::Type::Insert as i32);
+        let (_, u) = only_update(
+            prep(&["mod-meter", "br0", "meter=1,kbps,bands=type=drop,rate=2000"]).unwrap(),
+        );
+        assert_eq!(u.r#type, update::Type::Modify as i32);
+        for id in ["3", "meter=3", "0x3"] {
+            let (_, u) = only_update(prep(&["del-meter", "br0", id]).unwrap());
+            assert_eq!(u.r#type, update::Type::Delete as i32);
+            match entity_of(&u) {
+                entity::Entity::Meter(m) => assert_eq!(m.id, 3),
+                e => panic!("{e:?}"),
+            }
+        }
+        assert_eq!(
+            prep(&["del-meter", "br0", "group_id=3"])
+                .unwrap_err()
+                .exit_code(),
+            2
+        );
+        assert_eq!(prep(&["del-meter", "br0", "x"]).unwrap_err().exit_code(), 2);
+        match prep(&["meter-stats", "br0", "meter=2"]).unwrap() {
+            Request::MeterStats(r) => assert_eq!(r.meter_id, Some(2)),
+            r => panic!("{r:?}"),
+        }
+        assert_eq!(
+            prep(&["add-meter", "br0", "meter=1,bands=type=bogus"])
+                .unwrap_err()
+                .exit_code(),
+            2
+        );
+    }
+
+    #[test]
+    fn groups() {
+        let (_, u) = only_update(
+            prep(&[
+                "add-group",
+                "br0",
+                "group_id=1,type=all,bucket=output:1,bucket=output:2",
+            ])
+            .unwrap(),
+        );
+        match entity_of(&u) {
+            entity::Entity::Group(g) => assert_eq!(g.buckets.len(), 2),
+            e => panic!("{e:?}"),
+        }
+        let (_, u) = only_update(prep(&["del-groups", "br0", "group_id=1"]).unwrap());
+        assert_eq!(u.r#type, update::Type::Delete as i32);
+        assert!(matches!(
+            prep(&["del-groups", "br0"]).unwrap(),
+            Request::DelAllGroups { .. }
+        ));
+    }
+
+    #[test]
+    fn add_port_settings() {
+        match prep(&[
+            "add-port",
+            "br0",
+            "vx0",
+            "type=vxlan",
+            "remote_ip=192.0.2.1",
+            "options:key=42",
+            "ofport_request=10",
+        ])
+        .unwrap()
+        {
+            Request::AddPort(r) => {
+                let p = r.port.unwrap();
+                assert_eq!(p.name, "vx0");
+                assert_eq!(p.r#type, "vxlan");
+                assert_eq!(p.requested_ofport, Some(10));
+                assert_eq!(p.options.len(), 2);
+                assert_eq!(p.options["remote_ip"], "192.0.2.1");
+                assert_eq!(p.options["key"], "42");
+            }
+            r => panic!("{r:?}"),
+        }
+        assert_eq!(
+            prep(&["add-port", "br0", "p", "novalue"])
+                .unwrap_err()
+                .exit_code(),
+            2
+        );
+        assert_eq!(
+            prep(&["add-port", "br0", "p", "ofport_request=0"])
+                .unwrap_err()
+                .exit_code(),
+            2
+        );
+    }
+
+    #[test]
+    fn set_port_and_if_exists() {
+        match prep(&["set-port", "br0", "p1", "n_rxq=2", "--remove", "old"]).unwrap() {
+            Request::SetPort(r) => {
+                assert_eq!(r.options["n_rxq"], "2");
+                assert_eq!(r.remove, ["old"]);
+            }
+            r => panic!("{r:?}"),
+        }
+        assert_eq!(prep(&["set-port", "br0", "p1"]).unwrap_err().exit_code(), 2);
+        match prep(&["--if-exists", "del-port", "br0", "p1"]).unwrap() {
+            Request::DelPort(r) => assert!(r.if_exists),
+            r => panic!("{r:?}"),
+        }
+        match prep(&["del-br", "br0"]).unwrap() {
+            Request::DelBridge(r) => assert!(!r.if_exists),
+            r => panic!("{r:?}"),
+        }
+    }
+
+    #[test]
+    fn ports_by_number_name_or_reserved() {
+        assert_eq!(port_arg("3").unwrap().port, Some(port_ref::Port::Number(3)));
+        assert_eq!(
+            port_arg("LOCAL").unwrap().port,
+            Some(port_ref::Port::Reserved(ReservedPort::Local as i32))
+        );
+        assert_eq!(
+            port_arg("vm1").unwrap().port,
+            Some(port_ref::Port::Name("vm1".into()))
+        );
+        assert!(port_arg("0").is_err());
+        assert!(port_arg("3x").is_err());
+    }
+
+    #[test]
+    fn packet_out() {
+        match prep(&[
+            "packet-out",
+            "br0",
+            "in_port=1",
+            "actions=output:2",
+            "ffffffffffff 020000000001 0800",
+        ])
+        .unwrap()
+        {
+            Request::PacketOut(p) => {
+                assert_eq!(p.in_port.unwrap().port, Some(port_ref::Port::Number(1)));
+                assert_eq!(p.actions.len(), 1);
+                assert_eq!(p.data.len(), 14);
+                assert_eq!(&p.data[12..], &[8, 0]);
+            }
+            r => panic!("{r:?}"),
+        }
+        assert_eq!(
+            prep(&["packet-out", "br0", "in_port=1", "actions=output:2", "abc"])
+                .unwrap_err()
+                .exit_code(),
+            2
+        );
+        assert_eq!(
+            prep(&["packet-out", "br0", "1", "actions=output:2", "abcd"])
+                .unwrap_err()
+                .exit_code(),
+            2
+        );
+    }
+
+    #[test]
+    fn add_flows_missing_file_is_usage_error() {
+        let e = prep(&["add-flows", "br0", "/nonexistent/flows.txt"]).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+    }
+}
