@@ -121,12 +121,16 @@ pub enum Command {
         /// Flow in ovs-ofctl syntax, e.g. `priority=100,ip,nw_dst=10.0.0.0/24,actions=output:2`.
         flow: String,
     },
-    /// Add the flows of a file (`-` = stdin), one per line, atomically per 5000 flows.
+    /// Add the flows of a file (`-` = stdin), one per line, atomically per batch.
     AddFlows {
         /// Bridge name.
         bridge: String,
         /// File of flows; blank lines and `#` comments are ignored.
         file: String,
+        /// Flows per Write (each batch is all-or-nothing and acknowledged once durable).
+        #[arg(long, default_value_t = crate::request::FLOWS_PER_WRITE,
+              value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+        batch: usize,
     },
     /// Change the actions of the flows a flow string selects.
     ModFlows {

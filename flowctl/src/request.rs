@@ -51,6 +51,8 @@ pub enum Request {
         bridge: String,
         /// The flows with their line numbers.
         file: FlowFile,
+        /// Flows per Write.
+        batch: usize,
     },
     /// del-groups without an id: read the groups, delete them all in one Write.
     DelAllGroups {
@@ -299,9 +301,14 @@ pub fn prepare(cli: &Cli) -> Result<Request> {
             Insert,
             entity::Entity::Flow(parsed(flow, parse_flow(flow))?),
         )),
-        Command::AddFlows { bridge, file } => Request::AddFlows {
+        Command::AddFlows {
+            bridge,
+            file,
+            batch,
+        } => Request::AddFlows {
             bridge: bridge.clone(),
             file: FlowFile::read(file)?,
+            batch: *batch,
         },
         Command::ModFlows { bridge, flow } => {
             let mut m = parsed(flow, parse_flow_modify(flow))?;

@@ -50,7 +50,11 @@ pub async fn execute(
                 .await?;
         }
         Request::Write(w) => write::write_one(client, w).await?,
-        Request::AddFlows { bridge, file } => write::add_flows(client, &bridge, file).await?,
+        Request::AddFlows {
+            bridge,
+            file,
+            batch,
+        } => write::add_flows(client, &bridge, file, batch).await?,
         Request::DelAllGroups { bridge } => write::del_all_groups(client, &bridge).await?,
         Request::ListBridges => read::list_bridges(client, format, out).await?,
         Request::Show(bridge) => read::show(client, bridge, format, out).await?,

@@ -6,7 +6,7 @@
 //! (CONTINUE_ON_ERROR). Both are exit code 1, with one line per failed update. Updates that
 //! report ABORTED because another update failed are not listed.
 //!
-//! `add-flows` sends its flows in Writes of [`FLOWS_PER_WRITE`] updates, one after the
+//! `add-flows` sends its flows in Writes of [`crate::request::FLOWS_PER_WRITE`] (or `--batch`) updates, one after the
 //! other (batches are ordered: a later flow with the same match replaces an earlier one), and
 //! maps a failed update back to the `FILE:LINE` it came from.
 
@@ -19,7 +19,7 @@ use proto::v1::{
 use super::Client;
 use crate::error::{Error, Result, status_text, update_status_text};
 use crate::flowfile::FlowFile;
-use crate::request::{FLOWS_PER_WRITE, insert_flow, make_update};
+use crate::request::{insert_flow, make_update};
 
 /// gRPC ABORTED: an update not applied because another one failed.
 const CODE_ABORTED: i32 = 10;
@@ -117,13 +117,18 @@ fn write_failure(status: &tonic::Status, n: usize, locate: Locate<'_>) -> Error 
 }
 
 /// `add-flows`: sends the file's flows in ordered, all-or-nothing batches.
-pub async fn add_flows(client: &mut Client, bridge: &str, mut file: FlowFile) -> Result<()> {
+pub async fn add_flows(
+    client: &mut Client,
+    bridge: &str,
+    mut file: FlowFile,
+    batch: usize,
+) -> Result<()> {
     let flows = std::mem::take(&mut file.flows);
     let total = flows.len();
     let mut acked = 0usize;
     let mut it = flows.into_iter();
     while acked < total {
-        let updates: Vec<_> = it.by_ref().take(FLOWS_PER_WRITE).map(insert_flow).collect();
+        let updates: Vec<_> = it.by_ref().take(batch.max(1)).map(insert_flow).collect();
         let n = updates.len();
         let base = acked;
         let locate = |i: usize| {
