@@ -97,7 +97,7 @@ pub enum RemovedReason {
 /// What one version change did, for cache invalidation and flow-removed events.
 #[derive(Clone, Debug, Default)]
 pub struct ChangeSet {
-    /// Flows added.
+    /// Flows added, one per `FlowMod::Add` of the bundle, in bundle order.
     pub added: Vec<Arc<Rule>>,
     /// Flows whose instructions changed (the new rule).
     pub modified: Vec<Arc<Rule>>,
