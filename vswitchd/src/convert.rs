@@ -563,16 +563,24 @@ pub fn packet_in_match(key: &FlowKey) -> Match {
 }
 
 /// The identity of a flow in its table: table, priority and masked match, as bytes (the
-/// store key and the daemon's index).
+/// store key and the daemon's index). Compact: a bitmap of the key words the mask touches,
+/// then (mask, value) for each of those words only.
 pub fn flow_ident(table: TableId, priority: u16, key: &FlowKey, mask: &FlowMask) -> Vec<u8> {
-    let mut out = Vec::with_capacity(3 + 16 * key.w.len());
+    let mut used: u32 = 0;
+    for (i, m) in mask.w.iter().enumerate() {
+        if *m != 0 {
+            used |= 1 << i;
+        }
+    }
+    let mut out = Vec::with_capacity(7 + 16 * used.count_ones() as usize);
     out.push(table.0);
     out.extend_from_slice(&priority.to_be_bytes());
-    for w in mask.w.iter() {
-        out.extend_from_slice(&w.to_be_bytes());
-    }
+    out.extend_from_slice(&used.to_be_bytes());
     for (w, m) in key.w.iter().zip(mask.w.iter()) {
-        out.extend_from_slice(&(w & m).to_be_bytes());
+        if *m != 0 {
+            out.extend_from_slice(&m.to_be_bytes());
+            out.extend_from_slice(&(w & m).to_be_bytes());
+        }
     }
     out
 }
@@ -580,6 +588,7 @@ pub fn flow_ident(table: TableId, priority: u16, key: &FlowKey, mask: &FlowMask)
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use proto::flow_text::parse_flow;
 
     fn none(_: &str) -> Option<u32> {
@@ -676,6 +685,67 @@ mod tests {
             }],
         };
         assert!(convert_match(&short, &none).is_err());
+    }
+
+    fn field_strategy() -> impl Strategy<Value = FieldMatch> {
+        let widths = prop::sample::select(vec![0usize, 1, 2, 4, 6, 8, 16]);
+        (0i32..50, widths.clone(), widths, any::<u64>(), any::<u64>()).prop_map(
+            |(field, vw, mw, v, m)| {
+                let bytes = |n: usize, x: u64| -> Vec<u8> {
+                    (0..n)
+                        .map(|i| (x.rotate_left(i as u32 * 8) & 0xff) as u8)
+                        .collect()
+                };
+                FieldMatch {
+                    field,
+                    value: bytes(vw, v),
+                    mask: bytes(mw, m),
+                    port_name: String::new(),
+                }
+            },
+        )
+    }
+
+    proptest! {
+        /// Arbitrary API matches never panic; an accepted one is canonical: converting its
+        /// canonical form again gives the same message, key and mask.
+        #[test]
+        fn api_matches_convert_or_fail_cleanly(fields in prop::collection::vec(field_strategy(), 0..6)) {
+            let m = Match { fields };
+            if let Ok(d) = convert_match(&m, &none) {
+                let again = convert_match(&d.canonical, &none).unwrap();
+                prop_assert_eq!(&again.canonical, &d.canonical);
+                prop_assert_eq!((again.key, again.mask), (d.key, d.mask));
+                prop_assert_eq!(d.key, d.key.masked(&d.mask));
+            }
+        }
+
+        /// Arbitrary set-field and output actions never panic.
+        #[test]
+        fn api_actions_convert_or_fail_cleanly(
+            f in field_strategy(),
+            port in any::<u32>(),
+            ctx in prop::collection::vec(field_strategy(), 0..4),
+        ) {
+            let ctx = Match { fields: ctx };
+            let acts = vec![
+                v1::Action {
+                    action: Some(action::Action::SetField(v1::SetField {
+                        field: f.field,
+                        value: f.value,
+                        mask: f.mask,
+                    })),
+                },
+                v1::Action {
+                    action: Some(action::Action::Output(v1::Output {
+                        port: Some(v1::PortRef { port: Some(port_ref::Port::Number(port)) }),
+                        max_len: None,
+                    })),
+                },
+            ];
+            let _ = convert_actions(&acts, &none, Context::Flow(&ctx));
+            let _ = convert_actions(&acts, &none, Context::PacketOut);
+        }
     }
 
     #[test]

@@ -30,6 +30,9 @@ const FLOWS: TableDefinition<'_, (&str, &[u8]), &[u8]> = TableDefinition::new("f
 const METERS: TableDefinition<'_, (&str, u32), &[u8]> = TableDefinition::new("meters");
 const GROUPS: TableDefinition<'_, (&str, u32), &[u8]> = TableDefinition::new("groups");
 
+/// redb page cache.
+const CACHE_BYTES: usize = 64 << 20;
+
 /// Value of the `format` key in the `meta` table.
 const FORMAT: &[u8] = b"vswitchd-store/1";
 
@@ -108,16 +111,21 @@ impl Store {
             && std::fs::metadata(path)
                 .map(|m| m.len() > 0)
                 .unwrap_or(false);
-        let db = Database::create(path).map_err(|e| {
-            if existed {
-                StoreError::Foreign {
-                    path: path.to_path_buf(),
-                    message: e.to_string(),
+        // The store is read once at start and then only written: a small page cache is
+        // enough (redb's default is 1 GiB).
+        let db = redb::Builder::new()
+            .set_cache_size(CACHE_BYTES)
+            .create(path)
+            .map_err(|e| {
+                if existed {
+                    StoreError::Foreign {
+                        path: path.to_path_buf(),
+                        message: e.to_string(),
+                    }
+                } else {
+                    open_err(e.to_string())
                 }
-            } else {
-                open_err(e.to_string())
-            }
-        })?;
+            })?;
         let mut store = Store {
             db,
             path: path.to_path_buf(),

@@ -95,7 +95,7 @@ struct Bridge {
     dp: Datapath,
     ports: BTreeMap<String, PortState>,
     /// Canonical flow messages by identity (see [`flow_ident`]).
-    flows: HashMap<Vec<u8>, v1::Flow>,
+    flows: IdMap<v1::Flow>,
     meters: BTreeMap<u32, v1::Meter>,
     groups: BTreeMap<u32, v1::Group>,
     stop: Arc<AtomicBool>,
@@ -151,10 +151,14 @@ pub struct Switch {
     housekeeper: Mutex<Option<JoinHandle<()>>>,
 }
 
+/// Maps keyed by flow identity: a fast hash (the keys are not attacker-chosen per se, and
+/// the table sizes are bounded by what the operator installs).
+type IdMap<V> = HashMap<Vec<u8>, V, foldhash::fast::RandomState>;
+
 /// Staged changes of one transaction, applied to the daemon's maps after the commit.
 #[derive(Default)]
 struct Overlay {
-    flows: HashMap<Vec<u8>, Option<v1::Flow>>,
+    flows: IdMap<Option<v1::Flow>>,
     meters: BTreeMap<u32, Option<v1::Meter>>,
     groups: BTreeMap<u32, Option<v1::Group>>,
     ports_added: Vec<(v1::PortDesc, Opened)>,
@@ -163,7 +167,7 @@ struct Overlay {
 }
 
 impl Overlay {
-    fn flow<'a>(&'a self, base: &'a HashMap<Vec<u8>, v1::Flow>, id: &[u8]) -> Option<&'a v1::Flow> {
+    fn flow<'a>(&'a self, base: &'a IdMap<v1::Flow>, id: &[u8]) -> Option<&'a v1::Flow> {
         match self.flows.get(id) {
             Some(f) => f.as_ref(),
             None => base.get(id),
@@ -414,7 +418,7 @@ impl Switch {
             rec,
             dp,
             ports: BTreeMap::new(),
-            flows: HashMap::new(),
+            flows: IdMap::default(),
             meters: BTreeMap::new(),
             groups: BTreeMap::new(),
             stop,
@@ -710,14 +714,14 @@ impl Switch {
             let mut i = 0;
             while i < n {
                 // Gather a run of flow inserts into one bundle.
-                let mut run: Vec<(usize, FlowMod, v1::Flow)> = Vec::new();
+                let mut run = Run::default();
                 while i < n {
                     match prepare_update(&req.updates[i], b, txn, &ov) {
                         Ok(Prepared::Insert(x)) => {
                             let (fm, f) = *x;
-                            run.push((i, fm, f))
+                            run.push(i, fm, f);
                         }
-                        Ok(Prepared::Other) if run.is_empty() => {
+                        Ok(Prepared::Other) if run.mods.is_empty() => {
                             if let Err(e) =
                                 apply_update(&req.updates[i], b, txn, &mut ov, &self.config)
                             {
@@ -728,7 +732,7 @@ impl Switch {
                         }
                         Ok(Prepared::Other) => break,
                         Err(e) => {
-                            if run.is_empty() {
+                            if run.mods.is_empty() {
                                 fail(&mut statuses, i, e)?;
                                 i += 1;
                             }
@@ -737,24 +741,23 @@ impl Switch {
                     }
                     i += 1;
                 }
-                let mut rest: &[(usize, FlowMod, v1::Flow)] = &run;
-                while !rest.is_empty() {
-                    let mods: Vec<FlowMod> = rest.iter().map(|r| r.1.clone()).collect();
-                    match txn.flow_mods(&mods) {
+                let mut start = 0;
+                while start < run.mods.len() {
+                    match txn.flow_mods(&run.mods[start..]) {
                         Ok(cs) => {
-                            absorb_inserts(&mut ov, &cs, rest);
+                            run.absorb(&mut ov, &cs, start);
                             break;
                         }
                         Err(BundleError { index, error }) => {
                             let e = flow_mod_error(error);
-                            fail(&mut statuses, rest[index].0, e)?;
+                            fail(&mut statuses, run.index[start + index], e)?;
                             if index > 0 {
                                 let cs = txn
-                                    .flow_mods(&mods[..index])
+                                    .flow_mods(&run.mods[start..start + index])
                                     .map_err(|e| ApiError::internal(e.to_string()))?;
-                                absorb_inserts(&mut ov, &cs, &rest[..index]);
+                                run.absorb(&mut ov, &cs, start);
                             }
-                            rest = &rest[index + 1..];
+                            start += index + 1;
                         }
                     }
                 }
@@ -1544,42 +1547,50 @@ fn flow_mod_error(e: datapath::classifier::FlowModError) -> ApiError {
     }
 }
 
-/// Records the rules a bundle of inserts added (and the ones they replaced).
-fn absorb_inserts(ov: &mut Overlay, cs: &ChangeSet, run: &[(usize, FlowMod, v1::Flow)]) {
-    for (r, _) in &cs.removed {
-        ov.flows.insert(rule_ident(r), None);
-    }
-    let mut by_id: HashMap<Vec<u8>, &v1::Flow> = HashMap::with_capacity(run.len());
-    for (_, fm, f) in run {
-        if let FlowMod::Add { spec, .. } = fm {
-            by_id.insert(
-                flow_ident(spec.table, spec.priority, &spec.key, &spec.mask),
-                f,
-            );
+/// A run of flow inserts applied as one bundle: the datapath mods, and for each the update
+/// index it came from, its canonical message and its identity (computed once).
+#[derive(Default)]
+struct Run {
+    mods: Vec<FlowMod>,
+    index: Vec<usize>,
+    flows: Vec<Option<v1::Flow>>,
+    ids: Vec<Vec<u8>>,
+}
+
+impl Run {
+    fn push(&mut self, index: usize, fm: FlowMod, f: v1::Flow) {
+        if let FlowMod::Add { spec, .. } = &fm {
+            self.ids
+                .push(flow_ident(spec.table, spec.priority, &spec.key, &spec.mask));
         }
+        self.mods.push(fm);
+        self.index.push(index);
+        self.flows.push(Some(f));
     }
-    for r in &cs.added {
-        let id = rule_ident(r);
-        if let Some(f) = by_id.get(&id) {
-            ov.flows.insert(id, Some((*f).clone()));
+
+    /// Records what the bundle `mods[start..]` (or a prefix of it) did: each add produced
+    /// exactly one rule, in order (see `ChangeSet::added`), and may have replaced one.
+    fn absorb(&mut self, ov: &mut Overlay, cs: &ChangeSet, start: usize) {
+        for (r, _) in &cs.removed {
+            ov.flows.insert(rule_ident(r), None);
+        }
+        for k in start..start + cs.added.len() {
+            if let Some(f) = self.flows[k].take() {
+                ov.flows.insert(std::mem::take(&mut self.ids[k]), Some(f));
+            }
         }
     }
 }
 
 /// Records removed rules and queues flow-removed events for those that asked for them.
-fn absorb_removals(
-    ov: &mut Overlay,
-    cs: &ChangeSet,
-    base: &HashMap<Vec<u8>, v1::Flow>,
-    bridge: &str,
-) {
+fn absorb_removals(ov: &mut Overlay, cs: &ChangeSet, base: &IdMap<v1::Flow>, bridge: &str) {
     absorb_removals_as(ov, cs, base, bridge, None)
 }
 
 fn absorb_removals_as(
     ov: &mut Overlay,
     cs: &ChangeSet,
-    base: &HashMap<Vec<u8>, v1::Flow>,
+    base: &IdMap<v1::Flow>,
     bridge: &str,
     reason: Option<v1::FlowRemovedReason>,
 ) {
@@ -1998,7 +2009,7 @@ fn modify_flows(
             None,
             None,
         );
-        let mut run = Vec::with_capacity(sel.len());
+        let mut run = Run::default();
         for r in sel {
             let id = rule_ident(&r);
             let Some(mut f) = ov.flow(&b.flows, &id).cloned() else {
@@ -2009,18 +2020,19 @@ fn modify_flows(
             let mut spec = r.spec();
             spec.cookie = cookie;
             spec.instructions = ins.clone();
-            run.push((
-                0usize,
+            run.push(
+                0,
                 FlowMod::Add {
                     spec,
                     check_overlap: false,
                 },
                 f,
-            ));
+            );
         }
-        let mods: Vec<FlowMod> = run.iter().map(|r| r.1.clone()).collect();
-        let cs = txn.flow_mods(&mods).map_err(|e| flow_mod_error(e.error))?;
-        absorb_inserts(ov, &cs, &run);
+        let cs = txn
+            .flow_mods(&run.mods)
+            .map_err(|e| flow_mod_error(e.error))?;
+        run.absorb(ov, &cs, 0);
         return Ok(());
     }
     let cs = txn
