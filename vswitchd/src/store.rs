@@ -55,6 +55,15 @@ pub enum StoreError {
         /// What was found.
         message: String,
     },
+    /// The file is a database whose structure is damaged (truncated, overwritten).
+    #[error(
+        "{path} is damaged (truncated or overwritten) and cannot be read; restore it from a \
+         backup, or move it away to start with an empty configuration"
+    )]
+    Damaged {
+        /// The file.
+        path: PathBuf,
+    },
     /// A record does not decode.
     #[error("corrupt record in table {table}: {message}")]
     Corrupt {
@@ -112,20 +121,36 @@ impl Store {
                 .map(|m| m.len() > 0)
                 .unwrap_or(false);
         // The store is read once at start and then only written: a small page cache is
-        // enough (redb's default is 1 GiB).
-        let db = redb::Builder::new()
-            .set_cache_size(CACHE_BYTES)
-            .create(path)
-            .map_err(|e| {
-                if existed {
-                    StoreError::Foreign {
-                        path: path.to_path_buf(),
-                        message: e.to_string(),
-                    }
-                } else {
-                    open_err(e.to_string())
-                }
-            })?;
+        // enough (redb's default is 1 GiB). redb asserts on some damaged files (a truncated
+        // one, say) instead of returning an error: catch that, quietly, and report it.
+        let quiet = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        let opened = std::panic::catch_unwind(|| {
+            redb::Builder::new()
+                .set_cache_size(CACHE_BYTES)
+                .create(path)
+        });
+        std::panic::set_hook(quiet);
+        let db = match opened {
+            Ok(Ok(db)) => db,
+            Ok(Err(redb::DatabaseError::DatabaseAlreadyOpen)) => {
+                return Err(open_err(
+                    "it is already open: another vswitchd is using this store".into(),
+                ));
+            }
+            Ok(Err(e)) if existed => {
+                return Err(StoreError::Foreign {
+                    path: path.to_path_buf(),
+                    message: e.to_string(),
+                });
+            }
+            Ok(Err(e)) => return Err(open_err(e.to_string())),
+            Err(_) => {
+                return Err(StoreError::Damaged {
+                    path: path.to_path_buf(),
+                });
+            }
+        };
         let mut store = Store {
             db,
             path: path.to_path_buf(),

@@ -472,3 +472,143 @@ fn bad_inputs_fail_clearly_and_change_nothing() {
     assert_eq!(d.fc(&["dump-flows", "nosuchbridge"]).status.code(), Some(1));
     assert_eq!(d.ok(&["dump-flows", "--no-stats", "br0"]), before);
 }
+
+fn tls_file(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../flowctl/tests/tls")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+#[test]
+fn tcp_needs_tls_and_mutual_tls_checks_client_certificates() {
+    let dir = tempfile::tempdir().unwrap();
+    // Plain TCP is refused, with the reason.
+    let o = Command::new(env!("CARGO_BIN_EXE_vswitchd"))
+        .arg("--db")
+        .arg(dir.path().join("a.db"))
+        .arg("--listen")
+        .arg(format!("tcp:127.0.0.1:{}", free_port()))
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("--tls-cert"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+
+    let port = free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vswitchd"))
+        .arg("--db")
+        .arg(dir.path().join("b.db"))
+        .arg("--listen")
+        .arg(format!("tcp:127.0.0.1:{port}"))
+        .args([
+            "--tls-cert",
+            &tls_file("server.pem"),
+            "--tls-key",
+            &tls_file("server.key"),
+        ])
+        .args(["--tls-client-ca", &tls_file("ca.pem")])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let server = format!("https://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "vswitchd never listened on {port}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let run = |extra: &[&str]| {
+        Command::new(flowctl_binary())
+            .args(["--server", &server, "--tls-ca", &tls_file("ca.pem")])
+            .args(extra)
+            .arg("list-br")
+            .output()
+            .unwrap()
+    };
+    let ok = run(&[
+        "--tls-cert",
+        &tls_file("client.pem"),
+        "--tls-key",
+        &tls_file("client.key"),
+    ]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&ok.stdout), "br0\n");
+    let refused = run(&[]);
+    assert!(
+        !refused.status.success(),
+        "a client without a certificate got in"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn a_foreign_or_corrupt_store_is_refused_not_reset() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("conf.db");
+    let junk = b"this is not a database, it is someone's notes\n".repeat(100);
+    std::fs::write(&db, &junk).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_vswitchd"))
+        .arg("--db")
+        .arg(&db)
+        .arg("--listen")
+        .arg(format!("unix:{}", dir.path().join("s").display()))
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("not a vswitchd store") && err.contains("conf.db"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&db).unwrap(), junk, "the file was modified");
+
+    // A store truncated in the middle (a disk that lost its tail) is refused too.
+    let good = dir.path().join("conf2.db");
+    {
+        let sub = dir.path().join("good");
+        std::fs::create_dir_all(&sub).unwrap();
+        let d = Daemon::start(&sub);
+        d.ok(&["add-flow", "br0", "priority=5,ip,actions=drop"]);
+        drop(d);
+        std::fs::copy(sub.join("conf.db"), &good).unwrap();
+    }
+    let bytes = std::fs::read(&good).unwrap();
+    std::fs::write(&good, &bytes[..bytes.len() / 3]).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_vswitchd"))
+        .arg("--db")
+        .arg(&good)
+        .arg("--listen")
+        .arg(format!("unix:{}", dir.path().join("s2").display()))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "a truncated store was accepted: {err}");
+    assert!(
+        err.contains("damaged") && !err.contains("panicked"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(&good).unwrap(),
+        bytes[..bytes.len() / 3],
+        "the file was modified"
+    );
+}
