@@ -167,6 +167,10 @@ pub struct PmdCounters {
     pub tx_packets: Counter,
     /// Drops, indexed by `DropReason as usize`.
     pub drops: [Counter; DropReason::COUNT],
+    /// Nanoseconds spent in polls that received packets (kept by the thread's loop).
+    pub busy_ns: Counter,
+    /// Nanoseconds spent in empty polls and idle back-off (kept by the thread's loop).
+    pub idle_ns: Counter,
 }
 
 impl PmdCounters {

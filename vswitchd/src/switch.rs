@@ -136,6 +136,8 @@ struct PmdBaseline {
     slow: u64,
     installed: u64,
     tx: u64,
+    busy: u64,
+    idle: u64,
     drops: Vec<u64>,
 }
 
@@ -366,15 +368,24 @@ impl Switch {
                 std::thread::Builder::new()
                     .name(format!("pmd-{}", rec.name))
                     .spawn(move || {
+                        let counters = pmd.counters();
                         let mut idle: u32 = 0;
+                        let mut last = Instant::now();
                         while !stop.load(Ordering::Relaxed) {
-                            if pmd.poll_once() > 0 {
+                            let got = pmd.poll_once();
+                            let now = Instant::now();
+                            let spent = now.duration_since(last).as_nanos() as u64;
+                            last = now;
+                            if got > 0 {
+                                counters.busy_ns.add(spent);
                                 idle = 0;
                                 continue;
                             }
+                            counters.idle_ns.add(spent);
                             idle = idle.saturating_add(1);
                             if idle > 256 && !max_sleep.is_zero() {
-                                // Back off: 1 us doubling up to the maximum sleep.
+                                // Back off: 1 us doubling up to the maximum sleep (the
+                                // sleep is counted as idle time by the next iteration).
                                 let exp = (idle - 256).min(20);
                                 let d = Duration::from_micros(1u64 << exp).min(max_sleep);
                                 std::thread::park_timeout(d);
@@ -1146,8 +1157,8 @@ impl Switch {
                     megaflow_installed: c.megaflow_installed.get().saturating_sub(bl.installed),
                     tx_packets: c.tx_packets.get().saturating_sub(bl.tx),
                     drops,
-                    busy_ns: 0,
-                    idle_ns: 0,
+                    busy_ns: c.busy_ns.get().saturating_sub(bl.busy),
+                    idle_ns: c.idle_ns.get().saturating_sub(bl.idle),
                 });
             }
         }
@@ -1170,6 +1181,8 @@ impl Switch {
                         slow: c.slow_path.get(),
                         installed: c.megaflow_installed.get(),
                         tx: c.tx_packets.get(),
+                        busy: c.busy_ns.get(),
+                        idle: c.idle_ns.get(),
                         drops: DropReason::ALL.iter().map(|r| c.drops_for(*r)).collect(),
                     },
                 );

@@ -836,5 +836,37 @@ async fn ten_thousand_flow_changes_under_traffic_lose_nothing() {
     let dp = d.sw.datapath("br0").unwrap();
     let drops: u64 = dp.pmd_counters().iter().map(|c| c.total_drops()).sum();
     assert_eq!(drops, 0);
+    // PMD statistics: packets, hits per class, busy and idle time; clear resets them.
+    let mut c2 = d.client().await;
+    let pmds = c2
+        .get_pmd_stats(v1::GetPmdStatsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .pmds;
+    let br0 = pmds
+        .iter()
+        .find(|p| p.rx_packets > 0)
+        .expect("a PMD with traffic");
+    assert!(br0.rx_packets >= sent);
+    assert_eq!(
+        br0.emc_hit + br0.megaflow_hit + br0.slow_path,
+        br0.rx_packets
+    );
+    assert!(br0.busy_ns > 0 && br0.idle_ns > 0, "{br0:?}");
+    c2.clear_pmd_stats(v1::ClearPmdStatsRequest {})
+        .await
+        .unwrap();
+    let after = c2
+        .get_pmd_stats(v1::GetPmdStatsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .pmds;
+    assert!(
+        after
+            .iter()
+            .all(|p| p.rx_packets == 0 && p.busy_ns < br0.busy_ns)
+    );
     d.stop().await;
 }
