@@ -780,23 +780,6 @@ fn refused_update_in_a_full_batch_keeps_every_status() {
     );
 }
 
-/// Not a benchmark: a sanity check of end-to-end add-flows speed, run by hand with
-/// `cargo test -p flowctl --release --test mock_switch -- --ignored --nocapture`.
-#[test]
-#[ignore]
-fn add_flows_100k_timing() {
-    let h = Harness::start();
-    let file = h.write_file("flows.txt", &flows_text(100_000));
-    let start = std::time::Instant::now();
-    let o = h.flowctl(&["add-flows", "br0", &file]);
-    let elapsed = start.elapsed();
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    println!(
-        "100000 flows in {elapsed:?}: {:.0} flows/s",
-        100_000.0 / elapsed.as_secs_f64()
-    );
-}
-
 #[test]
 fn mutual_tls() {
     let h = Harness::start_tls();
