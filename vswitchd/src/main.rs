@@ -48,7 +48,7 @@ struct Args {
     #[arg(long, requires = "tls_cert")]
     tls_client_ca: Option<PathBuf>,
     /// Longest an idle poll thread sleeps, in microseconds (0: busy polling).
-    #[arg(long, default_value_t = 500)]
+    #[arg(long, default_value_t = 1000)]
     pmd_max_sleep_us: u64,
     #[command(subcommand)]
     command: Option<Command>,

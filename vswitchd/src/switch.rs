@@ -60,7 +60,7 @@ impl Default for SwitchConfig {
     fn default() -> Self {
         SwitchConfig {
             datapath: DatapathConfig::default(),
-            pmd_max_sleep: Duration::from_micros(500),
+            pmd_max_sleep: Duration::from_micros(1000),
             housekeeping_period: Duration::from_millis(100),
             memory_port_capacity: 4096,
         }

@@ -612,3 +612,31 @@ fn a_foreign_or_corrupt_store_is_refused_not_reset() {
         "the file was modified"
     );
 }
+
+/// CPU time (user + system) of a process in clock ticks (USER_HZ, 100 on Linux).
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("proc stat");
+    // Fields after the command name (which may contain spaces) start after the last ')'.
+    let rest = &stat[stat.rfind(')').expect("stat format") + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line: 11 and 12 after ')'.
+    f[11].parse::<u64>().expect("utime") + f[12].parse::<u64>().expect("stime")
+}
+
+#[test]
+fn an_idle_daemon_uses_almost_no_cpu() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path());
+    d.ok(&["add-port", "br0", "p1", "type=memory"]);
+    d.ok(&["add-br", "br1"]);
+    let pid = d.child.as_ref().expect("running").id();
+    std::thread::sleep(Duration::from_secs(1));
+    let before = cpu_ticks(pid);
+    std::thread::sleep(Duration::from_secs(10));
+    let used = cpu_ticks(pid) - before;
+    // 10 s at 100 ticks per second of one core: 5% is 50 ticks.
+    assert!(
+        used < 50,
+        "idle vswitchd used {used} ticks of CPU in 10 s (limit 50: 5% of a core)"
+    );
+}
