@@ -151,6 +151,7 @@ pub struct Switch {
     pmd_baseline: Mutex<HashMap<(String, usize), PmdBaseline>>,
     stop: Arc<AtomicBool>,
     housekeeper: Mutex<Option<JoinHandle<()>>>,
+    ticks: std::sync::atomic::AtomicU64,
 }
 
 /// Maps keyed by flow identity: a fast hash (the keys are not attacker-chosen per se, and
@@ -260,6 +261,7 @@ impl Switch {
             pmd_baseline: Mutex::new(HashMap::new()),
             stop: Arc::new(AtomicBool::new(false)),
             housekeeper: Mutex::new(None),
+            ticks: std::sync::atomic::AtomicU64::new(0),
         });
         for (name, rec) in records {
             sw.restore_bridge(rec).map_err(|e| {
@@ -364,6 +366,7 @@ impl Switch {
             let mut pmd = dp.new_pmd();
             let stop = Arc::clone(&stop);
             let max_sleep = self.config.pmd_max_sleep;
+            let dp_idle = dp.clone();
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("pmd-{}", rec.name))
@@ -383,7 +386,10 @@ impl Switch {
                             }
                             counters.idle_ns.add(spent);
                             idle = idle.saturating_add(1);
-                            if idle > 256 && !max_sleep.is_zero() {
+                            if idle > 256 && dp_idle.snapshot().ports.is_empty() {
+                                // Nothing to poll: a bridge without ports barely wakes.
+                                std::thread::park_timeout(Duration::from_millis(20));
+                            } else if idle > 256 && !max_sleep.is_zero() {
                                 // Back off: 1 us doubling up to the maximum sleep (the
                                 // sleep is counted as idle time by the next iteration).
                                 let exp = (idle - 256).min(20);
@@ -1195,6 +1201,7 @@ impl Switch {
     /// Expires flows (removing them from the store too), ages MAC entries, and reports
     /// learned and aged MACs.
     pub fn housekeeping(&self) {
+        let tick = self.ticks.fetch_add(1, Ordering::Relaxed);
         let mut bridges = self.bridges.lock();
         let mut events: Vec<(String, smr::Update)> = Vec::new();
         for (name, b) in bridges.iter_mut() {
@@ -1220,7 +1227,10 @@ impl Switch {
             }
             // MAC aging and events.
             let now_s = (b.dp.now_ns() / 1_000_000_000) as u32;
-            b.dp.mac_table().sweep(now_s, |_| {});
+            if tick.is_multiple_of(10) {
+                // Aging has a resolution of seconds: sweeping once a second is enough.
+                b.dp.mac_table().sweep(now_s, |_| {});
+            }
             if self.events.receiver_count() == 0 {
                 b.macs_seen.clear();
                 continue;
