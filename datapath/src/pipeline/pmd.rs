@@ -139,19 +139,20 @@ impl Pmd {
         self.mf.n_masks()
     }
 
-    /// Polls every port's first rx queue once and processes what arrived. Returns the
+    /// Polls every rx queue of every port once and processes what arrived. Returns the
     /// number of packets received.
     pub fn poll_once(&mut self) -> usize {
         let snap = self.shared.snap.load_full();
         self.sync(&snap);
         let mut total = 0;
         for slot in 0..snap.ports.len() {
-            let n = snap.ports[slot]
-                .port
-                .rx_burst(0, &mut self.rx, &mut self.pool);
-            if n > 0 {
-                total += n;
-                self.process_rx(&snap, slot);
+            let port = &snap.ports[slot].port;
+            for q in 0..port.n_rxq().max(1) {
+                let n = port.rx_burst(q, &mut self.rx, &mut self.pool);
+                if n > 0 {
+                    total += n;
+                    self.process_rx(&snap, slot);
+                }
             }
         }
         if !self.shared.packet_out.is_empty() {
