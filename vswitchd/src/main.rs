@@ -50,6 +50,10 @@ struct Args {
     /// Longest an idle poll thread sleeps, in microseconds (0: busy polling).
     #[arg(long, default_value_t = 1000)]
     pmd_max_sleep_us: u64,
+    /// CPUs to pin poll threads to, e.g. `1` or `2,3` (bridges are spread over them);
+    /// default: the last CPU; `none`: not pinned.
+    #[arg(long)]
+    pmd_cpus: Option<String>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -75,10 +79,41 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+/// The CPUs poll threads may use: `--pmd-cpus`, checked against the CPUs this process may
+/// run on; by default the last of those.
+fn pmd_cpus(arg: Option<&str>) -> anyhow::Result<Vec<usize>> {
+    let allowed = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0))
+        .context("reading this process's CPU affinity")?;
+    let usable: Vec<usize> = (0..nix::sched::CpuSet::count())
+        .filter(|&c| allowed.is_set(c).unwrap_or(false))
+        .collect();
+    match arg {
+        Some("none") => Ok(Vec::new()),
+        None => Ok(usable.last().copied().into_iter().collect()),
+        Some(list) => {
+            let mut cpus = Vec::new();
+            for part in list.split(',') {
+                let c: usize = part
+                    .trim()
+                    .parse()
+                    .with_context(|| format!("--pmd-cpus: {part:?} is not a CPU number"))?;
+                if !usable.contains(&c) {
+                    anyhow::bail!(
+                        "--pmd-cpus: cpu {c} is not available to this process (usable: {usable:?})"
+                    );
+                }
+                cpus.push(c);
+            }
+            Ok(cpus)
+        }
+    }
+}
+
 fn daemon(args: Args) -> anyhow::Result<()> {
     let store = Store::open(&args.db)?;
     let config = SwitchConfig {
         pmd_max_sleep: Duration::from_micros(args.pmd_max_sleep_us),
+        pmd_cpus: pmd_cpus(args.pmd_cpus.as_deref())?,
         ..SwitchConfig::default()
     };
     let sw = Switch::start(store, config).context("starting the switch")?;

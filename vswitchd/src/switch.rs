@@ -50,6 +50,8 @@ pub struct SwitchConfig {
     pub datapath: DatapathConfig,
     /// Longest a poll thread sleeps when idle (0: busy polling).
     pub pmd_max_sleep: Duration,
+    /// CPUs poll threads are pinned to, round-robin over bridges (empty: not pinned).
+    pub pmd_cpus: Vec<usize>,
     /// How often timeouts, MAC aging and MAC events are processed.
     pub housekeeping_period: Duration,
     /// Capacity of in-memory ports' rings.
@@ -61,6 +63,7 @@ impl Default for SwitchConfig {
         SwitchConfig {
             datapath: DatapathConfig::default(),
             pmd_max_sleep: Duration::from_micros(1000),
+            pmd_cpus: Vec::new(),
             housekeeping_period: Duration::from_millis(100),
             memory_port_capacity: 4096,
         }
@@ -101,6 +104,7 @@ struct Bridge {
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
     macs_seen: HashSet<(u16, [u8; 6], u32)>,
+    pmd_cpu: Option<usize>,
     meter_added: HashMap<u32, Instant>,
     group_added: HashMap<u32, Instant>,
 }
@@ -152,6 +156,7 @@ pub struct Switch {
     stop: Arc<AtomicBool>,
     housekeeper: Mutex<Option<JoinHandle<()>>>,
     ticks: std::sync::atomic::AtomicU64,
+    pmd_spawned: std::sync::atomic::AtomicU64,
 }
 
 /// Maps keyed by flow identity: a fast hash (the keys are not attacker-chosen per se, and
@@ -262,6 +267,7 @@ impl Switch {
             stop: Arc::new(AtomicBool::new(false)),
             housekeeper: Mutex::new(None),
             ticks: std::sync::atomic::AtomicU64::new(0),
+            pmd_spawned: std::sync::atomic::AtomicU64::new(0),
         });
         for (name, rec) in records {
             sw.restore_bridge(rec).map_err(|e| {
@@ -362,15 +368,33 @@ impl Switch {
         let (dp, packet_in) = Datapath::new(self.config.datapath.clone());
         let stop = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::new();
+        let pmd_cpu;
         {
             let mut pmd = dp.new_pmd();
             let stop = Arc::clone(&stop);
             let max_sleep = self.config.pmd_max_sleep;
             let dp_idle = dp.clone();
+            let cpu = (!self.config.pmd_cpus.is_empty()).then(|| {
+                let n = self.pmd_spawned.fetch_add(1, Ordering::Relaxed) as usize;
+                self.config.pmd_cpus[n % self.config.pmd_cpus.len()]
+            });
+            let name = rec.name.clone();
+            pmd_cpu = cpu;
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("pmd-{}", rec.name))
                     .spawn(move || {
+                        if let Some(cpu) = cpu {
+                            let mut set = nix::sched::CpuSet::new();
+                            let pinned = set.set(cpu).and_then(|()| {
+                                nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set)
+                            });
+                            if let Err(e) = pinned {
+                                eprintln!(
+                                    "vswitchd: poll thread of {name}: cannot pin to cpu {cpu}: {e}"
+                                );
+                            }
+                        }
                         let counters = pmd.counters();
                         let mut idle: u32 = 0;
                         let mut last = Instant::now();
@@ -441,6 +465,7 @@ impl Switch {
             stop,
             threads,
             macs_seen: HashSet::new(),
+            pmd_cpu,
             meter_added: HashMap::new(),
             group_added: HashMap::new(),
         })
@@ -1155,7 +1180,7 @@ impl Switch {
                 }
                 out.push(v1::PmdStats {
                     pmd_id: out.len() as u32,
-                    core_id: None,
+                    core_id: b.pmd_cpu.map(|c| c as u32),
                     rx_packets: c.rx_packets.get().saturating_sub(bl.rx),
                     emc_hit: c.emc_hit.get().saturating_sub(bl.emc),
                     megaflow_hit: c.megaflow_hit.get().saturating_sub(bl.mf),
