@@ -41,7 +41,7 @@ use crate::error::ApiError;
 use crate::store::{BridgeRecord, Store, StoreTxn};
 
 /// Port types this build can create.
-pub const PORT_TYPES: &[&str] = &["memory"];
+pub const PORT_TYPES: &[&str] = &["memory", "tap", "internal"];
 
 /// Tunables of the daemon.
 #[derive(Debug, Clone)]
@@ -1334,6 +1334,17 @@ fn open_port(name: &str, ty: &str, cfg: &SwitchConfig) -> Result<Opened, ApiErro
         "memory" => {
             let m = Arc::new(MemPort::new(name, cfg.memory_port_capacity));
             Ok((Arc::clone(&m) as Arc<dyn Port>, Some(m)))
+        }
+        // `internal`: the bridge's own interface in the host stack, as in OVS; here a TAP
+        // device named after the port.
+        "tap" | "internal" => {
+            let t = datapath::port::TapPort::create(name).map_err(|e| match e {
+                datapath::port::TapError::BadName(_) => {
+                    ApiError::invalid("port.name", e.to_string())
+                }
+                e => ApiError::precondition("port", e.to_string()),
+            })?;
+            Ok((Arc::new(t) as Arc<dyn Port>, None))
         }
         "" => Err(ApiError::invalid(
             "port.type",

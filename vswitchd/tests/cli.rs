@@ -640,3 +640,76 @@ fn an_idle_daemon_uses_almost_no_cpu() {
         "idle vswitchd used {used} ticks of CPU in 10 s (limit 50: 5% of a core)"
     );
 }
+
+#[test]
+fn namespaces_ping_through_tap_ports_added_with_flowctl() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path());
+    let id = std::process::id() % 100_000;
+    let (na, nb) = (format!("vsca{id}"), format!("vscb{id}"));
+    let (ta, tb) = (format!("vca{id}"), format!("vcb{id}"));
+    let ip = |args: &[&str]| {
+        let o = Command::new("ip")
+            .args(args)
+            .output()
+            .expect("`ip` (iproute2) is required");
+        assert!(
+            o.status.success(),
+            "ip {args:?}: {} (needs root)",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    struct Ns(Vec<String>);
+    impl Drop for Ns {
+        fn drop(&mut self) {
+            for n in &self.0 {
+                let _ = Command::new("ip").args(["netns", "del", n]).output();
+            }
+        }
+    }
+    let _ns = Ns(vec![na.clone(), nb.clone()]);
+    for n in [&na, &nb] {
+        let _ = Command::new("ip").args(["netns", "del", n]).output();
+        ip(&["netns", "add", n]);
+    }
+    d.ok(&["add-port", "br0", &ta, "type=tap"]);
+    d.ok(&["add-port", "br0", &tb, "type=internal"]);
+    for (t, n, addr) in [(&ta, &na, "10.94.0.1/24"), (&tb, &nb, "10.94.0.2/24")] {
+        ip(&["link", "set", t, "netns", n]);
+        ip(&["-n", n, "addr", "add", addr, "dev", t]);
+        ip(&["-n", n, "link", "set", t, "up"]);
+    }
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &na,
+            "ping",
+            "-c",
+            "3",
+            "-i",
+            "0.2",
+            "-W",
+            "2",
+            "10.94.0.2",
+        ])
+        .output()
+        .expect("ping (iputils-ping)");
+    assert!(
+        out.status.success(),
+        "ping through vswitchd failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let fdb = d.ok(&["fdb-show", "br0"]);
+    assert!(fdb.lines().count() >= 3, "{fdb}");
+    let ports = d.ok(&["dump-ports", "br0"]);
+    assert!(ports.contains("rx pkts="), "{ports}");
+    // Removing a port under the switch: its device goes away with it.
+    d.ok(&["del-port", "br0", &ta]);
+    let o = Command::new("ip")
+        .args(["-n", &na, "link", "show", &ta])
+        .output()
+        .unwrap();
+    assert!(!o.status.success(), "the TAP device outlived its port");
+}

@@ -54,6 +54,21 @@ impl PacketBuf {
         true
     }
 
+    /// Receives a frame in place: `fill` gets the whole area after the default headroom
+    /// ([`MAX_FRAME`] bytes) and returns how many bytes it wrote (clamped to that area),
+    /// which become the frame. For ports that read frames from the kernel.
+    #[inline]
+    pub fn receive_with<E>(
+        &mut self,
+        fill: impl FnOnce(&mut [u8]) -> Result<usize, E>,
+    ) -> Result<usize, E> {
+        self.head = HEADROOM as u16;
+        self.len = 0;
+        let n = fill(&mut self.data[HEADROOM..])?.min(MAX_FRAME);
+        self.len = n as u16;
+        Ok(n)
+    }
+
     /// The frame.
     #[inline]
     pub fn data(&self) -> &[u8] {

@@ -9,6 +9,7 @@
 //! once per burst, never per packet).
 
 pub mod memory;
+pub mod tap;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -17,6 +18,7 @@ use arrayvec::ArrayVec;
 use crate::packet::{BufPool, PacketBuf};
 
 pub use memory::MemPort;
+pub use tap::{TapError, TapPort};
 
 /// Packets per burst.
 pub const BURST: usize = 32;
