@@ -59,7 +59,7 @@ impl Switch {
         let (dp, _pi) = Datapath::new(DatapathConfig::default());
         for (i, p) in ports.into_iter().enumerate() {
             dp.add_port(PortNo(i as u32 + 1), p, VlanMode::default())
-                .unwrap();
+                .expect("add port");
         }
         dp.flow_mods(&[FlowMod::Add {
             spec: FlowSpec {
@@ -75,7 +75,7 @@ impl Switch {
             },
             check_overlap: false,
         }])
-        .unwrap();
+        .expect("normal flow");
         let stop = Arc::new(AtomicBool::new(false));
         let mut pmd = dp.new_pmd();
         let s = Arc::clone(&stop);
