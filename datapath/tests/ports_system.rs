@@ -150,3 +150,70 @@ fn two_namespaces_ping_each_other_through_tap_ports() {
     assert!(pa.stats().rx_packets >= 3 && pb.stats().tx_packets >= 3);
     drop(sw);
 }
+
+/// Veth pairs removed when the test ends (deleting one end removes both).
+struct Veths(Vec<String>);
+
+impl Drop for Veths {
+    fn drop(&mut self) {
+        for v in &self.0 {
+            let _ = Command::new("ip").args(["link", "del", v]).output();
+        }
+    }
+}
+
+#[test]
+fn two_namespaces_ping_each_other_through_af_packet_ports() {
+    use datapath::port::AfPacketPort;
+    let id = std::process::id() % 100_000;
+    let (na, nb) = (format!("vspa{id}"), format!("vspb{id}"));
+    let (va, vb) = (format!("vpa{id}"), format!("vpb{id}"));
+    let _ns = Netns::new(&[na.clone(), nb.clone()]);
+    let _veths = Veths(vec![va.clone(), vb.clone()]);
+    for (v, n, addr) in [(&va, &na, "10.95.0.1/24"), (&vb, &nb, "10.95.0.2/24")] {
+        let peer = format!("{v}p");
+        ip(&["link", "add", v, "type", "veth", "peer", "name", &peer]);
+        ip(&["link", "set", &peer, "netns", n]);
+        ip(&["-n", n, "addr", "add", addr, "dev", &peer]);
+        ip(&["-n", n, "link", "set", &peer, "up"]);
+        ip(&["link", "set", v, "up"]);
+    }
+    let pa = Arc::new(AfPacketPort::open(&va).expect("AF_PACKET a (needs root)"));
+    let pb = Arc::new(AfPacketPort::open(&vb).expect("AF_PACKET b"));
+    let sw = Switch::new(vec![pa.clone(), pb.clone()]);
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &na,
+            "ping",
+            "-c",
+            "3",
+            "-i",
+            "0.2",
+            "-W",
+            "2",
+            "10.95.0.2",
+        ])
+        .output()
+        .expect("ping (iputils-ping)");
+    assert!(
+        out.status.success(),
+        "ping through AF_PACKET ports failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let macs = sw
+        .dp
+        .mac_table()
+        .entries((sw.dp.now_ns() / 1_000_000_000) as u32);
+    let ports: Vec<u32> = macs.iter().map(|e| e.port.0).collect();
+    assert!(ports.contains(&1) && ports.contains(&2), "{macs:?}");
+    // Our own transmissions are not received back.
+    assert!(pa.stats().rx_packets >= 3 && pb.stats().tx_packets >= 3);
+    assert_eq!(
+        sw.dp.pmd_counters()[0].drops_for(datapath::stats::DropReason::NormalSamePort),
+        0
+    );
+    drop(sw);
+}

@@ -41,7 +41,7 @@ use crate::error::ApiError;
 use crate::store::{BridgeRecord, Store, StoreTxn};
 
 /// Port types this build can create.
-pub const PORT_TYPES: &[&str] = &["memory", "tap", "internal"];
+pub const PORT_TYPES: &[&str] = &["memory", "tap", "internal", "afpacket"];
 
 /// Tunables of the daemon.
 #[derive(Debug, Clone)]
@@ -1345,6 +1345,15 @@ fn open_port(name: &str, ty: &str, cfg: &SwitchConfig) -> Result<Opened, ApiErro
                 e => ApiError::precondition("port", e.to_string()),
             })?;
             Ok((Arc::new(t) as Arc<dyn Port>, None))
+        }
+        "afpacket" => {
+            let p = datapath::port::AfPacketPort::open(name).map_err(|e| match e {
+                datapath::port::AfPacketError::NoSuchInterface(_) => {
+                    ApiError::precondition("port.name", e.to_string())
+                }
+                e => ApiError::precondition("port", e.to_string()),
+            })?;
+            Ok((Arc::new(p) as Arc<dyn Port>, None))
         }
         "" => Err(ApiError::invalid(
             "port.type",

@@ -713,3 +713,76 @@ fn namespaces_ping_through_tap_ports_added_with_flowctl() {
         .unwrap();
     assert!(!o.status.success(), "the TAP device outlived its port");
 }
+
+#[test]
+fn namespaces_ping_through_af_packet_ports_added_with_flowctl() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path());
+    let id = std::process::id() % 100_000;
+    let (na, nb) = (format!("vsqa{id}"), format!("vsqb{id}"));
+    let (va, vb) = (format!("vqa{id}"), format!("vqb{id}"));
+    let ip = |args: &[&str]| {
+        let o = Command::new("ip")
+            .args(args)
+            .output()
+            .expect("`ip` (iproute2) is required");
+        assert!(
+            o.status.success(),
+            "ip {args:?}: {} (needs root)",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    struct Cleanup(Vec<String>, Vec<String>);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            for n in &self.0 {
+                let _ = Command::new("ip").args(["netns", "del", n]).output();
+            }
+            for v in &self.1 {
+                let _ = Command::new("ip").args(["link", "del", v]).output();
+            }
+        }
+    }
+    let _c = Cleanup(vec![na.clone(), nb.clone()], vec![va.clone(), vb.clone()]);
+    for (v, n, addr) in [(&va, &na, "10.96.0.1/24"), (&vb, &nb, "10.96.0.2/24")] {
+        let _ = Command::new("ip").args(["netns", "del", n]).output();
+        ip(&["netns", "add", n]);
+        let peer = format!("{v}p");
+        ip(&["link", "add", v, "type", "veth", "peer", "name", &peer]);
+        ip(&["link", "set", &peer, "netns", n]);
+        ip(&["-n", n, "addr", "add", addr, "dev", &peer]);
+        ip(&["-n", n, "link", "set", &peer, "up"]);
+        ip(&["link", "set", v, "up"]);
+        d.ok(&["add-port", "br0", v, "type=afpacket"]);
+    }
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &na,
+            "ping",
+            "-c",
+            "3",
+            "-i",
+            "0.2",
+            "-W",
+            "2",
+            "10.96.0.2",
+        ])
+        .output()
+        .expect("ping (iputils-ping)");
+    assert!(
+        out.status.success(),
+        "ping through vswitchd AF_PACKET ports failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // An interface that does not exist is a clear refusal.
+    let o = d.fc(&["add-port", "br0", "nosuchif0", "type=afpacket"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("no interface named"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}

@@ -8,6 +8,7 @@
 //! at once and the port serialises per tx queue as it must (the in-memory port takes a lock
 //! once per burst, never per packet).
 
+pub mod afpacket;
 pub mod memory;
 pub mod tap;
 
@@ -17,6 +18,7 @@ use arrayvec::ArrayVec;
 
 use crate::packet::{BufPool, PacketBuf};
 
+pub use afpacket::{AfPacketError, AfPacketPort};
 pub use memory::MemPort;
 pub use tap::{TapError, TapPort};
 
