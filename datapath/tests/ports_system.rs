@@ -217,3 +217,66 @@ fn two_namespaces_ping_each_other_through_af_packet_ports() {
     );
     drop(sw);
 }
+
+fn ping_through_af_xdp(mode: datapath::port::XdpMode, tag: &str, net: u8) {
+    use datapath::port::AfXdpPort;
+    let id = std::process::id() % 100_000;
+    let (na, nb) = (format!("vx{tag}a{id}"), format!("vx{tag}b{id}"));
+    let (va, vb) = (format!("x{tag}a{id}"), format!("x{tag}b{id}"));
+    let _ns = Netns::new(&[na.clone(), nb.clone()]);
+    let _veths = Veths(vec![va.clone(), vb.clone()]);
+    for (v, n, host) in [(&va, &na, 1), (&vb, &nb, 2)] {
+        let peer = format!("{v}p");
+        ip(&["link", "add", v, "type", "veth", "peer", "name", &peer]);
+        ip(&["link", "set", &peer, "netns", n]);
+        ip(&[
+            "-n",
+            n,
+            "addr",
+            "add",
+            &format!("10.{net}.0.{host}/24"),
+            "dev",
+            &peer,
+        ]);
+        ip(&["-n", n, "link", "set", &peer, "up"]);
+        ip(&["link", "set", v, "up"]);
+    }
+    let pa = Arc::new(AfXdpPort::open(&va, 1, mode).expect("AF_XDP a (needs root)"));
+    let pb = Arc::new(AfXdpPort::open(&vb, 1, mode).expect("AF_XDP b"));
+    let sw = Switch::new(vec![pa.clone(), pb.clone()]);
+    let out = Command::new("ip")
+        .args([
+            "netns", "exec", &na, "ping", "-c", "3", "-i", "0.2", "-W", "2",
+        ])
+        .arg(format!("10.{net}.0.2"))
+        .output()
+        .expect("ping (iputils-ping)");
+    assert!(
+        out.status.success(),
+        "ping through AF_XDP ports ({mode:?}, resolved {:?}) failed:\n{}{}",
+        pa.mode(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(pa.stats().rx_packets >= 3 && pb.stats().tx_packets >= 3);
+    drop(sw);
+    drop(pa);
+    drop(pb);
+    // The program is gone with the port.
+    let show = Command::new("ip")
+        .args(["link", "show", &va])
+        .output()
+        .expect("ip link show");
+    let show = String::from_utf8_lossy(&show.stdout);
+    assert!(!show.contains("xdp"), "XDP program left behind: {show}");
+}
+
+#[test]
+fn two_namespaces_ping_each_other_through_af_xdp_generic() {
+    ping_through_af_xdp(datapath::port::XdpMode::Generic, "g", 97);
+}
+
+#[test]
+fn two_namespaces_ping_each_other_through_af_xdp_native() {
+    ping_through_af_xdp(datapath::port::XdpMode::Native, "n", 98);
+}

@@ -41,7 +41,7 @@ use crate::error::ApiError;
 use crate::store::{BridgeRecord, Store, StoreTxn};
 
 /// Port types this build can create.
-pub const PORT_TYPES: &[&str] = &["memory", "tap", "internal", "afpacket"];
+pub const PORT_TYPES: &[&str] = &["memory", "tap", "internal", "afpacket", "afxdp"];
 
 /// Tunables of the daemon.
 #[derive(Debug, Clone)]
@@ -478,14 +478,25 @@ impl Switch {
         let now = Instant::now();
         b.dp.transaction(|txn| -> Result<(), ApiError> {
             for p in rec.ports.values() {
-                let (port, mem) = open_port(&p.name, &p.r#type, cfg)?;
+                let mut desc = p.clone();
+                let (port, mem) = match open_port(&p.name, &p.r#type, &p.options, cfg) {
+                    Ok(x) => x,
+                    Err(e) => {
+                        // The port stays configured (and in the store) but down: its
+                        // interface may come back. Its traffic is dropped and counted.
+                        eprintln!("vswitchd: bridge {name}: port {} is down: {e}", p.name);
+                        desc.link_up = false;
+                        let m = Arc::new(MemPort::new(&p.name, 0));
+                        (m as Arc<dyn Port>, None)
+                    }
+                };
                 let vlan = vlan_mode(&p.options)?;
                 txn.add_port(PortNo(p.port_no), Arc::clone(&port), vlan)
                     .map_err(|e| ApiError::internal(format!("port {}: {e}", p.name)))?;
                 b.ports.insert(
                     p.name.clone(),
                     PortState {
-                        desc: p.clone(),
+                        desc,
                         port,
                         mem,
                         added: now,
@@ -1329,7 +1340,12 @@ fn port_descs(b: &Bridge) -> Vec<v1::PortDesc> {
     v
 }
 
-fn open_port(name: &str, ty: &str, cfg: &SwitchConfig) -> Result<Opened, ApiError> {
+fn open_port(
+    name: &str,
+    ty: &str,
+    options: &std::collections::HashMap<String, String>,
+    cfg: &SwitchConfig,
+) -> Result<Opened, ApiError> {
     match ty {
         "memory" => {
             let m = Arc::new(MemPort::new(name, cfg.memory_port_capacity));
@@ -1349,6 +1365,29 @@ fn open_port(name: &str, ty: &str, cfg: &SwitchConfig) -> Result<Opened, ApiErro
         "afpacket" => {
             let p = datapath::port::AfPacketPort::open(name).map_err(|e| match e {
                 datapath::port::AfPacketError::NoSuchInterface(_) => {
+                    ApiError::precondition("port.name", e.to_string())
+                }
+                e => ApiError::precondition("port", e.to_string()),
+            })?;
+            Ok((Arc::new(p) as Arc<dyn Port>, None))
+        }
+        "afxdp" => {
+            let mode = match options.get("xdp-mode") {
+                Some(m) => m
+                    .parse::<datapath::port::XdpMode>()
+                    .map_err(|e| ApiError::invalid("port.options.xdp-mode", e))?,
+                None => datapath::port::XdpMode::Auto,
+            };
+            let n_rxq = match options.get("n-rxq") {
+                Some(n) => n
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=64).contains(n))
+                    .ok_or_else(|| ApiError::invalid("port.options.n-rxq", "must be 1..=64"))?,
+                None => 1,
+            };
+            let p = datapath::port::AfXdpPort::open(name, n_rxq, mode).map_err(|e| match e {
+                datapath::port::AfXdpError::NoSuchInterface(_) => {
                     ApiError::precondition("port.name", e.to_string())
                 }
                 e => ApiError::precondition("port", e.to_string()),
@@ -1379,13 +1418,22 @@ fn check_options(
     ty: &str,
     options: &std::collections::HashMap<String, String>,
 ) -> Result<(), ApiError> {
+    let own: &[&str] = match ty {
+        "afxdp" => &["xdp-mode", "n-rxq"],
+        _ => &[],
+    };
     for k in options.keys() {
-        if !COMMON_OPTIONS.contains(&k.as_str()) {
+        if !COMMON_OPTIONS.contains(&k.as_str()) && !own.contains(&k.as_str()) {
             return Err(ApiError::invalid(
                 format!("port.options.{k}"),
                 format!(
                     "unknown option for a {ty} port (known: {})",
-                    COMMON_OPTIONS.join(", ")
+                    COMMON_OPTIONS
+                        .iter()
+                        .chain(own)
+                        .copied()
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             ));
         }
@@ -1467,7 +1515,7 @@ fn stage_add_port(
             .find(|n| snap.port(PortNo(*n)).is_none())
             .ok_or_else(|| ApiError::precondition("port", "no free port number"))?,
     };
-    let (port, mem) = open_port(&cfg.name, &cfg.r#type, scfg)?;
+    let (port, mem) = open_port(&cfg.name, &cfg.r#type, &cfg.options, scfg)?;
     txn.add_port(PortNo(no), Arc::clone(&port), vlan)
         .map_err(|e| ApiError::internal(e.to_string()))?;
     let desc = v1::PortDesc {

@@ -786,3 +786,89 @@ fn namespaces_ping_through_af_packet_ports_added_with_flowctl() {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+#[test]
+fn namespaces_ping_through_af_xdp_ports_and_a_missing_interface_does_not_stop_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut d = Daemon::start(dir.path());
+    let id = std::process::id() % 100_000;
+    let (na, nb) = (format!("vsxa{id}"), format!("vsxb{id}"));
+    let (va, vb) = (format!("vxa{id}"), format!("vxb{id}"));
+    let ip = |args: &[&str]| {
+        let o = Command::new("ip")
+            .args(args)
+            .output()
+            .expect("`ip` (iproute2) is required");
+        assert!(
+            o.status.success(),
+            "ip {args:?}: {} (needs root)",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    struct Cleanup(Vec<String>, Vec<String>);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            for n in &self.0 {
+                let _ = Command::new("ip").args(["netns", "del", n]).output();
+            }
+            for v in &self.1 {
+                let _ = Command::new("ip").args(["link", "del", v]).output();
+            }
+        }
+    }
+    let _c = Cleanup(vec![na.clone(), nb.clone()], vec![va.clone(), vb.clone()]);
+    for (v, n, addr, mode) in [
+        (&va, &na, "10.99.0.1/24", "xdp-mode=native"),
+        (&vb, &nb, "10.99.0.2/24", "xdp-mode=generic"),
+    ] {
+        let _ = Command::new("ip").args(["netns", "del", n]).output();
+        ip(&["netns", "add", n]);
+        let peer = format!("{v}p");
+        ip(&["link", "add", v, "type", "veth", "peer", "name", &peer]);
+        ip(&["link", "set", &peer, "netns", n]);
+        ip(&["-n", n, "addr", "add", addr, "dev", &peer]);
+        ip(&["-n", n, "link", "set", &peer, "up"]);
+        ip(&["link", "set", v, "up"]);
+        d.ok(&["add-port", "br0", v, "type=afxdp", mode]);
+    }
+    let ping = || {
+        Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &na,
+                "ping",
+                "-c",
+                "3",
+                "-i",
+                "0.2",
+                "-W",
+                "2",
+                "10.99.0.2",
+            ])
+            .output()
+            .expect("ping (iputils-ping)")
+    };
+    let out = ping();
+    assert!(
+        out.status.success(),
+        "ping through vswitchd AF_XDP ports failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let o = d.fc(&["add-port", "br0", "x9", "type=afxdp", "xdp-mode=turbo"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("xdp-mode"));
+    // Restart: the ports come back and carry traffic again.
+    d.term();
+    let mut d = Daemon::start(dir.path());
+    let out = ping();
+    assert!(out.status.success(), "no traffic after a restart");
+    // An interface gone while the daemon was down: it still starts, the port is down.
+    d.term();
+    ip(&["link", "del", &vb]);
+    let d = Daemon::start(dir.path());
+    let show = d.ok(&["show", "br0"]);
+    assert!(show.contains(&vb), "{show}");
+    assert!(d.ok(&["list-br"]).contains("br0"));
+}

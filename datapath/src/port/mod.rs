@@ -9,6 +9,7 @@
 //! once per burst, never per packet).
 
 pub mod afpacket;
+pub mod afxdp;
 pub mod memory;
 pub mod tap;
 
@@ -19,6 +20,7 @@ use arrayvec::ArrayVec;
 use crate::packet::{BufPool, PacketBuf};
 
 pub use afpacket::{AfPacketError, AfPacketPort};
+pub use afxdp::{AfXdpError, AfXdpPort, XdpMode};
 pub use memory::MemPort;
 pub use tap::{TapError, TapPort};
 
