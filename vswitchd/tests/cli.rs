@@ -872,3 +872,81 @@ fn namespaces_ping_through_af_xdp_ports_and_a_missing_interface_does_not_stop_a_
     assert!(show.contains(&vb), "{show}");
     assert!(d.ok(&["list-br"]).contains("br0"));
 }
+
+#[test]
+fn an_iperf3_tcp_stream_crosses_af_xdp_ports() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path());
+    let id = std::process::id() % 100_000;
+    let (na, nb) = (format!("vsia{id}"), format!("vsib{id}"));
+    let (va, vb) = (format!("via{id}"), format!("vib{id}"));
+    let run = |cmd: &str, args: &[&str]| {
+        let o = Command::new(cmd)
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("{cmd}: {e} (apt-get install iproute2 ethtool iperf3)"));
+        assert!(
+            o.status.success(),
+            "{cmd} {args:?}: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).to_string()
+    };
+    struct Cleanup(Vec<String>, Vec<String>);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            for n in &self.0 {
+                let _ = Command::new("ip").args(["netns", "del", n]).output();
+            }
+            for v in &self.1 {
+                let _ = Command::new("ip").args(["link", "del", v]).output();
+            }
+        }
+    }
+    let _c = Cleanup(vec![na.clone(), nb.clone()], vec![va.clone(), vb.clone()]);
+    for (v, n, addr) in [(&va, &na, "10.92.0.1/24"), (&vb, &nb, "10.92.0.2/24")] {
+        let _ = Command::new("ip").args(["netns", "del", n]).output();
+        run("ip", &["netns", "add", n]);
+        let peer = format!("{v}p");
+        run(
+            "ip",
+            &["link", "add", v, "type", "veth", "peer", "name", &peer],
+        );
+        run("ip", &["link", "set", &peer, "netns", n]);
+        run("ip", &["-n", n, "addr", "add", addr, "dev", &peer]);
+        run("ip", &["-n", n, "link", "set", &peer, "up"]);
+        run("ip", &["link", "set", v, "up"]);
+        // veth leaves TCP checksums to an offload that a userspace switch never performs.
+        run(
+            "ip",
+            &["netns", "exec", n, "ethtool", "-K", &peer, "tx", "off"],
+        );
+        d.ok(&["add-port", "br0", v, "type=afxdp"]);
+    }
+    run("ip", &["netns", "exec", &nb, "iperf3", "-s", "-1", "-D"]);
+    std::thread::sleep(Duration::from_millis(500));
+    let out = run(
+        "ip",
+        &[
+            "netns",
+            "exec",
+            &na,
+            "iperf3",
+            "-c",
+            "10.92.0.2",
+            "-t",
+            "2",
+            "-J",
+        ],
+    );
+    let v: serde_json::Value = serde_json::from_str(&out).expect("iperf3 json");
+    let bytes = v["end"]["sum_received"]["bytes"].as_u64().unwrap_or(0);
+    assert!(
+        bytes > 10_000_000,
+        "iperf3 moved only {bytes} bytes through the switch"
+    );
+    // The MAC table learned both ends.
+    let fdb = d.ok(&["fdb-show", "br0"]);
+    assert!(fdb.lines().count() >= 3, "{fdb}");
+}
