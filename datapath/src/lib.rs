@@ -19,5 +19,6 @@ pub mod meter;
 pub mod packet;
 pub mod pipeline;
 pub mod port;
+pub mod qos;
 pub mod stats;
 pub mod types;

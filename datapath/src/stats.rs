@@ -57,11 +57,15 @@ pub enum DropReason {
     SlowPathBudget,
     /// The packet-in queue to the controller was full.
     PacketInQueueFull,
+    /// The ingress port's policer (`ingress_policing_rate`) dropped the packet.
+    IngressPolicer,
+    /// The egress queue the packet was scheduled on was full (tail drop).
+    QueueFull,
 }
 
 impl DropReason {
     /// Number of reasons.
-    pub const COUNT: usize = 22;
+    pub const COUNT: usize = 24;
 
     /// Every reason, in counter order.
     pub const ALL: [DropReason; Self::COUNT] = [
@@ -87,6 +91,8 @@ impl DropReason {
         DropReason::NoHeadroom,
         DropReason::SlowPathBudget,
         DropReason::PacketInQueueFull,
+        DropReason::IngressPolicer,
+        DropReason::QueueFull,
     ];
 
     /// The counter's name.
@@ -114,6 +120,8 @@ impl DropReason {
             DropReason::NoHeadroom => "drop_no_headroom",
             DropReason::SlowPathBudget => "drop_slow_path_budget",
             DropReason::PacketInQueueFull => "drop_packet_in_queue_full",
+            DropReason::IngressPolicer => "drop_ingress_policer",
+            DropReason::QueueFull => "drop_queue_full",
         }
     }
 }

@@ -235,6 +235,15 @@ pub enum Command {
         /// Port number, name or LOCAL; every port when absent.
         port: Option<String>,
     },
+    /// Print egress queue counters (ports with `qos-max-rate` and `queue.N` options).
+    QueueStats {
+        /// Bridge name.
+        bridge: String,
+        /// Port number or name; every port with queues when absent.
+        port: Option<String>,
+        /// Queue id; every queue when absent.
+        queue: Option<u32>,
+    },
     /// Print the counters of the tables that have flows or lookups.
     DumpTables {
         /// Bridge name.

@@ -18,8 +18,9 @@ use proto::flow_text::{format_flow, format_group, format_meter};
 use proto::v1::{
     Action, Band, BandType, Bridge, Bucket, FailMode, Field, FieldMatch, Flow, FlowRemovedReason,
     Group, GroupStats, GroupType, Instruction, MacEntry, Match, Meter, MeterStats, MeterUnit,
-    PacketInReason, PmdStats, PortDesc, PortRef, PortStats, PortStatusReason, ReservedPort,
-    StreamMessageResponse, TableStats, action, instruction, port_ref, stream_message_response,
+    PacketInReason, PmdStats, PortDesc, PortRef, PortStats, PortStatusReason, QueueStats,
+    ReservedPort, StreamMessageResponse, TableStats, action, instruction, port_ref,
+    stream_message_response,
 };
 use serde_json::{Map, Value, json};
 
@@ -279,6 +280,19 @@ pub fn port_stats_json(s: &PortStats) -> Value {
         "tx_dropped": s.tx_dropped,
         "tx_errors": s.tx_errors,
         "duration_ns": s.duration_ns,
+    })
+}
+
+/// One egress queue's counters.
+pub fn queue_stats_json(s: &QueueStats) -> Value {
+    json!({
+        "port_no": s.port_no,
+        "port_name": s.port_name,
+        "queue_id": s.queue_id,
+        "tx_packets": s.tx_packets,
+        "tx_bytes": s.tx_bytes,
+        "tx_dropped": s.tx_dropped,
+        "backlog_packets": s.backlog_packets,
     })
 }
 

@@ -14,9 +14,9 @@ use proto::flow_text::{
 use proto::v1::{
     AddBridgeRequest, AddPortRequest, Atomicity, DelBridgeRequest, DelPortRequest, Entity, Flow,
     GetGroupStatsRequest, GetMacTableRequest, GetMeterStatsRequest, GetPortStatsRequest,
-    GetTableStatsRequest, Group, GroupFilter, Meter, MeterFilter, PacketOut, PortConfig, PortRef,
-    ReadFilter, ReadRequest, ReservedPort, SetPortOptionsRequest, Update, WriteRequest, entity,
-    port_ref, read_filter, update,
+    GetQueueStatsRequest, GetTableStatsRequest, Group, GroupFilter, Meter, MeterFilter, PacketOut,
+    PortConfig, PortRef, ReadFilter, ReadRequest, ReservedPort, SetPortOptionsRequest, Update,
+    WriteRequest, entity, port_ref, read_filter, update,
 };
 
 use crate::cli::{Cli, Command};
@@ -76,6 +76,8 @@ pub enum Request {
     GroupStats(GetGroupStatsRequest),
     /// dump-ports.
     PortStats(GetPortStatsRequest),
+    /// queue-stats.
+    QueueStats(GetQueueStatsRequest),
     /// dump-tables.
     TableStats(GetTableStatsRequest),
     /// fdb-show.
@@ -409,6 +411,15 @@ pub fn prepare(cli: &Cli) -> Result<Request> {
         Command::DumpPorts { bridge, port } => Request::PortStats(GetPortStatsRequest {
             bridge: bridge.clone(),
             port: port.as_deref().map(port_arg).transpose()?,
+        }),
+        Command::QueueStats {
+            bridge,
+            port,
+            queue,
+        } => Request::QueueStats(GetQueueStatsRequest {
+            bridge: bridge.clone(),
+            port: port.as_deref().map(port_arg).transpose()?,
+            queue_id: *queue,
         }),
         Command::DumpTables { bridge } => Request::TableStats(GetTableStatsRequest {
             bridge: bridge.clone(),

@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use proto::flow_text::{OFPP_CONTROLLER, OFPP_LOCAL, format_match};
 use proto::v1::{
     Bridge, FailMode, FlowRemovedReason, GroupStats, MacEntry, MeterStats, PacketInReason,
-    PmdStats, PortDesc, PortStats, PortStatusReason, StreamMessageResponse, TableStats,
+    PmdStats, PortDesc, PortStats, PortStatusReason, QueueStats, StreamMessageResponse, TableStats,
     stream_message_response,
 };
 
@@ -129,6 +129,23 @@ pub fn port_stats_text(p: &PortStats) -> String {
         p.tx_dropped,
         p.tx_errors,
         width = head.len(),
+    )
+}
+
+/// `ovs-ofctl queue-stats` line for one queue:
+///
+/// ```text
+///   port 2 queue 1: bytes=1500, pkts=1, errors=0, backlog=0
+/// ```
+pub fn queue_stats_text(q: &QueueStats) -> String {
+    format!(
+        "  port {} queue {}: bytes={}, pkts={}, errors={}, backlog={}\n",
+        port_no_text(q.port_no),
+        q.queue_id,
+        q.tx_bytes,
+        q.tx_packets,
+        q.tx_dropped,
+        q.backlog_packets
     )
 }
 

@@ -321,6 +321,13 @@ impl Switch for Mock {
         Err(Status::unimplemented("get_meter_stats"))
     }
 
+    async fn get_queue_stats(
+        &self,
+        _: Request<proto::v1::GetQueueStatsRequest>,
+    ) -> Result<Response<proto::v1::GetQueueStatsResponse>, Status> {
+        Err(Status::unimplemented("get_queue_stats"))
+    }
+
     async fn get_group_stats(
         &self,
         _: Request<GetGroupStatsRequest>,

@@ -342,12 +342,7 @@ pub fn convert_action(
         }
         action::Action::PopVlan(_) => Action::PopVlan,
         action::Action::DecTtl(_) => Action::DecTtl,
-        action::Action::SetQueue(_) => {
-            return Err(ApiError::invalid(
-                "set_queue",
-                "egress queues are not supported yet; remove set_queue",
-            ));
-        }
+        action::Action::SetQueue(q) => Action::SetQueue(*q),
     }))
 }
 

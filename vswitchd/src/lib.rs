@@ -2,6 +2,7 @@
 //!
 //! - [`store`]: the durable configuration store (redb).
 //! - [`convert`]: API messages to datapath configuration.
+//! - [`qos`]: port options to ingress policers and egress queues.
 //! - [`switch`]: bridges, their datapaths and poll threads, and every control operation.
 //! - [`service`]: the `vswitch.v1` gRPC service over [`switch::Switch`].
 //! - [`client`]: dialing the daemon's unix socket.
@@ -12,6 +13,7 @@
 pub mod client;
 pub mod convert;
 pub mod error;
+pub mod qos;
 pub mod server;
 pub mod service;
 pub mod store;

@@ -292,6 +292,18 @@ impl v1::switch_server::Switch for Service {
         Ok(Response::new(v1::GetMeterStatsResponse { stats }))
     }
 
+    async fn get_queue_stats(
+        &self,
+        req: Request<v1::GetQueueStatsRequest>,
+    ) -> Result<Response<v1::GetQueueStatsResponse>, Status> {
+        let r = req.get_ref();
+        let stats = self
+            .sw
+            .queue_stats(&r.bridge, r.port.as_ref(), r.queue_id)
+            .map_err(ApiError::into_status)?;
+        Ok(Response::new(v1::GetQueueStatsResponse { stats }))
+    }
+
     async fn get_group_stats(
         &self,
         req: Request<v1::GetGroupStatsRequest>,

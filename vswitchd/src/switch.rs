@@ -493,6 +493,9 @@ impl Switch {
                 let vlan = vlan_mode(&p.options)?;
                 txn.add_port(PortNo(p.port_no), Arc::clone(&port), vlan)
                     .map_err(|e| ApiError::internal(format!("port {}: {e}", p.name)))?;
+                let (policer, qos) = crate::qos::port_rate_control(&p.options, txn.now_ns())?;
+                txn.set_port_qos(PortNo(p.port_no), policer, qos)
+                    .map_err(|e| ApiError::internal(e.to_string()))?;
                 b.ports.insert(
                     p.name.clone(),
                     PortState {
@@ -716,9 +719,22 @@ impl Switch {
         }
         let vlan = vlan_mode(&desc.options)?;
         check_options(&desc.r#type, &desc.options)?;
+        // Rebuilt only when its options change: queued packets and bucket state survive
+        // unrelated changes.
+        let rate_control = if crate::qos::rate_control_options(&desc.options)
+            != crate::qos::rate_control_options(&p.desc.options)
+        {
+            Some(crate::qos::port_rate_control(&desc.options, b.dp.now_ns())?)
+        } else {
+            None
+        };
         b.dp.transaction(|txn| -> Result<(), ApiError> {
             txn.set_port_vlan(PortNo(desc.port_no), vlan, true)
                 .map_err(|e| ApiError::internal(e.to_string()))?;
+            if let Some((policer, qos)) = rate_control {
+                txn.set_port_qos(PortNo(desc.port_no), policer, qos)
+                    .map_err(|e| ApiError::internal(e.to_string()))?;
+            }
             let mut tx = self.store.begin()?;
             tx.put_port(&req.bridge, &desc)?;
             tx.commit()?;
@@ -1013,12 +1029,21 @@ impl Switch {
         {
             return Err(ApiError::not_found("port", format!("no port {w}")));
         }
+        let snap = b.dp.snapshot();
         let mut out: Vec<v1::PortStats> = b
             .ports
             .values()
             .filter(|p| want.is_none_or(|w| w == p.desc.port_no))
             .map(|p| {
-                let s = p.port.stats();
+                let mut s = p.port.stats();
+                // Packets the ingress policer dropped never reached the pipeline: they
+                // count as the port's receive drops, as in OVS.
+                if let Some(pol) = snap
+                    .port(PortNo(p.desc.port_no))
+                    .and_then(|e| e.policer.as_ref())
+                {
+                    s.rx_dropped += pol.dropped.load(Ordering::Relaxed);
+                }
                 v1::PortStats {
                     port_no: p.desc.port_no,
                     name: p.desc.name.clone(),
@@ -1035,6 +1060,67 @@ impl Switch {
             })
             .collect();
         out.sort_by_key(|p| p.port_no);
+        Ok(out)
+    }
+
+    /// Egress queue counters of the ports with queues (`port` and `queue` narrow it).
+    pub fn queue_stats(
+        &self,
+        bridge: &str,
+        port: Option<&v1::PortRef>,
+        queue: Option<u32>,
+    ) -> Result<Vec<v1::QueueStats>, ApiError> {
+        let bridges = self.bridges.lock();
+        let b = bridges
+            .get(bridge)
+            .ok_or_else(|| ApiError::not_found("bridge", format!("no bridge {bridge}")))?;
+        let want = match port.and_then(|p| p.port.as_ref()) {
+            None => None,
+            Some(port_ref::Port::Number(n)) => Some(*n),
+            Some(port_ref::Port::Name(n)) => Some(
+                b.names()(n)
+                    .ok_or_else(|| ApiError::not_found("port", format!("no port named {n:?}")))?,
+            ),
+            Some(port_ref::Port::Reserved(_)) => {
+                return Err(ApiError::invalid("port", "reserved ports have no queues"));
+            }
+        };
+        let snap = b.dp.snapshot();
+        if let Some(w) = want
+            && snap.port(PortNo(w)).is_none()
+        {
+            return Err(ApiError::not_found("port", format!("no port {w}")));
+        }
+        let mut out = Vec::new();
+        for e in &snap.ports {
+            if want.is_some_and(|w| w != e.no.0) {
+                continue;
+            }
+            let Some(q) = &e.qos else { continue };
+            for s in q.stats() {
+                if queue.is_some_and(|id| id != s.id) {
+                    continue;
+                }
+                out.push(v1::QueueStats {
+                    port_no: e.no.0,
+                    port_name: b.port_name(e.no.0),
+                    queue_id: s.id,
+                    tx_packets: s.tx_packets,
+                    tx_bytes: s.tx_bytes,
+                    tx_dropped: s.dropped,
+                    backlog_packets: s.backlog,
+                });
+            }
+        }
+        if let Some(id) = queue
+            && out.is_empty()
+        {
+            return Err(ApiError::not_found(
+                "queue_id",
+                format!("no port here has queue {id}"),
+            ));
+        }
+        out.sort_by_key(|s| (s.port_no, s.queue_id));
         Ok(out)
     }
 
@@ -1423,7 +1509,10 @@ fn check_options(
         _ => &[],
     };
     for k in options.keys() {
-        if !COMMON_OPTIONS.contains(&k.as_str()) && !own.contains(&k.as_str()) {
+        if !COMMON_OPTIONS.contains(&k.as_str())
+            && !own.contains(&k.as_str())
+            && !crate::qos::is_rate_control_option(k)
+        {
             return Err(ApiError::invalid(
                 format!("port.options.{k}"),
                 format!(
@@ -1431,6 +1520,8 @@ fn check_options(
                     COMMON_OPTIONS
                         .iter()
                         .chain(own)
+                        .chain(crate::qos::RATE_CONTROL_OPTIONS)
+                        .chain(&["queue.N"])
                         .copied()
                         .collect::<Vec<_>>()
                         .join(", ")
@@ -1494,6 +1585,7 @@ fn stage_add_port(
     }
     check_options(&cfg.r#type, &cfg.options)?;
     let vlan = vlan_mode(&cfg.options)?;
+    let (policer, qos) = crate::qos::port_rate_control(&cfg.options, txn.now_ns())?;
     let snap = txn.snapshot();
     let no = match cfg.requested_ofport {
         Some(n) => {
@@ -1517,6 +1609,8 @@ fn stage_add_port(
     };
     let (port, mem) = open_port(&cfg.name, &cfg.r#type, &cfg.options, scfg)?;
     txn.add_port(PortNo(no), Arc::clone(&port), vlan)
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    txn.set_port_qos(PortNo(no), policer, qos)
         .map_err(|e| ApiError::internal(e.to_string()))?;
     let desc = v1::PortDesc {
         port_no: no,

@@ -63,6 +63,9 @@ pub enum Action {
     DecTtl,
     /// Process through a group.
     Group(GroupId),
+    /// Choose the egress queue of the packet's next outputs (OpenFlow set_queue). Ports
+    /// without egress queues ignore it; ids they do not configure use queue 0.
+    SetQueue(u32),
 }
 
 /// The instructions of one flow, in OpenFlow 1.3 execution order:

@@ -22,6 +22,8 @@ pub struct PacketBuf {
     data: Box<[u8; BUF_SIZE]>,
     head: u16,
     len: u16,
+    /// Egress queue chosen by `set_queue` (0 unless set).
+    queue: u32,
 }
 
 impl PacketBuf {
@@ -32,6 +34,7 @@ impl PacketBuf {
             data: Box::new([0; BUF_SIZE]),
             head: HEADROOM as u16,
             len: 0,
+            queue: 0,
         }
     }
 
@@ -45,6 +48,7 @@ impl PacketBuf {
     /// (leaving the buffer empty) when the frame is larger than [`MAX_FRAME`].
     pub fn set_frame(&mut self, frame: &[u8]) -> bool {
         self.head = HEADROOM as u16;
+        self.queue = 0;
         if frame.len() > MAX_FRAME {
             self.len = 0;
             return false;
@@ -64,6 +68,7 @@ impl PacketBuf {
     ) -> Result<usize, E> {
         self.head = HEADROOM as u16;
         self.len = 0;
+        self.queue = 0;
         let n = fill(&mut self.data[HEADROOM..])?.min(MAX_FRAME);
         self.len = n as u16;
         Ok(n)
@@ -79,6 +84,18 @@ impl PacketBuf {
     #[inline]
     pub fn data_mut(&mut self) -> &mut [u8] {
         &mut self.data[self.head as usize..self.head as usize + self.len as usize]
+    }
+
+    /// The egress queue `set_queue` chose (0 by default).
+    #[inline]
+    pub fn queue(&self) -> u32 {
+        self.queue
+    }
+
+    /// Chooses the egress queue (the `set_queue` action).
+    #[inline]
+    pub fn set_queue(&mut self, queue: u32) {
+        self.queue = queue;
     }
 
     /// Frame length in bytes.
@@ -172,6 +189,7 @@ impl PacketBuf {
         self.data[h..h + l].copy_from_slice(&other.data[h..h + l]);
         self.head = other.head;
         self.len = other.len;
+        self.queue = other.queue;
     }
 }
 
@@ -217,6 +235,7 @@ impl BufPool {
             Some(mut b) => {
                 b.head = HEADROOM as u16;
                 b.len = 0;
+                b.queue = 0;
                 Some(b)
             }
             None => self.get_slow(),

@@ -31,6 +31,7 @@ use crate::group::Group;
 use crate::l2::{MacTable, VlanMode};
 use crate::meter::Meter;
 use crate::port::Port;
+use crate::qos::{EgressQos, Policer};
 use crate::stats::PmdCounters;
 use crate::types::{GroupId, MeterId, PortNo, TableId};
 
@@ -123,6 +124,11 @@ pub struct PortEntry {
     pub vlan: VlanMode,
     /// False to leave this port out of `flood`.
     pub flood: bool,
+    /// Ingress policer (`ingress_policing_rate`), if any.
+    pub policer: Option<Arc<Policer>>,
+    /// Egress shaper and queues, if any: packets for this port wait there and leave at its
+    /// rate, in priority order.
+    pub qos: Option<Arc<EgressQos>>,
 }
 
 /// A group with its buckets compiled to datapath operations.
@@ -144,6 +150,8 @@ pub struct Snapshot {
     /// Ports, by slot.
     pub ports: Vec<PortEntry>,
     slot_of: Vec<u16>,
+    /// Slots of the ports with egress queues (the poll loop serves them).
+    pub qos_slots: Vec<usize>,
     /// Groups.
     pub groups: HashMap<GroupId, Arc<CompiledGroup>>,
     /// Meters; their token buckets are shared state inside.
@@ -195,6 +203,9 @@ impl Snapshot {
             }
             self.slot_of[n] = i as u16 + 1;
         }
+        self.qos_slots = (0..self.ports.len())
+            .filter(|&i| self.ports[i].qos.is_some())
+            .collect();
     }
 }
 
@@ -229,12 +240,39 @@ pub(crate) struct Shared {
     pmds: Mutex<Vec<Arc<PmdCounters>>>,
     epoch: Instant,
     epoch_wall_s: u64,
+    manual_clock: Option<ManualClock>,
 }
 
 impl Shared {
-    /// Monotonic nanoseconds since the datapath started.
+    /// Monotonic nanoseconds since the datapath started (or the manual clock's time).
+    #[inline]
     pub(crate) fn now_ns(&self) -> u64 {
-        self.epoch.elapsed().as_nanos() as u64
+        match &self.manual_clock {
+            None => self.epoch.elapsed().as_nanos() as u64,
+            Some(c) => c.now_ns(),
+        }
+    }
+}
+
+/// A clock that only moves when told to: for tests and benchmarks that need exact time
+/// (meter and shaper accuracy, timeouts). Cheap to clone; clones share the time.
+#[derive(Clone, Debug, Default)]
+pub struct ManualClock(Arc<std::sync::atomic::AtomicU64>);
+
+impl ManualClock {
+    /// A clock at 0.
+    pub fn new() -> ManualClock {
+        ManualClock::default()
+    }
+
+    /// The time, nanoseconds.
+    pub fn now_ns(&self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Moves the clock forward by `ns`.
+    pub fn advance(&self, ns: u64) {
+        self.0.fetch_add(ns, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -247,6 +285,21 @@ pub struct Datapath {
 impl Datapath {
     /// A datapath with no ports, empty tables, and the receiving end of its packet-in queue.
     pub fn new(config: DatapathConfig) -> (Datapath, Receiver<PacketIn>) {
+        Self::build(config, None)
+    }
+
+    /// A datapath whose clock is `clock` instead of the monotonic clock.
+    pub fn with_clock(
+        config: DatapathConfig,
+        clock: ManualClock,
+    ) -> (Datapath, Receiver<PacketIn>) {
+        Self::build(config, Some(clock))
+    }
+
+    fn build(
+        config: DatapathConfig,
+        manual_clock: Option<ManualClock>,
+    ) -> (Datapath, Receiver<PacketIn>) {
         let (tx, rx) = sync_channel(config.packet_in_queue);
         let macs = MacTable::new(config.mac_table_size);
         macs.set_aging_s(config.mac_aging_s);
@@ -255,6 +308,7 @@ impl Datapath {
             pipeline: Pipeline::new(),
             ports: Vec::new(),
             slot_of: Vec::new(),
+            qos_slots: Vec::new(),
             groups: HashMap::new(),
             meters: HashMap::new(),
             history: VecDeque::new(),
@@ -271,6 +325,7 @@ impl Datapath {
             epoch_wall_s: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
+            manual_clock,
         };
         (
             Datapath {
@@ -327,6 +382,7 @@ impl Datapath {
             pipeline: cur.pipeline.clone(),
             ports: cur.ports.clone(),
             slot_of: cur.slot_of.clone(),
+            qos_slots: cur.qos_slots.clone(),
             groups: cur.groups.clone(),
             meters: cur.meters.clone(),
             history: cur.history.clone(),
@@ -466,6 +522,8 @@ impl Txn<'_> {
             port,
             vlan,
             flood: true,
+            policer: None,
+            qos: None,
         });
         s.rebuild_slots();
         Ok(())
@@ -482,6 +540,21 @@ impl Txn<'_> {
         let slot = s.slot(no).ok_or(DatapathError::NoSuchPort(no))?;
         s.ports[slot].vlan = vlan;
         s.ports[slot].flood = flood;
+        Ok(())
+    }
+
+    /// Sets or clears a port's ingress policer and egress queues.
+    pub fn set_port_qos(
+        &mut self,
+        no: PortNo,
+        policer: Option<Arc<Policer>>,
+        qos: Option<Arc<EgressQos>>,
+    ) -> Result<(), DatapathError> {
+        let s = &mut *self.snap;
+        let slot = s.slot(no).ok_or(DatapathError::NoSuchPort(no))?;
+        s.ports[slot].policer = policer;
+        s.ports[slot].qos = qos;
+        s.rebuild_slots();
         Ok(())
     }
 
@@ -539,7 +612,10 @@ impl Txn<'_> {
     }
 
     /// Adds or replaces a meter.
-    pub fn set_meter(&mut self, meter: Meter) -> Result<(), DatapathError> {
+    pub fn set_meter(&mut self, mut meter: Meter) -> Result<(), DatapathError> {
+        if let Some(old) = self.snap.meters.get(&meter.id) {
+            meter.keep_stats_of(old);
+        }
         self.snap.meters.insert(meter.id, Arc::new(meter));
         Ok(())
     }

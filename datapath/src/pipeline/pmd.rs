@@ -158,6 +158,9 @@ impl Pmd {
         if !self.shared.packet_out.is_empty() {
             total += self.packet_outs(&snap);
         }
+        if !snap.qos_slots.is_empty() {
+            total += self.service_queues(&snap);
+        }
         self.polls += 1;
         if self.polls.is_multiple_of(1024) {
             self.housekeeping();
@@ -175,6 +178,21 @@ impl Pmd {
             }
             total += n;
         }
+    }
+
+    /// Sends what the egress shapers allow from the ports' queues. Returns packets sent.
+    fn service_queues(&mut self, snap: &Snapshot) -> usize {
+        let now = self.shared.now_ns();
+        let mut n = 0;
+        for &slot in &snap.qos_slots {
+            let e = &snap.ports[slot];
+            if let Some(q) = &e.qos
+                && q.backlog() > 0
+            {
+                n += q.service(now, &*e.port, &mut self.pool);
+            }
+        }
+        n
     }
 
     /// Runs queued packet-outs (the controller's packets) through their actions.
@@ -287,13 +305,20 @@ impl Pmd {
 
     /// Processes the burst in `self.rx`.
     fn process_rx(&mut self, snap: &Snapshot, in_slot: usize) {
-        let n = self.rx.len();
-        if n == 0 {
+        let received = self.rx.len();
+        if received == 0 {
             return;
         }
         let in_port = snap.ports[in_slot].no;
+        if let Some(pol) = &snap.ports[in_slot].policer {
+            let dropped = pol.police(self.shared.now_ns(), &mut self.rx, &mut self.pool);
+            self.counters
+                .count_drop(DropReason::IngressPolicer, dropped as u64);
+        }
+        let n = self.rx.len();
         let Work { pkts, keys, lays } = &mut *self.work;
-        for (i, b) in self.rx.drain(..).enumerate() {
+        for (i, mut b) in self.rx.drain(..).enumerate() {
+            b.set_queue(0);
             pkts[i] = Some(b);
         }
         let mut srcs: [Option<Src>; BURST] = [None; BURST];
@@ -377,7 +402,7 @@ impl Pmd {
                 &mut local,
             ));
         }
-        self.counters.rx_packets.add(n as u64);
+        self.counters.rx_packets.add(received as u64);
         self.counters.emc_hit.add(emc_hit);
         self.counters.megaflow_hit.add(mf_hit);
         self.counters.slow_path.add(upcalls as u64);
@@ -517,9 +542,23 @@ fn stage(cx: &mut Cx<'_>, slot: usize, b: PacketBuf) {
     batch.push(b);
     if batch.is_full() {
         let n = batch.len() as u64;
-        cx.snap.ports[slot].port.tx_burst(batch, cx.pool);
+        send(cx.snap, slot, batch, cx.pool, cx.counters);
         cx.counters.tx_packets.add(n);
         // Still listed as dirty; an empty batch flushes as a no-op.
+    }
+}
+
+/// Hands `batch` to the port in `slot`: straight to the port, or to its egress queues when it
+/// has them (the poll loop sends from there at the port's rate).
+#[inline]
+fn send(snap: &Snapshot, slot: usize, batch: &mut Batch, pool: &mut BufPool, c: &PmdCounters) {
+    let e = &snap.ports[slot];
+    match &e.qos {
+        None => e.port.tx_burst(batch, pool),
+        Some(q) => {
+            let dropped = q.enqueue(batch, pool);
+            c.count_drop(DropReason::QueueFull, dropped as u64);
+        }
     }
 }
 
@@ -528,7 +567,7 @@ fn flush(cx: &mut Cx<'_>) {
         let batch = &mut cx.tx.batches[slot as usize];
         if !batch.is_empty() {
             let n = batch.len() as u64;
-            cx.snap.ports[slot as usize].port.tx_burst(batch, cx.pool);
+            send(cx.snap, slot as usize, batch, cx.pool, cx.counters);
             cx.counters.tx_packets.add(n);
         }
     }
@@ -559,7 +598,7 @@ fn run(
             };
             if batch.is_full() {
                 let n = batch.len() as u64;
-                cx.snap.ports[slot].port.tx_burst(batch, cx.pool);
+                send(cx.snap, slot, batch, cx.pool, cx.counters);
                 cx.counters.tx_packets.add(n);
             }
             batch.push(b);
@@ -665,6 +704,13 @@ fn run(
                         && let Err(r) = rewrite::push_vlan(p, &mut keys[m], &mut lays[m], tpid)
                     {
                         drop_pkt(cx, pkts, m, r);
+                    }
+                }
+            }
+            DpAction::SetQueue(q) => {
+                for &m in members {
+                    if let Some(p) = pkts[m as usize].as_mut() {
+                        p.set_queue(q);
                     }
                 }
             }

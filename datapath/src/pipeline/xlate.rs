@@ -65,6 +65,8 @@ pub enum DpAction {
     Meter(MeterId),
     /// Process through a group.
     Group(GroupId),
+    /// Choose the egress queue.
+    SetQueue(u32),
 }
 
 impl DpAction {
@@ -109,6 +111,7 @@ impl DpAction {
             Action::PopVlan => DpAction::PopVlan,
             Action::DecTtl => DpAction::DecTtl,
             Action::Group(g) => DpAction::Group(g),
+            Action::SetQueue(q) => DpAction::SetQueue(q),
         }
     }
 }

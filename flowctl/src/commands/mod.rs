@@ -66,6 +66,7 @@ pub async fn execute(
         Request::MeterStats(r) => read::meter_stats(client, r, format, out).await?,
         Request::GroupStats(r) => read::group_stats(client, r, format, out).await?,
         Request::PortStats(r) => read::port_stats(client, r, format, out).await?,
+        Request::QueueStats(r) => read::queue_stats(client, r, format, out).await?,
         Request::TableStats(r) => read::table_stats(client, r, format, out).await?,
         Request::MacTable(r) => read::mac_table(client, r, format, out).await?,
         Request::PmdStats => read::pmd_stats(client, format, out).await?,

@@ -6,8 +6,8 @@ use std::io::Write;
 use proto::flow_text::{format_flow, format_flow_dump, format_group, format_meter};
 use proto::v1::{
     Bridge, Entity, GetBridgeRequest, GetGroupStatsRequest, GetMacTableRequest,
-    GetMeterStatsRequest, GetPmdStatsRequest, GetPortStatsRequest, GetTableStatsRequest,
-    ListBridgesRequest, ReadRequest, entity,
+    GetMeterStatsRequest, GetPmdStatsRequest, GetPortStatsRequest, GetQueueStatsRequest,
+    GetTableStatsRequest, ListBridgesRequest, ReadRequest, entity,
 };
 use serde_json::{Value, json};
 
@@ -227,6 +227,25 @@ pub async fn port_stats(
             }
         }
         Format::Json => print_json(out, &json_list("stats", &stats, js::port_stats_json))?,
+    }
+    Ok(())
+}
+
+/// `queue-stats`.
+pub async fn queue_stats(
+    client: &mut Client,
+    req: GetQueueStatsRequest,
+    format: Format,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let stats = client.get_queue_stats(req).await?.into_inner().stats;
+    match format {
+        Format::Text => {
+            for s in &stats {
+                out.write_all(text::queue_stats_text(s).as_bytes())?;
+            }
+        }
+        Format::Json => print_json(out, &json_list("stats", &stats, js::queue_stats_json))?,
     }
     Ok(())
 }

@@ -1,0 +1,154 @@
+//! Port rate control from port options: the ingress policer and the egress queues.
+//!
+//! What: turns the options `ingress_policing_rate`, `ingress_policing_burst`, `qos-max-rate`,
+//! `qos-burst` and `queue.N` into the datapath's [`datapath::qos`] objects, with errors that
+//! name the option at fault.
+
+use crate::error::ApiError;
+
+/// Port options that configure rate control (see [`port_rate_control`]).
+pub const RATE_CONTROL_OPTIONS: &[&str] = &[
+    "ingress_policing_rate",
+    "ingress_policing_burst",
+    "qos-max-rate",
+    "qos-burst",
+];
+
+/// True for an option key [`port_rate_control`] reads (`queue.N` included).
+pub fn is_rate_control_option(key: &str) -> bool {
+    RATE_CONTROL_OPTIONS.contains(&key) || key.starts_with("queue.")
+}
+
+/// The rate-control part of a port's options, to compare configurations.
+pub fn rate_control_options(
+    options: &std::collections::HashMap<String, String>,
+) -> std::collections::BTreeMap<&str, &str> {
+    options
+        .iter()
+        .filter(|(k, _)| is_rate_control_option(k))
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect()
+}
+
+/// A port's ingress policer and egress queues.
+pub type RateControl = (
+    Option<std::sync::Arc<datapath::qos::Policer>>,
+    Option<std::sync::Arc<datapath::qos::EgressQos>>,
+);
+
+/// A port's ingress policer and egress queues, from its options:
+/// - `ingress_policing_rate=KBPS` (0 or absent: none), `ingress_policing_burst=KB`
+///   (default 8000), as OVS;
+/// - `qos-max-rate=KBPS`: the port sends at most this rate and queues the rest;
+///   `qos-burst=KB`; `queue.N=priority:P,weight:W,limit:L` (each part optional; defaults
+///   priority 0, weight 1, limit 512 packets) configures queue N (0..=63) for `set_queue:N`.
+pub fn port_rate_control(
+    options: &std::collections::HashMap<String, String>,
+    now_ns: u64,
+) -> Result<RateControl, ApiError> {
+    use datapath::qos::{EgressQos, Policer, QosConfig, QueueConfig};
+    let num = |k: &str| -> Result<Option<u64>, ApiError> {
+        options
+            .get(k)
+            .map(|v| {
+                v.trim().parse::<u64>().map_err(|_| {
+                    ApiError::invalid(
+                        format!("port.options.{k}"),
+                        format!("{v:?} is not a whole number"),
+                    )
+                })
+            })
+            .transpose()
+    };
+    let policer = match num("ingress_policing_rate")? {
+        None | Some(0) => {
+            if options.contains_key("ingress_policing_burst")
+                && num("ingress_policing_rate")?.is_none()
+            {
+                return Err(ApiError::invalid(
+                    "port.options.ingress_policing_burst",
+                    "needs ingress_policing_rate",
+                ));
+            }
+            None
+        }
+        Some(rate) => {
+            let burst = num("ingress_policing_burst")?.unwrap_or(0);
+            Some(std::sync::Arc::new(
+                Policer::new(rate, burst, now_ns).map_err(|e| {
+                    ApiError::invalid("port.options.ingress_policing_rate", e.to_string())
+                })?,
+            ))
+        }
+    };
+    let mut queues = Vec::new();
+    let mut keys: Vec<&String> = options.keys().filter(|k| k.starts_with("queue.")).collect();
+    keys.sort();
+    for k in keys {
+        let field = format!("port.options.{k}");
+        let id = k["queue.".len()..]
+            .parse::<u32>()
+            .ok()
+            .filter(|id| *id <= datapath::qos::MAX_QUEUE_ID)
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    &field,
+                    format!(
+                        "queue id must be 0..={} (queue.N=priority:P,weight:W,limit:L)",
+                        datapath::qos::MAX_QUEUE_ID
+                    ),
+                )
+            })?;
+        let mut q = QueueConfig::new(id);
+        for part in options[k]
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+        {
+            let (name, value) = part.split_once(':').ok_or_else(|| {
+                ApiError::invalid(&field, format!("{part:?}: expected NAME:VALUE"))
+            })?;
+            let bad = || ApiError::invalid(&field, format!("{part:?}: bad value"));
+            match name.trim() {
+                "priority" => q.priority = value.trim().parse().map_err(|_| bad())?,
+                "weight" => q.weight = value.trim().parse().map_err(|_| bad())?,
+                "limit" => q.limit = value.trim().parse().map_err(|_| bad())?,
+                other => {
+                    return Err(ApiError::invalid(
+                        &field,
+                        format!("unknown queue setting {other:?} (priority, weight, limit)"),
+                    ));
+                }
+            }
+        }
+        queues.push(q);
+    }
+    let qos = match num("qos-max-rate")? {
+        None => {
+            if let Some(k) = ["qos-burst"]
+                .iter()
+                .copied()
+                .find(|k| options.contains_key(*k))
+                .or_else(|| (!queues.is_empty()).then_some("queue.N"))
+            {
+                return Err(ApiError::invalid(
+                    format!("port.options.{k}"),
+                    "egress queues need qos-max-rate (the rate the port sends at)",
+                ));
+            }
+            None
+        }
+        Some(rate) => Some(std::sync::Arc::new(
+            EgressQos::new(
+                QosConfig {
+                    max_rate_kbps: rate,
+                    burst_kb: num("qos-burst")?.unwrap_or(0),
+                    queues,
+                },
+                now_ns,
+            )
+            .map_err(|e| ApiError::invalid("port.options.qos-max-rate", e.to_string()))?,
+        )),
+    };
+    Ok((policer, qos))
+}

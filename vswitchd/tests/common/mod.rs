@@ -1,0 +1,212 @@
+//! Shared by the system tests: the real `vswitchd` on a temporary store and socket, driven
+//! by the real `flowctl`, and namespaces joined to it through veth pairs that the test
+//! creates under unique names and removes afterwards (even when it fails).
+#![allow(dead_code)] // each test crate uses a different part
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The `flowctl` binary next to `vswitchd`.
+pub fn flowctl_binary() -> PathBuf {
+    let vswitchd = PathBuf::from(env!("CARGO_BIN_EXE_vswitchd"));
+    let p = vswitchd.with_file_name("flowctl");
+    assert!(
+        p.exists(),
+        "{} is missing: build it first (`cargo build -p flowctl`; ./scripts/test does)",
+        p.display()
+    );
+    p
+}
+
+/// A running daemon, killed when dropped.
+pub struct Daemon {
+    child: Option<Child>,
+    dir: PathBuf,
+}
+
+impl Daemon {
+    /// Starts `vswitchd` with its store and socket in `dir`; waits until it listens.
+    pub fn start(dir: &Path) -> Daemon {
+        let sock = dir.join("s");
+        let child = Command::new(env!("CARGO_BIN_EXE_vswitchd"))
+            .arg("--db")
+            .arg(dir.join("conf.db"))
+            .arg("--listen")
+            .arg(format!("unix:{}", sock.display()))
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn vswitchd");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::os::unix::net::UnixStream::connect(&sock).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "vswitchd never listened on {}",
+                sock.display()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Daemon {
+            child: Some(child),
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// Runs flowctl against this daemon.
+    pub fn fc(&self, args: &[&str]) -> Output {
+        Command::new(flowctl_binary())
+            .arg("--server")
+            .arg(format!("unix:{}", self.dir.join("s").display()))
+            .args(args)
+            .output()
+            .expect("run flowctl")
+    }
+
+    /// Runs flowctl and asserts success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let o = self.fc(args);
+        assert!(
+            o.status.success(),
+            "flowctl {args:?} failed: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8(o.stdout).expect("utf-8")
+    }
+
+    /// Runs flowctl with `--format json` and parses what it prints.
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut all = vec!["--format", "json"];
+        all.extend_from_slice(args);
+        serde_json::from_str(&self.ok(&all)).expect("flowctl json")
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Runs a command that must succeed; returns its stdout. A missing command fails with the
+/// packages to install.
+pub fn run(cmd: &str, args: &[&str]) -> String {
+    let o = Command::new(cmd).args(args).output().unwrap_or_else(|e| {
+        panic!("{cmd}: {e} (apt-get install iproute2 iputils-ping ethtool iperf3; run as root)")
+    });
+    assert!(
+        o.status.success(),
+        "{cmd} {args:?}: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+/// Namespaces `{prefix}N` with address `10.{net}.0.N/24` on `{prefix}vN` (inside), whose
+/// host ends `{prefix}hN` are the switch's ports. Removed on drop.
+pub struct Hosts {
+    /// Namespace names, host 1 first.
+    pub ns: Vec<String>,
+    /// Host-side veth names (the switch's ports), host 1 first.
+    pub ports: Vec<String>,
+    net: u8,
+}
+
+impl Hosts {
+    /// Creates `n` hosts. `prefix` must be short (names are limited to 15 bytes) and unique
+    /// to the test; the process id is appended.
+    pub fn new(prefix: &str, net: u8, n: usize) -> Hosts {
+        let id = std::process::id() % 100_000;
+        let mut h = Hosts {
+            ns: Vec::new(),
+            ports: Vec::new(),
+            net,
+        };
+        for i in 1..=n {
+            let ns = format!("{prefix}{id}n{i}");
+            let port = format!("{prefix}{id}h{i}");
+            let inner = format!("{prefix}{id}v{i}");
+            let _ = Command::new("ip").args(["netns", "del", &ns]).output();
+            let _ = Command::new("ip").args(["link", "del", &port]).output();
+            run("ip", &["netns", "add", &ns]);
+            h.ns.push(ns.clone());
+            run(
+                "ip",
+                &["link", "add", &port, "type", "veth", "peer", "name", &inner],
+            );
+            h.ports.push(port.clone());
+            run("ip", &["link", "set", &inner, "netns", &ns]);
+            run(
+                "ip",
+                &[
+                    "-n",
+                    &ns,
+                    "addr",
+                    "add",
+                    &format!("10.{net}.0.{i}/24"),
+                    "dev",
+                    &inner,
+                ],
+            );
+            run("ip", &["-n", &ns, "link", "set", &inner, "up"]);
+            run("ip", &["-n", &ns, "link", "set", "lo", "up"]);
+            run("ip", &["link", "set", &port, "up"]);
+            // veth leaves checksums to an offload a userspace switch never performs.
+            run(
+                "ip",
+                &["netns", "exec", &ns, "ethtool", "-K", &inner, "tx", "off"],
+            );
+        }
+        h
+    }
+
+    /// Host `i`'s address (1-based).
+    pub fn addr(&self, i: usize) -> String {
+        format!("10.{}.0.{i}", self.net)
+    }
+
+    /// Runs `args` inside host `i`'s namespace; must succeed.
+    pub fn exec(&self, i: usize, args: &[&str]) -> String {
+        let mut all = vec!["netns", "exec", &self.ns[i - 1]];
+        all.extend_from_slice(args);
+        run("ip", &all)
+    }
+
+    /// Starts `args` inside host `i`'s namespace without waiting.
+    pub fn spawn(&self, i: usize, args: &[&str]) -> Child {
+        Command::new("ip")
+            .args(["netns", "exec", &self.ns[i - 1]])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn in namespace")
+    }
+}
+
+impl Drop for Hosts {
+    fn drop(&mut self) {
+        for n in &self.ns {
+            let _ = Command::new("ip").args(["netns", "del", n]).output();
+        }
+        for p in &self.ports {
+            let _ = Command::new("ip").args(["link", "del", p]).output();
+        }
+    }
+}
+
+/// The output of a child that must have succeeded.
+pub fn finish(c: Child) -> String {
+    let o = c.wait_with_output().expect("wait");
+    assert!(
+        o.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
