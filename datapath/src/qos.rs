@@ -163,19 +163,6 @@ pub struct QosConfig {
     pub queues: Vec<QueueConfig>,
 }
 
-/// Counters of one queue.
-#[derive(Debug, Default)]
-pub struct QueueCounters {
-    /// Packets sent.
-    pub tx_packets: AtomicU64,
-    /// Bytes sent.
-    pub tx_bytes: AtomicU64,
-    /// Packets dropped because the queue was full.
-    pub dropped: AtomicU64,
-    /// Packets waiting now.
-    pub backlog: AtomicU64,
-}
-
 /// One queue's statistics, read at one instant.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct QueueStats {
@@ -196,6 +183,11 @@ struct QueueState {
     limit: usize,
     deficit: u64,
     quantum: u64,
+    // Counters live under the scheduler's lock with the queue (plain adds, no atomics per
+    // packet); `stats` takes the lock to read them.
+    tx_packets: u64,
+    tx_bytes: u64,
+    dropped: u64,
 }
 
 struct SchedState {
@@ -212,7 +204,6 @@ pub struct EgressQos {
     /// Queue index of each queue id (0..=MAX_QUEUE_ID); unconfigured ids map to queue 0's.
     index_of: [u8; MAX_QUEUE_ID as usize + 1],
     state: Mutex<SchedState>,
-    counters: Box<[QueueCounters]>,
     backlog: AtomicUsize,
 }
 
@@ -282,12 +273,10 @@ impl EgressQos {
                 limit: q.limit as usize,
                 deficit: 0,
                 quantum: q.weight as u64 * QUANTUM,
+                tx_packets: 0,
+                tx_bytes: 0,
+                dropped: 0,
             })
-            .collect();
-        let counters = config
-            .queues
-            .iter()
-            .map(|_| QueueCounters::default())
             .collect();
         Ok(EgressQos {
             index_of,
@@ -296,7 +285,6 @@ impl EgressQos {
                 queues,
                 levels,
             }),
-            counters,
             backlog: AtomicUsize::new(0),
             config,
         })
@@ -318,6 +306,7 @@ impl EgressQos {
     pub fn enqueue(&self, batch: &mut Batch, pool: &mut BufPool) -> usize {
         let mut st = self.state.lock();
         let mut dropped = 0;
+        let mut queued = 0;
         for p in batch.drain(..) {
             let qi = self
                 .index_of
@@ -326,15 +315,16 @@ impl EgressQos {
                 .unwrap_or(self.index_of[0]) as usize;
             let q = &mut st.queues[qi];
             if q.fifo.len() >= q.limit {
-                self.counters[qi].dropped.fetch_add(1, Ordering::Relaxed);
+                q.dropped += 1;
                 dropped += 1;
                 pool.put(p);
             } else {
                 q.fifo.push_back(p);
-                self.counters[qi].backlog.fetch_add(1, Ordering::Relaxed);
-                self.backlog.fetch_add(1, Ordering::Relaxed);
+                queued += 1;
             }
         }
+        drop(st);
+        self.backlog.fetch_add(queued, Ordering::Relaxed);
         dropped
     }
 
@@ -379,10 +369,8 @@ impl EgressQos {
                         if let Some(p) = q.fifo.pop_front() {
                             out.push(p);
                         }
-                        let c = &self.counters[qi];
-                        c.tx_packets.fetch_add(1, Ordering::Relaxed);
-                        c.tx_bytes.fetch_add(len, Ordering::Relaxed);
-                        c.backlog.fetch_sub(1, Ordering::Relaxed);
+                        q.tx_packets += 1;
+                        q.tx_bytes += len;
                         taken += 1;
                         if q.fifo.is_empty() {
                             q.deficit = 0;
@@ -422,16 +410,17 @@ impl EgressQos {
 
     /// Every queue's statistics, by queue id.
     pub fn stats(&self) -> Vec<QueueStats> {
+        let st = self.state.lock();
         self.config
             .queues
             .iter()
-            .zip(self.counters.iter())
-            .map(|(q, c)| QueueStats {
-                id: q.id,
-                tx_packets: c.tx_packets.load(Ordering::Relaxed),
-                tx_bytes: c.tx_bytes.load(Ordering::Relaxed),
-                dropped: c.dropped.load(Ordering::Relaxed),
-                backlog: c.backlog.load(Ordering::Relaxed),
+            .zip(st.queues.iter())
+            .map(|(c, q)| QueueStats {
+                id: c.id,
+                tx_packets: q.tx_packets,
+                tx_bytes: q.tx_bytes,
+                dropped: q.dropped,
+                backlog: q.fifo.len() as u64,
             })
             .collect()
     }

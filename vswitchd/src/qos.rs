@@ -147,8 +147,110 @@ pub fn port_rate_control(
                 },
                 now_ns,
             )
-            .map_err(|e| ApiError::invalid("port.options.qos-max-rate", e.to_string()))?,
+            .map_err(|e| {
+                use datapath::qos::QosError as E;
+                let field = match e {
+                    E::BadWeight(id)
+                    | E::BadLimit(id)
+                    | E::DuplicateQueue(id)
+                    | E::BadQueueId(id) => {
+                        format!("port.options.queue.{id}")
+                    }
+                    E::ZeroRate(_) => "port.options.qos-max-rate".to_string(),
+                };
+                ApiError::invalid(field, e.to_string())
+            })?,
         )),
     };
     Ok((policer, qos))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn opts(kv: &[(&str, &str)]) -> HashMap<String, String> {
+        kv.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn options_build_policer_and_queues() {
+        let (p, q) = port_rate_control(
+            &opts(&[
+                ("ingress_policing_rate", "1000"),
+                ("qos-max-rate", "20000"),
+                ("queue.1", "priority:7"),
+                ("queue.2", "weight:3, limit:64"),
+            ]),
+            0,
+        )
+        .expect("valid");
+        let p = p.expect("policer");
+        assert_eq!((p.rate_kbps, p.burst_kb), (1000, 8000));
+        let q = q.expect("qos");
+        let ids: Vec<_> = q
+            .config()
+            .queues
+            .iter()
+            .map(|q| (q.id, q.priority, q.weight, q.limit))
+            .collect();
+        assert_eq!(ids, vec![(0, 0, 1, 512), (1, 7, 1, 512), (2, 0, 3, 64)]);
+        let (p, q) = port_rate_control(&opts(&[("ingress_policing_rate", "0")]), 0).expect("ok");
+        assert!(p.is_none() && q.is_none());
+    }
+
+    #[test]
+    fn errors_name_the_option() {
+        for (kv, field) in [
+            (vec![("queue.1", "priority:7")], "port.options.queue.N"),
+            (
+                vec![("qos-max-rate", "1"), ("queue.x", "")],
+                "port.options.queue.x",
+            ),
+            (
+                vec![("qos-max-rate", "1"), ("queue.1", "priority:300")],
+                "port.options.queue.1",
+            ),
+            (
+                vec![("qos-max-rate", "1"), ("queue.1", "weight:0")],
+                "port.options.queue.1",
+            ),
+            (vec![("qos-max-rate", "0")], "port.options.qos-max-rate"),
+            (
+                vec![("ingress_policing_burst", "5")],
+                "port.options.ingress_policing_burst",
+            ),
+            (
+                vec![("ingress_policing_rate", "-1")],
+                "port.options.ingress_policing_rate",
+            ),
+        ] {
+            let e = port_rate_control(&opts(&kv), 0).expect_err("refused");
+            assert_eq!(e.field, field, "{kv:?}: {e}");
+        }
+    }
+
+    proptest! {
+        /// Any option map is accepted or refused with an error, never a panic.
+        #[test]
+        fn never_panics(kv in proptest::collection::vec((
+            prop_oneof![
+                Just("ingress_policing_rate".to_string()),
+                Just("ingress_policing_burst".to_string()),
+                Just("qos-max-rate".to_string()),
+                Just("qos-burst".to_string()),
+                "queue\\.[0-9x]{0,3}",
+            ],
+            prop_oneof!["[0-9]{0,20}", "[a-z:,0-9 ]{0,30}", "(priority|weight|limit):[0-9]{0,12}(,(priority|weight|limit):[0-9]{0,6})?"],
+        ), 0..6)) {
+            let m: HashMap<String, String> = kv.into_iter().collect();
+            let _ = port_rate_control(&m, 0);
+        }
+    }
 }

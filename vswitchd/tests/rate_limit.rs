@@ -149,7 +149,9 @@ fn a_priority_queue_keeps_its_rate_and_latency_on_a_congested_port() {
     );
     let prio_rtt = ping_avg_ms(&String::from_utf8_lossy(&ping_prio.stdout));
     let bulk_rtt = ping_avg_ms(&String::from_utf8_lossy(&ping_bulk.stdout));
-    eprintln!("priority: {bps:.0} bit/s, {lost} lost; ping rtt priority {prio_rtt:?} ms, bulk {bulk_rtt:?} ms");
+    eprintln!(
+        "priority: {bps:.0} bit/s, {lost} lost; ping rtt priority {prio_rtt:?} ms, bulk {bulk_rtt:?} ms"
+    );
     assert!(
         prio_rtt.is_some_and(|ms| ms < 10.0),
         "priority ping: {prio_rtt:?} ms"

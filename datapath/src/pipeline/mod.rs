@@ -113,6 +113,39 @@ pub enum DatapathError {
     PacketOutQueueFull,
 }
 
+/// A map keyed by small integer ids (meters, groups), looked up per packet group on the hot
+/// path: a multiplicative hash instead of SipHash. Ids come from the controller, which is
+/// trusted with the switch's configuration, so hash flooding is not a concern here.
+pub type IdMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<IdHasher>>;
+
+/// The hasher of [`IdMap`]: Fibonacci hashing of the integer written.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ b as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+
+    #[inline]
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(n as u64);
+    }
+
+    #[inline]
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0 ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
 /// A port as the snapshot holds it.
 #[derive(Clone, Debug)]
 pub struct PortEntry {
@@ -153,9 +186,9 @@ pub struct Snapshot {
     /// Slots of the ports with egress queues (the poll loop serves them).
     pub qos_slots: Vec<usize>,
     /// Groups.
-    pub groups: HashMap<GroupId, Arc<CompiledGroup>>,
+    pub groups: IdMap<GroupId, Arc<CompiledGroup>>,
     /// Meters; their token buckets are shared state inside.
-    pub meters: HashMap<MeterId, Arc<Meter>>,
+    pub meters: IdMap<MeterId, Arc<Meter>>,
     /// Recent flow changes: (pipeline version that introduced them, the changes).
     history: VecDeque<(u64, Arc<ChangeSet>)>,
 }
@@ -309,8 +342,8 @@ impl Datapath {
             ports: Vec::new(),
             slot_of: Vec::new(),
             qos_slots: Vec::new(),
-            groups: HashMap::new(),
-            meters: HashMap::new(),
+            groups: IdMap::default(),
+            meters: IdMap::default(),
             history: VecDeque::new(),
         };
         let shared = Shared {

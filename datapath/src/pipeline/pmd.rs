@@ -583,11 +583,20 @@ fn run(
     members: &[u8],
     depth: u8,
 ) {
-    // The most common translation, one output port: move the whole group at once.
-    if let [DpAction::Output(port)] = *t.ops
+    // The most common translations, one output port, metered or not: move the whole group
+    // at once.
+    let (fast_port, meter_id) = match *t.ops {
+        [DpAction::Output(port)] => (Some(port), None),
+        [DpAction::Meter(id), DpAction::Output(port)] => (Some(port), Some(id)),
+        _ => (None, None),
+    };
+    if let Some(port) = fast_port
         && let Some(slot) = cx.snap.slot(port)
         && slot != cx.in_slot
     {
+        if let Some(id) = meter_id {
+            meter(cx, pkts, keys, lays, members, id);
+        }
         let batch = &mut cx.tx.batches[slot];
         if batch.is_empty() {
             cx.tx.dirty.push(slot as u16);
