@@ -784,6 +784,37 @@ fn every_drop_reason_is_reachable() {
             .unwrap(),
         )
         .unwrap();
+    // Port 2 sends through a 1 kbit/s shaper with a one-packet queue; port 3 is policed.
+    br.add(
+        0,
+        90,
+        &[
+            exact(Field::InPort, 1),
+            exact(Field::EthType, 0x0800),
+            exact(Field::IpProto, 17),
+            exact(Field::TpSrc, 21),
+        ],
+        out(&[2]),
+    );
+    let qos = datapath::qos::EgressQos::new(
+        datapath::qos::QosConfig {
+            max_rate_kbps: 1,
+            burst_kb: 1,
+            queues: vec![datapath::qos::QueueConfig {
+                limit: 1,
+                ..datapath::qos::QueueConfig::new(0)
+            }],
+        },
+        br.dp.now_ns(),
+    )
+    .unwrap();
+    let policer = datapath::qos::Policer::new(1, 1, br.dp.now_ns()).unwrap();
+    br.dp
+        .transaction(|t| {
+            t.set_port_qos(PortNo(2), None, Some(Arc::new(qos)))?;
+            t.set_port_qos(PortNo(3), Some(Arc::new(policer)), None)
+        })
+        .unwrap();
     // Ports 2..4: `normal`; port 1 has no miss flow.
     for port in 2..=4 {
         br.add(
@@ -843,6 +874,8 @@ fn every_drop_reason_is_reachable() {
     for f in &frames {
         br.send(1, std::slice::from_ref(f));
     }
+    br.send(1, &[udp(1, 2, 21), udp(1, 2, 21), udp(1, 2, 21)]);
+    br.send(3, &[udp(9, 8, 1), udp(9, 8, 1), udp(9, 8, 1)]);
     // Two new flows in one burst with a slow-path budget of one.
     br.send(1, &[udp(1, 2, 30), udp(1, 2, 31)]);
     // `normal`: a tagged frame on an access port; then a destination learned on the ingress port.

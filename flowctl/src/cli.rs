@@ -258,6 +258,14 @@ pub enum Command {
     PmdStats,
     /// Reset the poll-mode thread counters.
     PmdStatsClear,
+    /// Set the CPUs of a bridge's poll threads, one thread per CPU (`1`, `0,1`, `0-3`;
+    /// `default` for the daemon's default); the bridge's rx queues are spread over them.
+    SetPmdCpus {
+        /// Bridge name.
+        bridge: String,
+        /// CPU list.
+        cpus: String,
+    },
 
     /// Print the bridge's events (packet-in, flow-removed, port-status, MAC learning).
     Monitor {

@@ -361,6 +361,12 @@ pub fn pmd_stats_json(p: &PmdStats) -> Value {
         "drops": p.drops,
         "busy_ns": p.busy_ns,
         "idle_ns": p.idle_ns,
+        "bridge": p.bridge,
+        "rxqs": p.rxqs.iter().map(|q| json!({
+            "port_no": q.port_no,
+            "port_name": q.port_name,
+            "queue": q.queue,
+        })).collect::<Vec<_>>(),
     })
 }
 

@@ -86,6 +86,8 @@ pub enum Request {
     PmdStats,
     /// pmd-stats-clear.
     PmdStatsClear,
+    /// set-pmd-cpus.
+    SetPmdCpus(proto::v1::SetPmdCpusRequest),
     /// monitor.
     Monitor {
         /// The bridge.
@@ -139,6 +141,36 @@ fn parse_u32(s: &str) -> Option<u32> {
 }
 
 /// An id given as `N` or `KEY=N` (e.g. `meter=5`, `group_id=3`), at most `max`.
+/// A CPU list: `default`, or comma-separated CPUs and ranges (`0,2-3`), at most 1024.
+fn parse_cpus(arg: &str) -> Result<Vec<u32>> {
+    if arg == "default" {
+        return Ok(Vec::new());
+    }
+    let bad = || {
+        usage(format!(
+            "`{arg}`: expected CPUs like 1, 0,1 or 0-3 (or `default`)"
+        ))
+    };
+    let mut out = Vec::new();
+    for part in arg.split(',') {
+        let (a, b) = match part.split_once('-') {
+            Some((a, b)) => (a, b),
+            None => (part, part),
+        };
+        let a: u32 = a.trim().parse().map_err(|_| bad())?;
+        let b: u32 = b.trim().parse().map_err(|_| bad())?;
+        if a > b || b >= 1024 {
+            return Err(bad());
+        }
+        for c in a..=b {
+            if !out.contains(&c) {
+                out.push(c);
+            }
+        }
+    }
+    Ok(out)
+}
+
 fn parse_id(arg: &str, keys: &[&str], what: &str, max: u32) -> Result<u32> {
     let value = match arg.split_once('=') {
         Some((k, v)) if keys.contains(&k) => v,
@@ -429,6 +461,10 @@ pub fn prepare(cli: &Cli) -> Result<Request> {
         }),
         Command::PmdStats => Request::PmdStats,
         Command::PmdStatsClear => Request::PmdStatsClear,
+        Command::SetPmdCpus { bridge, cpus } => Request::SetPmdCpus(proto::v1::SetPmdCpusRequest {
+            bridge: bridge.clone(),
+            cpus: parse_cpus(cpus)?,
+        }),
         Command::Monitor { bridge, count } => Request::Monitor {
             bridge: bridge.clone(),
             count: *count,

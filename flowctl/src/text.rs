@@ -233,6 +233,14 @@ pub fn pmd_stats_text(p: &PmdStats) -> String {
         Some(c) => format!("pmd thread {} core_id {c}:\n", p.pmd_id),
         None => format!("pmd thread {}:\n", p.pmd_id),
     };
+    if !p.bridge.is_empty() {
+        let rxqs: Vec<String> = p
+            .rxqs
+            .iter()
+            .map(|q| format!("{}:{}", q.port_name, q.queue))
+            .collect();
+        let _ = writeln!(s, "  bridge {}, rx queues: {}", p.bridge, rxqs.join(" "));
+    }
     let _ = writeln!(s, "  packets received: {}", p.rx_packets);
     let _ = writeln!(s, "  emc hits: {}", p.emc_hit);
     let _ = writeln!(s, "  megaflow hits: {}", p.megaflow_hit);
@@ -385,6 +393,7 @@ mod tests {
             datapath_id: 1,
             fail_mode: 0,
             n_tables: 255,
+            pmd_cpus: vec![],
             ports: vec![
                 PortDesc {
                     port_no: OFPP_LOCAL,
@@ -530,9 +539,17 @@ n_tables:255, fail_mode:standalone
             drops: [("no_route".to_string(), 3u64), ("zero".to_string(), 0)].into(),
             busy_ns: 1000,
             idle_ns: 3000,
+            bridge: "br0".into(),
+            rxqs: vec![proto::v1::PmdRxq {
+                port_no: 1,
+                port_name: "p1".into(),
+                queue: 0,
+            }],
         };
         let t = pmd_stats_text(&p);
-        assert!(t.starts_with("pmd thread 0 core_id 1:\n  packets received: 100\n"));
+        assert!(t.starts_with(
+            "pmd thread 0 core_id 1:\n  bridge br0, rx queues: p1:0\n  packets received: 100\n"
+        ));
         assert!(t.contains("  packets dropped: 3\n    no_route: 3\n"));
         assert!(!t.contains("zero"));
         assert!(t.contains("  idle time: 3000 ns (75.00%)\n"));

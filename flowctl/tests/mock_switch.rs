@@ -239,6 +239,7 @@ impl Switch for Mock {
                 name,
                 fail_mode: 0,
                 n_tables: 255,
+                pmd_cpus: vec![],
                 ports: vec![PortDesc {
                     port_no: 1,
                     name: "p1".into(),
@@ -319,6 +320,13 @@ impl Switch for Mock {
         _: Request<GetMeterStatsRequest>,
     ) -> Result<Response<GetMeterStatsResponse>, Status> {
         Err(Status::unimplemented("get_meter_stats"))
+    }
+
+    async fn set_pmd_cpus(
+        &self,
+        _: Request<proto::v1::SetPmdCpusRequest>,
+    ) -> Result<Response<proto::v1::SetPmdCpusResponse>, Status> {
+        Err(Status::unimplemented("set_pmd_cpus"))
     }
 
     async fn get_queue_stats(

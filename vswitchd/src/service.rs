@@ -292,6 +292,19 @@ impl v1::switch_server::Switch for Service {
         Ok(Response::new(v1::GetMeterStatsResponse { stats }))
     }
 
+    async fn set_pmd_cpus(
+        &self,
+        req: Request<v1::SetPmdCpusRequest>,
+    ) -> Result<Response<v1::SetPmdCpusResponse>, Status> {
+        let bridge = self
+            .sw
+            .set_pmd_cpus(req.into_inner())
+            .map_err(ApiError::into_status)?;
+        Ok(Response::new(v1::SetPmdCpusResponse {
+            bridge: Some(bridge),
+        }))
+    }
+
     async fn get_queue_stats(
         &self,
         req: Request<v1::GetQueueStatsRequest>,

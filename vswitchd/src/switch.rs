@@ -103,8 +103,9 @@ struct Bridge {
     groups: BTreeMap<u32, v1::Group>,
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
+    /// Poll threads, by index.
+    pmds: Vec<PmdThread>,
     macs_seen: HashSet<(u16, [u8; 6], u32)>,
-    pmd_cpu: Option<usize>,
     meter_added: HashMap<u32, Instant>,
     group_added: HashMap<u32, Instant>,
 }
@@ -123,11 +124,99 @@ impl Bridge {
     }
 
     fn shutdown(&mut self) {
+        for p in self.pmds.drain(..) {
+            p.stop(&self.dp);
+        }
         self.stop.store(true, Ordering::Release);
         for t in self.threads.drain(..) {
             t.thread().unpark();
             let _ = t.join();
         }
+    }
+}
+
+/// One poll thread of a bridge.
+#[derive(Debug)]
+struct PmdThread {
+    cpu: Option<usize>,
+    stop: Arc<AtomicBool>,
+    counters: Arc<datapath::stats::PmdCounters>,
+    handle: JoinHandle<()>,
+}
+
+impl PmdThread {
+    /// Starts poll thread `index` of `dp`, pinned to `cpu`.
+    fn spawn(
+        dp: &Datapath,
+        bridge: &str,
+        index: usize,
+        cpu: Option<usize>,
+        max_sleep: Duration,
+    ) -> Result<PmdThread, ApiError> {
+        let mut pmd = dp.new_pmd_at(index);
+        let counters = pmd.counters();
+        let stop = Arc::new(AtomicBool::new(false));
+        let name = bridge.to_string();
+        let stop2 = Arc::clone(&stop);
+        let handle = std::thread::Builder::new()
+            .name(format!("pmd{index}-{bridge}"))
+            .spawn(move || {
+                if let Some(cpu) = cpu {
+                    let mut set = nix::sched::CpuSet::new();
+                    let pinned = set.set(cpu).and_then(|()| {
+                        nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set)
+                    });
+                    if let Err(e) = pinned {
+                        eprintln!("vswitchd: poll thread of {name}: cannot pin to cpu {cpu}: {e}");
+                    }
+                }
+                let counters = pmd.counters();
+                let mut idle: u32 = 0;
+                let mut last = Instant::now();
+                while !stop2.load(Ordering::Relaxed) {
+                    let got = pmd.poll_once();
+                    let now = Instant::now();
+                    let spent = now.duration_since(last).as_nanos() as u64;
+                    last = now;
+                    if got > 0 {
+                        counters.busy_ns.add(spent);
+                        idle = 0;
+                        continue;
+                    }
+                    counters.idle_ns.add(spent);
+                    idle = idle.saturating_add(1);
+                    if idle <= 256 || max_sleep.is_zero() {
+                        std::hint::spin_loop();
+                    } else if pmd.rxqs_empty() {
+                        // Nothing to poll: a thread without rx queues barely wakes.
+                        std::thread::park_timeout(Duration::from_millis(20));
+                    } else {
+                        // Back off: 1 us doubling up to the maximum sleep, waiting on the
+                        // ports' descriptors where they have them (traffic wakes the
+                        // thread at once), else sleeping. Counted as idle time next round.
+                        let exp = (idle - 256).min(20);
+                        let d = Duration::from_micros(1u64 << exp).min(max_sleep);
+                        if !pmd.wait_rx(d) {
+                            std::thread::park_timeout(d);
+                        }
+                    }
+                }
+            })
+            .map_err(|e| ApiError::internal(format!("spawning poll thread: {e}")))?;
+        Ok(PmdThread {
+            cpu,
+            stop,
+            counters,
+            handle,
+        })
+    }
+
+    /// Stops the thread, waits for it, and forgets its counters.
+    fn stop(self, dp: &Datapath) {
+        self.stop.store(true, Ordering::Release);
+        self.handle.thread().unpark();
+        let _ = self.handle.join();
+        dp.remove_pmd(&self.counters);
     }
 }
 
@@ -368,64 +457,20 @@ impl Switch {
         let (dp, packet_in) = Datapath::new(self.config.datapath.clone());
         let stop = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::new();
-        let pmd_cpu;
-        {
-            let mut pmd = dp.new_pmd();
-            let stop = Arc::clone(&stop);
-            let max_sleep = self.config.pmd_max_sleep;
-            let dp_idle = dp.clone();
-            let cpu = (!self.config.pmd_cpus.is_empty()).then(|| {
-                let n = self.pmd_spawned.fetch_add(1, Ordering::Relaxed) as usize;
-                self.config.pmd_cpus[n % self.config.pmd_cpus.len()]
-            });
-            let name = rec.name.clone();
-            pmd_cpu = cpu;
-            threads.push(
-                std::thread::Builder::new()
-                    .name(format!("pmd-{}", rec.name))
-                    .spawn(move || {
-                        if let Some(cpu) = cpu {
-                            let mut set = nix::sched::CpuSet::new();
-                            let pinned = set.set(cpu).and_then(|()| {
-                                nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set)
-                            });
-                            if let Err(e) = pinned {
-                                eprintln!(
-                                    "vswitchd: poll thread of {name}: cannot pin to cpu {cpu}: {e}"
-                                );
-                            }
-                        }
-                        let counters = pmd.counters();
-                        let mut idle: u32 = 0;
-                        let mut last = Instant::now();
-                        while !stop.load(Ordering::Relaxed) {
-                            let got = pmd.poll_once();
-                            let now = Instant::now();
-                            let spent = now.duration_since(last).as_nanos() as u64;
-                            last = now;
-                            if got > 0 {
-                                counters.busy_ns.add(spent);
-                                idle = 0;
-                                continue;
-                            }
-                            counters.idle_ns.add(spent);
-                            idle = idle.saturating_add(1);
-                            if idle > 256 && dp_idle.snapshot().ports.is_empty() {
-                                // Nothing to poll: a bridge without ports barely wakes.
-                                std::thread::park_timeout(Duration::from_millis(20));
-                            } else if idle > 256 && !max_sleep.is_zero() {
-                                // Back off: 1 us doubling up to the maximum sleep (the
-                                // sleep is counted as idle time by the next iteration).
-                                let exp = (idle - 256).min(20);
-                                let d = Duration::from_micros(1u64 << exp).min(max_sleep);
-                                std::thread::park_timeout(d);
-                            } else {
-                                std::hint::spin_loop();
-                            }
-                        }
-                    })
-                    .map_err(|e| ApiError::internal(format!("spawning poll thread: {e}")))?,
-            );
+        let cpus = self.pmd_cpus_for(&rec);
+        let mut pmds = Vec::new();
+        dp.transaction(|t| -> Result<(), ApiError> {
+            t.set_pmd_count(cpus.len());
+            Ok(())
+        })?;
+        for (i, cpu) in cpus.iter().enumerate() {
+            pmds.push(PmdThread::spawn(
+                &dp,
+                &rec.name,
+                i,
+                *cpu,
+                self.config.pmd_max_sleep,
+            )?);
         }
         {
             let events = self.events.clone();
@@ -464,11 +509,96 @@ impl Switch {
             groups: BTreeMap::new(),
             stop,
             threads,
+            pmds,
             macs_seen: HashSet::new(),
-            pmd_cpu,
             meter_added: HashMap::new(),
             group_added: HashMap::new(),
         })
+    }
+
+    /// The CPUs of a bridge's poll threads, one thread each: its own `pmd_cpus`, else one
+    /// thread on the daemon's default CPUs (taken in turn by successive bridges).
+    fn pmd_cpus_for(&self, rec: &v1::Bridge) -> Vec<Option<usize>> {
+        if !rec.pmd_cpus.is_empty() {
+            return rec.pmd_cpus.iter().map(|c| Some(*c as usize)).collect();
+        }
+        let cpu = (!self.config.pmd_cpus.is_empty()).then(|| {
+            let n = self.pmd_spawned.fetch_add(1, Ordering::Relaxed) as usize;
+            self.config.pmd_cpus[n % self.config.pmd_cpus.len()]
+        });
+        vec![cpu]
+    }
+
+    /// Sets a bridge's poll-thread CPUs (one thread per CPU; empty: the default) and spreads
+    /// its rx queues over them. Threads whose CPU is unchanged keep running; the others
+    /// start after (growing) or stop after (shrinking) the new assignment is published, so
+    /// every rx queue always has a poller.
+    pub fn set_pmd_cpus(&self, req: v1::SetPmdCpusRequest) -> Result<v1::Bridge, ApiError> {
+        let usable = usable_cpus()?;
+        for (i, c) in req.cpus.iter().enumerate() {
+            if !usable.contains(&(*c as usize)) {
+                return Err(ApiError::invalid(
+                    format!("cpus[{i}]"),
+                    format!("cpu {c} is not available to the daemon (usable: {usable:?})"),
+                ));
+            }
+            if req.cpus[..i].contains(c) {
+                return Err(ApiError::invalid(
+                    format!("cpus[{i}]"),
+                    format!("cpu {c} is listed twice"),
+                ));
+            }
+        }
+        let mut bridges = self.bridges.lock();
+        let b = bridge_mut(&mut bridges, &req.bridge)?;
+        let mut rec = b.rec.clone();
+        rec.pmd_cpus = req.cpus.clone();
+        let mut tx = self.store.begin()?;
+        tx.put_bridge(&rec)?;
+        tx.commit()?;
+        let cpus = self.pmd_cpus_for(&rec);
+        b.rec = rec;
+        // Threads whose CPU changes are restarted: stop them first (their queues wait in
+        // their rings for a moment), then publish, then start what is missing; threads
+        // beyond the new count stop after the publish has moved their queues away.
+        let mut slots: Vec<Option<PmdThread>> =
+            std::mem::take(&mut b.pmds).into_iter().map(Some).collect();
+        for (i, cpu) in cpus.iter().enumerate() {
+            if let Some(slot) = slots.get_mut(i)
+                && slot.as_ref().is_some_and(|p| p.cpu != *cpu)
+                && let Some(p) = slot.take()
+            {
+                p.stop(&b.dp);
+                self.pmd_baseline.lock().remove(&(req.bridge.clone(), i));
+            }
+        }
+        b.dp.transaction(|t| -> Result<(), ApiError> {
+            t.set_pmd_count(cpus.len());
+            Ok(())
+        })?;
+        let mut pmds = Vec::new();
+        for (i, cpu) in cpus.iter().enumerate() {
+            match slots.get_mut(i).and_then(Option::take) {
+                Some(p) => pmds.push(p),
+                None => pmds.push(PmdThread::spawn(
+                    &b.dp,
+                    &req.bridge,
+                    i,
+                    *cpu,
+                    self.config.pmd_max_sleep,
+                )?),
+            }
+        }
+        for (i, p) in slots.into_iter().enumerate() {
+            if let Some(p) = p {
+                p.stop(&b.dp);
+                self.pmd_baseline.lock().remove(&(req.bridge.clone(), i));
+            }
+        }
+        b.pmds = pmds;
+        let mut r = b.rec.clone();
+        r.ports = port_descs(b);
+        Ok(r)
     }
 
     fn restore_bridge(&self, rec: BridgeRecord) -> Result<(), ApiError> {
@@ -568,6 +698,7 @@ impl Switch {
             fail_mode: req.fail_mode,
             n_tables: TableId::COUNT as u32,
             ports: Vec::new(),
+            pmd_cpus: Vec::new(),
         };
         let mut tx = self.store.begin()?;
         tx.put_bridge(&rec)?;
@@ -1263,7 +1394,25 @@ impl Switch {
         let base = self.pmd_baseline.lock();
         let mut out = Vec::new();
         for (name, b) in bridges.iter() {
-            for (i, c) in b.dp.pmd_counters().iter().enumerate() {
+            let snap = b.dp.snapshot();
+            for (i, p) in b.pmds.iter().enumerate() {
+                let c = &p.counters;
+                let rxqs = snap
+                    .rxqs
+                    .get(i)
+                    .map(|l| {
+                        l.iter()
+                            .map(|&(slot, q)| {
+                                let no = snap.ports[slot as usize].no.0;
+                                v1::PmdRxq {
+                                    port_no: no,
+                                    port_name: b.port_name(no),
+                                    queue: q as u32,
+                                }
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
                 let z = PmdBaseline::default();
                 let bl = base.get(&(name.clone(), i)).unwrap_or(&z);
                 let mut drops = std::collections::HashMap::new();
@@ -1277,7 +1426,9 @@ impl Switch {
                 }
                 out.push(v1::PmdStats {
                     pmd_id: out.len() as u32,
-                    core_id: b.pmd_cpu.map(|c| c as u32),
+                    core_id: p.cpu.map(|c| c as u32),
+                    bridge: name.clone(),
+                    rxqs,
                     rx_packets: c.rx_packets.get().saturating_sub(bl.rx),
                     emc_hit: c.emc_hit.get().saturating_sub(bl.emc),
                     megaflow_hit: c.megaflow_hit.get().saturating_sub(bl.mf),
@@ -1299,7 +1450,8 @@ impl Switch {
         let bridges = self.bridges.lock();
         let mut base = self.pmd_baseline.lock();
         for (name, b) in bridges.iter() {
-            for (i, c) in b.dp.pmd_counters().iter().enumerate() {
+            for (i, p) in b.pmds.iter().enumerate() {
+                let c = &p.counters;
                 base.insert(
                     (name.clone(), i),
                     PmdBaseline {
@@ -1400,6 +1552,15 @@ impl Drop for Switch {
     fn drop(&mut self) {
         self.shutdown();
     }
+}
+
+/// The CPUs this process may run on.
+fn usable_cpus() -> Result<Vec<usize>, ApiError> {
+    let allowed = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0))
+        .map_err(|e| ApiError::internal(format!("reading the CPU affinity: {e}")))?;
+    Ok((0..nix::sched::CpuSet::count())
+        .filter(|&c| allowed.is_set(c).unwrap_or(false))
+        .collect())
 }
 
 fn default_dpid(name: &str) -> u64 {

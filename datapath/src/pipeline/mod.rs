@@ -185,6 +185,12 @@ pub struct Snapshot {
     slot_of: Vec<u16>,
     /// Slots of the ports with egress queues (the poll loop serves them).
     pub qos_slots: Vec<usize>,
+    /// Poll threads sharing this datapath's rx queues (at least 1).
+    pub n_pmds: usize,
+    /// The rx queues each poll thread polls, by poll-thread index: (port slot, queue).
+    /// Every rx queue of every port appears exactly once; rebuilt when ports or the
+    /// number of poll threads change, so queues move between threads without a restart.
+    pub rxqs: Arc<[Vec<(u16, u16)>]>,
     /// Groups.
     pub groups: IdMap<GroupId, Arc<CompiledGroup>>,
     /// Meters; their token buckets are shared state inside.
@@ -239,7 +245,31 @@ impl Snapshot {
         self.qos_slots = (0..self.ports.len())
             .filter(|&i| self.ports[i].qos.is_some())
             .collect();
+        self.rxqs = assign_rxqs(&self.ports, self.n_pmds);
     }
+
+    /// The poll thread (index) that polls rx queue `queue` of port `no`.
+    pub fn rxq_owner(&self, no: PortNo, queue: usize) -> Option<usize> {
+        let slot = self.slot(no)?;
+        self.rxqs
+            .iter()
+            .position(|l| l.contains(&(slot as u16, queue as u16)))
+    }
+}
+
+/// Round-robin assignment of every rx queue to `n` poll threads, in port order, so the
+/// queues of one multi-queue port land on different threads.
+fn assign_rxqs(ports: &[PortEntry], n: usize) -> Arc<[Vec<(u16, u16)>]> {
+    let n = n.max(1);
+    let mut out = vec![Vec::new(); n];
+    let mut k = 0;
+    for (slot, e) in ports.iter().enumerate() {
+        for q in 0..e.port.n_rxq().max(1) {
+            out[k % n].push((slot as u16, q as u16));
+            k += 1;
+        }
+    }
+    out.into()
 }
 
 /// A packet sent to the controller.
@@ -342,6 +372,8 @@ impl Datapath {
             ports: Vec::new(),
             slot_of: Vec::new(),
             qos_slots: Vec::new(),
+            n_pmds: 1,
+            rxqs: vec![Vec::new()].into(),
             groups: IdMap::default(),
             meters: IdMap::default(),
             history: VecDeque::new(),
@@ -390,14 +422,28 @@ impl Datapath {
 
     /// A new poll thread's state, registered so its counters are reported.
     pub fn new_pmd(&self) -> Pmd {
-        let pmd = Pmd::new(Arc::clone(&self.shared));
+        self.new_pmd_at(0)
+    }
+
+    /// A poll thread's state for poll-thread index `index`: it polls the rx queues the
+    /// snapshot assigns to that index (see [`Txn::set_pmd_count`]).
+    pub fn new_pmd_at(&self, index: usize) -> Pmd {
+        let pmd = Pmd::new(Arc::clone(&self.shared), index);
         self.shared.pmds.lock().push(pmd.counters());
         pmd
     }
 
-    /// Counters of every poll thread created so far.
+    /// Counters of every registered poll thread.
     pub fn pmd_counters(&self) -> Vec<Arc<PmdCounters>> {
         self.shared.pmds.lock().clone()
+    }
+
+    /// Forgets a poll thread's counters (its thread has stopped).
+    pub fn remove_pmd(&self, counters: &Arc<PmdCounters>) {
+        self.shared
+            .pmds
+            .lock()
+            .retain(|c| !Arc::ptr_eq(c, counters));
     }
 
     /// Runs `f` on a draft of the next snapshot and publishes the draft if `f` succeeds.
@@ -416,6 +462,8 @@ impl Datapath {
             ports: cur.ports.clone(),
             slot_of: cur.slot_of.clone(),
             qos_slots: cur.qos_slots.clone(),
+            n_pmds: cur.n_pmds,
+            rxqs: Arc::clone(&cur.rxqs),
             groups: cur.groups.clone(),
             meters: cur.meters.clone(),
             history: cur.history.clone(),
@@ -574,6 +622,12 @@ impl Txn<'_> {
         s.ports[slot].vlan = vlan;
         s.ports[slot].flood = flood;
         Ok(())
+    }
+
+    /// Sets how many poll threads share the rx queues, and reassigns the queues.
+    pub fn set_pmd_count(&mut self, n: usize) {
+        self.snap.n_pmds = n.max(1);
+        self.snap.rebuild_slots();
     }
 
     /// Sets or clears a port's ingress policer and egress queues.

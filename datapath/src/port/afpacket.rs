@@ -277,6 +277,10 @@ impl Port for AfPacketPort {
         &self.name
     }
 
+    fn rx_fd(&self, _queue: usize) -> Option<RawFd> {
+        Some(self.fd.as_raw_fd())
+    }
+
     fn rx_burst(&self, _queue: usize, batch: &mut Batch, pool: &mut BufPool) -> usize {
         let mut cur = self.cursor.lock();
         let (mut n, mut bytes, mut dropped) = (0usize, 0u64, 0u64);

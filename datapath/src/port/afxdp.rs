@@ -722,6 +722,10 @@ impl Port for AfXdpPort {
         self.queues.len()
     }
 
+    fn rx_fd(&self, queue: usize) -> Option<RawFd> {
+        self.queue_fd(queue)
+    }
+
     fn rx_burst(&self, queue: usize, batch: &mut Batch, pool: &mut BufPool) -> usize {
         match self.queues.get(queue) {
             Some(q) => q.lock().rx_burst(batch, pool, &self.counters),

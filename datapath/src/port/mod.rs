@@ -24,6 +24,27 @@ pub use afxdp::{AfXdpError, AfXdpPort, XdpMode};
 pub use memory::MemPort;
 pub use tap::{TapError, TapPort};
 
+/// Waits until one of `fds` is readable or `timeout` passes (ppoll, so microsecond
+/// timeouts are honoured). The caller keeps the descriptors open during the call.
+pub fn wait_readable(fds: &mut [libc::pollfd], timeout: std::time::Duration) {
+    let ts = libc::timespec {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_nsec: timeout.subsec_nanos() as libc::c_long,
+    };
+    #[allow(unsafe_code)]
+    // SAFETY: `fds` is a live, exclusively borrowed array of `fds.len()` pollfd structs;
+    // `ts` outlives the call; a null sigmask leaves the signal mask alone. A descriptor that
+    // is not open is reported as POLLNVAL in its `revents`, never undefined behaviour.
+    unsafe {
+        libc::ppoll(
+            fds.as_mut_ptr(),
+            fds.len() as libc::nfds_t,
+            &ts,
+            std::ptr::null(),
+        );
+    }
+}
+
 /// Packets per burst.
 pub const BURST: usize = 32;
 
@@ -50,6 +71,13 @@ pub trait Port: Send + Sync + std::fmt::Debug {
 
     /// The port's counters.
     fn stats(&self) -> PortStats;
+
+    /// A descriptor that polls readable when rx queue `queue` has packets, for an idle poll
+    /// thread to sleep on instead of polling; `None` when the port has none (the thread then
+    /// sleeps for a bounded time).
+    fn rx_fd(&self, _queue: usize) -> Option<std::os::fd::RawFd> {
+        None
+    }
 }
 
 /// A port's counters, as read at one instant.

@@ -44,6 +44,9 @@ pub async fn execute(
         Request::SetPort(r) => {
             client.set_port_options(r).await?;
         }
+        Request::SetPmdCpus(r) => {
+            client.set_pmd_cpus(r).await?;
+        }
         Request::PmdStatsClear => {
             client
                 .clear_pmd_stats(proto::v1::ClearPmdStatsRequest {})
