@@ -28,7 +28,7 @@ use datapath::classifier::{BundleError, ChangeSet, FlowMod, FlowSpec, RemovedRea
 use datapath::flow::FlowKey;
 use datapath::l2::{VlanMode, VlanSet};
 use datapath::pipeline::{Datapath, DatapathConfig, PacketIn, PacketInReason, PacketOut};
-use datapath::port::{MemPort, Port};
+use datapath::port::{MemPort, Port, PortStats};
 use datapath::stats::DropReason;
 use datapath::types::{GroupId, MeterId, PortNo, TableId, VlanId};
 use parking_lot::Mutex;
@@ -89,6 +89,36 @@ struct PortState {
     port: Arc<dyn Port>,
     mem: Option<Arc<MemPort>>,
     added: Instant,
+    /// Counters of the implementations this port had before the current one (its
+    /// interface went away and came back): what the port reports adds them.
+    stats_base: PortStats,
+    /// Times the port lost its interface.
+    link_resets: u64,
+    /// Failed reopen attempts since the port went down (logged at 1, 2, 4, 8, ...).
+    reopen_failures: u32,
+}
+
+impl PortState {
+    fn stats(&self) -> PortStats {
+        let s = self.port.stats();
+        let b = &self.stats_base;
+        PortStats {
+            rx_packets: s.rx_packets + b.rx_packets,
+            rx_bytes: s.rx_bytes + b.rx_bytes,
+            rx_dropped: s.rx_dropped + b.rx_dropped,
+            tx_packets: s.tx_packets + b.tx_packets,
+            tx_bytes: s.tx_bytes + b.tx_bytes,
+            tx_dropped: s.tx_dropped + b.tx_dropped,
+        }
+    }
+
+    /// True for ports on kernel interfaces, which can disappear under the switch.
+    fn is_kernel(&self) -> bool {
+        matches!(
+            self.desc.r#type.as_str(),
+            "tap" | "internal" | "afpacket" | "afxdp"
+        )
+    }
 }
 
 /// A running bridge.
@@ -529,6 +559,91 @@ impl Switch {
         vec![cpu]
     }
 
+    /// Notices kernel ports whose interface disappeared (or was re-created: a new index)
+    /// and ports that are down while an interface of their name exists again. A lost port
+    /// is swapped for a placeholder that drops what is sent to it (counted as its
+    /// `tx_dropped`) and reported down; a returning one is reopened with its stored options
+    /// and reported up. The configuration does not change, so the store is not touched.
+    fn watch_links(&self, bridge: &str, b: &mut Bridge, events: &mut Vec<(String, smr::Update)>) {
+        let mut changed = Vec::new();
+        for (pname, p) in b.ports.iter_mut() {
+            if !p.is_kernel() {
+                continue;
+            }
+            let ours = matches!(p.desc.r#type.as_str(), "tap" | "internal");
+            let no = PortNo(p.desc.port_no);
+            // TAP devices the switch created may live in other namespaces: they are judged
+            // by their descriptor; interfaces the switch attached to, by their index here.
+            let now = if ours {
+                None
+            } else {
+                datapath::port::ifindex_of(pname)
+            };
+            let lost = if ours {
+                p.port.link_lost()
+            } else {
+                now.is_none() || now != p.port.ifindex()
+            };
+            if p.desc.link_up && lost {
+                let placeholder = Arc::new(MemPort::new(pname, 0)) as Arc<dyn Port>;
+                if b.dp
+                    .transaction(|t| t.replace_port(no, Arc::clone(&placeholder)))
+                    .is_ok()
+                {
+                    let s = p.port.stats();
+                    add_stats(&mut p.stats_base, &s);
+                    p.port = placeholder;
+                    p.desc.link_up = false;
+                    p.link_resets += 1;
+                    // Stations behind it are unreachable now; they are learned again when
+                    // they speak (a re-created interface usually has a new address).
+                    b.dp.mac_table().flush_port(no);
+                    eprintln!(
+                        "vswitchd: bridge {bridge}: port {pname} is down: its interface is gone"
+                    );
+                    changed.push(p.desc.clone());
+                }
+            }
+            if !p.desc.link_up && (now.is_some() || ours) {
+                match open_port(pname, &p.desc.r#type, &p.desc.options, &self.config) {
+                    Ok((port, _)) => {
+                        if b.dp
+                            .transaction(|t| t.replace_port(no, Arc::clone(&port)))
+                            .is_ok()
+                        {
+                            let s = p.port.stats();
+                            add_stats(&mut p.stats_base, &s);
+                            p.port = port;
+                            p.desc.link_up = true;
+                            p.reopen_failures = 0;
+                            eprintln!("vswitchd: bridge {bridge}: port {pname} is up again");
+                            changed.push(p.desc.clone());
+                        }
+                    }
+                    Err(e) => {
+                        // Retried on every check; said less and less often.
+                        p.reopen_failures = p.reopen_failures.saturating_add(1);
+                        if p.reopen_failures.is_power_of_two() {
+                            eprintln!(
+                                "vswitchd: bridge {bridge}: port {pname}: reopening failed: {e}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        for desc in changed {
+            events.push((
+                bridge.to_string(),
+                smr::Update::PortStatus(v1::PortStatus {
+                    bridge: bridge.to_string(),
+                    reason: v1::PortStatusReason::Modify as i32,
+                    port: Some(desc),
+                }),
+            ));
+        }
+    }
+
     /// Sets a bridge's poll-thread CPUs (one thread per CPU; empty: the default) and spreads
     /// its rx queues over them. Threads whose CPU is unchanged keep running; the others
     /// start after (growing) or stop after (shrinking) the new assignment is published, so
@@ -633,6 +748,9 @@ impl Switch {
                         port,
                         mem,
                         added: now,
+                        stats_base: PortStats::default(),
+                        link_resets: 0,
+                        reopen_failures: 0,
                     },
                 );
             }
@@ -1166,7 +1284,7 @@ impl Switch {
             .values()
             .filter(|p| want.is_none_or(|w| w == p.desc.port_no))
             .map(|p| {
-                let mut s = p.port.stats();
+                let mut s = p.stats();
                 // Packets the ingress policer dropped never reached the pipeline: they
                 // count as the port's receive drops, as in OVS.
                 if let Some(pol) = snap
@@ -1187,6 +1305,7 @@ impl Switch {
                     tx_dropped: s.tx_dropped,
                     tx_errors: 0,
                     duration_ns: p.added.elapsed().as_nanos() as u64,
+                    link_resets: p.link_resets,
                 }
             })
             .collect();
@@ -1479,6 +1598,9 @@ impl Switch {
         let mut bridges = self.bridges.lock();
         let mut events: Vec<(String, smr::Update)> = Vec::new();
         for (name, b) in bridges.iter_mut() {
+            if tick.is_multiple_of(5) {
+                self.watch_links(name, b, &mut events);
+            }
             // Flow timeouts.
             let mut ov = Overlay::default();
             let res = b.dp.transaction(|txn| -> Result<(), ApiError> {
@@ -1552,6 +1674,15 @@ impl Drop for Switch {
     fn drop(&mut self) {
         self.shutdown();
     }
+}
+
+fn add_stats(base: &mut PortStats, s: &PortStats) {
+    base.rx_packets += s.rx_packets;
+    base.rx_bytes += s.rx_bytes;
+    base.rx_dropped += s.rx_dropped;
+    base.tx_packets += s.tx_packets;
+    base.tx_bytes += s.tx_bytes;
+    base.tx_dropped += s.tx_dropped;
 }
 
 /// The CPUs this process may run on.
@@ -2492,6 +2623,9 @@ fn apply_overlay(b: &mut Bridge, ov: Overlay) {
                 port,
                 mem,
                 added: now,
+                stats_base: PortStats::default(),
+                link_resets: 0,
+                reopen_failures: 0,
             },
         );
     }

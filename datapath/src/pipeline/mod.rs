@@ -624,6 +624,20 @@ impl Txn<'_> {
         Ok(())
     }
 
+    /// Replaces the implementation behind port `no` (its interface went away or came back),
+    /// keeping its number, VLAN mode, policer and queues. Returns the old implementation.
+    pub fn replace_port(
+        &mut self,
+        no: PortNo,
+        port: Arc<dyn Port>,
+    ) -> Result<Arc<dyn Port>, DatapathError> {
+        let s = &mut *self.snap;
+        let slot = s.slot(no).ok_or(DatapathError::NoSuchPort(no))?;
+        let old = std::mem::replace(&mut s.ports[slot].port, port);
+        s.rebuild_slots();
+        Ok(old)
+    }
+
     /// Sets how many poll threads share the rx queues, and reassigns the queues.
     pub fn set_pmd_count(&mut self, n: usize) {
         self.snap.n_pmds = n.max(1);

@@ -129,6 +129,7 @@ impl Drop for Ring {
 #[derive(Debug)]
 pub struct AfPacketPort {
     name: String,
+    ifindex: u32,
     // Field order matters: the ring is unmapped before the socket closes.
     ring: Ring,
     fd: OwnedFd,
@@ -245,6 +246,7 @@ impl AfPacketPort {
             return Err(sys(name, "promiscuous mode"));
         }
         Ok(AfPacketPort {
+            ifindex,
             name: name.to_string(),
             ring,
             fd,
@@ -279,6 +281,10 @@ impl Port for AfPacketPort {
 
     fn rx_fd(&self, _queue: usize) -> Option<RawFd> {
         Some(self.fd.as_raw_fd())
+    }
+
+    fn ifindex(&self) -> Option<u32> {
+        Some(self.ifindex)
     }
 
     fn rx_burst(&self, _queue: usize, batch: &mut Batch, pool: &mut BufPool) -> usize {

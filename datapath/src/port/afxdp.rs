@@ -601,6 +601,7 @@ impl Queue {
 #[derive(Debug)]
 pub struct AfXdpPort {
     name: String,
+    ifindex: u32,
     mode: XdpMode,
     // Drop order: the link (detaching the program) first, then the sockets, then the map.
     _link: OwnedFd,
@@ -692,6 +693,7 @@ impl AfXdpPort {
             },
         })?;
         Ok(AfXdpPort {
+            ifindex,
             name: name.to_string(),
             mode,
             _link: link,
@@ -724,6 +726,10 @@ impl Port for AfXdpPort {
 
     fn rx_fd(&self, queue: usize) -> Option<RawFd> {
         self.queue_fd(queue)
+    }
+
+    fn ifindex(&self) -> Option<u32> {
+        Some(self.ifindex)
     }
 
     fn rx_burst(&self, queue: usize, batch: &mut Batch, pool: &mut BufPool) -> usize {

@@ -78,6 +78,28 @@ pub trait Port: Send + Sync + std::fmt::Debug {
     fn rx_fd(&self, _queue: usize) -> Option<std::os::fd::RawFd> {
         None
     }
+
+    /// The kernel interface index the port is bound to, for ports on kernel interfaces: the
+    /// daemon compares it with [`ifindex_of`] its name to notice the interface disappearing
+    /// or being re-created.
+    fn ifindex(&self) -> Option<u32> {
+        None
+    }
+
+    /// True once the port has seen its interface disappear (a TAP device deleted from
+    /// outside, or with the namespace it was moved to): the daemon then replaces it.
+    fn link_lost(&self) -> bool {
+        false
+    }
+}
+
+/// The index of the kernel interface called `name` in this network namespace, if it exists.
+pub fn ifindex_of(name: &str) -> Option<u32> {
+    let cname = std::ffi::CString::new(name).ok()?;
+    #[allow(unsafe_code)]
+    // SAFETY: `cname` is a valid NUL-terminated string that outlives the call.
+    let i = unsafe { libc::if_nametoindex(cname.as_ptr()) };
+    (i != 0).then_some(i)
 }
 
 /// A port's counters, as read at one instant.

@@ -78,6 +78,9 @@ pub enum TapError {
 #[derive(Debug)]
 pub struct TapPort {
     name: String,
+    ifindex: Option<u32>,
+    /// Set when the kernel says the device behind the descriptor is gone (EBADFD).
+    gone: std::sync::atomic::AtomicBool,
     fd: OwnedFd,
     counters: PortCounters,
 }
@@ -148,6 +151,8 @@ impl TapPort {
         })?;
         Ok(TapPort {
             name: name.to_string(),
+            ifindex: super::ifindex_of(name),
+            gone: std::sync::atomic::AtomicBool::new(false),
             fd,
             counters: PortCounters::default(),
         })
@@ -167,6 +172,14 @@ impl Port for TapPort {
 
     fn rx_fd(&self, _queue: usize) -> Option<RawFd> {
         Some(self.fd.as_raw_fd())
+    }
+
+    fn ifindex(&self) -> Option<u32> {
+        self.ifindex
+    }
+
+    fn link_lost(&self) -> bool {
+        self.gone.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn rx_burst(&self, _queue: usize, batch: &mut Batch, pool: &mut BufPool) -> usize {
@@ -203,8 +216,12 @@ impl Port for TapPort {
                     n += 1;
                     batch.push(b);
                 }
-                Err(_) => {
-                    // EAGAIN: nothing more now. Any other error (link gone): try next poll.
+                Err(e) => {
+                    // EAGAIN: nothing more now. EBADFD: the device was deleted under us
+                    // (the daemon notices through `link_lost` and re-creates it).
+                    if e.raw_os_error() == Some(libc::EBADFD) {
+                        self.gone.store(true, std::sync::atomic::Ordering::Relaxed);
+                    }
                     pool.put(b);
                     break;
                 }

@@ -113,6 +113,7 @@ pub struct Hosts {
     pub ns: Vec<String>,
     /// Host-side veth names (the switch's ports), host 1 first.
     pub ports: Vec<String>,
+    inner: Vec<String>,
     net: u8,
 }
 
@@ -124,44 +125,47 @@ impl Hosts {
         let mut h = Hosts {
             ns: Vec::new(),
             ports: Vec::new(),
+            inner: Vec::new(),
             net,
         };
         for i in 1..=n {
             let ns = format!("{prefix}{id}n{i}");
             let port = format!("{prefix}{id}h{i}");
-            let inner = format!("{prefix}{id}v{i}");
             let _ = Command::new("ip").args(["netns", "del", &ns]).output();
             let _ = Command::new("ip").args(["link", "del", &port]).output();
             run("ip", &["netns", "add", &ns]);
-            h.ns.push(ns.clone());
-            run(
-                "ip",
-                &["link", "add", &port, "type", "veth", "peer", "name", &inner],
-            );
-            h.ports.push(port.clone());
-            run("ip", &["link", "set", &inner, "netns", &ns]);
-            run(
-                "ip",
-                &[
-                    "-n",
-                    &ns,
-                    "addr",
-                    "add",
-                    &format!("10.{net}.0.{i}/24"),
-                    "dev",
-                    &inner,
-                ],
-            );
-            run("ip", &["-n", &ns, "link", "set", &inner, "up"]);
             run("ip", &["-n", &ns, "link", "set", "lo", "up"]);
-            run("ip", &["link", "set", &port, "up"]);
-            // veth leaves checksums to an offload a userspace switch never performs.
-            run(
-                "ip",
-                &["netns", "exec", &ns, "ethtool", "-K", &inner, "tx", "off"],
-            );
+            h.ns.push(ns);
+            h.ports.push(port);
+            h.inner.push(format!("{prefix}{id}v{i}"));
+            h.plug(i);
         }
         h
+    }
+
+    /// Creates host `i`'s veth pair (again): the inside end in its namespace with its
+    /// address, the host end up.
+    pub fn plug(&self, i: usize) {
+        let (ns, port, inner) = (&self.ns[i - 1], &self.ports[i - 1], &self.inner[i - 1]);
+        run(
+            "ip",
+            &["link", "add", port, "type", "veth", "peer", "name", inner],
+        );
+        run("ip", &["link", "set", inner, "netns", ns]);
+        let addr = format!("{}/24", self.addr(i));
+        run("ip", &["-n", ns, "addr", "add", &addr, "dev", inner]);
+        run("ip", &["-n", ns, "link", "set", inner, "up"]);
+        run("ip", &["link", "set", port, "up"]);
+        // veth leaves checksums to an offload a userspace switch never performs.
+        run(
+            "ip",
+            &["netns", "exec", ns, "ethtool", "-K", inner, "tx", "off"],
+        );
+    }
+
+    /// Deletes host `i`'s veth pair (both ends go).
+    pub fn unplug(&self, i: usize) {
+        run("ip", &["link", "del", &self.ports[i - 1]]);
     }
 
     /// Host `i`'s address (1-based).
