@@ -134,3 +134,104 @@ fn an_idle_poll_thread_wakes_at_once_for_traffic() {
         "round trips through an idle switch average {avg} ms"
     );
 }
+
+#[test]
+fn multi_queue_af_xdp_ports_spread_over_two_poll_threads_carry_tcp() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = Daemon::start(dir.path());
+    let id = std::process::id() % 100_000;
+    let ns: Vec<String> = (1..=2).map(|i| format!("pq{id}n{i}")).collect();
+    let ports: Vec<String> = (1..=2).map(|i| format!("pq{id}h{i}")).collect();
+    struct Cleanup(Vec<String>, Vec<String>);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            for n in &self.0 {
+                let _ = std::process::Command::new("ip")
+                    .args(["netns", "del", n])
+                    .output();
+            }
+            for p in &self.1 {
+                let _ = std::process::Command::new("ip")
+                    .args(["link", "del", p])
+                    .output();
+            }
+        }
+    }
+    let _c = Cleanup(ns.clone(), ports.clone());
+    for i in 0..2 {
+        let inner = format!("pq{id}v{}", i + 1);
+        common::run("ip", &["netns", "add", &ns[i]]);
+        common::run(
+            "ip",
+            &[
+                "link",
+                "add",
+                &ports[i],
+                "numtxqueues",
+                "2",
+                "numrxqueues",
+                "2",
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &inner,
+                "numtxqueues",
+                "2",
+                "numrxqueues",
+                "2",
+            ],
+        );
+        common::run("ip", &["link", "set", &inner, "netns", &ns[i]]);
+        let addr = format!("10.98.0.{}/24", i + 1);
+        common::run("ip", &["-n", &ns[i], "addr", "add", &addr, "dev", &inner]);
+        common::run("ip", &["-n", &ns[i], "link", "set", &inner, "up"]);
+        common::run("ip", &["link", "set", &ports[i], "up"]);
+        common::run(
+            "ip",
+            &[
+                "netns", "exec", &ns[i], "ethtool", "-K", &inner, "tx", "off",
+            ],
+        );
+        d.ok(&["add-port", "br0", &ports[i], "type=afxdp", "n-rxq=2"]);
+    }
+    d.ok(&["set-pmd-cpus", "br0", "0,1"]);
+    let threads = pmds(&d, "br0");
+    assert_eq!(threads.len(), 2);
+    let mut all: Vec<&String> = threads.iter().flat_map(|t| &t.1).collect();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), 4, "every queue of both ports, once: {threads:?}");
+    for t in &threads {
+        assert_eq!(t.1.len(), 2, "two queues per thread: {threads:?}");
+    }
+    common::run("ip", &["netns", "exec", &ns[1], "iperf3", "-s", "-1", "-D"]);
+    std::thread::sleep(Duration::from_millis(500));
+    let out = common::run(
+        "ip",
+        &[
+            "netns",
+            "exec",
+            &ns[0],
+            "iperf3",
+            "-c",
+            "10.98.0.2",
+            "-t",
+            "2",
+            "-P",
+            "4",
+            "-J",
+        ],
+    );
+    let v: serde_json::Value = serde_json::from_str(&out).expect("iperf3 json");
+    let bytes = v["end"]["sum_received"]["bytes"].as_u64().unwrap_or(0);
+    let stats = d.json(&["pmd-stats"]);
+    let rx: Vec<u64> = stats["pmds"]
+        .as_array()
+        .expect("pmds")
+        .iter()
+        .map(|p| p["rx_packets"].as_u64().unwrap_or(0))
+        .collect();
+    eprintln!("multi-queue: {bytes} bytes in 2 s; rx per thread {rx:?}");
+    assert!(bytes > 10_000_000, "iperf3 moved only {bytes} bytes");
+}

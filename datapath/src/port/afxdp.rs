@@ -228,6 +228,8 @@ impl Drop for Ring {
 /// One queue's socket, UMEM and rings.
 #[derive(Debug)]
 struct Queue {
+    /// Bound in zero-copy mode (the driver supports it) rather than copy mode.
+    zero_copy: bool,
     fill: Ring,
     comp: Ring,
     rx: Ring,
@@ -405,9 +407,12 @@ impl Queue {
         }
         fill.prod().store(half as u32, Ordering::Release);
         let tx_free: Vec<u64> = (half..FRAMES).map(|i| (i * FRAME_SIZE) as u64).collect();
-        let sxdp = libc::sockaddr_xdp {
+        // Zero-copy where the driver allows it (the frames then move between the NIC and
+        // the UMEM without a kernel copy; this code handles both modes alike), else copy
+        // mode. veth, for one, refuses zero-copy.
+        let mut sxdp = libc::sockaddr_xdp {
             sxdp_family: libc::AF_XDP as u16,
-            sxdp_flags: libc::XDP_COPY | libc::XDP_USE_NEED_WAKEUP,
+            sxdp_flags: libc::XDP_ZEROCOPY | libc::XDP_USE_NEED_WAKEUP,
             sxdp_ifindex: ifindex,
             sxdp_queue_id: queue,
             sxdp_shared_umem_fd: 0,
@@ -427,7 +432,12 @@ impl Queue {
             if r == 0 {
                 break;
             }
-            let busy = last().raw_os_error() == Some(libc::EBUSY);
+            let err = last().raw_os_error();
+            if sxdp.sxdp_flags & libc::XDP_ZEROCOPY != 0 && err != Some(libc::EBUSY) {
+                sxdp.sxdp_flags = libc::XDP_COPY | libc::XDP_USE_NEED_WAKEUP;
+                continue;
+            }
+            let busy = err == Some(libc::EBUSY);
             tries += 1;
             if !busy || tries >= 40 {
                 return Err(sys("bind to the queue"));
@@ -453,6 +463,7 @@ impl Queue {
             umem,
             umem_len,
             sock,
+            zero_copy: sxdp.sxdp_flags & libc::XDP_ZEROCOPY != 0,
         })
     }
 
@@ -709,6 +720,11 @@ impl AfXdpPort {
         self.mode
     }
 
+    /// True when the sockets are bound in zero-copy mode (the driver supports it).
+    pub fn zero_copy(&self) -> bool {
+        self.queues.first().is_some_and(|q| q.lock().zero_copy)
+    }
+
     /// The socket of queue `q`, to wait on when idle.
     pub fn queue_fd(&self, q: usize) -> Option<RawFd> {
         self.queues.get(q).map(|m| m.lock().sock.as_raw_fd())
@@ -740,7 +756,14 @@ impl Port for AfXdpPort {
     }
 
     fn tx_burst(&self, batch: &mut Batch, pool: &mut BufPool) {
-        // Every queue's socket can send; queue 0 carries the transmissions.
+        // Every queue's socket can send (each has its own UMEM and rings): poll threads
+        // sending at once take the first queue nobody holds, so they do not wait on one lock.
+        for q in &self.queues {
+            if let Some(mut g) = q.try_lock() {
+                g.tx_burst(batch, pool, &self.counters);
+                return;
+            }
+        }
         match self.queues.first() {
             Some(q) => q.lock().tx_burst(batch, pool, &self.counters),
             None => {
