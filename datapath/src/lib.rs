@@ -21,4 +21,5 @@ pub mod pipeline;
 pub mod port;
 pub mod qos;
 pub mod stats;
+pub mod tunnel;
 pub mod types;

@@ -162,6 +162,8 @@ pub struct PortEntry {
     /// Egress shaper and queues, if any: packets for this port wait there and leave at its
     /// rate, in priority order.
     pub qos: Option<Arc<EgressQos>>,
+    /// True for tunnel ports (see [`Port::as_tunnel`]).
+    pub tunnel: bool,
 }
 
 /// A group with its buckets compiled to datapath operations.
@@ -600,11 +602,12 @@ impl Txn<'_> {
         }
         s.ports.push(PortEntry {
             no,
-            port,
             vlan,
             flood: true,
             policer: None,
             qos: None,
+            tunnel: port.as_tunnel().is_some(),
+            port,
         });
         s.rebuild_slots();
         Ok(())
@@ -633,6 +636,7 @@ impl Txn<'_> {
     ) -> Result<Arc<dyn Port>, DatapathError> {
         let s = &mut *self.snap;
         let slot = s.slot(no).ok_or(DatapathError::NoSuchPort(no))?;
+        s.ports[slot].tunnel = port.as_tunnel().is_some();
         let old = std::mem::replace(&mut s.ports[slot].port, port);
         s.rebuild_slots();
         Ok(old)

@@ -83,10 +83,14 @@ pub struct Pmd {
     pollfds: Vec<libc::pollfd>,
     fds_version: u64,
     fds_usable: bool,
+    /// The burst in `rx` came from a tunnel port: `work.tun` holds its metadata.
+    rx_tun: bool,
 }
 
 /// Per-burst working arrays, allocated once per poll thread (not zeroed per burst).
 struct Work {
+    /// Tunnel metadata of the burst being processed, when it came from a tunnel port.
+    tun: [crate::tunnel::TunMeta; BURST],
     pkts: [Option<PacketBuf>; BURST],
     keys: [FlowKey; BURST],
     lays: [Layout; BURST],
@@ -120,6 +124,7 @@ impl Pmd {
             polls: 0,
             rx: Batch::new(),
             work: Box::new(Work {
+                tun: [crate::tunnel::TunMeta::default(); BURST],
                 pkts: [const { None }; BURST],
                 keys: [FlowKey::ZERO; BURST],
                 lays: [Layout::default(); BURST],
@@ -129,6 +134,7 @@ impl Pmd {
             pollfds: Vec::new(),
             fds_version: u64::MAX,
             fds_usable: false,
+            rx_tun: false,
             shared,
         }
     }
@@ -223,12 +229,19 @@ impl Pmd {
         let mut total = 0;
         for &(slot, q) in snap.rxqs.get(self.index).map_or(&[][..], |v| &v[..]) {
             let slot = slot as usize;
-            let n = snap.ports[slot]
-                .port
-                .rx_burst(q as usize, &mut self.rx, &mut self.pool);
+            let e = &snap.ports[slot];
+            let n = match e.port.as_tunnel().filter(|_| e.tunnel) {
+                None => e.port.rx_burst(q as usize, &mut self.rx, &mut self.pool),
+                Some(t) => {
+                    let n = t.rx_burst_meta(&mut self.rx, &mut self.work.tun);
+                    self.rx_tun = n > 0;
+                    n
+                }
+            };
             if n > 0 {
                 total += n;
                 self.process_rx(&snap, slot);
+                self.rx_tun = false;
             }
         }
         if !self.shared.packet_out.is_empty() {
@@ -284,7 +297,9 @@ impl Pmd {
                 self.counters.count_drop(DropReason::NoBuffer, 1);
                 continue;
             };
-            let Work { pkts, keys, lays } = &mut *self.work;
+            let Work {
+                pkts, keys, lays, ..
+            } = &mut *self.work;
             match extract(b.data(), in_port, &mut keys[0]) {
                 Ok(l) => lays[0] = l,
                 Err(r) => {
@@ -392,7 +407,13 @@ impl Pmd {
                 .count_drop(DropReason::IngressPolicer, dropped as u64);
         }
         let n = self.rx.len();
-        let Work { pkts, keys, lays } = &mut *self.work;
+        let rx_tun = self.rx_tun;
+        let Work {
+            pkts,
+            keys,
+            lays,
+            tun,
+        } = &mut *self.work;
         for (i, mut b) in self.rx.drain(..).enumerate() {
             b.set_queue(0);
             pkts[i] = Some(b);
@@ -411,6 +432,12 @@ impl Pmd {
                 Ok(l) => {
                     lays[i] = l;
                     parsed[i] = true;
+                    if rx_tun {
+                        let t = &tun[i];
+                        keys[i].set(Field::TunId, t.id as u128);
+                        keys[i].set(Field::TunSrc, u32::from(t.src) as u128);
+                        keys[i].set(Field::TunDst, u32::from(t.dst) as u128);
+                    }
                     if self.emc_enabled {
                         hashes[i] = hash_packet(&keys[i]);
                     }
@@ -985,9 +1012,12 @@ fn normal(
         }
         return;
     }
+    // Split horizon: what came from a tunnel is never flooded into another tunnel.
+    let from_tunnel = in_entry.tunnel;
     let carries = |s: usize, cx: &Cx<'_>| {
         s != cx.in_slot
             && cx.snap.ports[s].flood
+            && !(from_tunnel && cx.snap.ports[s].tunnel)
             && egress_tag(&cx.snap.ports[s].vlan, vlan).is_some()
     };
     let Some(last) = (0..cx.snap.ports.len()).rev().find(|&s| carries(s, cx)) else {

@@ -91,6 +91,12 @@ pub trait Port: Send + Sync + std::fmt::Debug {
     fn link_lost(&self) -> bool {
         false
     }
+
+    /// The tunnel port behind this port, if it is one (its received packets carry tunnel
+    /// metadata; `normal` never floods from one tunnel into another).
+    fn as_tunnel(&self) -> Option<&crate::tunnel::TunnelPort> {
+        None
+    }
 }
 
 /// The index of the kernel interface called `name` in this network namespace, if it exists.

@@ -1,0 +1,639 @@
+//! VXLAN tunnels over an underlay the switch reaches through one of its own bridges.
+//!
+//! What: a [`TunnelEndpoint`] is the switch's own address on the underlay (`set-tunnel-ip`):
+//! a port of the underlay bridge ([`EndpointPort`]) with its own MAC address, which answers
+//! ARP for that address, resolves next hops by ARP into its [`NeighTable`], and takes in the
+//! tunnel packets addressed to it. A [`TunnelPort`] (`type=vxlan`) is a port of any bridge:
+//! what that bridge sends to it is encapsulated (a precomputed outer header written into the
+//! headroom, no copy of the payload) and handed to the endpoint, which sends it into the
+//! underlay bridge; what the endpoint decapsulates for it, it delivers as received packets
+//! with their tunnel metadata (`tun_id`, `tun_src`, `tun_dst` in the flow key).
+//!
+//! The two bridges stay independent datapaths: the hand-over between them is a ring taken
+//! once per burst in each direction, like a patch port.
+//!
+//! Malformed or unexpected tunnel traffic is dropped and counted by reason
+//! ([`TunnelDrop`]), never forwarded half-parsed.
+//!
+//! Thread-safety: every piece is shared through `Arc` by the poll threads of both bridges
+//! and the daemon; rings and the neighbour table sit behind mutexes taken once per burst;
+//! counters are relaxed atomics.
+
+pub mod encap;
+
+use std::collections::{HashMap, VecDeque};
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use arrayvec::ArrayVec;
+use parking_lot::Mutex;
+
+use crate::packet::{BufPool, PacketBuf};
+use crate::port::{BURST, Batch, Port, PortCounters, PortStats};
+
+pub use encap::{EncapHeader, decap_vxlan};
+
+/// Frames waiting in each hand-over ring before new ones are dropped.
+pub const RING: usize = 4096;
+/// How long a resolved neighbour is trusted, nanoseconds (as the kernel's default-ish).
+pub const NEIGH_AGING_NS: u64 = 300_000_000_000;
+/// Least time between two ARP requests for the same next hop.
+const ARP_RETRY_NS: u64 = 100_000_000;
+
+/// Why a tunnel packet was dropped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(usize)]
+pub enum TunnelDrop {
+    /// Outer headers cut short, inconsistent lengths, or a bad IPv4 header checksum.
+    Malformed,
+    /// VXLAN flags without the I bit, or reserved bits set.
+    BadFlags,
+    /// No tunnel port takes this VNI from this remote.
+    UnknownTunnel,
+    /// An IP fragment (tunnels never reassemble).
+    Fragment,
+    /// Addressed to the endpoint but neither VXLAN nor ARP.
+    NotTunnel,
+    /// The next hop's MAC address is not resolved yet (an ARP request went out).
+    NeighMiss,
+    /// No route: the remote is outside the endpoint's subnet and there is no gateway.
+    NoRoute,
+    /// The encapsulated packet would exceed the underlay MTU.
+    TooBig,
+    /// No tunnel endpoint is configured.
+    NoEndpoint,
+    /// A hand-over ring between the bridges was full.
+    RingFull,
+}
+
+impl TunnelDrop {
+    /// Number of reasons.
+    pub const COUNT: usize = 10;
+    /// Every reason, in counter order.
+    pub const ALL: [TunnelDrop; Self::COUNT] = [
+        TunnelDrop::Malformed,
+        TunnelDrop::BadFlags,
+        TunnelDrop::UnknownTunnel,
+        TunnelDrop::Fragment,
+        TunnelDrop::NotTunnel,
+        TunnelDrop::NeighMiss,
+        TunnelDrop::NoRoute,
+        TunnelDrop::TooBig,
+        TunnelDrop::NoEndpoint,
+        TunnelDrop::RingFull,
+    ];
+
+    /// The counter's name.
+    pub const fn name(self) -> &'static str {
+        match self {
+            TunnelDrop::Malformed => "tunnel_malformed",
+            TunnelDrop::BadFlags => "tunnel_bad_flags",
+            TunnelDrop::UnknownTunnel => "tunnel_unknown_vni",
+            TunnelDrop::Fragment => "tunnel_fragment",
+            TunnelDrop::NotTunnel => "tunnel_not_tunnel",
+            TunnelDrop::NeighMiss => "tunnel_neigh_miss",
+            TunnelDrop::NoRoute => "tunnel_no_route",
+            TunnelDrop::TooBig => "tunnel_too_big",
+            TunnelDrop::NoEndpoint => "tunnel_no_endpoint",
+            TunnelDrop::RingFull => "tunnel_ring_full",
+        }
+    }
+}
+
+/// Drop counters by [`TunnelDrop`].
+#[derive(Debug, Default)]
+pub struct DropCounters([AtomicU64; TunnelDrop::COUNT]);
+
+impl DropCounters {
+    /// Counts `n` drops for `r`.
+    pub fn add(&self, r: TunnelDrop, n: u64) {
+        if n > 0 {
+            self.0[r as usize].fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    /// Drops counted for `r`.
+    pub fn get(&self, r: TunnelDrop) -> u64 {
+        self.0[r as usize].load(Ordering::Relaxed)
+    }
+}
+
+/// The tunnel metadata of a decapsulated packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TunMeta {
+    /// VNI.
+    pub id: u32,
+    /// Outer source address (the remote endpoint).
+    pub src: Ipv4Addr,
+    /// Outer destination address (ours).
+    pub dst: Ipv4Addr,
+}
+
+impl Default for TunMeta {
+    fn default() -> Self {
+        TunMeta {
+            id: 0,
+            src: Ipv4Addr::UNSPECIFIED,
+            dst: Ipv4Addr::UNSPECIFIED,
+        }
+    }
+}
+
+/// A source of time in nanoseconds (the underlay datapath's clock), shared without a
+/// reference to the datapath itself (which holds the endpoint: no cycle).
+#[derive(Clone)]
+pub struct Clock(pub Arc<dyn Fn() -> u64 + Send + Sync>);
+
+impl std::fmt::Debug for Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Clock")
+    }
+}
+
+/// One resolved neighbour.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Neighbour {
+    /// Its IPv4 address.
+    pub ip: Ipv4Addr,
+    /// Its MAC address.
+    pub mac: [u8; 6],
+    /// When it was last confirmed (datapath nanoseconds).
+    pub seen_ns: u64,
+}
+
+/// The endpoint's ARP cache: next-hop address to MAC, aged.
+#[derive(Debug, Default)]
+pub struct NeighTable {
+    map: Mutex<HashMap<Ipv4Addr, Neighbour>>,
+    asked: Mutex<HashMap<Ipv4Addr, u64>>,
+}
+
+impl NeighTable {
+    /// The MAC of `ip` if resolved and fresh at `now_ns`.
+    pub fn lookup(&self, ip: Ipv4Addr, now_ns: u64) -> Option<[u8; 6]> {
+        self.map
+            .lock()
+            .get(&ip)
+            .filter(|n| now_ns.saturating_sub(n.seen_ns) < NEIGH_AGING_NS)
+            .map(|n| n.mac)
+    }
+
+    /// Records `ip` at `mac`.
+    pub fn learn(&self, ip: Ipv4Addr, mac: [u8; 6], now_ns: u64) {
+        self.map.lock().insert(
+            ip,
+            Neighbour {
+                ip,
+                mac,
+                seen_ns: now_ns,
+            },
+        );
+        self.asked.lock().remove(&ip);
+    }
+
+    /// True when an ARP request for `ip` should go out now (none in the last 100 ms).
+    fn should_ask(&self, ip: Ipv4Addr, now_ns: u64) -> bool {
+        let mut asked = self.asked.lock();
+        match asked.get(&ip) {
+            Some(&t) if now_ns.saturating_sub(t) < ARP_RETRY_NS => false,
+            _ => {
+                asked.insert(ip, now_ns);
+                true
+            }
+        }
+    }
+
+    /// Forgets entries older than the aging time.
+    pub fn age(&self, now_ns: u64) {
+        self.map
+            .lock()
+            .retain(|_, n| now_ns.saturating_sub(n.seen_ns) < NEIGH_AGING_NS);
+    }
+
+    /// Every entry, by address.
+    pub fn entries(&self) -> Vec<Neighbour> {
+        let mut v: Vec<Neighbour> = self.map.lock().values().copied().collect();
+        v.sort_by_key(|n| n.ip);
+        v
+    }
+}
+
+/// The switch's address on the underlay.
+#[derive(Debug)]
+pub struct TunnelEndpoint {
+    /// Its name (the endpoint port's name in the underlay bridge).
+    pub name: String,
+    /// The address.
+    pub ip: Ipv4Addr,
+    /// Prefix length of its subnet.
+    pub prefix: u8,
+    /// Gateway for remotes outside the subnet.
+    pub gw: Option<Ipv4Addr>,
+    /// Its MAC address.
+    pub mac: [u8; 6],
+    /// Largest IP packet the underlay carries.
+    pub mtu: u16,
+    /// The ARP cache.
+    pub neigh: NeighTable,
+    /// Frames to send into the underlay bridge (encapsulated packets, ARP).
+    to_bridge: Mutex<VecDeque<PacketBuf>>,
+    /// Tunnel ports by VNI, for decapsulation.
+    tunnels: Mutex<Vec<Arc<TunnelShared>>>,
+    /// Drops by reason.
+    pub drops: DropCounters,
+    counters: PortCounters,
+    clock: Clock,
+}
+
+impl TunnelEndpoint {
+    /// An endpoint at `ip/prefix` (gateway `gw`) with MAC `mac`, reading time from `clock`
+    /// (nanoseconds, the datapath's clock).
+    pub fn new(
+        name: &str,
+        ip: Ipv4Addr,
+        prefix: u8,
+        gw: Option<Ipv4Addr>,
+        mac: [u8; 6],
+        clock: Clock,
+    ) -> TunnelEndpoint {
+        TunnelEndpoint {
+            name: name.to_string(),
+            ip,
+            prefix: prefix.min(32),
+            gw,
+            mac,
+            mtu: 1500,
+            neigh: NeighTable::default(),
+            to_bridge: Mutex::new(VecDeque::with_capacity(RING)),
+            tunnels: Mutex::new(Vec::new()),
+            drops: DropCounters::default(),
+            counters: PortCounters::default(),
+            clock,
+        }
+    }
+
+    fn now(&self) -> u64 {
+        (self.clock.0)()
+    }
+
+    /// The next hop towards `remote`: itself inside our subnet, else the gateway.
+    pub fn next_hop(&self, remote: Ipv4Addr) -> Option<Ipv4Addr> {
+        let mask = if self.prefix == 0 {
+            0
+        } else {
+            u32::MAX << (32 - self.prefix as u32)
+        };
+        if u32::from(remote) & mask == u32::from(self.ip) & mask {
+            Some(remote)
+        } else {
+            self.gw
+        }
+    }
+
+    /// Registers a tunnel port for decapsulation.
+    pub fn attach(&self, t: &TunnelPort) {
+        let mut v = self.tunnels.lock();
+        v.retain(|x| !Arc::ptr_eq(x, &t.shared));
+        v.push(Arc::clone(&t.shared));
+    }
+
+    /// Unregisters a tunnel port.
+    pub fn detach(&self, t: &TunnelPort) {
+        self.tunnels.lock().retain(|x| !Arc::ptr_eq(x, &t.shared));
+    }
+
+    /// Queues frames for the underlay bridge; counts what does not fit.
+    fn push(&self, frames: &mut ArrayVec<PacketBuf, BURST>, pool: &mut BufPool) {
+        let mut q = self.to_bridge.lock();
+        for f in frames.drain(..) {
+            if q.len() < RING {
+                q.push_back(f);
+            } else {
+                self.drops.add(TunnelDrop::RingFull, 1);
+                pool.put(f);
+            }
+        }
+    }
+
+    /// An ARP request for `ip` into `b`.
+    fn arp_request(&self, ip: Ipv4Addr, b: &mut PacketBuf) -> bool {
+        let mut f = [0u8; 42];
+        f[0..6].copy_from_slice(&[0xff; 6]);
+        f[6..12].copy_from_slice(&self.mac);
+        f[12..14].copy_from_slice(&0x0806u16.to_be_bytes());
+        f[14..22].copy_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1]);
+        f[22..28].copy_from_slice(&self.mac);
+        f[28..32].copy_from_slice(&self.ip.octets());
+        f[38..42].copy_from_slice(&ip.octets());
+        b.set_frame(&f)
+    }
+
+    /// Handles one frame the underlay bridge delivered to the endpoint: ARP for us (answer,
+    /// learn), VXLAN for us (decapsulate to its tunnel port); anything else is dropped.
+    fn receive(
+        &self,
+        mut b: PacketBuf,
+        replies: &mut ArrayVec<PacketBuf, BURST>,
+        pool: &mut BufPool,
+    ) {
+        let now = self.now();
+        let d = b.data();
+        if d.len() >= 42 && d[12..14] == [0x08, 0x06] && d[14..22] == [0, 1, 8, 0, 6, 4, 0, d[21]] {
+            let op = d[21];
+            let sha: [u8; 6] = d[22..28].try_into().unwrap_or_default();
+            let spa = Ipv4Addr::new(d[28], d[29], d[30], d[31]);
+            let tpa = Ipv4Addr::new(d[38], d[39], d[40], d[41]);
+            if tpa != self.ip {
+                pool.put(b);
+                return;
+            }
+            self.neigh.learn(spa, sha, now);
+            if op == 1 && !replies.is_full() {
+                // Answer in place: swap the addresses, op 2, our MAC.
+                let f = b.data_mut();
+                let mut reply = [0u8; 42];
+                reply[0..6].copy_from_slice(&sha);
+                reply[6..12].copy_from_slice(&self.mac);
+                reply[12..14].copy_from_slice(&[0x08, 0x06]);
+                reply[14..22].copy_from_slice(&[0, 1, 8, 0, 6, 4, 0, 2]);
+                reply[22..28].copy_from_slice(&self.mac);
+                reply[28..32].copy_from_slice(&self.ip.octets());
+                reply[32..38].copy_from_slice(&sha);
+                reply[38..42].copy_from_slice(&spa.octets());
+                f[..42].copy_from_slice(&reply);
+                b.truncate(42);
+                replies.push(b);
+            } else {
+                pool.put(b);
+            }
+            return;
+        }
+        match decap_vxlan(&mut b, self.ip) {
+            Ok(meta) => {
+                let tunnels = self.tunnels.lock();
+                let t = tunnels.iter().find(|t| {
+                    t.config.key.is_none_or(|k| k == meta.id)
+                        && t.config.remote.is_none_or(|r| r == meta.src)
+                });
+                match t {
+                    Some(t) => {
+                        let mut q = t.rx.lock();
+                        if q.len() < RING {
+                            q.push_back((b, meta));
+                        } else {
+                            self.drops.add(TunnelDrop::RingFull, 1);
+                            pool.put(b);
+                        }
+                    }
+                    None => {
+                        self.drops.add(TunnelDrop::UnknownTunnel, 1);
+                        pool.put(b);
+                    }
+                }
+            }
+            Err(r) => {
+                self.drops.add(r, 1);
+                pool.put(b);
+            }
+        }
+    }
+}
+
+/// The endpoint as a port of the underlay bridge.
+#[derive(Debug)]
+pub struct EndpointPort(pub Arc<TunnelEndpoint>);
+
+impl Port for EndpointPort {
+    fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    fn rx_burst(&self, _queue: usize, batch: &mut Batch, _pool: &mut BufPool) -> usize {
+        let mut q = self.0.to_bridge.lock();
+        let n = batch.remaining_capacity().min(q.len());
+        let mut bytes = 0;
+        for b in q.drain(..n) {
+            bytes += b.len() as u64;
+            batch.push(b);
+        }
+        drop(q);
+        self.0.counters.rx(n as u64, bytes);
+        n
+    }
+
+    fn tx_burst(&self, batch: &mut Batch, pool: &mut BufPool) {
+        let n = batch.len() as u64;
+        let bytes: u64 = batch.iter().map(|b| b.len() as u64).sum();
+        let mut replies: ArrayVec<PacketBuf, BURST> = ArrayVec::new();
+        for b in batch.drain(..) {
+            self.0.receive(b, &mut replies, pool);
+        }
+        self.0.counters.tx(n, bytes);
+        if !replies.is_empty() {
+            self.0.push(&mut replies, pool);
+        }
+    }
+
+    fn stats(&self) -> PortStats {
+        self.0.counters.read()
+    }
+}
+
+/// A tunnel port's configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TunnelConfig {
+    /// Remote endpoint (`None`: any remote; decapsulation only matches the VNI).
+    pub remote: Option<Ipv4Addr>,
+    /// VNI (`None`: any).
+    pub key: Option<u32>,
+    /// UDP destination port.
+    pub dst_port: u16,
+    /// Outer TOS.
+    pub tos: u8,
+    /// Outer TTL.
+    pub ttl: u8,
+    /// Set DF on the outer header.
+    pub df: bool,
+}
+
+impl Default for TunnelConfig {
+    fn default() -> Self {
+        TunnelConfig {
+            remote: None,
+            key: None,
+            dst_port: crate::packet::vxlan::UDP_PORT,
+            tos: 0,
+            ttl: 64,
+            df: true,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct TunnelShared {
+    config: TunnelConfig,
+    rx: Mutex<VecDeque<(PacketBuf, TunMeta)>>,
+}
+
+/// A VXLAN tunnel port.
+#[derive(Debug)]
+pub struct TunnelPort {
+    name: String,
+    shared: Arc<TunnelShared>,
+    endpoint: Arc<TunnelEndpoint>,
+    /// The outer header for the configured remote, rebuilt when the next hop's MAC changes.
+    header: Mutex<Option<EncapHeader>>,
+    counters: PortCounters,
+}
+
+impl TunnelPort {
+    /// A tunnel port on `endpoint`, registered with it for decapsulation.
+    pub fn new(name: &str, config: TunnelConfig, endpoint: Arc<TunnelEndpoint>) -> TunnelPort {
+        let t = TunnelPort {
+            name: name.to_string(),
+            shared: Arc::new(TunnelShared {
+                config,
+                rx: Mutex::new(VecDeque::with_capacity(RING)),
+            }),
+            endpoint,
+            header: Mutex::new(None),
+            counters: PortCounters::default(),
+        };
+        t.endpoint.attach(&t);
+        t
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &TunnelConfig {
+        &self.shared.config
+    }
+
+    /// The endpoint it uses.
+    pub fn endpoint(&self) -> &Arc<TunnelEndpoint> {
+        &self.endpoint
+    }
+
+    /// Received packets with their tunnel metadata (`meta[i]` for the i-th packet added).
+    pub fn rx_burst_meta(&self, batch: &mut Batch, meta: &mut [TunMeta; BURST]) -> usize {
+        let mut q = self.shared.rx.lock();
+        let start = batch.len();
+        let n = batch.remaining_capacity().min(q.len());
+        let mut bytes = 0;
+        for (i, (b, m)) in q.drain(..n).enumerate() {
+            bytes += b.len() as u64;
+            meta[start + i] = m;
+            batch.push(b);
+        }
+        drop(q);
+        self.counters.rx(n as u64, bytes);
+        n
+    }
+
+    /// The outer header towards the configured remote, resolving the next hop (an ARP
+    /// request goes out when it is unknown). `Err` says why packets cannot leave now.
+    fn header(&self, pool: &mut BufPool) -> Result<EncapHeader, TunnelDrop> {
+        let ep = &self.endpoint;
+        let remote = self.shared.config.remote.ok_or(TunnelDrop::NoRoute)?;
+        let hop = ep.next_hop(remote).ok_or(TunnelDrop::NoRoute)?;
+        let now = ep.now();
+        let Some(mac) = ep.neigh.lookup(hop, now) else {
+            if ep.neigh.should_ask(hop, now)
+                && let Some(mut b) = pool.get()
+            {
+                if ep.arp_request(hop, &mut b) {
+                    let mut v = ArrayVec::new();
+                    v.push(b);
+                    ep.push(&mut v, pool);
+                } else {
+                    pool.put(b);
+                }
+            }
+            return Err(TunnelDrop::NeighMiss);
+        };
+        let mut h = self.header.lock();
+        if let Some(cur) = h.as_ref()
+            && cur.dst_mac() == mac
+        {
+            return Ok(cur.clone());
+        }
+        let c = &self.shared.config;
+        let new = EncapHeader::vxlan(
+            mac,
+            ep.mac,
+            ep.ip,
+            remote,
+            c.key.unwrap_or(0),
+            c.dst_port,
+            c.tos,
+            c.ttl,
+            c.df,
+        );
+        *h = Some(new.clone());
+        Ok(new)
+    }
+}
+
+impl Drop for TunnelPort {
+    fn drop(&mut self) {
+        self.endpoint.detach(self);
+    }
+}
+
+impl Port for TunnelPort {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn rx_burst(&self, _queue: usize, batch: &mut Batch, _pool: &mut BufPool) -> usize {
+        let mut meta = [TunMeta::default(); BURST];
+        self.rx_burst_meta(batch, &mut meta)
+    }
+
+    fn as_tunnel(&self) -> Option<&TunnelPort> {
+        Some(self)
+    }
+
+    fn tx_burst(&self, batch: &mut Batch, pool: &mut BufPool) {
+        let n = batch.len();
+        if n == 0 {
+            return;
+        }
+        let ep = &self.endpoint;
+        let h = match self.header(pool) {
+            Ok(h) => h,
+            Err(r) => {
+                ep.drops.add(r, n as u64);
+                self.counters.tx_dropped(n as u64);
+                for b in batch.drain(..) {
+                    pool.put(b);
+                }
+                return;
+            }
+        };
+        let mut out: ArrayVec<PacketBuf, BURST> = ArrayVec::new();
+        let (mut sent, mut bytes, mut too_big) = (0u64, 0u64, 0u64);
+        for mut b in batch.drain(..) {
+            let inner = b.len();
+            match h.push(&mut b, ep.mtu) {
+                Ok(()) => {
+                    sent += 1;
+                    bytes += inner as u64;
+                    out.push(b);
+                }
+                Err(_) => {
+                    too_big += 1;
+                    pool.put(b);
+                }
+            }
+        }
+        ep.drops.add(TunnelDrop::TooBig, too_big);
+        self.counters.tx(sent, bytes);
+        self.counters.tx_dropped(too_big);
+        ep.push(&mut out, pool);
+    }
+
+    fn stats(&self) -> PortStats {
+        self.counters.read()
+    }
+}
