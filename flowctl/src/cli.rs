@@ -235,6 +235,18 @@ pub enum Command {
         /// Port number, name or LOCAL; every port when absent.
         port: Option<String>,
     },
+    /// Give bridge BR the switch's tunnel endpoint address on the underlay (adds, or
+    /// replaces, its `BR-tep` port of type tunnel-endpoint): `IP/PREFIX [gw=IP] [mtu=N]`.
+    SetTunnelIp {
+        /// Bridge name (the one whose ports reach the underlay).
+        bridge: String,
+        /// A.B.C.D/PREFIX.
+        ip: String,
+        /// `gw=IP`, `mtu=N`.
+        settings: Vec<String>,
+    },
+    /// Print the tunnel endpoints, their resolved next hops and tunnel drops.
+    TnlNeighShow,
     /// Print egress queue counters (ports with `qos-max-rate` and `queue.N` options).
     QueueStats {
         /// Bridge name.

@@ -284,6 +284,28 @@ pub fn port_stats_json(s: &PortStats) -> Value {
     })
 }
 
+/// One tunnel endpoint with its neighbours and drops.
+pub fn tunnel_endpoint_json(e: &proto::v1::TunnelEndpointInfo) -> Value {
+    let mac = |m: &[u8]| {
+        m.iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(":")
+    };
+    json!({
+        "name": e.name,
+        "ip": e.ip,
+        "gw": e.gw,
+        "mac": mac(&e.mac),
+        "neighbours": e.neighbours.iter().map(|n| json!({
+            "ip": n.ip,
+            "mac": mac(&n.mac),
+            "age_ms": n.age_ms,
+        })).collect::<Vec<_>>(),
+        "drops": e.drops,
+    })
+}
+
 /// One egress queue's counters.
 pub fn queue_stats_json(s: &QueueStats) -> Value {
     json!({

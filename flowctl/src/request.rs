@@ -86,6 +86,10 @@ pub enum Request {
     PmdStats,
     /// pmd-stats-clear.
     PmdStatsClear,
+    /// set-tunnel-ip: delete the endpoint port if it exists, then add it.
+    SetTunnelIp(DelPortRequest, AddPortRequest),
+    /// tnl-neigh-show.
+    TnlNeighShow,
     /// set-pmd-cpus.
     SetPmdCpus(proto::v1::SetPmdCpusRequest),
     /// monitor.
@@ -461,6 +465,45 @@ pub fn prepare(cli: &Cli) -> Result<Request> {
         }),
         Command::PmdStats => Request::PmdStats,
         Command::PmdStatsClear => Request::PmdStatsClear,
+        Command::TnlNeighShow => Request::TnlNeighShow,
+        Command::SetTunnelIp {
+            bridge,
+            ip,
+            settings,
+        } => {
+            let name = format!("{bridge}-tep");
+            if name.len() > 15 {
+                return Err(usage(format!(
+                    "bridge name {bridge:?} is too long for its endpoint port {name:?} (15 characters)"
+                )));
+            }
+            let mut options = HashMap::new();
+            options.insert("ip".to_string(), ip.clone());
+            for s in settings {
+                match s.split_once('=') {
+                    Some((k @ ("gw" | "mtu"), v)) => {
+                        options.insert(k.to_string(), v.to_string());
+                    }
+                    _ => return Err(usage(format!("`{s}`: expected gw=IP or mtu=N"))),
+                }
+            }
+            Request::SetTunnelIp(
+                DelPortRequest {
+                    bridge: bridge.clone(),
+                    name: name.clone(),
+                    if_exists: true,
+                },
+                AddPortRequest {
+                    bridge: bridge.clone(),
+                    port: Some(proto::v1::PortConfig {
+                        name,
+                        r#type: "tunnel-endpoint".into(),
+                        options,
+                        requested_ofport: None,
+                    }),
+                },
+            )
+        }
         Command::SetPmdCpus { bridge, cpus } => Request::SetPmdCpus(proto::v1::SetPmdCpusRequest {
             bridge: bridge.clone(),
             cpus: parse_cpus(cpus)?,

@@ -132,6 +132,39 @@ pub fn port_stats_text(p: &PortStats) -> String {
     )
 }
 
+/// One tunnel endpoint, `ovs-appctl tnl/neigh/show` style:
+///
+/// ```text
+/// endpoint br1-tep 172.16.0.1/24 mac 02:..:..
+/// IP               MAC                 Age
+/// 172.16.0.2       02:00:00:00:ee:02   1200 ms
+/// drops: tunnel_neigh_miss=1
+/// ```
+pub fn tunnel_endpoint_text(e: &proto::v1::TunnelEndpointInfo) -> String {
+    let mac = |m: &[u8]| {
+        m.iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(":")
+    };
+    let mut s = format!("endpoint {} {} mac {}", e.name, e.ip, mac(&e.mac));
+    if !e.gw.is_empty() {
+        let _ = write!(s, " gw {}", e.gw);
+    }
+    s.push('\n');
+    let _ = writeln!(s, "{:<16} {:<19} Age", "IP", "MAC");
+    for n in &e.neighbours {
+        let _ = writeln!(s, "{:<16} {:<19} {} ms", n.ip, mac(&n.mac), n.age_ms);
+    }
+    if !e.drops.is_empty() {
+        let mut d: Vec<_> = e.drops.iter().collect();
+        d.sort();
+        let parts: Vec<String> = d.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let _ = writeln!(s, "drops: {}", parts.join(" "));
+    }
+    s
+}
+
 /// `ovs-ofctl queue-stats` line for one queue:
 ///
 /// ```text

@@ -329,6 +329,13 @@ impl Switch for Mock {
         Err(Status::unimplemented("set_pmd_cpus"))
     }
 
+    async fn get_tunnel_neighbours(
+        &self,
+        _: Request<proto::v1::GetTunnelNeighboursRequest>,
+    ) -> Result<Response<proto::v1::GetTunnelNeighboursResponse>, Status> {
+        Err(Status::unimplemented("get_tunnel_neighbours"))
+    }
+
     async fn get_queue_stats(
         &self,
         _: Request<proto::v1::GetQueueStatsRequest>,

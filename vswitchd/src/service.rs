@@ -305,6 +305,15 @@ impl v1::switch_server::Switch for Service {
         }))
     }
 
+    async fn get_tunnel_neighbours(
+        &self,
+        _: Request<v1::GetTunnelNeighboursRequest>,
+    ) -> Result<Response<v1::GetTunnelNeighboursResponse>, Status> {
+        Ok(Response::new(v1::GetTunnelNeighboursResponse {
+            endpoints: self.sw.tunnel_neighbours(),
+        }))
+    }
+
     async fn get_queue_stats(
         &self,
         req: Request<v1::GetQueueStatsRequest>,

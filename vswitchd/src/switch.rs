@@ -41,7 +41,15 @@ use crate::error::ApiError;
 use crate::store::{BridgeRecord, Store, StoreTxn};
 
 /// Port types this build can create.
-pub const PORT_TYPES: &[&str] = &["memory", "tap", "internal", "afpacket", "afxdp"];
+pub const PORT_TYPES: &[&str] = &[
+    "memory",
+    "tap",
+    "internal",
+    "afpacket",
+    "afxdp",
+    "tunnel-endpoint",
+    "vxlan",
+];
 
 /// Tunables of the daemon.
 #[derive(Debug, Clone)]
@@ -56,6 +64,8 @@ pub struct SwitchConfig {
     pub housekeeping_period: Duration,
     /// Capacity of in-memory ports' rings.
     pub memory_port_capacity: usize,
+    /// The tunnel endpoints of the whole switch (shared by clones of this configuration).
+    pub tunnels: crate::tunnel::Registry,
 }
 
 impl Default for SwitchConfig {
@@ -66,6 +76,7 @@ impl Default for SwitchConfig {
             pmd_cpus: Vec::new(),
             housekeeping_period: Duration::from_millis(100),
             memory_port_capacity: 4096,
+            tunnels: crate::tunnel::Registry::default(),
         }
     }
 }
@@ -116,7 +127,7 @@ impl PortState {
     fn is_kernel(&self) -> bool {
         matches!(
             self.desc.r#type.as_str(),
-            "tap" | "internal" | "afpacket" | "afxdp"
+            "tap" | "internal" | "afpacket" | "afxdp" | "vxlan"
         )
     }
 }
@@ -229,6 +240,12 @@ impl PmdThread {
                         if !pmd.wait_rx(d) {
                             std::thread::park_timeout(d);
                         }
+                        // The wait is idle time, not part of the next (busy) poll.
+                        let now = Instant::now();
+                        counters
+                            .idle_ns
+                            .add(now.duration_since(last).as_nanos() as u64);
+                        last = now;
                     }
                 }
             })
@@ -571,16 +588,21 @@ impl Switch {
                 continue;
             }
             let ours = matches!(p.desc.r#type.as_str(), "tap" | "internal");
+            // A VXLAN port is down only while no endpoint exists for it (restored before
+            // its endpoint's bridge); it comes up as soon as one does.
+            let virt = p.desc.r#type == "vxlan";
             let no = PortNo(p.desc.port_no);
             // TAP devices the switch created may live in other namespaces: they are judged
             // by their descriptor; interfaces the switch attached to, by their index here.
-            let now = if ours {
+            let now = if ours || virt {
                 None
             } else {
                 datapath::port::ifindex_of(pname)
             };
             let lost = if ours {
                 p.port.link_lost()
+            } else if virt {
+                false
             } else {
                 now.is_none() || now != p.port.ifindex()
             };
@@ -604,7 +626,7 @@ impl Switch {
                     changed.push(p.desc.clone());
                 }
             }
-            if !p.desc.link_up && (now.is_some() || ours) {
+            if !p.desc.link_up && (now.is_some() || ours || virt) {
                 match open_port(pname, &p.desc.r#type, &p.desc.options, &self.config) {
                     Ok((port, _)) => {
                         if b.dp
@@ -1313,6 +1335,39 @@ impl Switch {
         Ok(out)
     }
 
+    /// The tunnel endpoints with their neighbours and drop counters.
+    pub fn tunnel_neighbours(&self) -> Vec<v1::TunnelEndpointInfo> {
+        let mut out: Vec<v1::TunnelEndpointInfo> = self
+            .config
+            .tunnels
+            .live()
+            .iter()
+            .map(|ep| v1::TunnelEndpointInfo {
+                name: ep.name.clone(),
+                ip: format!("{}/{}", ep.ip, ep.prefix),
+                gw: ep.gw.map(|g| g.to_string()).unwrap_or_default(),
+                mac: ep.mac.to_vec(),
+                neighbours: ep
+                    .neigh
+                    .entries()
+                    .iter()
+                    .map(|n| v1::TunnelNeighbour {
+                        ip: n.ip.to_string(),
+                        mac: n.mac.to_vec(),
+                        age_ms: ep.age_of(n) / 1_000_000,
+                    })
+                    .collect(),
+                drops: datapath::tunnel::TunnelDrop::ALL
+                    .iter()
+                    .map(|r| (r.name().to_string(), ep.drops.get(*r)))
+                    .filter(|(_, n)| *n > 0)
+                    .collect(),
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+
     /// Egress queue counters of the ports with queues (`port` and `queue` narrow it).
     pub fn queue_stats(
         &self,
@@ -1626,6 +1681,9 @@ impl Switch {
             if tick.is_multiple_of(10) {
                 // Aging has a resolution of seconds: sweeping once a second is enough.
                 b.dp.mac_table().sweep(now_s, |_| {});
+                for ep in self.config.tunnels.live() {
+                    ep.age_neighbours();
+                }
             }
             if self.events.receiver_count() == 0 {
                 b.macs_seen.clear();
@@ -1749,6 +1807,20 @@ fn open_port(
             })?;
             Ok((Arc::new(p) as Arc<dyn Port>, None))
         }
+        "tunnel-endpoint" => {
+            let ep = crate::tunnel::open_endpoint(name, options, &cfg.tunnels)?;
+            Ok((
+                Arc::new(datapath::tunnel::EndpointPort(ep)) as Arc<dyn Port>,
+                None,
+            ))
+        }
+        "vxlan" => {
+            let (config, ep) = crate::tunnel::vxlan_config(options, &cfg.tunnels)?;
+            Ok((
+                Arc::new(datapath::tunnel::TunnelPort::new(name, config, ep)) as Arc<dyn Port>,
+                None,
+            ))
+        }
         "afxdp" => {
             let mode = match options.get("xdp-mode") {
                 Some(m) => m
@@ -1798,6 +1870,8 @@ fn check_options(
 ) -> Result<(), ApiError> {
     let own: &[&str] = match ty {
         "afxdp" => &["xdp-mode", "n-rxq"],
+        "tunnel-endpoint" => crate::tunnel::ENDPOINT_OPTIONS,
+        "vxlan" => crate::tunnel::VXLAN_OPTIONS,
         _ => &[],
     };
     for k in options.keys() {

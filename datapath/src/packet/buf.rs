@@ -208,9 +208,26 @@ impl fmt::Debug for PacketBuf {
     }
 }
 
-/// A free list of buffers owned by one thread. `get` allocates only while fewer than
-/// `capacity` buffers have ever been handed out and none is free; after that it returns
-/// `None`, which callers count as `rx_dropped_no_buffer`-style drops.
+/// Buffers that left the poll thread whose pool allocated them (a packet handed from one
+/// bridge's thread to another's, through a tunnel or a patch) come back through here: a pool
+/// whose free list is full gives its excess to this process-wide spare pool, and a pool
+/// that runs dry takes from it before allocating, so buffers circulate and the steady state
+/// allocates nothing even when they flow one way between threads.
+static SPARE: std::sync::OnceLock<crossbeam_queue::ArrayQueue<PacketBuf>> =
+    std::sync::OnceLock::new();
+/// Most buffers the spare pool holds (128 MiB of packet memory).
+const SPARE_CAPACITY: usize = 65536;
+/// Buffers taken from the spare pool at once.
+const SPARE_BATCH: usize = 32;
+
+fn spare() -> &'static crossbeam_queue::ArrayQueue<PacketBuf> {
+    SPARE.get_or_init(|| crossbeam_queue::ArrayQueue::new(SPARE_CAPACITY))
+}
+
+/// A free list of buffers owned by one thread. `get` takes a free buffer, else refills from
+/// the process-wide spare pool, else allocates while fewer than `capacity` buffers have been
+/// allocated by this pool; after that it returns `None`, which callers count as
+/// `drop_no_buffer`. A pool of capacity 0 never has a buffer (tests use it to provoke that).
 #[derive(Debug)]
 pub struct BufPool {
     free: Vec<PacketBuf>,
@@ -244,6 +261,23 @@ impl BufPool {
 
     #[cold]
     fn get_slow(&mut self) -> Option<PacketBuf> {
+        if self.capacity == 0 {
+            return None;
+        }
+        if let Some(s) = SPARE.get() {
+            while self.free.len() < SPARE_BATCH {
+                match s.pop() {
+                    Some(b) => self.free.push(b),
+                    None => break,
+                }
+            }
+            if let Some(mut b) = self.free.pop() {
+                b.head = HEADROOM as u16;
+                b.len = 0;
+                b.queue = 0;
+                return Some(b);
+            }
+        }
         if self.allocated >= self.capacity {
             return None;
         }
@@ -251,12 +285,28 @@ impl BufPool {
         Some(PacketBuf::new())
     }
 
-    /// Returns a buffer. Buffers beyond the pool's capacity are freed.
+    /// Returns a buffer. Beyond half the pool's capacity it goes to the spare pool (freed
+    /// only when that is full too): a thread that receives more buffers than it gives away
+    /// (the far side of a tunnel) passes the surplus on before it starves the other.
     #[inline]
     pub fn put(&mut self, b: PacketBuf) {
-        if self.free.len() < self.capacity {
+        if self.free.len() < self.capacity.div_ceil(2) {
             self.free.push(b);
+        } else {
+            self.put_spare(b);
         }
+    }
+
+    #[cold]
+    fn put_spare(&mut self, b: PacketBuf) {
+        if self.capacity > 0 {
+            let _ = spare().push(b);
+        }
+    }
+
+    /// Buffers this pool has allocated (not counting those taken from the spare pool).
+    pub fn allocated(&self) -> usize {
+        self.allocated
     }
 
     /// Buffers ready for reuse.
@@ -302,9 +352,17 @@ mod tests {
         let mut p = BufPool::new(2);
         let a = p.get().unwrap();
         let b = p.get().unwrap();
-        assert!(p.get().is_none());
+        // A third comes from the process-wide spare pool if it has one, never from malloc.
+        let c = p.get();
+        assert_eq!(p.allocated(), 2);
         p.put(a);
-        p.put(b);
+        p.put(b); // beyond half the capacity: goes to the spare pool
+        if let Some(c) = c {
+            p.put(c);
+        }
+        assert_eq!(p.free_len(), 1);
         assert!(p.get().is_some());
+        let mut none = BufPool::new(0);
+        assert!(none.get().is_none());
     }
 }

@@ -172,6 +172,12 @@ impl Pmd {
         {
             return true;
         }
+        // In-process rings arm their doorbells (and say when they already hold packets).
+        for &(slot, q) in snap.rxqs.get(self.index).map_or(&[][..], |v| &v[..]) {
+            if !snap.ports[slot as usize].port.arm_rx(q as usize) {
+                return true;
+            }
+        }
         // The snapshot keeps the ports, and so their descriptors, open during the wait.
         crate::port::wait_readable(&mut self.pollfds, timeout);
         drop(snap);

@@ -45,6 +45,95 @@ pub fn wait_readable(fds: &mut [libc::pollfd], timeout: std::time::Duration) {
     }
 }
 
+/// A doorbell for in-process rings: an eventfd a consumer poll thread can wait on like on a
+/// port's socket. The consumer arms it (under the ring's lock, finding the ring empty) just
+/// before it sleeps; a producer that then adds packets (under the same lock) rings it.
+/// While the consumer is busy nothing is armed, so the ring costs no system call per burst.
+#[derive(Debug)]
+pub struct Doorbell {
+    fd: std::os::fd::OwnedFd,
+    armed: std::sync::atomic::AtomicBool,
+    pending: std::sync::atomic::AtomicBool,
+}
+
+impl Doorbell {
+    /// A new doorbell.
+    pub fn new() -> std::io::Result<Doorbell> {
+        #[allow(unsafe_code)]
+        // SAFETY: eventfd takes no pointers; a negative result is checked.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        #[allow(unsafe_code)]
+        // SAFETY: a fresh descriptor we own; OwnedFd closes it once.
+        let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+        Ok(Doorbell {
+            fd,
+            armed: std::sync::atomic::AtomicBool::new(false),
+            pending: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
+    /// The consumer is about to sleep (call under the ring's lock, with the ring empty).
+    pub fn arm(&self) {
+        self.armed.store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// The producer added packets (call under the ring's lock): rings if armed.
+    #[inline]
+    pub fn notify(&self) {
+        use std::sync::atomic::Ordering;
+        if self.armed.load(Ordering::Relaxed) && self.armed.swap(false, Ordering::AcqRel) {
+            self.pending.store(true, Ordering::Release);
+            self.ring();
+        }
+    }
+
+    /// The consumer woke or polls: silences a ring it got (a system call only then).
+    #[inline]
+    pub fn ack(&self) {
+        use std::sync::atomic::Ordering;
+        self.armed.store(false, Ordering::Relaxed);
+        if self.pending.load(Ordering::Relaxed) && self.pending.swap(false, Ordering::AcqRel) {
+            self.clear();
+        }
+    }
+
+    /// Rings it (the descriptor polls readable).
+    fn ring(&self) {
+        let one: u64 = 1;
+        #[allow(unsafe_code)]
+        // SAFETY: writes 8 bytes from a live u64; a full counter (EAGAIN) is harmless.
+        unsafe {
+            libc::write(
+                std::os::fd::AsRawFd::as_raw_fd(&self.fd),
+                (&one as *const u64).cast(),
+                8,
+            );
+        }
+    }
+
+    /// Silences it.
+    fn clear(&self) {
+        let mut v: u64 = 0;
+        #[allow(unsafe_code)]
+        // SAFETY: reads 8 bytes into a live u64; EAGAIN (not rung) is harmless.
+        unsafe {
+            libc::read(
+                std::os::fd::AsRawFd::as_raw_fd(&self.fd),
+                (&mut v as *mut u64).cast(),
+                8,
+            );
+        }
+    }
+
+    /// The descriptor to wait on.
+    pub fn fd(&self) -> std::os::fd::RawFd {
+        std::os::fd::AsRawFd::as_raw_fd(&self.fd)
+    }
+}
+
 /// Packets per burst.
 pub const BURST: usize = 32;
 
@@ -96,6 +185,13 @@ pub trait Port: Send + Sync + std::fmt::Debug {
     /// metadata; `normal` never floods from one tunnel into another).
     fn as_tunnel(&self) -> Option<&crate::tunnel::TunnelPort> {
         None
+    }
+
+    /// Called by a poll thread about to sleep on [`Port::rx_fd`]: ports whose descriptor is a
+    /// [`Doorbell`] arm it here. Returns false when queue `queue` already has packets (the
+    /// thread should not sleep).
+    fn arm_rx(&self, _queue: usize) -> bool {
+        true
     }
 }
 

@@ -90,15 +90,28 @@ impl EncapHeader {
     }
 }
 
-/// A hash of the inner frame's addresses and ports (the first 38 bytes: Ethernet, IPv4
-/// addresses, and the L4 ports of an option-less IPv4 header) for the UDP source port.
+/// A hash of the inner frame's addresses and ports (the first 40 bytes: Ethernet, IPv4
+/// addresses, and the L4 ports of an option-less IPv4 header) for the UDP source port:
+/// five 8-byte words folded with multiplies, a few nanoseconds.
 #[inline]
 fn flow_hash(frame: &[u8]) -> u32 {
-    let mut h: u32 = 0x811c_9dc5;
-    for &x in &frame[..frame.len().min(38)] {
-        h = (h ^ x as u32).wrapping_mul(0x0100_0193);
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut h: u64 = 0;
+    match frame.get(..40) {
+        Some(head) => {
+            for w in head.chunks_exact(8) {
+                let mut a = [0u8; 8];
+                a.copy_from_slice(w);
+                h = (h ^ u64::from_le_bytes(a)).wrapping_mul(K).rotate_left(29);
+            }
+        }
+        None => {
+            for &x in frame {
+                h = (h ^ x as u64).wrapping_mul(K);
+            }
+        }
     }
-    h ^ (h >> 16)
+    (h ^ (h >> 32)) as u32
 }
 
 /// Checks that `b` is a VXLAN packet for `local` and strips its outer headers, returning

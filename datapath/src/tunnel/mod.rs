@@ -30,7 +30,7 @@ use arrayvec::ArrayVec;
 use parking_lot::Mutex;
 
 use crate::packet::{BufPool, PacketBuf};
-use crate::port::{BURST, Batch, Port, PortCounters, PortStats};
+use crate::port::{BURST, Batch, Doorbell, Port, PortCounters, PortStats};
 
 pub use encap::{EncapHeader, decap_vxlan};
 
@@ -238,6 +238,8 @@ pub struct TunnelEndpoint {
     pub neigh: NeighTable,
     /// Frames to send into the underlay bridge (encapsulated packets, ARP).
     to_bridge: Mutex<VecDeque<PacketBuf>>,
+    /// Rung when `to_bridge` stops being empty.
+    bell: Option<Doorbell>,
     /// Tunnel ports by VNI, for decapsulation.
     tunnels: Mutex<Vec<Arc<TunnelShared>>>,
     /// Drops by reason.
@@ -266,6 +268,7 @@ impl TunnelEndpoint {
             mtu: 1500,
             neigh: NeighTable::default(),
             to_bridge: Mutex::new(VecDeque::with_capacity(RING)),
+            bell: Doorbell::new().ok(),
             tunnels: Mutex::new(Vec::new()),
             drops: DropCounters::default(),
             counters: PortCounters::default(),
@@ -275,6 +278,16 @@ impl TunnelEndpoint {
 
     fn now(&self) -> u64 {
         (self.clock.0)()
+    }
+
+    /// Forgets neighbours older than the aging time.
+    pub fn age_neighbours(&self) {
+        self.neigh.age(self.now());
+    }
+
+    /// How long ago `n` was confirmed, nanoseconds.
+    pub fn age_of(&self, n: &Neighbour) -> u64 {
+        self.now().saturating_sub(n.seen_ns)
     }
 
     /// The next hop towards `remote`: itself inside our subnet, else the gateway.
@@ -313,6 +326,9 @@ impl TunnelEndpoint {
                 self.drops.add(TunnelDrop::RingFull, 1);
                 pool.put(f);
             }
+        }
+        if let Some(b) = &self.bell {
+            b.notify();
         }
     }
 
@@ -385,6 +401,9 @@ impl TunnelEndpoint {
                             self.drops.add(TunnelDrop::RingFull, 1);
                             pool.put(b);
                         }
+                        if let Some(bell) = &t.bell {
+                            bell.notify();
+                        }
                     }
                     None => {
                         self.drops.add(TunnelDrop::UnknownTunnel, 1);
@@ -409,7 +428,24 @@ impl Port for EndpointPort {
         &self.0.name
     }
 
+    fn rx_fd(&self, _queue: usize) -> Option<std::os::fd::RawFd> {
+        self.0.bell.as_ref().map(Doorbell::fd)
+    }
+
+    fn arm_rx(&self, _queue: usize) -> bool {
+        let q = self.0.to_bridge.lock();
+        if let Some(b) = &self.0.bell
+            && q.is_empty()
+        {
+            b.arm();
+        }
+        q.is_empty()
+    }
+
     fn rx_burst(&self, _queue: usize, batch: &mut Batch, _pool: &mut BufPool) -> usize {
+        if let Some(b) = &self.0.bell {
+            b.ack();
+        }
         let mut q = self.0.to_bridge.lock();
         let n = batch.remaining_capacity().min(q.len());
         let mut bytes = 0;
@@ -474,6 +510,8 @@ impl Default for TunnelConfig {
 struct TunnelShared {
     config: TunnelConfig,
     rx: Mutex<VecDeque<(PacketBuf, TunMeta)>>,
+    /// Rung when `rx` stops being empty.
+    bell: Option<Doorbell>,
 }
 
 /// A VXLAN tunnel port.
@@ -495,6 +533,7 @@ impl TunnelPort {
             shared: Arc::new(TunnelShared {
                 config,
                 rx: Mutex::new(VecDeque::with_capacity(RING)),
+                bell: Doorbell::new().ok(),
             }),
             endpoint,
             header: Mutex::new(None),
@@ -516,6 +555,9 @@ impl TunnelPort {
 
     /// Received packets with their tunnel metadata (`meta[i]` for the i-th packet added).
     pub fn rx_burst_meta(&self, batch: &mut Batch, meta: &mut [TunMeta; BURST]) -> usize {
+        if let Some(b) = &self.shared.bell {
+            b.ack();
+        }
         let mut q = self.shared.rx.lock();
         let start = batch.len();
         let n = batch.remaining_capacity().min(q.len());
@@ -592,6 +634,20 @@ impl Port for TunnelPort {
 
     fn as_tunnel(&self) -> Option<&TunnelPort> {
         Some(self)
+    }
+
+    fn rx_fd(&self, _queue: usize) -> Option<std::os::fd::RawFd> {
+        self.shared.bell.as_ref().map(Doorbell::fd)
+    }
+
+    fn arm_rx(&self, _queue: usize) -> bool {
+        let q = self.shared.rx.lock();
+        if let Some(b) = &self.shared.bell
+            && q.is_empty()
+        {
+            b.arm();
+        }
+        q.is_empty()
     }
 
     fn tx_burst(&self, batch: &mut Batch, pool: &mut BufPool) {

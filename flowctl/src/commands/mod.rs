@@ -44,6 +44,11 @@ pub async fn execute(
         Request::SetPort(r) => {
             client.set_port_options(r).await?;
         }
+        Request::SetTunnelIp(del, add) => {
+            client.del_port(del).await?;
+            client.add_port(add).await?;
+        }
+        Request::TnlNeighShow => read::tnl_neigh_show(client, format, out).await?,
         Request::SetPmdCpus(r) => {
             client.set_pmd_cpus(r).await?;
         }

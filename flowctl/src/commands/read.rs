@@ -231,6 +231,28 @@ pub async fn port_stats(
     Ok(())
 }
 
+/// `tnl-neigh-show`: per endpoint, `IP MAC AGE` lines, then its tunnel drops.
+pub async fn tnl_neigh_show(
+    client: &mut Client,
+    format: Format,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let eps = client
+        .get_tunnel_neighbours(proto::v1::GetTunnelNeighboursRequest {})
+        .await?
+        .into_inner()
+        .endpoints;
+    match format {
+        Format::Text => {
+            for e in &eps {
+                out.write_all(text::tunnel_endpoint_text(e).as_bytes())?;
+            }
+        }
+        Format::Json => print_json(out, &json_list("endpoints", &eps, js::tunnel_endpoint_json))?,
+    }
+    Ok(())
+}
+
 /// `queue-stats`.
 pub async fn queue_stats(
     client: &mut Client,

@@ -1,0 +1,210 @@
+//! VXLAN interop with the Linux kernel's VXLAN device: a namespace with
+//! `ip link add vx0 type vxlan id 42 ...` on one side of the underlay, a namespace behind our
+//! switch on the other; ping and iperf3 TCP in both directions; tshark decodes our packets
+//! as VXLAN with the right VNI; the switch resolved the remote by ARP itself.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::{Daemon, finish, run};
+
+struct Ns(Vec<String>, Vec<String>);
+impl Drop for Ns {
+    fn drop(&mut self) {
+        for n in &self.0 {
+            let _ = Command::new("ip").args(["netns", "del", n]).output();
+        }
+        for l in &self.1 {
+            let _ = Command::new("ip").args(["link", "del", l]).output();
+        }
+    }
+}
+
+fn in_ns(ns: &str, args: &[&str]) -> String {
+    let mut all = vec!["netns", "exec", ns];
+    all.extend_from_slice(args);
+    run("ip", &all)
+}
+
+#[test]
+fn kernel_vxlan_interop_ping_iperf3_and_tshark() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = Daemon::start(dir.path());
+    let id = std::process::id() % 100_000;
+    let (remote, local) = (format!("vxr{id}"), format!("vxl{id}"));
+    let (hu, uv) = (format!("vxu{id}h"), format!("vxu{id}v"));
+    let (hl, lv) = (format!("vxw{id}h"), format!("vxw{id}v"));
+    let _ns = Ns(
+        vec![remote.clone(), local.clone()],
+        vec![hu.clone(), hl.clone()],
+    );
+    for (ns, h, v) in [(&remote, &hu, &uv), (&local, &hl, &lv)] {
+        let _ = Command::new("ip").args(["netns", "del", ns]).output();
+        run("ip", &["netns", "add", ns]);
+        run("ip", &["link", "add", h, "type", "veth", "peer", "name", v]);
+        run("ip", &["link", "set", v, "netns", ns]);
+        run("ip", &["link", "set", h, "up"]);
+        run("ip", &["-n", ns, "link", "set", v, "up"]);
+        run("ip", &["-n", ns, "link", "set", "lo", "up"]);
+        in_ns(ns, &["ethtool", "-K", v, "tx", "off"]);
+    }
+    // The remote host: underlay 172.30.0.2, the kernel's VXLAN device with VNI 42.
+    run(
+        "ip",
+        &["-n", &remote, "addr", "add", "172.30.0.2/24", "dev", &uv],
+    );
+    run(
+        "ip",
+        &[
+            "-n",
+            &remote,
+            "link",
+            "add",
+            "vx0",
+            "type",
+            "vxlan",
+            "id",
+            "42",
+            "remote",
+            "172.30.0.1",
+            "local",
+            "172.30.0.2",
+            "dstport",
+            "4789",
+            "dev",
+            &uv,
+        ],
+    );
+    run(
+        "ip",
+        &["-n", &remote, "addr", "add", "10.30.0.2/24", "dev", "vx0"],
+    );
+    run("ip", &["-n", &remote, "link", "set", "vx0", "up"]);
+    in_ns(&remote, &["ethtool", "-K", "vx0", "tx", "off"]);
+    // The local host behind our switch, with the overlay MTU.
+    run(
+        "ip",
+        &["-n", &local, "addr", "add", "10.30.0.1/24", "dev", &lv],
+    );
+    run("ip", &["-n", &local, "link", "set", &lv, "mtu", "1450"]);
+
+    // Our switch: br1 reaches the underlay and holds the endpoint; br0 has the tunnel.
+    d.ok(&["add-br", "br1"]);
+    // Each bridge's poll thread on its own CPU: the packets cross from one to the other.
+    d.ok(&["set-pmd-cpus", "br1", "0"]);
+    d.ok(&["add-port", "br1", &hu, "type=afxdp"]);
+    d.ok(&["add-flow", "br1", "priority=0,actions=normal"]);
+    d.ok(&["set-tunnel-ip", "br1", "172.30.0.1/24"]);
+    let vx = format!("vx{id}");
+    d.ok(&[
+        "add-port",
+        "br0",
+        &vx,
+        "type=vxlan",
+        "remote_ip=172.30.0.2",
+        "key=42",
+    ]);
+    d.ok(&["add-port", "br0", &hl, "type=afxdp"]);
+
+    // Capture the underlay on the remote side while pinging.
+    let tshark = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &remote,
+            "tshark",
+            "-i",
+            &uv,
+            "-a",
+            "duration:6",
+            "-c",
+            "6",
+            "-f",
+            "udp port 4789",
+            "-T",
+            "fields",
+            "-e",
+            "vxlan.vni",
+            "-e",
+            "ip.src",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("tshark (apt-get install tshark)");
+    std::thread::sleep(Duration::from_millis(1500));
+    let ping = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &local,
+            "ping",
+            "-c",
+            "5",
+            "-i",
+            "0.2",
+            "-W",
+            "2",
+            "10.30.0.2",
+        ])
+        .output()
+        .expect("ping");
+    let ping_out = String::from_utf8_lossy(&ping.stdout).to_string();
+    let captured = finish(tshark);
+    assert!(
+        ping.status.success(),
+        "ping across the kernel VXLAN device failed:\n{ping_out}\n{}\ntnl: {}",
+        String::from_utf8_lossy(&ping.stderr),
+        d.ok(&["tnl-neigh-show"])
+    );
+    // Both directions of the VXLAN traffic decode with VNI 42.
+    let lines: Vec<&str> = captured.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(lines.len() >= 4, "tshark saw: {captured}");
+    assert!(
+        lines.iter().all(|l| l.starts_with("42\t")),
+        "tshark saw: {captured}"
+    );
+    assert!(
+        lines.iter().any(|l| l.ends_with("172.30.0.1")),
+        "none of ours: {captured}"
+    );
+    // The remote pings back.
+    in_ns(
+        &remote,
+        &["ping", "-c", "3", "-i", "0.2", "-W", "2", "10.30.0.1"],
+    );
+    // The endpoint resolved the remote by ARP itself.
+    let neigh = d.ok(&["tnl-neigh-show"]);
+    assert!(neigh.contains("172.30.0.2"), "{neigh}");
+
+    // iperf3 TCP both ways.
+    in_ns(&remote, &["iperf3", "-s", "-D", "-1"]);
+    std::thread::sleep(Duration::from_millis(500));
+    for reverse in [false, true] {
+        let mut args = vec![
+            "iperf3",
+            "-c",
+            "10.30.0.2",
+            "-t",
+            "2",
+            "-J",
+            "--connect-timeout",
+            "3000",
+        ];
+        if reverse {
+            in_ns(&remote, &["iperf3", "-s", "-D", "-1"]);
+            std::thread::sleep(Duration::from_millis(500));
+            args.push("-R");
+        }
+        let out = in_ns(&local, &args);
+        let v: serde_json::Value = serde_json::from_str(&out).expect("iperf3 json");
+        let bytes = v["end"]["sum_received"]["bytes"].as_u64().unwrap_or(0);
+        eprintln!("vxlan iperf3 reverse={reverse}: {bytes} bytes in 2 s");
+        assert!(
+            bytes > 20_000_000,
+            "iperf3 (reverse={reverse}) moved only {bytes} bytes"
+        );
+    }
+}
