@@ -208,3 +208,83 @@ fn kernel_vxlan_interop_ping_iperf3_and_tshark() {
         );
     }
 }
+
+/// Two instances of our switch, each in its own namespace, joined by a veth underlay; a host
+/// behind each; the hosts reach each other through a VXLAN overlay between the switches.
+#[test]
+fn two_switch_instances_form_a_vxlan_overlay() {
+    let id = std::process::id() % 100_000;
+    let sw = [format!("vos{id}a"), format!("vos{id}b")];
+    let hosts = [format!("voh{id}a"), format!("voh{id}b")];
+    let _ns = Ns(sw.iter().chain(hosts.iter()).cloned().collect(), Vec::new());
+    for n in sw.iter().chain(hosts.iter()) {
+        let _ = Command::new("ip").args(["netns", "del", n]).output();
+        run("ip", &["netns", "add", n]);
+        run("ip", &["-n", n, "link", "set", "lo", "up"]);
+    }
+    // The underlay: one veth between the two switch namespaces.
+    let (ua, ub) = (format!("vou{id}a"), format!("vou{id}b"));
+    run(
+        "ip",
+        &["link", "add", &ua, "type", "veth", "peer", "name", &ub],
+    );
+    run("ip", &["link", "set", &ua, "netns", &sw[0]]);
+    run("ip", &["link", "set", &ub, "netns", &sw[1]]);
+    // Each host hangs off its switch.
+    let mut ports = Vec::new();
+    for i in 0..2 {
+        let (p, h) = (format!("vop{id}{i}"), format!("voq{id}{i}"));
+        run(
+            "ip",
+            &["link", "add", &p, "type", "veth", "peer", "name", &h],
+        );
+        run("ip", &["link", "set", &p, "netns", &sw[i]]);
+        run("ip", &["link", "set", &h, "netns", &hosts[i]]);
+        let addr = format!("10.41.0.{}/24", i + 1);
+        run("ip", &["-n", &hosts[i], "addr", "add", &addr, "dev", &h]);
+        run("ip", &["-n", &hosts[i], "link", "set", &h, "mtu", "1450"]);
+        run("ip", &["-n", &hosts[i], "link", "set", &h, "up"]);
+        in_ns(&hosts[i], &["ethtool", "-K", &h, "tx", "off"]);
+        run("ip", &["-n", &sw[i], "link", "set", &p, "up"]);
+        ports.push(p);
+    }
+    for (i, u) in [&ua, &ub].into_iter().enumerate() {
+        run("ip", &["-n", &sw[i], "link", "set", u, "up"]);
+    }
+    let dirs = [
+        tempfile::tempdir().expect("tempdir"),
+        tempfile::tempdir().expect("tempdir"),
+    ];
+    let daemons: Vec<Daemon> = (0..2)
+        .map(|i| Daemon::start_in(dirs[i].path(), Some(&sw[i])))
+        .collect();
+    for (i, d) in daemons.iter().enumerate() {
+        let (me, peer) = (i + 1, 2 - i);
+        let underlay = if i == 0 { &ua } else { &ub };
+        d.ok(&["add-br", "br1"]);
+        d.ok(&["add-port", "br1", underlay, "type=afxdp"]);
+        d.ok(&["add-flow", "br1", "priority=0,actions=normal"]);
+        d.ok(&["set-tunnel-ip", "br1", &format!("172.41.0.{me}/24")]);
+        d.ok(&[
+            "add-port",
+            "br0",
+            "vx0",
+            "type=vxlan",
+            &format!("remote_ip=172.41.0.{peer}"),
+            "key=100",
+        ]);
+        d.ok(&["add-port", "br0", &ports[i], "type=afxdp"]);
+    }
+    in_ns(
+        &hosts[0],
+        &["ping", "-c", "3", "-i", "0.2", "-W", "2", "10.41.0.2"],
+    );
+    in_ns(
+        &hosts[1],
+        &["ping", "-c", "3", "-i", "0.2", "-W", "2", "10.41.0.1"],
+    );
+    for d in &daemons {
+        let neigh = d.ok(&["tnl-neigh-show"]);
+        assert!(neigh.contains("172.41.0."), "{neigh}");
+    }
+}

@@ -28,8 +28,21 @@ pub struct Daemon {
 impl Daemon {
     /// Starts `vswitchd` with its store and socket in `dir`; waits until it listens.
     pub fn start(dir: &Path) -> Daemon {
+        Daemon::start_in(dir, None)
+    }
+
+    /// Starts `vswitchd` inside network namespace `netns` (when given).
+    pub fn start_in(dir: &Path, netns: Option<&str>) -> Daemon {
         let sock = dir.join("s");
-        let child = Command::new(env!("CARGO_BIN_EXE_vswitchd"))
+        let mut cmd = match netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, env!("CARGO_BIN_EXE_vswitchd")]);
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_vswitchd")),
+        };
+        let child = cmd
             .arg("--db")
             .arg(dir.join("conf.db"))
             .arg("--listen")
