@@ -16,7 +16,7 @@ use datapath::packet::{BufPool, PacketBuf};
 use datapath::pipeline::{Datapath, DatapathConfig};
 use datapath::port::{Batch, MemPort, Port};
 use datapath::tunnel::{
-    Clock, EncapHeader, EndpointPort, TunnelConfig, TunnelEndpoint, TunnelPort, decap_vxlan,
+    Clock, EncapHeader, EndpointPort, TunnelConfig, TunnelEndpoint, TunnelPort, decap,
 };
 use datapath::types::{PortNo, TableId, VlanId};
 
@@ -118,7 +118,7 @@ fn pipeline(c: &mut Criterion) {
     g.finish();
 }
 
-fn decap(c: &mut Criterion) {
+fn decap_bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("tunnel");
     g.throughput(Throughput::Elements(32));
     let h = EncapHeader::vxlan(
@@ -146,7 +146,7 @@ fn decap(c: &mut Criterion) {
     g.bench_function("vxlan_decap/64B,burst=32", |b| {
         b.iter(|| {
             for p in bufs.iter_mut() {
-                let m = decap_vxlan(p, LOCAL).expect("decap");
+                let m = decap(p, LOCAL).expect("decap");
                 std::hint::black_box(m);
                 p.prepend(50).expect("headroom");
             }
@@ -155,5 +155,5 @@ fn decap(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, pipeline, decap);
+criterion_group!(benches, pipeline, decap_bench);
 criterion_main!(benches);

@@ -6,7 +6,7 @@
 use std::net::Ipv4Addr;
 
 use datapath::packet::PacketBuf;
-use datapath::tunnel::decap_vxlan;
+use datapath::tunnel::decap;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -19,7 +19,7 @@ fuzz_target!(|data: &[u8]| {
     } else {
         Ipv4Addr::new(172, 16, 0, 1)
     };
-    match decap_vxlan(&mut b, local) {
+    match decap(&mut b, local) {
         Ok(_) => {
             assert!(b.len() >= 14);
             assert!(b.len() + 50 <= data.len());

@@ -49,6 +49,7 @@ pub const PORT_TYPES: &[&str] = &[
     "afxdp",
     "tunnel-endpoint",
     "vxlan",
+    "gre",
 ];
 
 /// Tunables of the daemon.
@@ -127,7 +128,7 @@ impl PortState {
     fn is_kernel(&self) -> bool {
         matches!(
             self.desc.r#type.as_str(),
-            "tap" | "internal" | "afpacket" | "afxdp" | "vxlan"
+            "tap" | "internal" | "afpacket" | "afxdp" | "vxlan" | "gre"
         )
     }
 }
@@ -590,7 +591,7 @@ impl Switch {
             let ours = matches!(p.desc.r#type.as_str(), "tap" | "internal");
             // A VXLAN port is down only while no endpoint exists for it (restored before
             // its endpoint's bridge); it comes up as soon as one does.
-            let virt = p.desc.r#type == "vxlan";
+            let virt = matches!(p.desc.r#type.as_str(), "vxlan" | "gre");
             let no = PortNo(p.desc.port_no);
             // TAP devices the switch created may live in other namespaces: they are judged
             // by their descriptor; interfaces the switch attached to, by their index here.
@@ -1814,8 +1815,13 @@ fn open_port(
                 None,
             ))
         }
-        "vxlan" => {
-            let (config, ep) = crate::tunnel::vxlan_config(options, &cfg.tunnels)?;
+        "vxlan" | "gre" => {
+            let kind = if ty == "gre" {
+                datapath::tunnel::TunnelKind::Gre
+            } else {
+                datapath::tunnel::TunnelKind::Vxlan
+            };
+            let (config, ep) = crate::tunnel::tunnel_config(kind, options, &cfg.tunnels)?;
             Ok((
                 Arc::new(datapath::tunnel::TunnelPort::new(name, config, ep)) as Arc<dyn Port>,
                 None,
@@ -1872,6 +1878,7 @@ fn check_options(
         "afxdp" => &["xdp-mode", "n-rxq"],
         "tunnel-endpoint" => crate::tunnel::ENDPOINT_OPTIONS,
         "vxlan" => crate::tunnel::VXLAN_OPTIONS,
+        "gre" => crate::tunnel::GRE_OPTIONS,
         _ => &[],
     };
     for k in options.keys() {

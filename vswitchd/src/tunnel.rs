@@ -10,13 +10,15 @@ use std::net::Ipv4Addr;
 use std::sync::{Arc, Weak};
 use std::time::Instant;
 
-use datapath::tunnel::{Clock, TunnelConfig, TunnelEndpoint};
+use datapath::tunnel::{Clock, TunnelConfig, TunnelEndpoint, TunnelKind};
 use parking_lot::Mutex;
 
 use crate::error::ApiError;
 
 /// Options of a `tunnel-endpoint` port.
 pub const ENDPOINT_OPTIONS: &[&str] = &["ip", "gw", "mtu"];
+/// Options of a `gre` port.
+pub const GRE_OPTIONS: &[&str] = &["remote_ip", "local_ip", "key", "tos", "ttl", "df"];
 /// Options of a `vxlan` port.
 pub const VXLAN_OPTIONS: &[&str] = &[
     "remote_ip",
@@ -127,10 +129,12 @@ pub fn open_endpoint(
     Ok(ep)
 }
 
-/// The configuration of a `vxlan` port and the endpoint it uses: `remote_ip` (required),
-/// `key` (VNI, default 0), `local_ip` (which endpoint; default: the only one), `dst_port`
-/// (4789), `tos`, `ttl` (64), `df` (true).
-pub fn vxlan_config(
+/// The configuration of a `vxlan` or `gre` port and the endpoint it uses: `remote_ip`
+/// (required), `key` (VNI 0..=16777215 for VXLAN, any 32-bit GRE key; default 0),
+/// `local_ip` (which endpoint; default: the only one), `dst_port` (VXLAN: 4789), `tos`,
+/// `ttl` (64), `df` (true).
+pub fn tunnel_config(
+    kind: TunnelKind,
     options: &HashMap<String, String>,
     reg: &Registry,
 ) -> Result<(TunnelConfig, Arc<TunnelEndpoint>), ApiError> {
@@ -147,9 +151,9 @@ pub fn vxlan_config(
         Some("flow") => {
             return Err(bad("key", "key=flow is not supported yet: give the VNI"));
         }
-        _ => num::<u32>(options, "key", "a VNI 0..=16777215")?.unwrap_or(0),
+        _ => num::<u32>(options, "key", "a 32-bit key")?.unwrap_or(0),
     };
-    if key > 0x00ff_ffff {
+    if kind == TunnelKind::Vxlan && key > 0x00ff_ffff {
         return Err(bad("key", "a VNI is 0..=16777215"));
     }
     let local = ip(options, "local_ip")?;
@@ -190,6 +194,7 @@ pub fn vxlan_config(
         Some(v) => return Err(bad("df", format!("{v:?} is not true or false"))),
     };
     let config = TunnelConfig {
+        kind,
         remote: Some(remote),
         key: Some(key),
         dst_port,

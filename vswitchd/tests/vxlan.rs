@@ -209,13 +209,22 @@ fn kernel_vxlan_interop_ping_iperf3_and_tshark() {
     }
 }
 
-/// Two instances of our switch, each in its own namespace, joined by a veth underlay; a host
-/// behind each; the hosts reach each other through a VXLAN overlay between the switches.
 #[test]
 fn two_switch_instances_form_a_vxlan_overlay() {
+    overlay_between_two_switches("vxlan", "vo", 41);
+}
+
+#[test]
+fn two_switch_instances_form_a_gre_overlay() {
+    overlay_between_two_switches("gre", "go", 42);
+}
+
+/// Two instances of our switch, each in its own namespace, joined by a veth underlay; a host
+/// behind each; the hosts reach each other through a `ty` overlay between the switches.
+fn overlay_between_two_switches(ty: &str, tag: &str, net: u8) {
     let id = std::process::id() % 100_000;
-    let sw = [format!("vos{id}a"), format!("vos{id}b")];
-    let hosts = [format!("voh{id}a"), format!("voh{id}b")];
+    let sw = [format!("{tag}s{id}a"), format!("{tag}s{id}b")];
+    let hosts = [format!("{tag}h{id}a"), format!("{tag}h{id}b")];
     let _ns = Ns(sw.iter().chain(hosts.iter()).cloned().collect(), Vec::new());
     for n in sw.iter().chain(hosts.iter()) {
         let _ = Command::new("ip").args(["netns", "del", n]).output();
@@ -223,7 +232,7 @@ fn two_switch_instances_form_a_vxlan_overlay() {
         run("ip", &["-n", n, "link", "set", "lo", "up"]);
     }
     // The underlay: one veth between the two switch namespaces.
-    let (ua, ub) = (format!("vou{id}a"), format!("vou{id}b"));
+    let (ua, ub) = (format!("{tag}u{id}a"), format!("{tag}u{id}b"));
     run(
         "ip",
         &["link", "add", &ua, "type", "veth", "peer", "name", &ub],
@@ -233,14 +242,14 @@ fn two_switch_instances_form_a_vxlan_overlay() {
     // Each host hangs off its switch.
     let mut ports = Vec::new();
     for i in 0..2 {
-        let (p, h) = (format!("vop{id}{i}"), format!("voq{id}{i}"));
+        let (p, h) = (format!("{tag}p{id}{i}"), format!("{tag}q{id}{i}"));
         run(
             "ip",
             &["link", "add", &p, "type", "veth", "peer", "name", &h],
         );
         run("ip", &["link", "set", &p, "netns", &sw[i]]);
         run("ip", &["link", "set", &h, "netns", &hosts[i]]);
-        let addr = format!("10.41.0.{}/24", i + 1);
+        let addr = format!("10.{net}.0.{}/24", i + 1);
         run("ip", &["-n", &hosts[i], "addr", "add", &addr, "dev", &h]);
         run("ip", &["-n", &hosts[i], "link", "set", &h, "mtu", "1450"]);
         run("ip", &["-n", &hosts[i], "link", "set", &h, "up"]);
@@ -264,27 +273,45 @@ fn two_switch_instances_form_a_vxlan_overlay() {
         d.ok(&["add-br", "br1"]);
         d.ok(&["add-port", "br1", underlay, "type=afxdp"]);
         d.ok(&["add-flow", "br1", "priority=0,actions=normal"]);
-        d.ok(&["set-tunnel-ip", "br1", &format!("172.41.0.{me}/24")]);
+        d.ok(&["set-tunnel-ip", "br1", &format!("172.{net}.0.{me}/24")]);
         d.ok(&[
             "add-port",
             "br0",
-            "vx0",
-            "type=vxlan",
-            &format!("remote_ip=172.41.0.{peer}"),
+            "tun0",
+            &format!("type={ty}"),
+            &format!("remote_ip=172.{net}.0.{peer}"),
             "key=100",
         ]);
         d.ok(&["add-port", "br0", &ports[i], "type=afxdp"]);
     }
     in_ns(
         &hosts[0],
-        &["ping", "-c", "3", "-i", "0.2", "-W", "2", "10.41.0.2"],
+        &[
+            "ping",
+            "-c",
+            "3",
+            "-i",
+            "0.2",
+            "-W",
+            "2",
+            &format!("10.{net}.0.2"),
+        ],
     );
     in_ns(
         &hosts[1],
-        &["ping", "-c", "3", "-i", "0.2", "-W", "2", "10.41.0.1"],
+        &[
+            "ping",
+            "-c",
+            "3",
+            "-i",
+            "0.2",
+            "-W",
+            "2",
+            &format!("10.{net}.0.1"),
+        ],
     );
     for d in &daemons {
         let neigh = d.ok(&["tnl-neigh-show"]);
-        assert!(neigh.contains("172.41.0."), "{neigh}");
+        assert!(neigh.contains(&format!("172.{net}.0.")), "{neigh}");
     }
 }

@@ -1,4 +1,9 @@
-//! VXLAN encapsulation and decapsulation on packet buffers (RFC 7348, IPv4 underlay).
+//! VXLAN (RFC 7348) and GRE with transparent Ethernet bridging (RFC 2784/2890, with the
+//! key) encapsulation and decapsulation on packet buffers, IPv4 underlay.
+//!
+//! GRE headers carry the key (K flag) and protocol 0x6558; received GRE may also carry a
+//! checksum (verified) and a sequence number (ignored); routing and other versions are
+//! refused.
 //!
 //! Encapsulation writes a precomputed 50-byte outer header (Ethernet, IPv4, UDP, VXLAN) into
 //! the buffer's headroom and patches the per-packet fields: IPv4 total length and header
@@ -14,11 +19,26 @@ use crate::packet::checksum;
 
 /// Bytes of outer header: Ethernet 14, IPv4 20, UDP 8, VXLAN 8.
 pub const VXLAN_OVERHEAD: usize = 50;
+/// Bytes of outer header: Ethernet 14, IPv4 20, GRE with key 8.
+pub const GRE_OVERHEAD: usize = 42;
+/// GRE protocol type of transparent Ethernet bridging.
+pub const ETH_P_TEB: u16 = 0x6558;
 
-/// A precomputed outer header for one (next hop, remote, VNI).
+/// Tunnel encapsulations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TunnelKind {
+    /// VXLAN over UDP.
+    Vxlan,
+    /// GRE (transparent Ethernet bridging) with a key.
+    Gre,
+}
+
+/// A precomputed outer header for one (next hop, remote, VNI or key).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EncapHeader {
     bytes: [u8; VXLAN_OVERHEAD],
+    len: usize,
+    kind: TunnelKind,
 }
 
 impl EncapHeader {
@@ -57,7 +77,35 @@ impl EncapHeader {
         let vx = &mut h[42..50];
         vx[0] = crate::packet::vxlan::FLAG_I;
         vx[4..7].copy_from_slice(&(vni & 0x00ff_ffff).to_be_bytes()[1..4]);
-        EncapHeader { bytes: h }
+        EncapHeader {
+            bytes: h,
+            len: VXLAN_OVERHEAD,
+            kind: TunnelKind::Vxlan,
+        }
+    }
+
+    /// The outer header of GRE packets with key `key`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn gre(
+        dst_mac: [u8; 6],
+        src_mac: [u8; 6],
+        src_ip: Ipv4Addr,
+        dst_ip: Ipv4Addr,
+        key: u32,
+        tos: u8,
+        ttl: u8,
+        df: bool,
+    ) -> EncapHeader {
+        let mut e = EncapHeader::vxlan(dst_mac, src_mac, src_ip, dst_ip, 0, 0, tos, ttl, df);
+        let h = &mut e.bytes;
+        h[14 + 9] = 47;
+        h[34..36].copy_from_slice(&crate::packet::gre::FLAG_K.to_be_bytes());
+        h[36..38].copy_from_slice(&ETH_P_TEB.to_be_bytes());
+        h[38..42].copy_from_slice(&key.to_be_bytes());
+        h[42..50].fill(0);
+        e.len = GRE_OVERHEAD;
+        e.kind = TunnelKind::Gre;
+        e
     }
 
     /// The next hop's MAC the header was built for.
@@ -72,21 +120,31 @@ impl EncapHeader {
     #[inline]
     pub fn push(&self, b: &mut PacketBuf, mtu: u16) -> Result<(), TunnelDrop> {
         let inner = b.len();
-        let ip_len = inner + VXLAN_OVERHEAD - 14;
+        let ip_len = inner + self.len - 14;
         if ip_len > mtu as usize {
             return Err(TunnelDrop::TooBig);
         }
-        let sport = 0xc000 | (flow_hash(b.data()) as u16 & 0x3fff);
-        let Some(h) = b.prepend(VXLAN_OVERHEAD) else {
+        let sport = match self.kind {
+            TunnelKind::Vxlan => 0xc000 | (flow_hash(b.data()) as u16 & 0x3fff),
+            TunnelKind::Gre => 0,
+        };
+        let Some(h) = b.prepend(self.len) else {
             return Err(TunnelDrop::TooBig);
         };
-        h.copy_from_slice(&self.bytes);
+        h.copy_from_slice(&self.bytes[..self.len]);
         h[16..18].copy_from_slice(&(ip_len as u16).to_be_bytes());
         let csum = checksum::data(&h[14..34]);
         h[24..26].copy_from_slice(&csum.to_be_bytes());
-        h[34..36].copy_from_slice(&sport.to_be_bytes());
-        h[38..40].copy_from_slice(&((inner + 16) as u16).to_be_bytes());
+        if self.kind == TunnelKind::Vxlan {
+            h[34..36].copy_from_slice(&sport.to_be_bytes());
+            h[38..40].copy_from_slice(&((inner + 16) as u16).to_be_bytes());
+        }
         Ok(())
+    }
+
+    /// Bytes this header adds.
+    pub fn overhead(&self) -> usize {
+        self.len
     }
 }
 
@@ -114,9 +172,9 @@ fn flow_hash(frame: &[u8]) -> u32 {
     (h ^ (h >> 32)) as u32
 }
 
-/// Checks that `b` is a VXLAN packet for `local` and strips its outer headers, returning
-/// the tunnel metadata. On error `b` is unchanged.
-pub fn decap_vxlan(b: &mut PacketBuf, local: Ipv4Addr) -> Result<TunMeta, TunnelDrop> {
+/// Checks that `b` is a VXLAN or GRE packet for `local` and strips its outer headers,
+/// returning the tunnel metadata. On error `b` is unchanged.
+pub fn decap(b: &mut PacketBuf, local: Ipv4Addr) -> Result<TunMeta, TunnelDrop> {
     let d = b.data();
     if d.len() < 14 {
         return Err(TunnelDrop::Malformed);
@@ -144,10 +202,13 @@ pub fn decap_vxlan(b: &mut PacketBuf, local: Ipv4Addr) -> Result<TunMeta, Tunnel
     if frag & 0x3fff != 0 {
         return Err(TunnelDrop::Fragment);
     }
+    let src = Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]);
+    if ip[9] == 47 {
+        return decap_gre(b, ihl, total, src, dst);
+    }
     if ip[9] != 17 {
         return Err(TunnelDrop::NotTunnel);
     }
-    let src = Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]);
     let udp = &ip[ihl..total];
     if udp.len() < 8 {
         return Err(TunnelDrop::Malformed);
@@ -168,7 +229,65 @@ pub fn decap_vxlan(b: &mut PacketBuf, local: Ipv4Addr) -> Result<TunMeta, Tunnel
     let inner_len = ulen - 16;
     b.trim_front(start);
     b.truncate(inner_len);
-    Ok(TunMeta { id: vni, src, dst })
+    Ok(TunMeta {
+        kind: TunnelKind::Vxlan,
+        id: vni,
+        src,
+        dst,
+    })
+}
+
+/// The GRE part of [`decap`]: the IPv4 header (`ihl` bytes, `total` in all) is checked.
+fn decap_gre(
+    b: &mut PacketBuf,
+    ihl: usize,
+    total: usize,
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+) -> Result<TunMeta, TunnelDrop> {
+    use crate::packet::gre::{FLAG_C, FLAG_K, FLAG_S};
+    let gre = &b.data()[14 + ihl..14 + total];
+    if gre.len() < 4 {
+        return Err(TunnelDrop::Malformed);
+    }
+    let flags = u16::from_be_bytes([gre[0], gre[1]]);
+    // Version 0 only; no routing (RFC 1701 bits), no recursion, no other flags.
+    if flags & !(FLAG_C | FLAG_K | FLAG_S) != 0 {
+        return Err(TunnelDrop::BadFlags);
+    }
+    if u16::from_be_bytes([gre[2], gre[3]]) != ETH_P_TEB {
+        return Err(TunnelDrop::NotTunnel);
+    }
+    let mut off = 4;
+    if flags & FLAG_C != 0 {
+        off += 4;
+    }
+    let mut key = 0;
+    if flags & FLAG_K != 0 {
+        let Some(k) = gre.get(off..off + 4) else {
+            return Err(TunnelDrop::Malformed);
+        };
+        key = u32::from_be_bytes([k[0], k[1], k[2], k[3]]);
+        off += 4;
+    }
+    if flags & FLAG_S != 0 {
+        off += 4;
+    }
+    if gre.len() < off + 14 {
+        return Err(TunnelDrop::Malformed);
+    }
+    if flags & FLAG_C != 0 && checksum::data(gre) != 0 {
+        return Err(TunnelDrop::Malformed);
+    }
+    let inner_len = gre.len() - off;
+    b.trim_front(14 + ihl + off);
+    b.truncate(inner_len);
+    Ok(TunMeta {
+        kind: TunnelKind::Gre,
+        id: key,
+        src,
+        dst,
+    })
 }
 
 #[cfg(test)]
@@ -225,7 +344,7 @@ mod tests {
         assert_eq!(u.length(), 116);
         assert_eq!(&u.payload()[..8], &[0x08, 0, 0, 0, 0, 0, 42, 0]);
         // Back at the far end.
-        let meta = decap_vxlan(&mut b, Ipv4Addr::new(172, 16, 0, 2)).expect("decap");
+        let meta = decap(&mut b, Ipv4Addr::new(172, 16, 0, 2)).expect("decap");
         assert_eq!(b.data(), &f[..]);
         assert_eq!(meta.id, 42);
         assert_eq!(meta.src, Ipv4Addr::new(172, 16, 0, 1));
@@ -248,7 +367,7 @@ mod tests {
         let g = good.data().to_vec();
         let check = |f: &[u8], want: TunnelDrop| {
             let mut b = PacketBuf::from_frame(f).expect("frame");
-            assert_eq!(decap_vxlan(&mut b, local), Err(want), "{f:02x?}");
+            assert_eq!(decap(&mut b, local), Err(want), "{f:02x?}");
             assert_eq!(b.data(), f, "unchanged on error");
         };
         let mut bad = g.clone();
@@ -268,7 +387,7 @@ mod tests {
         csum[24] ^= 1;
         check(&csum, TunnelDrop::Malformed);
         assert_eq!(
-            decap_vxlan(
+            decap(
                 &mut PacketBuf::from_frame(&g).expect("frame"),
                 Ipv4Addr::new(1, 2, 3, 4)
             ),
@@ -277,7 +396,72 @@ mod tests {
         // Cut at every byte: never a panic, never accepted.
         for cut in 0..g.len() - 14 {
             let mut b = PacketBuf::from_frame(&g[..cut]).expect("frame");
-            assert!(decap_vxlan(&mut b, local).is_err(), "cut at {cut}");
+            assert!(decap(&mut b, local).is_err(), "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn gre_round_trip_and_refusals() {
+        let f = inner(80);
+        let local = Ipv4Addr::new(172, 16, 0, 2);
+        let h = EncapHeader::gre(
+            [0xaa; 6],
+            [0xbb; 6],
+            Ipv4Addr::new(172, 16, 0, 1),
+            local,
+            7,
+            0,
+            64,
+            true,
+        );
+        let mut b = PacketBuf::from_frame(&f).expect("frame");
+        h.push(&mut b, 1500).expect("encap");
+        assert_eq!(b.len(), 80 + GRE_OVERHEAD);
+        let wire = b.data().to_vec();
+        let p = etherparse::SlicedPacket::from_ethernet(&wire).expect("parse");
+        let Some(etherparse::NetSlice::Ipv4(ip)) = &p.net else {
+            panic!("not ipv4")
+        };
+        let hdr = ip.header().to_header();
+        assert_eq!(hdr.protocol, etherparse::IpNumber::GRE);
+        assert_eq!(hdr.header_checksum, hdr.calc_header_checksum());
+        assert_eq!(&wire[34..42], &[0x20, 0, 0x65, 0x58, 0, 0, 0, 7]);
+        let m = decap(&mut b, local).expect("decap");
+        assert_eq!((m.kind, m.id), (TunnelKind::Gre, 7));
+        assert_eq!(b.data(), &f[..]);
+        // Routing bit, a version, another protocol: refused, unchanged.
+        for (at, val, want) in [
+            (34usize, 0x40u8, TunnelDrop::BadFlags),
+            (35, 0x01, TunnelDrop::BadFlags),
+            (36, 0x08, TunnelDrop::NotTunnel),
+        ] {
+            let mut bad = wire.clone();
+            bad[at] = val;
+            let mut b = PacketBuf::from_frame(&bad).expect("frame");
+            assert_eq!(decap(&mut b, local), Err(want), "byte {at} = {val:#x}");
+            assert_eq!(b.data(), &bad[..]);
+        }
+        // With a checksum (C) that is wrong, then right.
+        let mut c = wire[..34].to_vec();
+        c.extend_from_slice(&[0xa0, 0, 0x65, 0x58, 0xde, 0xad, 0, 0, 0, 0, 0, 7]);
+        c.extend_from_slice(&f);
+        let ip_len = (c.len() - 14) as u16;
+        c[16..18].copy_from_slice(&ip_len.to_be_bytes());
+        c[24..26].copy_from_slice(&[0, 0]);
+        let s = checksum::data(&c[14..34]);
+        c[24..26].copy_from_slice(&s.to_be_bytes());
+        let mut b = PacketBuf::from_frame(&c).expect("frame");
+        assert_eq!(decap(&mut b, local), Err(TunnelDrop::Malformed));
+        c[38..40].copy_from_slice(&[0, 0]);
+        let s = checksum::data(&c[34..]);
+        c[38..40].copy_from_slice(&s.to_be_bytes());
+        let mut b = PacketBuf::from_frame(&c).expect("frame");
+        assert_eq!(decap(&mut b, local).map(|m| m.id), Ok(7));
+        assert_eq!(b.data(), &f[..]);
+        // Cut at every byte.
+        for cut in 0..wire.len() - 14 {
+            let mut b = PacketBuf::from_frame(&wire[..cut]).expect("frame");
+            assert!(decap(&mut b, local).is_err(), "cut at {cut}");
         }
     }
 
@@ -285,7 +469,7 @@ mod tests {
         #[test]
         fn decap_never_panics(data in proptest::collection::vec(any::<u8>(), 0..200)) {
             let mut b = PacketBuf::from_frame(&data).expect("frame");
-            let _ = decap_vxlan(&mut b, Ipv4Addr::new(172, 16, 0, 2));
+            let _ = decap(&mut b, Ipv4Addr::new(172, 16, 0, 2));
         }
 
         #[test]
@@ -294,7 +478,7 @@ mod tests {
             let mut b = PacketBuf::from_frame(&f).expect("frame");
             let h = EncapHeader::vxlan([1; 6], [2; 6], Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2), vni, 4789, 0, 64, true);
             h.push(&mut b, 1500).expect("encap");
-            let m = decap_vxlan(&mut b, Ipv4Addr::new(10, 0, 0, 2)).expect("decap");
+            let m = decap(&mut b, Ipv4Addr::new(10, 0, 0, 2)).expect("decap");
             prop_assert_eq!(b.data(), &f[..]);
             prop_assert_eq!(m.id, vni);
         }

@@ -1,4 +1,4 @@
-//! VXLAN tunnels over an underlay the switch reaches through one of its own bridges.
+//! VXLAN and GRE tunnels over an underlay the switch reaches through one of its own bridges.
 //!
 //! What: a [`TunnelEndpoint`] is the switch's own address on the underlay (`set-tunnel-ip`):
 //! a port of the underlay bridge ([`EndpointPort`]) with its own MAC address, which answers
@@ -32,7 +32,7 @@ use parking_lot::Mutex;
 use crate::packet::{BufPool, PacketBuf};
 use crate::port::{BURST, Batch, Doorbell, Port, PortCounters, PortStats};
 
-pub use encap::{EncapHeader, decap_vxlan};
+pub use encap::{EncapHeader, TunnelKind, decap};
 
 /// Frames waiting in each hand-over ring before new ones are dropped.
 pub const RING: usize = 4096;
@@ -47,13 +47,14 @@ const ARP_RETRY_NS: u64 = 100_000_000;
 pub enum TunnelDrop {
     /// Outer headers cut short, inconsistent lengths, or a bad IPv4 header checksum.
     Malformed,
-    /// VXLAN flags without the I bit, or reserved bits set.
+    /// VXLAN flags without the I bit or with others; GRE with routing, another version, or
+    /// unknown flags.
     BadFlags,
     /// No tunnel port takes this VNI from this remote.
     UnknownTunnel,
     /// An IP fragment (tunnels never reassemble).
     Fragment,
-    /// Addressed to the endpoint but neither VXLAN nor ARP.
+    /// Addressed to the endpoint but neither VXLAN, GRE (Ethernet) nor ARP.
     NotTunnel,
     /// The next hop's MAC address is not resolved yet (an ARP request went out).
     NeighMiss,
@@ -122,6 +123,8 @@ impl DropCounters {
 /// The tunnel metadata of a decapsulated packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TunMeta {
+    /// Encapsulation it arrived with.
+    pub kind: TunnelKind,
     /// VNI.
     pub id: u32,
     /// Outer source address (the remote endpoint).
@@ -133,6 +136,7 @@ pub struct TunMeta {
 impl Default for TunMeta {
     fn default() -> Self {
         TunMeta {
+            kind: TunnelKind::Vxlan,
             id: 0,
             src: Ipv4Addr::UNSPECIFIED,
             dst: Ipv4Addr::UNSPECIFIED,
@@ -385,11 +389,12 @@ impl TunnelEndpoint {
             }
             return;
         }
-        match decap_vxlan(&mut b, self.ip) {
+        match decap(&mut b, self.ip) {
             Ok(meta) => {
                 let tunnels = self.tunnels.lock();
                 let t = tunnels.iter().find(|t| {
-                    t.config.key.is_none_or(|k| k == meta.id)
+                    t.config.kind == meta.kind
+                        && t.config.key.is_none_or(|k| k == meta.id)
                         && t.config.remote.is_none_or(|r| r == meta.src)
                 });
                 match t {
@@ -479,6 +484,8 @@ impl Port for EndpointPort {
 /// A tunnel port's configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TunnelConfig {
+    /// VXLAN or GRE.
+    pub kind: TunnelKind,
     /// Remote endpoint (`None`: any remote; decapsulation only matches the VNI).
     pub remote: Option<Ipv4Addr>,
     /// VNI (`None`: any).
@@ -496,6 +503,7 @@ pub struct TunnelConfig {
 impl Default for TunnelConfig {
     fn default() -> Self {
         TunnelConfig {
+            kind: TunnelKind::Vxlan,
             remote: None,
             key: None,
             dst_port: crate::packet::vxlan::UDP_PORT,
@@ -600,17 +608,29 @@ impl TunnelPort {
             return Ok(cur.clone());
         }
         let c = &self.shared.config;
-        let new = EncapHeader::vxlan(
-            mac,
-            ep.mac,
-            ep.ip,
-            remote,
-            c.key.unwrap_or(0),
-            c.dst_port,
-            c.tos,
-            c.ttl,
-            c.df,
-        );
+        let new = match c.kind {
+            TunnelKind::Vxlan => EncapHeader::vxlan(
+                mac,
+                ep.mac,
+                ep.ip,
+                remote,
+                c.key.unwrap_or(0),
+                c.dst_port,
+                c.tos,
+                c.ttl,
+                c.df,
+            ),
+            TunnelKind::Gre => EncapHeader::gre(
+                mac,
+                ep.mac,
+                ep.ip,
+                remote,
+                c.key.unwrap_or(0),
+                c.tos,
+                c.ttl,
+                c.df,
+            ),
+        };
         *h = Some(new.clone());
         Ok(new)
     }
