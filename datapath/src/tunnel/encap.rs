@@ -39,6 +39,8 @@ pub struct EncapHeader {
     bytes: [u8; VXLAN_OVERHEAD],
     len: usize,
     kind: TunnelKind,
+    /// One's-complement sum of the template's IPv4 header (length and checksum zero).
+    ip_sum: u32,
 }
 
 impl EncapHeader {
@@ -78,6 +80,7 @@ impl EncapHeader {
         vx[0] = crate::packet::vxlan::FLAG_I;
         vx[4..7].copy_from_slice(&(vni & 0x00ff_ffff).to_be_bytes()[1..4]);
         EncapHeader {
+            ip_sum: checksum::sum(&h[14..34]),
             bytes: h,
             len: VXLAN_OVERHEAD,
             kind: TunnelKind::Vxlan,
@@ -103,6 +106,7 @@ impl EncapHeader {
         h[36..38].copy_from_slice(&ETH_P_TEB.to_be_bytes());
         h[38..42].copy_from_slice(&key.to_be_bytes());
         h[42..50].fill(0);
+        e.ip_sum = checksum::sum(&h[14..34]);
         e.len = GRE_OVERHEAD;
         e.kind = TunnelKind::Gre;
         e
@@ -131,10 +135,17 @@ impl EncapHeader {
         let Some(h) = b.prepend(self.len) else {
             return Err(TunnelDrop::TooBig);
         };
-        h.copy_from_slice(&self.bytes[..self.len]);
+        // Fixed-size copies (inlined moves, no memcpy call).
+        match self.kind {
+            TunnelKind::Vxlan => h[..VXLAN_OVERHEAD].copy_from_slice(&self.bytes),
+            TunnelKind::Gre => h[..GRE_OVERHEAD].copy_from_slice(&self.bytes[..GRE_OVERHEAD]),
+        }
         h[16..18].copy_from_slice(&(ip_len as u16).to_be_bytes());
-        let csum = checksum::data(&h[14..34]);
-        h[24..26].copy_from_slice(&csum.to_be_bytes());
+        // The IPv4 checksum from the template's precomputed sum plus the length.
+        let mut s = self.ip_sum + ip_len as u32;
+        s = (s & 0xffff) + (s >> 16);
+        s = (s & 0xffff) + (s >> 16);
+        h[24..26].copy_from_slice(&(!(s as u16)).to_be_bytes());
         if self.kind == TunnelKind::Vxlan {
             h[34..36].copy_from_slice(&sport.to_be_bytes());
             h[38..40].copy_from_slice(&((inner + 16) as u16).to_be_bytes());

@@ -38,6 +38,8 @@ pub use encap::{EncapHeader, TunnelKind, decap};
 pub const RING: usize = 4096;
 /// How long a resolved neighbour is trusted, nanoseconds (as the kernel's default-ish).
 pub const NEIGH_AGING_NS: u64 = 300_000_000_000;
+/// How long a tunnel port trusts its outer header before looking at the neighbour table again.
+const HEADER_RECHECK_NS: u64 = 100_000_000;
 /// Least time between two ARP requests for the same next hop.
 const ARP_RETRY_NS: u64 = 100_000_000;
 
@@ -528,8 +530,9 @@ pub struct TunnelPort {
     name: String,
     shared: Arc<TunnelShared>,
     endpoint: Arc<TunnelEndpoint>,
-    /// The outer header for the configured remote, rebuilt when the next hop's MAC changes.
-    header: Mutex<Option<EncapHeader>>,
+    /// The outer header for the configured remote and when its next hop was last looked
+    /// up; rebuilt when the next hop's MAC changes.
+    header: Mutex<Option<(EncapHeader, u64)>>,
     counters: PortCounters,
 }
 
@@ -584,9 +587,15 @@ impl TunnelPort {
     /// request goes out when it is unknown). `Err` says why packets cannot leave now.
     fn header(&self, pool: &mut BufPool) -> Result<EncapHeader, TunnelDrop> {
         let ep = &self.endpoint;
+        let now = ep.now();
+        // The neighbour table is consulted at most every 100 ms, not per burst.
+        if let Some((h, at)) = self.header.lock().as_ref()
+            && now.saturating_sub(*at) < HEADER_RECHECK_NS
+        {
+            return Ok(h.clone());
+        }
         let remote = self.shared.config.remote.ok_or(TunnelDrop::NoRoute)?;
         let hop = ep.next_hop(remote).ok_or(TunnelDrop::NoRoute)?;
-        let now = ep.now();
         let Some(mac) = ep.neigh.lookup(hop, now) else {
             if ep.neigh.should_ask(hop, now)
                 && let Some(mut b) = pool.get()
@@ -602,9 +611,10 @@ impl TunnelPort {
             return Err(TunnelDrop::NeighMiss);
         };
         let mut h = self.header.lock();
-        if let Some(cur) = h.as_ref()
+        if let Some((cur, at)) = h.as_mut()
             && cur.dst_mac() == mac
         {
+            *at = now;
             return Ok(cur.clone());
         }
         let c = &self.shared.config;
@@ -631,7 +641,7 @@ impl TunnelPort {
                 c.df,
             ),
         };
-        *h = Some(new.clone());
+        *h = Some((new.clone(), now));
         Ok(new)
     }
 }
@@ -687,26 +697,31 @@ impl Port for TunnelPort {
                 return;
             }
         };
-        let mut out: ArrayVec<PacketBuf, BURST> = ArrayVec::new();
-        let (mut sent, mut bytes, mut too_big) = (0u64, 0u64, 0u64);
-        for mut b in batch.drain(..) {
-            let inner = b.len();
-            match h.push(&mut b, ep.mtu) {
-                Ok(()) => {
-                    sent += 1;
-                    bytes += inner as u64;
-                    out.push(b);
-                }
-                Err(_) => {
-                    too_big += 1;
+        // Encapsulate in place; what does not fit is marked and taken out after.
+        let (mut bytes, mut refused) = (0u64, 0u32);
+        for (i, b) in batch.iter_mut().enumerate() {
+            let inner = b.len() as u64;
+            match h.push(b, ep.mtu) {
+                Ok(()) => bytes += inner,
+                Err(_) => refused |= 1 << i,
+            }
+        }
+        if refused != 0 {
+            let too_big = refused.count_ones() as u64;
+            let mut keep = Batch::new();
+            for (i, b) in batch.drain(..).enumerate() {
+                if refused & (1 << i) == 0 {
+                    keep.push(b);
+                } else {
                     pool.put(b);
                 }
             }
+            *batch = keep;
+            ep.drops.add(TunnelDrop::TooBig, too_big);
+            self.counters.tx_dropped(too_big);
         }
-        ep.drops.add(TunnelDrop::TooBig, too_big);
-        self.counters.tx(sent, bytes);
-        self.counters.tx_dropped(too_big);
-        ep.push(&mut out, pool);
+        self.counters.tx(batch.len() as u64, bytes);
+        ep.push(batch, pool);
     }
 
     fn stats(&self) -> PortStats {
