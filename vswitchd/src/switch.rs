@@ -1285,17 +1285,7 @@ impl Switch {
         let b = bridges
             .get(bridge)
             .ok_or_else(|| ApiError::not_found("bridge", format!("no bridge {bridge}")))?;
-        let want = match port.and_then(|p| p.port.as_ref()) {
-            None => None,
-            Some(port_ref::Port::Number(n)) => Some(*n),
-            Some(port_ref::Port::Name(n)) => Some(
-                b.names()(n)
-                    .ok_or_else(|| ApiError::not_found("port", format!("no port named {n:?}")))?,
-            ),
-            Some(port_ref::Port::Reserved(_)) => {
-                return Err(ApiError::invalid("port", "reserved ports have no counters"));
-            }
-        };
+        let want = stats_port(b, port, "counters")?;
         if let Some(w) = want
             && !b.ports.values().any(|p| p.desc.port_no == w)
         {
@@ -1380,17 +1370,7 @@ impl Switch {
         let b = bridges
             .get(bridge)
             .ok_or_else(|| ApiError::not_found("bridge", format!("no bridge {bridge}")))?;
-        let want = match port.and_then(|p| p.port.as_ref()) {
-            None => None,
-            Some(port_ref::Port::Number(n)) => Some(*n),
-            Some(port_ref::Port::Name(n)) => Some(
-                b.names()(n)
-                    .ok_or_else(|| ApiError::not_found("port", format!("no port named {n:?}")))?,
-            ),
-            Some(port_ref::Port::Reserved(_)) => {
-                return Err(ApiError::invalid("port", "reserved ports have no queues"));
-            }
-        };
+        let want = stats_port(b, port, "queues")?;
         let snap = b.dp.snapshot();
         if let Some(w) = want
             && snap.port(PortNo(w)).is_none()
@@ -1733,6 +1713,25 @@ impl Drop for Switch {
     fn drop(&mut self) {
         self.shutdown();
     }
+}
+
+/// The port number a stats request names (`None`: every port); `what` says what reserved
+/// ports lack, for the error.
+fn stats_port(b: &Bridge, port: Option<&v1::PortRef>, what: &str) -> Result<Option<u32>, ApiError> {
+    Ok(match port.and_then(|p| p.port.as_ref()) {
+        None => None,
+        Some(port_ref::Port::Number(n)) => Some(*n),
+        Some(port_ref::Port::Name(n)) => Some(
+            b.names()(n)
+                .ok_or_else(|| ApiError::not_found("port", format!("no port named {n:?}")))?,
+        ),
+        Some(port_ref::Port::Reserved(_)) => {
+            return Err(ApiError::invalid(
+                "port",
+                format!("reserved ports have no {what}"),
+            ));
+        }
+    })
 }
 
 fn add_stats(base: &mut PortStats, s: &PortStats) {

@@ -2,128 +2,13 @@
 //! binary: every command, the dump-flows -> add-flows round trip, `kill -9` in the middle of a
 //! 10k-flow `add-flows` followed by a restart, and a corpus of bad inputs.
 
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn flowctl_binary() -> PathBuf {
-    let vswitchd = PathBuf::from(env!("CARGO_BIN_EXE_vswitchd"));
-    let p = vswitchd.with_file_name("flowctl");
-    assert!(
-        p.exists(),
-        "{} is missing: build it first (`cargo build -p flowctl`; ./scripts/test does)",
-        p.display()
-    );
-    p
-}
+mod common;
 
-struct Daemon {
-    child: Option<Child>,
-    dir: PathBuf,
-}
-
-impl Daemon {
-    fn start(dir: &Path) -> Daemon {
-        let sock = dir.join("s");
-        let child = Command::new(env!("CARGO_BIN_EXE_vswitchd"))
-            .arg("--db")
-            .arg(dir.join("conf.db"))
-            .arg("--listen")
-            .arg(format!("unix:{}", sock.display()))
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn vswitchd");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::os::unix::net::UnixStream::connect(&sock).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "vswitchd never listened on {}",
-                sock.display()
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        Daemon {
-            child: Some(child),
-            dir: dir.to_path_buf(),
-        }
-    }
-
-    fn server(&self) -> String {
-        format!("unix:{}", self.dir.join("s").display())
-    }
-
-    fn fc(&self, args: &[&str]) -> Output {
-        Command::new(flowctl_binary())
-            .arg("--server")
-            .arg(self.server())
-            .args(args)
-            .output()
-            .expect("run flowctl")
-    }
-
-    /// Runs flowctl and asserts success; returns stdout.
-    fn ok(&self, args: &[&str]) -> String {
-        let o = self.fc(args);
-        assert!(
-            o.status.success(),
-            "flowctl {args:?} failed: {}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8(o.stdout).expect("utf-8")
-    }
-
-    fn with_stdin(&self, args: &[&str], input: &str) -> Output {
-        let mut c = Command::new(flowctl_binary())
-            .arg("--server")
-            .arg(self.server())
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run flowctl");
-        c.stdin
-            .take()
-            .expect("stdin")
-            .write_all(input.as_bytes())
-            .expect("write stdin");
-        c.wait_with_output().expect("wait flowctl")
-    }
-
-    fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill(); // SIGKILL
-            let _ = c.wait();
-        }
-    }
-
-    fn term(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            // SAFETY-free: ask politely with SIGTERM through the kill command.
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(c.id().to_string())
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(10);
-            loop {
-                if let Ok(Some(st)) = c.try_wait() {
-                    assert!(st.success(), "vswitchd exited with {st} on SIGTERM");
-                    break;
-                }
-                assert!(Instant::now() < deadline, "vswitchd ignored SIGTERM");
-                std::thread::sleep(Duration::from_millis(10));
-            }
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        self.kill9();
-    }
-}
+use common::{Daemon, flowctl_binary};
 
 fn lines(s: &str) -> Vec<String> {
     let mut v: Vec<String> = s.lines().map(str::to_string).collect();
@@ -625,7 +510,7 @@ fn an_idle_daemon_uses_almost_no_cpu() {
     let d = Daemon::start(dir.path());
     d.ok(&["add-port", "br0", "p1", "type=memory"]);
     d.ok(&["add-br", "br1"]);
-    let pid = d.child.as_ref().expect("running").id();
+    let pid = d.pid();
     std::thread::sleep(Duration::from_secs(1));
     let before = cpu_ticks(pid);
     std::thread::sleep(Duration::from_secs(10));

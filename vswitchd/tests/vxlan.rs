@@ -28,15 +28,48 @@ fn in_ns(ns: &str, args: &[&str]) -> String {
     run("ip", &all)
 }
 
-#[test]
-fn kernel_vxlan_interop_ping_iperf3_and_tshark() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let d = Daemon::start(dir.path());
+/// Our switch on a tunnel: `br1` holds the underlay port `underlay` (AF_XDP, `normal`, its
+/// poll thread on CPU 0) and the tunnel endpoint `tep` (A.B.C.D/N); `br0` holds the tunnel
+/// port `tunnel` (`ty`, to `remote` with `key`) and the host's port `host`.
+#[allow(clippy::too_many_arguments)]
+fn tunnel_switch(
+    d: &Daemon,
+    underlay: &str,
+    tep: &str,
+    ty: &str,
+    tunnel: &str,
+    remote: &str,
+    key: &str,
+    host: &str,
+) {
+    d.ok(&["add-br", "br1"]);
+    // Each bridge's poll thread on its own CPU: the packets cross from one to the other.
+    d.ok(&["set-pmd-cpus", "br1", "0"]);
+    d.ok(&["add-port", "br1", underlay, "type=afxdp"]);
+    d.ok(&["add-flow", "br1", "priority=0,actions=normal"]);
+    d.ok(&["set-tunnel-ip", "br1", tep]);
+    d.ok(&[
+        "add-port",
+        "br0",
+        tunnel,
+        &format!("type={ty}"),
+        &format!("remote_ip={remote}"),
+        &format!("key={key}"),
+    ]);
+    d.ok(&["add-port", "br0", host, "type=afxdp"]);
+}
+
+/// A remote and a local namespace for a tunnel test, named from `tag`, each holding one end
+/// of a veth whose other end stays here for the switch: (remote, local, the remote's
+/// underlay end here and inside, the local host's end here and inside). Removed on drop of
+/// the returned guard.
+#[allow(clippy::type_complexity)]
+fn remote_and_local(tag: &str) -> (Ns, [String; 6]) {
     let id = std::process::id() % 100_000;
-    let (remote, local) = (format!("vxr{id}"), format!("vxl{id}"));
-    let (hu, uv) = (format!("vxu{id}h"), format!("vxu{id}v"));
-    let (hl, lv) = (format!("vxw{id}h"), format!("vxw{id}v"));
-    let _ns = Ns(
+    let (remote, local) = (format!("{tag}r{id}"), format!("{tag}l{id}"));
+    let (hu, uv) = (format!("{tag}u{id}h"), format!("{tag}u{id}v"));
+    let (hl, lv) = (format!("{tag}w{id}h"), format!("{tag}w{id}v"));
+    let guard = Ns(
         vec![remote.clone(), local.clone()],
         vec![hu.clone(), hl.clone()],
     );
@@ -50,6 +83,15 @@ fn kernel_vxlan_interop_ping_iperf3_and_tshark() {
         run("ip", &["-n", ns, "link", "set", "lo", "up"]);
         in_ns(ns, &["ethtool", "-K", v, "tx", "off"]);
     }
+    (guard, [remote, local, hu, uv, hl, lv])
+}
+
+#[test]
+fn kernel_vxlan_interop_ping_iperf3_and_tshark() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = Daemon::start(dir.path());
+    let id = std::process::id() % 100_000;
+    let (_ns, [remote, local, hu, uv, hl, lv]) = remote_and_local("vx");
     // The remote host: underlay 172.30.0.2, the kernel's VXLAN device with VNI 42.
     run(
         "ip",
@@ -91,22 +133,17 @@ fn kernel_vxlan_interop_ping_iperf3_and_tshark() {
     run("ip", &["-n", &local, "link", "set", &lv, "mtu", "1450"]);
 
     // Our switch: br1 reaches the underlay and holds the endpoint; br0 has the tunnel.
-    d.ok(&["add-br", "br1"]);
-    // Each bridge's poll thread on its own CPU: the packets cross from one to the other.
-    d.ok(&["set-pmd-cpus", "br1", "0"]);
-    d.ok(&["add-port", "br1", &hu, "type=afxdp"]);
-    d.ok(&["add-flow", "br1", "priority=0,actions=normal"]);
-    d.ok(&["set-tunnel-ip", "br1", "172.30.0.1/24"]);
     let vx = format!("vx{id}");
-    d.ok(&[
-        "add-port",
-        "br0",
+    tunnel_switch(
+        &d,
+        &hu,
+        "172.30.0.1/24",
+        "vxlan",
         &vx,
-        "type=vxlan",
-        "remote_ip=172.30.0.2",
-        "key=42",
-    ]);
-    d.ok(&["add-port", "br0", &hl, "type=afxdp"]);
+        "172.30.0.2",
+        "42",
+        &hl,
+    );
 
     // Capture the underlay on the remote side while pinging.
     let tshark = Command::new("ip")
@@ -324,22 +361,7 @@ fn gre_frames_built_by_scapy_cross_the_switch() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = Daemon::start(dir.path());
     let id = std::process::id() % 100_000;
-    let (remote, local) = (format!("gsr{id}"), format!("gsl{id}"));
-    let (hu, uv) = (format!("gsu{id}h"), format!("gsu{id}v"));
-    let (hl, lv) = (format!("gsw{id}h"), format!("gsw{id}v"));
-    let _ns = Ns(
-        vec![remote.clone(), local.clone()],
-        vec![hu.clone(), hl.clone()],
-    );
-    for (ns, h, v) in [(&remote, &hu, &uv), (&local, &hl, &lv)] {
-        let _ = Command::new("ip").args(["netns", "del", ns]).output();
-        run("ip", &["netns", "add", ns]);
-        run("ip", &["link", "add", h, "type", "veth", "peer", "name", v]);
-        run("ip", &["link", "set", v, "netns", ns]);
-        run("ip", &["link", "set", h, "up"]);
-        run("ip", &["-n", ns, "link", "set", v, "up"]);
-        in_ns(ns, &["ethtool", "-K", v, "tx", "off"]);
-    }
+    let (_ns, [remote, local, hu, uv, hl, lv]) = remote_and_local("gs");
     run(
         "ip",
         &["-n", &remote, "addr", "add", "172.43.0.2/24", "dev", &uv],
@@ -367,21 +389,17 @@ fn gre_frames_built_by_scapy_cross_the_switch() {
     let v: serde_json::Value = serde_json::from_str(&link).expect("ip -j");
     let host_mac = v[0]["address"].as_str().expect("mac").to_string();
 
-    d.ok(&["add-br", "br1"]);
-    d.ok(&["set-pmd-cpus", "br1", "0"]);
-    d.ok(&["add-port", "br1", &hu, "type=afxdp"]);
-    d.ok(&["add-flow", "br1", "priority=0,actions=normal"]);
-    d.ok(&["set-tunnel-ip", "br1", "172.43.0.1/24"]);
     let gre = format!("gre{id}");
-    d.ok(&[
-        "add-port",
-        "br0",
+    tunnel_switch(
+        &d,
+        &hu,
+        "172.43.0.1/24",
+        "gre",
         &gre,
-        "type=gre",
-        "remote_ip=172.43.0.2",
-        "key=7",
-    ]);
-    d.ok(&["add-port", "br0", &hl, "type=afxdp"]);
+        "172.43.0.2",
+        "7",
+        &hl,
+    );
 
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/scapy/gre_peer.py");
     let peer = Command::new("ip")
@@ -521,21 +539,17 @@ fn gre_interop_with_open_vswitch_userspace() {
             &port_ovs,
         ],
     );
-    d.ok(&["add-br", "br1"]);
-    d.ok(&["set-pmd-cpus", "br1", "0"]);
-    d.ok(&["add-port", "br1", &under_ours, "type=afxdp"]);
-    d.ok(&["add-flow", "br1", "priority=0,actions=normal"]);
-    d.ok(&["set-tunnel-ip", "br1", "172.44.0.1/24"]);
     let gre = format!("gv{id}");
-    d.ok(&[
-        "add-port",
-        "br0",
+    tunnel_switch(
+        &d,
+        &under_ours,
+        "172.44.0.1/24",
+        "gre",
         &gre,
-        "type=gre",
-        "remote_ip=172.44.0.2",
-        "key=9",
-    ]);
-    d.ok(&["add-port", "br0", &port_ours, "type=afxdp"]);
+        "172.44.0.2",
+        "9",
+        &port_ours,
+    );
     // Both ends resolve their next hop on the first packets.
     let _ = Command::new("ip")
         .args([

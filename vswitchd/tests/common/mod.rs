@@ -3,6 +3,7 @@
 //! creates under unique names and removes afterwards (even when it fails).
 #![allow(dead_code)] // each test crate uses a different part
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -65,6 +66,63 @@ impl Daemon {
         }
     }
 
+    /// The daemon's API address for `flowctl --server`.
+    pub fn server(&self) -> String {
+        format!("unix:{}", self.dir.join("s").display())
+    }
+
+    /// Runs flowctl with `input` on its standard input.
+    pub fn with_stdin(&self, args: &[&str], input: &str) -> Output {
+        let mut c = Command::new(flowctl_binary())
+            .arg("--server")
+            .arg(self.server())
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run flowctl");
+        c.stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("write stdin");
+        c.wait_with_output().expect("wait flowctl")
+    }
+
+    /// Kills the daemon with SIGKILL.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill(); // SIGKILL
+            let _ = c.wait();
+        }
+    }
+
+    /// Stops the daemon with SIGTERM and checks it exits cleanly.
+    pub fn term(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // SAFETY-free: ask politely with SIGTERM through the kill command.
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(c.id().to_string())
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                if let Ok(Some(st)) = c.try_wait() {
+                    assert!(st.success(), "vswitchd exited with {st} on SIGTERM");
+                    break;
+                }
+                assert!(Instant::now() < deadline, "vswitchd ignored SIGTERM");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+
+    /// The daemon's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
     /// Runs flowctl against this daemon.
     pub fn fc(&self, args: &[&str]) -> Output {
         Command::new(flowctl_binary())
@@ -97,10 +155,7 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        self.kill9();
     }
 }
 
