@@ -18,6 +18,30 @@ fn udp_received(json: &str) -> (u64, u64, f64) {
     (packets.saturating_sub(lost), lost, secs)
 }
 
+/// An iperf3 UDP stream of `rate` for `secs` s from host 1 to host 2 (whose server must be
+/// running), 1400-byte datagrams: (the rate in frames as the switch counts them, 1400 B of
+/// payload plus UDP, IPv4 and Ethernet headers; received; lost; seconds).
+fn udp_stream(h: &Hosts, rate: &str, secs: &str) -> (f64, u64, u64, f64) {
+    let out = h.exec(
+        1,
+        &[
+            "iperf3",
+            "-c",
+            &h.addr(2),
+            "-u",
+            "-b",
+            rate,
+            "-l",
+            "1400",
+            "-t",
+            secs,
+            "-J",
+        ],
+    );
+    let (received, lost, secs) = udp_received(&out);
+    (received as f64 * 1442.0 * 8.0 / secs, received, lost, secs)
+}
+
 /// Average RTT in ms from ping's summary; `None` when every reply was lost.
 fn ping_avg_ms(out: &str) -> Option<f64> {
     let line = out.lines().find(|l| l.contains("min/avg/max"))?;
@@ -49,25 +73,7 @@ fn a_50_mbit_udp_stream_through_a_10_mbit_meter_delivers_10_mbit() {
     h.exec(1, &["ping", "-c", "2", "-i", "0.2", "-W", "2", &h.addr(2)]);
     h.exec(2, &["iperf3", "-s", "-1", "-D"]);
     std::thread::sleep(Duration::from_millis(500));
-    let out = h.exec(
-        1,
-        &[
-            "iperf3",
-            "-c",
-            &h.addr(2),
-            "-u",
-            "-b",
-            "50M",
-            "-l",
-            "1400",
-            "-t",
-            "5",
-            "-J",
-        ],
-    );
-    let (received, lost, secs) = udp_received(&out);
-    // The meter counts whole frames: 1400 B of payload + UDP, IPv4 and Ethernet headers.
-    let l2_bps = received as f64 * 1442.0 * 8.0 / secs;
+    let (l2_bps, received, lost, secs) = udp_stream(&h, "50M", "5");
     eprintln!("meter: {l2_bps:.0} bit/s, {received} received, {lost} lost");
     assert!(
         (l2_bps - 10e6).abs() <= 0.05 * 10e6,
@@ -210,24 +216,7 @@ fn rate_control_options_are_checked_and_ingress_policing_counts_drops() {
     h.exec(1, &["ping", "-c", "2", "-i", "0.2", "-W", "2", &h.addr(2)]);
     h.exec(2, &["iperf3", "-s", "-1", "-D"]);
     std::thread::sleep(Duration::from_millis(500));
-    let out = h.exec(
-        1,
-        &[
-            "iperf3",
-            "-c",
-            &h.addr(2),
-            "-u",
-            "-b",
-            "20M",
-            "-l",
-            "1400",
-            "-t",
-            "3",
-            "-J",
-        ],
-    );
-    let (received, _, secs) = udp_received(&out);
-    let l2_bps = received as f64 * 1442.0 * 8.0 / secs;
+    let (l2_bps, ..) = udp_stream(&h, "20M", "3");
     eprintln!("policer: {l2_bps:.0} bit/s");
     assert!(
         (l2_bps - 5e6).abs() <= 0.05 * 5e6,

@@ -236,7 +236,9 @@ impl Pmd {
         for &(slot, q) in snap.rxqs.get(self.index).map_or(&[][..], |v| &v[..]) {
             let slot = slot as usize;
             let e = &snap.ports[slot];
-            let n = match e.port.as_tunnel().filter(|_| e.tunnel) {
+            // Only tunnel ports (a flag in the entry) are asked for their tunnel side.
+            let tunnel = if e.tunnel { e.port.as_tunnel() } else { None };
+            let n = match tunnel {
                 None => e.port.rx_burst(q as usize, &mut self.rx, &mut self.pool),
                 Some(t) => {
                     let n = t.rx_burst_meta(&mut self.rx, &mut self.work.tun);
