@@ -281,6 +281,7 @@ pub fn port_stats_json(s: &PortStats) -> Value {
         "tx_errors": s.tx_errors,
         "duration_ns": s.duration_ns,
         "link_resets": s.link_resets,
+        "counters": s.counters,
     })
 }
 

@@ -114,11 +114,19 @@ pub fn port_desc_text(p: &PortDesc) -> String {
 /// ```text
 ///   port  1: rx pkts=10, bytes=600, drop=0, errs=0
 ///            tx pkts=5, bytes=300, drop=0, errs=0
+///            rx_bad_descriptor=0, connects=1, ...   (counters particular to the port type)
 /// ```
 pub fn port_stats_text(p: &PortStats) -> String {
     let head = format!("  port {:>2}: ", port_no_text(p.port_no));
+    let mut extra = String::new();
+    if !p.counters.is_empty() {
+        let mut c: Vec<_> = p.counters.iter().collect();
+        c.sort();
+        let list: Vec<String> = c.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        extra = format!("{:width$}{}\n", "", list.join(", "), width = head.len());
+    }
     format!(
-        "{head}rx pkts={}, bytes={}, drop={}, errs={}\n{:width$}tx pkts={}, bytes={}, drop={}, errs={}\n",
+        "{head}rx pkts={}, bytes={}, drop={}, errs={}\n{:width$}tx pkts={}, bytes={}, drop={}, errs={}\n{extra}",
         p.rx_packets,
         p.rx_bytes,
         p.rx_dropped,

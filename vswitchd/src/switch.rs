@@ -50,6 +50,7 @@ pub const PORT_TYPES: &[&str] = &[
     "tunnel-endpoint",
     "vxlan",
     "gre",
+    "vhost-user",
 ];
 
 /// Tunables of the daemon.
@@ -121,6 +122,8 @@ impl PortState {
             tx_packets: s.tx_packets + b.tx_packets,
             tx_bytes: s.tx_bytes + b.tx_bytes,
             tx_dropped: s.tx_dropped + b.tx_dropped,
+            rx_errors: s.rx_errors + b.rx_errors,
+            tx_errors: s.tx_errors + b.tx_errors,
         }
     }
 
@@ -586,6 +589,18 @@ impl Switch {
         let mut changed = Vec::new();
         for (pname, p) in b.ports.iter_mut() {
             if !p.is_kernel() {
+                // Ports that know their own link (a vhost-user port: a frontend connected,
+                // its queues running) are reported as they say.
+                if let Some(up) = p.port.link_up()
+                    && up != p.desc.link_up
+                {
+                    p.desc.link_up = up;
+                    eprintln!(
+                        "vswitchd: bridge {bridge}: port {pname} is {}",
+                        if up { "up" } else { "down" }
+                    );
+                    changed.push(p.desc.clone());
+                }
                 continue;
             }
             let ours = matches!(p.desc.r#type.as_str(), "tap" | "internal");
@@ -748,7 +763,10 @@ impl Switch {
             for p in rec.ports.values() {
                 let mut desc = p.clone();
                 let (port, mem) = match open_port(&p.name, &p.r#type, &p.options, cfg) {
-                    Ok(x) => x,
+                    Ok(x) => {
+                        desc.link_up = x.0.link_up().unwrap_or(true);
+                        x
+                    }
                     Err(e) => {
                         // The port stays configured (and in the store) but down: its
                         // interface may come back. Its traffic is dropped and counted.
@@ -1312,13 +1330,18 @@ impl Switch {
                     rx_packets: s.rx_packets,
                     rx_bytes: s.rx_bytes,
                     rx_dropped: s.rx_dropped,
-                    rx_errors: 0,
+                    rx_errors: s.rx_errors,
                     tx_packets: s.tx_packets,
                     tx_bytes: s.tx_bytes,
                     tx_dropped: s.tx_dropped,
-                    tx_errors: 0,
+                    tx_errors: s.tx_errors,
                     duration_ns: p.added.elapsed().as_nanos() as u64,
                     link_resets: p.link_resets,
+                    counters: {
+                        let mut extra = Vec::new();
+                        p.port.extra_stats(&mut extra);
+                        extra.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+                    },
                 }
             })
             .collect();
@@ -1741,6 +1764,8 @@ fn add_stats(base: &mut PortStats, s: &PortStats) {
     base.tx_packets += s.tx_packets;
     base.tx_bytes += s.tx_bytes;
     base.tx_dropped += s.tx_dropped;
+    base.rx_errors += s.rx_errors;
+    base.tx_errors += s.tx_errors;
 }
 
 /// The CPUs this process may run on.
@@ -1849,6 +1874,44 @@ fn open_port(
             })?;
             Ok((Arc::new(p) as Arc<dyn Port>, None))
         }
+        "vhost-user" => {
+            let path = options
+                .get("path")
+                .filter(|p| !p.is_empty())
+                .ok_or_else(|| {
+                    ApiError::invalid(
+                        "port.options.path",
+                        "a vhost-user port needs path=SOCKET (and mode=client|server)",
+                    )
+                })?;
+            let mode = match options.get("mode") {
+                Some(m) => m
+                    .parse::<datapath::port::VhostMode>()
+                    .map_err(|e| ApiError::invalid("port.options.mode", e))?,
+                None => datapath::port::VhostMode::Client,
+            };
+            let max = datapath::port::vhost::MAX_QUEUE_PAIRS;
+            let n_rxq = match options.get("n-rxq") {
+                Some(n) => n
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=max).contains(n))
+                    .ok_or_else(|| {
+                        ApiError::invalid("port.options.n-rxq", format!("must be 1..={max}"))
+                    })?,
+                None => 1,
+            };
+            let p =
+                datapath::port::VhostUserPort::new(name, std::path::Path::new(path), mode, n_rxq)
+                    .map_err(|e| match e {
+                    datapath::port::VhostError::NoDirectory(_)
+                    | datapath::port::VhostError::NotASocket(_) => {
+                        ApiError::precondition("port.options.path", e.to_string())
+                    }
+                    e => ApiError::precondition("port", e.to_string()),
+                })?;
+            Ok((Arc::new(p) as Arc<dyn Port>, None))
+        }
         "" => Err(ApiError::invalid(
             "port.type",
             format!(
@@ -1875,6 +1938,7 @@ fn check_options(
 ) -> Result<(), ApiError> {
     let own: &[&str] = match ty {
         "afxdp" => &["xdp-mode", "n-rxq"],
+        "vhost-user" => &["path", "mode", "n-rxq"],
         "tunnel-endpoint" => crate::tunnel::ENDPOINT_OPTIONS,
         "vxlan" => crate::tunnel::VXLAN_OPTIONS,
         "gre" => crate::tunnel::GRE_OPTIONS,
@@ -1992,7 +2056,7 @@ fn stage_add_port(
         hw_addr: Vec::new(),
         mtu: 1500,
         admin_up: true,
-        link_up: true,
+        link_up: port.link_up().unwrap_or(true),
         speed_mbps: 0,
     };
     ov.ports_added.push((desc.clone(), (port, mem)));

@@ -12,6 +12,7 @@ pub mod afpacket;
 pub mod afxdp;
 pub mod memory;
 pub mod tap;
+pub mod vhost;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -23,6 +24,7 @@ pub use afpacket::{AfPacketError, AfPacketPort};
 pub use afxdp::{AfXdpError, AfXdpPort, XdpMode};
 pub use memory::MemPort;
 pub use tap::{TapError, TapPort};
+pub use vhost::{VhostError, VhostMode, VhostUserPort};
 
 /// Waits until one of `fds` is readable or `timeout` passes (ppoll, so microsecond
 /// timeouts are honoured). The caller keeps the descriptors open during the call.
@@ -193,6 +195,17 @@ pub trait Port: Send + Sync + std::fmt::Debug {
     fn arm_rx(&self, _queue: usize) -> bool {
         true
     }
+
+    /// Whether the port can carry traffic now, for ports whose link comes and goes without
+    /// a kernel interface to watch (a vhost-user port is up while a frontend is connected
+    /// and its queues run); `None` for the others.
+    fn link_up(&self) -> Option<bool> {
+        None
+    }
+
+    /// Counters particular to the port type, by name (shown with the port's statistics):
+    /// e.g. what a guest did wrong.
+    fn extra_stats(&self, _out: &mut Vec<(&'static str, u64)>) {}
 }
 
 /// The index of the kernel interface called `name` in this network namespace, if it exists.
@@ -219,6 +232,10 @@ pub struct PortStats {
     pub tx_bytes: u64,
     /// Packets the port could not send (ring full, link down).
     pub tx_dropped: u64,
+    /// Frames received in error (malformed descriptors from a guest, ...).
+    pub rx_errors: u64,
+    /// Transmit errors (bad receive descriptors from a guest, ...).
+    pub tx_errors: u64,
 }
 
 /// Live counters for a port implementation: relaxed atomics updated once per burst.
@@ -230,6 +247,8 @@ pub struct PortCounters {
     tx_packets: AtomicU64,
     tx_bytes: AtomicU64,
     tx_dropped: AtomicU64,
+    rx_errors: AtomicU64,
+    tx_errors: AtomicU64,
 }
 
 impl PortCounters {
@@ -255,6 +274,16 @@ impl PortCounters {
         self.tx_dropped.fetch_add(packets, Ordering::Relaxed);
     }
 
+    /// Records receive errors.
+    pub fn rx_errors(&self, packets: u64) {
+        self.rx_errors.fetch_add(packets, Ordering::Relaxed);
+    }
+
+    /// Records transmit errors.
+    pub fn tx_errors(&self, packets: u64) {
+        self.tx_errors.fetch_add(packets, Ordering::Relaxed);
+    }
+
     /// A snapshot of the counters.
     pub fn read(&self) -> PortStats {
         PortStats {
@@ -264,6 +293,8 @@ impl PortCounters {
             tx_packets: self.tx_packets.load(Ordering::Relaxed),
             tx_bytes: self.tx_bytes.load(Ordering::Relaxed),
             tx_dropped: self.tx_dropped.load(Ordering::Relaxed),
+            rx_errors: self.rx_errors.load(Ordering::Relaxed),
+            tx_errors: self.tx_errors.load(Ordering::Relaxed),
         }
     }
 }

@@ -236,6 +236,11 @@ impl Hosts {
         run("ip", &["link", "del", &self.ports[i - 1]]);
     }
 
+    /// The name of host `i`'s interface inside its namespace (1-based).
+    pub fn inner(&self, i: usize) -> &str {
+        &self.inner[i - 1]
+    }
+
     /// Host `i`'s address (1-based).
     pub fn addr(&self, i: usize) -> String {
         format!("10.{}.0.{i}", self.net)

@@ -1,0 +1,680 @@
+//! The split virtqueue, device side: what the switch reads from a guest's transmit queue
+//! and writes into its receive queue.
+//!
+//! What: a [`Vring`] is one started queue: our pointers to its descriptor table, available
+//! ring and used ring inside [`GuestMemory`], and the device's two indices (`last_avail`,
+//! the next available entry to take; `used_idx`, the next used entry to fill).
+//! [`Vring::dequeue_burst`] copies the frames of up to a burst of transmit chains into pool
+//! buffers (skipping the virtio-net header); [`Vring::enqueue_burst`] copies a burst of
+//! frames into receive chains, each preceded by a virtio-net header (with mergeable receive
+//! buffers a frame may span several chains, `num_buffers` saying how many). Both publish
+//! the used index once per burst and interrupt the guest only when it asked for it
+//! (`VRING_AVAIL_F_NO_INTERRUPT`, or the `used_event` index with `VIRTIO_RING_F_EVENT_IDX`).
+//! Indirect descriptor tables are followed.
+//!
+//! Untrusted input: everything in these rings is written by the guest, at any time. Every
+//! value is read once into a local and checked before use: descriptor indices against the
+//! table they index, chains against a budget of descriptors (a loop ends there), indirect
+//! tables for size, alignment and nesting, every buffer address and length against the
+//! guest's memory regions ([`GuestMemory::translate`]), descriptor directions against the
+//! queue's. A bad chain is returned to the guest unused and counted; it never makes the
+//! switch touch memory outside the guest's regions, and it never stops the queue.
+//!
+//! Why not `virtio-queue`: its `Queue` reads every ring field and descriptor through the
+//! generic `GuestMemory` trait (a region search and bounds check per access, a fresh
+//! `DescriptorChain` per packet). The tests use it as the reference implementation of the
+//! same ring layout (`ring::tests`), and `bench/benches/vhost.rs` measures both.
+//!
+//! Thread-safety: a `Vring` is used by one thread at a time (its queue's mutex, taken once
+//! per burst). The indices shared with the guest are accessed atomically with the orderings
+//! the virtio spec asks for: the available index with acquire, the used index with release,
+//! and a full fence before reading the guest's notification wishes.
+
+// Guest memory is shared with another process: raw pointers, volatile and atomic accesses.
+// Every unsafe block says why.
+#![allow(unsafe_code)]
+
+use std::fs::File;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU16, Ordering, fence};
+
+use arrayvec::ArrayVec;
+
+use super::memory::GuestMemory;
+use crate::packet::{BufPool, PacketBuf};
+use crate::port::Batch;
+
+/// The descriptor continues in `next`.
+pub const VIRTQ_DESC_F_NEXT: u16 = 1;
+/// The device writes this buffer (receive queues).
+pub const VIRTQ_DESC_F_WRITE: u16 = 2;
+/// The buffer is a table of descriptors.
+pub const VIRTQ_DESC_F_INDIRECT: u16 = 4;
+/// In the used ring's flags: the device does not want kicks.
+const VRING_USED_F_NO_NOTIFY: u16 = 1;
+/// In the available ring's flags: the driver does not want interrupts.
+const VRING_AVAIL_F_NO_INTERRUPT: u16 = 1;
+/// Largest queue the spec allows.
+pub const MAX_QUEUE_SIZE: u16 = 32768;
+/// Most segments (contiguous pieces of guest memory) one received frame may be written to.
+const MAX_SEGS: usize = 64;
+/// Most receive chains one frame may take (mergeable receive buffers).
+const MAX_CHAINS: usize = 64;
+/// The largest virtio-net header (`virtio_net_hdr_mrg_rxbuf`).
+const MAX_HDR: usize = 12;
+
+/// Where a queue lives, as the frontend gave it (its own virtual addresses).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RingAddrs {
+    /// Entries in the queue (a power of two).
+    pub size: u16,
+    /// The descriptor table.
+    pub desc_uva: u64,
+    /// The available ring.
+    pub avail_uva: u64,
+    /// The used ring.
+    pub used_uva: u64,
+}
+
+/// What was negotiated that changes how a ring is used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RingFeatures {
+    /// `VIRTIO_RING_F_EVENT_IDX`.
+    pub event_idx: bool,
+    /// `VIRTIO_NET_F_MRG_RXBUF`: a received frame may span chains.
+    pub mergeable: bool,
+    /// Bytes of virtio-net header in front of every frame (10, or 12 with `VERSION_1` or
+    /// mergeable buffers).
+    pub hdr_len: u8,
+}
+
+impl Default for RingFeatures {
+    fn default() -> Self {
+        RingFeatures {
+            event_idx: false,
+            mergeable: false,
+            hdr_len: 10,
+        }
+    }
+}
+
+/// Why a ring could not be started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RingError {
+    /// The size is not a power of two in 1..=32768.
+    #[error("queue size {0} is not a power of two up to 32768")]
+    BadSize(u16),
+    /// A ring part is not inside the guest's memory.
+    #[error("the {0} of the queue is not inside the guest's memory")]
+    OutsideMemory(&'static str),
+    /// A ring part is misaligned.
+    #[error("the {0} of the queue is misaligned")]
+    Misaligned(&'static str),
+}
+
+/// What is wrong with one chain (the guest's fault).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChainError {
+    /// A head or `next` index past the end of its table.
+    BadIndex,
+    /// More descriptors than the table holds: a loop.
+    Loop,
+    /// An indirect table that is empty, not a whole number of descriptors, misaligned,
+    /// nested, or too large.
+    BadIndirect,
+    /// A read-only buffer where the device must write, or the reverse.
+    WrongDirection,
+    /// A buffer not inside the guest's memory.
+    BadAddress,
+    /// The frame is larger than a packet buffer.
+    TooBig,
+}
+
+/// Counters of one burst, added to the port's once per burst.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct BurstStats {
+    /// Frames moved.
+    pub pkts: u64,
+    /// Their bytes (without virtio-net headers).
+    pub bytes: u64,
+    /// Chains with bad indices, loops or bad indirect tables, or the wrong direction.
+    pub bad_descriptor: u64,
+    /// Chains pointing outside guest memory.
+    pub bad_address: u64,
+    /// Transmitted frames larger than a packet buffer, or chains with no frame after the
+    /// header.
+    pub bad_length: u64,
+    /// Frames the guest had no (or not enough) receive buffers for.
+    pub no_room: u64,
+    /// Bursts refused because the available index was more than a queue ahead.
+    pub ring_corrupt: u64,
+    /// Interrupts sent to the guest.
+    pub interrupts: u64,
+}
+
+impl BurstStats {
+    fn count(&mut self, e: ChainError) {
+        match e {
+            ChainError::BadAddress => self.bad_address += 1,
+            ChainError::TooBig => self.bad_length += 1,
+            _ => self.bad_descriptor += 1,
+        }
+    }
+}
+
+/// One descriptor as read from a table.
+#[derive(Debug, Clone, Copy)]
+#[repr(C)]
+struct Desc {
+    addr: u64,
+    len: u32,
+    flags: u16,
+    next: u16,
+}
+
+/// A contiguous piece of a guest buffer, in our address space.
+#[derive(Debug, Clone, Copy)]
+struct Seg {
+    ptr: *mut u8,
+    len: usize,
+}
+
+/// A started queue.
+#[derive(Debug)]
+pub struct Vring {
+    mem: Arc<GuestMemory>,
+    desc: *const Desc,
+    avail: *mut u8,
+    used: *mut u8,
+    size: u16,
+    mask: u16,
+    /// Next available entry the device takes.
+    pub last_avail: u16,
+    /// Next used entry the device fills (its copy of the used index).
+    pub used_idx: u16,
+    features: RingFeatures,
+    call: Option<Arc<File>>,
+}
+
+// SAFETY: the pointers point into mappings owned by `mem`, which the ring keeps alive; a
+// `Vring` is used by one thread at a time (its queue's mutex), and what it shares with the
+// guest is accessed with volatile and atomic operations only.
+unsafe impl Send for Vring {}
+
+/// True when an index moving from `old` to `new` passes `event` (virtio's `vring_need_event`).
+#[inline]
+fn need_event(event: u16, new: u16, old: u16) -> bool {
+    new.wrapping_sub(event).wrapping_sub(1) < new.wrapping_sub(old)
+}
+
+impl Vring {
+    /// Starts a queue at `addrs` in `mem`, at available index `base`. The used index is
+    /// taken from the ring itself (a reconnecting frontend's ring has moved on): when it
+    /// differs from `base`, both indices resume from it, as DPDK's vhost library does.
+    pub fn new(
+        mem: Arc<GuestMemory>,
+        addrs: &RingAddrs,
+        base: u16,
+        features: RingFeatures,
+        call: Option<Arc<File>>,
+    ) -> Result<Vring, RingError> {
+        let size = addrs.size;
+        if size == 0 || !size.is_power_of_two() || size > MAX_QUEUE_SIZE {
+            return Err(RingError::BadSize(size));
+        }
+        let n = u64::from(size);
+        let part = |uva: u64, len: u64, align: usize, what: &'static str| {
+            let p = mem
+                .translate_uva(uva, len)
+                .ok_or(RingError::OutsideMemory(what))?;
+            if !(p as usize).is_multiple_of(align) {
+                return Err(RingError::Misaligned(what));
+            }
+            Ok(p)
+        };
+        let desc = part(addrs.desc_uva, 16 * n, 16, "descriptor table")?;
+        let avail = part(addrs.avail_uva, 6 + 2 * n, 2, "available ring")?;
+        let used = part(addrs.used_uva, 6 + 8 * n, 4, "used ring")?;
+        let mut ring = Vring {
+            mem,
+            desc: desc as *const Desc,
+            avail,
+            used,
+            size,
+            mask: size - 1,
+            last_avail: base,
+            used_idx: base,
+            features,
+            call,
+        };
+        let used_now = ring.used_idx_atomic().load(Ordering::Acquire);
+        if used_now != base {
+            ring.last_avail = used_now;
+            ring.used_idx = used_now;
+        }
+        Ok(ring)
+    }
+
+    /// Entries in the queue.
+    pub fn size(&self) -> u16 {
+        self.size
+    }
+
+    fn avail_idx_atomic(&self) -> &AtomicU16 {
+        // SAFETY: `avail + 2` is inside the available ring (checked in `new`), 2-aligned, and
+        // lives as long as `self.mem`, which outlives the borrow of `self`. The guest writes
+        // it concurrently: hence an atomic.
+        unsafe { AtomicU16::from_ptr(self.avail.add(2).cast()) }
+    }
+
+    fn used_idx_atomic(&self) -> &AtomicU16 {
+        // SAFETY: as for `avail_idx_atomic`, for the used ring's index.
+        unsafe { AtomicU16::from_ptr(self.used.add(2).cast()) }
+    }
+
+    /// The guest's available index (acquire: the entries before it are published).
+    #[inline]
+    fn avail_idx(&self) -> u16 {
+        u16::from_le(self.avail_idx_atomic().load(Ordering::Acquire))
+    }
+
+    /// The head index in available entry `i`.
+    #[inline]
+    fn avail_entry(&self, i: u16) -> u16 {
+        let off = 4 + 2 * usize::from(i & self.mask);
+        // SAFETY: `off + 2 <= 4 + 2 * size`, inside the available ring; aligned to 2.
+        u16::from_le(unsafe { self.avail.add(off).cast::<u16>().read_volatile() })
+    }
+
+    /// Appends a used entry (not yet visible to the guest).
+    #[inline]
+    fn push_used(&mut self, id: u16, len: u32) {
+        let off = 4 + 8 * usize::from(self.used_idx & self.mask);
+        // SAFETY: `off + 8 <= 4 + 8 * size`, inside the used ring; aligned to 4.
+        unsafe {
+            let p = self.used.add(off).cast::<u32>();
+            p.write_volatile(u32::from(id).to_le());
+            p.add(1).write_volatile(len.to_le());
+        }
+        self.used_idx = self.used_idx.wrapping_add(1);
+    }
+
+    /// Makes the used entries since `old` visible and interrupts the guest if it asked.
+    #[inline]
+    fn publish_used(&mut self, old: u16, st: &mut BurstStats) {
+        if self.used_idx == old {
+            return;
+        }
+        self.used_idx_atomic()
+            .store(self.used_idx.to_le(), Ordering::Release);
+        // The guest's wishes must be read after the index is visible (virtio 2.7.10).
+        fence(Ordering::SeqCst);
+        let wanted = if self.features.event_idx {
+            let off = 4 + 2 * usize::from(self.size);
+            // SAFETY: `used_event` is the last u16 of the available ring (inside, aligned).
+            let used_event =
+                u16::from_le(unsafe { self.avail.add(off).cast::<u16>().read_volatile() });
+            need_event(used_event, self.used_idx, old)
+        } else {
+            // SAFETY: the flags are the first u16 of the available ring.
+            let flags = u16::from_le(unsafe { self.avail.cast::<u16>().read_volatile() });
+            flags & VRING_AVAIL_F_NO_INTERRUPT == 0
+        };
+        if wanted && let Some(call) = &self.call {
+            signal_fd(std::os::fd::AsRawFd::as_raw_fd(&**call));
+            st.interrupts += 1;
+        }
+    }
+
+    /// Asks the guest for kicks (before the poll thread sleeps) or tells it they are not
+    /// needed (while it polls). Returns true when entries are already available (enabling:
+    /// the thread should not sleep).
+    pub fn set_kicks(&mut self, enabled: bool) -> bool {
+        if self.features.event_idx {
+            if enabled {
+                let off = 4 + 8 * usize::from(self.size);
+                // SAFETY: `avail_event` is the last u16 of the used ring (inside, aligned).
+                unsafe {
+                    self.used
+                        .add(off)
+                        .cast::<u16>()
+                        .write_volatile(self.last_avail.to_le())
+                };
+            }
+        } else {
+            let flags = if enabled { 0 } else { VRING_USED_F_NO_NOTIFY };
+            // SAFETY: the flags are the first u16 of the used ring.
+            unsafe { self.used.cast::<u16>().write_volatile(flags.to_le()) };
+        }
+        if !enabled {
+            return false;
+        }
+        // The guest reads our wish after publishing its index; we read its index after
+        // publishing our wish: one of us sees the other (virtio 2.7.10).
+        fence(Ordering::SeqCst);
+        self.avail_idx() != self.last_avail
+    }
+
+    /// Entries available now (`None`: the guest's index is more than a queue ahead).
+    #[inline]
+    fn pending(&self) -> Option<u16> {
+        let p = self.avail_idx().wrapping_sub(self.last_avail);
+        (p <= self.size).then_some(p)
+    }
+
+    /// Reads descriptor `i` of `table`.
+    #[inline]
+    fn read_desc(table: *const Desc, i: u32) -> Desc {
+        // SAFETY: callers pass `i` below the table's length, checked against the table's
+        // size (the ring's, or an indirect table's translated and 8-aligned length).
+        let d = unsafe { table.add(i as usize).read_volatile() };
+        Desc {
+            addr: u64::from_le(d.addr),
+            len: u32::from_le(d.len),
+            flags: u16::from_le(d.flags),
+            next: u16::from_le(d.next),
+        }
+    }
+
+    /// Visits the buffers of the chain at `head`, in order, as contiguous pieces of our
+    /// address space; `f` returns false to stop early. `write` is the direction every
+    /// buffer must have.
+    #[inline]
+    fn walk(
+        &self,
+        head: u16,
+        write: bool,
+        mut f: impl FnMut(*mut u8, usize) -> bool,
+    ) -> Result<(), ChainError> {
+        let mut table = self.desc;
+        let mut table_len = u32::from(self.size);
+        let mut budget = table_len;
+        let mut idx = u32::from(head);
+        let mut indirect = false;
+        loop {
+            if idx >= table_len {
+                return Err(ChainError::BadIndex);
+            }
+            if budget == 0 {
+                return Err(ChainError::Loop);
+            }
+            budget -= 1;
+            let d = Self::read_desc(table, idx);
+            if d.flags & VIRTQ_DESC_F_INDIRECT != 0 {
+                if indirect
+                    || d.len == 0
+                    || d.len % 16 != 0
+                    || d.len / 16 > u32::from(MAX_QUEUE_SIZE)
+                {
+                    return Err(ChainError::BadIndirect);
+                }
+                let p = self
+                    .mem
+                    .translate(d.addr, u64::from(d.len))
+                    .ok_or(ChainError::BadAddress)?;
+                if !(p as usize).is_multiple_of(std::mem::align_of::<Desc>()) {
+                    return Err(ChainError::BadIndirect);
+                }
+                table = p as *const Desc;
+                table_len = d.len / 16;
+                budget = table_len;
+                idx = 0;
+                indirect = true;
+                continue;
+            }
+            if (d.flags & VIRTQ_DESC_F_WRITE != 0) != write {
+                return Err(ChainError::WrongDirection);
+            }
+            let mut addr = d.addr;
+            let mut left = u64::from(d.len);
+            while left > 0 {
+                let (p, n) = self.mem.chunk(addr, left).ok_or(ChainError::BadAddress)?;
+                if !f(p, n as usize) {
+                    return Ok(());
+                }
+                // No overflow: `n` ends inside a region, whose end does not overflow.
+                addr += n;
+                left -= n;
+            }
+            if d.flags & VIRTQ_DESC_F_NEXT == 0 {
+                return Ok(());
+            }
+            idx = u32::from(d.next);
+        }
+    }
+
+    /// Copies the frame of the transmit chain at `head` (after the virtio-net header) into
+    /// `dst`; returns its length.
+    #[inline]
+    fn read_chain(&self, head: u16, dst: &mut [u8]) -> Result<usize, ChainError> {
+        let mut skip = usize::from(self.features.hdr_len);
+        let mut off = 0usize;
+        let mut too_big = false;
+        self.walk(head, false, |mut p, mut n| {
+            if skip > 0 {
+                let s = skip.min(n);
+                skip -= s;
+                n -= s;
+                p = p.wrapping_add(s);
+            }
+            if n == 0 {
+                return true;
+            }
+            let Some(to) = dst.get_mut(off..off + n) else {
+                too_big = true;
+                return false;
+            };
+            // SAFETY: `p..p+n` is inside guest memory (translated by `walk`), `to` is our own
+            // buffer of exactly `n` bytes; they cannot overlap. The guest may write the
+            // bytes meanwhile: the frame is then garbled, and it is untrusted input anyway.
+            unsafe { std::ptr::copy_nonoverlapping(p, to.as_mut_ptr(), n) };
+            off += n;
+            true
+        })?;
+        if too_big {
+            return Err(ChainError::TooBig);
+        }
+        Ok(off)
+    }
+
+    /// Takes up to a burst of frames the guest transmitted, into buffers from `pool`.
+    /// Stops early, leaving entries in the ring, when the pool is empty.
+    pub fn dequeue_burst(&mut self, batch: &mut Batch, pool: &mut BufPool, st: &mut BurstStats) {
+        let Some(pending) = self.pending() else {
+            st.ring_corrupt += 1;
+            return;
+        };
+        let n = usize::from(pending).min(batch.remaining_capacity());
+        if n == 0 {
+            return;
+        }
+        let old_used = self.used_idx;
+        for _ in 0..n {
+            let Some(mut buf) = pool.get() else { break };
+            let head = self.avail_entry(self.last_avail);
+            self.last_avail = self.last_avail.wrapping_add(1);
+            match buf.receive_with(|dst| self.read_chain(head, dst)) {
+                Ok(len) if len > 0 => {
+                    st.pkts += 1;
+                    st.bytes += len as u64;
+                    batch.push(buf);
+                }
+                Ok(_) => {
+                    st.bad_length += 1;
+                    pool.put(buf);
+                }
+                Err(e) => {
+                    st.count(e);
+                    pool.put(buf);
+                }
+            }
+            self.push_used(head, 0);
+        }
+        self.publish_used(old_used, st);
+    }
+
+    /// Writes every frame of `batch` into the guest's receive chains (draining it; buffers
+    /// go back to `pool`). Frames that find no room are counted in `no_room`.
+    pub fn enqueue_burst(&mut self, batch: &mut Batch, pool: &mut BufPool, st: &mut BurstStats) {
+        let Some(mut pending) = self.pending() else {
+            st.ring_corrupt += 1;
+            st.no_room += batch.len() as u64;
+            for b in batch.drain(..) {
+                pool.put(b);
+            }
+            return;
+        };
+        let old_used = self.used_idx;
+        for b in batch.drain(..) {
+            if pending == 0 {
+                st.no_room += 1;
+            } else if self.enqueue_one(&b, &mut pending, st) {
+                st.pkts += 1;
+                st.bytes += b.len() as u64;
+            }
+            pool.put(b);
+        }
+        self.publish_used(old_used, st);
+    }
+
+    /// Writes one frame; false when it found no room (counted).
+    #[inline]
+    fn enqueue_one(&mut self, pkt: &PacketBuf, pending: &mut u16, st: &mut BurstStats) -> bool {
+        let hdr_len = usize::from(self.features.hdr_len);
+        let need = hdr_len + pkt.len();
+        let mut segs: ArrayVec<Seg, MAX_SEGS> = ArrayVec::new();
+        // Per chain: its head, where its segments end in `segs`, its capacity.
+        let mut chains: ArrayVec<(u16, usize, usize), MAX_CHAINS> = ArrayVec::new();
+        let mut cap = 0usize;
+        // Where to go back to when the frame does not fit: after the last bad chain, which
+        // was given back to the guest already.
+        let (mut restore_avail, mut restore_pending) = (self.last_avail, *pending);
+        while cap < need {
+            if *pending == 0 || chains.is_full() || (!self.features.mergeable && !chains.is_empty())
+            {
+                self.last_avail = restore_avail;
+                *pending = restore_pending;
+                st.no_room += 1;
+                return false;
+            }
+            let head = self.avail_entry(self.last_avail);
+            self.last_avail = self.last_avail.wrapping_add(1);
+            *pending -= 1;
+            let start = segs.len();
+            let mut chain_cap = 0usize;
+            let mut overflow = false;
+            let res = self.walk(head, true, |ptr, len| {
+                if segs.try_push(Seg { ptr, len }).is_err() {
+                    overflow = true;
+                    return false;
+                }
+                chain_cap += len;
+                true
+            });
+            match res {
+                Ok(()) if !overflow => {
+                    cap += chain_cap;
+                    chains.push((head, segs.len(), chain_cap));
+                }
+                Ok(()) => {
+                    // More pieces than a frame may be split into: a hostile layout.
+                    segs.truncate(start);
+                    if chains.is_empty() {
+                        self.push_used(head, 0);
+                        st.bad_descriptor += 1;
+                        restore_avail = self.last_avail;
+                        restore_pending = *pending;
+                    } else {
+                        self.last_avail = restore_avail;
+                        *pending = restore_pending;
+                        st.no_room += 1;
+                        return false;
+                    }
+                }
+                Err(e) => {
+                    segs.truncate(start);
+                    self.push_used(head, 0);
+                    st.count(e);
+                    if chains.is_empty() {
+                        restore_avail = self.last_avail;
+                        restore_pending = *pending;
+                    } else {
+                        // The chains taken so far stay with the guest: go back to before
+                        // them, having given this bad one back.
+                        self.last_avail = restore_avail;
+                        *pending = restore_pending;
+                        st.no_room += 1;
+                        return false;
+                    }
+                }
+            }
+        }
+        // The virtio-net header: no offloads, and how many chains the frame takes.
+        let mut hdr = [0u8; MAX_HDR];
+        if hdr_len == MAX_HDR {
+            hdr[10..12].copy_from_slice(&(chains.len() as u16).to_le_bytes());
+        }
+        let mut w = Scatter {
+            segs: &segs,
+            seg: 0,
+            off: 0,
+        };
+        w.put(&hdr[..hdr_len]);
+        w.put(pkt.data());
+        let mut start = 0usize;
+        for &(head, _, chain_cap) in &chains {
+            let written = chain_cap.min(need - start);
+            start += chain_cap;
+            self.push_used(head, written as u32);
+        }
+        true
+    }
+}
+
+/// Writes bytes across segments, in order.
+struct Scatter<'a> {
+    segs: &'a [Seg],
+    seg: usize,
+    off: usize,
+}
+
+impl Scatter<'_> {
+    #[inline]
+    fn put(&mut self, mut src: &[u8]) {
+        while !src.is_empty() {
+            let Some(s) = self.segs.get(self.seg) else {
+                return;
+            };
+            let n = (s.len - self.off).min(src.len());
+            // SAFETY: `s.ptr..s.ptr+s.len` is a writable piece of guest memory (translated
+            // by `walk`, a WRITE descriptor); `off + n <= len`; `src` is our own memory.
+            unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), s.ptr.add(self.off), n) };
+            src = &src[n..];
+            self.off += n;
+            if self.off == s.len {
+                self.seg += 1;
+                self.off = 0;
+            }
+        }
+    }
+}
+
+/// Rings an eventfd (the guest's interrupt, or the port's stop doorbell).
+pub(crate) fn signal_fd(fd: std::os::fd::RawFd) {
+    let one = 1u64.to_ne_bytes();
+    // SAFETY: writes 8 bytes from a live array; the caller keeps `fd` open. A full counter
+    // (EAGAIN) only means the other side has a notification pending already.
+    unsafe {
+        libc::write(fd, one.as_ptr().cast(), 8);
+    }
+}
+
+/// Reads an eventfd's counter to zero (the descriptor is non-blocking).
+pub(crate) fn drain_fd(fd: std::os::fd::RawFd) {
+    let mut v = [0u8; 8];
+    // SAFETY: reads at most 8 bytes into a live array; the caller keeps `fd` open; EAGAIN
+    // (nothing to read) is fine.
+    unsafe {
+        libc::read(fd, v.as_mut_ptr().cast(), 8);
+    }
+}
