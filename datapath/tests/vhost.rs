@@ -161,12 +161,31 @@ fn no_receive_buffers() {
 fn two_queue_pairs() {
     let (port, mut g) = connected("mq", 2, ALL);
     assert_eq!(port.n_rxq(), 2);
+    wait_for("both queue pairs", || port.queues_running() == 4);
     let mut pool = BufPool::new(256);
     g.tx(1, &frame(DST, SRC, 7, 100), 1, false);
     let mut b = Batch::new();
     assert_eq!(port.rx_burst(0, &mut b, &mut pool), 0);
     assert_eq!(port.rx_burst(1, &mut b, &mut pool), 1);
     assert_eq!(&b[0].data()[14..18], &7u32.to_be_bytes());
+}
+
+/// With VIRTIO_F_IN_ORDER a burst of transmit completions is one used entry, the last
+/// chain's, and the used index moves by the whole burst.
+#[test]
+fn in_order_transmit_completions() {
+    let (port, mut g) = connected("inorder", 1, ALL | VIRTIO_F_IN_ORDER);
+    let mut pool = BufPool::new(64);
+    let before = g.used_idx(1);
+    let mut last = 0;
+    let fs = frames(10);
+    for f in &fs {
+        last = g.tx(0, f, 1, false);
+    }
+    assert_eq!(rx_frames(&port, 10, &mut pool), fs);
+    assert_eq!(g.used_idx(1), before.wrapping_add(10));
+    let e = g.used_entry(1, before.wrapping_add(9));
+    assert_eq!(e, (last as u32, 0));
 }
 
 /// Kicks are off while the switch polls and on once a poll thread arms the queue to
@@ -508,6 +527,7 @@ mod reference {
                 event_idx: false,
                 mergeable: true,
                 hdr_len: 12,
+                in_order: false,
             },
             None,
         )

@@ -385,6 +385,9 @@ pub fn pmd_stats_json(p: &PmdStats) -> Value {
         "drops": p.drops,
         "busy_ns": p.busy_ns,
         "idle_ns": p.idle_ns,
+        "busy_cycles": p.busy_cycles,
+        "idle_cycles": p.idle_cycles,
+        "rx_batches": p.rx_batches,
         "bridge": p.bridge,
         "rxqs": p.rxqs.iter().map(|q| json!({
             "port_no": q.port_no,

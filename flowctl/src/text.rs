@@ -317,6 +317,23 @@ pub fn pmd_stats_text(p: &PmdStats) -> String {
             );
         }
     }
+    let total_cycles = p.busy_cycles.saturating_add(p.idle_cycles);
+    if p.rx_packets != 0 && total_cycles != 0 {
+        let per = |c: u64| c as f64 / p.rx_packets as f64;
+        let _ = writeln!(s, "  avg cycles per packet: {:.1}", per(total_cycles));
+        let _ = writeln!(
+            s,
+            "  avg processing cycles per packet: {:.1}",
+            per(p.busy_cycles)
+        );
+    }
+    if p.rx_batches != 0 {
+        let _ = writeln!(
+            s,
+            "  avg packets per rx batch: {:.1}",
+            p.rx_packets as f64 / p.rx_batches as f64
+        );
+    }
     s
 }
 
@@ -580,6 +597,9 @@ n_tables:255, fail_mode:standalone
             drops: [("no_route".to_string(), 3u64), ("zero".to_string(), 0)].into(),
             busy_ns: 1000,
             idle_ns: 3000,
+            busy_cycles: 2500,
+            idle_cycles: 7500,
+            rx_batches: 4,
             bridge: "br0".into(),
             rxqs: vec![proto::v1::PmdRxq {
                 port_no: 1,
@@ -595,6 +615,9 @@ n_tables:255, fail_mode:standalone
         assert!(!t.contains("zero"));
         assert!(t.contains("  idle time: 3000 ns (75.00%)\n"));
         assert!(t.contains("avg processing time per packet: 10.0 ns"));
+        assert!(t.contains("  avg cycles per packet: 100.0\n"));
+        assert!(t.contains("  avg processing cycles per packet: 25.0\n"));
+        assert!(t.contains("  avg packets per rx batch: 25.0\n"));
         let idle = pmd_stats_text(&PmdStats::default());
         assert!(!idle.contains("idle time"));
     }

@@ -217,18 +217,19 @@ impl PmdThread {
                 }
                 let counters = pmd.counters();
                 let mut idle: u32 = 0;
-                let mut last = Instant::now();
+                // Cycles, not the clock: reading the TSC costs a few nanoseconds per poll.
+                let mut last = datapath::stats::cycles();
                 while !stop2.load(Ordering::Relaxed) {
                     let got = pmd.poll_once();
-                    let now = Instant::now();
-                    let spent = now.duration_since(last).as_nanos() as u64;
+                    let now = datapath::stats::cycles();
+                    let spent = now.wrapping_sub(last);
                     last = now;
                     if got > 0 {
-                        counters.busy_ns.add(spent);
+                        counters.busy_cycles.add(spent);
                         idle = 0;
                         continue;
                     }
-                    counters.idle_ns.add(spent);
+                    counters.idle_cycles.add(spent);
                     idle = idle.saturating_add(1);
                     if idle <= 256 || max_sleep.is_zero() {
                         std::hint::spin_loop();
@@ -245,10 +246,8 @@ impl PmdThread {
                             std::thread::park_timeout(d);
                         }
                         // The wait is idle time, not part of the next (busy) poll.
-                        let now = Instant::now();
-                        counters
-                            .idle_ns
-                            .add(now.duration_since(last).as_nanos() as u64);
+                        let now = datapath::stats::cycles();
+                        counters.idle_cycles.add(now.wrapping_sub(last));
                         last = now;
                     }
                 }
@@ -280,8 +279,10 @@ struct PmdBaseline {
     slow: u64,
     installed: u64,
     tx: u64,
+    /// Cycles.
     busy: u64,
     idle: u64,
+    batches: u64,
     drops: Vec<u64>,
 }
 
@@ -1602,6 +1603,8 @@ impl Switch {
                         drops.insert(r.name().to_string(), v);
                     }
                 }
+                let busy = c.busy_cycles.get().saturating_sub(bl.busy);
+                let idle = c.idle_cycles.get().saturating_sub(bl.idle);
                 out.push(v1::PmdStats {
                     pmd_id: out.len() as u32,
                     core_id: p.cpu.map(|c| c as u32),
@@ -1614,8 +1617,11 @@ impl Switch {
                     megaflow_installed: c.megaflow_installed.get().saturating_sub(bl.installed),
                     tx_packets: c.tx_packets.get().saturating_sub(bl.tx),
                     drops,
-                    busy_ns: c.busy_ns.get().saturating_sub(bl.busy),
-                    idle_ns: c.idle_ns.get().saturating_sub(bl.idle),
+                    busy_ns: datapath::stats::cycles_to_ns(busy),
+                    idle_ns: datapath::stats::cycles_to_ns(idle),
+                    busy_cycles: busy,
+                    idle_cycles: idle,
+                    rx_batches: c.rx_batches.get().saturating_sub(bl.batches),
                 });
             }
         }
@@ -1639,8 +1645,9 @@ impl Switch {
                         slow: c.slow_path.get(),
                         installed: c.megaflow_installed.get(),
                         tx: c.tx_packets.get(),
-                        busy: c.busy_ns.get(),
-                        idle: c.idle_ns.get(),
+                        busy: c.busy_cycles.get(),
+                        idle: c.idle_cycles.get(),
+                        batches: c.rx_batches.get(),
                         drops: DropReason::ALL.iter().map(|r| c.drops_for(*r)).collect(),
                     },
                 );

@@ -514,6 +514,7 @@ impl Pmd {
             ));
         }
         self.counters.rx_packets.add(received as u64);
+        self.counters.rx_batches.add(1);
         self.counters.emc_hit.add(emc_hit);
         self.counters.megaflow_hit.add(mf_hit);
         self.counters.slow_path.add(upcalls as u64);

@@ -47,6 +47,7 @@ pub const VIRTIO_NET_F_MRG_RXBUF: u64 = 1 << 15;
 pub const VIRTIO_RING_F_EVENT_IDX: u64 = 1 << 29;
 pub const VIRTIO_RING_F_INDIRECT_DESC: u64 = 1 << 28;
 pub const VHOST_USER_F_PROTOCOL_FEATURES: u64 = 1 << 30;
+pub const VIRTIO_F_IN_ORDER: u64 = 1 << 35;
 
 /// Driver-side state of one queue.
 #[derive(Debug, Default)]
@@ -216,6 +217,20 @@ impl Guest {
     /// The used ring's flags (1: the device wants no kicks).
     pub fn used_flags(&self, q: usize) -> u16 {
         self.u16_at(Self::used_off(q)).load(Ordering::Acquire)
+    }
+
+    /// The used index of queue `q`.
+    pub fn used_idx(&self, q: usize) -> u16 {
+        self.u16_at(Self::used_off(q) + 2).load(Ordering::Acquire)
+    }
+
+    /// Used entry `i` of queue `q`: (id, len).
+    pub fn used_entry(&self, q: usize, i: u16) -> (u32, u32) {
+        let e = self.read(Self::used_off(q) + 4 + 8 * (i % Q) as usize, 8);
+        (
+            u32::from_le_bytes(e[0..4].try_into().unwrap()),
+            u32::from_le_bytes(e[4..8].try_into().unwrap()),
+        )
     }
 
     /// The used entries since the last call: (id, len).

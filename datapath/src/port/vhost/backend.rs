@@ -52,6 +52,8 @@ pub const VIRTIO_RING_F_EVENT_IDX: u64 = 1 << 29;
 pub const VHOST_USER_F_PROTOCOL_FEATURES: u64 = 1 << 30;
 /// Virtio 1.0.
 pub const VIRTIO_F_VERSION_1: u64 = 1 << 32;
+/// Buffers are used in the order they were made available.
+pub const VIRTIO_F_IN_ORDER: u64 = 1 << 35;
 
 /// Every virtio feature a port offers.
 pub const FEATURES: u64 = VIRTIO_NET_F_MRG_RXBUF
@@ -60,7 +62,8 @@ pub const FEATURES: u64 = VIRTIO_NET_F_MRG_RXBUF
     | VIRTIO_RING_F_INDIRECT_DESC
     | VIRTIO_RING_F_EVENT_IDX
     | VHOST_USER_F_PROTOCOL_FEATURES
-    | VIRTIO_F_VERSION_1;
+    | VIRTIO_F_VERSION_1
+    | VIRTIO_F_IN_ORDER;
 
 /// Longest wait between two connection attempts in client mode.
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
@@ -113,6 +116,7 @@ impl Session {
             event_idx: self.features & VIRTIO_RING_F_EVENT_IDX != 0,
             mergeable: self.features & VIRTIO_NET_F_MRG_RXBUF != 0,
             hdr_len: if modern { 12 } else { 10 },
+            in_order: self.features & VIRTIO_F_IN_ORDER != 0,
         }
     }
 

@@ -389,6 +389,15 @@ impl VhostUserPort {
         self.shared.connected.load(Ordering::Acquire)
     }
 
+    /// How many of the port's virtqueues are started and enabled.
+    pub fn queues_running(&self) -> usize {
+        self.shared
+            .vqs
+            .iter()
+            .filter(|q| q.lock().ring.is_some())
+            .count()
+    }
+
     /// True when the guest's first queue pair is started and enabled (traffic can flow).
     pub fn running(&self) -> bool {
         self.shared
