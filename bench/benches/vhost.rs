@@ -1,9 +1,13 @@
 //! vhost-user rings, device side: a burst of 32 frames of 64 bytes taken from a guest's
 //! transmit queue (copied into packet buffers) and written into its receive queue, as the
 //! switch does between two VMs; and the same dequeue done with `virtio-queue` (the rust-vmm
-//! reference implementation) for comparison. One thread, the guest's side reduced to
-//! publishing pre-built descriptors, so this measures the device side's own work; the
-//! cross-core cost of guest memory is what `../shared/lab/vhost-loop` measures.
+//! reference implementation) for comparison.
+//!
+//! `hot`: one thread, the guest's side reduced to publishing pre-built descriptors: the
+//! device side's own work. `cross-core`: a guest thread on another CPU writes what a guest
+//! writes before each burst (descriptors, virtio-net headers, the available rings) and
+//! reads the used rings after, so every line the switch touches is a transfer between
+//! cores, as in a real loop; timed is the switch's side only, with and without prefetching.
 #![allow(unsafe_code, clippy::undocumented_unsafe_blocks)] // a guest's memory, by hand
 
 use std::fs::File;
@@ -102,7 +106,7 @@ impl Guest {
             .store(self.avail_idx[q], Ordering::Release);
     }
 
-    fn ring(&self, mem: &Arc<GuestMemory>, q: usize) -> Vring {
+    fn ring(&self, mem: &Arc<GuestMemory>, q: usize, prefetch: bool) -> Vring {
         let base = q * 16384;
         Vring::new(
             Arc::clone(mem),
@@ -118,6 +122,7 @@ impl Guest {
                 mergeable: true,
                 hdr_len: HDR as u8,
                 in_order: true,
+                prefetch,
             },
             None,
         )
@@ -141,11 +146,11 @@ fn rings(c: &mut Criterion) {
 
     let mut g = Guest::new();
     let mem = memory(&g);
-    let mut tx = g.ring(&mem, 1);
-    let mut rx = g.ring(&mem, 0);
+    let mut tx = g.ring(&mem, 1, true);
+    let mut rx = g.ring(&mem, 0, true);
     let mut pool = BufPool::new(256);
     let mut st = BurstStats::default();
-    grp.bench_function("dequeue+enqueue/burst=32,bytes=64", |b| {
+    grp.bench_function("hot/dequeue+enqueue/burst=32,bytes=64", |b| {
         b.iter(|| {
             g.publish(1, 32);
             g.publish(0, 32);
@@ -155,7 +160,7 @@ fn rings(c: &mut Criterion) {
             rx.enqueue_burst(&mut batch, &mut pool, &mut st);
         })
     });
-    grp.bench_function("dequeue/burst=32,bytes=64", |b| {
+    grp.bench_function("hot/dequeue/burst=32,bytes=64", |b| {
         b.iter(|| {
             g.publish(1, 32);
             let mut batch = Batch::new();
@@ -184,7 +189,7 @@ fn rings(c: &mut Criterion) {
     let (lo, hi) = a(16384 + 8192);
     q.set_used_ring_address(lo, hi);
     q.set_ready(true);
-    grp.bench_function("virtio-queue-dequeue/burst=32,bytes=64", |b| {
+    grp.bench_function("hot/virtio-queue-dequeue/burst=32,bytes=64", |b| {
         b.iter(|| {
             g.publish(1, 32);
             let mut batch = Batch::new();
@@ -217,7 +222,119 @@ fn rings(c: &mut Criterion) {
         })
     });
     let _ = PacketBuf::new();
+
+    for prefetch in [true, false] {
+        cross_core(&mut grp, prefetch);
+    }
     grp.finish();
+}
+
+fn pin(cpu: usize) {
+    let mut set = unsafe { std::mem::zeroed::<libc::cpu_set_t>() };
+    unsafe { libc::CPU_SET(cpu, &mut set) };
+    unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
+}
+
+/// The guest on CPU 0, the switch (this thread) on CPU 1.
+fn cross_core(
+    grp: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    prefetch: bool,
+) {
+    use std::sync::atomic::AtomicU64;
+    let g = Guest::new();
+    let mem = memory(&g);
+    let mut tx = g.ring(&mem, 1, prefetch);
+    let mut rx = g.ring(&mem, 0, prefetch);
+    let mut pool = BufPool::new(256);
+    let mut st = BurstStats::default();
+    let turn = Arc::new(AtomicU64::new(0));
+    let t2 = Arc::clone(&turn);
+    let base = g.mem as usize;
+    let guest = std::thread::spawn(move || {
+        pin(0);
+        let mut g = Guest {
+            mem: base as *mut u8,
+            file: g.file,
+            avail_idx: [0; 2],
+        };
+        let mut next = [0u16; 2];
+        let mut seen = 0u16;
+        let mut round = 1u64;
+        loop {
+            // Wait for the switch to ask for a burst (odd) or to finish (u64::MAX).
+            let t = loop {
+                let t = t2.load(Ordering::Acquire);
+                if t == 2 * round - 1 || t == u64::MAX {
+                    break t;
+                }
+                std::hint::spin_loop();
+            };
+            if t == u64::MAX {
+                break;
+            }
+            // What a driver writes per burst: transmit descriptors and headers, receive
+            // descriptors; then it reads the used rings (completions and received frames).
+            for (q, nq) in next.iter_mut().enumerate() {
+                for k in 0..32u16 {
+                    let d = (nq.wrapping_add(k) % Q) as usize;
+                    let buf = BUF_BASE + (q * Q as usize + d) * 2048;
+                    let (len, flags) = if q == 1 {
+                        (HDR + FRAME, 0u16)
+                    } else {
+                        (2048, 2u16)
+                    };
+                    let mut e = [0u8; 16];
+                    e[0..8].copy_from_slice(&(GPA + buf as u64).to_le_bytes());
+                    e[8..12].copy_from_slice(&(len as u32).to_le_bytes());
+                    e[12..14].copy_from_slice(&flags.to_le_bytes());
+                    g.write(q * 16384 + 16 * d, &e);
+                    if q == 1 {
+                        g.write(buf, &[0u8; HDR]);
+                    }
+                }
+                *nq = nq.wrapping_add(32);
+            }
+            g.publish(1, 32);
+            g.publish(0, 32);
+            let used =
+                unsafe { AtomicU16::from_ptr(g.mem.add(8192 + 2).cast()) }.load(Ordering::Acquire);
+            for i in seen..used {
+                let off = 8192 + 4 + 8 * (i % Q) as usize;
+                std::hint::black_box(unsafe { g.mem.add(off).cast::<u64>().read_volatile() });
+                let d = (i % Q) as usize;
+                std::hint::black_box(unsafe {
+                    g.mem.add(BUF_BASE + d * 2048 + HDR).read_volatile()
+                });
+            }
+            seen = used;
+            t2.store(2 * round, Ordering::Release);
+            round += 1;
+        }
+        std::mem::forget(g);
+    });
+    pin(1);
+    let mut round = 1u64;
+    let name = format!("cross-core/dequeue+enqueue/burst=32,bytes=64,prefetch={prefetch}");
+    grp.bench_function(name, |b| {
+        b.iter_custom(|iters| {
+            let mut total = std::time::Duration::ZERO;
+            for _ in 0..iters {
+                turn.store(2 * round - 1, Ordering::Release);
+                while turn.load(Ordering::Acquire) != 2 * round {
+                    std::hint::spin_loop();
+                }
+                round += 1;
+                let t0 = std::time::Instant::now();
+                let mut batch = Batch::new();
+                tx.dequeue_burst(&mut batch, &mut pool, &mut st);
+                rx.enqueue_burst(&mut batch, &mut pool, &mut st);
+                total += t0.elapsed();
+            }
+            total
+        })
+    });
+    turn.store(u64::MAX, Ordering::Release);
+    guest.join().expect("guest");
 }
 
 criterion_group!(benches, rings);

@@ -528,6 +528,7 @@ mod reference {
                 mergeable: true,
                 hdr_len: 12,
                 in_order: false,
+                prefetch: true,
             },
             None,
         )

@@ -117,6 +117,7 @@ impl Session {
             mergeable: self.features & VIRTIO_NET_F_MRG_RXBUF != 0,
             hdr_len: if modern { 12 } else { 10 },
             in_order: self.features & VIRTIO_F_IN_ORDER != 0,
+            prefetch: true,
         }
     }
 

@@ -91,6 +91,9 @@ pub struct RingFeatures {
     /// `VIRTIO_F_IN_ORDER`: chains are used in the order they were made available (this
     /// ring always does), so a burst of transmit completions is one used entry, the last.
     pub in_order: bool,
+    /// Prefetch what a burst will touch (on by default; off only to measure what it is
+    /// worth, in `bench/benches/vhost.rs`).
+    pub prefetch: bool,
 }
 
 impl Default for RingFeatures {
@@ -100,6 +103,7 @@ impl Default for RingFeatures {
             mergeable: false,
             hdr_len: 10,
             in_order: false,
+            prefetch: true,
         }
     }
 }
@@ -529,8 +533,10 @@ impl Vring {
     /// other packet after packet (`bench/README.md`, vhost-user loop).
     #[inline]
     fn prefetch_chains(&self, n: u16, write: bool) -> [u16; BURST_MAX] {
+        let on = self.features.prefetch;
         let pf = |p: *const u8| {
-            if write {
+            if !on {
+            } else if write {
                 prefetch_write(p)
             } else {
                 prefetch(p)
@@ -540,13 +546,13 @@ impl Vring {
         let n = usize::from(n).min(BURST_MAX);
         for (i, h) in heads.iter_mut().enumerate().take(n) {
             *h = self.avail_entry(self.last_avail.wrapping_add(i as u16));
-            if *h < self.size {
+            if *h < self.size && on {
                 // In bounds: `h < size`.
                 prefetch(self.desc.wrapping_add(usize::from(*h)).cast());
             }
         }
         for &h in heads.iter().take(n) {
-            if h < self.size {
+            if h < self.size && on {
                 let d = Self::read_desc(self.desc, u32::from(h));
                 if d.flags & VIRTQ_DESC_F_INDIRECT == 0
                     && let Some((p, len)) = self.mem.chunk(d.addr, u64::from(d.len))
@@ -559,7 +565,9 @@ impl Vring {
             }
         }
         let used = 4 + 8 * usize::from(self.used_idx & self.mask);
-        prefetch_write(self.used.wrapping_add(used));
+        if on {
+            prefetch_write(self.used.wrapping_add(used));
+        }
         heads
     }
 
@@ -652,6 +660,32 @@ impl Vring {
     ) -> bool {
         let hdr_len = usize::from(self.features.hdr_len);
         let need = hdr_len + pkt.len();
+        // The common case: the next chain is one writable buffer, contiguous in guest
+        // memory and large enough for the header and the frame.
+        if let Some(head) = heads.get(self.last_avail)
+            && head < self.size
+        {
+            let d = Self::read_desc(self.desc, u32::from(head));
+            if d.flags & (VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_INDIRECT | VIRTQ_DESC_F_WRITE)
+                == VIRTQ_DESC_F_WRITE
+                && d.len as usize >= need
+                && let Some(p) = self.mem.translate(d.addr, need as u64)
+            {
+                let mut hdr = [0u8; MAX_HDR];
+                hdr[10] = 1; // num_buffers (ignored by a 10-byte header)
+                // SAFETY: `p..p+need` is guest memory (translated, the whole range in one
+                // region) that the guest made writable for us; `hdr` and the frame are our
+                // own memory; `hdr_len + pkt.len() == need`.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(hdr.as_ptr(), p, hdr_len);
+                    std::ptr::copy_nonoverlapping(pkt.data().as_ptr(), p.add(hdr_len), pkt.len());
+                }
+                self.last_avail = self.last_avail.wrapping_add(1);
+                *pending -= 1;
+                self.push_used(head, need as u32);
+                return true;
+            }
+        }
         let mut segs: ArrayVec<Seg, MAX_SEGS> = ArrayVec::new();
         // Per chain: its head, where its segments end in `segs`, its capacity.
         let mut chains: ArrayVec<(u16, usize, usize), MAX_CHAINS> = ArrayVec::new();
