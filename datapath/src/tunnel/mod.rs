@@ -24,7 +24,7 @@ pub mod encap;
 use std::collections::{HashMap, VecDeque};
 use std::net::Ipv4Addr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use arrayvec::ArrayVec;
 use parking_lot::Mutex;
@@ -42,6 +42,10 @@ pub const NEIGH_AGING_NS: u64 = 300_000_000_000;
 const HEADER_RECHECK_NS: u64 = 100_000_000;
 /// Least time between two ARP requests for the same next hop.
 const ARP_RETRY_NS: u64 = 100_000_000;
+/// Most remotes a `remote_ip=flow` port keeps an outer header for; a new remote beyond this
+/// replaces the one resolved longest ago (so flows choosing ever new destinations cost
+/// re-resolutions, never memory).
+pub const MAX_REMOTES: usize = 256;
 
 /// Why a tunnel packet was dropped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,11 +72,14 @@ pub enum TunnelDrop {
     NoEndpoint,
     /// A hand-over ring between the bridges was full.
     RingFull,
+    /// Sent to a `remote_ip=flow` port without a destination (`tun_dst` 0 or our own
+    /// address): no `set_field:...->tun_dst` and no remote learned by `normal`.
+    NoDestination,
 }
 
 impl TunnelDrop {
     /// Number of reasons.
-    pub const COUNT: usize = 10;
+    pub const COUNT: usize = 11;
     /// Every reason, in counter order.
     pub const ALL: [TunnelDrop; Self::COUNT] = [
         TunnelDrop::Malformed,
@@ -85,6 +92,7 @@ impl TunnelDrop {
         TunnelDrop::TooBig,
         TunnelDrop::NoEndpoint,
         TunnelDrop::RingFull,
+        TunnelDrop::NoDestination,
     ];
 
     /// The counter's name.
@@ -100,6 +108,7 @@ impl TunnelDrop {
             TunnelDrop::TooBig => "tunnel_too_big",
             TunnelDrop::NoEndpoint => "tunnel_no_endpoint",
             TunnelDrop::RingFull => "tunnel_ring_full",
+            TunnelDrop::NoDestination => "tunnel_no_dst",
         }
     }
 }
@@ -252,6 +261,9 @@ pub struct TunnelEndpoint {
     pub drops: DropCounters,
     counters: PortCounters,
     clock: Clock,
+    /// Set when the endpoint's port was removed: its tunnel ports drop what they are given
+    /// (`tunnel_no_endpoint`) until the daemon moves them to another endpoint.
+    retired: AtomicBool,
 }
 
 impl TunnelEndpoint {
@@ -279,7 +291,19 @@ impl TunnelEndpoint {
             drops: DropCounters::default(),
             counters: PortCounters::default(),
             clock,
+            retired: AtomicBool::new(false),
         }
+    }
+
+    /// Marks the endpoint gone (its port was removed): tunnel ports on it stop sending and
+    /// count `tunnel_no_endpoint`; it no longer takes in anything.
+    pub fn retire(&self) {
+        self.retired.store(true, Ordering::Release);
+    }
+
+    /// True once [`TunnelEndpoint::retire`] was called.
+    pub fn is_retired(&self) -> bool {
+        self.retired.load(Ordering::Acquire)
     }
 
     fn now(&self) -> u64 {
@@ -335,6 +359,22 @@ impl TunnelEndpoint {
         }
         if let Some(b) = &self.bell {
             b.notify();
+        }
+    }
+
+    /// Sends an ARP request for `hop` unless one went out in the last 100 ms.
+    #[cold]
+    fn ask_slow(&self, hop: Ipv4Addr, now: u64, pool: &mut BufPool) {
+        if self.neigh.should_ask(hop, now)
+            && let Some(mut b) = pool.get()
+        {
+            if self.arp_request(hop, &mut b) {
+                let mut v = ArrayVec::new();
+                v.push(b);
+                self.push(&mut v, pool);
+            } else {
+                pool.put(b);
+            }
         }
     }
 
@@ -394,12 +434,7 @@ impl TunnelEndpoint {
         match decap(&mut b, self.ip) {
             Ok(meta) => {
                 let tunnels = self.tunnels.lock();
-                let t = tunnels.iter().find(|t| {
-                    t.config.kind == meta.kind
-                        && t.config.key.is_none_or(|k| k == meta.id)
-                        && t.config.remote.is_none_or(|r| r == meta.src)
-                });
-                match t {
+                match select_tunnel(&tunnels, &meta) {
                     Some(t) => {
                         let mut q = t.rx.lock();
                         if q.len() < RING {
@@ -424,6 +459,32 @@ impl TunnelEndpoint {
             }
         }
     }
+}
+
+/// The tunnel port a decapsulated packet belongs to, in the order Open vSwitch uses
+/// (`ofproto/tunnel.c`, `tnl_find`): a fixed key before `key=flow`, then a fixed remote
+/// before `remote_ip=flow`. So a port with this exact (remote, key) wins; then one with this
+/// key and any remote; then this remote and any key; then a port taking anything. Among
+/// ports of equal rank the first attached wins.
+fn select_tunnel<'a>(tunnels: &'a [Arc<TunnelShared>], meta: &TunMeta) -> Option<&'a TunnelShared> {
+    let mut best: Option<(u8, &TunnelShared)> = None;
+    for t in tunnels {
+        let c = &t.config;
+        if c.kind != meta.kind
+            || c.key.is_some_and(|k| k != meta.id)
+            || c.remote.is_some_and(|r| r != meta.src)
+        {
+            continue;
+        }
+        let rank = (c.key.is_none() as u8) << 1 | c.remote.is_none() as u8;
+        if rank == 0 {
+            return Some(t);
+        }
+        if best.is_none_or(|(r, _)| rank < r) {
+            best = Some((rank, t));
+        }
+    }
+    best.map(|(_, t)| t)
 }
 
 /// The endpoint as a port of the underlay bridge.
@@ -468,6 +529,13 @@ impl Port for EndpointPort {
     fn tx_burst(&self, batch: &mut Batch, pool: &mut BufPool) {
         let n = batch.len() as u64;
         let bytes: u64 = batch.iter().map(|b| b.len() as u64).sum();
+        if self.0.is_retired() {
+            self.0.counters.tx_dropped(n);
+            for b in batch.drain(..) {
+                pool.put(b);
+            }
+            return;
+        }
         let mut replies: ArrayVec<PacketBuf, BURST> = ArrayVec::new();
         for b in batch.drain(..) {
             self.0.receive(b, &mut replies, pool);
@@ -488,9 +556,11 @@ impl Port for EndpointPort {
 pub struct TunnelConfig {
     /// VXLAN or GRE.
     pub kind: TunnelKind,
-    /// Remote endpoint (`None`: any remote; decapsulation only matches the VNI).
+    /// Remote endpoint (`None`: `remote_ip=flow`: each packet's `tun_dst` says where it
+    /// goes, and packets from any remote are taken in).
     pub remote: Option<Ipv4Addr>,
-    /// VNI (`None`: any).
+    /// VNI or GRE key (`None`: `key=flow`: each packet's `tun_id` is its key, and any key is
+    /// taken in).
     pub key: Option<u32>,
     /// UDP destination port.
     pub dst_port: u16,
@@ -533,6 +603,11 @@ pub struct TunnelPort {
     /// The outer header for the configured remote and when its next hop was last looked
     /// up; rebuilt when the next hop's MAC changes.
     header: Mutex<Option<(EncapHeader, u64)>>,
+    /// `remote_ip=flow`: the outer header per remote (at most [`MAX_REMOTES`]), each with
+    /// when its next hop was last looked up.
+    remotes: Mutex<HashMap<Ipv4Addr, (EncapHeader, u64)>>,
+    /// Remotes' headers replaced to stay within [`MAX_REMOTES`].
+    remotes_evicted: AtomicU64,
     counters: PortCounters,
 }
 
@@ -548,6 +623,8 @@ impl TunnelPort {
             }),
             endpoint,
             header: Mutex::new(None),
+            remotes: Mutex::new(HashMap::new()),
+            remotes_evicted: AtomicU64::new(0),
             counters: PortCounters::default(),
         };
         t.endpoint.attach(&t);
@@ -562,6 +639,22 @@ impl TunnelPort {
     /// The endpoint it uses.
     pub fn endpoint(&self) -> &Arc<TunnelEndpoint> {
         &self.endpoint
+    }
+
+    /// True when flows choose the remote or the key (`remote_ip=flow`, `key=flow`): the
+    /// pipeline then writes `tun_dst`/`tun_id` into each packet it sends here.
+    pub fn is_flow_based(&self) -> bool {
+        self.shared.config.remote.is_none() || self.shared.config.key.is_none()
+    }
+
+    /// Remotes a `remote_ip=flow` port holds an outer header for now.
+    pub fn remote_count(&self) -> usize {
+        self.remotes.lock().len()
+    }
+
+    /// Remotes' headers replaced to stay within [`MAX_REMOTES`].
+    pub fn remotes_evicted(&self) -> u64 {
+        self.remotes_evicted.load(Ordering::Relaxed)
     }
 
     /// Received packets with their tunnel metadata (`meta[i]` for the i-th packet added).
@@ -594,22 +687,8 @@ impl TunnelPort {
         {
             return Ok(h.clone());
         }
-        let remote = self.shared.config.remote.ok_or(TunnelDrop::NoRoute)?;
-        let hop = ep.next_hop(remote).ok_or(TunnelDrop::NoRoute)?;
-        let Some(mac) = ep.neigh.lookup(hop, now) else {
-            if ep.neigh.should_ask(hop, now)
-                && let Some(mut b) = pool.get()
-            {
-                if ep.arp_request(hop, &mut b) {
-                    let mut v = ArrayVec::new();
-                    v.push(b);
-                    ep.push(&mut v, pool);
-                } else {
-                    pool.put(b);
-                }
-            }
-            return Err(TunnelDrop::NeighMiss);
-        };
+        let remote = self.shared.config.remote.ok_or(TunnelDrop::NoDestination)?;
+        let mac = self.resolve(remote, now, pool)?;
         let mut h = self.header.lock();
         if let Some((cur, at)) = h.as_mut()
             && cur.dst_mac() == mac
@@ -617,8 +696,36 @@ impl TunnelPort {
             *at = now;
             return Ok(cur.clone());
         }
+        let new = self.build(mac, remote);
+        *h = Some((new.clone(), now));
+        Ok(new)
+    }
+
+    /// The next hop's MAC towards `remote`; when unknown, an ARP request goes out (at most
+    /// every 100 ms) and the packets are dropped.
+    fn resolve(
+        &self,
+        remote: Ipv4Addr,
+        now: u64,
+        pool: &mut BufPool,
+    ) -> Result<[u8; 6], TunnelDrop> {
+        let ep = &self.endpoint;
+        let hop = ep.next_hop(remote).ok_or(TunnelDrop::NoRoute)?;
+        match ep.neigh.lookup(hop, now) {
+            Some(mac) => Ok(mac),
+            None => {
+                ep.ask_slow(hop, now, pool);
+                Err(TunnelDrop::NeighMiss)
+            }
+        }
+    }
+
+    /// The outer header towards `remote` through the next hop at `mac`, with the configured
+    /// key (0 for `key=flow`: each packet's key is written after).
+    fn build(&self, mac: [u8; 6], remote: Ipv4Addr) -> EncapHeader {
+        let ep = &self.endpoint;
         let c = &self.shared.config;
-        let new = match c.kind {
+        match c.kind {
             TunnelKind::Vxlan => EncapHeader::vxlan(
                 mac,
                 ep.mac,
@@ -640,9 +747,121 @@ impl TunnelPort {
                 c.ttl,
                 c.df,
             ),
+        }
+    }
+
+    /// `remote_ip=flow`: the outer header towards `remote` from the per-remote map (looked
+    /// up in the neighbour table at most every 100 ms per remote, rebuilt when the next
+    /// hop's MAC changes). A new remote in a full map replaces the one resolved longest ago.
+    fn remote_header(
+        &self,
+        map: &mut HashMap<Ipv4Addr, (EncapHeader, u64)>,
+        remote: Ipv4Addr,
+        now: u64,
+        pool: &mut BufPool,
+    ) -> Result<EncapHeader, TunnelDrop> {
+        if let Some((h, at)) = map.get(&remote)
+            && now.saturating_sub(*at) < HEADER_RECHECK_NS
+        {
+            return Ok(h.clone());
+        }
+        self.remote_header_slow(map, remote, now, pool)
+    }
+
+    #[cold]
+    fn remote_header_slow(
+        &self,
+        map: &mut HashMap<Ipv4Addr, (EncapHeader, u64)>,
+        remote: Ipv4Addr,
+        now: u64,
+        pool: &mut BufPool,
+    ) -> Result<EncapHeader, TunnelDrop> {
+        let mac = self.resolve(remote, now, pool)?;
+        if let Some((cur, at)) = map.get_mut(&remote) {
+            if cur.dst_mac() != mac {
+                *cur = self.build(mac, remote);
+            }
+            *at = now;
+            return Ok(cur.clone());
+        }
+        if map.len() >= MAX_REMOTES
+            && let Some(oldest) = map.iter().min_by_key(|(_, (_, at))| *at).map(|(r, _)| *r)
+        {
+            map.remove(&oldest);
+            self.remotes_evicted.fetch_add(1, Ordering::Relaxed);
+        }
+        let h = self.build(mac, remote);
+        map.insert(remote, (h.clone(), now));
+        Ok(h)
+    }
+
+    /// Drops the whole burst for `r`.
+    #[cold]
+    fn drop_burst(&self, batch: &mut Batch, pool: &mut BufPool, r: TunnelDrop) {
+        let n = batch.len() as u64;
+        self.endpoint.drops.add(r, n);
+        self.counters.tx_dropped(n);
+        for b in batch.drain(..) {
+            pool.put(b);
+        }
+    }
+
+    /// Encapsulates a burst for a flow-based port: each packet's destination (unless the
+    /// remote is fixed) and key (unless fixed) come from the packet. `refused` marks the
+    /// packets that cannot leave, `why` says why.
+    fn encap_flow_burst(
+        &self,
+        batch: &mut Batch,
+        pool: &mut BufPool,
+        refused: &mut u64,
+        why: &mut [TunnelDrop; BURST],
+    ) -> u64 {
+        let ep = &self.endpoint;
+        let c = &self.shared.config;
+        let now = ep.now();
+        let fixed = match c.remote {
+            Some(_) => Some(self.header(pool)),
+            None => None,
         };
-        *h = Some((new.clone(), now));
-        Ok(new)
+        let mut map = self.remotes.lock();
+        // One-entry cache in front of the map: bursts mostly go to one remote.
+        let mut last: Option<(Ipv4Addr, EncapHeader)> = None;
+        let mut bytes = 0;
+        for (i, b) in batch.iter_mut().enumerate() {
+            let (dst, id) = b.tun_out();
+            let key = c.key.unwrap_or(id);
+            let r = match &fixed {
+                Some(Ok(h)) => h.push_key(b, ep.mtu, key),
+                Some(Err(r)) => Err(*r),
+                None if dst.is_unspecified() || dst == ep.ip => Err(TunnelDrop::NoDestination),
+                None => {
+                    let h = match &last {
+                        Some((r, h)) if *r == dst => Ok(h),
+                        _ => match self.remote_header(&mut map, dst, now, pool) {
+                            Ok(h) => Ok(&last.insert((dst, h)).1),
+                            Err(r) => Err(r),
+                        },
+                    };
+                    h.and_then(|h| h.push_key(b, ep.mtu, key))
+                }
+            };
+            match r {
+                Ok(()) => bytes += (b.len() - ep_overhead(c.kind)) as u64,
+                Err(r) => {
+                    *refused |= 1 << i;
+                    why[i] = r;
+                }
+            }
+        }
+        bytes
+    }
+}
+
+/// Outer header bytes of `kind`.
+fn ep_overhead(kind: TunnelKind) -> usize {
+    match kind {
+        TunnelKind::Vxlan => encap::VXLAN_OVERHEAD,
+        TunnelKind::Gre => encap::GRE_OVERHEAD,
     }
 }
 
@@ -681,44 +900,49 @@ impl Port for TunnelPort {
     }
 
     fn tx_burst(&self, batch: &mut Batch, pool: &mut BufPool) {
-        let n = batch.len();
-        if n == 0 {
+        if batch.is_empty() {
             return;
         }
         let ep = &self.endpoint;
-        let h = match self.header(pool) {
-            Ok(h) => h,
-            Err(r) => {
-                ep.drops.add(r, n as u64);
-                self.counters.tx_dropped(n as u64);
-                for b in batch.drain(..) {
-                    pool.put(b);
-                }
-                return;
-            }
-        };
-        // Encapsulate in place; what does not fit is marked and taken out after.
-        let (mut bytes, mut refused) = (0u64, 0u32);
-        for (i, b) in batch.iter_mut().enumerate() {
-            let inner = b.len() as u64;
-            match h.push(b, ep.mtu) {
-                Ok(()) => bytes += inner,
-                Err(_) => refused |= 1 << i,
-            }
+        if ep.is_retired() {
+            self.drop_burst(batch, pool, TunnelDrop::NoEndpoint);
+            return;
         }
+        // Encapsulate in place; what cannot leave is marked and taken out after.
+        let mut refused = 0u64;
+        let mut why = [TunnelDrop::TooBig; BURST];
+        let bytes = if self.is_flow_based() {
+            self.encap_flow_burst(batch, pool, &mut refused, &mut why)
+        } else {
+            let h = match self.header(pool) {
+                Ok(h) => h,
+                Err(r) => {
+                    self.drop_burst(batch, pool, r);
+                    return;
+                }
+            };
+            let mut bytes = 0u64;
+            for (i, b) in batch.iter_mut().enumerate() {
+                let inner = b.len() as u64;
+                match h.push(b, ep.mtu) {
+                    Ok(()) => bytes += inner,
+                    Err(_) => refused |= 1 << i,
+                }
+            }
+            bytes
+        };
         if refused != 0 {
-            let too_big = refused.count_ones() as u64;
             let mut keep = Batch::new();
             for (i, b) in batch.drain(..).enumerate() {
                 if refused & (1 << i) == 0 {
                     keep.push(b);
                 } else {
+                    ep.drops.add(why[i], 1);
                     pool.put(b);
                 }
             }
             *batch = keep;
-            ep.drops.add(TunnelDrop::TooBig, too_big);
-            self.counters.tx_dropped(too_big);
+            self.counters.tx_dropped(refused.count_ones() as u64);
         }
         self.counters.tx(batch.len() as u64, bytes);
         ep.push(batch, pool);
