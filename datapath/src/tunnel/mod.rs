@@ -952,3 +952,121 @@ impl Port for TunnelPort {
         self.counters.read()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use proptest::prelude::*;
+
+    fn endpoint(clock: Arc<AtomicU64>) -> Arc<TunnelEndpoint> {
+        Arc::new(TunnelEndpoint::new(
+            "tep",
+            Ipv4Addr::new(10, 0, 0, 1),
+            8,
+            None,
+            [2, 0, 0, 0, 0, 1],
+            Clock(Arc::new(move || clock.load(Ordering::Relaxed))),
+        ))
+    }
+
+    fn flow_port(ep: &Arc<TunnelEndpoint>) -> TunnelPort {
+        TunnelPort::new(
+            "vxf",
+            TunnelConfig {
+                remote: None,
+                key: None,
+                ..TunnelConfig::default()
+            },
+            Arc::clone(ep),
+        )
+    }
+
+    fn frame_to(dst: Ipv4Addr, key: u32) -> PacketBuf {
+        let mut f = [0u8; 60];
+        f[12] = 0x08;
+        let mut b = PacketBuf::from_frame(&f).unwrap();
+        b.set_tun_out(u32::from(dst), key);
+        b
+    }
+
+    /// Sends one packet per destination; returns what reached the endpoint's ring.
+    fn send(t: &TunnelPort, pool: &mut BufPool, dsts: &[(Ipv4Addr, u32)]) -> Vec<PacketBuf> {
+        let mut out = Vec::new();
+        for chunk in dsts.chunks(BURST) {
+            let mut batch = Batch::new();
+            for &(d, k) in chunk {
+                batch.push(frame_to(d, k));
+            }
+            t.tx_burst(&mut batch, pool);
+        }
+        out.extend(t.endpoint.to_bridge.lock().drain(..));
+        out
+    }
+
+    fn remote(i: u32) -> Ipv4Addr {
+        Ipv4Addr::from(0x0a00_0000 | (i + 2))
+    }
+
+    proptest! {
+        /// Whatever remotes flows choose, the map never exceeds its bound, every packet to
+        /// a resolved remote leaves with that remote and its key, and evictions account for
+        /// the difference.
+        #[test]
+        fn the_remote_map_stays_bounded(ids in proptest::collection::vec(0u32..600, 1..700)) {
+            let clock = Arc::new(AtomicU64::new(1));
+            let ep = endpoint(Arc::clone(&clock));
+            for i in 0..600 {
+                ep.neigh.learn(remote(i), [2, 0, 0, 0, (i >> 8) as u8, i as u8], 1);
+            }
+            let t = flow_port(&ep);
+            let mut pool = BufPool::new(64);
+            let dsts: Vec<(Ipv4Addr, u32)> = ids.iter().map(|&i| (remote(i), i * 3)).collect();
+            let out = send(&t, &mut pool, &dsts);
+            prop_assert_eq!(out.len(), dsts.len());
+            for (b, (d, k)) in out.iter().zip(&dsts) {
+                let v = b.data();
+                prop_assert_eq!(&v[30..34], &d.octets());
+                prop_assert_eq!(&v[46..49], &k.to_be_bytes()[1..4]);
+            }
+            prop_assert!(t.remote_count() <= MAX_REMOTES);
+            let distinct: std::collections::HashSet<_> = ids.iter().collect();
+            prop_assert!(t.remotes_evicted() as usize + t.remote_count() >= distinct.len());
+        }
+    }
+
+    #[test]
+    fn a_remote_is_re_resolved_when_its_neighbour_changes() {
+        let clock = Arc::new(AtomicU64::new(1));
+        let ep = endpoint(Arc::clone(&clock));
+        let r = remote(1);
+        ep.neigh.learn(r, [2, 0, 0, 0, 0, 0xaa], 1);
+        let t = flow_port(&ep);
+        let mut pool = BufPool::new(64);
+        let out = send(&t, &mut pool, &[(r, 9)]);
+        assert_eq!(&out[0].data()[0..6], &[2, 0, 0, 0, 0, 0xaa]);
+        // The neighbour moves; within 100 ms the cached header is still used, after it the
+        // new MAC is.
+        ep.neigh.learn(r, [2, 0, 0, 0, 0, 0xbb], 2);
+        let out = send(&t, &mut pool, &[(r, 9)]);
+        assert_eq!(&out[0].data()[0..6], &[2, 0, 0, 0, 0, 0xaa]);
+        clock.store(HEADER_RECHECK_NS + 10, Ordering::Relaxed);
+        let out = send(&t, &mut pool, &[(r, 9)]);
+        assert_eq!(&out[0].data()[0..6], &[2, 0, 0, 0, 0, 0xbb]);
+        assert_eq!(t.remote_count(), 1);
+        // Unresolved remotes: dropped and counted, an ARP request goes out.
+        let out = send(&t, &mut pool, &[(remote(77), 1)]);
+        assert_eq!(out.len(), 1, "the ARP request");
+        assert_eq!(&out[0].data()[12..14], &[0x08, 0x06]);
+        assert_eq!(ep.drops.get(TunnelDrop::NeighMiss), 1);
+        // No destination, or our own address: tunnel_no_dst.
+        let out = send(&t, &mut pool, &[(Ipv4Addr::UNSPECIFIED, 1), (ep.ip, 1)]);
+        assert!(out.is_empty());
+        assert_eq!(ep.drops.get(TunnelDrop::NoDestination), 2);
+        // A retired endpoint: everything is tunnel_no_endpoint.
+        ep.retire();
+        let out = send(&t, &mut pool, &[(r, 9), (r, 9)]);
+        assert!(out.is_empty());
+        assert_eq!(ep.drops.get(TunnelDrop::NoEndpoint), 2);
+    }
+}
