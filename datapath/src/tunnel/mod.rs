@@ -496,6 +496,10 @@ impl Port for EndpointPort {
         &self.0.name
     }
 
+    fn as_endpoint(&self) -> Option<&Arc<TunnelEndpoint>> {
+        Some(&self.0)
+    }
+
     fn rx_fd(&self, _queue: usize) -> Option<std::os::fd::RawFd> {
         self.0.bell.as_ref().map(Doorbell::fd)
     }
@@ -548,6 +552,54 @@ impl Port for EndpointPort {
 
     fn stats(&self) -> PortStats {
         self.0.counters.read()
+    }
+}
+
+/// What stands in for a tunnel port that has no endpoint (none configured yet, or its
+/// endpoint's port was removed): it drops what it is given, counting `tunnel_no_endpoint`
+/// in the switch-wide `drops` and its own `tx_dropped`.
+#[derive(Debug)]
+pub struct NoEndpointPort {
+    name: String,
+    drops: Arc<DropCounters>,
+    counters: PortCounters,
+}
+
+impl NoEndpointPort {
+    /// A placeholder named `name` counting into `drops`.
+    pub fn new(name: &str, drops: Arc<DropCounters>) -> NoEndpointPort {
+        NoEndpointPort {
+            name: name.to_string(),
+            drops,
+            counters: PortCounters::default(),
+        }
+    }
+}
+
+impl Port for NoEndpointPort {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn rx_burst(&self, _queue: usize, _batch: &mut Batch, _pool: &mut BufPool) -> usize {
+        0
+    }
+
+    fn tx_burst(&self, batch: &mut Batch, pool: &mut BufPool) {
+        let n = batch.len() as u64;
+        self.drops.add(TunnelDrop::NoEndpoint, n);
+        self.counters.tx_dropped(n);
+        for b in batch.drain(..) {
+            pool.put(b);
+        }
+    }
+
+    fn link_up(&self) -> Option<bool> {
+        Some(false)
+    }
+
+    fn stats(&self) -> PortStats {
+        self.counters.read()
     }
 }
 
