@@ -871,10 +871,7 @@ impl TunnelPort {
         let ep = &self.endpoint;
         let c = &self.shared.config;
         let now = ep.now();
-        let fixed = match c.remote {
-            Some(_) => Some(self.header(pool)),
-            None => None,
-        };
+        let fixed = c.remote.map(|_| self.header(pool));
         let mut map = self.remotes.lock();
         // One-entry cache in front of the map: bursts mostly go to one remote.
         let mut last: Option<(Ipv4Addr, EncapHeader)> = None;
