@@ -358,10 +358,21 @@ fn overlay_between_two_switches(ty: &str, tag: &str, net: u8) {
 /// behind the switch, whose reply comes back in GRE.
 #[test]
 fn gre_frames_built_by_scapy_cross_the_switch() {
+    gre_with_scapy("gs", false);
+}
+
+/// The same with `remote_ip=flow key=flow`: flows choose the remote and a key only GRE can
+/// carry (all 32 bits), and match the scapy peer's packets by `tun_src` and `tun_id`.
+#[test]
+fn gre_key_flow_with_scapy() {
+    gre_with_scapy("gk", true);
+}
+
+fn gre_with_scapy(tag: &str, flow_based: bool) {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = Daemon::start(dir.path());
     let id = std::process::id() % 100_000;
-    let (_ns, [remote, local, hu, uv, hl, lv]) = remote_and_local("gs");
+    let (_ns, [remote, local, hu, uv, hl, lv]) = remote_and_local(tag);
     run(
         "ip",
         &["-n", &remote, "addr", "add", "172.43.0.2/24", "dev", &uv],
@@ -389,17 +400,36 @@ fn gre_frames_built_by_scapy_cross_the_switch() {
     let v: serde_json::Value = serde_json::from_str(&link).expect("ip -j");
     let host_mac = v[0]["address"].as_str().expect("mac").to_string();
 
-    let gre = format!("gre{id}");
-    tunnel_switch(
-        &d,
-        &hu,
-        "172.43.0.1/24",
-        "gre",
-        &gre,
-        "172.43.0.2",
-        "7",
-        &hl,
-    );
+    let gre = format!("{tag}{id}");
+    let key = if flow_based { "305419896" } else { "7" };
+    if flow_based {
+        tunnel_switch(&d, &hu, "172.43.0.1/24", "gre", &gre, "flow", "flow", &hl);
+        d.ok(&[
+            "add-flow",
+            "br0",
+            &format!(
+                "priority=10,in_port={hl},actions=set_field:172.43.0.2->tun_dst,set_field:{key}->tun_id,output:{gre}"
+            ),
+        ]);
+        d.ok(&[
+            "add-flow",
+            "br0",
+            &format!(
+                "priority=10,in_port={gre},tun_src=172.43.0.2,tun_id={key},actions=output:{hl}"
+            ),
+        ]);
+    } else {
+        tunnel_switch(
+            &d,
+            &hu,
+            "172.43.0.1/24",
+            "gre",
+            &gre,
+            "172.43.0.2",
+            key,
+            &hl,
+        );
+    }
 
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/scapy/gre_peer.py");
     let peer = Command::new("ip")
@@ -411,6 +441,7 @@ fn gre_frames_built_by_scapy_cross_the_switch() {
             script,
             &uv,
             &host_mac,
+            key,
         ])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
