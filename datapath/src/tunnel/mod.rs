@@ -12,12 +12,20 @@
 //! The two bridges stay independent datapaths: the hand-over between them is a ring taken
 //! once per burst in each direction, like a patch port.
 //!
+//! A flow-based port (`remote_ip=flow`, `key=flow`: [`TunnelConfig::remote`] or
+//! [`TunnelConfig::key`] `None`) takes each packet's destination and key from the packet
+//! buffer ([`PacketBuf::tun_out`], written by the pipeline from `tun_dst`/`tun_id` when it
+//! stages the packet for this port), keeps one outer header per remote in a map bounded by
+//! [`MAX_REMOTES`], and takes in packets from any remote / with any key. Which port a
+//! decapsulated packet belongs to follows Open vSwitch's precedence: exact remote and key,
+//! then a fixed key with any remote, then a fixed remote with any key, then both from flows.
+//!
 //! Malformed or unexpected tunnel traffic is dropped and counted by reason
 //! ([`TunnelDrop`]), never forwarded half-parsed.
 //!
 //! Thread-safety: every piece is shared through `Arc` by the poll threads of both bridges
-//! and the daemon; rings and the neighbour table sit behind mutexes taken once per burst;
-//! counters are relaxed atomics.
+//! and the daemon; rings, the neighbour table and a port's per-remote headers sit behind
+//! mutexes taken once per burst; counters are relaxed atomics.
 
 pub mod encap;
 
