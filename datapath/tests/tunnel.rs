@@ -365,7 +365,7 @@ fn a_flow_based_port_serves_two_remotes_chosen_by_flows() {
         vec![Action::Output(PortNo(3))],
     );
     // Bursts of several sizes, interleaved between the two hosts.
-    for n in [1usize, 2, 31, 33] {
+    for n in [1usize, 2, 31, 32, 33, 257] {
         let f1 = inner_frame(1, 2);
         let f2 = inner_frame(3, 4);
         r.host.inject(std::iter::repeat_n(&f1, n));

@@ -795,6 +795,12 @@ impl Switch {
                 let (port, mem) = match open_port(&p.name, &p.r#type, &p.options, cfg) {
                     Ok(x) => {
                         desc.link_up = x.0.link_up().unwrap_or(true);
+                        if !desc.link_up && matches!(p.r#type.as_str(), "vxlan" | "gre") {
+                            eprintln!(
+                                "vswitchd: bridge {name}: port {} is down until its tunnel endpoint exists",
+                                p.name
+                            );
+                        }
                         x
                     }
                     Err(e) => {
