@@ -368,6 +368,8 @@ pub fn mac_entry_json(e: &MacEntry) -> Value {
         "vlan": e.vlan,
         "mac": mac_text(&e.mac),
         "age_sec": e.age_sec,
+        "remote_ip": e.remote_ip,
+        "tun_id": e.tun_id,
     })
 }
 

@@ -256,6 +256,11 @@ pub fn fdb_text(entries: &[MacEntry]) -> String {
             mac_text(&e.mac),
             e.age_sec
         );
+        if !e.remote_ip.is_empty() {
+            // Learned behind a flow-based tunnel port: where it came from.
+            s.pop();
+            let _ = writeln!(s, "  remote_ip={} tun_id={}", e.remote_ip, e.tun_id);
+        }
     }
     s
 }
@@ -542,10 +547,22 @@ n_tables:255, fail_mode:standalone
             vlan: 10,
             mac: vec![0x50, 0x54, 0, 0, 0, 1],
             age_sec: 3,
+            ..MacEntry::default()
         };
         assert_eq!(
             fdb_text(&[e]),
             " port  VLAN  MAC                Age\n    1    10  50:54:00:00:00:01    3\n"
+        );
+        let t = MacEntry {
+            port: 4,
+            mac: vec![2, 0, 0, 0, 0, 2],
+            remote_ip: "172.16.0.2".into(),
+            tun_id: 42,
+            ..MacEntry::default()
+        };
+        assert_eq!(
+            fdb_text(&[t]),
+            " port  VLAN  MAC                Age\n    4     0  02:00:00:00:00:02    0  remote_ip=172.16.0.2 tun_id=42\n"
         );
     }
 

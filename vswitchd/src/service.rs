@@ -311,6 +311,7 @@ impl v1::switch_server::Switch for Service {
     ) -> Result<Response<v1::GetTunnelNeighboursResponse>, Status> {
         Ok(Response::new(v1::GetTunnelNeighboursResponse {
             endpoints: self.sw.tunnel_neighbours(),
+            no_endpoint_drops: self.sw.tunnel_no_endpoint_drops(),
         }))
     }
 

@@ -619,12 +619,19 @@ impl Switch {
             let lost = if ours {
                 p.port.link_lost()
             } else if virt {
-                false
+                // Its endpoint's port was removed.
+                p.port
+                    .as_tunnel()
+                    .is_some_and(|t| t.endpoint().is_retired())
             } else {
                 now.is_none() || now != p.port.ifindex()
             };
             if p.desc.link_up && lost {
-                let placeholder = Arc::new(MemPort::new(pname, 0)) as Arc<dyn Port>;
+                let placeholder = if virt {
+                    self.config.tunnels.placeholder(pname) as Arc<dyn Port>
+                } else {
+                    Arc::new(MemPort::new(pname, 0)) as Arc<dyn Port>
+                };
                 if b.dp
                     .transaction(|t| t.replace_port(no, Arc::clone(&placeholder)))
                     .is_ok()
@@ -637,14 +644,22 @@ impl Switch {
                     // Stations behind it are unreachable now; they are learned again when
                     // they speak (a re-created interface usually has a new address).
                     b.dp.mac_table().flush_port(no);
-                    eprintln!(
-                        "vswitchd: bridge {bridge}: port {pname} is down: its interface is gone"
-                    );
+                    if virt {
+                        eprintln!(
+                            "vswitchd: bridge {bridge}: port {pname} is down: its tunnel endpoint is gone"
+                        );
+                    } else {
+                        eprintln!(
+                            "vswitchd: bridge {bridge}: port {pname} is down: its interface is gone"
+                        );
+                    }
                     changed.push(p.desc.clone());
                 }
             }
             if !p.desc.link_up && (now.is_some() || ours || virt) {
                 match open_port(pname, &p.desc.r#type, &p.desc.options, &self.config) {
+                    // A tunnel port still without an endpoint stays as it is.
+                    Ok((port, _)) if port.link_up() == Some(false) => {}
                     Ok((port, _)) => {
                         if b.dp
                             .transaction(|t| t.replace_port(no, Arc::clone(&port)))
@@ -681,6 +696,20 @@ impl Switch {
                 }),
             ));
         }
+    }
+
+    /// Brings every bridge's tunnel ports in line with the endpoints at once (an endpoint was
+    /// added or removed) rather than at the next housekeeping check; returns the port-status
+    /// events to send.
+    fn follow_endpoints(
+        &self,
+        bridges: &mut BTreeMap<String, Bridge>,
+    ) -> Vec<(String, smr::Update)> {
+        let mut events = Vec::new();
+        for (name, b) in bridges.iter_mut() {
+            self.watch_links(name, b, &mut events);
+        }
+        events
     }
 
     /// Sets a bridge's poll-thread CPUs (one thread per CPU; empty: the default) and spreads
@@ -766,6 +795,12 @@ impl Switch {
                 let (port, mem) = match open_port(&p.name, &p.r#type, &p.options, cfg) {
                     Ok(x) => {
                         desc.link_up = x.0.link_up().unwrap_or(true);
+                        if !desc.link_up && matches!(p.r#type.as_str(), "vxlan" | "gre") {
+                            eprintln!(
+                                "vswitchd: bridge {name}: port {} is down until its tunnel endpoint exists",
+                                p.name
+                            );
+                        }
                         x
                     }
                     Err(e) => {
@@ -883,8 +918,16 @@ impl Switch {
         let mut tx = self.store.begin()?;
         tx.del_bridge(&req.name)?;
         tx.commit()?;
+        let mut events = Vec::new();
         if let Some(mut b) = bridges.remove(&req.name) {
             b.shutdown();
+            if retire_endpoints(b.ports.values()) {
+                events = self.follow_endpoints(&mut bridges);
+            }
+        }
+        drop(bridges);
+        for (name, u) in events {
+            self.emit(&name, u);
         }
         Ok(())
     }
@@ -932,6 +975,12 @@ impl Switch {
         })?;
         let name = b.rec.name.clone();
         apply_overlay(b, ov);
+        // A new endpoint brings up the tunnel ports waiting for one.
+        let events = if desc.r#type == "tunnel-endpoint" {
+            self.follow_endpoints(&mut bridges)
+        } else {
+            Vec::new()
+        };
         drop(bridges);
         self.emit(
             &name,
@@ -941,6 +990,9 @@ impl Switch {
                 port: Some(desc.clone()),
             }),
         );
+        for (name, u) in events {
+            self.emit(&name, u);
+        }
         Ok(desc)
     }
 
@@ -966,7 +1018,12 @@ impl Switch {
             tx.commit()?;
             Ok(())
         })?;
-        b.ports.remove(&req.name);
+        let mut events = Vec::new();
+        if let Some(p) = b.ports.remove(&req.name)
+            && retire_endpoints(std::iter::once(&p))
+        {
+            events = self.follow_endpoints(&mut bridges);
+        }
         drop(bridges);
         self.emit(
             &req.bridge,
@@ -976,6 +1033,9 @@ impl Switch {
                 port: Some(desc),
             }),
         );
+        for (name, u) in events {
+            self.emit(&name, u);
+        }
         Ok(())
     }
 
@@ -1350,6 +1410,14 @@ impl Switch {
         Ok(out)
     }
 
+    /// Packets sent to tunnel ports without an endpoint, switch-wide.
+    pub fn tunnel_no_endpoint_drops(&self) -> u64 {
+        self.config
+            .tunnels
+            .no_endpoint
+            .get(datapath::tunnel::TunnelDrop::NoEndpoint)
+    }
+
     /// The tunnel endpoints with their neighbours and drop counters.
     pub fn tunnel_neighbours(&self) -> Vec<v1::TunnelEndpointInfo> {
         let mut out: Vec<v1::TunnelEndpointInfo> = self
@@ -1561,6 +1629,8 @@ impl Switch {
                     vlan: e.vlan.0 as u32,
                     mac: e.mac.0.to_vec(),
                     age_sec: e.age_s,
+                    remote_ip: e.tun.map(|(ip, _)| ip.to_string()).unwrap_or_default(),
+                    tun_id: e.tun.map_or(0, |(_, id)| id),
                 })
                 .collect();
         out.sort_by(|a, b| (a.port, a.vlan, &a.mac).cmp(&(b.port, b.vlan, &b.mac)));
@@ -1745,6 +1815,18 @@ impl Drop for Switch {
     }
 }
 
+/// Retires the tunnel endpoints among `ports` (their ports were removed); true if any.
+fn retire_endpoints<'a>(ports: impl IntoIterator<Item = &'a PortState>) -> bool {
+    let mut any = false;
+    for p in ports {
+        if let Some(ep) = p.port.as_endpoint() {
+            ep.retire();
+            any = true;
+        }
+    }
+    any
+}
+
 /// The port number a stats request names (`None`: every port); `what` says what reserved
 /// ports lack, for the error.
 fn stats_port(b: &Bridge, port: Option<&v1::PortRef>, what: &str) -> Result<Option<u32>, ApiError> {
@@ -1852,11 +1934,19 @@ fn open_port(
             } else {
                 datapath::tunnel::TunnelKind::Vxlan
             };
-            let (config, ep) = crate::tunnel::tunnel_config(kind, options, &cfg.tunnels)?;
-            Ok((
-                Arc::new(datapath::tunnel::TunnelPort::new(name, config, ep)) as Arc<dyn Port>,
-                None,
-            ))
+            // Without an endpoint it can use, the port is configured but down (its
+            // placeholder says so and counts `tunnel_no_endpoint`); it comes up when one
+            // appears (`follow_endpoints`, housekeeping).
+            match crate::tunnel::tunnel_config(kind, options, &cfg.tunnels) {
+                Ok((config, ep)) => Ok((
+                    Arc::new(datapath::tunnel::TunnelPort::new(name, config, ep)) as Arc<dyn Port>,
+                    None,
+                )),
+                Err(crate::tunnel::OpenError::NoEndpoint(_)) => {
+                    Ok((cfg.tunnels.placeholder(name) as Arc<dyn Port>, None))
+                }
+                Err(crate::tunnel::OpenError::Bad(e)) => Err(e),
+            }
         }
         "afxdp" => {
             let mode = match options.get("xdp-mode") {

@@ -3,14 +3,20 @@
 //! options, with errors that name the option at fault.
 //!
 //! Endpoints are found by VXLAN ports through a registry of weak references shared by the
-//! whole switch: an endpoint lives as long as its port or a tunnel port uses it.
+//! whole switch. When an endpoint's port is removed the endpoint is retired: it is no
+//! longer found, and the tunnel ports on it go down (the daemon swaps them for a
+//! [`NoEndpointPort`] that counts `tunnel_no_endpoint`) until an endpoint they can use
+//! exists again.
+//!
+//! `remote_ip=flow` and `key=flow` leave the remote or the key to the flows
+//! (`set_field:IP->tun_dst`, `set_field:N->tun_id`); see `datapath::tunnel`.
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::sync::{Arc, Weak};
 use std::time::Instant;
 
-use datapath::tunnel::{Clock, TunnelConfig, TunnelEndpoint, TunnelKind};
+use datapath::tunnel::{Clock, DropCounters, TunnelConfig, TunnelEndpoint, TunnelKind};
 use parking_lot::Mutex;
 
 use crate::error::ApiError;
@@ -32,20 +38,31 @@ pub const VXLAN_OPTIONS: &[&str] = &[
 
 /// The switch's tunnel endpoints.
 #[derive(Debug, Default, Clone)]
-pub struct Registry(Arc<Mutex<Vec<Weak<TunnelEndpoint>>>>);
+pub struct Registry {
+    endpoints: Arc<Mutex<Vec<Weak<TunnelEndpoint>>>>,
+    /// Drops of tunnel ports that have no endpoint (`tunnel_no_endpoint`), switch-wide.
+    pub no_endpoint: Arc<DropCounters>,
+}
 
 impl Registry {
-    /// The live endpoints.
+    /// The live endpoints (not retired).
     pub fn live(&self) -> Vec<Arc<TunnelEndpoint>> {
-        let mut v = self.0.lock();
-        v.retain(|w| w.strong_count() > 0);
+        let mut v = self.endpoints.lock();
+        v.retain(|w| w.upgrade().is_some_and(|e| !e.is_retired()));
         v.iter().filter_map(Weak::upgrade).collect()
     }
 
     fn add(&self, ep: &Arc<TunnelEndpoint>) {
-        self.0.lock().push(Arc::downgrade(ep));
+        self.endpoints.lock().push(Arc::downgrade(ep));
+    }
+
+    /// The placeholder of a tunnel port without an endpoint.
+    pub fn placeholder(&self, name: &str) -> Arc<NoEndpointPort> {
+        Arc::new(NoEndpointPort::new(name, Arc::clone(&self.no_endpoint)))
     }
 }
+
+pub use datapath::tunnel::NoEndpointPort;
 
 fn opt<'a>(options: &'a HashMap<String, String>, k: &str) -> Option<&'a str> {
     options.get(k).map(|s| s.trim())
@@ -129,61 +146,41 @@ pub fn open_endpoint(
     Ok(ep)
 }
 
-/// The configuration of a `vxlan` or `gre` port and the endpoint it uses: `remote_ip`
-/// (required), `key` (VNI 0..=16777215 for VXLAN, any 32-bit GRE key; default 0),
-/// `local_ip` (which endpoint; default: the only one), `dst_port` (VXLAN: 4789), `tos`,
-/// `ttl` (64), `df` (true).
-pub fn tunnel_config(
+/// The configuration of a `vxlan` or `gre` port from its options, and the `local_ip` that
+/// names its endpoint: `remote_ip` (required: an address, or `flow`), `key` (VNI
+/// 0..=16777215 for VXLAN, any 32-bit GRE key, or `flow`; default 0), `local_ip`,
+/// `dst_port` (VXLAN: 4789), `tos`, `ttl` (64), `df` (true).
+pub fn tunnel_options(
     kind: TunnelKind,
     options: &HashMap<String, String>,
-    reg: &Registry,
-) -> Result<(TunnelConfig, Arc<TunnelEndpoint>), ApiError> {
+) -> Result<(TunnelConfig, Option<Ipv4Addr>), ApiError> {
     let remote = match opt(options, "remote_ip") {
-        Some("flow") => {
+        Some("flow") => None,
+        Some(_) => Some(ip(options, "remote_ip")?.ok_or_else(|| bad("remote_ip", "required"))?),
+        None => {
             return Err(bad(
                 "remote_ip",
-                "remote_ip=flow is not supported yet: give the remote address",
+                "required: an IPv4 address, or `flow` to let flows choose it (set_field:IP->tun_dst)",
             ));
         }
-        _ => ip(options, "remote_ip")?.ok_or_else(|| bad("remote_ip", "required"))?,
     };
+    if remote.is_some_and(|r| r.is_unspecified() || r.is_broadcast() || r.is_multicast()) {
+        return Err(bad("remote_ip", "must be a unicast address (or `flow`)"));
+    }
     let key = match opt(options, "key") {
-        Some("flow") => {
-            return Err(bad("key", "key=flow is not supported yet: give the VNI"));
+        Some("flow") => None,
+        _ => {
+            let what = match kind {
+                TunnelKind::Vxlan => "a VNI 0..=16777215 or `flow`",
+                TunnelKind::Gre => "a 32-bit key or `flow`",
+            };
+            Some(num::<u32>(options, "key", what)?.unwrap_or(0))
         }
-        _ => num::<u32>(options, "key", "a 32-bit key")?.unwrap_or(0),
     };
-    if kind == TunnelKind::Vxlan && key > 0x00ff_ffff {
-        return Err(bad("key", "a VNI is 0..=16777215"));
+    if kind == TunnelKind::Vxlan && key.is_some_and(|k| k > 0x00ff_ffff) {
+        return Err(bad("key", "a VNI is 0..=16777215 (or `flow`)"));
     }
     let local = ip(options, "local_ip")?;
-    let eps = reg.live();
-    let ep = match local {
-        Some(l) => eps.into_iter().find(|e| e.ip == l).ok_or_else(|| {
-            ApiError::precondition(
-                "port.options.local_ip",
-                format!("no tunnel endpoint has {l}: flowctl set-tunnel-ip BR {l}/PREFIX"),
-            )
-        })?,
-        None => {
-            let mut it = eps.into_iter();
-            match (it.next(), it.next()) {
-                (Some(e), None) => e,
-                (None, _) => {
-                    return Err(ApiError::precondition(
-                        "port",
-                        "no tunnel endpoint: give a bridge one with `flowctl set-tunnel-ip BR IP/PREFIX`",
-                    ));
-                }
-                (Some(_), Some(_)) => {
-                    return Err(bad(
-                        "local_ip",
-                        "several tunnel endpoints exist: say which with local_ip",
-                    ));
-                }
-            }
-        }
-    };
     let dst_port = num::<u16>(options, "dst_port", "a UDP port")?.unwrap_or(4789);
     if dst_port != 4789 {
         return Err(bad("dst_port", "only 4789 is supported for now"));
@@ -195,8 +192,8 @@ pub fn tunnel_config(
     };
     let config = TunnelConfig {
         kind,
-        remote: Some(remote),
-        key: Some(key),
+        remote,
+        key,
         dst_port,
         tos: num(options, "tos", "a TOS byte 0..=255")?.unwrap_or(0),
         ttl: num(options, "ttl", "a TTL 1..=255")?.unwrap_or(64),
@@ -205,5 +202,163 @@ pub fn tunnel_config(
     if config.ttl == 0 {
         return Err(bad("ttl", "must be 1..=255"));
     }
+    Ok((config, local))
+}
+
+/// Why a tunnel port cannot be opened.
+#[derive(Debug)]
+pub enum OpenError {
+    /// Its options are wrong: the port is refused.
+    Bad(ApiError),
+    /// No endpoint it can use exists (yet): the port can be configured and stay down.
+    NoEndpoint(ApiError),
+}
+
+impl From<OpenError> for ApiError {
+    fn from(e: OpenError) -> ApiError {
+        match e {
+            OpenError::Bad(e) | OpenError::NoEndpoint(e) => e,
+        }
+    }
+}
+
+/// The configuration of a `vxlan` or `gre` port (see [`tunnel_options`]) and the endpoint
+/// it uses: the one `local_ip` names, else the only one.
+pub fn tunnel_config(
+    kind: TunnelKind,
+    options: &HashMap<String, String>,
+    reg: &Registry,
+) -> Result<(TunnelConfig, Arc<TunnelEndpoint>), OpenError> {
+    let (config, local) = tunnel_options(kind, options).map_err(OpenError::Bad)?;
+    let eps = reg.live();
+    let ep = match local {
+        Some(l) => eps.into_iter().find(|e| e.ip == l).ok_or_else(|| {
+            OpenError::NoEndpoint(ApiError::precondition(
+                "port.options.local_ip",
+                format!("no tunnel endpoint has {l}: flowctl set-tunnel-ip BR {l}/PREFIX"),
+            ))
+        })?,
+        None => {
+            let mut it = eps.into_iter();
+            match (it.next(), it.next()) {
+                (Some(e), None) => e,
+                (None, _) => {
+                    return Err(OpenError::NoEndpoint(ApiError::precondition(
+                        "port",
+                        "no tunnel endpoint: give a bridge one with `flowctl set-tunnel-ip BR IP/PREFIX`",
+                    )));
+                }
+                (Some(_), Some(_)) => {
+                    return Err(OpenError::Bad(bad(
+                        "local_ip",
+                        "several tunnel endpoints exist: say which with local_ip",
+                    )));
+                }
+            }
+        }
+    };
     Ok((config, ep))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn opts(kv: &[(&str, &str)]) -> HashMap<String, String> {
+        kv.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn err(kind: TunnelKind, kv: &[(&str, &str)]) -> String {
+        let e = tunnel_options(kind, &opts(kv)).unwrap_err();
+        format!("{}: {}", e.field, e.message)
+    }
+
+    #[test]
+    fn flow_remote_and_key_parse() {
+        for kind in [TunnelKind::Vxlan, TunnelKind::Gre] {
+            let (c, l) =
+                tunnel_options(kind, &opts(&[("remote_ip", "flow"), ("key", "flow")])).unwrap();
+            assert_eq!((c.remote, c.key, l), (None, None, None));
+            let (c, _) = tunnel_options(
+                kind,
+                &opts(&[
+                    ("remote_ip", " flow "),
+                    ("key", "7"),
+                    ("local_ip", "10.0.0.1"),
+                ]),
+            )
+            .unwrap();
+            assert_eq!((c.remote, c.key), (None, Some(7)));
+            let (c, _) =
+                tunnel_options(kind, &opts(&[("remote_ip", "10.0.0.2"), ("key", "flow")])).unwrap();
+            assert_eq!((c.remote, c.key), (Some(Ipv4Addr::new(10, 0, 0, 2)), None));
+        }
+        let (c, _) = tunnel_options(
+            TunnelKind::Gre,
+            &opts(&[("remote_ip", "10.0.0.2"), ("key", "4294967295")]),
+        )
+        .unwrap();
+        assert_eq!(c.key, Some(u32::MAX));
+    }
+
+    #[test]
+    fn bad_tunnel_options_say_what_is_wrong() {
+        let v = TunnelKind::Vxlan;
+        assert!(err(v, &[]).starts_with("port.options.remote_ip: required"));
+        assert!(err(v, &[("remote_ip", "Flow")]).contains("is not an IPv4 address"));
+        assert!(err(v, &[("remote_ip", "flows")]).contains("\"flows\" is not an IPv4"));
+        assert!(err(v, &[("remote_ip", "")]).contains("is not an IPv4 address"));
+        assert!(err(v, &[("remote_ip", "0.0.0.0")]).contains("unicast"));
+        assert!(err(v, &[("remote_ip", "224.0.0.1")]).contains("unicast"));
+        assert!(
+            err(v, &[("remote_ip", "flow"), ("key", "flow=1")])
+                .starts_with("port.options.key: \"flow=1\" is not a VNI")
+        );
+        assert!(err(v, &[("remote_ip", "flow"), ("key", "16777216")]).contains("0..=16777215"));
+        assert!(err(v, &[("remote_ip", "flow"), ("key", "-1")]).contains("is not a VNI"));
+        assert!(
+            err(
+                TunnelKind::Gre,
+                &[("remote_ip", "flow"), ("key", "4294967296")]
+            )
+            .contains("is not a 32-bit key or `flow`")
+        );
+        assert!(
+            err(v, &[("remote_ip", "flow"), ("local_ip", "flow")])
+                .starts_with("port.options.local_ip:")
+        );
+        assert!(err(v, &[("remote_ip", "flow"), ("ttl", "0")]).contains("1..=255"));
+        assert!(err(v, &[("remote_ip", "flow"), ("df", "yes")]).contains("true or false"));
+        assert!(err(v, &[("remote_ip", "flow"), ("dst_port", "4790")]).contains("4789"));
+    }
+
+    #[test]
+    fn a_missing_endpoint_is_not_a_bad_option() {
+        let reg = Registry::default();
+        let o = opts(&[("remote_ip", "flow"), ("key", "flow")]);
+        assert!(matches!(
+            tunnel_config(TunnelKind::Vxlan, &o, &reg),
+            Err(OpenError::NoEndpoint(_))
+        ));
+        let o = opts(&[("remote_ip", "flow"), ("key", "x")]);
+        assert!(matches!(
+            tunnel_config(TunnelKind::Vxlan, &o, &reg),
+            Err(OpenError::Bad(_))
+        ));
+        // An endpoint, retired: no longer found; a new one with its address can be made.
+        let ep = open_endpoint("tep", &opts(&[("ip", "10.0.0.1/24")]), &reg).unwrap();
+        let o = opts(&[("remote_ip", "flow")]);
+        assert!(tunnel_config(TunnelKind::Vxlan, &o, &reg).is_ok());
+        ep.retire();
+        assert!(matches!(
+            tunnel_config(TunnelKind::Vxlan, &o, &reg),
+            Err(OpenError::NoEndpoint(_))
+        ));
+        let ep2 = open_endpoint("tep", &opts(&[("ip", "10.0.0.1/24")]), &reg).unwrap();
+        let (_, got) = tunnel_config(TunnelKind::Vxlan, &o, &reg).unwrap();
+        assert!(Arc::ptr_eq(&got, &ep2));
+    }
 }

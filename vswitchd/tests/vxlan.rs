@@ -358,10 +358,21 @@ fn overlay_between_two_switches(ty: &str, tag: &str, net: u8) {
 /// behind the switch, whose reply comes back in GRE.
 #[test]
 fn gre_frames_built_by_scapy_cross_the_switch() {
+    gre_with_scapy("gs", false);
+}
+
+/// The same with `remote_ip=flow key=flow`: flows choose the remote and a key only GRE can
+/// carry (all 32 bits), and match the scapy peer's packets by `tun_src` and `tun_id`.
+#[test]
+fn gre_key_flow_with_scapy() {
+    gre_with_scapy("gk", true);
+}
+
+fn gre_with_scapy(tag: &str, flow_based: bool) {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = Daemon::start(dir.path());
     let id = std::process::id() % 100_000;
-    let (_ns, [remote, local, hu, uv, hl, lv]) = remote_and_local("gs");
+    let (_ns, [remote, local, hu, uv, hl, lv]) = remote_and_local(tag);
     run(
         "ip",
         &["-n", &remote, "addr", "add", "172.43.0.2/24", "dev", &uv],
@@ -389,17 +400,36 @@ fn gre_frames_built_by_scapy_cross_the_switch() {
     let v: serde_json::Value = serde_json::from_str(&link).expect("ip -j");
     let host_mac = v[0]["address"].as_str().expect("mac").to_string();
 
-    let gre = format!("gre{id}");
-    tunnel_switch(
-        &d,
-        &hu,
-        "172.43.0.1/24",
-        "gre",
-        &gre,
-        "172.43.0.2",
-        "7",
-        &hl,
-    );
+    let gre = format!("{tag}{id}");
+    let key = if flow_based { "305419896" } else { "7" };
+    if flow_based {
+        tunnel_switch(&d, &hu, "172.43.0.1/24", "gre", &gre, "flow", "flow", &hl);
+        d.ok(&[
+            "add-flow",
+            "br0",
+            &format!(
+                "priority=10,in_port={hl},actions=set_field:172.43.0.2->tun_dst,set_field:{key}->tun_id,output:{gre}"
+            ),
+        ]);
+        d.ok(&[
+            "add-flow",
+            "br0",
+            &format!(
+                "priority=10,in_port={gre},tun_src=172.43.0.2,tun_id={key},actions=output:{hl}"
+            ),
+        ]);
+    } else {
+        tunnel_switch(
+            &d,
+            &hu,
+            "172.43.0.1/24",
+            "gre",
+            &gre,
+            "172.43.0.2",
+            key,
+            &hl,
+        );
+    }
 
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/scapy/gre_peer.py");
     let peer = Command::new("ip")
@@ -411,6 +441,7 @@ fn gre_frames_built_by_scapy_cross_the_switch() {
             script,
             &uv,
             &host_mac,
+            key,
         ])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -575,4 +606,333 @@ fn gre_interop_with_open_vswitch_userspace() {
         bytes > 5_000_000,
         "iperf3 over GRE with OVS moved only {bytes} bytes"
     );
+}
+
+/// A kernel VXLAN peer in namespace `ns`: underlay `uv` at `underlay`/24, the VXLAN device
+/// `vx0` with `vni` towards our endpoint `tep`, and `overlay`/24 on it.
+fn kernel_peer(ns: &str, uv: &str, underlay: &str, tep: &str, vni: &str, overlay: &str) {
+    run(
+        "ip",
+        &[
+            "-n",
+            ns,
+            "addr",
+            "add",
+            &format!("{underlay}/24"),
+            "dev",
+            uv,
+        ],
+    );
+    run(
+        "ip",
+        &[
+            "-n", ns, "link", "add", "vx0", "type", "vxlan", "id", vni, "remote", tep, "local",
+            underlay, "dstport", "4789", "dev", uv,
+        ],
+    );
+    run(
+        "ip",
+        &[
+            "-n",
+            ns,
+            "addr",
+            "add",
+            &format!("{overlay}/24"),
+            "dev",
+            "vx0",
+        ],
+    );
+    run("ip", &["-n", ns, "link", "set", "vx0", "up"]);
+    in_ns(ns, &["ethtool", "-K", "vx0", "tx", "off"]);
+}
+
+/// A namespace with one veth whose other end (`h`, returned first) stays here.
+fn ns_with_veth(ns: &str, h: &str, v: &str) {
+    let _ = Command::new("ip").args(["netns", "del", ns]).output();
+    run("ip", &["netns", "add", ns]);
+    run("ip", &["link", "add", h, "type", "veth", "peer", "name", v]);
+    run("ip", &["link", "set", v, "netns", ns]);
+    run("ip", &["link", "set", h, "up"]);
+    run("ip", &["-n", ns, "link", "set", v, "up"]);
+    run("ip", &["-n", ns, "link", "set", "lo", "up"]);
+    in_ns(ns, &["ethtool", "-K", v, "tx", "off"]);
+}
+
+fn ping_from(ns: &str, to: &str, d: &Daemon) {
+    let o = Command::new("ip")
+        .args([
+            "netns", "exec", ns, "ping", "-c", "3", "-i", "0.2", "-W", "2", to,
+        ])
+        .output()
+        .expect("ping (apt-get install iputils-ping)");
+    assert!(
+        o.status.success(),
+        "ping {ns} -> {to} failed:\n{}{}\ntnl: {}\nfdb br0: {}\nports: {}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+        d.ok(&["tnl-neigh-show"]),
+        d.ok(&["fdb-show", "br0"]),
+        d.ok(&["dump-ports", "br0"]),
+    );
+}
+
+/// One `remote_ip=flow key=flow` port serves two kernel VXLAN peers (172.33.0.2 with VNI 42,
+/// 172.33.0.3 with VNI 43): first flows choose the remote and VNI with set_field, then
+/// `normal` learns each station with the remote it came from.
+#[test]
+fn one_flow_based_vxlan_port_serves_two_kernel_peers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = Daemon::start(dir.path());
+    let id = std::process::id() % 100_000;
+    let (ra, rb, local) = (format!("fa{id}"), format!("fb{id}"), format!("fl{id}"));
+    let (ha, va) = (format!("fa{id}h"), format!("fa{id}v"));
+    let (hb, vb) = (format!("fb{id}h"), format!("fb{id}v"));
+    let (hl, vl) = (format!("fl{id}h"), format!("fl{id}v"));
+    let _guard = Ns(
+        vec![ra.clone(), rb.clone(), local.clone()],
+        vec![ha.clone(), hb.clone(), hl.clone()],
+    );
+    ns_with_veth(&ra, &ha, &va);
+    ns_with_veth(&rb, &hb, &vb);
+    ns_with_veth(&local, &hl, &vl);
+    kernel_peer(&ra, &va, "172.33.0.2", "172.33.0.1", "42", "10.33.0.2");
+    kernel_peer(&rb, &vb, "172.33.0.3", "172.33.0.1", "43", "10.33.0.3");
+    run(
+        "ip",
+        &["-n", &local, "addr", "add", "10.33.0.1/24", "dev", &vl],
+    );
+    run("ip", &["-n", &local, "link", "set", &vl, "mtu", "1450"]);
+
+    let vx = format!("vf{id}");
+    d.ok(&["add-br", "br1"]);
+    d.ok(&["set-pmd-cpus", "br1", "0"]);
+    d.ok(&["add-port", "br1", &ha, "type=afxdp"]);
+    d.ok(&["add-port", "br1", &hb, "type=afxdp"]);
+    d.ok(&["add-flow", "br1", "priority=0,actions=normal"]);
+    d.ok(&["set-tunnel-ip", "br1", "172.33.0.1/24"]);
+    d.ok(&[
+        "add-port",
+        "br0",
+        &vx,
+        "type=vxlan",
+        "remote_ip=flow",
+        "key=flow",
+    ]);
+    d.ok(&["add-port", "br0", &hl, "type=afxdp"]);
+
+    // Flows choose the remote and the VNI by the overlay address; back by remote and VNI.
+    for (ip, remote, vni) in [
+        ("10.33.0.2", "172.33.0.2", 42),
+        ("10.33.0.3", "172.33.0.3", 43),
+    ] {
+        let to = format!("actions=set_field:{remote}->tun_dst,set_field:{vni}->tun_id,output:{vx}");
+        d.ok(&[
+            "add-flow",
+            "br0",
+            &format!("priority=10,in_port={hl},arp,arp_tpa={ip},{to}"),
+        ]);
+        d.ok(&[
+            "add-flow",
+            "br0",
+            &format!("priority=10,in_port={hl},ip,nw_dst={ip},{to}"),
+        ]);
+        d.ok(&[
+            "add-flow",
+            "br0",
+            &format!("priority=10,in_port={vx},tun_src={remote},tun_id={vni},actions=output:{hl}"),
+        ]);
+    }
+    ping_from(&local, "10.33.0.2", &d);
+    ping_from(&local, "10.33.0.3", &d);
+    ping_from(&ra, "10.33.0.1", &d);
+    ping_from(&rb, "10.33.0.1", &d);
+    let neigh = d.ok(&["tnl-neigh-show"]);
+    assert!(
+        neigh.contains("172.33.0.2") && neigh.contains("172.33.0.3"),
+        "both remotes resolved: {neigh}"
+    );
+
+    // Now `normal` alone: every ARP cache is emptied, the remotes speak first (their ARP
+    // broadcasts are learned with the remote and VNI they came from), the replies go back
+    // to the learned remote.
+    d.ok(&["del-flows", "br0"]);
+    d.ok(&["add-flow", "br0", "priority=0,actions=normal"]);
+    for ns in [&ra, &rb, &local] {
+        run("ip", &["-n", ns, "neigh", "flush", "all"]);
+    }
+    ping_from(&ra, "10.33.0.1", &d);
+    ping_from(&rb, "10.33.0.1", &d);
+    let fdb = d.ok(&["fdb-show", "br0"]);
+    assert!(
+        fdb.contains("remote_ip=172.33.0.2 tun_id=42")
+            && fdb.contains("remote_ip=172.33.0.3 tun_id=43"),
+        "fdb-show names the remotes: {fdb}"
+    );
+    let j = d.json(&["fdb-show", "br0"]);
+    assert!(
+        j.to_string().contains("\"remote_ip\":\"172.33.0.2\""),
+        "{j}"
+    );
+    // And the local side reaches both through what was learned.
+    ping_from(&local, "10.33.0.2", &d);
+    ping_from(&local, "10.33.0.3", &d);
+    // A broadcast from the local side (an ARP request for an address nobody has) has no
+    // chosen remote: dropped at the flow-based port and counted.
+    let _ = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &local,
+            "ping",
+            "-c",
+            "1",
+            "-W",
+            "1",
+            "10.33.0.9",
+        ])
+        .output();
+    let j = d.json(&["tnl-neigh-show"]);
+    let no_dst = j["endpoints"][0]["drops"]["tunnel_no_dst"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(no_dst >= 1, "tunnel_no_dst counted: {j}");
+}
+
+/// Whether `show BR` reports port `name` up.
+fn link_up(d: &Daemon, bridge: &str, name: &str) -> bool {
+    fn find(v: &serde_json::Value, name: &str) -> Option<bool> {
+        match v {
+            serde_json::Value::Object(m) => {
+                if m.get("name").and_then(|n| n.as_str()) == Some(name)
+                    && let Some(up) = m.get("link_up").and_then(|u| u.as_bool())
+                {
+                    return Some(up);
+                }
+                m.values().find_map(|x| find(x, name))
+            }
+            serde_json::Value::Array(a) => a.iter().find_map(|x| find(x, name)),
+            _ => None,
+        }
+    }
+    let j = d.json(&["show", bridge]);
+    find(&j, name).unwrap_or_else(|| panic!("no port {name} in {j}"))
+}
+
+/// Waits up to 3 s for port `name` to be reported up (or down).
+fn wait_link(d: &Daemon, bridge: &str, name: &str, up: bool) {
+    for _ in 0..30 {
+        if link_up(d, bridge, name) == up {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!(
+        "port {name} is not {}: {}",
+        if up { "up" } else { "down" },
+        d.ok(&["show", bridge])
+    );
+}
+
+/// A tunnel port configured before its endpoint exists comes up when `set-tunnel-ip`
+/// creates it; removing the endpoint's port takes it down (its traffic counted as
+/// tunnel_no_endpoint), re-adding brings it back; so does removing and re-creating the
+/// endpoint's bridge. The daemon is never restarted; a restart restores it all.
+#[test]
+fn tunnel_ports_follow_their_endpoint() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut d = Daemon::start(dir.path());
+    let id = std::process::id() % 100_000;
+    let (_ns, [remote, local, hu, uv, hl, lv]) = remote_and_local("ep");
+    kernel_peer(&remote, &uv, "172.34.0.2", "172.34.0.1", "42", "10.34.0.2");
+    run(
+        "ip",
+        &["-n", &local, "addr", "add", "10.34.0.1/24", "dev", &lv],
+    );
+    run("ip", &["-n", &local, "link", "set", &lv, "mtu", "1450"]);
+    let vx = format!("ve{id}");
+    // The tunnel port first: accepted, down.
+    d.ok(&[
+        "add-port",
+        "br0",
+        &vx,
+        "type=vxlan",
+        "remote_ip=172.34.0.2",
+        "key=42",
+    ]);
+    assert!(!link_up(&d, "br0", &vx), "up without an endpoint");
+    d.ok(&["add-port", "br0", &hl, "type=afxdp"]);
+    d.ok(&["add-flow", "br0", "priority=0,actions=normal"]);
+    // A bad option is still refused, endpoint or not.
+    let bad = d.fc(&[
+        "add-port",
+        "br0",
+        "vbad",
+        "type=vxlan",
+        "remote_ip=flow",
+        "key=flowy",
+    ]);
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("port.options.key"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+    let setup_underlay = |d: &Daemon| {
+        d.ok(&["add-br", "br1"]);
+        d.ok(&["set-pmd-cpus", "br1", "0"]);
+        d.ok(&["add-port", "br1", &hu, "type=afxdp"]);
+        d.ok(&["add-flow", "br1", "priority=0,actions=normal"]);
+    };
+    setup_underlay(&d);
+    d.ok(&["set-tunnel-ip", "br1", "172.34.0.1/24"]);
+    wait_link(&d, "br0", &vx, true);
+    ping_from(&local, "10.34.0.2", &d);
+
+    // The endpoint's port goes: the tunnel port is down at once, its traffic counted.
+    d.ok(&["del-port", "br1", "br1-tep"]);
+    assert!(!link_up(&d, "br0", &vx), "still up without its endpoint");
+    let o = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &local,
+            "ping",
+            "-c",
+            "3",
+            "-i",
+            "0.2",
+            "-W",
+            "1",
+            "10.34.0.2",
+        ])
+        .output()
+        .expect("ping");
+    assert!(
+        !o.status.success(),
+        "ping crossed a tunnel with no endpoint"
+    );
+    let j = d.json(&["tnl-neigh-show"]);
+    assert!(
+        j["no_endpoint_drops"].as_u64().unwrap_or(0) >= 1,
+        "tunnel_no_endpoint not counted: {j}"
+    );
+    assert!(d.ok(&["tnl-neigh-show"]).contains("tunnel_no_endpoint="));
+    // Back again.
+    d.ok(&["set-tunnel-ip", "br1", "172.34.0.1/24"]);
+    wait_link(&d, "br0", &vx, true);
+    ping_from(&local, "10.34.0.2", &d);
+
+    // The whole underlay bridge goes, then comes back.
+    d.ok(&["del-br", "br1"]);
+    assert!(!link_up(&d, "br0", &vx));
+    setup_underlay(&d);
+    d.ok(&["set-tunnel-ip", "br1", "172.34.0.1/24"]);
+    wait_link(&d, "br0", &vx, true);
+    ping_from(&local, "10.34.0.2", &d);
+
+    // A restart restores both bridges (br0, holding the tunnel port, comes first).
+    d.kill9();
+    let d = Daemon::start(dir.path());
+    wait_link(&d, "br0", &vx, true);
+    ping_from(&local, "10.34.0.2", &d);
 }

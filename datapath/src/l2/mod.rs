@@ -7,7 +7,8 @@
 //! read as absent; [`MacTable::sweep`] removes and reports them.
 //!
 //! The per-way protocol (a tiny seqlock made of the key itself):
-//! - key = `VALID | gen << 60 | vlan << 48 | mac`, value = `port << 32 | last_seen_s`. A way
+//! - key = `VALID | gen << 60 | vlan << 48 | mac`, value = `dest << 32 | last_seen_s` where
+//!   `dest = tunnel source index << 16 | port` (ports are below 0xff00). A way
 //!   without `VALID` is empty (or `BUSY`); `gen` is a 3-bit counter of the way's refills that
 //!   survives removal.
 //! - A writer that changes the key of a way first claims it by compare-exchanging the old key
@@ -25,8 +26,17 @@
 //!   address and then with this one again while the reader looked (ABA) is still noticed,
 //!   unless it was refilled a multiple of 8 times in those few nanoseconds.
 //!
+//! Stations behind a flow-based tunnel port (`remote_ip=flow`, `key=flow`) are learned with
+//! the tunnel source they came from (remote address, key): that pair is interned once in a
+//! fixed table of [`TUN_SOURCES`] slots ([`TunSources`]) and the entry keeps its 16-bit
+//! index, so entries stay two words and an entry without a tunnel source costs nothing more.
+//! Interned pairs are never removed (an index never changes meaning under a reader); when
+//! the table is full, stations from new sources are learned without one (unicasts to them
+//! then go where a flood would: counted as `tunnel_no_dst` on a `remote_ip=flow` port).
+//!
 //! Thread-safety: `Send + Sync`; every method takes `&self`.
 
+use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use crate::flow::hash_words;
@@ -34,6 +44,70 @@ use crate::types::{MacAddr, PortNo, VlanId};
 
 /// Ways per bucket.
 pub const WAYS: usize = 8;
+/// Distinct tunnel sources (remote, key) a MAC table can refer to.
+pub const TUN_SOURCES: usize = 4096;
+/// Slots probed to find or place a tunnel source.
+const TUN_PROBES: usize = 16;
+
+/// Interned tunnel sources: slot `i` holds `remote << 32 | key` (remote never 0), written
+/// once (compare-exchange from 0) and never changed, so an index read from a MAC entry
+/// always means the pair it was learned with.
+#[derive(Debug)]
+pub struct TunSources {
+    slots: Box<[AtomicU64]>,
+    /// Pairs that found no free slot (learned without their source).
+    pub full: AtomicU64,
+}
+
+impl Default for TunSources {
+    fn default() -> Self {
+        TunSources {
+            slots: (0..TUN_SOURCES).map(|_| AtomicU64::new(0)).collect(),
+            full: AtomicU64::new(0),
+        }
+    }
+}
+
+impl TunSources {
+    /// The index (1..=[`TUN_SOURCES`]) of (`remote`, `key`), interning it; 0 when `remote`
+    /// is unspecified or the table is full.
+    #[inline]
+    pub fn intern(&self, remote: Ipv4Addr, key: u32) -> u16 {
+        let r = u32::from(remote);
+        if r == 0 {
+            return 0;
+        }
+        let want = (r as u64) << 32 | key as u64;
+        let start = hash_words(&[want], 0x0074_756e) as usize;
+        for i in 0..TUN_PROBES {
+            let idx = (start + i) & (TUN_SOURCES - 1);
+            let slot = &self.slots[idx];
+            let cur = slot.load(Ordering::Acquire);
+            if cur == want {
+                return idx as u16 + 1;
+            }
+            if cur == 0 {
+                match slot.compare_exchange(0, want, Ordering::AcqRel, Ordering::Acquire) {
+                    Ok(_) => return idx as u16 + 1,
+                    Err(now) if now == want => return idx as u16 + 1,
+                    Err(_) => {}
+                }
+            }
+        }
+        self.full.fetch_add(1, Ordering::Relaxed);
+        0
+    }
+
+    /// The (remote, key) of index `i` (from [`TunSources::intern`]).
+    #[inline]
+    pub fn get(&self, i: u16) -> Option<(Ipv4Addr, u32)> {
+        let v = self
+            .slots
+            .get((i as usize).checked_sub(1)?)?
+            .load(Ordering::Acquire);
+        (v != 0).then(|| (Ipv4Addr::from((v >> 32) as u32), v as u32))
+    }
+}
 /// Default aging time.
 pub const DEFAULT_AGING_S: u32 = 300;
 
@@ -90,6 +164,9 @@ pub struct MacEntry {
     pub mac: MacAddr,
     /// Port it was learned on.
     pub port: PortNo,
+    /// The tunnel source (remote, key) it came from, when learned on a flow-based tunnel
+    /// port.
+    pub tun: Option<(Ipv4Addr, u32)>,
     /// Seconds since last seen.
     pub age_s: u32,
 }
@@ -109,6 +186,8 @@ pub struct MacTable {
     pub evicted: AtomicU64,
     /// Entries removed by aging.
     pub aged: AtomicU64,
+    /// Tunnel sources entries refer to.
+    pub tun_sources: TunSources,
 }
 
 #[inline]
@@ -121,14 +200,25 @@ fn split_key(k: u64) -> (VlanId, MacAddr) {
     (VlanId(((k >> 48) & 0xfff) as u16), MacAddr::from_u64(k))
 }
 
+/// Where an entry sends: port and tunnel source index.
 #[inline]
-fn pack(port: PortNo, now_s: u32) -> u64 {
-    (port.0 as u64) << 32 | now_s as u64
+fn dest(port: PortNo, tun: u16) -> u32 {
+    (tun as u32) << 16 | (port.0 & 0xffff)
 }
 
 #[inline]
-fn unpack(v: u64) -> (PortNo, u32) {
-    (PortNo((v >> 32) as u32), v as u32)
+fn dest_port(d: u32) -> PortNo {
+    PortNo(d & 0xffff)
+}
+
+#[inline]
+fn pack(d: u32, now_s: u32) -> u64 {
+    (d as u64) << 32 | now_s as u64
+}
+
+#[inline]
+fn unpack(v: u64) -> (u32, u32) {
+    ((v >> 32) as u32, v as u32)
 }
 
 impl MacTable {
@@ -144,6 +234,7 @@ impl MacTable {
             moved: AtomicU64::new(0),
             evicted: AtomicU64::new(0),
             aged: AtomicU64::new(0),
+            tun_sources: TunSources::default(),
         }
     }
 
@@ -185,6 +276,13 @@ impl MacTable {
     /// The port `mac` was learned on in `vlan`, unless unknown or aged out.
     #[inline]
     pub fn lookup(&self, vlan: VlanId, mac: MacAddr, now_s: u32) -> Option<PortNo> {
+        self.lookup_tun(vlan, mac, now_s).map(|(p, _)| p)
+    }
+
+    /// Like [`MacTable::lookup`], with the tunnel source index the entry was learned with
+    /// (0: none; see [`TunSources::get`]).
+    #[inline]
+    pub fn lookup_tun(&self, vlan: VlanId, mac: MacAddr, now_s: u32) -> Option<(PortNo, u16)> {
         let want = make_key(vlan, mac);
         for way in &self.bucket(want).ways {
             let k = way.key.load(Ordering::Acquire);
@@ -193,8 +291,10 @@ impl MacTable {
                 if way.key.load(Ordering::Acquire) != k {
                     return None;
                 }
-                let (port, seen) = unpack(v);
-                return self.fresh(seen, now_s).then_some(port);
+                let (d, seen) = unpack(v);
+                return self
+                    .fresh(seen, now_s)
+                    .then_some((dest_port(d), (d >> 16) as u16));
             }
         }
         None
@@ -203,6 +303,21 @@ impl MacTable {
     /// Learns that `mac` in `vlan` is behind `port`.
     #[inline]
     pub fn learn(&self, vlan: VlanId, mac: MacAddr, port: PortNo, now_s: u32) -> Learned {
+        self.learn_tun(vlan, mac, port, 0, now_s)
+    }
+
+    /// Learns that `mac` in `vlan` is behind `port` and came from tunnel source `tun` (an
+    /// index from [`TunSources::intern`], 0 for none). A change of source is a move.
+    #[inline]
+    pub fn learn_tun(
+        &self,
+        vlan: VlanId,
+        mac: MacAddr,
+        port: PortNo,
+        tun: u16,
+        now_s: u32,
+    ) -> Learned {
+        let port = dest(port, tun);
         if mac.is_multicast() {
             return Learned::Ignored;
         }
@@ -226,7 +341,9 @@ impl MacTable {
                     way.val.store(pack(port, now_s), Ordering::Release);
                     way.key.store(next_gen_key(k, want), Ordering::Release);
                     self.moved.fetch_add(1, Ordering::Relaxed);
-                    return Learned::Moved { from: old_port };
+                    return Learned::Moved {
+                        from: dest_port(old_port),
+                    };
                 }
                 if seen == now_s {
                     return Learned::Unchanged;
@@ -246,7 +363,7 @@ impl MacTable {
     }
 
     #[cold]
-    fn learn_slow(&self, bucket: &Bucket, want: u64, port: PortNo, now_s: u32) -> Learned {
+    fn learn_slow(&self, bucket: &Bucket, want: u64, port: u32, now_s: u32) -> Learned {
         // Prefer an empty way, then an aged one, then the one seen longest ago.
         let mut victim = 0;
         let mut victim_key = 0;
@@ -355,14 +472,15 @@ impl MacTable {
     /// Removes entries older than the aging time, reporting each.
     pub fn sweep(&self, now_s: u32, mut aged: impl FnMut(MacEntry)) -> usize {
         let n = self.remove_where(|k, v| {
-            let (port, seen) = unpack(v);
+            let (d, seen) = unpack(v);
             let old = !self.fresh(seen, now_s);
             if old {
                 let (vlan, mac) = split_key(k);
                 aged(MacEntry {
                     vlan,
                     mac,
-                    port,
+                    port: dest_port(d),
+                    tun: self.tun_sources.get((d >> 16) as u16),
                     age_s: now_s.wrapping_sub(seen),
                 });
             }
@@ -379,7 +497,7 @@ impl MacTable {
 
     /// Forgets what was learned on `port` (the port went away).
     pub fn flush_port(&self, port: PortNo) {
-        self.remove_where(|_, v| unpack(v).0 == port);
+        self.remove_where(|_, v| dest_port(unpack(v).0) == port);
     }
 
     /// Live entries (not aged), for display.
@@ -391,13 +509,14 @@ impl MacTable {
                 if k & VALID == 0 {
                     continue;
                 }
-                let (port, seen) = unpack(way.val.load(Ordering::Acquire));
+                let (d, seen) = unpack(way.val.load(Ordering::Acquire));
                 if way.key.load(Ordering::Acquire) == k && self.fresh(seen, now_s) {
                     let (vlan, mac) = split_key(k);
                     out.push(MacEntry {
                         vlan,
                         mac,
-                        port,
+                        port: dest_port(d),
+                        tun: self.tun_sources.get((d >> 16) as u16),
                         age_s: now_s.wrapping_sub(seen),
                     });
                 }
@@ -661,5 +780,48 @@ mod tests {
             }
             prop_assert_eq!(t.len(), reference.len());
         }
+    }
+}
+
+#[cfg(test)]
+mod tun_source_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn tunnel_sources_are_interned_once_and_bounded() {
+        let t = MacTable::new(1024);
+        let s = &t.tun_sources;
+        let a = s.intern(Ipv4Addr::new(10, 0, 0, 2), 42);
+        assert_ne!(a, 0);
+        assert_eq!(s.intern(Ipv4Addr::new(10, 0, 0, 2), 42), a);
+        assert_eq!(s.get(a), Some((Ipv4Addr::new(10, 0, 0, 2), 42)));
+        assert_eq!(s.intern(Ipv4Addr::UNSPECIFIED, 1), 0);
+        assert_eq!(s.get(0), None);
+        // Filling it: later pairs get 0 and are counted, earlier ones keep their index.
+        let mut zero = 0;
+        for i in 0..(TUN_SOURCES as u32 * 2) {
+            if s.intern(Ipv4Addr::from(0x0b00_0000 + i), i) == 0 {
+                zero += 1;
+            }
+        }
+        assert!(zero >= TUN_SOURCES as u64);
+        assert_eq!(s.full.load(Ordering::Relaxed), zero);
+        assert_eq!(s.get(a), Some((Ipv4Addr::new(10, 0, 0, 2), 42)));
+        // An entry with a source: a change of source is a move; port flushes still work.
+        let mac = MacAddr([2, 0, 0, 0, 0, 9]);
+        let b = s.intern(Ipv4Addr::new(10, 0, 0, 3), 42);
+        assert_eq!(t.learn_tun(VlanId(0), mac, PortNo(4), a, 1), Learned::New);
+        assert_eq!(t.lookup_tun(VlanId(0), mac, 1), Some((PortNo(4), a)));
+        if b != 0 {
+            assert_eq!(
+                t.learn_tun(VlanId(0), mac, PortNo(4), b, 2),
+                Learned::Moved { from: PortNo(4) }
+            );
+        }
+        assert_eq!(t.lookup(VlanId(0), mac, 2), Some(PortNo(4)));
+        assert_eq!(t.entries(2)[0].tun, s.get(if b != 0 { b } else { a }));
+        t.flush_port(PortNo(4));
+        assert_eq!(t.lookup(VlanId(0), mac, 2), None);
     }
 }

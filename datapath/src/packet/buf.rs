@@ -24,6 +24,11 @@ pub struct PacketBuf {
     len: u16,
     /// Egress queue chosen by `set_queue` (0 unless set).
     queue: u32,
+    /// Tunnel destination (IPv4, host order) and key the pipeline chose for a flow-based
+    /// tunnel port; written only when the packet is staged for such a port, read only by
+    /// that port's transmit.
+    tun_dst: u32,
+    tun_id: u32,
 }
 
 impl PacketBuf {
@@ -35,6 +40,8 @@ impl PacketBuf {
             head: HEADROOM as u16,
             len: 0,
             queue: 0,
+            tun_dst: 0,
+            tun_id: 0,
         }
     }
 
@@ -96,6 +103,21 @@ impl PacketBuf {
     #[inline]
     pub fn set_queue(&mut self, queue: u32) {
         self.queue = queue;
+    }
+
+    /// The tunnel destination and key chosen for a flow-based tunnel port
+    /// (`set_field:...->tun_dst`, `->tun_id`, or the remote `normal` learned); meaningful
+    /// only on a packet staged for such a port.
+    #[inline]
+    pub fn tun_out(&self) -> (std::net::Ipv4Addr, u32) {
+        (std::net::Ipv4Addr::from(self.tun_dst), self.tun_id)
+    }
+
+    /// Sets what [`PacketBuf::tun_out`] returns.
+    #[inline]
+    pub fn set_tun_out(&mut self, dst: u32, id: u32) {
+        self.tun_dst = dst;
+        self.tun_id = id;
     }
 
     /// Frame length in bytes.
@@ -190,6 +212,8 @@ impl PacketBuf {
         self.head = other.head;
         self.len = other.len;
         self.queue = other.queue;
+        self.tun_dst = other.tun_dst;
+        self.tun_id = other.tun_id;
     }
 }
 

@@ -164,6 +164,9 @@ pub struct PortEntry {
     pub qos: Option<Arc<EgressQos>>,
     /// True for tunnel ports (see [`Port::as_tunnel`]).
     pub tunnel: bool,
+    /// True for tunnel ports whose remote or key flows choose (`remote_ip=flow`,
+    /// `key=flow`): packets staged for them carry `tun_dst`/`tun_id`.
+    pub flow_tunnel: bool,
 }
 
 /// A group with its buckets compiled to datapath operations.
@@ -607,6 +610,7 @@ impl Txn<'_> {
             policer: None,
             qos: None,
             tunnel: port.as_tunnel().is_some(),
+            flow_tunnel: port.as_tunnel().is_some_and(|t| t.is_flow_based()),
             port,
         });
         s.rebuild_slots();
@@ -637,6 +641,7 @@ impl Txn<'_> {
         let s = &mut *self.snap;
         let slot = s.slot(no).ok_or(DatapathError::NoSuchPort(no))?;
         s.ports[slot].tunnel = port.as_tunnel().is_some();
+        s.ports[slot].flow_tunnel = port.as_tunnel().is_some_and(|t| t.is_flow_based());
         let old = std::mem::replace(&mut s.ports[slot].port, port);
         s.rebuild_slots();
         Ok(old)

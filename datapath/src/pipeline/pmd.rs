@@ -624,10 +624,38 @@ fn drop_pkt(cx: &mut Cx<'_>, pkts: &mut [Option<PacketBuf>], m: usize, reason: D
     }
 }
 
+/// The tunnel destination and key packet `m` carries to a flow-based tunnel port: what its
+/// key says (`set_field:...->tun_dst`, `->tun_id`).
+#[inline]
+fn tun_of(key: &FlowKey) -> (u32, u32) {
+    (key.get(Field::TunDst) as u32, key.get(Field::TunId) as u32)
+}
+
 /// Stages packet `m` for the port in `slot`: moved when `take`, else copied.
 #[inline]
-fn emit(cx: &mut Cx<'_>, pkts: &mut [Option<PacketBuf>], m: usize, slot: usize, take: bool) {
-    let b = if take {
+fn emit(
+    cx: &mut Cx<'_>,
+    pkts: &mut [Option<PacketBuf>],
+    key: &FlowKey,
+    m: usize,
+    slot: usize,
+    take: bool,
+) {
+    emit_tun(cx, pkts, m, slot, take, tun_of(key));
+}
+
+/// [`emit`] with the tunnel destination and key given (used only when `slot` is a
+/// flow-based tunnel port).
+#[inline]
+fn emit_tun(
+    cx: &mut Cx<'_>,
+    pkts: &mut [Option<PacketBuf>],
+    m: usize,
+    slot: usize,
+    take: bool,
+    tun: (u32, u32),
+) {
+    let mut b = if take {
         match pkts[m].take() {
             Some(b) => b,
             None => return,
@@ -641,6 +669,9 @@ fn emit(cx: &mut Cx<'_>, pkts: &mut [Option<PacketBuf>], m: usize, slot: usize, 
         b.copy_from(src);
         b
     };
+    if cx.snap.ports[slot].flow_tunnel {
+        b.set_tun_out(tun.0, tun.1);
+    }
     cx.sent |= bit(m as u8);
     stage(cx, slot, b);
 }
@@ -709,14 +740,19 @@ fn run(
         if let Some(id) = meter_id {
             meter(cx, pkts, keys, lays, members, id);
         }
+        let flow_tunnel = cx.snap.ports[slot].flow_tunnel;
         let batch = &mut cx.tx.batches[slot];
         if batch.is_empty() {
             cx.tx.dirty.push(slot as u16);
         }
         for &m in members {
-            let Some(b) = pkts[m as usize].take() else {
+            let Some(mut b) = pkts[m as usize].take() else {
                 continue;
             };
+            if flow_tunnel {
+                let (dst, id) = tun_of(&keys[m as usize]);
+                b.set_tun_out(dst, id);
+            }
             if batch.is_full() {
                 let n = batch.len() as u64;
                 send(cx.snap, slot, batch, cx.pool, cx.counters);
@@ -732,7 +768,7 @@ fn run(
             DpAction::Output(port) => match cx.snap.slot(port) {
                 Some(slot) if slot != cx.in_slot => {
                     for &m in members {
-                        emit(cx, pkts, m as usize, slot, take);
+                        emit(cx, pkts, &keys[m as usize], m as usize, slot, take);
                     }
                 }
                 Some(_) => {}
@@ -745,7 +781,7 @@ fn run(
             DpAction::InPort => {
                 for &m in members {
                     if cx.in_slot < cx.snap.ports.len() {
-                        emit(cx, pkts, m as usize, cx.in_slot, take);
+                        emit(cx, pkts, &keys[m as usize], m as usize, cx.in_slot, take);
                     } else {
                         drop_pkt(cx, pkts, m as usize, DropReason::NoSuchPort);
                     }
@@ -760,7 +796,14 @@ fn run(
                     for s in 0..=last {
                         if eligible(s, cx) {
                             for &m in members {
-                                emit(cx, pkts, m as usize, s, take && s == last);
+                                emit(
+                                    cx,
+                                    pkts,
+                                    &keys[m as usize],
+                                    m as usize,
+                                    s,
+                                    take && s == last,
+                                );
                             }
                         }
                     }
@@ -1010,13 +1053,29 @@ fn normal(
     };
     let src = MacAddr::from_u64(key.get(Field::EthSrc) as u64);
     let dst = MacAddr::from_u64(key.get(Field::EthDst) as u64);
-    cx.shared.macs.learn(vlan, src, cx.in_port, cx.now_s);
+    // Behind a flow-based tunnel port, a station is learned with the remote (and key) it
+    // came from, so that unicasts to it go back there.
+    let learned_tun = if in_entry.flow_tunnel {
+        let (src_ip, id) = (key.get(Field::TunSrc) as u32, key.get(Field::TunId) as u32);
+        cx.shared.macs.tun_sources.intern(src_ip.into(), id)
+    } else {
+        0
+    };
+    cx.shared
+        .macs
+        .learn_tun(vlan, src, cx.in_port, learned_tun, cx.now_s);
     if !dst.is_multicast()
-        && let Some(port) = cx.shared.macs.lookup(vlan, dst, cx.now_s)
+        && let Some((port, t)) = cx.shared.macs.lookup_tun(vlan, dst, cx.now_s)
     {
         match cx.snap.slot(port) {
             Some(s) if s == cx.in_slot => drop_pkt(cx, pkts, m, DropReason::NormalSamePort),
-            Some(s) => normal_out(cx, pkts, keys, lays, m, s, vlan, tagged, take),
+            Some(s) => {
+                let tun = match t {
+                    0 => tun_of(&keys[m]),
+                    t => learned_remote(cx, t, &keys[m]),
+                };
+                normal_out(cx, pkts, keys, lays, m, s, vlan, tagged, take, tun)
+            }
             None => drop_pkt(cx, pkts, m, DropReason::NoSuchPort),
         }
         return;
@@ -1032,10 +1091,32 @@ fn normal(
     let Some(last) = (0..cx.snap.ports.len()).rev().find(|&s| carries(s, cx)) else {
         return;
     };
+    // A flow-based tunnel port gets what the flows chose (a flood to a `remote_ip=flow`
+    // port without a chosen `tun_dst` is dropped there, as `tunnel_no_dst`).
+    let tun = tun_of(&keys[m]);
     for s in 0..=last {
         if carries(s, cx) {
-            normal_out(cx, pkts, keys, lays, m, s, vlan, tagged, take && s == last);
+            normal_out(
+                cx,
+                pkts,
+                keys,
+                lays,
+                m,
+                s,
+                vlan,
+                tagged,
+                take && s == last,
+                tun,
+            );
         }
+    }
+}
+
+/// The tunnel destination and key of a station learned behind a flow-based tunnel port.
+fn learned_remote(cx: &Cx<'_>, t: u16, key: &FlowKey) -> (u32, u32) {
+    match cx.shared.macs.tun_sources.get(t) {
+        Some((ip, id)) => (u32::from(ip), id),
+        None => tun_of(key),
     }
 }
 
@@ -1051,12 +1132,13 @@ fn normal_out(
     vlan: VlanId,
     tagged: Option<VlanId>,
     take: bool,
+    tun: (u32, u32),
 ) {
     let Some(want) = egress_tag(&cx.snap.ports[slot].vlan, vlan) else {
         return;
     };
     if want == tagged {
-        emit(cx, pkts, m, slot, take);
+        emit_tun(cx, pkts, m, slot, take, tun);
         return;
     }
     let mut b = if take {
@@ -1076,6 +1158,9 @@ fn normal_out(
     let (mut k, mut l) = (keys[m], lays[m]);
     match rewrite::retag(&mut b, &mut k, &mut l, want.map(|v| v.0)) {
         Ok(()) => {
+            if cx.snap.ports[slot].flow_tunnel {
+                b.set_tun_out(tun.0, tun.1);
+            }
             cx.sent |= bit(m as u8);
             stage(cx, slot, b);
         }

@@ -189,6 +189,11 @@ pub trait Port: Send + Sync + std::fmt::Debug {
         None
     }
 
+    /// The tunnel endpoint behind this port, if it is one (`type=tunnel-endpoint`).
+    fn as_endpoint(&self) -> Option<&std::sync::Arc<crate::tunnel::TunnelEndpoint>> {
+        None
+    }
+
     /// Called by a poll thread about to sleep on [`Port::rx_fd`]: ports whose descriptor is a
     /// [`Doorbell`] arm it here. Returns false when queue `queue` already has packets (the
     /// thread should not sleep).

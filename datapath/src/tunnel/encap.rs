@@ -153,6 +153,20 @@ impl EncapHeader {
         Ok(())
     }
 
+    /// Encapsulates `b` like [`EncapHeader::push`] with `key` as the VNI (its low 24 bits)
+    /// or GRE key instead of the template's: neither is covered by the IPv4 checksum, so
+    /// one header serves every key (`key=flow`).
+    #[inline]
+    pub fn push_key(&self, b: &mut PacketBuf, mtu: u16, key: u32) -> Result<(), TunnelDrop> {
+        self.push(b, mtu)?;
+        let d = b.data_mut();
+        match self.kind {
+            TunnelKind::Vxlan => d[46..49].copy_from_slice(&key.to_be_bytes()[1..4]),
+            TunnelKind::Gre => d[38..42].copy_from_slice(&key.to_be_bytes()),
+        }
+        Ok(())
+    }
+
     /// Bytes this header adds.
     pub fn overhead(&self) -> usize {
         self.len

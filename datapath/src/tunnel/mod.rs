@@ -12,19 +12,27 @@
 //! The two bridges stay independent datapaths: the hand-over between them is a ring taken
 //! once per burst in each direction, like a patch port.
 //!
+//! A flow-based port (`remote_ip=flow`, `key=flow`: [`TunnelConfig::remote`] or
+//! [`TunnelConfig::key`] `None`) takes each packet's destination and key from the packet
+//! buffer ([`PacketBuf::tun_out`], written by the pipeline from `tun_dst`/`tun_id` when it
+//! stages the packet for this port), keeps one outer header per remote in a map bounded by
+//! [`MAX_REMOTES`], and takes in packets from any remote / with any key. Which port a
+//! decapsulated packet belongs to follows Open vSwitch's precedence: exact remote and key,
+//! then a fixed key with any remote, then a fixed remote with any key, then both from flows.
+//!
 //! Malformed or unexpected tunnel traffic is dropped and counted by reason
 //! ([`TunnelDrop`]), never forwarded half-parsed.
 //!
 //! Thread-safety: every piece is shared through `Arc` by the poll threads of both bridges
-//! and the daemon; rings and the neighbour table sit behind mutexes taken once per burst;
-//! counters are relaxed atomics.
+//! and the daemon; rings, the neighbour table and a port's per-remote headers sit behind
+//! mutexes taken once per burst; counters are relaxed atomics.
 
 pub mod encap;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::Ipv4Addr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use arrayvec::ArrayVec;
 use parking_lot::Mutex;
@@ -42,6 +50,10 @@ pub const NEIGH_AGING_NS: u64 = 300_000_000_000;
 const HEADER_RECHECK_NS: u64 = 100_000_000;
 /// Least time between two ARP requests for the same next hop.
 const ARP_RETRY_NS: u64 = 100_000_000;
+/// Most remotes a `remote_ip=flow` port keeps an outer header for; a new remote beyond this
+/// replaces the one resolved longest ago (so flows choosing ever new destinations cost
+/// re-resolutions, never memory).
+pub const MAX_REMOTES: usize = 256;
 
 /// Why a tunnel packet was dropped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,11 +80,14 @@ pub enum TunnelDrop {
     NoEndpoint,
     /// A hand-over ring between the bridges was full.
     RingFull,
+    /// Sent to a `remote_ip=flow` port without a destination (`tun_dst` 0 or our own
+    /// address): no `set_field:...->tun_dst` and no remote learned by `normal`.
+    NoDestination,
 }
 
 impl TunnelDrop {
     /// Number of reasons.
-    pub const COUNT: usize = 10;
+    pub const COUNT: usize = 11;
     /// Every reason, in counter order.
     pub const ALL: [TunnelDrop; Self::COUNT] = [
         TunnelDrop::Malformed,
@@ -85,6 +100,7 @@ impl TunnelDrop {
         TunnelDrop::TooBig,
         TunnelDrop::NoEndpoint,
         TunnelDrop::RingFull,
+        TunnelDrop::NoDestination,
     ];
 
     /// The counter's name.
@@ -100,6 +116,7 @@ impl TunnelDrop {
             TunnelDrop::TooBig => "tunnel_too_big",
             TunnelDrop::NoEndpoint => "tunnel_no_endpoint",
             TunnelDrop::RingFull => "tunnel_ring_full",
+            TunnelDrop::NoDestination => "tunnel_no_dst",
         }
     }
 }
@@ -252,6 +269,9 @@ pub struct TunnelEndpoint {
     pub drops: DropCounters,
     counters: PortCounters,
     clock: Clock,
+    /// Set when the endpoint's port was removed: its tunnel ports drop what they are given
+    /// (`tunnel_no_endpoint`) until the daemon moves them to another endpoint.
+    retired: AtomicBool,
 }
 
 impl TunnelEndpoint {
@@ -279,7 +299,19 @@ impl TunnelEndpoint {
             drops: DropCounters::default(),
             counters: PortCounters::default(),
             clock,
+            retired: AtomicBool::new(false),
         }
+    }
+
+    /// Marks the endpoint gone (its port was removed): tunnel ports on it stop sending and
+    /// count `tunnel_no_endpoint`; it no longer takes in anything.
+    pub fn retire(&self) {
+        self.retired.store(true, Ordering::Release);
+    }
+
+    /// True once [`TunnelEndpoint::retire`] was called.
+    pub fn is_retired(&self) -> bool {
+        self.retired.load(Ordering::Acquire)
     }
 
     fn now(&self) -> u64 {
@@ -335,6 +367,22 @@ impl TunnelEndpoint {
         }
         if let Some(b) = &self.bell {
             b.notify();
+        }
+    }
+
+    /// Sends an ARP request for `hop` unless one went out in the last 100 ms.
+    #[cold]
+    fn ask_slow(&self, hop: Ipv4Addr, now: u64, pool: &mut BufPool) {
+        if self.neigh.should_ask(hop, now)
+            && let Some(mut b) = pool.get()
+        {
+            if self.arp_request(hop, &mut b) {
+                let mut v = ArrayVec::new();
+                v.push(b);
+                self.push(&mut v, pool);
+            } else {
+                pool.put(b);
+            }
         }
     }
 
@@ -394,12 +442,7 @@ impl TunnelEndpoint {
         match decap(&mut b, self.ip) {
             Ok(meta) => {
                 let tunnels = self.tunnels.lock();
-                let t = tunnels.iter().find(|t| {
-                    t.config.kind == meta.kind
-                        && t.config.key.is_none_or(|k| k == meta.id)
-                        && t.config.remote.is_none_or(|r| r == meta.src)
-                });
-                match t {
+                match select_tunnel(&tunnels, &meta) {
                     Some(t) => {
                         let mut q = t.rx.lock();
                         if q.len() < RING {
@@ -426,6 +469,32 @@ impl TunnelEndpoint {
     }
 }
 
+/// The tunnel port a decapsulated packet belongs to, in the order Open vSwitch uses
+/// (`ofproto/tunnel.c`, `tnl_find`): a fixed key before `key=flow`, then a fixed remote
+/// before `remote_ip=flow`. So a port with this exact (remote, key) wins; then one with this
+/// key and any remote; then this remote and any key; then a port taking anything. Among
+/// ports of equal rank the first attached wins.
+fn select_tunnel<'a>(tunnels: &'a [Arc<TunnelShared>], meta: &TunMeta) -> Option<&'a TunnelShared> {
+    let mut best: Option<(u8, &TunnelShared)> = None;
+    for t in tunnels {
+        let c = &t.config;
+        if c.kind != meta.kind
+            || c.key.is_some_and(|k| k != meta.id)
+            || c.remote.is_some_and(|r| r != meta.src)
+        {
+            continue;
+        }
+        let rank = (c.key.is_none() as u8) << 1 | c.remote.is_none() as u8;
+        if rank == 0 {
+            return Some(t);
+        }
+        if best.is_none_or(|(r, _)| rank < r) {
+            best = Some((rank, t));
+        }
+    }
+    best.map(|(_, t)| t)
+}
+
 /// The endpoint as a port of the underlay bridge.
 #[derive(Debug)]
 pub struct EndpointPort(pub Arc<TunnelEndpoint>);
@@ -433,6 +502,10 @@ pub struct EndpointPort(pub Arc<TunnelEndpoint>);
 impl Port for EndpointPort {
     fn name(&self) -> &str {
         &self.0.name
+    }
+
+    fn as_endpoint(&self) -> Option<&Arc<TunnelEndpoint>> {
+        Some(&self.0)
     }
 
     fn rx_fd(&self, _queue: usize) -> Option<std::os::fd::RawFd> {
@@ -468,6 +541,13 @@ impl Port for EndpointPort {
     fn tx_burst(&self, batch: &mut Batch, pool: &mut BufPool) {
         let n = batch.len() as u64;
         let bytes: u64 = batch.iter().map(|b| b.len() as u64).sum();
+        if self.0.is_retired() {
+            self.0.counters.tx_dropped(n);
+            for b in batch.drain(..) {
+                pool.put(b);
+            }
+            return;
+        }
         let mut replies: ArrayVec<PacketBuf, BURST> = ArrayVec::new();
         for b in batch.drain(..) {
             self.0.receive(b, &mut replies, pool);
@@ -483,14 +563,64 @@ impl Port for EndpointPort {
     }
 }
 
+/// What stands in for a tunnel port that has no endpoint (none configured yet, or its
+/// endpoint's port was removed): it drops what it is given, counting `tunnel_no_endpoint`
+/// in the switch-wide `drops` and its own `tx_dropped`.
+#[derive(Debug)]
+pub struct NoEndpointPort {
+    name: String,
+    drops: Arc<DropCounters>,
+    counters: PortCounters,
+}
+
+impl NoEndpointPort {
+    /// A placeholder named `name` counting into `drops`.
+    pub fn new(name: &str, drops: Arc<DropCounters>) -> NoEndpointPort {
+        NoEndpointPort {
+            name: name.to_string(),
+            drops,
+            counters: PortCounters::default(),
+        }
+    }
+}
+
+impl Port for NoEndpointPort {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn rx_burst(&self, _queue: usize, _batch: &mut Batch, _pool: &mut BufPool) -> usize {
+        0
+    }
+
+    fn tx_burst(&self, batch: &mut Batch, pool: &mut BufPool) {
+        let n = batch.len() as u64;
+        self.drops.add(TunnelDrop::NoEndpoint, n);
+        self.counters.tx_dropped(n);
+        for b in batch.drain(..) {
+            pool.put(b);
+        }
+    }
+
+    fn link_up(&self) -> Option<bool> {
+        Some(false)
+    }
+
+    fn stats(&self) -> PortStats {
+        self.counters.read()
+    }
+}
+
 /// A tunnel port's configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TunnelConfig {
     /// VXLAN or GRE.
     pub kind: TunnelKind,
-    /// Remote endpoint (`None`: any remote; decapsulation only matches the VNI).
+    /// Remote endpoint (`None`: `remote_ip=flow`: each packet's `tun_dst` says where it
+    /// goes, and packets from any remote are taken in).
     pub remote: Option<Ipv4Addr>,
-    /// VNI (`None`: any).
+    /// VNI or GRE key (`None`: `key=flow`: each packet's `tun_id` is its key, and any key is
+    /// taken in).
     pub key: Option<u32>,
     /// UDP destination port.
     pub dst_port: u16,
@@ -533,6 +663,11 @@ pub struct TunnelPort {
     /// The outer header for the configured remote and when its next hop was last looked
     /// up; rebuilt when the next hop's MAC changes.
     header: Mutex<Option<(EncapHeader, u64)>>,
+    /// `remote_ip=flow`: the outer header per remote (at most [`MAX_REMOTES`]), each with
+    /// when its next hop was last looked up.
+    remotes: Mutex<HashMap<Ipv4Addr, (EncapHeader, u64)>>,
+    /// Remotes' headers replaced to stay within [`MAX_REMOTES`].
+    remotes_evicted: AtomicU64,
     counters: PortCounters,
 }
 
@@ -548,6 +683,8 @@ impl TunnelPort {
             }),
             endpoint,
             header: Mutex::new(None),
+            remotes: Mutex::new(HashMap::new()),
+            remotes_evicted: AtomicU64::new(0),
             counters: PortCounters::default(),
         };
         t.endpoint.attach(&t);
@@ -562,6 +699,22 @@ impl TunnelPort {
     /// The endpoint it uses.
     pub fn endpoint(&self) -> &Arc<TunnelEndpoint> {
         &self.endpoint
+    }
+
+    /// True when flows choose the remote or the key (`remote_ip=flow`, `key=flow`): the
+    /// pipeline then writes `tun_dst`/`tun_id` into each packet it sends here.
+    pub fn is_flow_based(&self) -> bool {
+        self.shared.config.remote.is_none() || self.shared.config.key.is_none()
+    }
+
+    /// Remotes a `remote_ip=flow` port holds an outer header for now.
+    pub fn remote_count(&self) -> usize {
+        self.remotes.lock().len()
+    }
+
+    /// Remotes' headers replaced to stay within [`MAX_REMOTES`].
+    pub fn remotes_evicted(&self) -> u64 {
+        self.remotes_evicted.load(Ordering::Relaxed)
     }
 
     /// Received packets with their tunnel metadata (`meta[i]` for the i-th packet added).
@@ -594,22 +747,8 @@ impl TunnelPort {
         {
             return Ok(h.clone());
         }
-        let remote = self.shared.config.remote.ok_or(TunnelDrop::NoRoute)?;
-        let hop = ep.next_hop(remote).ok_or(TunnelDrop::NoRoute)?;
-        let Some(mac) = ep.neigh.lookup(hop, now) else {
-            if ep.neigh.should_ask(hop, now)
-                && let Some(mut b) = pool.get()
-            {
-                if ep.arp_request(hop, &mut b) {
-                    let mut v = ArrayVec::new();
-                    v.push(b);
-                    ep.push(&mut v, pool);
-                } else {
-                    pool.put(b);
-                }
-            }
-            return Err(TunnelDrop::NeighMiss);
-        };
+        let remote = self.shared.config.remote.ok_or(TunnelDrop::NoDestination)?;
+        let mac = self.resolve(remote, now, pool)?;
         let mut h = self.header.lock();
         if let Some((cur, at)) = h.as_mut()
             && cur.dst_mac() == mac
@@ -617,8 +756,36 @@ impl TunnelPort {
             *at = now;
             return Ok(cur.clone());
         }
+        let new = self.build(mac, remote);
+        *h = Some((new.clone(), now));
+        Ok(new)
+    }
+
+    /// The next hop's MAC towards `remote`; when unknown, an ARP request goes out (at most
+    /// every 100 ms) and the packets are dropped.
+    fn resolve(
+        &self,
+        remote: Ipv4Addr,
+        now: u64,
+        pool: &mut BufPool,
+    ) -> Result<[u8; 6], TunnelDrop> {
+        let ep = &self.endpoint;
+        let hop = ep.next_hop(remote).ok_or(TunnelDrop::NoRoute)?;
+        match ep.neigh.lookup(hop, now) {
+            Some(mac) => Ok(mac),
+            None => {
+                ep.ask_slow(hop, now, pool);
+                Err(TunnelDrop::NeighMiss)
+            }
+        }
+    }
+
+    /// The outer header towards `remote` through the next hop at `mac`, with the configured
+    /// key (0 for `key=flow`: each packet's key is written after).
+    fn build(&self, mac: [u8; 6], remote: Ipv4Addr) -> EncapHeader {
+        let ep = &self.endpoint;
         let c = &self.shared.config;
-        let new = match c.kind {
+        match c.kind {
             TunnelKind::Vxlan => EncapHeader::vxlan(
                 mac,
                 ep.mac,
@@ -640,9 +807,118 @@ impl TunnelPort {
                 c.ttl,
                 c.df,
             ),
-        };
-        *h = Some((new.clone(), now));
-        Ok(new)
+        }
+    }
+
+    /// `remote_ip=flow`: the outer header towards `remote` from the per-remote map (looked
+    /// up in the neighbour table at most every 100 ms per remote, rebuilt when the next
+    /// hop's MAC changes). A new remote in a full map replaces the one resolved longest ago.
+    fn remote_header(
+        &self,
+        map: &mut HashMap<Ipv4Addr, (EncapHeader, u64)>,
+        remote: Ipv4Addr,
+        now: u64,
+        pool: &mut BufPool,
+    ) -> Result<EncapHeader, TunnelDrop> {
+        if let Some((h, at)) = map.get(&remote)
+            && now.saturating_sub(*at) < HEADER_RECHECK_NS
+        {
+            return Ok(h.clone());
+        }
+        self.remote_header_slow(map, remote, now, pool)
+    }
+
+    #[cold]
+    fn remote_header_slow(
+        &self,
+        map: &mut HashMap<Ipv4Addr, (EncapHeader, u64)>,
+        remote: Ipv4Addr,
+        now: u64,
+        pool: &mut BufPool,
+    ) -> Result<EncapHeader, TunnelDrop> {
+        let mac = self.resolve(remote, now, pool)?;
+        if let Some((cur, at)) = map.get_mut(&remote) {
+            if cur.dst_mac() != mac {
+                *cur = self.build(mac, remote);
+            }
+            *at = now;
+            return Ok(cur.clone());
+        }
+        if map.len() >= MAX_REMOTES
+            && let Some(oldest) = map.iter().min_by_key(|(_, (_, at))| *at).map(|(r, _)| *r)
+        {
+            map.remove(&oldest);
+            self.remotes_evicted.fetch_add(1, Ordering::Relaxed);
+        }
+        let h = self.build(mac, remote);
+        map.insert(remote, (h.clone(), now));
+        Ok(h)
+    }
+
+    /// Drops the whole burst for `r`.
+    #[cold]
+    fn drop_burst(&self, batch: &mut Batch, pool: &mut BufPool, r: TunnelDrop) {
+        let n = batch.len() as u64;
+        self.endpoint.drops.add(r, n);
+        self.counters.tx_dropped(n);
+        for b in batch.drain(..) {
+            pool.put(b);
+        }
+    }
+
+    /// Encapsulates a burst for a flow-based port: each packet's destination (unless the
+    /// remote is fixed) and key (unless fixed) come from the packet. `refused` marks the
+    /// packets that cannot leave, `why` says why.
+    fn encap_flow_burst(
+        &self,
+        batch: &mut Batch,
+        pool: &mut BufPool,
+        refused: &mut u64,
+        why: &mut [TunnelDrop; BURST],
+    ) -> u64 {
+        let ep = &self.endpoint;
+        let c = &self.shared.config;
+        let now = ep.now();
+        let fixed = c.remote.map(|_| self.header(pool));
+        let mut map = self.remotes.lock();
+        // One-entry cache in front of the map: bursts mostly go to one remote.
+        let mut last: Option<(Ipv4Addr, EncapHeader)> = None;
+        let mut bytes = 0;
+        for (i, b) in batch.iter_mut().enumerate() {
+            let (dst, id) = b.tun_out();
+            let key = c.key.unwrap_or(id);
+            let r = match &fixed {
+                Some(Ok(h)) => h.push_key(b, ep.mtu, key),
+                Some(Err(r)) => Err(*r),
+                None if dst.is_unspecified() || dst == ep.ip => Err(TunnelDrop::NoDestination),
+                None => {
+                    let h = match &last {
+                        Some((r, h)) if *r == dst => Ok(h),
+                        _ => match self.remote_header(&mut map, dst, now, pool) {
+                            Ok(h) => Ok(&last.insert((dst, h)).1),
+                            Err(r) => Err(r),
+                        },
+                    };
+                    h.and_then(|h| h.push_key(b, ep.mtu, key))
+                }
+            };
+            match r {
+                Ok(()) => bytes += (b.len() - ep_overhead(c.kind)) as u64,
+                Err(r) => {
+                    *refused |= 1 << i;
+                    why[i] = r;
+                }
+            }
+        }
+        bytes
+    }
+}
+
+/// Outer header bytes of `kind`.
+fn ep_overhead(kind: TunnelKind) -> usize {
+    match kind {
+        TunnelKind::Vxlan => encap::VXLAN_OVERHEAD,
+        TunnelKind::Gre => encap::GRE_OVERHEAD,
     }
 }
 
@@ -681,44 +957,49 @@ impl Port for TunnelPort {
     }
 
     fn tx_burst(&self, batch: &mut Batch, pool: &mut BufPool) {
-        let n = batch.len();
-        if n == 0 {
+        if batch.is_empty() {
             return;
         }
         let ep = &self.endpoint;
-        let h = match self.header(pool) {
-            Ok(h) => h,
-            Err(r) => {
-                ep.drops.add(r, n as u64);
-                self.counters.tx_dropped(n as u64);
-                for b in batch.drain(..) {
-                    pool.put(b);
-                }
-                return;
-            }
-        };
-        // Encapsulate in place; what does not fit is marked and taken out after.
-        let (mut bytes, mut refused) = (0u64, 0u32);
-        for (i, b) in batch.iter_mut().enumerate() {
-            let inner = b.len() as u64;
-            match h.push(b, ep.mtu) {
-                Ok(()) => bytes += inner,
-                Err(_) => refused |= 1 << i,
-            }
+        if ep.is_retired() {
+            self.drop_burst(batch, pool, TunnelDrop::NoEndpoint);
+            return;
         }
+        // Encapsulate in place; what cannot leave is marked and taken out after.
+        let mut refused = 0u64;
+        let mut why = [TunnelDrop::TooBig; BURST];
+        let bytes = if self.is_flow_based() {
+            self.encap_flow_burst(batch, pool, &mut refused, &mut why)
+        } else {
+            let h = match self.header(pool) {
+                Ok(h) => h,
+                Err(r) => {
+                    self.drop_burst(batch, pool, r);
+                    return;
+                }
+            };
+            let mut bytes = 0u64;
+            for (i, b) in batch.iter_mut().enumerate() {
+                let inner = b.len() as u64;
+                match h.push(b, ep.mtu) {
+                    Ok(()) => bytes += inner,
+                    Err(_) => refused |= 1 << i,
+                }
+            }
+            bytes
+        };
         if refused != 0 {
-            let too_big = refused.count_ones() as u64;
             let mut keep = Batch::new();
             for (i, b) in batch.drain(..).enumerate() {
                 if refused & (1 << i) == 0 {
                     keep.push(b);
                 } else {
+                    ep.drops.add(why[i], 1);
                     pool.put(b);
                 }
             }
             *batch = keep;
-            ep.drops.add(TunnelDrop::TooBig, too_big);
-            self.counters.tx_dropped(too_big);
+            self.counters.tx_dropped(refused.count_ones() as u64);
         }
         self.counters.tx(batch.len() as u64, bytes);
         ep.push(batch, pool);
@@ -726,5 +1007,123 @@ impl Port for TunnelPort {
 
     fn stats(&self) -> PortStats {
         self.counters.read()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use proptest::prelude::*;
+
+    fn endpoint(clock: Arc<AtomicU64>) -> Arc<TunnelEndpoint> {
+        Arc::new(TunnelEndpoint::new(
+            "tep",
+            Ipv4Addr::new(10, 0, 0, 1),
+            8,
+            None,
+            [2, 0, 0, 0, 0, 1],
+            Clock(Arc::new(move || clock.load(Ordering::Relaxed))),
+        ))
+    }
+
+    fn flow_port(ep: &Arc<TunnelEndpoint>) -> TunnelPort {
+        TunnelPort::new(
+            "vxf",
+            TunnelConfig {
+                remote: None,
+                key: None,
+                ..TunnelConfig::default()
+            },
+            Arc::clone(ep),
+        )
+    }
+
+    fn frame_to(dst: Ipv4Addr, key: u32) -> PacketBuf {
+        let mut f = [0u8; 60];
+        f[12] = 0x08;
+        let mut b = PacketBuf::from_frame(&f).unwrap();
+        b.set_tun_out(u32::from(dst), key);
+        b
+    }
+
+    /// Sends one packet per destination; returns what reached the endpoint's ring.
+    fn send(t: &TunnelPort, pool: &mut BufPool, dsts: &[(Ipv4Addr, u32)]) -> Vec<PacketBuf> {
+        let mut out = Vec::new();
+        for chunk in dsts.chunks(BURST) {
+            let mut batch = Batch::new();
+            for &(d, k) in chunk {
+                batch.push(frame_to(d, k));
+            }
+            t.tx_burst(&mut batch, pool);
+        }
+        out.extend(t.endpoint.to_bridge.lock().drain(..));
+        out
+    }
+
+    fn remote(i: u32) -> Ipv4Addr {
+        Ipv4Addr::from(0x0a00_0000 | (i + 2))
+    }
+
+    proptest! {
+        /// Whatever remotes flows choose, the map never exceeds its bound, every packet to
+        /// a resolved remote leaves with that remote and its key, and evictions account for
+        /// the difference.
+        #[test]
+        fn the_remote_map_stays_bounded(ids in proptest::collection::vec(0u32..600, 1..700)) {
+            let clock = Arc::new(AtomicU64::new(1));
+            let ep = endpoint(Arc::clone(&clock));
+            for i in 0..600 {
+                ep.neigh.learn(remote(i), [2, 0, 0, 0, (i >> 8) as u8, i as u8], 1);
+            }
+            let t = flow_port(&ep);
+            let mut pool = BufPool::new(64);
+            let dsts: Vec<(Ipv4Addr, u32)> = ids.iter().map(|&i| (remote(i), i * 3)).collect();
+            let out = send(&t, &mut pool, &dsts);
+            prop_assert_eq!(out.len(), dsts.len());
+            for (b, (d, k)) in out.iter().zip(&dsts) {
+                let v = b.data();
+                prop_assert_eq!(&v[30..34], &d.octets());
+                prop_assert_eq!(&v[46..49], &k.to_be_bytes()[1..4]);
+            }
+            prop_assert!(t.remote_count() <= MAX_REMOTES);
+            let distinct: std::collections::HashSet<_> = ids.iter().collect();
+            prop_assert!(t.remotes_evicted() as usize + t.remote_count() >= distinct.len());
+        }
+    }
+
+    #[test]
+    fn a_remote_is_re_resolved_when_its_neighbour_changes() {
+        let clock = Arc::new(AtomicU64::new(1));
+        let ep = endpoint(Arc::clone(&clock));
+        let r = remote(1);
+        ep.neigh.learn(r, [2, 0, 0, 0, 0, 0xaa], 1);
+        let t = flow_port(&ep);
+        let mut pool = BufPool::new(64);
+        let out = send(&t, &mut pool, &[(r, 9)]);
+        assert_eq!(&out[0].data()[0..6], &[2, 0, 0, 0, 0, 0xaa]);
+        // The neighbour moves; within 100 ms the cached header is still used, after it the
+        // new MAC is.
+        ep.neigh.learn(r, [2, 0, 0, 0, 0, 0xbb], 2);
+        let out = send(&t, &mut pool, &[(r, 9)]);
+        assert_eq!(&out[0].data()[0..6], &[2, 0, 0, 0, 0, 0xaa]);
+        clock.store(HEADER_RECHECK_NS + 10, Ordering::Relaxed);
+        let out = send(&t, &mut pool, &[(r, 9)]);
+        assert_eq!(&out[0].data()[0..6], &[2, 0, 0, 0, 0, 0xbb]);
+        assert_eq!(t.remote_count(), 1);
+        // Unresolved remotes: dropped and counted, an ARP request goes out.
+        let out = send(&t, &mut pool, &[(remote(77), 1)]);
+        assert_eq!(out.len(), 1, "the ARP request");
+        assert_eq!(&out[0].data()[12..14], &[0x08, 0x06]);
+        assert_eq!(ep.drops.get(TunnelDrop::NeighMiss), 1);
+        // No destination, or our own address: tunnel_no_dst.
+        let out = send(&t, &mut pool, &[(Ipv4Addr::UNSPECIFIED, 1), (ep.ip, 1)]);
+        assert!(out.is_empty());
+        assert_eq!(ep.drops.get(TunnelDrop::NoDestination), 2);
+        // A retired endpoint: everything is tunnel_no_endpoint.
+        ep.retire();
+        let out = send(&t, &mut pool, &[(r, 9), (r, 9)]);
+        assert!(out.is_empty());
+        assert_eq!(ep.drops.get(TunnelDrop::NoEndpoint), 2);
     }
 }

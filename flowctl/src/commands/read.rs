@@ -237,18 +237,29 @@ pub async fn tnl_neigh_show(
     format: Format,
     out: &mut dyn Write,
 ) -> Result<()> {
-    let eps = client
+    let resp = client
         .get_tunnel_neighbours(proto::v1::GetTunnelNeighboursRequest {})
         .await?
-        .into_inner()
-        .endpoints;
+        .into_inner();
+    let eps = resp.endpoints;
     match format {
         Format::Text => {
             for e in &eps {
                 out.write_all(text::tunnel_endpoint_text(e).as_bytes())?;
             }
+            if resp.no_endpoint_drops > 0 {
+                writeln!(
+                    out,
+                    "tunnel ports without an endpoint: tunnel_no_endpoint={}",
+                    resp.no_endpoint_drops
+                )?;
+            }
         }
-        Format::Json => print_json(out, &json_list("endpoints", &eps, js::tunnel_endpoint_json))?,
+        Format::Json => {
+            let mut v = json_list("endpoints", &eps, js::tunnel_endpoint_json);
+            v["no_endpoint_drops"] = resp.no_endpoint_drops.into();
+            print_json(out, &v)?
+        }
     }
     Ok(())
 }

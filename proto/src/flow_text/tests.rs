@@ -1153,3 +1153,31 @@ proptest! {
         }
     }
 }
+
+/// What flow-based tunnel ports (`remote_ip=flow`, `key=flow`) rely on: set-field to the
+/// tunnel fields and matches on them parse, print and parse back; bad values point at
+/// themselves.
+#[test]
+fn tunnel_set_fields_for_flow_based_ports() {
+    round_trip(
+        "priority=10,in_port=h1,actions=set_field:10.0.0.2->tun_dst,set_field:42->tun_id,output:vx0",
+    );
+    round_trip("in_port=vx0,tun_src=172.16.0.2,tun_id=0x12345678,actions=output:h1");
+    round_trip("actions=set_field:172.16.0.1->tun_src,set_field:0xffffffff->tun_id,normal");
+    for (input, token) in [
+        (
+            "actions=set_field:10.0.0.300->tun_dst,output:1",
+            "10.0.0.300",
+        ),
+        ("actions=set_field:flow->tun_dst,output:1", "flow"),
+        ("actions=set_field:x42->tun_id,output:1", "x42"),
+    ] {
+        let e = parse_flow(input).unwrap_err();
+        assert_eq!(e.token, token, "{input}: {e}");
+        assert_eq!(
+            input.get(e.offset..e.offset + e.token.len()),
+            Some(token),
+            "{input}"
+        );
+    }
+}
