@@ -5,10 +5,120 @@
 //! be prepended without copying the payload. [`BufPool`] keeps freed buffers so the steady
 //! state of a poll thread allocates nothing.
 //!
+//! With the `dpdk` feature a `PacketBuf` can also own a DPDK mbuf: its data block is then
+//! the mbuf's own buffer (DPDK's 128-byte headroom is ours), so frames received on a DPDK
+//! port go through the pipeline and out of another DPDK port without a copy
+//! ([`crate::port::dpdk`]). The block is then a raw pointer plus the mbuf that owns it
+//! (`Block`); every other use of the buffer is the same, and freeing gives the mbuf back to
+//! its mempool instead of the heap.
+//!
 //! Thread-safety: a `PacketBuf` is owned by one thread at a time and moved between threads
 //! through port rings. A `BufPool` belongs to one thread.
 
 use std::fmt;
+
+/// The data block: a heap array (and, with the `dpdk` feature, possibly an mbuf's buffer).
+#[cfg(not(feature = "dpdk"))]
+type Block = Box<[u8; BUF_SIZE]>;
+
+#[cfg(not(feature = "dpdk"))]
+#[inline]
+fn new_block() -> Block {
+    Box::new([0; BUF_SIZE])
+}
+
+#[cfg(feature = "dpdk")]
+use mbuf_block::Block;
+
+#[cfg(feature = "dpdk")]
+#[inline]
+fn new_block() -> Block {
+    Block::heap()
+}
+
+/// A data block that is either a heap array or the buffer of a DPDK mbuf this block owns.
+#[cfg(feature = "dpdk")]
+#[allow(unsafe_code)]
+mod mbuf_block {
+    use super::BUF_SIZE;
+    use std::ptr::NonNull;
+
+    pub(super) struct Block {
+        /// `BUF_SIZE` bytes: a leaked `Box` when `mbuf` is null, else the mbuf's buffer.
+        ptr: NonNull<[u8; BUF_SIZE]>,
+        mbuf: *mut dpdk_sys::rte_mbuf,
+    }
+
+    // SAFETY: the block owns its memory exclusively (the leaked box, or the mbuf, which no
+    // one else references while the block holds it); moving that ownership between threads
+    // is what a `Box` does, and DPDK frees mbufs from any thread.
+    unsafe impl Send for Block {}
+    // SAFETY: shared references only read the bytes, as `&Box<[u8; N]>` does.
+    unsafe impl Sync for Block {}
+
+    impl Block {
+        pub(super) fn heap() -> Block {
+            Block {
+                ptr: NonNull::from(Box::leak(Box::new([0u8; BUF_SIZE]))),
+                mbuf: std::ptr::null_mut(),
+            }
+        }
+
+        /// Takes ownership of `mbuf`, whose buffer is `BUF_SIZE` bytes at `buf`.
+        ///
+        /// # Safety
+        /// `mbuf` is a valid single-segment mbuf nobody else uses from now on, and `buf` is
+        /// its `buf_addr`, with `buf_len == BUF_SIZE`.
+        pub(super) unsafe fn from_mbuf(mbuf: *mut dpdk_sys::rte_mbuf, buf: NonNull<u8>) -> Block {
+            Block {
+                ptr: buf.cast(),
+                mbuf,
+            }
+        }
+
+        pub(super) fn mbuf(&self) -> *mut dpdk_sys::rte_mbuf {
+            self.mbuf
+        }
+
+        /// Gives up the mbuf without freeing it (the caller now owns it).
+        pub(super) fn release_mbuf(self) -> *mut dpdk_sys::rte_mbuf {
+            let m = self.mbuf;
+            std::mem::forget(self);
+            m
+        }
+    }
+
+    impl std::ops::Deref for Block {
+        type Target = [u8; BUF_SIZE];
+        #[inline]
+        fn deref(&self) -> &[u8; BUF_SIZE] {
+            // SAFETY: `ptr` is valid for `BUF_SIZE` bytes while the block lives, and only
+            // this block reaches it.
+            unsafe { self.ptr.as_ref() }
+        }
+    }
+
+    impl std::ops::DerefMut for Block {
+        #[inline]
+        fn deref_mut(&mut self) -> &mut [u8; BUF_SIZE] {
+            // SAFETY: as in `deref`, and `&mut self` makes the access exclusive.
+            unsafe { self.ptr.as_mut() }
+        }
+    }
+
+    impl Drop for Block {
+        fn drop(&mut self) {
+            if self.mbuf.is_null() {
+                // SAFETY: `ptr` came from `Box::leak` in `heap` and is freed only here.
+                drop(unsafe { Box::from_raw(self.ptr.as_ptr()) });
+            } else {
+                // SAFETY: the block owns the mbuf (`from_mbuf`'s contract) and it is freed
+                // once, here, back to its mempool.
+                unsafe { dpdk_sys::vsw_pktmbuf_free(self.mbuf) };
+            }
+        }
+    }
+}
 
 /// Size of every buffer's data block.
 pub const BUF_SIZE: usize = 2048;
@@ -19,7 +129,7 @@ pub const MAX_FRAME: usize = BUF_SIZE - HEADROOM;
 
 /// One packet.
 pub struct PacketBuf {
-    data: Box<[u8; BUF_SIZE]>,
+    data: Block,
     head: u16,
     len: u16,
     /// Egress queue chosen by `set_queue` (0 unless set).
@@ -36,7 +146,7 @@ impl PacketBuf {
     /// [`BufPool`], never per packet.
     pub fn new() -> PacketBuf {
         PacketBuf {
-            data: Box::new([0; BUF_SIZE]),
+            data: new_block(),
             head: HEADROOM as u16,
             len: 0,
             queue: 0,
@@ -217,6 +327,76 @@ impl PacketBuf {
     }
 }
 
+/// DPDK mbufs as packet buffers (no copy in or out of a DPDK port).
+#[cfg(feature = "dpdk")]
+#[allow(unsafe_code)]
+impl PacketBuf {
+    /// Wraps a received mbuf: the frame is its data, in place. Gives the mbuf back when it
+    /// cannot be wrapped: chained (more than one segment), a buffer of another size than
+    /// [`BUF_SIZE`], or data outside its buffer.
+    ///
+    /// # Safety
+    /// `m` is a valid mbuf that the caller owns and hands over.
+    pub unsafe fn from_mbuf(
+        m: *mut dpdk_sys::rte_mbuf,
+    ) -> Result<PacketBuf, *mut dpdk_sys::rte_mbuf> {
+        // SAFETY: the caller gives a valid mbuf; these are plain header fields.
+        let (buf, buf_len, off, len, segs) = unsafe {
+            (
+                (*m).buf_addr.cast::<u8>(),
+                (*m).buf_len,
+                (*m).data_off,
+                (*m).data_len,
+                (*m).nb_segs,
+            )
+        };
+        let Some(buf) = std::ptr::NonNull::new(buf) else {
+            return Err(m);
+        };
+        if segs != 1
+            || usize::from(buf_len) != BUF_SIZE
+            || usize::from(off) + usize::from(len) > BUF_SIZE
+        {
+            return Err(m);
+        }
+        Ok(PacketBuf {
+            // SAFETY: checked above: one segment, a `BUF_SIZE` buffer at `buf_addr`; the
+            // caller hands the mbuf over.
+            data: unsafe { Block::from_mbuf(m, buf) },
+            head: off,
+            len,
+            queue: 0,
+            tun_dst: 0,
+            tun_id: 0,
+        })
+    }
+
+    /// Whether the buffer is a DPDK mbuf's.
+    #[inline]
+    pub fn is_mbuf(&self) -> bool {
+        !self.data.mbuf().is_null()
+    }
+
+    /// The mbuf itself, its data offset and lengths set to the frame, for a DPDK port to
+    /// send; the buffer back when it is not an mbuf's.
+    pub fn into_mbuf(self) -> Result<*mut dpdk_sys::rte_mbuf, PacketBuf> {
+        if !self.is_mbuf() {
+            return Err(self);
+        }
+        let (head, len) = (self.head, self.len);
+        let m = self.data.release_mbuf();
+        // SAFETY: we owned the single-segment mbuf `m` (checked in `from_mbuf`); the frame
+        // lies inside its buffer; no receive offload flag means anything on transmit.
+        unsafe {
+            (*m).data_off = head;
+            (*m).data_len = len;
+            (*m).pkt_len = u32::from(len);
+            (*m).ol_flags = 0;
+        }
+        Ok(m)
+    }
+}
+
 impl Default for PacketBuf {
     fn default() -> Self {
         PacketBuf::new()
@@ -314,6 +494,13 @@ impl BufPool {
     /// (the far side of a tunnel) passes the surplus on before it starves the other.
     #[inline]
     pub fn put(&mut self, b: PacketBuf) {
+        // An mbuf goes back to its mempool at once: kept here it would starve the DPDK port
+        // that received it.
+        #[cfg(feature = "dpdk")]
+        if b.is_mbuf() {
+            drop(b);
+            return;
+        }
         if self.free.len() < self.capacity.div_ceil(2) {
             self.free.push(b);
         } else {

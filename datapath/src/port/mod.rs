@@ -10,6 +10,8 @@
 
 pub mod afpacket;
 pub mod afxdp;
+#[cfg(feature = "dpdk")]
+pub mod dpdk;
 pub mod memory;
 pub mod tap;
 pub mod vhost;
@@ -22,6 +24,8 @@ use crate::packet::{BufPool, PacketBuf};
 
 pub use afpacket::{AfPacketError, AfPacketPort};
 pub use afxdp::{AfXdpError, AfXdpPort, XdpMode};
+#[cfg(feature = "dpdk")]
+pub use dpdk::{DpdkError, DpdkPort, EalConfig};
 pub use memory::MemPort;
 pub use tap::{TapError, TapPort};
 pub use vhost::{VhostError, VhostMode, VhostUserPort};
