@@ -14,7 +14,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use vswitchd::server::{self, Listen, TlsFiles};
 use vswitchd::store::Store;
-use vswitchd::switch::{Switch, SwitchConfig};
+use vswitchd::switch::{DpdkSettings, Switch, SwitchConfig};
 
 /// The control plane allocates many small messages; mimalloc handles that churn far better
 /// than glibc's allocator (bench/README.md, flow installation).
@@ -54,6 +54,27 @@ struct Args {
     /// default: the last CPU; `none`: not pinned.
     #[arg(long)]
     pmd_cpus: Option<String>,
+    /// DPDK (builds with the `dpdk` feature): cores for EAL's own threads (`-l`).
+    #[arg(long, default_value = "0")]
+    dpdk_lcores: String,
+    /// DPDK: memory per NUMA node in MiB (`--socket-mem`), default DPDK's.
+    #[arg(long)]
+    dpdk_socket_mem: Option<String>,
+    /// DPDK: keep hugepage memory private to this process (`--in-memory`).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    dpdk_in_memory: bool,
+    /// DPDK: `--file-prefix` (default vswitchd-PID).
+    #[arg(long)]
+    dpdk_file_prefix: Option<String>,
+    /// DPDK: more EAL arguments, space-separated (e.g. "--no-pci --log-level=lib.eal:debug").
+    #[arg(long, allow_hyphen_values = true)]
+    dpdk_extra: Option<String>,
+    /// DPDK: mbufs in the shared mempool (0: 16384).
+    #[arg(long, default_value_t = 0)]
+    dpdk_mbufs: u32,
+    /// DPDK: start it when the daemon starts (fail fast) rather than at the first dpdk port.
+    #[arg(long)]
+    dpdk_init: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -114,8 +135,29 @@ fn daemon(args: Args) -> anyhow::Result<()> {
     let config = SwitchConfig {
         pmd_max_sleep: Duration::from_micros(args.pmd_max_sleep_us),
         pmd_cpus: pmd_cpus(args.pmd_cpus.as_deref())?,
+        dpdk: DpdkSettings {
+            lcores: args.dpdk_lcores.clone(),
+            socket_mem: args.dpdk_socket_mem.clone(),
+            in_memory: args.dpdk_in_memory,
+            file_prefix: args.dpdk_file_prefix.clone(),
+            extra: args
+                .dpdk_extra
+                .as_deref()
+                .unwrap_or("")
+                .split_whitespace()
+                .map(str::to_string)
+                .collect(),
+            n_mbufs: args.dpdk_mbufs,
+            init_at_start: args.dpdk_init,
+        },
         ..SwitchConfig::default()
     };
+    if config.dpdk.init_at_start {
+        #[cfg(feature = "dpdk")]
+        config.dpdk.init().context("starting DPDK (--dpdk-init)")?;
+        #[cfg(not(feature = "dpdk"))]
+        anyhow::bail!("--dpdk-init: this vswitchd was built without DPDK (`--features dpdk`)");
+    }
     let sw = Switch::start(store, config).context("starting the switch")?;
     let tls = args.tls_cert.map(|cert| TlsFiles {
         cert,

@@ -51,6 +51,8 @@ pub const PORT_TYPES: &[&str] = &[
     "vxlan",
     "gre",
     "vhost-user",
+    #[cfg(feature = "dpdk")]
+    "dpdk",
 ];
 
 /// Tunables of the daemon.
@@ -68,6 +70,56 @@ pub struct SwitchConfig {
     pub memory_port_capacity: usize,
     /// The tunnel endpoints of the whole switch (shared by clones of this configuration).
     pub tunnels: crate::tunnel::Registry,
+    /// How DPDK's environment starts (at the first `dpdk` port, or at start-up).
+    pub dpdk: DpdkSettings,
+}
+
+/// The daemon's DPDK settings (`--dpdk-*`); used only by builds with the `dpdk` feature.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DpdkSettings {
+    /// EAL's `-l`: cores for DPDK's own threads.
+    pub lcores: String,
+    /// `--socket-mem` (MiB per NUMA node), or DPDK's default.
+    pub socket_mem: Option<String>,
+    /// `--in-memory` (no hugepage files shared with other processes).
+    pub in_memory: bool,
+    /// `--file-prefix` (default: vswitchd-PID).
+    pub file_prefix: Option<String>,
+    /// More EAL arguments.
+    pub extra: Vec<String>,
+    /// Mbufs in the shared mempool (0: the default, 16384).
+    pub n_mbufs: u32,
+    /// Start DPDK when the daemon starts rather than at the first `dpdk` port.
+    pub init_at_start: bool,
+}
+
+impl Default for DpdkSettings {
+    fn default() -> Self {
+        DpdkSettings {
+            lcores: "0".into(),
+            socket_mem: None,
+            in_memory: true,
+            file_prefix: None,
+            extra: Vec::new(),
+            n_mbufs: 0,
+            init_at_start: false,
+        }
+    }
+}
+
+impl DpdkSettings {
+    /// Starts DPDK's environment (once per process; later calls return the first outcome).
+    #[cfg(feature = "dpdk")]
+    pub fn init(&self) -> Result<(), datapath::port::DpdkError> {
+        datapath::port::dpdk::eal_init(&datapath::port::EalConfig {
+            lcores: self.lcores.clone(),
+            socket_mem: self.socket_mem.clone(),
+            in_memory: self.in_memory,
+            file_prefix: self.file_prefix.clone(),
+            extra: self.extra.clone(),
+            n_mbufs: self.n_mbufs,
+        })
+    }
 }
 
 impl Default for SwitchConfig {
@@ -79,6 +131,7 @@ impl Default for SwitchConfig {
             housekeeping_period: Duration::from_millis(100),
             memory_port_capacity: 4096,
             tunnels: crate::tunnel::Registry::default(),
+            dpdk: DpdkSettings::default(),
         }
     }
 }
@@ -2009,6 +2062,41 @@ fn open_port(
                 })?;
             Ok((Arc::new(p) as Arc<dyn Port>, None))
         }
+        #[cfg(feature = "dpdk")]
+        "dpdk" => {
+            let devargs = options
+                .get("devargs")
+                .map(|d| d.trim())
+                .filter(|d| !d.is_empty())
+                .ok_or_else(|| {
+                    ApiError::invalid(
+                        "port.options.devargs",
+                        "a dpdk port needs devargs=PCI-ADDRESS or a virtual device (net_tap0,iface=NAME; net_af_xdp0,iface=NAME; net_ring0; net_null0; net_pcap0,...)",
+                    )
+                })?;
+            let max = datapath::port::dpdk::MAX_RXQ;
+            let n_rxq = match options.get("n-rxq") {
+                Some(n) => n
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=max).contains(n))
+                    .ok_or_else(|| {
+                        ApiError::invalid("port.options.n-rxq", format!("must be 1..={max}"))
+                    })?,
+                None => 1,
+            };
+            cfg.dpdk
+                .init()
+                .map_err(|e| ApiError::precondition("port", e.to_string()))?;
+            let p = datapath::port::DpdkPort::new(name, devargs, n_rxq)
+                .map_err(|e| ApiError::precondition("port.options.devargs", e.to_string()))?;
+            Ok((Arc::new(p) as Arc<dyn Port>, None))
+        }
+        #[cfg(not(feature = "dpdk"))]
+        "dpdk" => Err(ApiError::invalid(
+            "port.type",
+            "this vswitchd was built without DPDK: build it with `--features dpdk`",
+        )),
         "" => Err(ApiError::invalid(
             "port.type",
             format!(
@@ -2036,6 +2124,7 @@ fn check_options(
     let own: &[&str] = match ty {
         "afxdp" => &["xdp-mode", "n-rxq"],
         "vhost-user" => &["path", "mode", "n-rxq"],
+        "dpdk" => &["devargs", "n-rxq"],
         "tunnel-endpoint" => crate::tunnel::ENDPOINT_OPTIONS,
         "vxlan" => crate::tunnel::VXLAN_OPTIONS,
         "gre" => crate::tunnel::GRE_OPTIONS,

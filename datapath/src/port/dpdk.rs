@@ -162,6 +162,7 @@ pub fn eal_init(cfg: &EalConfig) -> Result<(), DpdkError> {
         if !args.iter().any(|a| a == "--no-huge") {
             check_hugepages()?;
         }
+        raise_memlock();
         // EAL pins the thread that starts it to its main lcore: start it from a thread of
         // its own so no thread of the daemon stays pinned.
         let a = args.clone();
@@ -224,6 +225,19 @@ fn errno_text(e: i32) -> String {
             CStr::from_ptr(s).to_string_lossy().into_owned()
         }
     }
+}
+
+/// Lifts the locked-memory limit where the process may (root): DPDK's AF_XDP driver pins
+/// its UMEM (the mempool's memory) and loads BPF maps, and with the usual 8 MiB limit a
+/// second `net_af_xdp` port, or the same one added again, is refused. Where the limit
+/// cannot be raised, DPDK reports the failure on the port that needs it.
+fn raise_memlock() {
+    let inf = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: setrlimit with a valid struct; failure changes nothing.
+    unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &inf) };
 }
 
 /// Fails with a clear message when no huge page is free.
@@ -319,8 +333,8 @@ pub struct DpdkPort {
 
 impl DpdkPort {
     /// Probes `devargs` (e.g. `net_tap0,iface=dtap0`, `net_af_xdp0,iface=veth1`,
-    /// `0000:01:00.0`), sets up `n_rxq` receive queues (and as many transmit queues, at
-    /// least one per poll thread that may send, up to what the device has) and starts it.
+    /// `0000:01:00.0`), sets up `n_rxq` receive queues (and as many transmit queues, up to
+    /// what the device has) and starts it.
     /// The EAL must be running ([`eal_init`]).
     pub fn new(name: &str, devargs: &str, n_rxq: usize) -> Result<DpdkPort, DpdkError> {
         let dev_err = |reason: String| DpdkError::Device {
@@ -406,7 +420,9 @@ fn setup(port: u16, n_rxq: usize, mp: Mempool) -> Result<usize, String> {
             "n-rxq={n_rxq}: this device takes 1..={max} receive queues"
         ));
     }
-    let n_txq = n_rxq.max(2).min(usize::from(info.max_tx_queues).max(1));
+    // As many transmit queues as receive queues (some drivers, net_tap among them, take
+    // only equal counts); poll threads that send at once share them through their locks.
+    let n_txq = n_rxq.min(usize::from(info.max_tx_queues).max(1));
     let conf = sys::rte_eth_conf::default();
     // SAFETY: a valid port id, queue counts within the device's limits, a zeroed config
     // (no offloads, no RSS beyond the default).

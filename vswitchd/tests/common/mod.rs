@@ -34,6 +34,11 @@ impl Daemon {
 
     /// Starts `vswitchd` inside network namespace `netns` (when given).
     pub fn start_in(dir: &Path, netns: Option<&str>) -> Daemon {
+        Daemon::start_with(dir, netns, &[])
+    }
+
+    /// Starts `vswitchd` (inside `netns` when given) with more command-line arguments.
+    pub fn start_with(dir: &Path, netns: Option<&str>, extra: &[&str]) -> Daemon {
         let sock = dir.join("s");
         let mut cmd = match netns {
             Some(ns) => {
@@ -48,6 +53,7 @@ impl Daemon {
             .arg(dir.join("conf.db"))
             .arg("--listen")
             .arg(format!("unix:{}", sock.display()))
+            .args(extra)
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn vswitchd");
