@@ -136,18 +136,20 @@ fn daemon(args: Args) -> anyhow::Result<()> {
         pmd_max_sleep: Duration::from_micros(args.pmd_max_sleep_us),
         pmd_cpus: pmd_cpus(args.pmd_cpus.as_deref())?,
         dpdk: DpdkSettings {
-            lcores: args.dpdk_lcores.clone(),
-            socket_mem: args.dpdk_socket_mem.clone(),
-            in_memory: args.dpdk_in_memory,
-            file_prefix: args.dpdk_file_prefix.clone(),
-            extra: args
-                .dpdk_extra
-                .as_deref()
-                .unwrap_or("")
-                .split_whitespace()
-                .map(str::to_string)
-                .collect(),
-            n_mbufs: args.dpdk_mbufs,
+            eal: datapath::port::EalConfig {
+                lcores: args.dpdk_lcores.clone(),
+                socket_mem: args.dpdk_socket_mem.clone(),
+                in_memory: args.dpdk_in_memory,
+                file_prefix: args.dpdk_file_prefix.clone(),
+                extra: args
+                    .dpdk_extra
+                    .as_deref()
+                    .unwrap_or("")
+                    .split_whitespace()
+                    .map(str::to_string)
+                    .collect(),
+                n_mbufs: args.dpdk_mbufs,
+            },
             init_at_start: args.dpdk_init,
         },
         ..SwitchConfig::default()

@@ -75,50 +75,19 @@ pub struct SwitchConfig {
 }
 
 /// The daemon's DPDK settings (`--dpdk-*`); used only by builds with the `dpdk` feature.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DpdkSettings {
-    /// EAL's `-l`: cores for DPDK's own threads.
-    pub lcores: String,
-    /// `--socket-mem` (MiB per NUMA node), or DPDK's default.
-    pub socket_mem: Option<String>,
-    /// `--in-memory` (no hugepage files shared with other processes).
-    pub in_memory: bool,
-    /// `--file-prefix` (default: vswitchd-PID).
-    pub file_prefix: Option<String>,
-    /// More EAL arguments.
-    pub extra: Vec<String>,
-    /// Mbufs in the shared mempool (0: the default, 16384).
-    pub n_mbufs: u32,
+    /// How the EAL starts.
+    pub eal: datapath::port::EalConfig,
     /// Start DPDK when the daemon starts rather than at the first `dpdk` port.
     pub init_at_start: bool,
-}
-
-impl Default for DpdkSettings {
-    fn default() -> Self {
-        DpdkSettings {
-            lcores: "0".into(),
-            socket_mem: None,
-            in_memory: true,
-            file_prefix: None,
-            extra: Vec::new(),
-            n_mbufs: 0,
-            init_at_start: false,
-        }
-    }
 }
 
 impl DpdkSettings {
     /// Starts DPDK's environment (once per process; later calls return the first outcome).
     #[cfg(feature = "dpdk")]
     pub fn init(&self) -> Result<(), datapath::port::DpdkError> {
-        datapath::port::dpdk::eal_init(&datapath::port::EalConfig {
-            lcores: self.lcores.clone(),
-            socket_mem: self.socket_mem.clone(),
-            in_memory: self.in_memory,
-            file_prefix: self.file_prefix.clone(),
-            extra: self.extra.clone(),
-            n_mbufs: self.n_mbufs,
-        })
+        datapath::port::dpdk::eal_init(&self.eal)
     }
 }
 
@@ -2040,17 +2009,7 @@ fn open_port(
                     .map_err(|e| ApiError::invalid("port.options.mode", e))?,
                 None => datapath::port::VhostMode::Client,
             };
-            let max = datapath::port::vhost::MAX_QUEUE_PAIRS;
-            let n_rxq = match options.get("n-rxq") {
-                Some(n) => n
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|n| (1..=max).contains(n))
-                    .ok_or_else(|| {
-                        ApiError::invalid("port.options.n-rxq", format!("must be 1..={max}"))
-                    })?,
-                None => 1,
-            };
+            let n_rxq = n_rxq_option(options, datapath::port::vhost::MAX_QUEUE_PAIRS)?;
             let p =
                 datapath::port::VhostUserPort::new(name, std::path::Path::new(path), mode, n_rxq)
                     .map_err(|e| match e {
@@ -2074,17 +2033,7 @@ fn open_port(
                         "a dpdk port needs devargs=PCI-ADDRESS or a virtual device (net_tap0,iface=NAME; net_af_xdp0,iface=NAME; net_ring0; net_null0; net_pcap0,...)",
                     )
                 })?;
-            let max = datapath::port::dpdk::MAX_RXQ;
-            let n_rxq = match options.get("n-rxq") {
-                Some(n) => n
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|n| (1..=max).contains(n))
-                    .ok_or_else(|| {
-                        ApiError::invalid("port.options.n-rxq", format!("must be 1..={max}"))
-                    })?,
-                None => 1,
-            };
+            let n_rxq = n_rxq_option(options, datapath::port::dpdk::MAX_RXQ)?;
             cfg.dpdk
                 .init()
                 .map_err(|e| ApiError::precondition("port", e.to_string()))?;
@@ -2111,6 +2060,21 @@ fn open_port(
                 PORT_TYPES.join(", ")
             ),
         )),
+    }
+}
+
+/// The `n-rxq` option: 1 to `max`, default 1.
+fn n_rxq_option(
+    options: &std::collections::HashMap<String, String>,
+    max: usize,
+) -> Result<usize, ApiError> {
+    match options.get("n-rxq") {
+        Some(n) => n
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| ApiError::invalid("port.options.n-rxq", format!("must be 1..={max}"))),
+        None => Ok(1),
     }
 }
 

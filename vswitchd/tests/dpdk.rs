@@ -10,18 +10,6 @@ mod common;
 
 use common::{Daemon, Hosts, run};
 
-fn hugepages() {
-    let nr: usize = std::fs::read_to_string("/proc/sys/vm/nr_hugepages")
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    if nr < 512 {
-        std::fs::write("/proc/sys/vm/nr_hugepages", "512")
-            .expect("reserve hugepages (run as root)");
-    }
-}
-
 /// A namespace holding the TAP device DPDK created, with an address. Removed on drop.
 struct TapHost {
     ns: String,
@@ -80,9 +68,21 @@ fn port_counter(d: &Daemon, port: &str, field: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {field} in {p}"))
 }
 
+/// `add-port br0 bad type=dpdk OPTIONS` fails with a message containing `needle`.
+fn refused(d: &Daemon, options: &[&str], needle: &str) {
+    let mut args = vec!["add-port", "br0", "bad", "type=dpdk"];
+    args.extend_from_slice(options);
+    let o = d.fc(&args);
+    let e = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(
+        !o.status.success() && e.contains(needle),
+        "{options:?}: {e}"
+    );
+}
+
 #[test]
 fn namespaces_behind_af_xdp_and_tap_vdevs_ping_through_the_switch() {
-    hugepages();
+    common::hugepages();
     let id = std::process::id() % 100_000;
     let dir = tempfile::tempdir().unwrap();
     let d = Daemon::start_with(
@@ -144,31 +144,10 @@ fn namespaces_behind_af_xdp_and_tap_vdevs_ping_through_the_switch() {
     );
 
     // Errors name what is wrong and change nothing.
-    let o = d.fc(&["add-port", "br0", "bad", "type=dpdk", "devargs=net_nosuch0"]);
-    let e = String::from_utf8_lossy(&o.stderr).to_string();
-    assert!(!o.status.success() && e.contains("net_nosuch0"), "{e}");
-    let o = d.fc(&["add-port", "br0", "bad", "type=dpdk"]);
-    let e = String::from_utf8_lossy(&o.stderr).to_string();
-    assert!(!o.status.success() && e.contains("devargs"), "{e}");
-    let o = d.fc(&[
-        "add-port",
-        "br0",
-        "bad",
-        "type=dpdk",
-        &format!("devargs={tapargs}"),
-    ]);
-    let e = String::from_utf8_lossy(&o.stderr).to_string();
-    assert!(!o.status.success() && e.contains("already in use"), "{e}");
-    let o = d.fc(&[
-        "add-port",
-        "br0",
-        "bad",
-        "type=dpdk",
-        "devargs=net_null0",
-        "n-rxq=99",
-    ]);
-    let e = String::from_utf8_lossy(&o.stderr).to_string();
-    assert!(!o.status.success() && e.contains("n-rxq"), "{e}");
+    refused(&d, &["devargs=net_nosuch0"], "net_nosuch0");
+    refused(&d, &[], "devargs");
+    refused(&d, &[&format!("devargs={tapargs}")], "already in use");
+    refused(&d, &["devargs=net_null0", "n-rxq=99"], "n-rxq");
     let ports = d.ok(&["show"]);
     assert!(!ports.contains("bad"), "{ports}");
     t.exec(&["ping", "-c", "2", "-i", "0.2", "-W", "2", &h.addr(1)]);
@@ -178,7 +157,7 @@ fn namespaces_behind_af_xdp_and_tap_vdevs_ping_through_the_switch() {
 fn without_hugepages_dpdk_says_so() {
     // A hugetlbfs directory that does not exist: EAL cannot map memory, and the error
     // reaches the caller instead of a crash.
-    hugepages();
+    common::hugepages();
     let dir = tempfile::tempdir().unwrap();
     let d = Daemon::start_with(
         dir.path(),

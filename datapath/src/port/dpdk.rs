@@ -38,6 +38,8 @@ use parking_lot::Mutex;
 use crate::packet::{BUF_SIZE, BufPool, PacketBuf};
 use crate::port::{BURST, Batch, Port, PortCounters, PortStats};
 
+pub use super::eal::EalConfig;
+
 /// Most receive queues of one port.
 pub const MAX_RXQ: usize = 16;
 /// Receive and transmit descriptors per queue (adjusted to what the device allows).
@@ -46,60 +48,6 @@ const RING_DESC: u16 = 1024;
 const DEFAULT_MBUFS: u32 = 16384;
 /// Per-lcore mempool cache.
 const MEMPOOL_CACHE: u32 = 256;
-
-/// How the daemon starts DPDK's environment (EAL).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EalConfig {
-    /// EAL's `-l`: the cores EAL itself may use (its service threads; the poll threads are
-    /// the switch's own). Default `0`.
-    pub lcores: String,
-    /// `--socket-mem` in MiB per NUMA node (e.g. `512`), or none for DPDK's default.
-    pub socket_mem: Option<String>,
-    /// `--in-memory`: no shared files under `/dev/hugepages`, no secondary processes
-    /// (default on).
-    pub in_memory: bool,
-    /// `--file-prefix` (default `vswitchd-PID`).
-    pub file_prefix: Option<String>,
-    /// More EAL arguments, as given.
-    pub extra: Vec<String>,
-    /// Mbufs in the shared mempool (0: 16384).
-    pub n_mbufs: u32,
-}
-
-impl Default for EalConfig {
-    fn default() -> Self {
-        EalConfig {
-            lcores: "0".into(),
-            socket_mem: None,
-            in_memory: true,
-            file_prefix: None,
-            extra: Vec::new(),
-            n_mbufs: 0,
-        }
-    }
-}
-
-impl EalConfig {
-    /// The EAL command line (program name first).
-    pub fn args(&self) -> Vec<String> {
-        let mut a = vec!["vswitchd".to_string(), "-l".into(), self.lcores.clone()];
-        if let Some(m) = &self.socket_mem {
-            a.push("--socket-mem".into());
-            a.push(m.clone());
-        }
-        if self.in_memory {
-            a.push("--in-memory".into());
-        }
-        a.push("--file-prefix".into());
-        a.push(
-            self.file_prefix
-                .clone()
-                .unwrap_or_else(|| format!("vswitchd-{}", std::process::id())),
-        );
-        a.extend(self.extra.iter().cloned());
-        a
-    }
-}
 
 /// What went wrong with DPDK.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -12,6 +12,7 @@ pub mod afpacket;
 pub mod afxdp;
 #[cfg(feature = "dpdk")]
 pub mod dpdk;
+pub mod eal;
 pub mod memory;
 pub mod tap;
 pub mod vhost;
@@ -25,7 +26,8 @@ use crate::packet::{BufPool, PacketBuf};
 pub use afpacket::{AfPacketError, AfPacketPort};
 pub use afxdp::{AfXdpError, AfXdpPort, XdpMode};
 #[cfg(feature = "dpdk")]
-pub use dpdk::{DpdkError, DpdkPort, EalConfig};
+pub use dpdk::{DpdkError, DpdkPort};
+pub use eal::EalConfig;
 pub use memory::MemPort;
 pub use tap::{TapError, TapPort};
 pub use vhost::{VhostError, VhostMode, VhostUserPort};

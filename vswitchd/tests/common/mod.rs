@@ -293,3 +293,32 @@ pub fn finish(c: Child) -> String {
     );
     String::from_utf8_lossy(&o.stdout).to_string()
 }
+
+/// Makes sure 2 MiB hugepages are reserved and hugetlbfs is mounted.
+#[allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+pub fn hugepages() {
+    let nr: usize = std::fs::read_to_string("/proc/sys/vm/nr_hugepages")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    if nr < 512 {
+        std::fs::write("/proc/sys/vm/nr_hugepages", "512")
+            .expect("reserve hugepages (run as root)");
+    }
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
+    if !mounts.contains("hugetlbfs") {
+        std::fs::create_dir_all("/dev/hugepages").unwrap();
+        run("mount", &["-t", "hugetlbfs", "nodev", "/dev/hugepages"]);
+    }
+    let free: usize =
+        std::fs::read_to_string("/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages")
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+    assert!(
+        free >= 128,
+        "only {free} free 2 MiB hugepages: echo 1024 > /proc/sys/vm/nr_hugepages"
+    );
+}
