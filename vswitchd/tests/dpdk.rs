@@ -68,6 +68,17 @@ fn port_counter(d: &Daemon, port: &str, field: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {field} in {p}"))
 }
 
+/// `add-port br0 NAME type=dpdk devargs=DEVARGS`, which must succeed.
+fn add_dpdk(d: &Daemon, name: &str, devargs: &str) {
+    d.ok(&[
+        "add-port",
+        "br0",
+        name,
+        "type=dpdk",
+        &format!("devargs={devargs}"),
+    ]);
+}
+
 /// `add-port br0 bad type=dpdk OPTIONS` fails with a message containing `needle`.
 fn refused(d: &Daemon, options: &[&str], needle: &str) {
     let mut args = vec!["add-port", "br0", "bad", "type=dpdk"];
@@ -94,20 +105,8 @@ fn namespaces_behind_af_xdp_and_tap_vdevs_ping_through_the_switch() {
     let tap = format!("dkt{id}");
     let xdp = format!("net_af_xdp0,iface={}", h.ports[0]);
     let tapargs = format!("net_tap0,iface={tap}");
-    d.ok(&[
-        "add-port",
-        "br0",
-        "x0",
-        "type=dpdk",
-        &format!("devargs={xdp}"),
-    ]);
-    d.ok(&[
-        "add-port",
-        "br0",
-        "t0",
-        "type=dpdk",
-        &format!("devargs={tapargs}"),
-    ]);
+    add_dpdk(&d, "x0", &xdp);
+    add_dpdk(&d, "t0", &tapargs);
     let t = TapHost::new(&format!("dk{id}t"), &tap, "10.131.0.2");
 
     h.exec(
@@ -128,13 +127,7 @@ fn namespaces_behind_af_xdp_and_tap_vdevs_ping_through_the_switch() {
     // process; see docs/datapath.md.)
     drop(t);
     d.ok(&["del-port", "br0", "t0"]);
-    d.ok(&[
-        "add-port",
-        "br0",
-        "t0",
-        "type=dpdk",
-        &format!("devargs={tapargs}"),
-    ]);
+    add_dpdk(&d, "t0", &tapargs);
     let t = TapHost::new(&format!("dk{id}t"), &tap, "10.131.0.2");
     // A new TAP device has a new MAC address: forget the old one.
     h.exec(1, &["ip", "neigh", "flush", "all"]);

@@ -74,14 +74,7 @@ fn remote_and_local(tag: &str) -> (Ns, [String; 6]) {
         vec![hu.clone(), hl.clone()],
     );
     for (ns, h, v) in [(&remote, &hu, &uv), (&local, &hl, &lv)] {
-        let _ = Command::new("ip").args(["netns", "del", ns]).output();
-        run("ip", &["netns", "add", ns]);
-        run("ip", &["link", "add", h, "type", "veth", "peer", "name", v]);
-        run("ip", &["link", "set", v, "netns", ns]);
-        run("ip", &["link", "set", h, "up"]);
-        run("ip", &["-n", ns, "link", "set", v, "up"]);
-        run("ip", &["-n", ns, "link", "set", "lo", "up"]);
-        in_ns(ns, &["ethtool", "-K", v, "tx", "off"]);
+        ns_with_veth(ns, h, v);
     }
     (guard, [remote, local, hu, uv, hl, lv])
 }
@@ -646,7 +639,8 @@ fn kernel_peer(ns: &str, uv: &str, underlay: &str, tep: &str, vni: &str, overlay
     in_ns(ns, &["ethtool", "-K", "vx0", "tx", "off"]);
 }
 
-/// A namespace with one veth whose other end (`h`, returned first) stays here.
+/// A namespace `ns` holding veth end `v` (up, transmit checksum offload off), whose other
+/// end `h` stays in this namespace, up.
 fn ns_with_veth(ns: &str, h: &str, v: &str) {
     let _ = Command::new("ip").args(["netns", "del", ns]).output();
     run("ip", &["netns", "add", ns]);

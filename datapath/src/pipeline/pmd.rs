@@ -641,11 +641,11 @@ fn emit(
     slot: usize,
     take: bool,
 ) {
-    emit_tun(cx, pkts, m, slot, take, tun_of(key));
+    emit_tun(cx, pkts, m, slot, take, || tun_of(key));
 }
 
-/// [`emit`] with the tunnel destination and key given (used only when `slot` is a
-/// flow-based tunnel port).
+/// [`emit`] with the tunnel destination and key given by `tun`, asked only when `slot` is a
+/// flow-based tunnel port (other outputs never read them).
 #[inline]
 fn emit_tun(
     cx: &mut Cx<'_>,
@@ -653,7 +653,7 @@ fn emit_tun(
     m: usize,
     slot: usize,
     take: bool,
-    tun: (u32, u32),
+    tun: impl FnOnce() -> (u32, u32),
 ) {
     let mut b = if take {
         match pkts[m].take() {
@@ -670,7 +670,8 @@ fn emit_tun(
         b
     };
     if cx.snap.ports[slot].flow_tunnel {
-        b.set_tun_out(tun.0, tun.1);
+        let (dst, id) = tun();
+        b.set_tun_out(dst, id);
     }
     cx.sent |= bit(m as u8);
     stage(cx, slot, b);
@@ -1138,7 +1139,7 @@ fn normal_out(
         return;
     };
     if want == tagged {
-        emit_tun(cx, pkts, m, slot, take, tun);
+        emit_tun(cx, pkts, m, slot, take, || tun);
         return;
     }
     let mut b = if take {
