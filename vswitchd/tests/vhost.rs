@@ -190,6 +190,11 @@ fn bridge(d: &Daemon, hosts: &Hosts, sock: &Path, mode: &str, queues: usize) {
 
 /// Sends `n` frames of an unused ethertype from host 1 to a made-up MAC and returns the
 /// frames that came back from it (hex), and the frames sent (hex), as scapy saw them.
+///
+/// The port's link comes up when the guest has configured its rings, which testpmd does
+/// before it fills its receive ring and starts forwarding; frames sent in between are
+/// dropped (`tx_no_room`), as a NIC without receive buffers drops them. So probes go first,
+/// until one returns; then the `n` frames, and the wait for them ends when all are back.
 fn exchange(hosts: &Hosts, n: usize) -> (Vec<String>, Vec<String>) {
     let script = format!(
         r#"
@@ -199,8 +204,19 @@ conf.verb = 0
 iface = "{iface}"
 me = get_if_hwaddr(iface)
 peer = "02:00:00:00:00:99"
-sn = AsyncSniffer(iface=iface, lfilter=lambda p: p.src == peer and p.type == 0x88b5)
+probes, got = [], []
+def seen(p):
+    (probes if bytes(p)[14:19] == b"probe" else got).append(p)
+sn = AsyncSniffer(iface=iface, store=False, prn=seen,
+                  lfilter=lambda p: p.src == peer and p.type == 0x88b5)
 sn.start()
+time.sleep(0.5)
+deadline = time.time() + 30
+while not probes and time.time() < deadline:
+    sendp(Ether(dst=peer, src=me, type=0x88b5) / Raw(b"probe"), iface=iface)
+    time.sleep(0.1)
+if not probes:
+    print("E no probe came back in 30 s")
 time.sleep(0.5)
 sent = []
 for i in range({n}):
@@ -208,8 +224,11 @@ for i in range({n}):
     sendp(f, iface=iface)
     sent.append(bytes(f).hex())
     time.sleep(0.002)
-time.sleep(1.0)
-got = sn.stop()
+deadline = time.time() + 15
+while len(got) < len(sent) and time.time() < deadline:
+    time.sleep(0.1)
+time.sleep(0.3)
+sn.stop()
 for s in sent:
     print("S", s)
 for p in got:
@@ -218,6 +237,10 @@ for p in got:
         iface = hosts.inner(1),
     );
     let out = hosts.exec(1, &["/usr/bin/python3", "-c", &script]);
+    assert!(
+        !out.contains("E no probe"),
+        "testpmd never forwarded a probe"
+    );
     let sent = out
         .lines()
         .filter_map(|l| l.strip_prefix("S "))
@@ -262,7 +285,8 @@ fn round_trip(name: &str, net: u8, mode: &str, queues: usize, huge: bool) {
     assert_eq!(
         got,
         want,
-        "testpmd's log: {}",
+        "port vu0: {}\ntestpmd's log: {}",
+        port_stats(&d, "vu0"),
         std::fs::read_to_string(dir.join("testpmd.log")).unwrap_or_default()
     );
     let p = port_stats(&d, "vu0");
@@ -321,7 +345,7 @@ fn two_transmit_queues_reach_the_namespace() {
         1,
         &[
             "timeout",
-            "3",
+            "15",
             "tshark",
             "-i",
             &iface,
