@@ -357,6 +357,14 @@ fn hostile_guest() {
         ("only a header", "rx_bad_length", |g, h, b| {
             g.set_desc(1, h, b, 12, 0, 0)
         }),
+        ("less than a header", "rx_bad_length", |g, h, b| {
+            g.set_desc(1, h, b, 5, 0, 0)
+        }),
+        (
+            "a frame too large in one buffer",
+            "rx_bad_length",
+            |g, h, b| g.set_desc(1, h, b, 4096, 0, 0),
+        ),
     ];
     for (what, counter, write) in cases {
         let before = port.extra(counter);
