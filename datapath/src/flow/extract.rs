@@ -41,7 +41,16 @@ fn be16(b: &[u8], at: usize) -> u16 {
 
 #[inline(always)]
 fn be32(b: &[u8], at: usize) -> u32 {
-    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+    let mut a = [0u8; 4];
+    a.copy_from_slice(&b[at..at + 4]);
+    u32::from_be_bytes(a)
+}
+
+#[inline(always)]
+fn be64(b: &[u8], at: usize) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[at..at + 8]);
+    u64::from_be_bytes(a)
 }
 
 #[inline(always)]
@@ -65,33 +74,12 @@ fn be128(b: &[u8], at: usize) -> u128 {
     u128::from_be_bytes(a)
 }
 
-/// The `N` bytes at `at`, or `None` past the end: one length check, after which reads
-/// at constant offsets need none (the hot headers are read through these).
+/// The `N` bytes at `at`, or `None` past the end: one length check, after which the
+/// helpers above, reading at constant offsets of it, need none (the hot headers are read
+/// through these).
 #[inline(always)]
 fn fixed<const N: usize>(b: &[u8], at: usize) -> Option<&[u8; N]> {
     b.get(at..at.checked_add(N)?)?.try_into().ok()
-}
-
-/// Big-endian `u64` at offset `at` of a fixed-size header (a constant at every call).
-#[inline(always)]
-fn h64<const N: usize>(h: &[u8; N], at: usize) -> u64 {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&h[at..at + 8]);
-    u64::from_be_bytes(a)
-}
-
-/// Big-endian `u16` at offset `at` of a fixed-size header (a constant at every call).
-#[inline(always)]
-fn h16<const N: usize>(h: &[u8; N], at: usize) -> u16 {
-    u16::from_be_bytes([h[at], h[at + 1]])
-}
-
-/// Big-endian `u32` at offset `at` of a fixed-size header (a constant at every call).
-#[inline(always)]
-fn h32<const N: usize>(h: &[u8; N], at: usize) -> u32 {
-    let mut a = [0u8; 4];
-    a.copy_from_slice(&h[at..at + 4]);
-    u32::from_be_bytes(a)
 }
 
 /// Extracts the key of `frame` received on `in_port`. `key` is overwritten completely
@@ -107,10 +95,10 @@ pub fn extract(frame: &[u8], in_port: PortNo, key: &mut FlowKey) -> Result<Layou
     w[0] = in_port.0 as u64;
     // The destination is the top 6 bytes of bytes 0..8, the source of bytes 6..14 (one
     // load each).
-    w[2] = h64(eth, 0) >> 16;
-    w[1] = h64(eth, 6) >> 16;
+    w[2] = be64(eth, 0) >> 16;
+    w[1] = be64(eth, 6) >> 16;
     let mut off = 14;
-    let mut ty = h16(eth, 12);
+    let mut ty = be16(eth, 12);
     let mut tci = 0u16;
     let mut tci2 = 0u16;
     while ty == ethertype::VLAN || ty == ethertype::QINQ {
@@ -174,12 +162,12 @@ fn extract_ipv4(f: &[u8], off: usize, key: &mut FlowKey) -> Result<u16, DropReas
     if vihl >> 4 != 4 || ihl < 20 || f.len() < off + ihl {
         return Err(DropReason::BadIpv4Header);
     }
-    let total = h16(h, 2) as usize;
+    let total = be16(h, 2) as usize;
     if total < ihl || f.len() < off + total {
         return Err(DropReason::BadIpv4Length);
     }
     let proto = h[9];
-    let frag_field = h16(h, 6);
+    let frag_field = be16(h, 6);
     let mut frag = 0u8;
     if frag_field & 0x3fff != 0 {
         frag = FRAG_ANY;
@@ -189,7 +177,7 @@ fn extract_ipv4(f: &[u8], off: usize, key: &mut FlowKey) -> Result<u16, DropReas
     }
     key.w[1] |= (proto as u64) << 48 | (h[1] as u64) << 56;
     key.w[2] |= (h[8] as u64) << 48 | (frag as u64) << 56;
-    key.w[3] = h32(h, 12) as u64 | (h32(h, 16) as u64) << 32;
+    key.w[3] = be32(h, 12) as u64 | (be32(h, 16) as u64) << 32;
     if frag & FRAG_LATER == 0 {
         return extract_l4(f, off + ihl, off + total, proto, key);
     }
@@ -273,14 +261,14 @@ fn extract_l4(
             if doff < 5 || avail < doff * 4 {
                 return Err(DropReason::BadL4Header);
             }
-            let flags = h16(h, 12) & 0x0fff;
-            key.w[8] = h16(h, 0) as u64 | (h16(h, 2) as u64) << 16 | (flags as u64) << 32;
+            let flags = be16(h, 12) & 0x0fff;
+            key.w[8] = be16(h, 0) as u64 | (be16(h, 2) as u64) << 16 | (flags as u64) << 32;
         }
         ip_proto::UDP => {
             let (true, Some(h)) = (avail >= 8, fixed::<8>(f, off)) else {
                 return Err(DropReason::BadL4Header);
             };
-            key.w[8] = h16(h, 0) as u64 | (h16(h, 2) as u64) << 16;
+            key.w[8] = be16(h, 0) as u64 | (be16(h, 2) as u64) << 16;
         }
         ip_proto::ICMP | ip_proto::ICMPV6 => {
             let (true, Some(h)) = (avail >= 4, fixed::<4>(f, off)) else {
