@@ -508,6 +508,28 @@ impl BufPool {
         }
     }
 
+    /// Returns every buffer of `batch` (draining it), as `put` would one by one. The common
+    /// case moves them as one block: a per-buffer `put` of a buffer the caller just read
+    /// re-stores its fields in pieces and reloads them whole, a store-forwarding stall per
+    /// packet on the transmit path.
+    #[inline]
+    pub fn put_batch(&mut self, batch: &mut crate::port::Batch) {
+        #[cfg(feature = "dpdk")]
+        if batch.iter().any(PacketBuf::is_mbuf) {
+            for b in batch.drain(..) {
+                self.put(b);
+            }
+            return;
+        }
+        if self.free.len() + batch.len() <= self.capacity.div_ceil(2) {
+            self.free.extend(batch.drain(..));
+        } else {
+            for b in batch.drain(..) {
+                self.put(b);
+            }
+        }
+    }
+
     #[cold]
     fn put_spare(&mut self, b: PacketBuf) {
         if self.capacity > 0 {

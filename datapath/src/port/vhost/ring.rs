@@ -680,15 +680,15 @@ impl Vring {
         // No `lone` for receive chains: the fast path of `enqueue_one` reads the head
         // descriptor again (a hit by now), which costs fewer instructions than keeping it.
         self.prefetch_chains(heads.n, true, &mut heads.heads, None);
-        for b in batch.drain(..) {
+        for b in batch.iter() {
             if pending == 0 {
                 st.no_room += 1;
-            } else if self.enqueue_one(&b, &mut pending, &heads, st) {
+            } else if self.enqueue_one(b, &mut pending, &heads, st) {
                 st.pkts += 1;
                 st.bytes += b.len() as u64;
             }
-            pool.put(b);
         }
+        pool.put_batch(batch);
         self.publish_used(old_used, st);
     }
 
@@ -714,17 +714,23 @@ impl Vring {
                 && d.len as usize >= need
                 && let Some(p) = self.mem.translate(d.addr, need as u64)
             {
-                let mut hdr = [0u8; MAX_HDR];
-                hdr[10] = 1; // num_buffers (ignored by a 10-byte header)
                 // SAFETY: `p..p+need` is guest memory (translated, the whole range in one
-                // region) that the guest made writable for us; `hdr` and the frame are our
-                // own memory; `hdr_len + pkt.len() == need`.
+                // region) that the guest made writable for us; the frame is our own memory;
+                // `hdr_len + pkt.len() == need`.
                 unsafe {
-                    // Constant sizes: a few stores instead of a `memcpy` call.
+                    // The header as two stores straight into the guest's buffer (no
+                    // offloads; `num_buffers` 1 in a 12-byte header), not a copy of a
+                    // stack array: its pieces would be stored and reloaded whole.
                     match hdr_len {
-                        12 => std::ptr::copy_nonoverlapping(hdr.as_ptr(), p, 12),
-                        10 => std::ptr::copy_nonoverlapping(hdr.as_ptr(), p, 10),
-                        n => std::ptr::copy_nonoverlapping(hdr.as_ptr(), p, n),
+                        12 => {
+                            p.cast::<u64>().write_unaligned(0);
+                            p.add(8).cast::<u32>().write_unaligned((1u32 << 16).to_le());
+                        }
+                        10 => {
+                            p.cast::<u64>().write_unaligned(0);
+                            p.add(8).cast::<u16>().write_unaligned(0);
+                        }
+                        n => std::ptr::write_bytes(p, 0, n),
                     }
                     std::ptr::copy_nonoverlapping(pkt.data().as_ptr(), p.add(hdr_len), pkt.len());
                 }
