@@ -255,7 +255,12 @@ impl PmdThread {
                     idle = idle.saturating_add(1);
                     if idle <= 256 || max_sleep.is_zero() {
                         std::hint::spin_loop();
-                    } else if pmd.rxqs_empty() {
+                        continue;
+                    }
+                    // A backing-off thread holds no snapshot: ports removed meanwhile are
+                    // freed at once.
+                    pmd.release_snapshot();
+                    if pmd.rxqs_empty() {
                         // Nothing to poll: a thread without rx queues barely wakes.
                         std::thread::park_timeout(Duration::from_millis(20));
                     } else {

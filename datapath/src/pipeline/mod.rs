@@ -18,6 +18,7 @@ pub mod xlate;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -300,6 +301,10 @@ pub struct PacketIn {
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) snap: ArcSwap<Snapshot>,
+    /// The version of the snapshot in `snap`, stored after it: a poll thread keeps its
+    /// snapshot between polls and reloads it only when this word changes (one plain load
+    /// per poll instead of the atomic read-modify-writes of a load from `snap`).
+    pub(crate) snap_version: AtomicU64,
     write: Mutex<()>,
     pub(crate) macs: MacTable,
     pub(crate) packet_in: SyncSender<PacketIn>,
@@ -385,6 +390,7 @@ impl Datapath {
         };
         let shared = Shared {
             snap: ArcSwap::from_pointee(snap),
+            snap_version: AtomicU64::new(0),
             write: Mutex::new(()),
             macs,
             packet_in: tx,
@@ -480,7 +486,9 @@ impl Datapath {
         };
         let out = f(&mut txn)?;
         let removed = std::mem::take(&mut txn.removed_ports);
+        let version = next.version;
         self.shared.snap.store(Arc::new(next));
+        self.shared.snap_version.store(version, Ordering::Release);
         for no in removed {
             self.shared.macs.flush_port(no);
         }

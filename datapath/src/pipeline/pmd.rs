@@ -6,10 +6,11 @@
 //! stage outputs per port so each port transmits one burst.
 //!
 //! Thread-safety: a `Pmd` is owned by one thread. It shares only the datapath's snapshot
-//! (loaded once per poll), the MAC table (lock-free), meters (atomics, once per group) and
+//! (kept between polls, reloaded when the datapath's snapshot version changes), the MAC table (lock-free), meters (atomics, once per group) and
 //! flow counters (relaxed atomics, once per group).
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::TrySendError;
 
 use arrayvec::ArrayVec;
@@ -85,6 +86,10 @@ pub struct Pmd {
     fds_usable: bool,
     /// The burst in `rx` came from a tunnel port: `work.tun` holds its metadata.
     rx_tun: bool,
+    /// The snapshot of version `snap_version`, kept between polls (`None` inside
+    /// `poll_once`, which moves it out, and after `release_snapshot`).
+    snap: Option<Arc<Snapshot>>,
+    snap_version: u64,
 }
 
 /// Per-burst working arrays, allocated once per poll thread (not zeroed per burst).
@@ -135,6 +140,8 @@ impl Pmd {
             fds_version: u64::MAX,
             fds_usable: false,
             rx_tun: false,
+            snap: None,
+            snap_version: 0,
             shared,
         }
     }
@@ -230,7 +237,7 @@ impl Pmd {
     /// Polls every rx queue of every port once and processes what arrived. Returns the
     /// number of packets received.
     pub fn poll_once(&mut self) -> usize {
-        let snap = self.shared.snap.load_full();
+        let snap = self.snapshot();
         self.sync(&snap);
         let mut total = 0;
         for &(slot, q) in snap.rxqs.get(self.index).map_or(&[][..], |v| &v[..]) {
@@ -262,7 +269,32 @@ impl Pmd {
         if self.polls.is_multiple_of(1024) {
             self.housekeeping();
         }
+        self.snap = Some(snap);
         total
+    }
+
+    /// The current snapshot, moved out of `self.snap` (the caller puts it back). Reloaded
+    /// only when the datapath published a newer one: checking costs one load of a word
+    /// that changes only with the configuration, where a load from the `ArcSwap` costs
+    /// several atomic read-modify-writes per poll. The version is stored after the
+    /// snapshot, so the snapshot loaded is at least as new as the version read.
+    #[inline]
+    fn snapshot(&mut self) -> Arc<Snapshot> {
+        let v = self.shared.snap_version.load(Ordering::Acquire);
+        match self.snap.take() {
+            Some(s) if v == self.snap_version => s,
+            _ => {
+                self.snap_version = v;
+                self.shared.snap.load_full()
+            }
+        }
+    }
+
+    /// Lets go of the snapshot kept between polls, before the thread backs off: ports
+    /// removed meanwhile are then freed by the control plane at once, not when this thread
+    /// next polls.
+    pub fn release_snapshot(&mut self) {
+        self.snap = None;
     }
 
     /// Polls until every port's rx ring is empty (tests and benchmarks).
