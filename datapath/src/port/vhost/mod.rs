@@ -116,10 +116,35 @@ pub(crate) struct GuestCounters {
     pub(crate) connects: AtomicU64,
     pub(crate) disconnects: AtomicU64,
     pub(crate) protocol_errors: AtomicU64,
-    /// Frames taken from each of the guest's transmit queues (the port's rx queues).
-    rxq_packets: [AtomicU64; MAX_QUEUE_PAIRS],
-    /// Frames written into each of the guest's receive queues.
-    txq_packets: [AtomicU64; MAX_QUEUE_PAIRS],
+}
+
+/// Frames and bytes through one virtqueue. Written only by the poll thread holding the
+/// queue's lock, so with a plain load and store (the lock orders the writers), not the
+/// locked read-modify-write a shared counter needs: the hot path's counting costs no
+/// atomic instruction. Anyone reads them.
+#[derive(Debug, Default)]
+pub(crate) struct VqCounters {
+    packets: AtomicU64,
+    bytes: AtomicU64,
+}
+
+impl VqCounters {
+    /// Adds a burst. Only while holding the queue's lock.
+    #[inline]
+    fn add(&self, packets: u64, bytes: u64) {
+        let r = Ordering::Relaxed;
+        self.packets
+            .store(self.packets.load(r).wrapping_add(packets), r);
+        self.bytes.store(self.bytes.load(r).wrapping_add(bytes), r);
+    }
+
+    fn packets(&self) -> u64 {
+        self.packets.load(Ordering::Relaxed)
+    }
+
+    fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
 }
 
 /// Names of the per-queue counters.
@@ -184,6 +209,9 @@ pub(crate) struct Shared {
     pub(crate) n_qp: usize,
     /// Virtqueues by index: `2q` the guest's receive queue `q`, `2q + 1` its transmit queue.
     pub(crate) vqs: Box<[Mutex<Slot>]>,
+    /// Per virtqueue (same index), what went through it; the port's packet and byte
+    /// counts are their sums.
+    vq_counters: Box<[VqCounters]>,
     /// Per rx queue, an epoll descriptor holding the guest's kick for it.
     pub(crate) wake: Box<[OwnedFd]>,
     counters: PortCounters,
@@ -229,12 +257,12 @@ impl Shared {
         }
     }
 
+    /// Counts a burst taken from rx queue `queue`. Only while holding that queue's lock.
     fn flush_rx(&self, queue: usize, st: &BurstStats) {
-        if st.pkts > 0 {
-            self.counters.rx(st.pkts, st.bytes);
-            if let Some(c) = self.guest.rxq_packets.get(queue) {
-                add(c, st.pkts);
-            }
+        if st.pkts > 0
+            && let Some(c) = self.vq_counters.get(2 * queue + 1)
+        {
+            c.add(st.pkts, st.bytes);
         }
         let errors = st.bad_descriptor + st.bad_address + st.bad_length + st.ring_corrupt;
         if errors > 0 {
@@ -248,12 +276,12 @@ impl Shared {
         add(&self.guest.interrupts, st.interrupts);
     }
 
+    /// Counts a burst written into tx queue `queue`. Only while holding that queue's lock.
     fn flush_tx(&self, queue: usize, st: &BurstStats) {
-        if st.pkts > 0 {
-            self.counters.tx(st.pkts, st.bytes);
-            if let Some(c) = self.guest.txq_packets.get(queue) {
-                add(c, st.pkts);
-            }
+        if st.pkts > 0
+            && let Some(c) = self.vq_counters.get(2 * queue)
+        {
+            c.add(st.pkts, st.bytes);
         }
         let g = &self.guest;
         let errors = st.bad_descriptor + st.bad_address + st.ring_corrupt;
@@ -351,6 +379,9 @@ impl VhostUserPort {
             n_qp: queue_pairs,
             vqs: (0..2 * queue_pairs)
                 .map(|_| Mutex::new(Slot::default()))
+                .collect(),
+            vq_counters: (0..2 * queue_pairs)
+                .map(|_| VqCounters::default())
                 .collect(),
             wake: wake.into_boxed_slice(),
             counters: PortCounters::default(),
@@ -458,40 +489,42 @@ impl Port for VhostUserPort {
     fn tx_burst(&self, batch: &mut Batch, pool: &mut BufPool) {
         let mut st = BurstStats::default();
         // The first receive queue no other poll thread holds; else wait for the first
-        // started one.
-        let mut sent = None;
+        // started one. Counted before the queue's lock is let go.
         for (q, vq) in self.shared.vqs.iter().step_by(2).enumerate() {
             if let Some(mut slot) = vq.try_lock()
                 && let Some(ring) = slot.ring.as_mut()
             {
                 ring.enqueue_burst(batch, pool, &mut st);
-                sent = Some(q);
-                break;
+                self.shared.flush_tx(q, &st);
+                return;
             }
         }
-        if sent.is_none() {
-            for (q, vq) in self.shared.vqs.iter().step_by(2).enumerate() {
-                let mut slot = vq.lock();
-                if let Some(ring) = slot.ring.as_mut() {
-                    ring.enqueue_burst(batch, pool, &mut st);
-                    sent = Some(q);
-                    break;
-                }
+        for (q, vq) in self.shared.vqs.iter().step_by(2).enumerate() {
+            let mut slot = vq.lock();
+            if let Some(ring) = slot.ring.as_mut() {
+                ring.enqueue_burst(batch, pool, &mut st);
+                self.shared.flush_tx(q, &st);
+                return;
             }
         }
-        let Some(q) = sent else {
-            // No guest, or its queues are stopped: the link is down.
-            self.shared.counters.tx_dropped(batch.len() as u64);
-            for b in batch.drain(..) {
-                pool.put(b);
-            }
-            return;
-        };
-        self.shared.flush_tx(q, &st);
+        // No guest, or its queues are stopped: the link is down.
+        self.shared.counters.tx_dropped(batch.len() as u64);
+        pool.put_batch(batch);
     }
 
     fn stats(&self) -> PortStats {
-        self.shared.counters.read()
+        let mut s = self.shared.counters.read();
+        for (i, c) in self.shared.vq_counters.iter().enumerate() {
+            // Odd virtqueues are the guest's transmit queues: what the port receives.
+            if i % 2 == 1 {
+                s.rx_packets += c.packets();
+                s.rx_bytes += c.bytes();
+            } else {
+                s.tx_packets += c.packets();
+                s.tx_bytes += c.bytes();
+            }
+        }
+        s
     }
 
     fn rx_fd(&self, queue: usize) -> Option<RawFd> {
@@ -537,9 +570,10 @@ impl Port for VhostUserPort {
             ("disconnects", r(&g.disconnects)),
             ("protocol_errors", r(&g.protocol_errors)),
         ]);
+        let vc = &self.shared.vq_counters;
         for q in 0..self.shared.n_qp {
-            out.push((RXQ_NAMES[q], r(&g.rxq_packets[q])));
-            out.push((TXQ_NAMES[q], r(&g.txq_packets[q])));
+            out.push((RXQ_NAMES[q], vc[2 * q + 1].packets()));
+            out.push((TXQ_NAMES[q], vc[2 * q].packets()));
         }
     }
 }
