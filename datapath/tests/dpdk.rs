@@ -11,8 +11,11 @@ use datapath::packet::{BufPool, PacketBuf};
 use datapath::port::dpdk::{DpdkPort, EalConfig, eal_init};
 use datapath::port::{Batch, Port};
 
-/// Reserves hugepages if needed and starts the EAL (once per test process).
-fn eal() {
+/// Reserves hugepages if needed and starts the EAL (once per test process). The tests share
+/// one mempool and compare its free count, so the returned guard runs them one at a time.
+fn eal() -> std::sync::MutexGuard<'static, ()> {
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let nr: usize = std::fs::read_to_string("/proc/sys/vm/nr_hugepages")
         .unwrap()
         .trim()
@@ -28,6 +31,7 @@ fn eal() {
         ..EalConfig::default()
     };
     eal_init(&cfg).unwrap_or_else(|e| panic!("{e}"));
+    guard
 }
 
 /// A frame of `len` bytes whose contents say which one it is.
@@ -66,7 +70,7 @@ fn send(p: &DpdkPort, frames: &[Vec<u8>], pool: &mut BufPool) {
 
 #[test]
 fn frames_round_trip_through_net_ring_without_copies_and_every_mbuf_returns() {
-    eal();
+    let _one_at_a_time = eal();
     let p = DpdkPort::new("ring0", "net_ring0", 1).unwrap_or_else(|e| panic!("{e}"));
     let mut pool = BufPool::new(256);
     let full = p.mempool_available();
@@ -126,7 +130,7 @@ fn frames_round_trip_through_net_ring_without_copies_and_every_mbuf_returns() {
 
 #[test]
 fn a_copy_of_an_mbuf_frame_is_a_heap_buffer_and_the_mbuf_still_returns() {
-    eal();
+    let _one_at_a_time = eal();
     let p = DpdkPort::new("ring1", "net_ring1", 1).unwrap_or_else(|e| panic!("{e}"));
     let mut pool = BufPool::new(64);
     let full = p.mempool_available();
@@ -157,7 +161,7 @@ fn a_copy_of_an_mbuf_frame_is_a_heap_buffer_and_the_mbuf_still_returns() {
 
 #[test]
 fn bad_devargs_give_clear_errors_and_a_port_can_be_added_again() {
-    eal();
+    let _one_at_a_time = eal();
     let e = DpdkPort::new("bogus", "net_bogus0", 1)
         .unwrap_err()
         .to_string();
