@@ -6,8 +6,9 @@
 //! stage outputs per port so each port transmits one burst.
 //!
 //! Thread-safety: a `Pmd` is owned by one thread. It shares only the datapath's snapshot
-//! (kept between polls, reloaded when the datapath's snapshot version changes), the MAC table (lock-free), meters (atomics, once per group) and
-//! flow counters (relaxed atomics, once per group).
+//! (kept between polls, reloaded when the datapath's snapshot version changes), the MAC
+//! table (lock-free), meters (atomics, once per group) and flow counters (relaxed atomics,
+//! once per group).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
