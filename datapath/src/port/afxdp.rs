@@ -768,9 +768,7 @@ impl Port for AfXdpPort {
             Some(q) => q.lock().tx_burst(batch, pool, &self.counters),
             None => {
                 let n = batch.len() as u64;
-                for b in batch.drain(..) {
-                    pool.put(b);
-                }
+                pool.put_batch(batch);
                 self.counters.tx_dropped(n);
             }
         }

@@ -117,9 +117,7 @@ impl Port for MemPort {
         drop(tx);
         let dropped = batch.len() as u64;
         let bytes = bytes - batch.iter().map(|b| b.len() as u64).sum::<u64>();
-        for b in batch.drain(..) {
-            pool.put(b);
-        }
+        pool.put_batch(batch);
         let sent = sent as u64;
         self.counters.tx(sent, bytes);
         if dropped > 0 {

@@ -543,9 +543,7 @@ impl Port for EndpointPort {
         let bytes: u64 = batch.iter().map(|b| b.len() as u64).sum();
         if self.0.is_retired() {
             self.0.counters.tx_dropped(n);
-            for b in batch.drain(..) {
-                pool.put(b);
-            }
+            pool.put_batch(batch);
             return;
         }
         let mut replies: ArrayVec<PacketBuf, BURST> = ArrayVec::new();
@@ -597,9 +595,7 @@ impl Port for NoEndpointPort {
         let n = batch.len() as u64;
         self.drops.add(TunnelDrop::NoEndpoint, n);
         self.counters.tx_dropped(n);
-        for b in batch.drain(..) {
-            pool.put(b);
-        }
+        pool.put_batch(batch);
     }
 
     fn link_up(&self) -> Option<bool> {
@@ -861,9 +857,7 @@ impl TunnelPort {
         let n = batch.len() as u64;
         self.endpoint.drops.add(r, n);
         self.counters.tx_dropped(n);
-        for b in batch.drain(..) {
-            pool.put(b);
-        }
+        pool.put_batch(batch);
     }
 
     /// Encapsulates a burst for a flow-based port: each packet's destination (unless the

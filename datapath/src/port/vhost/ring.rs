@@ -664,9 +664,7 @@ impl Vring {
         let Some(mut pending) = self.pending() else {
             st.ring_corrupt += 1;
             st.no_room += batch.len() as u64;
-            for b in batch.drain(..) {
-                pool.put(b);
-            }
+            pool.put_batch(batch);
             return;
         };
         let old_used = self.used_idx;
