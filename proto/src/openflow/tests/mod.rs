@@ -1,0 +1,1 @@
+//! Codec tests on real bytes.
