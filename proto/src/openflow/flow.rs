@@ -220,7 +220,7 @@ impl<'a> MessageBody<'a> for FlowRemoved<'a> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::openflow::actions::Action;
     use crate::openflow::error::{bad_instruction, bad_match};
