@@ -3,6 +3,7 @@
 
 mod ofctl;
 mod osken;
+mod props;
 mod walk;
 
 use crate::openflow::message::parse;
