@@ -7,8 +7,7 @@
 
 use super::error::{OfpError, bad_property, bad_request, bundle_failed};
 use super::header::Header;
-use super::list::List;
-use super::nx_actions::Prop;
+use super::list::{List, Prop};
 use super::wire::{Put, Reader};
 
 /// ONF experimenter type of the 1.3 bundle control message.

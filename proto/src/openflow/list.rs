@@ -5,7 +5,8 @@
 //! that its iterator cannot meet an error and yields items directly. `emit` re-encodes
 //! item by item (not a byte copy), so a parse/emit round trip exercises both directions.
 
-use super::error::OfpError;
+use super::error::{OfpError, bad_property};
+use super::wire::{Put, Reader};
 use std::marker::PhantomData;
 
 /// One element of a [`List`].
@@ -124,6 +125,37 @@ impl<'a, T: Item<'a>> IntoIterator for List<'a, T> {
     type IntoIter = Iter<'a, T>;
     fn into_iter(self) -> Iter<'a, T> {
         self.iter()
+    }
+}
+
+/// A generic property TLV (type, length excluding padding, value, padding to 8).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Prop<'a> {
+    /// Property type.
+    pub kind: u16,
+    /// Property value.
+    pub value: &'a [u8],
+}
+
+impl<'a> Item<'a> for Prop<'a> {
+    const BAD_LEN: OfpError = bad_property::BAD_LEN;
+    fn parse_item(buf: &'a [u8]) -> Result<(Self, usize), OfpError> {
+        let mut r = Reader::new(buf, bad_property::BAD_LEN);
+        let kind = r.u16()?;
+        let len = usize::from(r.u16()?);
+        let value = r.bytes(len.checked_sub(4).ok_or(bad_property::BAD_LEN)?)?;
+        let padded = len.div_ceil(8) * 8;
+        if padded > buf.len() {
+            return Err(bad_property::BAD_LEN);
+        }
+        Ok((Prop { kind, value }, padded))
+    }
+    fn emit_item(&self, out: &mut Vec<u8>) {
+        let start = out.len();
+        out.put_u16(self.kind);
+        out.put_u16(0);
+        out.extend_from_slice(self.value);
+        out.finish_padded(start, 2);
     }
 }
 

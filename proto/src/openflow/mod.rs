@@ -31,6 +31,8 @@ pub mod message;
 pub mod meter;
 pub mod multipart;
 pub mod nx_actions;
+pub mod nx_ct;
+pub mod nx_emit;
 pub mod nx_learn;
 pub mod oxm;
 pub mod packet;

@@ -10,11 +10,12 @@
 //! surfaces as an unknown experimenter action.
 
 use super::actions::Actions;
-use super::error::{NX_VENDOR_ID, OfpError, bad_action};
-use super::list::{Item, List};
+use super::error::{OfpError, bad_action};
+use super::list::{Item, List, Prop};
+use super::nx_ct::{Ct, Nat, parse_nat};
 use super::nx_learn::Learn;
 use super::oxm::{Oxm, OxmId};
-use super::wire::{Put, Reader};
+use super::wire::Reader;
 use std::cell::Cell;
 
 /// Nicira action subtypes (NXAST_*).
@@ -68,7 +69,7 @@ thread_local! {
 
 /// Parses a nested action list, refusing nesting deeper than [`MAX_NESTING`] so that
 /// hostile input cannot exhaust the stack.
-fn nested(bytes: &[u8]) -> Result<Actions<'_>, OfpError> {
+pub(crate) fn nested(bytes: &[u8]) -> Result<Actions<'_>, OfpError> {
     let d = DEPTH.with(Cell::get);
     if d >= MAX_NESTING {
         return Err(bad_action::BAD_ARGUMENT);
@@ -96,73 +97,6 @@ pub struct Sample {
     pub sampling_port: u16,
     /// Direction (SAMPLE3).
     pub direction: u8,
-}
-
-/// The ct action (NXAST_CT).
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub struct Ct<'a> {
-    /// NX_CT_F_* (commit 1, force 2).
-    pub flags: u16,
-    /// Zone source field header, 0 for an immediate zone.
-    pub zone_src: u32,
-    /// Immediate zone, or ofs_nbits of `zone_src`.
-    pub zone: u16,
-    /// Table to recirculate to, 0xff for none.
-    pub recirc_table: u8,
-    /// Application layer gateway port (ftp 21, tftp 69), 0 for none.
-    pub alg: u16,
-    /// Nested actions (nat, set-field of ct_mark/ct_label).
-    pub actions: Actions<'a>,
-}
-
-/// The nat action (NXAST_NAT); absent ranges are `None`.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]
-pub struct Nat {
-    /// NX_NAT_F_* (src 1, dst 2, persistent 4, proto_hash 8, proto_random 16).
-    pub flags: u16,
-    /// Lowest IPv4 address.
-    pub ipv4_min: Option<[u8; 4]>,
-    /// Highest IPv4 address.
-    pub ipv4_max: Option<[u8; 4]>,
-    /// Lowest IPv6 address.
-    pub ipv6_min: Option<[u8; 16]>,
-    /// Highest IPv6 address.
-    pub ipv6_max: Option<[u8; 16]>,
-    /// Lowest L4 port.
-    pub proto_min: Option<u16>,
-    /// Highest L4 port.
-    pub proto_max: Option<u16>,
-}
-
-/// A generic property TLV (type, length excluding padding, value, padding to 8).
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub struct Prop<'a> {
-    /// Property type.
-    pub kind: u16,
-    /// Property value.
-    pub value: &'a [u8],
-}
-
-impl<'a> Item<'a> for Prop<'a> {
-    const BAD_LEN: OfpError = bad_action::BAD_LEN;
-    fn parse_item(buf: &'a [u8]) -> Result<(Self, usize), OfpError> {
-        let mut r = Reader::new(buf, bad_action::BAD_LEN);
-        let kind = r.u16()?;
-        let len = usize::from(r.u16()?);
-        let value = r.bytes(len.checked_sub(4).ok_or(bad_action::BAD_LEN)?)?;
-        let padded = len.div_ceil(8) * 8;
-        if padded > buf.len() {
-            return Err(bad_action::BAD_LEN);
-        }
-        Ok((Prop { kind, value }, padded))
-    }
-    fn emit_item(&self, out: &mut Vec<u8>) {
-        let start = out.len();
-        out.put_u16(self.kind);
-        out.put_u16(0);
-        out.extend_from_slice(self.value);
-        out.finish_padded(start, 2);
-    }
 }
 
 /// controller2 property types (NXAC2PT_*).
@@ -656,299 +590,14 @@ impl<'a> NxAction<'a> {
             NxAction::DeleteField(_) => s::DELETE_FIELD,
         }
     }
-
-    /// Writes the action from its type field on; the caller pads it and patches its length.
-    pub fn emit(&self, out: &mut Vec<u8>) {
-        let start = out.len();
-        out.put_u16(0xffff);
-        out.put_u16(0);
-        out.put_u32(NX_VENDOR_ID);
-        out.put_u16(self.subtype());
-        match *self {
-            NxAction::Resubmit { in_port } => {
-                out.put_u16(in_port);
-                out.put_zeros(4);
-            }
-            NxAction::ResubmitTable { in_port, table, .. } => {
-                out.put_u16(in_port);
-                out.put_u8(table);
-                out.put_zeros(3);
-            }
-            NxAction::SetTunnel(t) => {
-                out.put_zeros(2);
-                out.put_u32(t);
-            }
-            NxAction::SetTunnel64(t) => {
-                out.put_zeros(6);
-                out.put_u64(t);
-            }
-            NxAction::PopQueue | NxAction::Exit | NxAction::CtClear | NxAction::DecNshTtl => {
-                out.put_zeros(6)
-            }
-            NxAction::RegLoad {
-                ofs_nbits,
-                dst,
-                value,
-            } => {
-                out.put_u16(ofs_nbits);
-                out.put_u32(dst);
-                out.put_u64(value);
-            }
-            NxAction::RegLoad2(ref o) => o.emit_item(out),
-            NxAction::RegMove {
-                n_bits,
-                src_ofs,
-                dst_ofs,
-                src,
-                dst,
-            } => {
-                out.put_u16(n_bits);
-                out.put_u16(src_ofs);
-                out.put_u16(dst_ofs);
-                src.emit(out);
-                dst.emit(out);
-            }
-            NxAction::Note(n) => out.extend_from_slice(n),
-            NxAction::Multipath {
-                fields,
-                basis,
-                algorithm,
-                max_link,
-                arg,
-                ofs_nbits,
-                dst,
-            } => {
-                out.put_u16(fields);
-                out.put_u16(basis);
-                out.put_zeros(2);
-                out.put_u16(algorithm);
-                out.put_u16(max_link);
-                out.put_u32(arg);
-                out.put_zeros(2);
-                out.put_u16(ofs_nbits);
-                out.put_u32(dst);
-            }
-            NxAction::Bundle {
-                algorithm,
-                fields,
-                basis,
-                member_type,
-                ofs_nbits,
-                dst,
-                members,
-                ..
-            } => {
-                out.put_u16(algorithm);
-                out.put_u16(fields);
-                out.put_u16(basis);
-                out.put_u32(member_type);
-                out.put_u16((members.len() / 2) as u16);
-                out.put_u16(ofs_nbits);
-                out.put_u32(dst);
-                out.put_zeros(4);
-                out.extend_from_slice(members);
-            }
-            NxAction::OutputReg {
-                ofs_nbits,
-                src,
-                max_len,
-            } => {
-                out.put_u16(ofs_nbits);
-                out.put_u32(src);
-                out.put_u16(max_len);
-                out.put_zeros(6);
-            }
-            NxAction::OutputReg2 {
-                ofs_nbits,
-                max_len,
-                src,
-            } => {
-                out.put_u16(ofs_nbits);
-                out.put_u16(max_len);
-                src.emit(out);
-                pad_to(out, start, 24);
-            }
-            NxAction::Learn(ref l) => l.emit_body(out),
-            NxAction::DecTtlCntIds(ids) => {
-                out.put_u16((ids.len() / 2) as u16);
-                out.put_zeros(4);
-                out.extend_from_slice(ids);
-            }
-            NxAction::FinTimeout {
-                idle_timeout,
-                hard_timeout,
-            } => {
-                out.put_u16(idle_timeout);
-                out.put_u16(hard_timeout);
-                out.put_zeros(2);
-            }
-            NxAction::Controller {
-                max_len,
-                controller_id,
-                reason,
-            } => {
-                out.put_u16(max_len);
-                out.put_u16(controller_id);
-                out.put_u8(reason);
-                out.put_u8(0);
-            }
-            NxAction::Controller2(props) => {
-                out.put_zeros(6);
-                props.emit(out);
-            }
-            NxAction::WriteMetadata { metadata, mask } => {
-                out.put_zeros(6);
-                out.put_u64(metadata);
-                out.put_u64(mask);
-            }
-            NxAction::Stack {
-                offset,
-                field,
-                n_bits,
-                ..
-            } => {
-                out.put_u16(offset);
-                field.emit(out);
-                out.put_u16(n_bits);
-                pad_to(out, start, 24);
-            }
-            NxAction::Sample(s) => {
-                out.put_u16(s.probability);
-                out.put_u32(s.collector_set_id);
-                out.put_u32(s.obs_domain_id);
-                out.put_u32(s.obs_point_id);
-                if s.subtype != subtype::SAMPLE {
-                    out.put_u16(s.sampling_port);
-                    out.put_u8(s.direction);
-                    out.put_zeros(5);
-                }
-            }
-            NxAction::Conjunction {
-                clause,
-                n_clauses,
-                id,
-            } => {
-                out.put_u8(clause);
-                out.put_u8(n_clauses);
-                out.put_u32(id);
-            }
-            NxAction::Ct(ref ct) => {
-                out.put_u16(ct.flags);
-                out.put_u32(ct.zone_src);
-                out.put_u16(ct.zone);
-                out.put_u8(ct.recirc_table);
-                out.put_zeros(3);
-                out.put_u16(ct.alg);
-                ct.actions.emit(out);
-            }
-            NxAction::Nat(ref n) => emit_nat(n, out),
-            NxAction::OutputTrunc { port, max_len } => {
-                out.put_u16(port);
-                out.put_u32(max_len);
-            }
-            NxAction::Clone(acts) => {
-                out.put_zeros(6);
-                acts.emit(out);
-            }
-            NxAction::CheckPktLarger {
-                pkt_len,
-                offset,
-                dst,
-            } => {
-                out.put_u16(pkt_len);
-                out.put_u16(offset);
-                dst.emit(out);
-                pad_to(out, start, 24);
-            }
-            NxAction::DeleteField(f) => {
-                f.emit(out);
-                pad_to(out, start, 24);
-            }
-        }
-    }
-}
-
-fn pad_to(out: &mut Vec<u8>, start: usize, len: usize) {
-    let n = (start + len).saturating_sub(out.len());
-    out.put_zeros(n);
 }
 
 /// What is left after a variable action's content must be padding (under 8 bytes).
-fn end_padding(r: &Reader<'_>) -> Result<(), OfpError> {
+pub(crate) fn end_padding(r: &Reader<'_>) -> Result<(), OfpError> {
     if r.remaining() >= 8 {
         return Err(bad_action::BAD_LEN);
     }
     Ok(())
-}
-
-mod nat_range {
-    pub const IPV4_MIN: u16 = 1;
-    pub const IPV4_MAX: u16 = 2;
-    pub const IPV6_MIN: u16 = 4;
-    pub const IPV6_MAX: u16 = 8;
-    pub const PROTO_MIN: u16 = 16;
-    pub const PROTO_MAX: u16 = 32;
-}
-
-fn parse_nat(mut r: Reader<'_>) -> Result<Nat, OfpError> {
-    use nat_range as b;
-    r.skip(2)?;
-    let flags = r.u16()?;
-    let present = r.u16()?;
-    if present & !0x3f != 0 {
-        return Err(bad_action::BAD_ARGUMENT);
-    }
-    let mut n = Nat {
-        flags,
-        ..Nat::default()
-    };
-    if present & b::IPV4_MIN != 0 {
-        n.ipv4_min = Some(r.array()?);
-    }
-    if present & b::IPV4_MAX != 0 {
-        n.ipv4_max = Some(r.array()?);
-    }
-    if present & b::IPV6_MIN != 0 {
-        n.ipv6_min = Some(r.array()?);
-    }
-    if present & b::IPV6_MAX != 0 {
-        n.ipv6_max = Some(r.array()?);
-    }
-    if present & b::PROTO_MIN != 0 {
-        n.proto_min = Some(r.u16()?);
-    }
-    if present & b::PROTO_MAX != 0 {
-        n.proto_max = Some(r.u16()?);
-    }
-    end_padding(&r)?;
-    Ok(n)
-}
-
-fn emit_nat(n: &Nat, out: &mut Vec<u8>) {
-    use nat_range as b;
-    let present = [
-        (n.ipv4_min.is_some(), b::IPV4_MIN),
-        (n.ipv4_max.is_some(), b::IPV4_MAX),
-        (n.ipv6_min.is_some(), b::IPV6_MIN),
-        (n.ipv6_max.is_some(), b::IPV6_MAX),
-        (n.proto_min.is_some(), b::PROTO_MIN),
-        (n.proto_max.is_some(), b::PROTO_MAX),
-    ]
-    .iter()
-    .filter(|p| p.0)
-    .fold(0, |a, p| a | p.1);
-    out.put_zeros(2);
-    out.put_u16(n.flags);
-    out.put_u16(present);
-    for a in [n.ipv4_min, n.ipv4_max].into_iter().flatten() {
-        out.extend_from_slice(&a);
-    }
-    for a in [n.ipv6_min, n.ipv6_max].into_iter().flatten() {
-        out.extend_from_slice(&a);
-    }
-    for p in [n.proto_min, n.proto_max].into_iter().flatten() {
-        out.put_u16(p);
-    }
 }
 
 #[cfg(test)]
@@ -981,32 +630,6 @@ mod tests {
                 ct: false
             }
         );
-    }
-
-    #[test]
-    fn ct_with_nested_nat() {
-        let nat = Action::Nx(NxAction::Nat(Nat {
-            flags: 1,
-            ipv4_min: Some([10, 0, 0, 1]),
-            ipv4_max: Some([10, 0, 0, 9]),
-            proto_min: Some(1000),
-            ..Nat::default()
-        }));
-        let inner = encode(&[nat]);
-        let ct = Action::Nx(NxAction::Ct(Ct {
-            flags: 1,
-            zone_src: 0,
-            zone: 5,
-            recirc_table: 0xff,
-            alg: 0,
-            actions: Actions::new_checked(&inner).expect("nat"),
-        }));
-        let b = encode(&[ct]);
-        assert_eq!(b.len() % 8, 0);
-        let NxAction::Ct(c) = round_trip(&b) else {
-            panic!("ct")
-        };
-        assert_eq!(c.actions.count(), 1);
     }
 
     #[test]
