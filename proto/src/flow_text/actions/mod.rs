@@ -1,0 +1,31 @@
+//! Actions: each action is parsed by name through one table ([`table::ACTIONS`]), one small
+//! function per action in the file of its concern, and printed back by [`format`].
+//!
+//! - `call`: one action token split into name and argument, where it is parsed (a flow's
+//!   action list or a group bucket), and what parsing yields (an action, or an instruction
+//!   written among the actions: `meter`, `write_metadata`, `goto_table`, `drop`).
+//! - `output`: where the packet goes (`output`, reserved ports, `controller`, `group`,
+//!   `set_queue`, a bare port number).
+//! - `headers`: VLAN tags and TTL (`push_vlan`, `pop_vlan`, `dec_ttl`).
+//! - `set_field`: `set_field`, `load` and the `mod_*` spellings.
+//! - `control`: the instructions written as actions (`drop`, `meter`, `goto_table`,
+//!   `write_metadata`).
+//! - `table`: the name table and the list parsers.
+//! - `format`: actions as text.
+//!
+//! A new action is a function in the file of its concern and a row in [`table::ACTIONS`]
+//! (and an arm in `format` when it has its own API message).
+
+mod call;
+mod control;
+mod format;
+mod headers;
+mod output;
+mod set_field;
+mod table;
+
+pub(super) use call::{ActionCtx, Item};
+pub(super) use format::format_action;
+pub use format::format_actions;
+pub use table::parse_actions;
+pub(super) use table::{parse_action_tokens, parse_one_action};

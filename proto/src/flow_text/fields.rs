@@ -1,0 +1,353 @@
+//! The field table: every match and set-field field as one row of data (width, value
+//! syntax, maskable, settable, prerequisite, the names it is written with), the names whose
+//! field depends on the match's protocol (`nw_src` is `arp_spa` in an ARP match), and a
+//! field's values read from and printed as text.
+//!
+//! A new field is a `Field` number in the API and one row in [`FIELDS`]; names that depend
+//! on the protocol go in [`CONTEXTUAL`], Nicira/OXM spellings in [`NXM_NAMES`].
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use crate::v1::Field;
+
+use super::lexer::{Result, Tok};
+use super::ports::{PortText, parse_port_number};
+use super::protocol::{Ctx, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP, Prereq};
+use super::scalar::{
+    be_bytes, be_u64, hex_bytes, int_text, mac_text, mask_prefix, num, parse_ipv4, parse_ipv6,
+    parse_mac, prefix_mask,
+};
+
+/// How a field's values are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Syntax {
+    /// Unsigned integer of `bits` bits; `hex` chooses how it is printed.
+    Int {
+        bits: u32,
+        hex: bool,
+    },
+    Mac,
+    Ipv4,
+    Ipv6,
+    /// An OpenFlow port: number, name or LOCAL/CONTROLLER.
+    Port,
+}
+
+/// Static facts about one [`Field`].
+#[derive(Debug, Clone, Copy)]
+pub(super) struct FieldDef {
+    pub(super) field: Field,
+    /// Value width in bytes.
+    pub(super) width: usize,
+    pub(super) syntax: Syntax,
+    pub(super) maskable: bool,
+    pub(super) settable: bool,
+    pub(super) prereq: Prereq,
+    /// Name used in `set_field:V->NAME` output and in messages; also accepted as input.
+    pub(super) name: &'static str,
+    /// Other names accepted in matches and set-field actions.
+    pub(super) aliases: &'static [&'static str],
+}
+
+#[allow(clippy::too_many_arguments)]
+const fn def(
+    field: Field,
+    width: usize,
+    syntax: Syntax,
+    maskable: bool,
+    settable: bool,
+    prereq: Prereq,
+    name: &'static str,
+    aliases: &'static [&'static str],
+) -> FieldDef {
+    FieldDef {
+        field,
+        width,
+        syntax,
+        maskable,
+        settable,
+        prereq,
+        name,
+        aliases,
+    }
+}
+
+const fn int(bits: u32) -> Syntax {
+    Syntax::Int { bits, hex: false }
+}
+const fn hex(bits: u32) -> Syntax {
+    Syntax::Int { bits, hex: true }
+}
+
+/// Every field, in `Field` number order (which is also the canonical match order).
+#[rustfmt::skip]
+pub(super) const FIELDS: &[FieldDef] = &[
+    //  field               bytes syntax       mask   set    prereq           name           aliases
+    def(Field::InPort,      4,  Syntax::Port,  false, true,  Prereq::None,  "in_port",     &[]),
+    def(Field::EthSrc,      6,  Syntax::Mac,   true,  true,  Prereq::None,  "eth_src",     &["dl_src"]),
+    def(Field::EthDst,      6,  Syntax::Mac,   true,  true,  Prereq::None,  "eth_dst",     &["dl_dst"]),
+    def(Field::EthType,     2,  hex(16),       false, false, Prereq::None,  "eth_type",    &["dl_type"]),
+    def(Field::VlanVid,     2,  hex(13),       true,  true,  Prereq::None,  "vlan_vid",    &[]),
+    def(Field::VlanPcp,     1,  int(3),        false, true,  Prereq::None,  "vlan_pcp",    &["dl_vlan_pcp"]),
+    def(Field::VlanTci,     2,  hex(16),       true,  true,  Prereq::None,  "vlan_tci",    &[]),
+    def(Field::IpDscp,      1,  int(6),        false, true,  Prereq::Ip,    "ip_dscp",     &[]),
+    def(Field::IpEcn,       1,  int(2),        false, true,  Prereq::Ip,    "nw_ecn",      &["ip_ecn"]),
+    def(Field::IpProto,     1,  int(8),        false, false, Prereq::Ip,    "nw_proto",    &["ip_proto"]),
+    def(Field::IpTtl,       1,  int(8),        false, true,  Prereq::Ip,    "nw_ttl",      &[]),
+    def(Field::Ipv4Src,     4,  Syntax::Ipv4,  true,  true,  Prereq::Ipv4,  "ip_src",      &["nw_src"]),
+    def(Field::Ipv4Dst,     4,  Syntax::Ipv4,  true,  true,  Prereq::Ipv4,  "ip_dst",      &["nw_dst"]),
+    def(Field::Ipv6Src,     16, Syntax::Ipv6,  true,  true,  Prereq::Ipv6,  "ipv6_src",    &[]),
+    def(Field::Ipv6Dst,     16, Syntax::Ipv6,  true,  true,  Prereq::Ipv6,  "ipv6_dst",    &[]),
+    def(Field::TcpSrc,      2,  int(16),       true,  true,  Prereq::Tcp,   "tcp_src",     &[]),
+    def(Field::TcpDst,      2,  int(16),       true,  true,  Prereq::Tcp,   "tcp_dst",     &[]),
+    def(Field::UdpSrc,      2,  int(16),       true,  true,  Prereq::Udp,   "udp_src",     &[]),
+    def(Field::UdpDst,      2,  int(16),       true,  true,  Prereq::Udp,   "udp_dst",     &[]),
+    def(Field::SctpSrc,     2,  int(16),       true,  true,  Prereq::Sctp,  "sctp_src",    &[]),
+    def(Field::SctpDst,     2,  int(16),       true,  true,  Prereq::Sctp,  "sctp_dst",    &[]),
+    def(Field::TcpFlags,    2,  hex(12),       true,  false, Prereq::Tcp,   "tcp_flags",   &[]),
+    def(Field::Icmpv4Type,  1,  int(8),        false, true,  Prereq::Icmp4, "icmp_type",   &["icmpv4_type"]),
+    def(Field::Icmpv4Code,  1,  int(8),        false, true,  Prereq::Icmp4, "icmp_code",   &["icmpv4_code"]),
+    def(Field::Icmpv6Type,  1,  int(8),        false, true,  Prereq::Icmp6, "icmpv6_type", &[]),
+    def(Field::Icmpv6Code,  1,  int(8),        false, true,  Prereq::Icmp6, "icmpv6_code", &[]),
+    def(Field::ArpOp,       2,  int(16),       false, true,  Prereq::Arp,   "arp_op",      &[]),
+    def(Field::ArpSpa,      4,  Syntax::Ipv4,  true,  true,  Prereq::Arp,   "arp_spa",     &[]),
+    def(Field::ArpTpa,      4,  Syntax::Ipv4,  true,  true,  Prereq::Arp,   "arp_tpa",     &[]),
+    def(Field::ArpSha,      6,  Syntax::Mac,   true,  true,  Prereq::Arp,   "arp_sha",     &[]),
+    def(Field::ArpTha,      6,  Syntax::Mac,   true,  true,  Prereq::Arp,   "arp_tha",     &[]),
+    def(Field::TunId,       8,  hex(64),       true,  true,  Prereq::None,  "tun_id",      &["tunnel_id"]),
+    def(Field::TunSrc,      4,  Syntax::Ipv4,  true,  true,  Prereq::None,  "tun_src",     &[]),
+    def(Field::TunDst,      4,  Syntax::Ipv4,  true,  true,  Prereq::None,  "tun_dst",     &[]),
+    def(Field::Metadata,    8,  hex(64),       true,  true,  Prereq::None,  "metadata",    &[]),
+    def(Field::Reg0,        4,  hex(32),       true,  true,  Prereq::None,  "reg0",        &[]),
+    def(Field::Reg1,        4,  hex(32),       true,  true,  Prereq::None,  "reg1",        &[]),
+    def(Field::Reg2,        4,  hex(32),       true,  true,  Prereq::None,  "reg2",        &[]),
+    def(Field::Reg3,        4,  hex(32),       true,  true,  Prereq::None,  "reg3",        &[]),
+    def(Field::Reg4,        4,  hex(32),       true,  true,  Prereq::None,  "reg4",        &[]),
+    def(Field::Reg5,        4,  hex(32),       true,  true,  Prereq::None,  "reg5",        &[]),
+    def(Field::Reg6,        4,  hex(32),       true,  true,  Prereq::None,  "reg6",        &[]),
+    def(Field::Reg7,        4,  hex(32),       true,  true,  Prereq::None,  "reg7",        &[]),
+];
+
+/// A test on the match's protocol.
+type When = fn(Ctx) -> bool;
+
+/// Names that mean another field when the match pins a protocol, tried before [`FIELDS`]:
+/// (name, when, field).
+pub(super) const CONTEXTUAL: &[(&str, When, Field)] = &[
+    ("nw_src", Ctx::arp, Field::ArpSpa),
+    ("ip_src", Ctx::arp, Field::ArpSpa),
+    ("nw_dst", Ctx::arp, Field::ArpTpa),
+    ("ip_dst", Ctx::arp, Field::ArpTpa),
+    ("nw_proto", Ctx::arp, Field::ArpOp),
+    ("ip_proto", Ctx::arp, Field::ArpOp),
+    ("icmp_type", Ctx::ip6, Field::Icmpv6Type),
+    ("icmp_code", Ctx::ip6, Field::Icmpv6Code),
+];
+
+/// `tp_src` / `tp_dst`: the transport port fields of each IP protocol.
+const TRANSPORT_PORTS: &[(u8, Field, Field)] = &[
+    (IPPROTO_TCP, Field::TcpSrc, Field::TcpDst),
+    (IPPROTO_UDP, Field::UdpSrc, Field::UdpDst),
+    (IPPROTO_SCTP, Field::SctpSrc, Field::SctpDst),
+];
+
+/// The Nicira/OXM names that `load:` users write, for the fields this syntax has, and the
+/// text name each stands for (resolved like that name, in the match's context).
+pub(super) const NXM_NAMES: &[(&str, &str)] = &[
+    ("NXM_OF_IN_PORT", "in_port"),
+    ("NXM_OF_ETH_SRC", "eth_src"),
+    ("OXM_OF_ETH_SRC", "eth_src"),
+    ("NXM_OF_ETH_DST", "eth_dst"),
+    ("OXM_OF_ETH_DST", "eth_dst"),
+    ("NXM_OF_VLAN_TCI", "vlan_tci"),
+    ("NXM_OF_IP_SRC", "ip_src"),
+    ("OXM_OF_IPV4_SRC", "ip_src"),
+    ("NXM_OF_IP_DST", "ip_dst"),
+    ("OXM_OF_IPV4_DST", "ip_dst"),
+    ("NXM_NX_TUN_ID", "tun_id"),
+    ("OXM_OF_TUNNEL_ID", "tun_id"),
+    ("NXM_NX_TUN_IPV4_SRC", "tun_src"),
+    ("NXM_NX_TUN_IPV4_DST", "tun_dst"),
+    ("OXM_OF_METADATA", "metadata"),
+    ("NXM_NX_REG0", "reg0"),
+    ("NXM_NX_REG1", "reg1"),
+    ("NXM_NX_REG2", "reg2"),
+    ("NXM_NX_REG3", "reg3"),
+    ("NXM_NX_REG4", "reg4"),
+    ("NXM_NX_REG5", "reg5"),
+    ("NXM_NX_REG6", "reg6"),
+    ("NXM_NX_REG7", "reg7"),
+];
+
+pub(super) fn field_def(field: Field) -> Option<&'static FieldDef> {
+    FIELDS.iter().find(|d| d.field == field)
+}
+
+pub(super) fn field_def_i32(field: i32) -> Option<&'static FieldDef> {
+    Field::try_from(field).ok().and_then(field_def)
+}
+
+/// Width in bytes of a field's value, and whether it takes a mask; `None` for
+/// `FIELD_UNSPECIFIED` and unknown numbers. For the daemon's own validation of API input.
+pub fn field_width(field: Field) -> Option<(usize, bool)> {
+    field_def(field).map(|d| (d.width, d.maskable))
+}
+
+/// The text name of a field (`ip_dst`, `vlan_vid`, ...), as `set_field` prints it.
+pub fn field_name(field: Field) -> &'static str {
+    field_def(field).map_or("unknown", |d| d.name)
+}
+
+/// What a text field name means in a given protocol context.
+pub(super) enum Named {
+    Field(Field),
+    /// `dl_vlan`: 12-bit VID, 0xffff for "no tag"; stored as VLAN_VID.
+    DlVlan,
+    /// `nw_tos`: TOS byte with DSCP bits; stored as IP_DSCP (value >> 2).
+    NwTos,
+}
+
+/// Resolves a match / set_field field name. `Err` carries the message for unknown names or
+/// names that need a protocol the context lacks.
+pub(super) fn resolve_name(name: &str, ctx: Ctx) -> std::result::Result<Named, String> {
+    let name = NXM_NAMES
+        .iter()
+        .find(|(nxm, _)| *nxm == name)
+        .map_or(name, |(_, text)| text);
+    match name {
+        "dl_vlan" => return Ok(Named::DlVlan),
+        "nw_tos" => return Ok(Named::NwTos),
+        "tp_src" | "tp_dst" => {
+            let src = name == "tp_src";
+            return TRANSPORT_PORTS
+                .iter()
+                .find(|(p, _, _)| ctx.ip() && ctx.ip_proto == Some(*p))
+                .map(|&(_, s, d)| Named::Field(if src { s } else { d }))
+                .ok_or_else(|| {
+                    format!(
+                        "`{name}` needs a TCP, UDP or SCTP match: add `tcp`, `udp` or `sctp` (or their IPv6 forms)"
+                    )
+                });
+        }
+        _ => {}
+    }
+    if let Some(&(_, _, f)) = CONTEXTUAL
+        .iter()
+        .find(|(n, when, _)| *n == name && when(ctx))
+    {
+        return Ok(Named::Field(f));
+    }
+    FIELDS
+        .iter()
+        .find(|d| d.name == name || d.aliases.contains(&name))
+        .map(|d| Named::Field(d.field))
+        .ok_or_else(|| format!("unknown field `{name}`"))
+}
+
+/// Parses one value (no mask) of a field.
+pub(super) fn parse_value(d: &FieldDef, tok: Tok<'_>) -> Result<Vec<u8>> {
+    match d.syntax {
+        Syntax::Int { bits, .. } => {
+            let max = if bits >= 64 {
+                u64::MAX
+            } else {
+                (1u64 << bits) - 1
+            };
+            num(tok, max, d.name).map(|v| be_bytes(v, d.width))
+        }
+        Syntax::Mac => parse_mac(tok).map(|m| m.to_vec()),
+        Syntax::Ipv4 => parse_ipv4(tok).map(|a| a.octets().to_vec()),
+        Syntax::Ipv6 => parse_ipv6(tok).map(|a| a.octets().to_vec()),
+        Syntax::Port => match parse_port_number(tok)? {
+            PortText::Number(n) => Ok(n.to_be_bytes().to_vec()),
+            _ => Err(tok.err("expected a port number")),
+        },
+    }
+}
+
+/// Parses `VALUE[/MASK]` for a field into canonical (value, mask).
+/// Returns `None` for an all-zero mask (the field is wildcarded).
+pub(super) fn parse_value_mask(d: &FieldDef, tok: Tok<'_>) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+    let Some((vtok, mtok)) = tok.split_once("/") else {
+        return Ok(Some((parse_value(d, tok)?, Vec::new())));
+    };
+    if !d.maskable {
+        return Err(mtok.err(format!("`{}` does not take a mask", d.name)));
+    }
+    let value = parse_value(d, vtok)?;
+    let prefix_ok = matches!(d.syntax, Syntax::Ipv4 | Syntax::Ipv6);
+    let mask = if prefix_ok && !mtok.text.contains(['.', ':']) {
+        let bits = d.width * 8;
+        match mtok.text.parse::<usize>() {
+            Ok(p) if p <= bits && mtok.text.bytes().all(|b| b.is_ascii_digit()) => {
+                prefix_mask(bits, p)
+            }
+            _ => return Err(mtok.err(format!("bad prefix length: expected 0..={bits}"))),
+        }
+    } else {
+        parse_value(d, mtok)?
+    };
+    Ok(canonical(value, mask))
+}
+
+/// value &= mask; all-ones mask -> empty; all-zero mask -> None.
+pub(super) fn canonical(mut value: Vec<u8>, mask: Vec<u8>) -> Option<(Vec<u8>, Vec<u8>)> {
+    if mask.iter().all(|b| *b == 0) {
+        return None;
+    }
+    for (v, m) in value.iter_mut().zip(&mask) {
+        *v &= *m;
+    }
+    if mask.iter().all(|b| *b == 0xff) {
+        Some((value, Vec::new()))
+    } else {
+        Some((value, mask))
+    }
+}
+
+/// Prints a value[/mask] in a field's syntax. Values of the wrong width print as hex bytes.
+pub(super) fn value_text(d: &FieldDef, value: &[u8], mask: &[u8]) -> String {
+    let bad = value.len() != d.width || (!mask.is_empty() && mask.len() != d.width);
+    if bad {
+        return if mask.is_empty() {
+            hex_bytes(value)
+        } else {
+            format!("{}/{}", hex_bytes(value), hex_bytes(mask))
+        };
+    }
+    match d.syntax {
+        Syntax::Int { hex, .. } => {
+            if mask.is_empty() {
+                int_text(be_u64(value), hex)
+            } else {
+                format!("0x{:x}/0x{:x}", be_u64(value), be_u64(mask))
+            }
+        }
+        Syntax::Port => be_u64(value).to_string(),
+        Syntax::Mac => {
+            if mask.is_empty() {
+                mac_text(value)
+            } else {
+                format!("{}/{}", mac_text(value), mac_text(mask))
+            }
+        }
+        Syntax::Ipv4 | Syntax::Ipv6 => {
+            let addr = |b: &[u8]| -> String {
+                if let Ok(a) = <[u8; 4]>::try_from(b) {
+                    Ipv4Addr::from(a).to_string()
+                } else if let Ok(a) = <[u8; 16]>::try_from(b) {
+                    Ipv6Addr::from(a).to_string()
+                } else {
+                    hex_bytes(b)
+                }
+            };
+            if mask.is_empty() {
+                addr(value)
+            } else if let Some(p) = mask_prefix(mask) {
+                format!("{}/{p}", addr(value))
+            } else {
+                format!("{}/{}", addr(value), addr(mask))
+            }
+        }
+    }
+}

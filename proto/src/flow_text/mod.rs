@@ -1,0 +1,73 @@
+//! The ovs-ofctl flow text syntax, parsed into and printed from the `vswitch.v1` messages.
+//!
+//! ```text
+//! table=0,priority=100,in_port=1,dl_type=0x0800,nw_dst=10.0.0.0/24,actions=mod_dl_dst:02:00:00:00:00:02,output:2
+//! ```
+//!
+//! - [`parse_flow`] / [`format_flow`]: add-flow(s) lines. [`format_flow_dump`] prints the
+//!   dump-flows form with counters, which [`parse_flow`] also reads back (the counters are
+//!   ignored, as ovs-ofctl does).
+//! - [`parse_match`]: del-flows / dump-flows filters; [`parse_flow_modify`]: mod-flows.
+//! - [`parse_meter`] / [`format_meter`], [`parse_group`] / [`format_group`].
+//! - [`check_match`] / [`check_set_field`]: the same rules for messages that arrive through
+//!   the API rather than as text.
+//!
+//! Contract: every parser is a pure function over untrusted text. It never panics, and a
+//! rejected input yields a [`ParseError`] with the byte offset and text of the offending
+//! token. Parsed messages are canonical: match fields sorted by `Field` number, values
+//! masked, all-ones masks written as empty, all-zero masks dropped, instructions in OpenFlow
+//! order. So `parse_flow(&format_flow(&f)) == f` for every canonical `f`.
+//!
+//! Prerequisites are checked as Open vSwitch does: a field needs the match to pin its
+//! protocol (`nw_dst` needs `ip` or `arp`, `tp_dst` needs `tcp`/`udp`/`sctp`, ...), and so
+//! does a `set_field` on it.
+//!
+//! Layers, each module using only those above it:
+//!
+//! | module | what |
+//! | --- | --- |
+//! | `lexer` | tokens with byte offsets, [`ParseError`] |
+//! | `scalar` | numbers, MAC and IP addresses, big-endian bytes |
+//! | `limits` | priority, table, meter and group id ranges |
+//! | `ports` | port numbers, names, reserved ports |
+//! | `protocol` | the protocol a match pins, shorthands (`tcp6`), prerequisites |
+//! | `fields` | the field table (data), field names, values as text |
+//! | `check` | API matches and set-fields validated against the field table |
+//! | `matches` | match fields from tokens, a match printed |
+//! | `actions/` | the action table: one parser per action, actions printed |
+//! | `instructions` | an `actions=` list as OpenFlow instructions, and back |
+//! | `flow` | add-flow, filter and mod-flows lines, flows printed |
+//! | `meter`, `group` | add-meter and add-group text, and back |
+//!
+//! Thread-safety: plain functions over values; no shared state.
+
+mod actions;
+mod check;
+mod fields;
+mod flow;
+mod group;
+mod instructions;
+mod lexer;
+mod limits;
+mod matches;
+mod meter;
+mod ports;
+mod protocol;
+mod scalar;
+
+pub use actions::{format_actions, parse_actions};
+pub use check::{FieldError, check_match, check_set_field};
+pub use fields::{field_name, field_width};
+pub use flow::{
+    format_filter, format_flow, format_flow_dump, parse_flow, parse_flow_modify, parse_match,
+};
+pub use group::{format_group, parse_group};
+pub use instructions::format_instructions;
+pub use lexer::ParseError;
+pub use limits::{DEFAULT_PRIORITY, MAX_GROUP_ID, MAX_METER_ID, MAX_TABLE_ID};
+pub use matches::format_match;
+pub use meter::{format_meter, parse_meter};
+pub use ports::{MAX_PORT_NO, OFPP_CONTROLLER, OFPP_LOCAL, is_valid_port_name};
+
+#[cfg(test)]
+mod tests;
