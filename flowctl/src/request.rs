@@ -666,6 +666,11 @@ mod tests {
             prep(&["add-meter", "br0", "meter=1,kbps,bands=type=drop,rate=1000"]).unwrap(),
         );
         assert_eq!(u.r#type, update::Type::Insert as i32);
+        // `band=` as Open vSwitch (and most guides) write it: the same meter.
+        let (_, band) = only_update(
+            prep(&["add-meter", "br0", "meter=1,kbps,band=type=drop,rate=1000"]).unwrap(),
+        );
+        assert_eq!(band, u);
         let (_, u) = only_update(
             prep(&["mod-meter", "br0", "meter=1,kbps,bands=type=drop,rate=2000"]).unwrap(),
         );

@@ -1,7 +1,8 @@
 //! Meters: add-meter text read into a [`Meter`] and printed back.
 //!
 //! `meter=1,kbps,burst,stats,bands=type=drop,rate=10000,burst_size=2000`: the meter's own
-//! keywords, then `bands=` and the bands, each starting with `type=`.
+//! keywords, then `bands=` (or `band=`, as Open vSwitch also reads it and most guides write
+//! it) and the bands, each starting with `type=`.
 
 use std::fmt::Write as _;
 
@@ -82,7 +83,8 @@ fn bands_value(v: Tok<'_>) -> Result<OpenBand<'_>> {
 }
 
 /// One of the meter's own keywords (before `bands=`): `meter=ID`, `kbps`, `pktps`,
-/// `burst`, `stats`. Returns whether `tok` was `bands=...` (with its first band, if any).
+/// `burst`, `stats`. Returns whether `tok` was `bands=...` or `band=...` (with its first
+/// band, if any).
 fn meter_token<'a>(tok: Tok<'a>, meter: &mut Meter) -> Result<Option<OpenBand<'a>>> {
     let (key, value) = tok.key_value();
     match (key, value) {
@@ -106,7 +108,7 @@ fn meter_token<'a>(tok: Tok<'a>, meter: &mut Meter) -> Result<Option<OpenBand<'a
         }
         ("burst", None) => meter.burst = true,
         ("stats", None) => meter.stats = true,
-        ("bands", Some(v)) => return bands_value(v).map(Some),
+        ("bands" | "band", Some(v)) => return bands_value(v).map(Some),
         _ => return Err(tok.err(format!("unknown meter keyword `{key}`"))),
     }
     Ok(None)
@@ -114,7 +116,7 @@ fn meter_token<'a>(tok: Tok<'a>, meter: &mut Meter) -> Result<Option<OpenBand<'a
 
 /// Parses an add-meter string:
 /// `meter=1,kbps,burst,stats,bands=type=drop,rate=10000,burst_size=2000`. Each `type=`
-/// after `bands=` starts a new band. The unit defaults to kbps. Commas and spaces both
+/// after `bands=` (or `band=`) starts a new band. The unit defaults to kbps. Commas and spaces both
 /// separate, so dump-meters output reads back too.
 pub fn parse_meter(s: &str) -> Result<Meter> {
     let mut meter = Meter::default();

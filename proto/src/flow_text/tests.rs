@@ -591,6 +591,25 @@ fn meters() {
     )
     .unwrap();
     assert_eq!(m2, m);
+    // `band=` as Open vSwitch reads it (and most guides write it), in each layout.
+    for (band, bands) in [
+        (
+            "meter=1,kbps,band=type=drop,rate=10000",
+            "meter=1,kbps,bands=type=drop,rate=10000",
+        ),
+        (
+            "meter=7 pktps band=type=drop rate=100 type=dscp_remark rate=50 prec_level=1",
+            "meter=7 pktps bands=type=drop rate=100 type=dscp_remark rate=50 prec_level=1",
+        ),
+        (
+            "meter=3,kbps,burst,band=,type=drop,rate=5,burst_size=9",
+            "meter=3,kbps,burst,bands=,type=drop,rate=5,burst_size=9",
+        ),
+    ] {
+        let m = parse_meter(band).unwrap_or_else(|e| panic!("{band}: {e}"));
+        assert_eq!(m, parse_meter(bands).unwrap(), "{band}");
+        assert_eq!(parse_meter(&format_meter(&m)).unwrap(), m);
+    }
     // Default unit.
     assert_eq!(
         parse_meter("meter=2,bands=type=drop,rate=1").unwrap().unit,
@@ -610,6 +629,10 @@ fn meters() {
         ),
         ("meter=1,kbps", 12, ""),
         ("meter=1,fast,bands=type=drop,rate=1", 8, "fast"),
+        ("meter=1,band=type=drop", 13, "type=drop"),
+        ("meter=1,band=rate=5", 13, "rate=5"),
+        ("meter=1,band", 8, "band"),
+        ("meter=1,kbps,band=", 13, "band="),
     ] {
         let e = parse_meter(input).unwrap_err();
         assert_eq!(
@@ -1208,10 +1231,17 @@ fn the_field_table_has_one_row_per_field_in_field_order() {
     for n in 1..1024 {
         if let Ok(f) = Field::try_from(n) {
             assert!(field_def(f).is_some(), "{f:?} has no row in FIELDS");
-            assert!(PRINT_ORDER.contains(&f), "{f:?} is missing from PRINT_ORDER");
+            assert!(
+                PRINT_ORDER.contains(&f),
+                "{f:?} is missing from PRINT_ORDER"
+            );
         }
     }
-    assert_eq!(PRINT_ORDER.len(), FIELDS.len(), "PRINT_ORDER lists each field once");
+    assert_eq!(
+        PRINT_ORDER.len(),
+        FIELDS.len(),
+        "PRINT_ORDER lists each field once"
+    );
 }
 
 #[test]
@@ -1230,7 +1260,10 @@ fn every_field_name_means_one_field() {
         }
     }
     for (name, when, field) in CONTEXTUAL {
-        assert!(seen.contains_key(name), "contextual `{name}` is not a field name");
+        assert!(
+            seen.contains_key(name),
+            "contextual `{name}` is not a field name"
+        );
         let ctx = [ETH_ARP, ETH_IPV6]
             .into_iter()
             .map(|e| Ctx {
@@ -1249,4 +1282,3 @@ fn every_field_name_means_one_field() {
         assert!(resolve_name(nxm, Ctx::default()).is_ok(), "{nxm}");
     }
 }
-
