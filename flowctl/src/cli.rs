@@ -15,6 +15,9 @@ pub const DEFAULT_SERVER: &str = "unix:/run/vswitch/vswitchd.sock";
 /// Environment variable naming the server when `--server` is absent.
 pub const SERVER_ENV: &str = "FLOWCTL_SERVER";
 
+/// Updates per Write request of `add-flows` unless `--batch` says otherwise.
+pub const FLOWS_PER_WRITE: usize = 5000;
+
 /// flowctl: configure and inspect the userspace virtual switch (ovs-vsctl and ovs-ofctl
 /// commands over the vswitch.v1 gRPC API).
 #[derive(Debug, Parser)]
@@ -128,7 +131,7 @@ pub enum Command {
         /// File of flows; blank lines and `#` comments are ignored.
         file: String,
         /// Flows per Write (each batch is all-or-nothing and acknowledged once durable).
-        #[arg(long, default_value_t = crate::request::FLOWS_PER_WRITE,
+        #[arg(long, default_value_t = FLOWS_PER_WRITE,
               value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
         batch: usize,
     },

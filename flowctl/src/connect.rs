@@ -149,8 +149,11 @@ pub fn endpoint(server: &Server, tls: &TlsFiles) -> Result<Endpoint> {
     Ok(ep.http2_max_header_list_size(MAX_HEADER_LIST_SIZE_BYTES))
 }
 
+/// The connected client.
+pub type Client = SwitchClient<Channel>;
+
 /// Connects to the switch.
-pub async fn connect(addr: &str, ep: &Endpoint) -> Result<SwitchClient<Channel>> {
+pub async fn connect(addr: &str, ep: &Endpoint) -> Result<Client> {
     let channel = ep
         .connect()
         .await

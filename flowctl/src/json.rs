@@ -24,6 +24,15 @@ use proto::v1::{
 };
 use serde_json::{Map, Value, json};
 
+use crate::error::Result;
+
+/// Prints one JSON document (pretty, then a newline).
+pub fn print_json(out: &mut dyn std::io::Write, v: &Value) -> Result<()> {
+    serde_json::to_writer_pretty(&mut *out, v).map_err(std::io::Error::from)?;
+    out.write_all(b"\n")?;
+    Ok(())
+}
+
 /// `PREFIX_NAME` -> `name`; unknown enum values print as their number.
 fn enum_name(full: Option<&'static str>, prefix: &str, value: i32) -> Value {
     match full {

@@ -23,9 +23,6 @@ use crate::cli::{Cli, Command};
 use crate::error::{Error, Result};
 use crate::flowfile::FlowFile;
 
-/// Updates per Write request of `add-flows`.
-pub const FLOWS_PER_WRITE: usize = 5000;
-
 /// What a command sends, fully built.
 #[derive(Debug)]
 pub enum Request {
@@ -45,7 +42,8 @@ pub enum Request {
     SetPort(SetPortOptionsRequest),
     /// One Write (add-flow, mod-flows, del-flows, meters, groups).
     Write(WriteRequest),
-    /// add-flows: the parsed file, sent in Writes of [`FLOWS_PER_WRITE`] updates.
+    /// add-flows: the parsed file, sent in Writes of `batch` updates
+    /// ([`crate::cli::FLOWS_PER_WRITE`] unless `--batch` says otherwise).
     AddFlows {
         /// The bridge.
         bridge: String,

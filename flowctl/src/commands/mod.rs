@@ -11,15 +11,10 @@ pub mod write;
 
 use std::io::Write;
 
-use proto::v1::switch_client::SwitchClient;
-use tonic::transport::Channel;
-
 use crate::cli::Format;
+use crate::connect::Client;
 use crate::error::Result;
 use crate::request::Request;
-
-/// The connected client.
-pub type Client = SwitchClient<Channel>;
 
 /// Runs `req`, printing results on `out` in `format`.
 pub async fn execute(
@@ -84,12 +79,5 @@ pub async fn execute(
         Request::PacketOut(p) => stream::packet_out(client, p).await?,
     }
     out.flush()?;
-    Ok(())
-}
-
-/// Prints one JSON document (pretty, then a newline).
-pub fn print_json(out: &mut dyn Write, v: &serde_json::Value) -> Result<()> {
-    serde_json::to_writer_pretty(&mut *out, v).map_err(std::io::Error::from)?;
-    out.write_all(b"\n")?;
     Ok(())
 }

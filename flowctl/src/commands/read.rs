@@ -11,9 +11,10 @@ use proto::v1::{
 };
 use serde_json::{Value, json};
 
-use super::{Client, print_json};
 use crate::cli::Format;
+use crate::connect::Client;
 use crate::error::Result;
+use crate::json::print_json;
 use crate::{json as js, text};
 
 /// Every entity of a Read, across its response chunks, in the order received.

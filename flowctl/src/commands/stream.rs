@@ -15,8 +15,8 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::codec::Streaming;
 
-use super::Client;
 use crate::cli::Format;
+use crate::connect::Client;
 use crate::error::{Error, Result, code_name};
 use crate::{json, text};
 

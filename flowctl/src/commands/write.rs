@@ -6,7 +6,7 @@
 //! (CONTINUE_ON_ERROR). Both are exit code 1, with one line per failed update. Updates that
 //! report ABORTED because another update failed are not listed.
 //!
-//! `add-flows` sends its flows in Writes of [`crate::request::FLOWS_PER_WRITE`] (or `--batch`) updates, one after the
+//! `add-flows` sends its flows in Writes of [`crate::cli::FLOWS_PER_WRITE`] (or `--batch`) updates, one after the
 //! other (batches are ordered: a later flow with the same match replaces an earlier one), and
 //! maps a failed update back to the `FILE:LINE` it came from.
 
@@ -16,7 +16,7 @@ use proto::v1::{
     read_filter, update,
 };
 
-use super::Client;
+use crate::connect::Client;
 use crate::error::{Error, Result, status_text, update_status_text};
 use crate::flowfile::FlowFile;
 use crate::request::{insert_flow, make_update};
