@@ -8,7 +8,7 @@
 //!   OpenFlow channel speaks; independent of the gRPC types.
 //!
 //! Layering: this crate never depends on `datapath`; the daemon converts these messages
-//! into datapath configuration (DESIGN.md §2).
+//! into datapath configuration (docs/control-plane.md).
 
 pub mod flow_text;
 pub mod openflow;

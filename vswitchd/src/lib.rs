@@ -8,7 +8,8 @@
 //! - [`client`]: dialing the daemon's unix socket.
 //! - [`server`]: listeners (unix socket, TCP with TLS), health, reflection, shutdown.
 //!
-//! Layering (DESIGN.md §2): proto messages stop here; the datapath sees plain Rust types.
+//! Layering (docs/control-plane.md): proto messages stop here; the datapath sees plain Rust
+//! types.
 
 pub mod client;
 pub mod convert;
