@@ -2,7 +2,7 @@
 //! groups. Every refusal is an [`ApiError`] naming the field at fault.
 //!
 //! The reverse direction is not needed for flows: the daemon keeps the canonical message it
-//! accepted next to each rule (see `switch.rs`), so reads return exactly what was written,
+//! accepted next to each rule (see `switch/`), so reads return exactly what was written,
 //! with counters. Only packet-in needs a match built from a datapath key ([`packet_in_match`]).
 //!
 //! Field mapping (API field -> datapath field, bits): `vlan_vid` is the low 13 bits of the

@@ -1,0 +1,348 @@
+//! Bridge operations: create (with its poll threads and packet-in forwarder), restore from
+//! the store, remove, list, and set its poll-thread CPUs.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use datapath::pipeline::Datapath;
+use datapath::port::{MemPort, Port, PortStats};
+use datapath::types::{PortNo, TableId};
+use proto::flow_text;
+use proto::v1;
+
+use super::Switch;
+use super::events::{Event, packet_in_msg};
+use super::flows::prepare_flow;
+use super::model::{
+    Bridge, IdMap, PortState, bridge_mut, default_dpid, port_descs, retire_endpoints,
+};
+use super::poll::{PmdThread, usable_cpus};
+use super::ports::open_port;
+use super::spec::vlan_mode;
+use crate::convert;
+use crate::error::ApiError;
+use crate::store::BridgeRecord;
+
+impl Switch {
+    pub(super) fn spawn_bridge(&self, rec: v1::Bridge) -> Result<Bridge, ApiError> {
+        let (dp, packet_in) = Datapath::new(self.config.datapath.clone());
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut threads = Vec::new();
+        let cpus = self.pmd_cpus_for(&rec);
+        let mut pmds = Vec::new();
+        dp.transaction(|t| -> Result<(), ApiError> {
+            t.set_pmd_count(cpus.len());
+            Ok(())
+        })?;
+        for (i, cpu) in cpus.iter().enumerate() {
+            pmds.push(PmdThread::spawn(
+                &dp,
+                &rec.name,
+                i,
+                *cpu,
+                self.config.pmd_max_sleep,
+            )?);
+        }
+        {
+            let events = self.events.clone();
+            let name = rec.name.clone();
+            let dp2 = dp.clone();
+            let stop = Arc::clone(&stop);
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("pktin-{}", rec.name))
+                    .spawn(move || {
+                        while !stop.load(Ordering::Acquire) {
+                            match packet_in.recv_timeout(Duration::from_millis(50)) {
+                                Ok(p) => {
+                                    if events.receiver_count() > 0 {
+                                        let msg = packet_in_msg(&name, &dp2, p);
+                                        let _ = events.send(Arc::new(Event {
+                                            bridge: name.clone(),
+                                            msg,
+                                        }));
+                                    }
+                                }
+                                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                                Err(_) => return,
+                            }
+                        }
+                    })
+                    .map_err(|e| ApiError::internal(format!("spawning packet-in thread: {e}")))?,
+            );
+        }
+        Ok(Bridge {
+            rec,
+            dp,
+            ports: BTreeMap::new(),
+            flows: IdMap::default(),
+            meters: BTreeMap::new(),
+            groups: BTreeMap::new(),
+            stop,
+            threads,
+            pmds,
+            macs_seen: HashSet::new(),
+            meter_added: HashMap::new(),
+            group_added: HashMap::new(),
+        })
+    }
+
+    /// The CPUs of a bridge's poll threads, one thread each: its own `pmd_cpus`, else one
+    /// thread on the daemon's default CPUs (taken in turn by successive bridges).
+    pub(super) fn pmd_cpus_for(&self, rec: &v1::Bridge) -> Vec<Option<usize>> {
+        if !rec.pmd_cpus.is_empty() {
+            return rec.pmd_cpus.iter().map(|c| Some(*c as usize)).collect();
+        }
+        let cpu = (!self.config.pmd_cpus.is_empty()).then(|| {
+            let n = self.pmd_spawned.fetch_add(1, Ordering::Relaxed) as usize;
+            self.config.pmd_cpus[n % self.config.pmd_cpus.len()]
+        });
+        vec![cpu]
+    }
+
+    /// Sets a bridge's poll-thread CPUs (one thread per CPU; empty: the default) and spreads
+    /// its rx queues over them. Threads whose CPU is unchanged keep running; the others
+    /// start after (growing) or stop after (shrinking) the new assignment is published, so
+    /// every rx queue always has a poller.
+    pub fn set_pmd_cpus(&self, req: v1::SetPmdCpusRequest) -> Result<v1::Bridge, ApiError> {
+        let usable = usable_cpus()?;
+        for (i, c) in req.cpus.iter().enumerate() {
+            if !usable.contains(&(*c as usize)) {
+                return Err(ApiError::invalid(
+                    format!("cpus[{i}]"),
+                    format!("cpu {c} is not available to the daemon (usable: {usable:?})"),
+                ));
+            }
+            if req.cpus[..i].contains(c) {
+                return Err(ApiError::invalid(
+                    format!("cpus[{i}]"),
+                    format!("cpu {c} is listed twice"),
+                ));
+            }
+        }
+        let mut bridges = self.bridges.lock();
+        let b = bridge_mut(&mut bridges, &req.bridge)?;
+        let mut rec = b.rec.clone();
+        rec.pmd_cpus = req.cpus.clone();
+        let mut tx = self.store.begin()?;
+        tx.put_bridge(&rec)?;
+        tx.commit()?;
+        let cpus = self.pmd_cpus_for(&rec);
+        b.rec = rec;
+        // Threads whose CPU changes are restarted: stop them first (their queues wait in
+        // their rings for a moment), then publish, then start what is missing; threads
+        // beyond the new count stop after the publish has moved their queues away.
+        let mut slots: Vec<Option<PmdThread>> =
+            std::mem::take(&mut b.pmds).into_iter().map(Some).collect();
+        for (i, cpu) in cpus.iter().enumerate() {
+            if let Some(slot) = slots.get_mut(i)
+                && slot.as_ref().is_some_and(|p| p.cpu != *cpu)
+                && let Some(p) = slot.take()
+            {
+                p.stop(&b.dp);
+                self.pmd_baseline.lock().remove(&(req.bridge.clone(), i));
+            }
+        }
+        b.dp.transaction(|t| -> Result<(), ApiError> {
+            t.set_pmd_count(cpus.len());
+            Ok(())
+        })?;
+        let mut pmds = Vec::new();
+        for (i, cpu) in cpus.iter().enumerate() {
+            match slots.get_mut(i).and_then(Option::take) {
+                Some(p) => pmds.push(p),
+                None => pmds.push(PmdThread::spawn(
+                    &b.dp,
+                    &req.bridge,
+                    i,
+                    *cpu,
+                    self.config.pmd_max_sleep,
+                )?),
+            }
+        }
+        for (i, p) in slots.into_iter().enumerate() {
+            if let Some(p) = p {
+                p.stop(&b.dp);
+                self.pmd_baseline.lock().remove(&(req.bridge.clone(), i));
+            }
+        }
+        b.pmds = pmds;
+        let mut r = b.rec.clone();
+        r.ports = port_descs(b);
+        Ok(r)
+    }
+
+    pub(super) fn restore_bridge(&self, rec: BridgeRecord) -> Result<(), ApiError> {
+        let mut b = self.spawn_bridge(rec.bridge.clone())?;
+        let name = rec.bridge.name.clone();
+        let cfg = &self.config;
+        let now = Instant::now();
+        b.dp.transaction(|txn| -> Result<(), ApiError> {
+            for p in rec.ports.values() {
+                let mut desc = p.clone();
+                let (port, mem) = match open_port(&p.name, &p.r#type, &p.options, cfg) {
+                    Ok(x) => {
+                        desc.link_up = x.0.link_up().unwrap_or(true);
+                        if !desc.link_up && matches!(p.r#type.as_str(), "vxlan" | "gre") {
+                            eprintln!(
+                                "vswitchd: bridge {name}: port {} is down until its tunnel endpoint exists",
+                                p.name
+                            );
+                        }
+                        x
+                    }
+                    Err(e) => {
+                        // The port stays configured (and in the store) but down: its
+                        // interface may come back. Its traffic is dropped and counted.
+                        eprintln!("vswitchd: bridge {name}: port {} is down: {e}", p.name);
+                        desc.link_up = false;
+                        let m = Arc::new(MemPort::new(&p.name, 0));
+                        (m as Arc<dyn Port>, None)
+                    }
+                };
+                let vlan = vlan_mode(&p.options)?;
+                txn.add_port(PortNo(p.port_no), Arc::clone(&port), vlan)
+                    .map_err(|e| ApiError::internal(format!("port {}: {e}", p.name)))?;
+                let (policer, qos) = crate::qos::port_rate_control(&p.options, txn.now_ns())?;
+                txn.set_port_qos(PortNo(p.port_no), policer, qos)
+                    .map_err(|e| ApiError::internal(e.to_string()))?;
+                b.ports.insert(
+                    p.name.clone(),
+                    PortState {
+                        desc,
+                        port,
+                        mem,
+                        added: now,
+                        stats_base: PortStats::default(),
+                        link_resets: 0,
+                        reopen_failures: 0,
+                    },
+                );
+            }
+            let names = |n: &str| b.ports.get(n).map(|p| p.desc.port_no);
+            for m in rec.meters.values() {
+                txn.set_meter(convert::convert_meter(m, txn.now_ns())?)
+                    .map_err(|e| ApiError::internal(e.to_string()))?;
+            }
+            // Groups may chain: insert in id order, checking references only at the end.
+            for g in rec.groups.values() {
+                txn.set_group(convert::convert_group(g, &names)?)
+                    .map_err(|e| ApiError::internal(e.to_string()))?;
+            }
+            let mut mods = Vec::with_capacity(rec.flows.len());
+            for (_, f) in &rec.flows {
+                let (fm, _) = prepare_flow(f, &names, false)?;
+                mods.push(fm);
+            }
+            txn.flow_mods(&mods)
+                .map_err(|e| ApiError::internal(format!("stored flow {}: {}", e.index, e.error)))?;
+            Ok(())
+        })
+        .inspect_err(|_| b.shutdown())?;
+        for (id, f) in rec.flows {
+            b.flows.insert(id, f);
+        }
+        for (id, m) in rec.meters {
+            b.meter_added.insert(id, now);
+            b.meters.insert(id, m);
+        }
+        for (id, g) in rec.groups {
+            b.group_added.insert(id, now);
+            b.groups.insert(id, g);
+        }
+        self.bridges.lock().insert(name, b);
+        Ok(())
+    }
+
+    /// Adds a bridge.
+    pub fn add_bridge(&self, req: v1::AddBridgeRequest) -> Result<v1::Bridge, ApiError> {
+        if !flow_text::is_valid_port_name(&req.name) {
+            return Err(ApiError::invalid(
+                "name",
+                format!(
+                    "{:?} is not a valid bridge name (1-15 chars: letters, digits, - _ .)",
+                    req.name
+                ),
+            ));
+        }
+        let mut bridges = self.bridges.lock();
+        if bridges.contains_key(&req.name) {
+            return Err(ApiError::exists(
+                "name",
+                format!("bridge {} already exists", req.name),
+            ));
+        }
+        if v1::FailMode::try_from(req.fail_mode).is_err() {
+            return Err(ApiError::invalid("fail_mode", "unknown fail mode"));
+        }
+        let rec = v1::Bridge {
+            name: req.name.clone(),
+            datapath_id: req.datapath_id.unwrap_or_else(|| default_dpid(&req.name)),
+            fail_mode: req.fail_mode,
+            n_tables: TableId::COUNT as u32,
+            ports: Vec::new(),
+            pmd_cpus: Vec::new(),
+        };
+        let mut tx = self.store.begin()?;
+        tx.put_bridge(&rec)?;
+        tx.commit()?;
+        let b = self.spawn_bridge(rec.clone())?;
+        bridges.insert(req.name, b);
+        Ok(rec)
+    }
+
+    /// Removes a bridge with everything on it.
+    pub fn del_bridge(&self, req: v1::DelBridgeRequest) -> Result<(), ApiError> {
+        let mut bridges = self.bridges.lock();
+        if !bridges.contains_key(&req.name) {
+            if req.if_exists {
+                return Ok(());
+            }
+            return Err(ApiError::not_found(
+                "name",
+                format!("no bridge {}", req.name),
+            ));
+        }
+        let mut tx = self.store.begin()?;
+        tx.del_bridge(&req.name)?;
+        tx.commit()?;
+        let mut events = Vec::new();
+        if let Some(mut b) = bridges.remove(&req.name) {
+            b.shutdown();
+            if retire_endpoints(b.ports.values()) {
+                events = self.follow_endpoints(&mut bridges);
+            }
+        }
+        drop(bridges);
+        for (name, u) in events {
+            self.emit(&name, u);
+        }
+        Ok(())
+    }
+
+    /// Every bridge with its ports.
+    pub fn list_bridges(&self) -> Vec<v1::Bridge> {
+        self.bridges
+            .lock()
+            .values()
+            .map(|b| {
+                let mut r = b.rec.clone();
+                r.ports = port_descs(b);
+                r
+            })
+            .collect()
+    }
+
+    /// One bridge with its ports.
+    pub fn get_bridge(&self, name: &str) -> Result<v1::Bridge, ApiError> {
+        let bridges = self.bridges.lock();
+        let b = bridges
+            .get(name)
+            .ok_or_else(|| ApiError::not_found("name", format!("no bridge {name}")))?;
+        let mut r = b.rec.clone();
+        r.ports = port_descs(b);
+        Ok(r)
+    }
+}

@@ -1,0 +1,96 @@
+//! Starting and stopping the switch: rebuilding every bridge from the store (or writing the
+//! default configuration into a new one), the housekeeping thread, and shutdown.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use parking_lot::Mutex;
+use proto::flow_text;
+use proto::v1::{self, entity, update};
+use tokio::sync::broadcast;
+
+use super::Switch;
+use super::config::SwitchConfig;
+use crate::error::ApiError;
+use crate::store::Store;
+
+impl Switch {
+    /// Opens the switch on `store`: rebuilds every stored bridge, or writes the default
+    /// configuration (bridge `br0`, table 0 = `actions=normal`) into a new store.
+    pub fn start(store: Store, config: SwitchConfig) -> Result<Arc<Switch>, ApiError> {
+        let (events, _) = broadcast::channel(4096);
+        let created = store.created();
+        let records = store.load()?;
+        let sw = Arc::new(Switch {
+            store,
+            config,
+            bridges: Mutex::new(BTreeMap::new()),
+            events,
+            pmd_baseline: Mutex::new(HashMap::new()),
+            stop: Arc::new(AtomicBool::new(false)),
+            housekeeper: Mutex::new(None),
+            ticks: std::sync::atomic::AtomicU64::new(0),
+            pmd_spawned: std::sync::atomic::AtomicU64::new(0),
+        });
+        for (name, rec) in records {
+            sw.restore_bridge(rec).map_err(|e| {
+                ApiError::internal(format!("restoring bridge {name} from the store: {e}"))
+            })?;
+        }
+        if created {
+            sw.add_bridge(v1::AddBridgeRequest {
+                name: "br0".into(),
+                ..Default::default()
+            })?;
+            let flow = flow_text::parse_flow("priority=0,actions=normal")
+                .map_err(|e| ApiError::internal(e.to_string()))?;
+            sw.write(v1::WriteRequest {
+                bridge: "br0".into(),
+                updates: vec![v1::Update {
+                    r#type: update::Type::Insert as i32,
+                    entity: Some(v1::Entity {
+                        entity: Some(entity::Entity::Flow(flow)),
+                    }),
+                }],
+                atomicity: v1::Atomicity::AllOrNone as i32,
+            })?;
+        }
+        let weak = Arc::downgrade(&sw);
+        let stop = Arc::clone(&sw.stop);
+        let period = sw.config.housekeeping_period;
+        let h = std::thread::Builder::new()
+            .name("housekeeping".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Acquire) {
+                    std::thread::park_timeout(period);
+                    match weak.upgrade() {
+                        Some(sw) => sw.housekeeping(),
+                        None => return,
+                    }
+                }
+            })
+            .map_err(|e| ApiError::internal(format!("spawning housekeeping thread: {e}")))?;
+        *sw.housekeeper.lock() = Some(h);
+        Ok(sw)
+    }
+
+    /// Stops every thread (poll threads, housekeeping). The store stays consistent: every
+    /// acknowledged change is already on disk.
+    pub fn shutdown(&self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(h) = self.housekeeper.lock().take() {
+            h.thread().unpark();
+            let _ = h.join();
+        }
+        for b in self.bridges.lock().values_mut() {
+            b.shutdown();
+        }
+    }
+}
+
+impl Drop for Switch {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}

@@ -1,0 +1,151 @@
+//! Link watching: kernel ports whose interface went away or came back, tunnel ports whose
+//! endpoint went or appeared, and ports that know their own link state.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use datapath::port::{MemPort, Port};
+use datapath::types::PortNo;
+use proto::v1::{self, stream_message_response as smr};
+
+use super::Switch;
+use super::model::{Bridge, add_stats};
+use super::ports::open_port;
+
+impl Switch {
+    /// Notices kernel ports whose interface disappeared (or was re-created: a new index)
+    /// and ports that are down while an interface of their name exists again. A lost port
+    /// is swapped for a placeholder that drops what is sent to it (counted as its
+    /// `tx_dropped`) and reported down; a returning one is reopened with its stored options
+    /// and reported up. The configuration does not change, so the store is not touched.
+    pub(super) fn watch_links(
+        &self,
+        bridge: &str,
+        b: &mut Bridge,
+        events: &mut Vec<(String, smr::Update)>,
+    ) {
+        let mut changed = Vec::new();
+        for (pname, p) in b.ports.iter_mut() {
+            if !p.is_kernel() {
+                // Ports that know their own link (a vhost-user port: a frontend connected,
+                // its queues running) are reported as they say.
+                if let Some(up) = p.port.link_up()
+                    && up != p.desc.link_up
+                {
+                    p.desc.link_up = up;
+                    eprintln!(
+                        "vswitchd: bridge {bridge}: port {pname} is {}",
+                        if up { "up" } else { "down" }
+                    );
+                    changed.push(p.desc.clone());
+                }
+                continue;
+            }
+            let ours = matches!(p.desc.r#type.as_str(), "tap" | "internal");
+            // A VXLAN port is down only while no endpoint exists for it (restored before
+            // its endpoint's bridge); it comes up as soon as one does.
+            let virt = matches!(p.desc.r#type.as_str(), "vxlan" | "gre");
+            let no = PortNo(p.desc.port_no);
+            // TAP devices the switch created may live in other namespaces: they are judged
+            // by their descriptor; interfaces the switch attached to, by their index here.
+            let now = if ours || virt {
+                None
+            } else {
+                datapath::port::ifindex_of(pname)
+            };
+            let lost = if ours {
+                p.port.link_lost()
+            } else if virt {
+                // Its endpoint's port was removed.
+                p.port
+                    .as_tunnel()
+                    .is_some_and(|t| t.endpoint().is_retired())
+            } else {
+                now.is_none() || now != p.port.ifindex()
+            };
+            if p.desc.link_up && lost {
+                let placeholder = if virt {
+                    self.config.tunnels.placeholder(pname) as Arc<dyn Port>
+                } else {
+                    Arc::new(MemPort::new(pname, 0)) as Arc<dyn Port>
+                };
+                if b.dp
+                    .transaction(|t| t.replace_port(no, Arc::clone(&placeholder)))
+                    .is_ok()
+                {
+                    let s = p.port.stats();
+                    add_stats(&mut p.stats_base, &s);
+                    p.port = placeholder;
+                    p.desc.link_up = false;
+                    p.link_resets += 1;
+                    // Stations behind it are unreachable now; they are learned again when
+                    // they speak (a re-created interface usually has a new address).
+                    b.dp.mac_table().flush_port(no);
+                    if virt {
+                        eprintln!(
+                            "vswitchd: bridge {bridge}: port {pname} is down: its tunnel endpoint is gone"
+                        );
+                    } else {
+                        eprintln!(
+                            "vswitchd: bridge {bridge}: port {pname} is down: its interface is gone"
+                        );
+                    }
+                    changed.push(p.desc.clone());
+                }
+            }
+            if !p.desc.link_up && (now.is_some() || ours || virt) {
+                match open_port(pname, &p.desc.r#type, &p.desc.options, &self.config) {
+                    // A tunnel port still without an endpoint stays as it is.
+                    Ok((port, _)) if port.link_up() == Some(false) => {}
+                    Ok((port, _)) => {
+                        if b.dp
+                            .transaction(|t| t.replace_port(no, Arc::clone(&port)))
+                            .is_ok()
+                        {
+                            let s = p.port.stats();
+                            add_stats(&mut p.stats_base, &s);
+                            p.port = port;
+                            p.desc.link_up = true;
+                            p.reopen_failures = 0;
+                            eprintln!("vswitchd: bridge {bridge}: port {pname} is up again");
+                            changed.push(p.desc.clone());
+                        }
+                    }
+                    Err(e) => {
+                        // Retried on every check; said less and less often.
+                        p.reopen_failures = p.reopen_failures.saturating_add(1);
+                        if p.reopen_failures.is_power_of_two() {
+                            eprintln!(
+                                "vswitchd: bridge {bridge}: port {pname}: reopening failed: {e}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        for desc in changed {
+            events.push((
+                bridge.to_string(),
+                smr::Update::PortStatus(v1::PortStatus {
+                    bridge: bridge.to_string(),
+                    reason: v1::PortStatusReason::Modify as i32,
+                    port: Some(desc),
+                }),
+            ));
+        }
+    }
+
+    /// Brings every bridge's tunnel ports in line with the endpoints at once (an endpoint was
+    /// added or removed) rather than at the next housekeeping check; returns the port-status
+    /// events to send.
+    pub(super) fn follow_endpoints(
+        &self,
+        bridges: &mut BTreeMap<String, Bridge>,
+    ) -> Vec<(String, smr::Update)> {
+        let mut events = Vec::new();
+        for (name, b) in bridges.iter_mut() {
+            self.watch_links(name, b, &mut events);
+        }
+        events
+    }
+}

@@ -1,0 +1,160 @@
+//! Port operations: add, remove, list, and change options.
+
+use datapath::types::PortNo;
+use proto::v1::{self, stream_message_response as smr};
+
+use super::Switch;
+use super::model::{Overlay, apply_overlay, bridge_mut, port_descs, retire_endpoints};
+use super::ports::stage_add_port;
+use super::spec::{check_options, vlan_mode};
+use crate::error::ApiError;
+
+impl Switch {
+    /// Adds a port.
+    pub fn add_port(&self, req: v1::AddPortRequest) -> Result<v1::PortDesc, ApiError> {
+        let mut bridges = self.bridges.lock();
+        let b = bridge_mut(&mut bridges, &req.bridge)?;
+        let cfg = req
+            .port
+            .ok_or_else(|| ApiError::invalid("port", "port is required"))?;
+        let mut ov = Overlay::default();
+        let desc = b.dp.transaction(|txn| -> Result<v1::PortDesc, ApiError> {
+            let desc = stage_add_port(txn, b, &cfg, &self.config, &mut ov)?;
+            let mut tx = self.store.begin()?;
+            tx.put_port(&req.bridge, &desc)?;
+            tx.commit()?;
+            Ok(desc)
+        })?;
+        let name = b.rec.name.clone();
+        apply_overlay(b, ov);
+        // A new endpoint brings up the tunnel ports waiting for one.
+        let events = if desc.r#type == "tunnel-endpoint" {
+            self.follow_endpoints(&mut bridges)
+        } else {
+            Vec::new()
+        };
+        drop(bridges);
+        self.emit(
+            &name,
+            smr::Update::PortStatus(v1::PortStatus {
+                bridge: name.clone(),
+                reason: v1::PortStatusReason::Add as i32,
+                port: Some(desc.clone()),
+            }),
+        );
+        for (name, u) in events {
+            self.emit(&name, u);
+        }
+        Ok(desc)
+    }
+
+    /// Removes a port (flows that name it stay, as in OpenFlow).
+    pub fn del_port(&self, req: v1::DelPortRequest) -> Result<(), ApiError> {
+        let mut bridges = self.bridges.lock();
+        let b = bridge_mut(&mut bridges, &req.bridge)?;
+        let Some(p) = b.ports.get(&req.name) else {
+            if req.if_exists {
+                return Ok(());
+            }
+            return Err(ApiError::not_found(
+                "name",
+                format!("bridge {} has no port {}", req.bridge, req.name),
+            ));
+        };
+        let desc = p.desc.clone();
+        b.dp.transaction(|txn| -> Result<(), ApiError> {
+            txn.del_port(PortNo(desc.port_no))
+                .map_err(|e| ApiError::internal(e.to_string()))?;
+            let mut tx = self.store.begin()?;
+            tx.del_port(&req.bridge, &req.name)?;
+            tx.commit()?;
+            Ok(())
+        })?;
+        let mut events = Vec::new();
+        if let Some(p) = b.ports.remove(&req.name)
+            && retire_endpoints(std::iter::once(&p))
+        {
+            events = self.follow_endpoints(&mut bridges);
+        }
+        drop(bridges);
+        self.emit(
+            &req.bridge,
+            smr::Update::PortStatus(v1::PortStatus {
+                bridge: req.bridge.clone(),
+                reason: v1::PortStatusReason::Delete as i32,
+                port: Some(desc),
+            }),
+        );
+        for (name, u) in events {
+            self.emit(&name, u);
+        }
+        Ok(())
+    }
+
+    /// Every port of a bridge.
+    pub fn list_ports(&self, bridge: &str) -> Result<Vec<v1::PortDesc>, ApiError> {
+        let bridges = self.bridges.lock();
+        let b = bridges
+            .get(bridge)
+            .ok_or_else(|| ApiError::not_found("bridge", format!("no bridge {bridge}")))?;
+        Ok(port_descs(b))
+    }
+
+    /// Sets or removes port options (VLAN `tag`/`trunks`).
+    pub fn set_port_options(
+        &self,
+        req: v1::SetPortOptionsRequest,
+    ) -> Result<v1::PortDesc, ApiError> {
+        let mut bridges = self.bridges.lock();
+        let b = bridge_mut(&mut bridges, &req.bridge)?;
+        let p = b.ports.get(&req.name).ok_or_else(|| {
+            ApiError::not_found(
+                "name",
+                format!("bridge {} has no port {}", req.bridge, req.name),
+            )
+        })?;
+        let mut desc = p.desc.clone();
+        for k in &req.remove {
+            desc.options.remove(k);
+        }
+        for (k, v) in &req.options {
+            desc.options.insert(k.clone(), v.clone());
+        }
+        let vlan = vlan_mode(&desc.options)?;
+        check_options(&desc.r#type, &desc.options)?;
+        // Rebuilt only when its options change: queued packets and bucket state survive
+        // unrelated changes.
+        let rate_control = if crate::qos::rate_control_options(&desc.options)
+            != crate::qos::rate_control_options(&p.desc.options)
+        {
+            Some(crate::qos::port_rate_control(&desc.options, b.dp.now_ns())?)
+        } else {
+            None
+        };
+        b.dp.transaction(|txn| -> Result<(), ApiError> {
+            txn.set_port_vlan(PortNo(desc.port_no), vlan, true)
+                .map_err(|e| ApiError::internal(e.to_string()))?;
+            if let Some((policer, qos)) = rate_control {
+                txn.set_port_qos(PortNo(desc.port_no), policer, qos)
+                    .map_err(|e| ApiError::internal(e.to_string()))?;
+            }
+            let mut tx = self.store.begin()?;
+            tx.put_port(&req.bridge, &desc)?;
+            tx.commit()?;
+            Ok(())
+        })?;
+        if let Some(p) = b.ports.get_mut(&req.name) {
+            p.desc = desc.clone();
+        }
+        drop(bridges);
+        self.emit(
+            &req.bridge,
+            smr::Update::PortStatus(v1::PortStatus {
+                bridge: req.bridge.clone(),
+                reason: v1::PortStatusReason::Modify as i32,
+                port: Some(desc.clone()),
+            }),
+        );
+        Ok(desc)
+    }
+}
