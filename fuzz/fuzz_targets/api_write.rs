@@ -1,5 +1,6 @@
 //! API messages as a hostile controller could send them: arbitrary bytes decoded as a
 //! `WriteRequest`, every flow, meter and group converted the way the daemon converts them,
+//! every port's type and options parsed into its typed specification,
 //! and the accepted flows applied to a classifier. Nothing may panic; an accepted match
 //! converts again to the same datapath key and mask.
 #![no_main]
@@ -10,6 +11,7 @@ use libfuzzer_sys::fuzz_target;
 use prost::Message;
 use proto::v1::{self, entity};
 use vswitchd::convert;
+use vswitchd::switch::PortSpec;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(req) = v1::WriteRequest::decode(data) else {
@@ -56,6 +58,11 @@ fuzz_target!(|data: &[u8]| {
                 let m = ff.r#match.clone().unwrap_or_default();
                 let _ = convert::convert_match(&m, &names);
                 let _ = convert::filter_port(ff.out_port.as_ref(), &names);
+            }
+            Some(entity::Entity::Port(p)) => {
+                if let Ok(spec) = PortSpec::parse(&p.r#type, &p.options) {
+                    assert_eq!(spec.kind.type_name(), p.r#type);
+                }
             }
             _ => {}
         }

@@ -1,12 +1,16 @@
 //! Port rate control from port options: the ingress policer and the egress queues.
 //!
-//! What: turns the options `ingress_policing_rate`, `ingress_policing_burst`, `qos-max-rate`,
-//! `qos-burst` and `queue.N` into the datapath's [`datapath::qos`] objects, with errors that
-//! name the option at fault.
+//! What: parses the options `ingress_policing_rate`, `ingress_policing_burst`,
+//! `qos-max-rate`, `qos-burst` and `queue.N` into a [`RateSpec`], with errors that name the
+//! option at fault, and builds the datapath's [`datapath::qos`] objects from it.
+
+use std::collections::HashMap;
+
+use datapath::qos::{QosConfig, QueueConfig};
 
 use crate::error::ApiError;
 
-/// Port options that configure rate control (see [`port_rate_control`]).
+/// Port options that configure rate control (see [`RateSpec::parse`]).
 pub const RATE_CONTROL_OPTIONS: &[&str] = &[
     "ingress_policing_rate",
     "ingress_policing_burst",
@@ -14,20 +18,9 @@ pub const RATE_CONTROL_OPTIONS: &[&str] = &[
     "qos-burst",
 ];
 
-/// True for an option key [`port_rate_control`] reads (`queue.N` included).
+/// True for an option key [`RateSpec::parse`] reads (`queue.N` included).
 pub fn is_rate_control_option(key: &str) -> bool {
     RATE_CONTROL_OPTIONS.contains(&key) || key.starts_with("queue.")
-}
-
-/// The rate-control part of a port's options, to compare configurations.
-pub fn rate_control_options(
-    options: &std::collections::HashMap<String, String>,
-) -> std::collections::BTreeMap<&str, &str> {
-    options
-        .iter()
-        .filter(|(k, _)| is_rate_control_option(k))
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect()
 }
 
 /// A port's ingress policer and egress queues.
@@ -36,94 +29,97 @@ pub type RateControl = (
     Option<std::sync::Arc<datapath::qos::EgressQos>>,
 );
 
-/// A port's ingress policer and egress queues, from its options:
-/// - `ingress_policing_rate=KBPS` (0 or absent: none), `ingress_policing_burst=KB`
-///   (default 8000), as OVS;
-/// - `qos-max-rate=KBPS`: the port sends at most this rate and queues the rest;
-///   `qos-burst=KB`; `queue.N=priority:P,weight:W,limit:L` (each part optional; defaults
-///   priority 0, weight 1, limit 512 packets) configures queue N (0..=63) for `set_queue:N`.
-pub fn port_rate_control(
-    options: &std::collections::HashMap<String, String>,
-    now_ns: u64,
-) -> Result<RateControl, ApiError> {
-    use datapath::qos::{EgressQos, Policer, QosConfig, QueueConfig};
-    let num = |k: &str| -> Result<Option<u64>, ApiError> {
-        options
-            .get(k)
-            .map(|v| {
-                v.trim().parse::<u64>().map_err(|_| {
-                    ApiError::invalid(
-                        format!("port.options.{k}"),
-                        format!("{v:?} is not a whole number"),
-                    )
-                })
+/// A port's rate control, parsed from its options and checked ([`RateSpec::parse`]);
+/// [`RateSpec::build`] makes the datapath's objects from it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RateSpec {
+    /// The ingress policer: rate in kbit/s and burst in kb (0: the default).
+    pub policer: Option<(u64, u64)>,
+    /// Egress shaping and queues.
+    pub qos: Option<QosConfig>,
+}
+
+impl RateSpec {
+    /// Parses a port's rate-control options:
+    /// - `ingress_policing_rate=KBPS` (0 or absent: none), `ingress_policing_burst=KB`
+    ///   (default 8000), as OVS;
+    /// - `qos-max-rate=KBPS`: the port sends at most this rate and queues the rest;
+    ///   `qos-burst=KB`; `queue.N=priority:P,weight:W,limit:L` (each part optional; defaults
+    ///   priority 0, weight 1, limit 512 packets) configures queue N (0..=63) for
+    ///   `set_queue:N`.
+    pub fn parse(options: &HashMap<String, String>) -> Result<RateSpec, ApiError> {
+        let spec = RateSpec {
+            policer: policer(options)?,
+            qos: egress(options)?,
+        };
+        // What the datapath checks (weights, limits, duplicate queues), checked now.
+        spec.build(0)?;
+        Ok(spec)
+    }
+
+    /// The datapath's policer and egress queues, their token buckets starting at `now_ns`.
+    pub fn build(&self, now_ns: u64) -> Result<RateControl, ApiError> {
+        use datapath::qos::{EgressQos, Policer};
+        let policer = match self.policer {
+            None => None,
+            Some((rate, burst)) => Some(std::sync::Arc::new(
+                Policer::new(rate, burst, now_ns).map_err(|e| {
+                    ApiError::invalid("port.options.ingress_policing_rate", e.to_string())
+                })?,
+            )),
+        };
+        let qos = match &self.qos {
+            None => None,
+            Some(c) => Some(std::sync::Arc::new(
+                EgressQos::new(c.clone(), now_ns).map_err(qos_error)?,
+            )),
+        };
+        Ok((policer, qos))
+    }
+}
+
+fn num(options: &HashMap<String, String>, k: &str) -> Result<Option<u64>, ApiError> {
+    options
+        .get(k)
+        .map(|v| {
+            v.trim().parse::<u64>().map_err(|_| {
+                ApiError::invalid(
+                    format!("port.options.{k}"),
+                    format!("{v:?} is not a whole number"),
+                )
             })
-            .transpose()
-    };
-    let policer = match num("ingress_policing_rate")? {
+        })
+        .transpose()
+}
+
+fn policer(options: &HashMap<String, String>) -> Result<Option<(u64, u64)>, ApiError> {
+    match num(options, "ingress_policing_rate")? {
         None | Some(0) => {
             if options.contains_key("ingress_policing_burst")
-                && num("ingress_policing_rate")?.is_none()
+                && num(options, "ingress_policing_rate")?.is_none()
             {
                 return Err(ApiError::invalid(
                     "port.options.ingress_policing_burst",
                     "needs ingress_policing_rate",
                 ));
             }
-            None
+            Ok(None)
         }
-        Some(rate) => {
-            let burst = num("ingress_policing_burst")?.unwrap_or(0);
-            Some(std::sync::Arc::new(
-                Policer::new(rate, burst, now_ns).map_err(|e| {
-                    ApiError::invalid("port.options.ingress_policing_rate", e.to_string())
-                })?,
-            ))
-        }
-    };
+        Some(rate) => Ok(Some((
+            rate,
+            num(options, "ingress_policing_burst")?.unwrap_or(0),
+        ))),
+    }
+}
+
+fn egress(options: &HashMap<String, String>) -> Result<Option<QosConfig>, ApiError> {
     let mut queues = Vec::new();
     let mut keys: Vec<&String> = options.keys().filter(|k| k.starts_with("queue.")).collect();
     keys.sort();
     for k in keys {
-        let field = format!("port.options.{k}");
-        let id = k["queue.".len()..]
-            .parse::<u32>()
-            .ok()
-            .filter(|id| *id <= datapath::qos::MAX_QUEUE_ID)
-            .ok_or_else(|| {
-                ApiError::invalid(
-                    &field,
-                    format!(
-                        "queue id must be 0..={} (queue.N=priority:P,weight:W,limit:L)",
-                        datapath::qos::MAX_QUEUE_ID
-                    ),
-                )
-            })?;
-        let mut q = QueueConfig::new(id);
-        for part in options[k]
-            .split(',')
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-        {
-            let (name, value) = part.split_once(':').ok_or_else(|| {
-                ApiError::invalid(&field, format!("{part:?}: expected NAME:VALUE"))
-            })?;
-            let bad = || ApiError::invalid(&field, format!("{part:?}: bad value"));
-            match name.trim() {
-                "priority" => q.priority = value.trim().parse().map_err(|_| bad())?,
-                "weight" => q.weight = value.trim().parse().map_err(|_| bad())?,
-                "limit" => q.limit = value.trim().parse().map_err(|_| bad())?,
-                other => {
-                    return Err(ApiError::invalid(
-                        &field,
-                        format!("unknown queue setting {other:?} (priority, weight, limit)"),
-                    ));
-                }
-            }
-        }
-        queues.push(q);
+        queues.push(queue(k, &options[k])?);
     }
-    let qos = match num("qos-max-rate")? {
+    match num(options, "qos-max-rate")? {
         None => {
             if let Some(k) = ["qos-burst"]
                 .iter()
@@ -136,42 +132,76 @@ pub fn port_rate_control(
                     "egress queues need qos-max-rate (the rate the port sends at)",
                 ));
             }
-            None
+            Ok(None)
         }
-        Some(rate) => Some(std::sync::Arc::new(
-            EgressQos::new(
-                QosConfig {
-                    max_rate_kbps: rate,
-                    burst_kb: num("qos-burst")?.unwrap_or(0),
-                    queues,
-                },
-                now_ns,
+        Some(rate) => Ok(Some(QosConfig {
+            max_rate_kbps: rate,
+            burst_kb: num(options, "qos-burst")?.unwrap_or(0),
+            queues,
+        })),
+    }
+}
+
+/// One `queue.N=priority:P,weight:W,limit:L` option.
+fn queue(k: &str, value: &str) -> Result<QueueConfig, ApiError> {
+    let field = format!("port.options.{k}");
+    let id = k["queue.".len()..]
+        .parse::<u32>()
+        .ok()
+        .filter(|id| *id <= datapath::qos::MAX_QUEUE_ID)
+        .ok_or_else(|| {
+            ApiError::invalid(
+                &field,
+                format!(
+                    "queue id must be 0..={} (queue.N=priority:P,weight:W,limit:L)",
+                    datapath::qos::MAX_QUEUE_ID
+                ),
             )
-            .map_err(|e| {
-                use datapath::qos::QosError as E;
-                let field = match e {
-                    E::BadWeight(id)
-                    | E::BadLimit(id)
-                    | E::DuplicateQueue(id)
-                    | E::BadQueueId(id) => {
-                        format!("port.options.queue.{id}")
-                    }
-                    E::ZeroRate(_) => "port.options.qos-max-rate".to_string(),
-                };
-                ApiError::invalid(field, e.to_string())
-            })?,
-        )),
+        })?;
+    let mut q = QueueConfig::new(id);
+    for part in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (name, value) = part
+            .split_once(':')
+            .ok_or_else(|| ApiError::invalid(&field, format!("{part:?}: expected NAME:VALUE")))?;
+        let bad = || ApiError::invalid(&field, format!("{part:?}: bad value"));
+        match name.trim() {
+            "priority" => q.priority = value.trim().parse().map_err(|_| bad())?,
+            "weight" => q.weight = value.trim().parse().map_err(|_| bad())?,
+            "limit" => q.limit = value.trim().parse().map_err(|_| bad())?,
+            other => {
+                return Err(ApiError::invalid(
+                    &field,
+                    format!("unknown queue setting {other:?} (priority, weight, limit)"),
+                ));
+            }
+        }
+    }
+    Ok(q)
+}
+
+fn qos_error(e: datapath::qos::QosError) -> ApiError {
+    use datapath::qos::QosError as E;
+    let field = match e {
+        E::BadWeight(id) | E::BadLimit(id) | E::DuplicateQueue(id) | E::BadQueueId(id) => {
+            format!("port.options.queue.{id}")
+        }
+        E::ZeroRate(_) => "port.options.qos-max-rate".to_string(),
     };
-    Ok((policer, qos))
+    ApiError::invalid(field, e.to_string())
 }
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
-
     use proptest::prelude::*;
 
     use super::*;
+
+    fn port_rate_control(
+        options: &HashMap<String, String>,
+        now_ns: u64,
+    ) -> Result<RateControl, ApiError> {
+        RateSpec::parse(options)?.build(now_ns)
+    }
 
     fn opts(kv: &[(&str, &str)]) -> HashMap<String, String> {
         kv.iter()

@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use datapath::pipeline::Datapath;
-use datapath::port::{MemPort, Port, PortStats};
 use datapath::types::{PortNo, TableId};
 use proto::flow_text;
 use proto::v1;
@@ -15,12 +14,9 @@ use proto::v1;
 use super::Switch;
 use super::events::{Event, packet_in_msg};
 use super::flows::prepare_flow;
-use super::model::{
-    Bridge, IdMap, PortState, bridge_mut, default_dpid, port_descs, retire_endpoints,
-};
+use super::model::{Bridge, IdMap, bridge_mut, default_dpid, port_descs, retire_endpoints};
 use super::poll::{PmdThread, usable_cpus};
-use super::ports::open_port;
-use super::spec::vlan_mode;
+use super::ports::restore_port;
 use crate::convert;
 use crate::error::ApiError;
 use crate::store::BridgeRecord;
@@ -181,45 +177,18 @@ impl Switch {
         let now = Instant::now();
         b.dp.transaction(|txn| -> Result<(), ApiError> {
             for p in rec.ports.values() {
-                let mut desc = p.clone();
-                let (port, mem) = match open_port(&p.name, &p.r#type, &p.options, cfg) {
-                    Ok(x) => {
-                        desc.link_up = x.0.link_up().unwrap_or(true);
-                        if !desc.link_up && matches!(p.r#type.as_str(), "vxlan" | "gre") {
-                            eprintln!(
-                                "vswitchd: bridge {name}: port {} is down until its tunnel endpoint exists",
-                                p.name
-                            );
-                        }
-                        x
-                    }
-                    Err(e) => {
-                        // The port stays configured (and in the store) but down: its
-                        // interface may come back. Its traffic is dropped and counted.
-                        eprintln!("vswitchd: bridge {name}: port {} is down: {e}", p.name);
-                        desc.link_up = false;
-                        let m = Arc::new(MemPort::new(&p.name, 0));
-                        (m as Arc<dyn Port>, None)
-                    }
-                };
-                let vlan = vlan_mode(&p.options)?;
-                txn.add_port(PortNo(p.port_no), Arc::clone(&port), vlan)
+                let st = restore_port(&name, p, cfg);
+                let (vlan, rate) = st
+                    .spec
+                    .as_ref()
+                    .map(|s| (s.vlan.clone(), s.rate.clone()))
+                    .unwrap_or_default();
+                txn.add_port(PortNo(p.port_no), Arc::clone(&st.port), vlan)
                     .map_err(|e| ApiError::internal(format!("port {}: {e}", p.name)))?;
-                let (policer, qos) = crate::qos::port_rate_control(&p.options, txn.now_ns())?;
+                let (policer, qos) = rate.build(txn.now_ns())?;
                 txn.set_port_qos(PortNo(p.port_no), policer, qos)
                     .map_err(|e| ApiError::internal(e.to_string()))?;
-                b.ports.insert(
-                    p.name.clone(),
-                    PortState {
-                        desc,
-                        port,
-                        mem,
-                        added: now,
-                        stats_base: PortStats::default(),
-                        link_resets: 0,
-                        reopen_failures: 0,
-                    },
-                );
+                b.ports.insert(p.name.clone(), st);
             }
             let names = |n: &str| b.ports.get(n).map(|p| p.desc.port_no);
             for m in rec.meters.values() {

@@ -41,10 +41,11 @@ impl Switch {
                 }
                 continue;
             }
-            let ours = matches!(p.desc.r#type.as_str(), "tap" | "internal");
-            // A VXLAN port is down only while no endpoint exists for it (restored before
+            let Some(kind) = p.kind() else { continue };
+            let ours = kind.is_own_device();
+            // A tunnel port is down only while no endpoint exists for it (restored before
             // its endpoint's bridge); it comes up as soon as one does.
-            let virt = matches!(p.desc.r#type.as_str(), "vxlan" | "gre");
+            let virt = kind.is_tunnel();
             let no = PortNo(p.desc.port_no);
             // TAP devices the switch created may live in other namespaces: they are judged
             // by their descriptor; interfaces the switch attached to, by their index here.
@@ -94,7 +95,8 @@ impl Switch {
                 }
             }
             if !p.desc.link_up && (now.is_some() || ours || virt) {
-                match open_port(pname, &p.desc.r#type, &p.desc.options, &self.config) {
+                let Some(spec) = &p.spec else { continue };
+                match open_port(pname, &spec.kind, &self.config) {
                     // A tunnel port still without an endpoint stays as it is.
                     Ok((port, _)) if port.link_up() == Some(false) => {}
                     Ok((port, _)) => {

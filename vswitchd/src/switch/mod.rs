@@ -58,7 +58,7 @@ pub use self::config::{DpdkSettings, SwitchConfig};
 pub use self::events::Event;
 use self::model::Bridge;
 use self::poll::PmdBaseline;
-pub use self::spec::PORT_TYPES;
+pub use self::spec::{PORT_TYPES, PortKind, PortSpec};
 use crate::store::Store;
 
 /// The switch.

@@ -16,6 +16,7 @@ use datapath::port::{MemPort, Port, PortStats};
 use proto::v1;
 
 use super::poll::PmdThread;
+use super::spec::{PortKind, PortSpec};
 use crate::convert::flow_ident;
 use crate::error::ApiError;
 use crate::store::StoreTxn;
@@ -27,6 +28,9 @@ pub(super) type Opened = (Arc<dyn Port>, Option<Arc<MemPort>>);
 #[derive(Debug)]
 pub(super) struct PortState {
     pub(super) desc: v1::PortDesc,
+    /// Its type and options, parsed. `None` only for a port restored from the store whose
+    /// options no longer parse (a build without its type, say): it stays down.
+    pub(super) spec: Option<PortSpec>,
     pub(super) port: Arc<dyn Port>,
     pub(super) mem: Option<Arc<MemPort>>,
     pub(super) added: Instant,
@@ -40,6 +44,20 @@ pub(super) struct PortState {
 }
 
 impl PortState {
+    /// A port just added (or restored), with fresh counters.
+    pub(super) fn new(desc: v1::PortDesc, spec: Option<PortSpec>, opened: Opened) -> PortState {
+        PortState {
+            desc,
+            spec,
+            port: opened.0,
+            mem: opened.1,
+            added: Instant::now(),
+            stats_base: PortStats::default(),
+            link_resets: 0,
+            reopen_failures: 0,
+        }
+    }
+
     pub(super) fn stats(&self) -> PortStats {
         let s = self.port.stats();
         let b = &self.stats_base;
@@ -55,12 +73,14 @@ impl PortState {
         }
     }
 
+    /// Its kind, when its options parsed.
+    pub(super) fn kind(&self) -> Option<&PortKind> {
+        self.spec.as_ref().map(|s| &s.kind)
+    }
+
     /// True for ports on kernel interfaces, which can disappear under the switch.
     pub(super) fn is_kernel(&self) -> bool {
-        matches!(
-            self.desc.r#type.as_str(),
-            "tap" | "internal" | "afpacket" | "afxdp" | "vxlan" | "gre"
-        )
+        self.kind().is_some_and(PortKind::is_kernel)
     }
 }
 
@@ -118,7 +138,7 @@ pub(super) struct Overlay {
     pub(super) flows: IdMap<Option<v1::Flow>>,
     pub(super) meters: BTreeMap<u32, Option<v1::Meter>>,
     pub(super) groups: BTreeMap<u32, Option<v1::Group>>,
-    pub(super) ports_added: Vec<(v1::PortDesc, Opened)>,
+    pub(super) ports_added: Vec<PortState>,
     pub(super) ports_removed: Vec<String>,
     pub(super) events: Vec<v1::StreamMessageResponse>,
 }
@@ -208,8 +228,8 @@ pub(super) fn write_overlay(tx: &mut StoreTxn, bridge: &str, ov: &Overlay) -> Re
             None => tx.del_group(bridge, *id)?,
         }
     }
-    for (p, _) in &ov.ports_added {
-        tx.put_port(bridge, p)?;
+    for p in &ov.ports_added {
+        tx.put_port(bridge, &p.desc)?;
     }
     for p in &ov.ports_removed {
         tx.del_port(bridge, p)?;
@@ -256,18 +276,8 @@ pub(super) fn apply_overlay(b: &mut Bridge, ov: Overlay) {
     for name in ov.ports_removed {
         b.ports.remove(&name);
     }
-    for (desc, (port, mem)) in ov.ports_added {
-        b.ports.insert(
-            desc.name.clone(),
-            PortState {
-                desc,
-                port,
-                mem,
-                added: now,
-                stats_base: PortStats::default(),
-                link_resets: 0,
-                reopen_failures: 0,
-            },
-        );
+    for mut p in ov.ports_added {
+        p.added = now;
+        b.ports.insert(p.desc.name.clone(), p);
     }
 }

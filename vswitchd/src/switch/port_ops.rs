@@ -6,7 +6,7 @@ use proto::v1::{self, stream_message_response as smr};
 use super::Switch;
 use super::model::{Overlay, apply_overlay, bridge_mut, port_descs, retire_endpoints};
 use super::ports::stage_add_port;
-use super::spec::{check_options, vlan_mode};
+use super::spec::{PortKind, PortSpec};
 use crate::error::ApiError;
 
 impl Switch {
@@ -27,8 +27,13 @@ impl Switch {
         })?;
         let name = b.rec.name.clone();
         apply_overlay(b, ov);
+        let endpoint = b
+            .ports
+            .get(&desc.name)
+            .and_then(|p| p.kind())
+            .is_some_and(PortKind::is_endpoint);
         // A new endpoint brings up the tunnel ports waiting for one.
-        let events = if desc.r#type == "tunnel-endpoint" {
+        let events = if endpoint {
             self.follow_endpoints(&mut bridges)
         } else {
             Vec::new()
@@ -100,7 +105,10 @@ impl Switch {
         Ok(port_descs(b))
     }
 
-    /// Sets or removes port options (VLAN `tag`/`trunks`).
+    /// Sets or removes port options. The whole result is checked as AddPort checks it; the
+    /// VLAN mode and rate control apply at once. The type's own options (`remote_ip`,
+    /// `path`, ...) are stored and used when the port is next opened (a restart, or its
+    /// interface coming back).
     pub fn set_port_options(
         &self,
         req: v1::SetPortOptionsRequest,
@@ -120,19 +128,16 @@ impl Switch {
         for (k, v) in &req.options {
             desc.options.insert(k.clone(), v.clone());
         }
-        let vlan = vlan_mode(&desc.options)?;
-        check_options(&desc.r#type, &desc.options)?;
-        // Rebuilt only when its options change: queued packets and bucket state survive
+        let spec = PortSpec::parse(&desc.r#type, &desc.options)?;
+        // Rebuilt only when its settings change: queued packets and bucket state survive
         // unrelated changes.
-        let rate_control = if crate::qos::rate_control_options(&desc.options)
-            != crate::qos::rate_control_options(&p.desc.options)
-        {
-            Some(crate::qos::port_rate_control(&desc.options, b.dp.now_ns())?)
+        let rate_control = if p.spec.as_ref().map(|s| &s.rate) != Some(&spec.rate) {
+            Some(spec.rate.build(b.dp.now_ns())?)
         } else {
             None
         };
         b.dp.transaction(|txn| -> Result<(), ApiError> {
-            txn.set_port_vlan(PortNo(desc.port_no), vlan, true)
+            txn.set_port_vlan(PortNo(desc.port_no), spec.vlan.clone(), true)
                 .map_err(|e| ApiError::internal(e.to_string()))?;
             if let Some((policer, qos)) = rate_control {
                 txn.set_port_qos(PortNo(desc.port_no), policer, qos)
@@ -145,6 +150,7 @@ impl Switch {
         })?;
         if let Some(p) = b.ports.get_mut(&req.name) {
             p.desc = desc.clone();
+            p.spec = Some(spec);
         }
         drop(bridges);
         self.emit(

@@ -1,166 +1,128 @@
-//! Opening ports and staging a port addition on a draft datapath.
+//! Opening ports from their [`PortSpec`] and staging a port addition on a draft datapath.
 
 use std::sync::Arc;
 
-use datapath::port::{MemPort, Port};
+use datapath::port::{
+    AfPacketError, AfPacketPort, AfXdpError, AfXdpPort, MemPort, Port, TapError, TapPort,
+    VhostError, VhostUserPort,
+};
 use datapath::types::PortNo;
 use proto::flow_text;
 use proto::v1;
 
 use super::config::SwitchConfig;
-use super::model::{Bridge, Opened, Overlay};
-use super::spec::{PORT_TYPES, check_options, n_rxq_option, vlan_mode};
+use super::model::{Bridge, Opened, Overlay, PortState};
+use super::spec::{PortKind, PortSpec};
 use crate::error::ApiError;
+use crate::tunnel::{OpenError, TunnelSpec};
 
+/// Opens a port of `kind` named `name`: what depends on the machine (the interface, the
+/// endpoint, DPDK) is checked here.
 pub(super) fn open_port(
     name: &str,
-    ty: &str,
-    options: &std::collections::HashMap<String, String>,
+    kind: &PortKind,
     cfg: &SwitchConfig,
 ) -> Result<Opened, ApiError> {
-    match ty {
-        "memory" => {
+    let port: Arc<dyn Port> = match kind {
+        PortKind::Memory => {
             let m = Arc::new(MemPort::new(name, cfg.memory_port_capacity));
-            Ok((Arc::clone(&m) as Arc<dyn Port>, Some(m)))
+            return Ok((Arc::clone(&m) as Arc<dyn Port>, Some(m)));
         }
         // `internal`: the bridge's own interface in the host stack, as in OVS; here a TAP
         // device named after the port.
-        "tap" | "internal" => {
-            let t = datapath::port::TapPort::create(name).map_err(|e| match e {
-                datapath::port::TapError::BadName(_) => {
-                    ApiError::invalid("port.name", e.to_string())
-                }
+        PortKind::Tap | PortKind::Internal => {
+            Arc::new(TapPort::create(name).map_err(|e| match e {
+                TapError::BadName(_) => ApiError::invalid("port.name", e.to_string()),
                 e => ApiError::precondition("port", e.to_string()),
-            })?;
-            Ok((Arc::new(t) as Arc<dyn Port>, None))
+            })?)
         }
-        "afpacket" => {
-            let p = datapath::port::AfPacketPort::open(name).map_err(|e| match e {
-                datapath::port::AfPacketError::NoSuchInterface(_) => {
+        PortKind::AfPacket => Arc::new(AfPacketPort::open(name).map_err(|e| match e {
+            AfPacketError::NoSuchInterface(_) => ApiError::precondition("port.name", e.to_string()),
+            e => ApiError::precondition("port", e.to_string()),
+        })?),
+        PortKind::AfXdp { mode, n_rxq } => {
+            Arc::new(AfXdpPort::open(name, *n_rxq, *mode).map_err(|e| match e {
+                AfXdpError::NoSuchInterface(_) => {
                     ApiError::precondition("port.name", e.to_string())
                 }
                 e => ApiError::precondition("port", e.to_string()),
-            })?;
-            Ok((Arc::new(p) as Arc<dyn Port>, None))
+            })?)
         }
-        "tunnel-endpoint" => {
-            let ep = crate::tunnel::open_endpoint(name, options, &cfg.tunnels)?;
-            Ok((
-                Arc::new(datapath::tunnel::EndpointPort(ep)) as Arc<dyn Port>,
-                None,
-            ))
-        }
-        "vxlan" | "gre" => {
-            let kind = if ty == "gre" {
-                datapath::tunnel::TunnelKind::Gre
-            } else {
-                datapath::tunnel::TunnelKind::Vxlan
-            };
-            // Without an endpoint it can use, the port is configured but down (its
-            // placeholder says so and counts `tunnel_no_endpoint`); it comes up when one
-            // appears (`follow_endpoints`, housekeeping).
-            match crate::tunnel::tunnel_config(kind, options, &cfg.tunnels) {
-                Ok((config, ep)) => Ok((
-                    Arc::new(datapath::tunnel::TunnelPort::new(name, config, ep)) as Arc<dyn Port>,
-                    None,
-                )),
-                Err(crate::tunnel::OpenError::NoEndpoint(_)) => {
-                    Ok((cfg.tunnels.placeholder(name) as Arc<dyn Port>, None))
-                }
-                Err(crate::tunnel::OpenError::Bad(e)) => Err(e),
-            }
-        }
-        "afxdp" => {
-            let mode = match options.get("xdp-mode") {
-                Some(m) => m
-                    .parse::<datapath::port::XdpMode>()
-                    .map_err(|e| ApiError::invalid("port.options.xdp-mode", e))?,
-                None => datapath::port::XdpMode::Auto,
-            };
-            let n_rxq = match options.get("n-rxq") {
-                Some(n) => n
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|n| (1..=64).contains(n))
-                    .ok_or_else(|| ApiError::invalid("port.options.n-rxq", "must be 1..=64"))?,
-                None => 1,
-            };
-            let p = datapath::port::AfXdpPort::open(name, n_rxq, mode).map_err(|e| match e {
-                datapath::port::AfXdpError::NoSuchInterface(_) => {
-                    ApiError::precondition("port.name", e.to_string())
+        PortKind::TunnelEndpoint(spec) => Arc::new(datapath::tunnel::EndpointPort(
+            crate::tunnel::open_endpoint(name, spec, &cfg.tunnels)?,
+        )),
+        PortKind::Vxlan(spec) | PortKind::Gre(spec) => open_tunnel(name, spec, cfg)?,
+        PortKind::VhostUser { path, mode, n_rxq } => Arc::new(
+            VhostUserPort::new(name, path, *mode, *n_rxq).map_err(|e| match e {
+                VhostError::NoDirectory(_) | VhostError::NotASocket(_) => {
+                    ApiError::precondition("port.options.path", e.to_string())
                 }
                 e => ApiError::precondition("port", e.to_string()),
-            })?;
-            Ok((Arc::new(p) as Arc<dyn Port>, None))
-        }
-        "vhost-user" => {
-            let path = options
-                .get("path")
-                .filter(|p| !p.is_empty())
-                .ok_or_else(|| {
-                    ApiError::invalid(
-                        "port.options.path",
-                        "a vhost-user port needs path=SOCKET (and mode=client|server)",
-                    )
-                })?;
-            let mode = match options.get("mode") {
-                Some(m) => m
-                    .parse::<datapath::port::VhostMode>()
-                    .map_err(|e| ApiError::invalid("port.options.mode", e))?,
-                None => datapath::port::VhostMode::Client,
-            };
-            let n_rxq = n_rxq_option(options, datapath::port::vhost::MAX_QUEUE_PAIRS)?;
-            let p =
-                datapath::port::VhostUserPort::new(name, std::path::Path::new(path), mode, n_rxq)
-                    .map_err(|e| match e {
-                    datapath::port::VhostError::NoDirectory(_)
-                    | datapath::port::VhostError::NotASocket(_) => {
-                        ApiError::precondition("port.options.path", e.to_string())
-                    }
-                    e => ApiError::precondition("port", e.to_string()),
-                })?;
-            Ok((Arc::new(p) as Arc<dyn Port>, None))
-        }
+            })?,
+        ),
         #[cfg(feature = "dpdk")]
-        "dpdk" => {
-            let devargs = options
-                .get("devargs")
-                .map(|d| d.trim())
-                .filter(|d| !d.is_empty())
-                .ok_or_else(|| {
-                    ApiError::invalid(
-                        "port.options.devargs",
-                        "a dpdk port needs devargs=PCI-ADDRESS or a virtual device (net_tap0,iface=NAME; net_af_xdp0,iface=NAME; net_ring0; net_null0; net_pcap0,...)",
-                    )
-                })?;
-            let n_rxq = n_rxq_option(options, datapath::port::dpdk::MAX_RXQ)?;
+        PortKind::Dpdk { devargs, n_rxq } => {
             cfg.dpdk
                 .init()
                 .map_err(|e| ApiError::precondition("port", e.to_string()))?;
-            let p = datapath::port::DpdkPort::new(name, devargs, n_rxq)
-                .map_err(|e| ApiError::precondition("port.options.devargs", e.to_string()))?;
-            Ok((Arc::new(p) as Arc<dyn Port>, None))
+            Arc::new(
+                datapath::port::DpdkPort::new(name, devargs, *n_rxq)
+                    .map_err(|e| ApiError::precondition("port.options.devargs", e.to_string()))?,
+            )
         }
-        #[cfg(not(feature = "dpdk"))]
-        "dpdk" => Err(ApiError::invalid(
-            "port.type",
-            "this vswitchd was built without DPDK: build it with `--features dpdk`",
-        )),
-        "" => Err(ApiError::invalid(
-            "port.type",
-            format!(
-                "type is required; this build supports: {}",
-                PORT_TYPES.join(", ")
-            ),
-        )),
-        other => Err(ApiError::invalid(
-            "port.type",
-            format!(
-                "unsupported port type {other:?}; this build supports: {}",
-                PORT_TYPES.join(", ")
-            ),
-        )),
+    };
+    Ok((port, None))
+}
+
+/// A `vxlan` or `gre` port on its endpoint. Without an endpoint it can use, the port is
+/// configured but down (its placeholder says so and counts `tunnel_no_endpoint`); it comes
+/// up when one appears (`follow_endpoints`, housekeeping).
+fn open_tunnel(
+    name: &str,
+    spec: &TunnelSpec,
+    cfg: &SwitchConfig,
+) -> Result<Arc<dyn Port>, ApiError> {
+    match crate::tunnel::find_endpoint(spec.local_ip, &cfg.tunnels) {
+        Ok(ep) => Ok(Arc::new(datapath::tunnel::TunnelPort::new(
+            name,
+            spec.config.clone(),
+            ep,
+        ))),
+        Err(OpenError::NoEndpoint(_)) => Ok(cfg.tunnels.placeholder(name)),
+        Err(OpenError::Bad(e)) => Err(e),
     }
+}
+
+/// A port restored from the store, opened if it can be. One whose interface is missing, or
+/// whose options no longer parse (a build without its type), stays configured but down:
+/// its traffic is dropped and counted, and a kernel port is reopened by the link watcher
+/// when its interface comes back.
+pub(super) fn restore_port(bridge: &str, desc: &v1::PortDesc, cfg: &SwitchConfig) -> PortState {
+    let mut desc = desc.clone();
+    let spec = PortSpec::parse(&desc.r#type, &desc.options);
+    let opened = match &spec {
+        Ok(s) => open_port(&desc.name, &s.kind, cfg),
+        Err(e) => Err(e.clone()),
+    };
+    let opened = match opened {
+        Ok(x) => {
+            desc.link_up = x.0.link_up().unwrap_or(true);
+            if !desc.link_up && spec.as_ref().is_ok_and(|s| s.kind.is_tunnel()) {
+                eprintln!(
+                    "vswitchd: bridge {bridge}: port {} is down until its tunnel endpoint exists",
+                    desc.name
+                );
+            }
+            x
+        }
+        Err(e) => {
+            eprintln!("vswitchd: bridge {bridge}: port {} is down: {e}", desc.name);
+            desc.link_up = false;
+            let m = Arc::new(MemPort::new(&desc.name, 0));
+            (m as Arc<dyn Port>, None)
+        }
+    };
+    PortState::new(desc, spec.ok(), opened)
 }
 
 pub(super) fn stage_add_port(
@@ -179,15 +141,14 @@ pub(super) fn stage_add_port(
             ),
         ));
     }
-    if b.ports.contains_key(&cfg.name) || ov.ports_added.iter().any(|p| p.0.name == cfg.name) {
+    if b.ports.contains_key(&cfg.name) || ov.ports_added.iter().any(|p| p.desc.name == cfg.name) {
         return Err(ApiError::exists(
             "port.name",
             format!("bridge {} already has a port {}", b.rec.name, cfg.name),
         ));
     }
-    check_options(&cfg.r#type, &cfg.options)?;
-    let vlan = vlan_mode(&cfg.options)?;
-    let (policer, qos) = crate::qos::port_rate_control(&cfg.options, txn.now_ns())?;
+    let spec = PortSpec::parse(&cfg.r#type, &cfg.options)?;
+    let (policer, qos) = spec.rate.build(txn.now_ns())?;
     let snap = txn.snapshot();
     let no = match cfg.requested_ofport {
         Some(n) => {
@@ -209,8 +170,8 @@ pub(super) fn stage_add_port(
             .find(|n| snap.port(PortNo(*n)).is_none())
             .ok_or_else(|| ApiError::precondition("port", "no free port number"))?,
     };
-    let (port, mem) = open_port(&cfg.name, &cfg.r#type, &cfg.options, scfg)?;
-    txn.add_port(PortNo(no), Arc::clone(&port), vlan)
+    let (port, mem) = open_port(&cfg.name, &spec.kind, scfg)?;
+    txn.add_port(PortNo(no), Arc::clone(&port), spec.vlan.clone())
         .map_err(|e| ApiError::internal(e.to_string()))?;
     txn.set_port_qos(PortNo(no), policer, qos)
         .map_err(|e| ApiError::internal(e.to_string()))?;
@@ -225,6 +186,7 @@ pub(super) fn stage_add_port(
         link_up: port.link_up().unwrap_or(true),
         speed_mbps: 0,
     };
-    ov.ports_added.push((desc.clone(), (port, mem)));
+    ov.ports_added
+        .push(PortState::new(desc.clone(), Some(spec), (port, mem)));
     Ok(desc)
 }

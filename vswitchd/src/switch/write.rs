@@ -142,8 +142,8 @@ pub(super) fn prepare_update(
                 b.ports.get(n).map(|p| p.desc.port_no).or_else(|| {
                     ov.ports_added
                         .iter()
-                        .find(|p| p.0.name == n)
-                        .map(|p| p.0.port_no)
+                        .find(|p| p.desc.name == n)
+                        .map(|p| p.desc.port_no)
                 })
             };
             let (fm, canon) = prepare_flow(f, &names, false)?;
@@ -171,7 +171,7 @@ pub(super) fn apply_update(
         .chain(
             ov.ports_added
                 .iter()
-                .map(|p| (p.0.name.clone(), p.0.port_no)),
+                .map(|p| (p.desc.name.clone(), p.desc.port_no)),
         )
         .collect();
     let names = |n: &str| name_map.get(n).copied();
