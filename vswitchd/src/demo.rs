@@ -18,7 +18,7 @@ use datapath::l2::{VlanMode, VlanSet};
 use datapath::packet::PacketBuf;
 use datapath::pipeline::{Datapath, DatapathConfig};
 use datapath::port::{MemPort, Port};
-use datapath::stats::DropReason;
+use datapath::stats::{DropReason, PmdCounters};
 use datapath::types::{PortNo, TableId, VlanId};
 
 /// Options of `vswitchd demo`.
@@ -64,6 +64,52 @@ fn frame(src: u8, dst: u8, sport: u16, size: usize) -> Vec<u8> {
 
 /// Runs the demo until `args.seconds` pass.
 pub fn run(args: Args) -> anyhow::Result<()> {
+    let (dp, ports) = bridge()?;
+    println!(
+        "vswitchd: hosts 02:00:00:00:00:0{{1..4}} on ports 1..4; traffic 1<->2, 3<->4, {} flows each, {} B frames",
+        args.flows, args.frame_size
+    );
+    // Prime each port with frames from its host to its partner.
+    for (i, p) in ports.iter().enumerate() {
+        let src = i as u8 + 1;
+        let dst = if src % 2 == 1 { src + 1 } else { src - 1 };
+        p.inject(
+            (0..2048u16).map(|n| frame(src, dst, 1024 + n % args.flows.max(1), args.frame_size)),
+        );
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut pmd = dp.new_pmd();
+    let counters = pmd.counters();
+    let pmd_stop = stop.clone();
+    let pmd_thread = std::thread::Builder::new()
+        .name("pmd0".into())
+        .spawn(move || {
+            while !pmd_stop.load(Ordering::Relaxed) {
+                if pmd.poll_once() == 0 {
+                    std::thread::yield_now();
+                }
+            }
+        })?;
+    let hosts = spawn_hosts(ports.clone(), stop.clone())?;
+    let start = Instant::now();
+    report_every_second(&counters, args.seconds);
+    stop.store(true, Ordering::Relaxed);
+    pmd_thread
+        .join()
+        .map_err(|_| anyhow::anyhow!("pmd thread panicked"))?;
+    hosts
+        .join()
+        .map_err(|_| anyhow::anyhow!("hosts thread panicked"))?;
+    println!(
+        "\nfdb-show br0 (after {:.1}s):",
+        start.elapsed().as_secs_f64()
+    );
+    print_summary(&dp, &ports, &counters);
+    Ok(())
+}
+
+/// Bridge `br0`: a datapath with four in-memory trunk ports and `actions=normal`.
+fn bridge() -> anyhow::Result<(Datapath, Vec<Arc<MemPort>>)> {
     let (dp, _packet_in) = Datapath::new(DatapathConfig::default());
     let ports: Vec<Arc<MemPort>> = (1..=4)
         .map(|i| Arc::new(MemPort::new(format!("br0-p{i}"), 8192)))
@@ -93,61 +139,40 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }])
     .context("installing actions=normal")?;
     println!("vswitchd: bridge br0, 4 in-memory ports, table 0: \"priority=0,actions=normal\"");
-    println!(
-        "vswitchd: hosts 02:00:00:00:00:0{{1..4}} on ports 1..4; traffic 1<->2, 3<->4, {} flows each, {} B frames",
-        args.flows, args.frame_size
-    );
+    Ok((dp, ports))
+}
 
-    // Prime each port with frames from its host to its partner.
-    for (i, p) in ports.iter().enumerate() {
-        let src = i as u8 + 1;
-        let dst = if src % 2 == 1 { src + 1 } else { src - 1 };
-        p.inject(
-            (0..2048u16).map(|n| frame(src, dst, 1024 + n % args.flows.max(1), args.frame_size)),
-        );
-    }
-
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut pmd = dp.new_pmd();
-    let counters = pmd.counters();
-    let pmd_stop = stop.clone();
-    let pmd_thread = std::thread::Builder::new()
-        .name("pmd0".into())
-        .spawn(move || {
-            while !pmd_stop.load(Ordering::Relaxed) {
-                if pmd.poll_once() == 0 {
-                    std::thread::yield_now();
-                }
-            }
-        })?;
-
-    // The hosts: whatever a port sent is handed back to the host that originally sent it.
-    let hosts_stop = stop.clone();
-    let hosts_ports = ports.clone();
-    let hosts = std::thread::Builder::new()
+/// The hosts: whatever a port sent is handed back to the host that originally sent it.
+fn spawn_hosts(
+    ports: Vec<Arc<MemPort>>,
+    stop: Arc<AtomicBool>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
         .name("hosts".into())
         .spawn(move || {
             let mut q: VecDeque<PacketBuf> = VecDeque::new();
             let mut back: Vec<VecDeque<PacketBuf>> = (0..4).map(|_| VecDeque::new()).collect();
-            while !hosts_stop.load(Ordering::Relaxed) {
-                for p in &hosts_ports {
+            while !stop.load(Ordering::Relaxed) {
+                for p in &ports {
                     p.drain_bufs(&mut q);
                 }
                 for b in q.drain(..) {
                     let src = b.data().get(11).copied().unwrap_or(1).clamp(1, 4) as usize;
                     back[src - 1].push_back(b);
                 }
-                for (p, b) in hosts_ports.iter().zip(back.iter_mut()) {
+                for (p, b) in ports.iter().zip(back.iter_mut()) {
                     p.inject_bufs(b);
                 }
                 std::thread::sleep(Duration::from_micros(50));
             }
-        })?;
+        })
+}
 
-    let start = Instant::now();
+/// Prints the receive rate and lookup counters once a second for `seconds` (0: forever).
+fn report_every_second(counters: &PmdCounters, seconds: u64) {
     let mut last = (Instant::now(), 0u64);
     let mut sec = 0;
-    while args.seconds == 0 || sec < args.seconds {
+    while seconds == 0 || sec < seconds {
         std::thread::sleep(Duration::from_secs(1));
         sec += 1;
         let rx = counters.rx_packets.get();
@@ -163,18 +188,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         );
         last = (Instant::now(), rx);
     }
-    stop.store(true, Ordering::Relaxed);
-    pmd_thread
-        .join()
-        .map_err(|_| anyhow::anyhow!("pmd thread panicked"))?;
-    hosts
-        .join()
-        .map_err(|_| anyhow::anyhow!("hosts thread panicked"))?;
+}
 
-    println!(
-        "\nfdb-show br0 (after {:.1}s):",
-        start.elapsed().as_secs_f64()
-    );
+/// The MAC table, port counters and poll-thread counters at the end.
+fn print_summary(dp: &Datapath, ports: &[Arc<MemPort>], counters: &PmdCounters) {
     println!(" port  VLAN  MAC                Age");
     let now_s = (dp.now_ns() / 1_000_000_000) as u32;
     let mut macs = dp.mac_table().entries(now_s);
@@ -213,5 +230,4 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             println!("  {}: {}", r.name(), n);
         }
     }
-    Ok(())
 }

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use datapath::pipeline::Datapath;
 use datapath::types::{PortNo, TableId};
@@ -12,7 +12,7 @@ use proto::flow_text;
 use proto::v1;
 
 use super::Switch;
-use super::events::{Event, packet_in_msg};
+use super::events::spawn_packet_in_forwarder;
 use super::flows::prepare_flow;
 use super::model::{Bridge, IdMap, bridge_mut, default_dpid, port_descs, retire_endpoints};
 use super::poll::{PmdThread, usable_cpus};
@@ -41,34 +41,13 @@ impl Switch {
                 self.config.pmd_max_sleep,
             )?);
         }
-        {
-            let events = self.events.clone();
-            let name = rec.name.clone();
-            let dp2 = dp.clone();
-            let stop = Arc::clone(&stop);
-            threads.push(
-                std::thread::Builder::new()
-                    .name(format!("pktin-{}", rec.name))
-                    .spawn(move || {
-                        while !stop.load(Ordering::Acquire) {
-                            match packet_in.recv_timeout(Duration::from_millis(50)) {
-                                Ok(p) => {
-                                    if events.receiver_count() > 0 {
-                                        let msg = packet_in_msg(&name, &dp2, p);
-                                        let _ = events.send(Arc::new(Event {
-                                            bridge: name.clone(),
-                                            msg,
-                                        }));
-                                    }
-                                }
-                                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-                                Err(_) => return,
-                            }
-                        }
-                    })
-                    .map_err(|e| ApiError::internal(format!("spawning packet-in thread: {e}")))?,
-            );
-        }
+        threads.push(spawn_packet_in_forwarder(
+            &rec.name,
+            dp.clone(),
+            packet_in,
+            self.events.clone(),
+            Arc::clone(&stop),
+        )?);
         Ok(Bridge {
             rec,
             dp,

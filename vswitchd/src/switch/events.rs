@@ -1,11 +1,19 @@
-//! Events for stream subscribers: the [`Event`] type and the messages built from the
-//! datapath's packet-ins.
+//! Events for stream subscribers: the [`Event`] type, and the thread that turns a
+//! bridge's packet-ins into events.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::thread::JoinHandle;
+use std::time::Duration;
 
 use datapath::flow::FlowKey;
 use datapath::pipeline::{Datapath, PacketIn, PacketInReason};
 use proto::v1::{self, stream_message_response as smr};
+use tokio::sync::broadcast;
 
 use crate::convert;
+use crate::error::ApiError;
 
 /// One event for stream subscribers.
 #[derive(Debug, Clone)]
@@ -16,7 +24,39 @@ pub struct Event {
     pub msg: v1::StreamMessageResponse,
 }
 
-pub(super) fn packet_in_msg(bridge: &str, dp: &Datapath, p: PacketIn) -> v1::StreamMessageResponse {
+/// Starts the thread that forwards `bridge`'s packet-ins to the event subscribers (none
+/// subscribed: they are dropped) until `stop` is set.
+pub(super) fn spawn_packet_in_forwarder(
+    bridge: &str,
+    dp: Datapath,
+    packet_in: Receiver<PacketIn>,
+    events: broadcast::Sender<Arc<Event>>,
+    stop: Arc<AtomicBool>,
+) -> Result<JoinHandle<()>, ApiError> {
+    let name = bridge.to_string();
+    std::thread::Builder::new()
+        .name(format!("pktin-{bridge}"))
+        .spawn(move || {
+            while !stop.load(Ordering::Acquire) {
+                match packet_in.recv_timeout(Duration::from_millis(50)) {
+                    Ok(p) => {
+                        if events.receiver_count() > 0 {
+                            let msg = packet_in_msg(&name, &dp, p);
+                            let _ = events.send(Arc::new(Event {
+                                bridge: name.clone(),
+                                msg,
+                            }));
+                        }
+                    }
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(_) => return,
+                }
+            }
+        })
+        .map_err(|e| ApiError::internal(format!("spawning packet-in thread: {e}")))
+}
+
+fn packet_in_msg(bridge: &str, dp: &Datapath, p: PacketIn) -> v1::StreamMessageResponse {
     // A packet-in from a table-miss flow (priority 0, empty match) is reported as NO_MATCH,
     // as OpenFlow 1.3 defines it.
     let snap = dp.snapshot();

@@ -338,17 +338,30 @@ pub(super) fn delete_flows(
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What a modify does to the flows it selects.
+pub(super) struct Modification<'a> {
+    /// Their new instructions.
+    pub(super) instructions: &'a [v1::Instruction],
+    /// Restart their counters.
+    pub(super) reset_counts: bool,
+    /// Give them this cookie (they are re-added: their counters restart).
+    pub(super) new_cookie: Option<u64>,
+}
+
+/// Modifies the flows `s` selects.
 pub(super) fn modify_flows(
     txn: &mut datapath::pipeline::Txn<'_>,
     ov: &mut Overlay,
     b: &Bridge,
     names: &dyn PortNames,
     s: Selector,
-    instructions: &[v1::Instruction],
-    reset_counts: bool,
-    new_cookie: Option<u64>,
+    change: Modification<'_>,
 ) -> Result<(), ApiError> {
+    let Modification {
+        instructions,
+        reset_counts,
+        new_cookie,
+    } = change;
     let ins = convert::convert_instructions(instructions, names, &s.canonical)?;
     let mut ins_msg = instructions.to_vec();
     resolve_names(&mut ins_msg, names);

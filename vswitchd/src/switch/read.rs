@@ -1,10 +1,11 @@
 //! The Read call: flows (with their counters), meters, groups and ports under filters.
 
+use datapath::classifier::Rule;
 use proto::v1::{self, entity, port_ref};
 
 use super::Switch;
 use super::flows::select_rules;
-use super::model::{port_descs, rule_ident};
+use super::model::{Bridge, port_descs, rule_ident};
 use crate::error::ApiError;
 
 impl Switch {
@@ -31,22 +32,7 @@ impl Switch {
             match &f.filter {
                 Some(v1::read_filter::Filter::Flows(ff)) => {
                     let sel = select_rules(b, &snap.pipeline, ff).map_err(|e| e.under(&at))?;
-                    for r in sel {
-                        let Some(stored) = b.flows.get(&rule_ident(&r)) else {
-                            continue;
-                        };
-                        let mut f = stored.clone();
-                        let c = r.stats.read();
-                        f.stats = Some(v1::FlowStats {
-                            duration_ns: now.saturating_sub(r.created_ns),
-                            packet_count: c.packets,
-                            byte_count: c.bytes,
-                            idle_ns: now.saturating_sub(c.last_used_ns.max(r.created_ns)),
-                        });
-                        entities.push(v1::Entity {
-                            entity: Some(entity::Entity::Flow(f)),
-                        });
-                    }
+                    entities.extend(sel.iter().filter_map(|r| flow_with_stats(b, r, now)));
                 }
                 Some(v1::read_filter::Filter::Meters(mf)) => {
                     for m in b
@@ -71,22 +57,7 @@ impl Switch {
                     }
                 }
                 Some(v1::read_filter::Filter::Ports(pf)) => {
-                    let want = match pf.port.as_ref().and_then(|p| p.port.as_ref()) {
-                        None => None,
-                        Some(port_ref::Port::Number(n)) => Some(*n),
-                        Some(port_ref::Port::Name(n)) => Some(b.names()(n).ok_or_else(|| {
-                            ApiError::not_found(
-                                format!("{at}.port"),
-                                format!("no port named {n:?}"),
-                            )
-                        })?),
-                        Some(port_ref::Port::Reserved(_)) => {
-                            return Err(ApiError::invalid(
-                                format!("{at}.port"),
-                                "a reserved port has no description",
-                            ));
-                        }
-                    };
+                    let want = wanted_port(b, pf, &at)?;
                     ports.extend(
                         port_descs(b)
                             .into_iter()
@@ -112,4 +83,36 @@ impl Switch {
         }
         Ok(out)
     }
+}
+
+/// The stored message of rule `r` with its counters, as a Read returns it.
+fn flow_with_stats(b: &Bridge, r: &Rule, now: u64) -> Option<v1::Entity> {
+    let mut f = b.flows.get(&rule_ident(r))?.clone();
+    let c = r.stats.read();
+    f.stats = Some(v1::FlowStats {
+        duration_ns: now.saturating_sub(r.created_ns),
+        packet_count: c.packets,
+        byte_count: c.bytes,
+        idle_ns: now.saturating_sub(c.last_used_ns.max(r.created_ns)),
+    });
+    Some(v1::Entity {
+        entity: Some(entity::Entity::Flow(f)),
+    })
+}
+
+/// The port number a ports filter names (`None`: every port); `at` is the filter's field.
+fn wanted_port(b: &Bridge, pf: &v1::PortFilter, at: &str) -> Result<Option<u32>, ApiError> {
+    Ok(match pf.port.as_ref().and_then(|p| p.port.as_ref()) {
+        None => None,
+        Some(port_ref::Port::Number(n)) => Some(*n),
+        Some(port_ref::Port::Name(n)) => Some(b.names()(n).ok_or_else(|| {
+            ApiError::not_found(format!("{at}.port"), format!("no port named {n:?}"))
+        })?),
+        Some(port_ref::Port::Reserved(_)) => {
+            return Err(ApiError::invalid(
+                format!("{at}.port"),
+                "a reserved port has no description",
+            ));
+        }
+    })
 }
