@@ -7,11 +7,13 @@
 
 mod demo;
 
+use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
 use vswitchd::server::{self, Listen, TlsFiles};
 use vswitchd::store::Store;
 use vswitchd::switch::{DpdkSettings, Switch, SwitchConfig};
@@ -75,6 +77,10 @@ struct Args {
     /// DPDK: start it when the daemon starts (fail fast) rather than at the first dpdk port.
     #[arg(long)]
     dpdk_init: bool,
+    /// What to log: a level (error, warn, info, debug, trace, off) or per-module filters as
+    /// RUST_LOG takes them (`info,vswitchd=debug`). Default: $RUST_LOG, else info.
+    #[arg(long, value_name = "FILTER", value_parser = log_filter)]
+    log_level: Option<String>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -87,6 +93,7 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
+    init_logging(args.log_level.as_deref());
     let res = match args.command {
         Some(Command::Demo(d)) => demo::run(d),
         None => daemon(args),
@@ -94,9 +101,49 @@ fn main() -> std::process::ExitCode {
     match res {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("vswitchd: {e:#}");
+            tracing::error!("{e:#}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// Checks `--log-level`: a level name, or filter directives (`TARGET=LEVEL,...`).
+fn log_filter(s: &str) -> Result<String, String> {
+    const LEVELS: [&str; 6] = ["error", "warn", "info", "debug", "trace", "off"];
+    let plain_level = LEVELS.contains(&s.to_ascii_lowercase().as_str());
+    if !plain_level && !s.contains('=') {
+        return Err(format!(
+            "{s:?} is neither a level ({}) nor a filter such as `info,vswitchd=debug`",
+            LEVELS.join(", ")
+        ));
+    }
+    EnvFilter::try_new(s)
+        .map(|_| s.to_string())
+        .map_err(|e| e.to_string())
+}
+
+/// Logs to stderr through `tracing`, filtered by `--log-level`, else `RUST_LOG`, else
+/// `info`; colours only on a terminal. A `RUST_LOG` that does not parse is reported and
+/// `info` used.
+fn init_logging(flag: Option<&str>) {
+    let mut bad_env = None;
+    let filter = match flag {
+        Some(f) => EnvFilter::new(f),
+        None => match std::env::var(EnvFilter::DEFAULT_ENV) {
+            Ok(v) if !v.trim().is_empty() => EnvFilter::try_new(&v).unwrap_or_else(|e| {
+                bad_env = Some(format!("RUST_LOG={v:?} ignored: {e}"));
+                EnvFilter::new("info")
+            }),
+            _ => EnvFilter::new("info"),
+        },
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    if let Some(msg) = bad_env {
+        tracing::warn!("{msg}");
     }
 }
 
@@ -182,14 +229,14 @@ fn daemon(args: Args) -> anyhow::Result<()> {
             }
         };
         let names: Vec<String> = listen.iter().map(|l| l.to_string()).collect();
-        eprintln!(
-            "vswitchd: store {}; serving on {}",
-            args.db.display(),
+        tracing::info!(
+            store = %args.db.display(),
+            "serving on {}",
             names.join(", ")
         );
         server::serve(sw.clone(), &listen, tls, shutdown).await
     });
     sw.shutdown();
-    eprintln!("vswitchd: stopped");
+    tracing::info!("stopped");
     res
 }

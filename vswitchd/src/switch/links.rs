@@ -70,8 +70,10 @@ fn follow_own_link(bridge: &str, pname: &str, p: &mut PortState) -> bool {
     match p.port.link_up() {
         Some(up) if up != p.desc.link_up => {
             p.desc.link_up = up;
-            eprintln!(
-                "vswitchd: bridge {bridge}: port {pname} is {}",
+            tracing::info!(
+                bridge,
+                port = pname,
+                "port is {}",
                 if up { "up" } else { "down" }
             );
             true
@@ -150,9 +152,13 @@ fn take_down(
     // re-created interface usually has a new address).
     dp.mac_table().flush_port(no);
     if tunnel {
-        eprintln!("vswitchd: bridge {bridge}: port {pname} is down: its tunnel endpoint is gone");
+        tracing::warn!(
+            bridge,
+            port = pname,
+            "port is down: its tunnel endpoint is gone"
+        );
     } else {
-        eprintln!("vswitchd: bridge {bridge}: port {pname} is down: its interface is gone");
+        tracing::warn!(bridge, port = pname, "port is down: its interface is gone");
     }
     true
 }
@@ -176,14 +182,19 @@ fn reopen(cfg: &SwitchConfig, bridge: &str, pname: &str, p: &mut PortState, dp: 
             p.port = port;
             p.desc.link_up = true;
             p.reopen_failures = 0;
-            eprintln!("vswitchd: bridge {bridge}: port {pname} is up again");
+            tracing::info!(bridge, port = pname, "port is up again");
             true
         }
         Err(e) => {
             // Retried on every check; said less and less often.
             p.reopen_failures = p.reopen_failures.saturating_add(1);
             if p.reopen_failures.is_power_of_two() {
-                eprintln!("vswitchd: bridge {bridge}: port {pname}: reopening failed: {e}");
+                tracing::warn!(
+                    bridge,
+                    port = pname,
+                    attempts = p.reopen_failures,
+                    "reopening the port failed: {e}"
+                );
             }
             false
         }

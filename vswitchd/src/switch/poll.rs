@@ -49,7 +49,7 @@ impl PmdThread {
                         nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set)
                     });
                     if let Err(e) = pinned {
-                        eprintln!("vswitchd: poll thread of {name}: cannot pin to cpu {cpu}: {e}");
+                        tracing::warn!(bridge = %name, cpu, "poll thread cannot be pinned: {e}");
                     }
                 }
                 let counters = pmd.counters();

@@ -108,15 +108,16 @@ pub(super) fn restore_port(bridge: &str, desc: &v1::PortDesc, cfg: &SwitchConfig
         Ok(x) => {
             desc.link_up = x.0.link_up().unwrap_or(true);
             if !desc.link_up && spec.as_ref().is_ok_and(|s| s.kind.is_tunnel()) {
-                eprintln!(
-                    "vswitchd: bridge {bridge}: port {} is down until its tunnel endpoint exists",
-                    desc.name
+                tracing::info!(
+                    bridge,
+                    port = %desc.name,
+                    "port is down until its tunnel endpoint exists"
                 );
             }
             x
         }
         Err(e) => {
-            eprintln!("vswitchd: bridge {bridge}: port {} is down: {e}", desc.name);
+            tracing::warn!(bridge, port = %desc.name, "port is down: {e}");
             desc.link_up = false;
             let m = Arc::new(MemPort::new(&desc.name, 0));
             (m as Arc<dyn Port>, None)
