@@ -5,7 +5,8 @@
 //! cargo run --example learning_controller -- /run/vswitch/vswitchd.sock br0
 //! ```
 //!
-//! It installs one table-miss flow (`priority=0,actions=controller`) in table 0 and then
+//! It installs one table-miss flow (`priority=0,actions=controller`) in table 0 (replacing
+//! the `priority=0,actions=NORMAL` a bridge in standalone mode starts with) and then
 //! reacts to each packet-in: it learns which port the source MAC lives on; if it knows the
 //! destination it installs `priority=10,dl_dst=DST,actions=output:PORT` and sends the
 //! packet there, otherwise it floods the packet. It never reads the switch's own MAC table:

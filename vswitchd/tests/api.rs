@@ -202,6 +202,85 @@ async fn a_new_store_starts_with_br0_and_normal() {
     d.stop().await;
 }
 
+/// As `ovs-vsctl add-br`: a new bridge (standalone, the default) is a learning switch whose
+/// table 0 holds `priority=0,actions=NORMAL`, stored like any flow and deletable for good;
+/// a bridge in secure mode starts empty. (`tests/ovs_parity.rs` checks the same against
+/// Open vSwitch itself.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_bridge_is_a_learning_switch_unless_secure() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path()).await;
+    let mut c = d.client().await;
+    c.add_bridge(v1::AddBridgeRequest {
+        name: "br1".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    c.add_bridge(v1::AddBridgeRequest {
+        name: "sec".into(),
+        fail_mode: v1::FailMode::Secure as i32,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        texts(&read_flows(&mut c, "br1", "").await),
+        vec![normal_text()]
+    );
+    assert!(read_flows(&mut c, "sec", "").await.is_empty());
+    // It switches: a frame to an unknown station floods, its answer goes back alone.
+    for (i, name) in ["p1", "p2", "p3"].iter().enumerate() {
+        add_memory_port(&mut c, "br1", name, i as u32 + 1).await;
+    }
+    let p: Vec<_> = ["p1", "p2", "p3"]
+        .iter()
+        .map(|n| d.sw.memory_port("br1", n).unwrap())
+        .collect();
+    let wait = |port: &datapath::port::MemPort, n: usize| {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut got = Vec::new();
+        while got.len() < n && Instant::now() < deadline {
+            got.extend(port.drain());
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        got
+    };
+    p[0].inject([udp_frame(1, 2, 1000)]);
+    assert_eq!(wait(&p[1], 1), vec![udp_frame(1, 2, 1000)]);
+    assert_eq!(wait(&p[2], 1), vec![udp_frame(1, 2, 1000)]);
+    p[1].inject([udp_frame(2, 1, 1000)]);
+    assert_eq!(wait(&p[0], 1), vec![udp_frame(2, 1, 1000)]);
+    assert!(
+        wait(&p[2], 1).is_empty(),
+        "a learned station's frame was flooded"
+    );
+    let dp = d.sw.datapath("br1").unwrap();
+    let misses: u64 = dp
+        .pmd_counters()
+        .iter()
+        .map(|c| c.drops_for(datapath::stats::DropReason::TableMiss))
+        .sum();
+    assert_eq!(misses, 0);
+    // Deleted, it stays deleted across a restart; secure stays empty.
+    let del = upd(
+        update::Type::Delete,
+        entity::Entity::FlowFilter(v1::FlowFilter::default()),
+    );
+    write(&mut c, "br1", vec![del], true).await.unwrap();
+    assert!(read_flows(&mut c, "br1", "").await.is_empty());
+    d.stop().await;
+    let d = Daemon::start(dir.path()).await;
+    let mut c = d.client().await;
+    assert!(read_flows(&mut c, "br1", "").await.is_empty());
+    assert!(read_flows(&mut c, "sec", "").await.is_empty());
+    assert_eq!(
+        texts(&read_flows(&mut c, "br0", "").await),
+        vec![normal_text()]
+    );
+    d.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flows_meters_groups_and_ports_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();

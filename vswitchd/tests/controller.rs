@@ -75,8 +75,10 @@ async fn learning_controller_programs_an_empty_table_from_packet_ins() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let mut c = vswitchd::client::connect_unix(&sock).await.unwrap();
+    // Secure: the bridge starts with no flow (standalone would start with NORMAL).
     c.add_bridge(v1::AddBridgeRequest {
         name: "lsw".into(),
+        fail_mode: v1::FailMode::Secure as i32,
         ..Default::default()
     })
     .await

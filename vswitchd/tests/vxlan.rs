@@ -46,7 +46,6 @@ fn tunnel_switch(
     // Each bridge's poll thread on its own CPU: the packets cross from one to the other.
     d.ok(&["set-pmd-cpus", "br1", "0"]);
     d.ok(&["add-port", "br1", underlay, "type=afxdp"]);
-    d.ok(&["add-flow", "br1", "priority=0,actions=normal"]);
     d.ok(&["set-tunnel-ip", "br1", tep]);
     d.ok(&[
         "add-port",
@@ -302,7 +301,6 @@ fn overlay_between_two_switches(ty: &str, tag: &str, net: u8) {
         let underlay = if i == 0 { &ua } else { &ub };
         d.ok(&["add-br", "br1"]);
         d.ok(&["add-port", "br1", underlay, "type=afxdp"]);
-        d.ok(&["add-flow", "br1", "priority=0,actions=normal"]);
         d.ok(&["set-tunnel-ip", "br1", &format!("172.{net}.0.{me}/24")]);
         d.ok(&[
             "add-port",
@@ -702,7 +700,6 @@ fn one_flow_based_vxlan_port_serves_two_kernel_peers() {
     d.ok(&["set-pmd-cpus", "br1", "0"]);
     d.ok(&["add-port", "br1", &ha, "type=afxdp"]);
     d.ok(&["add-port", "br1", &hb, "type=afxdp"]);
-    d.ok(&["add-flow", "br1", "priority=0,actions=normal"]);
     d.ok(&["set-tunnel-ip", "br1", "172.33.0.1/24"]);
     d.ok(&[
         "add-port",
@@ -875,7 +872,6 @@ fn tunnel_ports_follow_their_endpoint() {
         d.ok(&["add-br", "br1"]);
         d.ok(&["set-pmd-cpus", "br1", "0"]);
         d.ok(&["add-port", "br1", &hu, "type=afxdp"]);
-        d.ok(&["add-flow", "br1", "priority=0,actions=normal"]);
     };
     setup_underlay(&d);
     d.ok(&["set-tunnel-ip", "br1", "172.34.0.1/24"]);

@@ -13,8 +13,11 @@ use proto::v1;
 
 use super::Switch;
 use super::events::spawn_packet_in_forwarder;
-use super::flows::prepare_flow;
-use super::model::{Bridge, IdMap, bridge_mut, default_dpid, port_descs, retire_endpoints};
+use super::flows::{prepare_flow, stage_normal_flow};
+use super::model::{
+    Bridge, IdMap, Overlay, apply_overlay, bridge_mut, default_dpid, port_descs, retire_endpoints,
+    write_overlay,
+};
 use super::poll::{PmdThread, usable_cpus};
 use super::ports::restore_port;
 use crate::convert;
@@ -204,7 +207,9 @@ impl Switch {
         Ok(())
     }
 
-    /// Adds a bridge.
+    /// Adds a bridge. As `ovs-vsctl add-br` does, a bridge in standalone mode (the default)
+    /// starts as a learning switch: table 0 holds `priority=0,actions=NORMAL`, stored and
+    /// shown like any flow, and deletable. A bridge in secure mode starts with no flow.
     pub fn add_bridge(&self, req: v1::AddBridgeRequest) -> Result<v1::Bridge, ApiError> {
         if !flow_text::is_valid_port_name(&req.name) {
             return Err(ApiError::invalid(
@@ -233,10 +238,21 @@ impl Switch {
             ports: Vec::new(),
             pmd_cpus: Vec::new(),
         };
-        let mut tx = self.store.begin()?;
-        tx.put_bridge(&rec)?;
-        tx.commit()?;
-        let b = self.spawn_bridge(rec.clone())?;
+        let standalone = req.fail_mode == v1::FailMode::Standalone as i32;
+        let mut b = self.spawn_bridge(rec.clone())?;
+        let mut ov = Overlay::default();
+        b.dp.transaction(|txn| -> Result<(), ApiError> {
+            if standalone {
+                stage_normal_flow(txn, &mut ov)?;
+            }
+            let mut tx = self.store.begin()?;
+            tx.put_bridge(&rec)?;
+            write_overlay(&mut tx, &rec.name, &ov)?;
+            tx.commit()?;
+            Ok(())
+        })
+        .inspect_err(|_| b.shutdown())?;
+        apply_overlay(&mut b, ov);
         bridges.insert(req.name, b);
         Ok(rec)
     }

@@ -121,6 +121,24 @@ pub(super) fn prepare_flow(
     ))
 }
 
+/// Stages table 0's `priority=0,actions=NORMAL` on a new bridge's draft: the learning
+/// switch a new Open vSwitch bridge in standalone mode is.
+pub(super) fn stage_normal_flow(
+    txn: &mut datapath::pipeline::Txn<'_>,
+    ov: &mut Overlay,
+) -> Result<(), ApiError> {
+    let f = flow_text::parse_flow("priority=0,actions=NORMAL")
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let (fm, canon) = prepare_flow(&f, &|_: &str| None, false)?;
+    let mut run = Run::default();
+    run.push(0, fm, canon);
+    let cs = txn
+        .flow_mods(&run.mods)
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    run.absorb(ov, &cs, 0);
+    Ok(())
+}
+
 /// Checks that meters and groups a flow uses exist (in the draft).
 pub(super) fn check_refs(fm: &FlowMod, txn: &datapath::pipeline::Txn<'_>) -> Result<(), ApiError> {
     let ins = match fm {

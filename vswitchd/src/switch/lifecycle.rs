@@ -6,8 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::Mutex;
-use proto::flow_text;
-use proto::v1::{self, entity, update};
+use proto::v1;
 use tokio::sync::broadcast;
 
 use super::Switch;
@@ -17,7 +16,8 @@ use crate::store::Store;
 
 impl Switch {
     /// Opens the switch on `store`: rebuilds every stored bridge, or writes the default
-    /// configuration (bridge `br0`, table 0 = `actions=normal`) into a new store.
+    /// configuration (bridge `br0`, a learning switch: table 0 holds
+    /// `priority=0,actions=NORMAL`) into a new store.
     pub fn start(store: Store, config: SwitchConfig) -> Result<Arc<Switch>, ApiError> {
         let (events, _) = broadcast::channel(4096);
         let created = store.created();
@@ -42,18 +42,6 @@ impl Switch {
             sw.add_bridge(v1::AddBridgeRequest {
                 name: "br0".into(),
                 ..Default::default()
-            })?;
-            let flow = flow_text::parse_flow("priority=0,actions=normal")
-                .map_err(|e| ApiError::internal(e.to_string()))?;
-            sw.write(v1::WriteRequest {
-                bridge: "br0".into(),
-                updates: vec![v1::Update {
-                    r#type: update::Type::Insert as i32,
-                    entity: Some(v1::Entity {
-                        entity: Some(entity::Entity::Flow(flow)),
-                    }),
-                }],
-                atomicity: v1::Atomicity::AllOrNone as i32,
             })?;
         }
         let weak = Arc::downgrade(&sw);

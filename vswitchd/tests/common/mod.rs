@@ -3,6 +3,8 @@
 //! creates under unique names and removes afterwards (even when it fails).
 #![allow(dead_code)] // each test crate uses a different part
 
+pub mod ovs;
+
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
