@@ -269,6 +269,11 @@ pub enum Command {
         /// Bridge name.
         bridge: String,
     },
+    /// Print the MAC table's counters: entries, learned, moved, evicted, aged.
+    FdbStatsShow {
+        /// Bridge name.
+        bridge: String,
+    },
     /// Print the poll-mode thread counters.
     PmdStats,
     /// Reset the poll-mode thread counters.

@@ -17,9 +17,9 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use proto::flow_text::{format_flow, format_group, format_meter};
 use proto::v1::{
     Action, Band, BandType, Bridge, Bucket, FailMode, Field, FieldMatch, Flow, FlowRemovedReason,
-    Group, GroupStats, GroupType, Instruction, MacEntry, Match, Meter, MeterStats, MeterUnit,
-    PacketInReason, PmdStats, PortDesc, PortRef, PortStats, PortStatusReason, QueueStats,
-    ReservedPort, StreamMessageResponse, TableStats, action, instruction, port_ref,
+    Group, GroupStats, GroupType, Instruction, MacEntry, MacTableStats, Match, Meter, MeterStats,
+    MeterUnit, PacketInReason, PmdStats, PortDesc, PortRef, PortStats, PortStatusReason,
+    QueueStats, ReservedPort, StreamMessageResponse, TableStats, action, instruction, port_ref,
     stream_message_response,
 };
 use serde_json::{Map, Value, json};
@@ -382,6 +382,19 @@ pub fn mac_entry_json(e: &MacEntry) -> Value {
     })
 }
 
+/// A MAC table's counters.
+pub fn mac_table_stats_json(s: &MacTableStats) -> Value {
+    json!({
+        "entries": s.entries,
+        "capacity": s.capacity,
+        "learned": s.learned,
+        "moved": s.moved,
+        "evicted": s.evicted,
+        "aged": s.aged,
+        "tunnel_sources_full": s.tunnel_sources_full,
+    })
+}
+
 /// One poll-mode thread's counters.
 pub fn pmd_stats_json(p: &PmdStats) -> Value {
     json!({
@@ -392,6 +405,9 @@ pub fn pmd_stats_json(p: &PmdStats) -> Value {
         "megaflow_hit": p.megaflow_hit,
         "slow_path": p.slow_path,
         "megaflow_installed": p.megaflow_installed,
+        "megaflow_full": p.megaflow_full,
+        "megaflow_removed": p.megaflow_removed,
+        "cache_flush": p.cache_flush,
         "tx_packets": p.tx_packets,
         "drops": p.drops,
         "busy_ns": p.busy_ns,

@@ -80,6 +80,8 @@ pub enum Request {
     TableStats(GetTableStatsRequest),
     /// fdb-show.
     MacTable(GetMacTableRequest),
+    /// fdb-stats-show.
+    MacStats(GetMacTableRequest),
     /// pmd-stats.
     PmdStats,
     /// pmd-stats-clear.
@@ -459,6 +461,9 @@ pub fn prepare(cli: &Cli) -> Result<Request> {
             bridge: bridge.clone(),
         }),
         Command::FdbShow { bridge } => Request::MacTable(GetMacTableRequest {
+            bridge: bridge.clone(),
+        }),
+        Command::FdbStatsShow { bridge } => Request::MacStats(GetMacTableRequest {
             bridge: bridge.clone(),
         }),
         Command::PmdStats => Request::PmdStats,

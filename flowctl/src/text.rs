@@ -9,9 +9,9 @@ use std::fmt::Write as _;
 
 use proto::flow_text::{OFPP_CONTROLLER, OFPP_LOCAL, format_match};
 use proto::v1::{
-    Bridge, FailMode, FlowRemovedReason, GroupStats, MacEntry, MeterStats, PacketInReason,
-    PmdStats, PortDesc, PortStats, PortStatusReason, QueueStats, StreamMessageResponse, TableStats,
-    stream_message_response,
+    Bridge, FailMode, FlowRemovedReason, GroupStats, MacEntry, MacTableStats, MeterStats,
+    PacketInReason, PmdStats, PortDesc, PortStats, PortStatusReason, QueueStats,
+    StreamMessageResponse, TableStats, stream_message_response,
 };
 
 use crate::error::code_name;
@@ -244,6 +244,52 @@ pub fn group_stats_text(g: &GroupStats) -> String {
     s
 }
 
+/// `ovs-appctl fdb/stats-show`, plus what learning behind flow-based tunnel ports adds:
+///
+/// ```text
+/// Statistics for bridge "br0":
+///   Current/maximum MAC entries in the table: 2/8192
+///   Total number of learned MAC entries     : 2
+///   Total number of expired MAC entries     : 0
+///   Total number of evicted MAC entries     : 0
+///   Total number of port moved MAC entries  : 0
+///   Tunnel sources not recorded (table full): 0
+/// ```
+pub fn fdb_stats_text(bridge: &str, s: &MacTableStats) -> String {
+    let mut out = format!("Statistics for bridge {bridge:?}:\n");
+    let _ = writeln!(
+        out,
+        "  Current/maximum MAC entries in the table: {}/{}",
+        s.entries, s.capacity
+    );
+    let _ = writeln!(
+        out,
+        "  Total number of learned MAC entries     : {}",
+        s.learned
+    );
+    let _ = writeln!(
+        out,
+        "  Total number of expired MAC entries     : {}",
+        s.aged
+    );
+    let _ = writeln!(
+        out,
+        "  Total number of evicted MAC entries     : {}",
+        s.evicted
+    );
+    let _ = writeln!(
+        out,
+        "  Total number of port moved MAC entries  : {}",
+        s.moved
+    );
+    let _ = writeln!(
+        out,
+        "  Tunnel sources not recorded (table full): {}",
+        s.tunnel_sources_full
+    );
+    out
+}
+
 /// `ovs-appctl fdb/show`: a header, then one line per entry.
 pub fn fdb_text(entries: &[MacEntry]) -> String {
     let mut s = String::from(" port  VLAN  MAC                Age\n");
@@ -292,6 +338,13 @@ pub fn pmd_stats_text(p: &PmdStats) -> String {
     let _ = writeln!(s, "  megaflow hits: {}", p.megaflow_hit);
     let _ = writeln!(s, "  slow path: {}", p.slow_path);
     let _ = writeln!(s, "  megaflows installed: {}", p.megaflow_installed);
+    let _ = writeln!(
+        s,
+        "  megaflows not installed (cache full): {}",
+        p.megaflow_full
+    );
+    let _ = writeln!(s, "  megaflows removed: {}", p.megaflow_removed);
+    let _ = writeln!(s, "  cache flushes: {}", p.cache_flush);
     let _ = writeln!(s, "  packets sent: {}", p.tx_packets);
     let total_drops: u64 = p.drops.values().sum();
     let _ = writeln!(s, "  packets dropped: {total_drops}");
@@ -601,6 +654,29 @@ n_tables:255, fail_mode:standalone
     }
 
     #[test]
+    fn fdb_stats_layout() {
+        let s = MacTableStats {
+            entries: 2,
+            capacity: 8192,
+            learned: 3,
+            moved: 4,
+            evicted: 5,
+            aged: 1,
+            tunnel_sources_full: 6,
+        };
+        assert_eq!(
+            fdb_stats_text("br0", &s),
+            "Statistics for bridge \"br0\":\n\
+             \x20 Current/maximum MAC entries in the table: 2/8192\n\
+             \x20 Total number of learned MAC entries     : 3\n\
+             \x20 Total number of expired MAC entries     : 1\n\
+             \x20 Total number of evicted MAC entries     : 5\n\
+             \x20 Total number of port moved MAC entries  : 4\n\
+             \x20 Tunnel sources not recorded (table full): 6\n"
+        );
+    }
+
+    #[test]
     fn pmd_layout() {
         let p = PmdStats {
             pmd_id: 0,
@@ -610,6 +686,9 @@ n_tables:255, fail_mode:standalone
             megaflow_hit: 8,
             slow_path: 2,
             megaflow_installed: 2,
+            megaflow_full: 5,
+            megaflow_removed: 6,
+            cache_flush: 7,
             tx_packets: 97,
             drops: [("no_route".to_string(), 3u64), ("zero".to_string(), 0)].into(),
             busy_ns: 1000,
@@ -629,6 +708,9 @@ n_tables:255, fail_mode:standalone
             "pmd thread 0 core_id 1:\n  bridge br0, rx queues: p1:0\n  packets received: 100\n"
         ));
         assert!(t.contains("  packets dropped: 3\n    no_route: 3\n"));
+        assert!(t.contains(
+            "  megaflows installed: 2\n  megaflows not installed (cache full): 5\n  megaflows removed: 6\n  cache flushes: 7\n  packets sent: 97\n"
+        ));
         assert!(!t.contains("zero"));
         assert!(t.contains("  idle time: 3000 ns (75.00%)\n"));
         assert!(t.contains("avg processing time per packet: 10.0 ns"));

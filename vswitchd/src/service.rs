@@ -343,11 +343,10 @@ impl v1::switch_server::Switch for Service {
         &self,
         req: Request<v1::GetMacTableRequest>,
     ) -> Result<Response<v1::GetMacTableResponse>, Status> {
-        let entries = self
-            .sw
+        self.sw
             .mac_table(&req.get_ref().bridge)
-            .map_err(ApiError::into_status)?;
-        Ok(Response::new(v1::GetMacTableResponse { entries }))
+            .map(Response::new)
+            .map_err(ApiError::into_status)
     }
 
     async fn get_pmd_stats(

@@ -262,6 +262,50 @@ async fn a_new_bridge_is_a_learning_switch_unless_secure() {
         .map(|c| c.drops_for(datapath::stats::DropReason::TableMiss))
         .sum();
     assert_eq!(misses, 0);
+    // The MAC table's counters: two stations learned, then one seen on another port.
+    p[2].inject([udp_frame(1, 2, 1001)]);
+    assert_eq!(wait(&p[1], 1).len(), 1);
+    let macs = c
+        .get_mac_table(v1::GetMacTableRequest {
+            bridge: "br1".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let st = macs.stats.unwrap();
+    assert_eq!(
+        (st.entries, st.learned, st.moved, st.evicted, st.aged),
+        (2, 2, 1, 0, 0),
+        "{st:?}"
+    );
+    assert_eq!(st.capacity, dp.mac_table().capacity() as u64);
+    // A flow added over traffic removes the megaflows it touches, and the poll thread's
+    // counters say so.
+    write(
+        &mut c,
+        "br1",
+        vec![flow("priority=5,udp,actions=NORMAL")],
+        true,
+    )
+    .await
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let pmd = loop {
+        let all = c
+            .get_pmd_stats(v1::GetPmdStatsRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .pmds;
+        let pmd = all.into_iter().find(|p| p.bridge == "br1").unwrap();
+        if pmd.megaflow_removed > 0 || Instant::now() > deadline {
+            break pmd;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert!(pmd.megaflow_installed >= 1, "{pmd:?}");
+    assert!(pmd.megaflow_removed >= 1, "{pmd:?}");
+    assert_eq!(pmd.megaflow_full, 0, "{pmd:?}");
     // Deleted, it stays deleted across a restart; secure stays empty.
     let del = upd(
         update::Type::Delete,

@@ -584,6 +584,26 @@ fn namespaces_ping_through_tap_ports_added_with_flowctl() {
     );
     let fdb = d.ok(&["fdb-show", "br0"]);
     assert!(fdb.lines().count() >= 3, "{fdb}");
+    // The MAC table's counters: both stations learned, nothing moved, evicted or aged.
+    let st = d.ok(&["fdb-stats-show", "br0"]);
+    assert!(
+        st.starts_with(
+            "Statistics for bridge \"br0\":\n  Current/maximum MAC entries in the table: 2/"
+        ),
+        "{st}"
+    );
+    let st = d.json(&["fdb-stats-show", "br0"]);
+    assert_eq!(st["stats"]["learned"], 2, "{st}");
+    for k in ["moved", "evicted", "aged", "tunnel_sources_full"] {
+        assert_eq!(st["stats"][k], 0, "{k}: {st}");
+    }
+    assert!(st["stats"]["capacity"].as_u64() >= Some(2), "{st}");
+    assert_eq!(d.json(&["fdb-show", "br0"])["stats"], st["stats"]);
+    let pmd = d.json(&["pmd-stats"]);
+    for k in ["megaflow_full", "megaflow_removed", "cache_flush"] {
+        assert!(pmd["pmds"][0][k].is_u64(), "{k}: {pmd}");
+    }
+    assert!(d.ok(&["pmd-stats"]).contains("  megaflows removed: "));
     let ports = d.ok(&["dump-ports", "br0"]);
     assert!(ports.contains("rx pkts="), "{ports}");
     // Removing a port under the switch: its device goes away with it.

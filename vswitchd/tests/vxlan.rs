@@ -764,6 +764,10 @@ fn one_flow_based_vxlan_port_serves_two_kernel_peers() {
         j.to_string().contains("\"remote_ip\":\"172.33.0.2\""),
         "{j}"
     );
+    // Both tunnel sources were recorded; two remotes fit without evicting a header.
+    assert_eq!(j["stats"]["tunnel_sources_full"], 0, "{j}");
+    let p = d.json(&["dump-ports", "br0", &vx]);
+    assert_eq!(p["stats"][0]["counters"]["remotes_evicted"], 0, "{p}");
     // And the local side reaches both through what was learned.
     ping_from(&local, "10.33.0.2", &d);
     ping_from(&local, "10.33.0.3", &d);

@@ -72,6 +72,7 @@ pub async fn execute(
         Request::QueueStats(r) => read::queue_stats(client, r, format, out).await?,
         Request::TableStats(r) => read::table_stats(client, r, format, out).await?,
         Request::MacTable(r) => read::mac_table(client, r, format, out).await?,
+        Request::MacStats(r) => read::mac_stats(client, r, format, out).await?,
         Request::PmdStats => read::pmd_stats(client, format, out).await?,
         Request::Monitor { bridge, count } => {
             stream::monitor(client, &bridge, count, format, out).await?;

@@ -317,10 +317,38 @@ pub async fn mac_table(
     format: Format,
     out: &mut dyn Write,
 ) -> Result<()> {
-    let entries = client.get_mac_table(req).await?.into_inner().entries;
+    let resp = client.get_mac_table(req).await?.into_inner();
     match format {
-        Format::Text => out.write_all(text::fdb_text(&entries).as_bytes())?,
-        Format::Json => print_json(out, &json_list("entries", &entries, js::mac_entry_json))?,
+        Format::Text => out.write_all(text::fdb_text(&resp.entries).as_bytes())?,
+        Format::Json => {
+            let mut v = json_list("entries", &resp.entries, js::mac_entry_json);
+            v["stats"] = js::mac_table_stats_json(&resp.stats.unwrap_or_default());
+            print_json(out, &v)?;
+        }
+    }
+    Ok(())
+}
+
+/// `fdb-stats-show`.
+pub async fn mac_stats(
+    client: &mut Client,
+    req: GetMacTableRequest,
+    format: Format,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let bridge = req.bridge.clone();
+    let stats = client
+        .get_mac_table(req)
+        .await?
+        .into_inner()
+        .stats
+        .unwrap_or_default();
+    match format {
+        Format::Text => out.write_all(text::fdb_stats_text(&bridge, &stats).as_bytes())?,
+        Format::Json => print_json(
+            out,
+            &serde_json::json!({ "stats": js::mac_table_stats_json(&stats) }),
+        )?,
     }
     Ok(())
 }

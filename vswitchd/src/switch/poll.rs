@@ -125,6 +125,9 @@ pub(super) struct PmdBaseline {
     pub(super) busy: u64,
     pub(super) idle: u64,
     pub(super) batches: u64,
+    pub(super) mf_full: u64,
+    pub(super) mf_removed: u64,
+    pub(super) flushes: u64,
     pub(super) drops: Vec<u64>,
 }
 

@@ -1,6 +1,7 @@
 //! The statistics calls: ports, queues, tables, meters, groups, the MAC table, tunnel
 //! endpoints and poll threads.
 
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 
 use datapath::stats::DropReason;
@@ -8,7 +9,7 @@ use datapath::types::{GroupId, MeterId, PortNo, TableId};
 use proto::v1::{self, port_ref};
 
 use super::Switch;
-use super::model::Bridge;
+use super::model::{Bridge, PortState};
 use super::poll::PmdBaseline;
 use crate::error::ApiError;
 
@@ -57,11 +58,7 @@ impl Switch {
                     tx_errors: s.tx_errors,
                     duration_ns: p.added.elapsed().as_nanos() as u64,
                     link_resets: p.link_resets,
-                    counters: {
-                        let mut extra = Vec::new();
-                        p.port.extra_stats(&mut extra);
-                        extra.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
-                    },
+                    counters: type_counters(p),
                 }
             })
             .collect();
@@ -271,8 +268,8 @@ impl Switch {
             .collect())
     }
 
-    /// The learned MAC table.
-    pub fn mac_table(&self, bridge: &str) -> Result<Vec<v1::MacEntry>, ApiError> {
+    /// The learned MAC table, with its counters.
+    pub fn mac_table(&self, bridge: &str) -> Result<v1::GetMacTableResponse, ApiError> {
         let bridges = self.bridges.lock();
         let b = bridges
             .get(bridge)
@@ -293,7 +290,20 @@ impl Switch {
                 })
                 .collect();
         out.sort_by(|a, b| (a.port, a.vlan, &a.mac).cmp(&(b.port, b.vlan, &b.mac)));
-        Ok(out)
+        let t = b.dp.mac_table();
+        let stats = v1::MacTableStats {
+            entries: out.len() as u64,
+            capacity: t.capacity() as u64,
+            learned: t.learned.load(Ordering::Relaxed),
+            moved: t.moved.load(Ordering::Relaxed),
+            evicted: t.evicted.load(Ordering::Relaxed),
+            aged: t.aged.load(Ordering::Relaxed),
+            tunnel_sources_full: t.tun_sources.full.load(Ordering::Relaxed),
+        };
+        Ok(v1::GetMacTableResponse {
+            entries: out,
+            stats: Some(stats),
+        })
     }
 
     /// Poll-thread counters (since the last clear).
@@ -351,6 +361,9 @@ impl Switch {
                     busy_cycles: busy,
                     idle_cycles: idle,
                     rx_batches: c.rx_batches.get().saturating_sub(bl.batches),
+                    megaflow_full: c.megaflow_full.get().saturating_sub(bl.mf_full),
+                    megaflow_removed: c.megaflow_removed.get().saturating_sub(bl.mf_removed),
+                    cache_flush: c.cache_flush.get().saturating_sub(bl.flushes),
                 });
             }
         }
@@ -377,6 +390,9 @@ impl Switch {
                         busy: c.busy_cycles.get(),
                         idle: c.idle_cycles.get(),
                         batches: c.rx_batches.get(),
+                        mf_full: c.megaflow_full.get(),
+                        mf_removed: c.megaflow_removed.get(),
+                        flushes: c.cache_flush.get(),
                         drops: DropReason::ALL.iter().map(|r| c.drops_for(*r)).collect(),
                     },
                 );
@@ -406,4 +422,18 @@ pub(super) fn stats_port(
             ));
         }
     })
+}
+
+/// Counters particular to a port's type: what its implementation keeps, and for a tunnel
+/// port whose flows choose the remote (`remote_ip=flow`), the remotes' outer headers
+/// evicted to keep its table bounded.
+fn type_counters(p: &PortState) -> HashMap<String, u64> {
+    let mut extra = Vec::new();
+    p.port.extra_stats(&mut extra);
+    if let Some(t) = p.port.as_tunnel()
+        && t.config().remote.is_none()
+    {
+        extra.push(("remotes_evicted", t.remotes_evicted()));
+    }
+    extra.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
 }
