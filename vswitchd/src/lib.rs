@@ -2,8 +2,11 @@
 //!
 //! - [`store`]: the durable configuration store (redb).
 //! - [`convert`]: API messages to datapath configuration.
-//! - [`qos`]: port options to ingress policers and egress queues.
-//! - [`switch`]: bridges, their datapaths and poll threads, and every control operation.
+//! - [`qos`]: rate-control port options, parsed, and the ingress policers and egress queues
+//!   built from them.
+//! - [`tunnel`]: tunnel endpoint and tunnel port options, and the switch's endpoints.
+//! - [`switch`]: bridges, their datapaths and poll threads, and every control operation
+//!   (one module per concern, in layers: see its documentation).
 //! - [`service`]: the `vswitch.v1` gRPC service over [`switch::Switch`].
 //! - [`client`]: dialing the daemon's unix socket.
 //! - [`server`]: listeners (unix socket, TCP with TLS), health, reflection, shutdown.
