@@ -1,0 +1,289 @@
+//! The host's side of an endpoint: veth pairs, the gateway's addresses, and (until the
+//! switch has its own NAT) the kernel's masquerade rules.
+//!
+//! How: iproute2's `ip`, `ethtool` and `iptables`, run as commands, and `/sys/class/net`
+//! for reading. Each operation is idempotent (re-running it after a crash is harmless) and
+//! its error names the command and what the command said. Interfaces are found by the
+//! deterministic names of [`crate::names`].
+
+use std::path::Path;
+
+use tokio::process::Command;
+
+use crate::api::{Cidr, Mac};
+
+/// A host command that failed.
+#[derive(Debug, thiserror::Error)]
+#[error("{command}: {message}")]
+pub struct HostError {
+    /// The command line.
+    pub command: String,
+    /// Its error output, or why it could not run.
+    pub message: String,
+}
+
+async fn run(cmd: &str, args: &[&str]) -> Result<String, HostError> {
+    let line = format!("{cmd} {}", args.join(" "));
+    let out = Command::new(cmd)
+        .args(args)
+        .kill_on_drop(true)
+        .output()
+        .await
+        .map_err(|e| HostError {
+            command: line.clone(),
+            message: format!("{e} (the plugin needs iproute2, ethtool and iptables on PATH)"),
+        })?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(HostError {
+            command: line,
+            message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        })
+    }
+}
+
+/// True if interface `name` exists in the host's namespace.
+pub fn exists(name: &str) -> bool {
+    Path::new("/sys/class/net").join(name).exists()
+}
+
+/// The interface's index, `None` when it does not exist.
+pub fn ifindex(name: &str) -> Option<u32> {
+    std::fs::read_to_string(Path::new("/sys/class/net").join(name).join("ifindex"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Every interface of the host's namespace whose name satisfies `owned`.
+pub fn links(owned: impl Fn(&str) -> bool) -> Vec<String> {
+    let Ok(dir) = std::fs::read_dir("/sys/class/net") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| owned(n))
+        .collect()
+}
+
+/// Creates the veth pair `outer` (stays in the host, becomes the switch's port) and
+/// `inner` (Docker moves it into the container) with the container's MAC address, both up
+/// to `mtu`. A leftover pair of the same names is replaced.
+///
+/// The inner end's transmit checksum offload is turned off: a veth leaves TCP/UDP
+/// checksums to be completed by whoever receives the frame, and a userspace switch that
+/// reads frames from the outer end forwards them as they are.
+pub async fn create_veth(
+    outer: &str,
+    inner: &str,
+    mac: Mac,
+    mtu: Option<u32>,
+) -> Result<(), HostError> {
+    delete_link(outer).await?;
+    delete_link(inner).await?;
+    let mac = mac.to_string();
+    let mtu = mtu.map(|m| m.to_string());
+    let mut args = vec!["link", "add", outer];
+    if let Some(m) = &mtu {
+        args.extend(["mtu", m]);
+    }
+    args.extend(["type", "veth", "peer", "name", inner, "address", &mac]);
+    if let Some(m) = &mtu {
+        args.extend(["mtu", m]);
+    }
+    run("ip", &args).await?;
+    let rest = async {
+        run("ethtool", &["-K", inner, "tx", "off"]).await?;
+        run("ip", &["link", "set", outer, "up"]).await?;
+        Ok(())
+    };
+    if let Err(e) = rest.await {
+        let _ = delete_link(outer).await;
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// Deletes interface `name` (with its veth peer); a missing interface is not an error.
+pub async fn delete_link(name: &str) -> Result<(), HostError> {
+    if !exists(name) {
+        return Ok(());
+    }
+    match run("ip", &["link", "del", name]).await {
+        Ok(_) => Ok(()),
+        Err(_) if !exists(name) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Configures the gateway interface: MTU, addresses, up.
+pub async fn configure_gateway(
+    name: &str,
+    addrs: &[Cidr],
+    mtu: Option<u32>,
+) -> Result<(), HostError> {
+    if let Some(m) = mtu {
+        run("ip", &["link", "set", name, "mtu", &m.to_string()]).await?;
+    }
+    for a in addrs {
+        let a = a.to_string();
+        if a.contains(':') {
+            run("ip", &["-6", "addr", "replace", &a, "dev", name, "nodad"]).await?;
+        } else {
+            run("ip", &["addr", "replace", &a, "dev", name]).await?;
+        }
+    }
+    run("ip", &["link", "set", name, "up"]).await?;
+    Ok(())
+}
+
+/// The comment marking the masquerade rules of one network.
+fn comment(tag: &str, network: &str) -> String {
+    format!("vswitch-docker:{tag}:{network}")
+}
+
+/// The kernel's NAT rules for a network's outbound traffic: MASQUERADE of its pools when
+/// leaving by another interface than its gateway, and FORWARD accepts for traffic from and
+/// back to it (dockerd may have set the FORWARD policy to DROP). Temporary: the switch's
+/// own conntrack/NAT takes this over once the datapath has it.
+fn masquerade_rules(tag: &str, network: &str, gw: &str, pools: &[Cidr]) -> Vec<Vec<String>> {
+    let c = comment(tag, network);
+    let mut rules = Vec::new();
+    for p in pools {
+        let p = p.to_string();
+        rules.push(
+            [
+                "-t",
+                "nat",
+                "POSTROUTING",
+                "-s",
+                &p,
+                "!",
+                "-o",
+                gw,
+                "-m",
+                "comment",
+                "--comment",
+                &c,
+                "-j",
+                "MASQUERADE",
+            ]
+            .map(String::from)
+            .to_vec(),
+        );
+    }
+    rules.push(
+        [
+            "-t",
+            "filter",
+            "FORWARD",
+            "-i",
+            gw,
+            "-m",
+            "comment",
+            "--comment",
+            &c,
+            "-j",
+            "ACCEPT",
+        ]
+        .map(String::from)
+        .to_vec(),
+    );
+    rules.push(
+        [
+            "-t",
+            "filter",
+            "FORWARD",
+            "-o",
+            gw,
+            "-m",
+            "conntrack",
+            "--ctstate",
+            "RELATED,ESTABLISHED",
+            "-m",
+            "comment",
+            "--comment",
+            &c,
+            "-j",
+            "ACCEPT",
+        ]
+        .map(String::from)
+        .to_vec(),
+    );
+    rules
+}
+
+/// Installs (if missing) the masquerade rules of a network and turns IPv4 forwarding on.
+pub async fn masquerade_on(
+    tag: &str,
+    network: &str,
+    gw: &str,
+    pools: &[Cidr],
+) -> Result<(), HostError> {
+    for r in masquerade_rules(tag, network, gw, pools) {
+        let (table, rest) = r.split_at(2);
+        let mut check: Vec<&str> = table.iter().map(String::as_str).collect();
+        check.push("-C");
+        check.extend(rest.iter().map(String::as_str));
+        if run("iptables", &check).await.is_ok() {
+            continue;
+        }
+        let mut add: Vec<&str> = table.iter().map(String::as_str).collect();
+        add.push(if rest[0] == "FORWARD" { "-I" } else { "-A" });
+        add.extend(rest.iter().map(String::as_str));
+        run("iptables", &add).await?;
+    }
+    std::fs::write("/proc/sys/net/ipv4/ip_forward", "1").map_err(|e| HostError {
+        command: "echo 1 > /proc/sys/net/ipv4/ip_forward".into(),
+        message: e.to_string(),
+    })
+}
+
+/// Removes every masquerade rule of this plugin (`tag`) whose network `keep` rejects.
+pub async fn masquerade_prune(tag: &str, keep: impl Fn(&str) -> bool) -> Result<(), HostError> {
+    let marker = format!("vswitch-docker:{tag}:");
+    for (table, chain) in [("nat", "POSTROUTING"), ("filter", "FORWARD")] {
+        let listing = run("iptables", &["-t", table, "-S", chain]).await?;
+        for line in listing.lines() {
+            let Some(pos) = line.find(&marker) else {
+                continue;
+            };
+            let network: String = line[pos + marker.len()..]
+                .chars()
+                .take_while(char::is_ascii_hexdigit)
+                .collect();
+            if keep(&network) {
+                continue;
+            }
+            // `-A CHAIN spec...` becomes `-D CHAIN spec...`; the comment is one word.
+            let Some(spec) = line.strip_prefix("-A ") else {
+                continue;
+            };
+            let mut args = vec!["-t", table, "-D"];
+            args.extend(spec.split_whitespace().map(|w| w.trim_matches('"')));
+            run("iptables", &args).await?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masquerade_rules_are_tagged_per_network() {
+        let pools = ["172.30.0.0/16".parse().unwrap()];
+        let r = masquerade_rules("vd", "ab12", "vdgab12", &pools);
+        assert_eq!(r.len(), 3);
+        for rule in &r {
+            assert!(
+                rule.contains(&"vswitch-docker:vd:ab12".to_string()),
+                "{rule:?}"
+            );
+        }
+        assert!(r[0].contains(&"MASQUERADE".to_string()));
+        assert!(r[0].contains(&"172.30.0.0/16".to_string()));
+    }
+}

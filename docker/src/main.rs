@@ -1,0 +1,106 @@
+//! `vswitch-docker`: the Docker network plugin of the switch. See the crate documentation
+//! and `docker/README.md`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::Parser;
+use tokio::sync::Mutex;
+use vswitch_docker::driver::{Config, Driver};
+use vswitch_docker::names::Prefix;
+use vswitch_docker::state::Store;
+use vswitch_docker::vswitch::Switch;
+use vswitch_docker::{reconcile, server};
+
+/// Docker network plugin (driver `vswitch`): containers on the userspace switch.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// The switch's API.
+    #[arg(long, default_value = "unix:/run/vswitch/vswitchd.sock")]
+    server: String,
+    /// Where Docker finds the plugin; the file name (without `.sock`) is the driver name
+    /// given to `docker network create -d`.
+    #[arg(long, default_value = "/run/docker/plugins/vswitch.sock")]
+    plugin_socket: PathBuf,
+    /// Where the plugin keeps its networks and endpoints.
+    #[arg(long, default_value = "/var/lib/vswitch-docker")]
+    state_dir: PathBuf,
+    /// The bridge networks use unless `-o vswitch.bridge=BR` says otherwise.
+    #[arg(long, default_value = vswitch_docker::options::DEFAULT_BRIDGE)]
+    bridge: String,
+    /// Prefix of the interfaces and switch ports the plugin makes (1-4 of a-z 0-9). It
+    /// owns every name with it: reconciliation removes those it does not know.
+    #[arg(long, default_value = "vd")]
+    ifname_prefix: String,
+    /// The switch port type of the containers' veths.
+    #[arg(long, default_value = "afpacket", value_parser = ["afpacket", "afxdp"])]
+    port_type: String,
+    /// Masquerade networks' outbound traffic with the host kernel's iptables (until the
+    /// switch has its own NAT).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    masquerade: bool,
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let prefix: Prefix = args
+        .ifname_prefix
+        .parse()
+        .map_err(|e: String| anyhow::anyhow!("--ifname-prefix {e}"))?;
+    if !vswitch_docker::options::valid_bridge_name(&args.bridge) {
+        anyhow::bail!("--bridge {:?}: 1-15 of a-z A-Z 0-9 - _ .", args.bridge);
+    }
+    let switch = Switch::new(&args.server).map_err(|e| anyhow::anyhow!(e))?;
+    let store = Store::open(&args.state_dir).context("state directory")?;
+    let cfg = Config {
+        bridge: args.bridge,
+        prefix,
+        port_type: args.port_type,
+        masquerade: args.masquerade,
+    };
+    let mut driver = Driver::new(cfg, store, switch)?;
+    match driver.reconcile().await {
+        Ok(r) => tracing::info!(
+            networks = driver.state.networks.len(),
+            endpoints = driver.state.endpoints.len(),
+            removed = ?r.removed,
+            "state reconciled with the switch and the host"
+        ),
+        Err(e) => tracing::warn!("{e} (will keep trying)"),
+    }
+    let driver = Arc::new(Mutex::new(driver));
+    let listener = server::listen(&args.plugin_socket)?;
+    tracing::info!(socket = %args.plugin_socket.display(), "serving Docker's plugin protocol");
+    tokio::spawn(reconcile::watch(Arc::clone(&driver)));
+    let socket = args.plugin_socket.clone();
+    tokio::select! {
+        () = server::serve(listener, driver) => {}
+        r = shutdown() => r?,
+    }
+    let _ = std::fs::remove_file(&socket);
+    Ok(())
+}
+
+/// Waits for SIGTERM or SIGINT. The plugin's interfaces and ports stay: containers keep
+/// their network while the plugin is away.
+async fn shutdown() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    tracing::info!("stopping");
+    Ok(())
+}

@@ -1,0 +1,252 @@
+//! The network options users give with `docker network create -o vswitch.K=V`.
+//!
+//! What: [`NetOptions::parse`] turns the generic options of a CreateNetwork request into
+//! typed settings. A bad option is refused with a message that names it and says what is
+//! allowed, which is what the user sees from `docker network create`.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// The bridge every network shares unless `vswitch.bridge` says otherwise.
+pub const DEFAULT_BRIDGE: &str = "br-docker";
+
+/// Every option this driver reads, with what it accepts (for error messages).
+pub const OPTIONS: &[(&str, &str)] = &[
+    ("vswitch.bridge", "a bridge name, 1-15 of a-z A-Z 0-9 - _ ."),
+    (
+        "vswitch.vlan",
+        "a VLAN id 1..=4094 not used by another network on the bridge",
+    ),
+    ("vswitch.mtu", "an MTU 68..=9000"),
+    (
+        "vswitch.ingress_kbps",
+        "a rate in kbit/s 1..=100000000 (the port's ingress policer)",
+    ),
+    (
+        "vswitch.priority",
+        "a priority 0..=7 (the egress queue on shaped ports)",
+    ),
+    ("vswitch.mode", "bridge (overlay is not built yet)"),
+];
+
+/// Docker's own name for the MTU option (`-o com.docker.network.driver.mtu=N`), accepted
+/// as `vswitch.mtu`.
+pub const DOCKER_MTU: &str = "com.docker.network.driver.mtu";
+
+/// How a network reaches its containers. Only `bridge` (one host) exists today; `overlay`
+/// (VXLAN between hosts, state in etcd) is the next step and is refused until then.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Containers of this host on a VLAN of a local bridge.
+    #[default]
+    Bridge,
+}
+
+/// A refused option.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("option {key}={value:?}: {message}")]
+pub struct OptionError {
+    /// The option's key.
+    pub key: String,
+    /// The value given.
+    pub value: String,
+    /// What is wrong and what is allowed.
+    pub message: String,
+}
+
+/// A network's settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetOptions {
+    /// The bridge the network's ports are on.
+    pub bridge: String,
+    /// A VLAN id the user asked for; `None` lets the driver pick a free one.
+    pub vlan: Option<u16>,
+    /// MTU of the containers' interfaces and the gateway; `None` keeps the default (1500).
+    pub mtu: Option<u32>,
+    /// Ingress policing rate of every endpoint's port, kbit/s.
+    pub ingress_kbps: Option<u64>,
+    /// Egress queue (and its priority) of the network's traffic.
+    pub priority: Option<u8>,
+    /// The network's mode.
+    pub mode: Mode,
+}
+
+impl Default for NetOptions {
+    fn default() -> NetOptions {
+        NetOptions {
+            bridge: DEFAULT_BRIDGE.to_string(),
+            vlan: None,
+            mtu: None,
+            ingress_kbps: None,
+            priority: None,
+            mode: Mode::Bridge,
+        }
+    }
+}
+
+fn number<T: std::str::FromStr + PartialOrd + Copy>(
+    key: &str,
+    value: &str,
+    range: std::ops::RangeInclusive<T>,
+) -> Result<T, OptionError> {
+    let allowed = OPTIONS
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map_or("", |(_, a)| *a);
+    value
+        .trim()
+        .parse::<T>()
+        .ok()
+        .filter(|v| range.contains(v))
+        .ok_or_else(|| OptionError {
+            key: key.to_string(),
+            value: value.to_string(),
+            message: format!("expected {allowed}"),
+        })
+}
+
+/// True for a valid bridge name (as the switch checks it).
+pub fn valid_bridge_name(s: &str) -> bool {
+    (1..=15).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+impl NetOptions {
+    /// Reads the generic options; `default_bridge` is the plugin's `--bridge`.
+    pub fn parse(
+        generic: &BTreeMap<String, String>,
+        default_bridge: &str,
+    ) -> Result<NetOptions, OptionError> {
+        let mut o = NetOptions {
+            bridge: default_bridge.to_string(),
+            ..NetOptions::default()
+        };
+        for (k, v) in generic {
+            let err = |message: String| OptionError {
+                key: k.clone(),
+                value: v.clone(),
+                message,
+            };
+            match k.as_str() {
+                "vswitch.bridge" => {
+                    if !valid_bridge_name(v) {
+                        return Err(err(format!("expected {}", OPTIONS[0].1)));
+                    }
+                    o.bridge = v.clone();
+                }
+                "vswitch.vlan" => o.vlan = Some(number(k, v, 1..=4094)?),
+                "vswitch.mtu" => o.mtu = Some(number(k, v, 68..=9000)?),
+                DOCKER_MTU => o.mtu = Some(number("vswitch.mtu", v, 68..=9000)?),
+                "vswitch.ingress_kbps" => {
+                    o.ingress_kbps = Some(number(k, v, 1..=100_000_000)?);
+                }
+                "vswitch.priority" => o.priority = Some(number(k, v, 0..=7)?),
+                "vswitch.mode" => match v.as_str() {
+                    "bridge" => o.mode = Mode::Bridge,
+                    "overlay" => {
+                        return Err(err(
+                            "overlay networks (VXLAN between hosts, state in etcd) are not \
+                             built yet; allowed: bridge"
+                                .into(),
+                        ));
+                    }
+                    _ => return Err(err("expected bridge".into())),
+                },
+                // Options Docker itself adds for every driver (e.g. the bridge name it
+                // would give a bridge network) mean nothing here.
+                k if k.starts_with("com.docker.network.") => {}
+                _ => {
+                    return Err(err(format!(
+                        "unknown option; this driver knows {}",
+                        OPTIONS
+                            .iter()
+                            .map(|(k, _)| *k)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )));
+                }
+            }
+        }
+        Ok(o)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn opts(kv: &[(&str, &str)]) -> Result<NetOptions, OptionError> {
+        let m = kv
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        NetOptions::parse(&m, DEFAULT_BRIDGE)
+    }
+
+    #[test]
+    fn defaults() {
+        assert_eq!(opts(&[]).unwrap(), NetOptions::default());
+    }
+
+    #[test]
+    fn every_option() {
+        let o = opts(&[
+            ("vswitch.bridge", "br-x"),
+            ("vswitch.vlan", "42"),
+            ("vswitch.mtu", "1400"),
+            ("vswitch.ingress_kbps", "10000"),
+            ("vswitch.priority", "5"),
+            ("vswitch.mode", "bridge"),
+        ])
+        .unwrap();
+        assert_eq!(o.bridge, "br-x");
+        assert_eq!(o.vlan, Some(42));
+        assert_eq!(o.mtu, Some(1400));
+        assert_eq!(o.ingress_kbps, Some(10000));
+        assert_eq!(o.priority, Some(5));
+        assert_eq!(opts(&[(DOCKER_MTU, "9000")]).unwrap().mtu, Some(9000));
+    }
+
+    #[test]
+    fn errors_name_the_option_and_what_is_allowed() {
+        let e = opts(&[("vswitch.vlan", "4095")]).unwrap_err().to_string();
+        assert!(e.contains("vswitch.vlan") && e.contains("1..=4094"), "{e}");
+        let e = opts(&[("vswitch.mtu", "abc")]).unwrap_err().to_string();
+        assert!(e.contains("vswitch.mtu") && e.contains("68..=9000"), "{e}");
+        let e = opts(&[("vswitch.colour", "red")]).unwrap_err().to_string();
+        assert!(
+            e.contains("vswitch.colour") && e.contains("vswitch.ingress_kbps"),
+            "{e}"
+        );
+        let e = opts(&[("vswitch.bridge", "a/b")]).unwrap_err().to_string();
+        assert!(e.contains("vswitch.bridge"), "{e}");
+        let e = opts(&[("vswitch.mode", "overlay")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not built yet"), "{e}");
+        let e = opts(&[("vswitch.priority", "8")]).unwrap_err().to_string();
+        assert!(e.contains("0..=7"), "{e}");
+    }
+
+    #[test]
+    fn docker_options_are_ignored() {
+        assert!(opts(&[("com.docker.network.bridge.name", "x")]).is_ok());
+    }
+
+    proptest! {
+        #[test]
+        fn vlan_accepted_exactly_in_range(n in 0u32..70000) {
+            let r = opts(&[("vswitch.vlan", &n.to_string())]);
+            prop_assert_eq!(r.is_ok(), (1..=4094).contains(&n));
+        }
+
+        #[test]
+        fn never_panics(k in "(vswitch\\.)?[a-z_]{0,12}", v in "\\PC{0,12}") {
+            let _ = opts(&[(&k, &v)]);
+        }
+    }
+}
