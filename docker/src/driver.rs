@@ -35,8 +35,9 @@ pub struct Config {
     pub prefix: Prefix,
     /// The switch port type of endpoints: `afxdp` or `afpacket`.
     pub port_type: String,
-    /// Masquerade networks' outbound traffic with the host kernel's iptables.
-    pub masquerade: bool,
+    /// Manage the host kernel's iptables rules: masquerade of networks' outbound traffic
+    /// and isolation between their gateways.
+    pub iptables: bool,
 }
 
 /// A refused request: the message is what the Docker user sees.
@@ -207,7 +208,7 @@ impl Driver {
                 .await?;
         }
         self.ensure_gateway_host(gw, net).await?;
-        if self.cfg.masquerade && !net.v4_pools().is_empty() {
+        if self.cfg.iptables {
             host::masquerade_on(self.cfg.prefix.as_str(), id.as_str(), gw, &net.v4_pools()).await?;
         }
         Ok(())
@@ -239,7 +240,7 @@ impl Driver {
             host::delete_link(gw).await?;
             self.gw_ifindex.remove(gw);
         }
-        if self.cfg.masquerade {
+        if self.cfg.iptables {
             host::masquerade_prune(self.cfg.prefix.as_str(), |n| n != id.as_str()).await?;
         }
         Ok(())

@@ -95,12 +95,33 @@ pub async fn create_veth(
     run("ip", &args).await?;
     let rest = async {
         run("ethtool", &["-K", inner, "tx", "off"]).await?;
+        keep_out_of_host_stack(outer)?;
         run("ip", &["link", "set", outer, "up"]).await?;
         Ok(())
     };
     if let Err(e) = rest.await {
         let _ = delete_link(outer).await;
         return Err(e);
+    }
+    Ok(())
+}
+
+/// Keeps the host's IP stack off the outer end of a veth. A packet socket only reads
+/// copies: the kernel still receives every frame the container sends, so without this the
+/// host would answer the container's ARP for the gateway with the veth's own MAC address
+/// and then route the container's traffic itself, from an interface no isolation rule
+/// names. Off: ARP replies (`arp_ignore=8`), IPv4 forwarding of what arrives on it, IPv6
+/// altogether (no link-local address, no neighbour discovery).
+fn keep_out_of_host_stack(outer: &str) -> Result<(), HostError> {
+    for (path, value) in [
+        (format!("/proc/sys/net/ipv4/conf/{outer}/arp_ignore"), "8"),
+        (format!("/proc/sys/net/ipv4/conf/{outer}/forwarding"), "0"),
+        (format!("/proc/sys/net/ipv6/conf/{outer}/disable_ipv6"), "1"),
+    ] {
+        std::fs::write(&path, value).map_err(|e| HostError {
+            command: format!("echo {value} > {path}"),
+            message: e.to_string(),
+        })?;
     }
     Ok(())
 }
@@ -143,12 +164,16 @@ fn comment(tag: &str, network: &str) -> String {
     format!("vswitch-docker:{tag}:{network}")
 }
 
-/// The kernel's NAT rules for a network's outbound traffic: MASQUERADE of its pools when
-/// leaving by another interface than its gateway, and FORWARD accepts for traffic from and
-/// back to it (dockerd may have set the FORWARD policy to DROP). Temporary: the switch's
-/// own conntrack/NAT takes this over once the datapath has it.
+/// The kernel's rules for a network with a gateway: MASQUERADE of its pools when leaving
+/// by another interface than its gateway; FORWARD accepts for traffic from and back to it
+/// (dockerd may have set the FORWARD policy to DROP); and, topmost, a DROP of whatever it
+/// sends towards another network's gateway (`{tag}g+`), since the host routes between
+/// gateways and networks must stay isolated. In insertion order: FORWARD rules are
+/// inserted at the top, so the DROP, inserted last, is checked first. Temporary: the
+/// switch's own conntrack/NAT takes the NAT part over once the datapath has it.
 fn masquerade_rules(tag: &str, network: &str, gw: &str, pools: &[Cidr]) -> Vec<Vec<String>> {
     let c = comment(tag, network);
+    let others = format!("{tag}g+");
     let mut rules = Vec::new();
     for p in pools {
         let p = p.to_string();
@@ -211,28 +236,57 @@ fn masquerade_rules(tag: &str, network: &str, gw: &str, pools: &[Cidr]) -> Vec<V
         .map(String::from)
         .to_vec(),
     );
+    rules.push(
+        [
+            "-t",
+            "filter",
+            "FORWARD",
+            "-i",
+            gw,
+            "-o",
+            &others,
+            "-m",
+            "comment",
+            "--comment",
+            &c,
+            "-j",
+            "DROP",
+        ]
+        .map(String::from)
+        .to_vec(),
+    );
     rules
 }
 
-/// Installs (if missing) the masquerade rules of a network and turns IPv4 forwarding on.
+/// Installs the rules of a network (all again, in order, if any is missing) and turns
+/// IPv4 forwarding on.
 pub async fn masquerade_on(
     tag: &str,
     network: &str,
     gw: &str,
     pools: &[Cidr],
 ) -> Result<(), HostError> {
-    for r in masquerade_rules(tag, network, gw, pools) {
+    let rules = masquerade_rules(tag, network, gw, pools);
+    let mut complete = true;
+    for r in &rules {
         let (table, rest) = r.split_at(2);
         let mut check: Vec<&str> = table.iter().map(String::as_str).collect();
         check.push("-C");
         check.extend(rest.iter().map(String::as_str));
-        if run("iptables", &check).await.is_ok() {
-            continue;
+        if run("iptables", &check).await.is_err() {
+            complete = false;
+            break;
         }
-        let mut add: Vec<&str> = table.iter().map(String::as_str).collect();
-        add.push(if rest[0] == "FORWARD" { "-I" } else { "-A" });
-        add.extend(rest.iter().map(String::as_str));
-        run("iptables", &add).await?;
+    }
+    if !complete {
+        masquerade_prune(tag, |n| n != network).await?;
+        for r in &rules {
+            let (table, rest) = r.split_at(2);
+            let mut add: Vec<&str> = table.iter().map(String::as_str).collect();
+            add.push(if rest[0] == "FORWARD" { "-I" } else { "-A" });
+            add.extend(rest.iter().map(String::as_str));
+            run("iptables", &add).await?;
+        }
     }
     std::fs::write("/proc/sys/net/ipv4/ip_forward", "1").map_err(|e| HostError {
         command: "echo 1 > /proc/sys/net/ipv4/ip_forward".into(),
@@ -276,7 +330,8 @@ mod tests {
     fn masquerade_rules_are_tagged_per_network() {
         let pools = ["172.30.0.0/16".parse().unwrap()];
         let r = masquerade_rules("vd", "ab12", "vdgab12", &pools);
-        assert_eq!(r.len(), 3);
+        assert_eq!(r.len(), 4);
+        assert!(r[3].contains(&"vdg+".to_string()) && r[3].contains(&"DROP".to_string()));
         for rule in &r {
             assert!(
                 rule.contains(&"vswitch-docker:vd:ab12".to_string()),

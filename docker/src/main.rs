@@ -37,10 +37,11 @@ struct Args {
     /// The switch port type of the containers' veths.
     #[arg(long, default_value = "afpacket", value_parser = ["afpacket", "afxdp"])]
     port_type: String,
-    /// Masquerade networks' outbound traffic with the host kernel's iptables (until the
-    /// switch has its own NAT).
+    /// Manage the host kernel's iptables rules (as dockerd's `--iptables`): masquerade of
+    /// networks' outbound traffic, until the switch has its own NAT, and isolation between
+    /// networks' gateways. `false` leaves both to the operator.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
-    masquerade: bool,
+    iptables: bool,
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -51,6 +52,7 @@ async fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let args = Args::parse();
     let prefix: Prefix = args
@@ -66,7 +68,7 @@ async fn main() -> anyhow::Result<()> {
         bridge: args.bridge,
         prefix,
         port_type: args.port_type,
-        masquerade: args.masquerade,
+        iptables: args.iptables,
     };
     let mut driver = Driver::new(cfg, store, switch)?;
     match driver.reconcile().await {

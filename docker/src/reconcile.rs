@@ -54,6 +54,8 @@ impl Driver {
         let mut report = Report::default();
         self.switch.ping().await?;
         let mut bridges: BTreeSet<String> = BTreeSet::from([self.cfg.bridge.clone()]);
+        // The default bridge exists from the start, so `flowctl show` finds it.
+        self.switch.ensure_bridge(&self.cfg.bridge).await?;
         let networks: Vec<_> = self
             .state
             .networks
@@ -103,7 +105,7 @@ impl Driver {
                 report.removed.push(name);
             }
         }
-        if self.cfg.masquerade {
+        if self.cfg.iptables {
             let keep: BTreeSet<String> = self
                 .state
                 .networks
