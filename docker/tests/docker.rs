@@ -5,6 +5,8 @@
 //! Needs root, `docker.io`, `busybox-static`, `iptables`, `ethtool`, `iproute2`, and
 //! `vswitchd`/`flowctl` built (./scripts/test does all of it). About two minutes.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 mod common;
 
 use std::process::Command;

@@ -76,6 +76,7 @@ pub struct Lab {
     pub image: String,
     vswitchd: Option<Child>,
     plugin: Option<Child>,
+    dockerd: Option<Child>,
     saved_ip_forward: String,
     saved_forward_policy: String,
 }
@@ -83,6 +84,15 @@ pub struct Lab {
 impl Lab {
     /// Starts the switch, the plugin and dockerd, and imports the busybox image.
     pub fn start() -> Lab {
+        let mut lab = Lab::dockerd_only();
+        lab.start_vswitchd();
+        lab.start_plugin();
+        lab.import_image();
+        lab
+    }
+
+    /// Starts dockerd alone (the image test runs the switch and the plugin in containers).
+    pub fn dockerd_only() -> Lab {
         need("dockerd", "docker.io");
         need(DOCKER, "docker.io");
         need("busybox", "busybox-static");
@@ -103,6 +113,7 @@ impl Lab {
             image: format!("vsdtest{id}/busybox"),
             vswitchd: None,
             plugin: None,
+            dockerd: None,
             saved_ip_forward: std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward")
                 .unwrap()
                 .trim()
@@ -114,10 +125,7 @@ impl Lab {
                 .unwrap_or("ACCEPT")
                 .to_string(),
         };
-        lab.start_vswitchd();
-        lab.start_plugin();
         lab.start_dockerd();
-        lab.import_image();
         lab
     }
 
@@ -221,8 +229,8 @@ impl Lab {
             .append(true)
             .open(self.dir.join("dockerd.log"))
             .unwrap();
-        // setsid: dockerd must not get the test's signals; it is stopped by its pidfile.
-        Command::new("setsid")
+        // setsid: dockerd must not get the test's signals (Ctrl-C); stopped by its pidfile.
+        let child = Command::new("setsid")
             .arg("dockerd")
             .arg("--data-root")
             .arg(self.dir.join("docker-data"))
@@ -243,6 +251,7 @@ impl Lab {
             .stderr(log)
             .spawn()
             .expect("spawn dockerd");
+        self.dockerd = Some(child);
         wait_for("dockerd answers", Duration::from_secs(30), || {
             self.docker_try(&["info"]).status.success()
         });
@@ -262,10 +271,16 @@ impl Lab {
             return;
         };
         let _ = Command::new("kill").arg(pid.to_string()).status();
-        let alive = || Path::new(&format!("/proc/{pid}")).exists();
+        // dockerd is our child (setsid execs it in place): reap it, or its zombie would
+        // look alive.
+        let mut child = self.dockerd.take();
+        let mut alive = || match child.as_mut() {
+            Some(c) if c.id() as i32 == pid => matches!(c.try_wait(), Ok(None)),
+            _ => Path::new(&format!("/proc/{pid}")).exists(),
+        };
         let deadline = Instant::now() + Duration::from_secs(30);
         while alive() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(Duration::from_millis(20));
         }
         if alive() {
             let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
