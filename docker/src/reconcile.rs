@@ -28,8 +28,9 @@ pub const FULL_PERIOD: Duration = Duration::from_secs(5);
 /// What one full pass did, for logs and tests.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Report {
-    /// Switch ports added back or re-optioned, and gateway ports re-created.
-    pub repaired: Vec<String>,
+    /// Networks' gateway ports and endpoints' ports that could not be made to match the
+    /// state (each is logged; the next pass tries again).
+    pub failed: Vec<String>,
     /// Switch ports and host interfaces removed as leftovers.
     pub removed: Vec<String>,
 }
@@ -67,6 +68,7 @@ impl Driver {
             self.switch.ensure_bridge(&net.options.bridge).await?;
             if let Err(e) = self.apply_network(id, net).await {
                 tracing::warn!(network = %id, "reconcile: {e}");
+                report.failed.extend(net.gateway_port.clone());
             }
         }
         let endpoints: Vec<_> = self
@@ -81,7 +83,7 @@ impl Driver {
             };
             if let Err(e) = self.apply_endpoint(&net, ep, false).await {
                 tracing::warn!(endpoint = %eid, "reconcile: {e}");
-                report.repaired.push(ep.port.clone());
+                report.failed.push(ep.port.clone());
             }
         }
         let expected = self.expected_names();

@@ -164,6 +164,10 @@ fn docker_networks_on_the_switch() {
         "172.28.2.0/24",
         "-o",
         "vswitch.vlan=42",
+        "-o",
+        "vswitch.ingress_kbps=50000",
+        "-o",
+        "vswitch.priority=3",
         "n2",
     ]);
     lab.docker(&[
@@ -271,6 +275,60 @@ fn docker_networks_on_the_switch() {
         let want = format!("{}{}p", lab.prefix, &eid[..15 - lab.prefix.len() - 1]);
         assert!(ports.contains(&want), "{want} not among {ports:?}");
     }
+    // n2's rate limit and priority are on its endpoint's port.
+    let bridge = format!("br-{}", lab.prefix);
+    let show = lab.flowctl(&["show", &bridge]);
+    assert!(show.contains("ingress_policing_rate=50000"), "{show}");
+    assert!(show.contains("tag=42"), "{show}");
+    let flows = lab.flowctl(&["dump-flows", &bridge]);
+    assert!(flows.contains("set_queue:3"), "{flows}");
+
+    // IPv6: a dual-stack network, the gateway and another container over IPv6.
+    lab.docker(&[
+        "network",
+        "create",
+        "-d",
+        &d,
+        "--ipv6",
+        "--subnet",
+        "172.28.4.0/24",
+        "--subnet",
+        "fd00:28:4::/64",
+        "n4",
+    ]);
+    lab.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "c6",
+        "--network",
+        "n4",
+        &image,
+        "sleep",
+        "3600",
+    ]);
+    lab.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "c7",
+        "--network",
+        "n4",
+        &image,
+        "sleep",
+        "3600",
+    ]);
+    let c7_v6 = lab.docker(&[
+        "inspect",
+        "c7",
+        "--format",
+        "{{.NetworkSettings.Networks.n4.GlobalIPv6Address}}",
+    ]);
+    assert!(c7_v6.starts_with("fd00:28:4::"), "{c7_v6}");
+    assert!(ping(&lab, "c6", &c7_v6), "c6 -> c7 over IPv6");
+    assert!(ping(&lab, "c6", "fd00:28:4::1"), "c6 -> its IPv6 gateway");
+    lab.docker(&["rm", "-f", "c6", "c7"]);
+    lab.docker(&["network", "rm", "n4"]);
 
     // The host reaches a container through the gateway.
     assert!(host_ping("172.28.1.20"), "host -> c2 via the gateway");
@@ -349,9 +407,30 @@ fn docker_networks_on_the_switch() {
 
     // Restarts, each while containers run.
     // 1. The plugin dies: traffic does not notice; once back, it knows its networks.
+    //    What a crash between two steps leaves (a veth pair and its switch port, named
+    //    with the prefix but in no state) is removed when it starts again.
     lab.kill_plugin();
     assert!(ping(&lab, "c1", "c2"), "traffic lost with the plugin");
+    let (stray, stray_in) = (
+        format!("{}{}p", lab.prefix, "0123456789ab"),
+        format!("{}{}c", lab.prefix, "0123456789ab"),
+    );
+    run(
+        "ip",
+        &[
+            "link", "add", &stray, "type", "veth", "peer", "name", &stray_in,
+        ],
+    );
+    lab.flowctl(&["add-port", &bridge, &stray, "type=afpacket"]);
     lab.start_plugin();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while lab.host_links().contains(&stray) || switch_ports(&lab).contains(&stray) {
+        assert!(
+            Instant::now() < deadline,
+            "the leftover {stray} was not removed"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     lab.docker(&["network", "connect", "n2", "c1"]);
     assert!(ping(&lab, "c3", "c1"));
     lab.docker(&["network", "disconnect", "n2", "c1"]);
