@@ -229,7 +229,11 @@ impl Driver {
         if self.gw_ifindex.get(gw) == Some(&index) {
             return Ok(());
         }
-        host::configure_gateway(gw, &net.gateways(), net.options.mtu).await?;
+        let v4 = net.ipv4.iter().find_map(|p| p.gateway);
+        // The name ends with the network id's digits.
+        let seed = gw.rsplit('g').next().unwrap_or_default();
+        let mac = choose_mac(v4, seed);
+        host::configure_gateway(gw, mac, &net.gateways(), net.options.mtu).await?;
         self.gw_ifindex.insert(gw.to_string(), index);
         Ok(())
     }
@@ -301,7 +305,9 @@ impl Driver {
             }
         }
         let chosen = req.mac.is_none();
-        let mac = req.mac.unwrap_or_else(|| choose_mac(req.address, &eid));
+        let mac = req
+            .mac
+            .unwrap_or_else(|| choose_mac(req.address, eid.as_str()));
         let ep = Endpoint {
             network: nid.clone(),
             port: self.cfg.prefix.port(&eid),
@@ -539,9 +545,9 @@ impl Driver {
     }
 }
 
-/// The MAC address of an endpoint Docker gave none: from its IPv4 address as Docker's
-/// bridge driver does, else from its id.
-fn choose_mac(address: Option<Cidr>, eid: &Id) -> Mac {
+/// The MAC address of an endpoint Docker gave none (or of a gateway): from its IPv4
+/// address as Docker's bridge driver does, else from the hex digits of its id.
+fn choose_mac(address: Option<Cidr>, id_hex: &str) -> Mac {
     if let Some(Cidr {
         addr: IpAddr::V4(a),
         ..
@@ -550,7 +556,7 @@ fn choose_mac(address: Option<Cidr>, eid: &Id) -> Mac {
         return Mac::from_ipv4(a);
     }
     let mut m = [0x02, 0x42, 0, 0, 0, 0];
-    for (i, b) in eid.as_str().as_bytes().chunks(2).take(4).enumerate() {
+    for (i, b) in id_hex.as_bytes().chunks(2).take(4).enumerate() {
         m[2 + i] = std::str::from_utf8(b)
             .ok()
             .and_then(|s| u8::from_str_radix(s, 16).ok())
@@ -565,10 +571,9 @@ mod tests {
 
     #[test]
     fn macs_are_local_unicast_and_stable() {
-        let id: Id = "0a1b2c3d4e".parse().unwrap();
-        let m = choose_mac(None, &id);
+        let m = choose_mac(None, "0a1b2c3d4e");
         assert_eq!(m.to_string(), "02:42:0a:1b:2c:3d");
-        let m = choose_mac(Some("172.18.0.5/16".parse().unwrap()), &id);
+        let m = choose_mac(Some("172.18.0.5/16".parse().unwrap()), "0a1b");
         assert_eq!(m.to_string(), "02:42:ac:12:00:05");
     }
 }

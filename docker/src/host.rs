@@ -138,12 +138,16 @@ pub async fn delete_link(name: &str) -> Result<(), HostError> {
     }
 }
 
-/// Configures the gateway interface: MTU, addresses, up.
+/// Configures the gateway interface: MAC address, MTU, addresses, up. The MAC address is
+/// fixed, so containers' neighbour entries for the gateway stay right when a restarted
+/// switch re-creates the device.
 pub async fn configure_gateway(
     name: &str,
+    mac: Mac,
     addrs: &[Cidr],
     mtu: Option<u32>,
 ) -> Result<(), HostError> {
+    run("ip", &["link", "set", name, "address", &mac.to_string()]).await?;
     if let Some(m) = mtu {
         run("ip", &["link", "set", name, "mtu", &m.to_string()]).await?;
     }

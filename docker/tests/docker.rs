@@ -469,7 +469,14 @@ fn docker_networks_on_the_switch() {
         Duration::from_secs(2),
         || host_ping("172.28.1.20"),
     );
-    eprintln!("after kill -9 of vswitchd: containers {c2c:?}, host {h2c:?}");
+    // The gateway keeps its MAC address across the re-creation: c1's neighbour entry
+    // stays right and its way out works at once.
+    let c2g = regained(
+        "c1 -> the world after a switch restart",
+        Duration::from_secs(2),
+        || ping(&lab, "c1", "198.18.99.2"),
+    );
+    eprintln!("after kill -9 of vswitchd: containers {c2c:?}, host {h2c:?}, way out {c2g:?}");
 
     // 3. dockerd restarts (live restore): containers keep their network and names.
     lab.stop_dockerd();
