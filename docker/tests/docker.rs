@@ -411,9 +411,10 @@ fn docker_networks_on_the_switch() {
     //    with the prefix but in no state) is removed when it starts again.
     lab.kill_plugin();
     assert!(ping(&lab, "c1", "c2"), "traffic lost with the plugin");
+    let digits = &"0123456789ab"[..15 - lab.prefix.len() - 1];
     let (stray, stray_in) = (
-        format!("{}{}p", lab.prefix, "0123456789ab"),
-        format!("{}{}c", lab.prefix, "0123456789ab"),
+        format!("{}{digits}p", lab.prefix),
+        format!("{}{digits}c", lab.prefix),
     );
     run(
         "ip",
