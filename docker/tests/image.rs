@@ -182,8 +182,6 @@ fn dockerfile_builds_and_runs_the_switch() {
         "IPC_LOCK",
         "--cap-add",
         "SYS_ADMIN",
-        "--ulimit",
-        "memlock=-1",
         "--device",
         "/dev/net/tun",
         "-v",
