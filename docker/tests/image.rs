@@ -1,9 +1,9 @@
 //! `docker/Dockerfile` builds, and its image runs the switch and the plugin.
 //!
-//! Opt-in (`cargo test -p vswitch-docker --test image -- --ignored`): it takes about 15
-//! minutes on the 2-core development machine, most of it the release build inside the
-//! build stage, which is too long for every CI run (the measured times are in
-//! docker/README.md).
+//! Opt-in (`cargo test -p vswitch-docker --test image -- --ignored`): about 25 minutes on
+//! the 2-core development machine (debootstrap 2.5 min on the first run, then cached;
+//! `docker build` 20-22 min, nearly all of it the release build with LTO inside the build
+//! stage, at a load average of 10), too long for every CI run.
 //!
 //! No registry is reachable, so both base images are made here: a Debian 12 root made by
 //! `debootstrap` (Debian's mirror, as apt uses) is imported as the runtime base, and the
@@ -126,7 +126,7 @@ fn builder_image(lab: &Lab, base_tar: &Path, tag: &str) {
 }
 
 #[test]
-#[ignore = "opt-in: ~15 minutes (a release build inside the image); run with --ignored"]
+#[ignore = "opt-in: ~25 minutes (a release build inside the image); run with --ignored"]
 fn dockerfile_builds_and_runs_the_switch() {
     let t = Instant::now();
     let lab = Lab::dockerd_only();
