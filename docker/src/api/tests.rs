@@ -1,12 +1,14 @@
 use super::*;
 use proptest::prelude::*;
 
-/// Requests as dockerd 20.10 sent them to this plugin (captured with `RUST_LOG=debug`),
-/// ids shortened.
+/// Requests as dockerd 20.10 sent them to this plugin (logged with
+/// `RUST_LOG=vswitch_docker=debug`), ids shortened; the whole bodies are the fuzz seeds in
+/// `fuzz/seeds/docker_plugin/`.
 const CREATE_NETWORK: &str = r#"{"NetworkID":"3f2a9c","Options":{"com.docker.network.enable_ipv6":false,"com.docker.network.generic":{"vswitch.vlan":"12"}},"IPv4Data":[{"AddressSpace":"LocalDefault","Gateway":"172.30.0.1/16","Pool":"172.30.0.0/16"}],"IPv6Data":[]}"#;
+/// An internal dual-stack network (IPv6 part and aux address written after Docker's shape).
 const CREATE_INTERNAL_V6: &str = r#"{"NetworkID":"aa","Options":{"com.docker.network.enable_ipv6":true,"com.docker.network.generic":{},"com.docker.network.internal":true},"IPv4Data":[{"AddressSpace":"LocalDefault","AuxAddresses":{"r":"10.9.0.9/24"},"Gateway":"10.9.0.1/24","Pool":"10.9.0.0/24"}],"IPv6Data":[{"AddressSpace":"LocalDefault","Gateway":"fd00:9::1/64","Pool":"fd00:9::/64"}]}"#;
 const CREATE_ENDPOINT: &str = r#"{"NetworkID":"3f2a9c","EndpointID":"77be01","Interface":{"Address":"172.30.0.2/16","AddressIPv6":"","MacAddress":""},"Options":{"com.docker.network.endpoint.exposedports":[],"com.docker.network.portmap":[]}}"#;
-const JOIN: &str = r#"{"NetworkID":"3f2a9c","EndpointID":"77be01","SandboxKey":"/var/run/docker/netns/5b1d","Options":{}}"#;
+const JOIN: &str = r#"{"NetworkID":"3f2a9c","EndpointID":"77be01","SandboxKey":"/var/run/docker/netns/5b1d","Options":{"com.docker.network.endpoint.exposedports":[{"Proto":6,"Port":80}],"com.docker.network.portmap":[{"Proto":6,"IP":"","Port":80,"HostIP":"","HostPort":8080,"HostPortEnd":8080}]}}"#;
 const PROGRAM: &str = r#"{"NetworkID":"3f2a9c","EndpointID":"77be01","Options":{"com.docker.network.endpoint.exposedports":[{"Proto":6,"Port":80}],"com.docker.network.portmap":[{"Proto":6,"IP":"","Port":80,"HostIP":"","HostPort":8080,"HostPortEnd":8080}]}}"#;
 
 #[test]
