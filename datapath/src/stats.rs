@@ -184,6 +184,67 @@ pub struct PmdCounters {
     pub idle_cycles: Counter,
 }
 
+/// One poll thread's counters as read at one instant (see [`PmdCounters::read`]); also the
+/// baseline a reader keeps to show counts since a clear ([`PmdCounts::since`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PmdCounts {
+    /// Packets received from ports.
+    pub rx_packets: u64,
+    /// Exact-match cache hits.
+    pub emc_hit: u64,
+    /// Megaflow cache hits.
+    pub megaflow_hit: u64,
+    /// Packets that took the slow path.
+    pub slow_path: u64,
+    /// Megaflows installed.
+    pub megaflow_installed: u64,
+    /// Megaflows not installed because the cache was full.
+    pub megaflow_full: u64,
+    /// Megaflows removed by invalidation or idle expiry.
+    pub megaflow_removed: u64,
+    /// Whole-cache flushes.
+    pub cache_flush: u64,
+    /// Packets handed to ports.
+    pub tx_packets: u64,
+    /// Non-empty bursts received.
+    pub rx_batches: u64,
+    /// Cycles of polls that received packets.
+    pub busy_cycles: u64,
+    /// Cycles of empty polls and back-off.
+    pub idle_cycles: u64,
+    /// Drops, indexed by `DropReason as usize`.
+    pub drops: [u64; DropReason::COUNT],
+}
+
+impl PmdCounts {
+    /// What was counted after `base` was read (each counter less its baseline, never
+    /// below zero).
+    pub fn since(&self, base: &PmdCounts) -> PmdCounts {
+        PmdCounts {
+            rx_packets: self.rx_packets.saturating_sub(base.rx_packets),
+            emc_hit: self.emc_hit.saturating_sub(base.emc_hit),
+            megaflow_hit: self.megaflow_hit.saturating_sub(base.megaflow_hit),
+            slow_path: self.slow_path.saturating_sub(base.slow_path),
+            megaflow_installed: self
+                .megaflow_installed
+                .saturating_sub(base.megaflow_installed),
+            megaflow_full: self.megaflow_full.saturating_sub(base.megaflow_full),
+            megaflow_removed: self.megaflow_removed.saturating_sub(base.megaflow_removed),
+            cache_flush: self.cache_flush.saturating_sub(base.cache_flush),
+            tx_packets: self.tx_packets.saturating_sub(base.tx_packets),
+            rx_batches: self.rx_batches.saturating_sub(base.rx_batches),
+            busy_cycles: self.busy_cycles.saturating_sub(base.busy_cycles),
+            idle_cycles: self.idle_cycles.saturating_sub(base.idle_cycles),
+            drops: std::array::from_fn(|i| self.drops[i].saturating_sub(base.drops[i])),
+        }
+    }
+
+    /// Drops counted for `reason`.
+    pub fn drops_for(&self, reason: DropReason) -> u64 {
+        self.drops[reason as usize]
+    }
+}
+
 /// A cycle counter for poll-loop accounting, as OVS's PMDs keep it: the time-stamp counter
 /// on x86_64 (a few nanoseconds to read, where the clock costs tens in a VM), nanoseconds
 /// elsewhere. [`cycles_hz`] converts.
@@ -236,6 +297,25 @@ impl PmdCounters {
         self.drops[reason as usize].get()
     }
 
+    /// Every counter, read now.
+    pub fn read(&self) -> PmdCounts {
+        PmdCounts {
+            rx_packets: self.rx_packets.get(),
+            emc_hit: self.emc_hit.get(),
+            megaflow_hit: self.megaflow_hit.get(),
+            slow_path: self.slow_path.get(),
+            megaflow_installed: self.megaflow_installed.get(),
+            megaflow_full: self.megaflow_full.get(),
+            megaflow_removed: self.megaflow_removed.get(),
+            cache_flush: self.cache_flush.get(),
+            tx_packets: self.tx_packets.get(),
+            rx_batches: self.rx_batches.get(),
+            busy_cycles: self.busy_cycles.get(),
+            idle_cycles: self.idle_cycles.get(),
+            drops: std::array::from_fn(|i| self.drops[i].get()),
+        }
+    }
+
     /// Total drops for every reason.
     pub fn total_drops(&self) -> u64 {
         self.drops.iter().map(Counter::get).sum()
@@ -253,5 +333,23 @@ mod tests {
             assert_eq!(*r as usize, i);
             assert!(names.insert(r.name()));
         }
+    }
+
+    #[test]
+    fn counts_since_a_baseline_subtract_and_never_go_below_zero() {
+        let c = PmdCounters::default();
+        c.rx_packets.add(10);
+        c.count_drop(DropReason::Meter, 3);
+        let base = c.read();
+        c.rx_packets.add(5);
+        c.busy_cycles.add(7);
+        c.count_drop(DropReason::Meter, 2);
+        let d = c.read().since(&base);
+        assert_eq!((d.rx_packets, d.busy_cycles), (5, 7));
+        assert_eq!(d.drops_for(DropReason::Meter), 2);
+        assert_eq!(d.drops_for(DropReason::TableMiss), 0);
+        // A baseline from a thread since cleared counts nothing, not a wrapped number.
+        c.rx_packets.clear();
+        assert_eq!(c.read().since(&base).rx_packets, 0);
     }
 }

@@ -150,11 +150,8 @@ fn init_logging(flag: Option<&str>) {
 /// The CPUs poll threads may use: `--pmd-cpus`, checked against the CPUs this process may
 /// run on; by default the last of those.
 fn pmd_cpus(arg: Option<&str>) -> anyhow::Result<Vec<usize>> {
-    let allowed = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0))
-        .context("reading this process's CPU affinity")?;
-    let usable: Vec<usize> = (0..nix::sched::CpuSet::count())
-        .filter(|&c| allowed.is_set(c).unwrap_or(false))
-        .collect();
+    let usable =
+        datapath::pipeline::usable_cpus().context("reading this process's CPU affinity")?;
     match arg {
         Some("none") => Ok(Vec::new()),
         None => Ok(usable.last().copied().into_iter().collect()),

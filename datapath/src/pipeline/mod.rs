@@ -14,6 +14,7 @@
 //! touched by poll threads); readers load the snapshot lock-free.
 
 pub mod pmd;
+pub mod thread;
 pub mod xlate;
 
 use std::collections::{HashMap, VecDeque};
@@ -38,6 +39,7 @@ use crate::types::{GroupId, MeterId, PortNo, TableId};
 
 pub use pmd::OFPP_CONTROLLER;
 pub use pmd::Pmd;
+pub use thread::{PmdThread, usable_cpus};
 pub use xlate::{DpAction, PacketInReason, Translation, translate};
 
 /// Port numbers below this are looked up through a direct index; a port must have one.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use datapath::pipeline::Datapath;
+use datapath::pipeline::{Datapath, PmdThread, usable_cpus};
 use datapath::types::{PortNo, TableId};
 use proto::flow_text;
 use proto::v1;
@@ -18,7 +18,6 @@ use super::model::{
     Bridge, IdMap, Overlay, apply_overlay, bridge_mut, default_dpid, port_descs, retire_endpoints,
     write_overlay,
 };
-use super::poll::{PmdThread, usable_cpus};
 use super::ports::restore_port;
 use crate::convert;
 use crate::error::ApiError;
@@ -36,13 +35,7 @@ impl Switch {
             Ok(())
         })?;
         for (i, cpu) in cpus.iter().enumerate() {
-            pmds.push(PmdThread::spawn(
-                &dp,
-                &rec.name,
-                i,
-                *cpu,
-                self.config.pmd_max_sleep,
-            )?);
+            pmds.push(spawn_pmd(&dp, &rec.name, i, *cpu, self.config.pmd_max_sleep)?);
         }
         threads.push(spawn_packet_in_forwarder(
             &rec.name,
@@ -85,7 +78,8 @@ impl Switch {
     /// start after (growing) or stop after (shrinking) the new assignment is published, so
     /// every rx queue always has a poller.
     pub fn set_pmd_cpus(&self, req: v1::SetPmdCpusRequest) -> Result<v1::Bridge, ApiError> {
-        let usable = usable_cpus()?;
+        let usable = usable_cpus()
+            .map_err(|e| ApiError::internal(format!("reading the CPU affinity: {e}")))?;
         for (i, c) in req.cpus.iter().enumerate() {
             if !usable.contains(&(*c as usize)) {
                 return Err(ApiError::invalid(
@@ -116,7 +110,7 @@ impl Switch {
             std::mem::take(&mut b.pmds).into_iter().map(Some).collect();
         for (i, cpu) in cpus.iter().enumerate() {
             if let Some(slot) = slots.get_mut(i)
-                && slot.as_ref().is_some_and(|p| p.cpu != *cpu)
+                && slot.as_ref().is_some_and(|p| p.cpu() != *cpu)
                 && let Some(p) = slot.take()
             {
                 p.stop(&b.dp);
@@ -131,7 +125,7 @@ impl Switch {
         for (i, cpu) in cpus.iter().enumerate() {
             match slots.get_mut(i).and_then(Option::take) {
                 Some(p) => pmds.push(p),
-                None => pmds.push(PmdThread::spawn(
+                None => pmds.push(spawn_pmd(
                     &b.dp,
                     &req.bridge,
                     i,
@@ -309,4 +303,16 @@ impl Switch {
         r.ports = port_descs(b);
         Ok(r)
     }
+}
+
+/// Starts poll thread `index` of a bridge's datapath (see [`PmdThread::spawn`]).
+fn spawn_pmd(
+    dp: &Datapath,
+    bridge: &str,
+    index: usize,
+    cpu: Option<usize>,
+    max_sleep: std::time::Duration,
+) -> Result<PmdThread, ApiError> {
+    PmdThread::spawn(dp, bridge, index, cpu, max_sleep)
+        .map_err(|e| ApiError::internal(format!("spawning poll thread: {e}")))
 }

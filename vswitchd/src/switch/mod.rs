@@ -19,8 +19,9 @@
 //! poll threads never touch.
 //!
 //! Layers (a module imports only from the ones above it in this list):
-//! - `config`, `spec`, `poll`, `events`: the daemon's settings, port options, the
-//!   poll threads, event messages. They import nothing else from the switch.
+//! - `config`, `spec`, `events`: the daemon's settings, port options, event messages.
+//!   They import nothing else from the switch. (The poll threads are the datapath's
+//!   [`datapath::pipeline::PmdThread`].)
 //! - `model`: a bridge, its ports, and the staged changes of one transaction.
 //! - `ports`, `flows`: free functions over a bridge and a draft datapath.
 //! - this file: the [`Switch`] itself.
@@ -35,7 +36,6 @@ mod housekeeping;
 mod lifecycle;
 mod links;
 mod model;
-mod poll;
 mod port_ops;
 mod ports;
 mod read;
@@ -51,13 +51,13 @@ use std::thread::JoinHandle;
 
 use datapath::pipeline::Datapath;
 use datapath::port::MemPort;
+use datapath::stats::PmdCounts;
 use parking_lot::Mutex;
 use tokio::sync::broadcast;
 
 pub use self::config::{DpdkSettings, SwitchConfig};
 pub use self::events::Event;
 use self::model::Bridge;
-use self::poll::PmdBaseline;
 pub use self::spec::{PORT_TYPES, PortKind, PortSpec};
 use crate::store::Store;
 
@@ -68,7 +68,7 @@ pub struct Switch {
     config: SwitchConfig,
     bridges: Mutex<BTreeMap<String, Bridge>>,
     events: broadcast::Sender<Arc<Event>>,
-    pmd_baseline: Mutex<HashMap<(String, usize), PmdBaseline>>,
+    pmd_baseline: Mutex<HashMap<(String, usize), PmdCounts>>,
     stop: Arc<AtomicBool>,
     housekeeper: Mutex<Option<JoinHandle<()>>>,
     ticks: std::sync::atomic::AtomicU64,

@@ -11,11 +11,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use datapath::pipeline::Datapath;
+use datapath::pipeline::{Datapath, PmdThread};
 use datapath::port::{MemPort, Port, PortStats};
 use proto::v1;
 
-use super::poll::PmdThread;
 use super::spec::{PortKind, PortSpec};
 use crate::convert::flow_ident;
 use crate::error::ApiError;

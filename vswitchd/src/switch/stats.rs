@@ -4,13 +4,12 @@
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 
-use datapath::stats::DropReason;
+use datapath::stats::{DropReason, PmdCounts};
 use datapath::types::{GroupId, MeterId, PortNo, TableId};
 use proto::v1::{self, port_ref};
 
 use super::Switch;
 use super::model::{Bridge, PortState};
-use super::poll::PmdBaseline;
 use crate::error::ApiError;
 
 impl Switch {
@@ -314,7 +313,6 @@ impl Switch {
         for (name, b) in bridges.iter() {
             let snap = b.dp.snapshot();
             for (i, p) in b.pmds.iter().enumerate() {
-                let c = &p.counters;
                 let rxqs = snap
                     .rxqs
                     .get(i)
@@ -331,39 +329,35 @@ impl Switch {
                             .collect()
                     })
                     .unwrap_or_default();
-                let z = PmdBaseline::default();
-                let bl = base.get(&(name.clone(), i)).unwrap_or(&z);
+                let z = PmdCounts::default();
+                let c = p.counts().since(base.get(&(name.clone(), i)).unwrap_or(&z));
                 let mut drops = std::collections::HashMap::new();
                 for r in DropReason::ALL {
-                    let v = c
-                        .drops_for(r)
-                        .saturating_sub(bl.drops.get(r as usize).copied().unwrap_or(0));
+                    let v = c.drops_for(r);
                     if v > 0 {
                         drops.insert(r.name().to_string(), v);
                     }
                 }
-                let busy = c.busy_cycles.get().saturating_sub(bl.busy);
-                let idle = c.idle_cycles.get().saturating_sub(bl.idle);
                 out.push(v1::PmdStats {
                     pmd_id: out.len() as u32,
-                    core_id: p.cpu.map(|c| c as u32),
+                    core_id: p.cpu().map(|c| c as u32),
                     bridge: name.clone(),
                     rxqs,
-                    rx_packets: c.rx_packets.get().saturating_sub(bl.rx),
-                    emc_hit: c.emc_hit.get().saturating_sub(bl.emc),
-                    megaflow_hit: c.megaflow_hit.get().saturating_sub(bl.mf),
-                    slow_path: c.slow_path.get().saturating_sub(bl.slow),
-                    megaflow_installed: c.megaflow_installed.get().saturating_sub(bl.installed),
-                    tx_packets: c.tx_packets.get().saturating_sub(bl.tx),
+                    rx_packets: c.rx_packets,
+                    emc_hit: c.emc_hit,
+                    megaflow_hit: c.megaflow_hit,
+                    slow_path: c.slow_path,
+                    megaflow_installed: c.megaflow_installed,
+                    tx_packets: c.tx_packets,
                     drops,
-                    busy_ns: datapath::stats::cycles_to_ns(busy),
-                    idle_ns: datapath::stats::cycles_to_ns(idle),
-                    busy_cycles: busy,
-                    idle_cycles: idle,
-                    rx_batches: c.rx_batches.get().saturating_sub(bl.batches),
-                    megaflow_full: c.megaflow_full.get().saturating_sub(bl.mf_full),
-                    megaflow_removed: c.megaflow_removed.get().saturating_sub(bl.mf_removed),
-                    cache_flush: c.cache_flush.get().saturating_sub(bl.flushes),
+                    busy_ns: datapath::stats::cycles_to_ns(c.busy_cycles),
+                    idle_ns: datapath::stats::cycles_to_ns(c.idle_cycles),
+                    busy_cycles: c.busy_cycles,
+                    idle_cycles: c.idle_cycles,
+                    rx_batches: c.rx_batches,
+                    megaflow_full: c.megaflow_full,
+                    megaflow_removed: c.megaflow_removed,
+                    cache_flush: c.cache_flush,
                 });
             }
         }
@@ -377,25 +371,7 @@ impl Switch {
         let mut base = self.pmd_baseline.lock();
         for (name, b) in bridges.iter() {
             for (i, p) in b.pmds.iter().enumerate() {
-                let c = &p.counters;
-                base.insert(
-                    (name.clone(), i),
-                    PmdBaseline {
-                        rx: c.rx_packets.get(),
-                        emc: c.emc_hit.get(),
-                        mf: c.megaflow_hit.get(),
-                        slow: c.slow_path.get(),
-                        installed: c.megaflow_installed.get(),
-                        tx: c.tx_packets.get(),
-                        busy: c.busy_cycles.get(),
-                        idle: c.idle_cycles.get(),
-                        batches: c.rx_batches.get(),
-                        mf_full: c.megaflow_full.get(),
-                        mf_removed: c.megaflow_removed.get(),
-                        flushes: c.cache_flush.get(),
-                        drops: DropReason::ALL.iter().map(|r| c.drops_for(*r)).collect(),
-                    },
-                );
+                base.insert((name.clone(), i), p.counts());
             }
         }
     }
