@@ -13,6 +13,11 @@
 //! Thread-safety: `Datapath` is `Clone + Send + Sync`; writers serialise on one mutex (never
 //! touched by poll threads); readers load the snapshot lock-free.
 
+mod burst;
+mod execute;
+mod lookup;
+mod normal;
+mod output;
 pub mod pmd;
 pub mod thread;
 pub mod xlate;

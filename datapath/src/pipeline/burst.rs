@@ -1,0 +1,162 @@
+//! What the action executor works on: the packets of a burst with their keys and layouts
+//! ([`Burst`]), and the burst's context ([`Cx`]: snapshot, buffers, output staging,
+//! counters, ingress port, time), with the two things every action ends in: staging a packet
+//! for a port ([`Cx::emit`]) and dropping it for a reason ([`Cx::drop_pkt`]).
+//!
+//! Thread-safety: borrowed from one poll thread's `Pmd` for one burst.
+
+use super::output::TxStage;
+use super::{Shared, Snapshot};
+use crate::flow::{Field, FlowKey, Layout};
+use crate::packet::{BufPool, PacketBuf};
+use crate::port::BURST;
+use crate::stats::{DropReason, PmdCounters};
+use crate::types::PortNo;
+
+/// The burst being processed: its packets, their keys and layouts, where it came from.
+/// Allocated once per poll thread (not zeroed per burst).
+pub(super) struct Work {
+    /// Packets in the burst (the first `n` of each array).
+    pub(super) n: usize,
+    /// The port it arrived on.
+    pub(super) in_port: PortNo,
+    /// True when it came from a tunnel port: `tun` holds its metadata.
+    pub(super) tun_valid: bool,
+    /// Tunnel metadata of the burst, when it came from a tunnel port.
+    pub(super) tun: [crate::tunnel::TunMeta; BURST],
+    pub(super) pkts: [Option<PacketBuf>; BURST],
+    pub(super) keys: [FlowKey; BURST],
+    pub(super) lays: [Layout; BURST],
+}
+
+impl Work {
+    /// Empty arrays (boxed: a few kilobytes).
+    pub(super) fn new() -> Box<Work> {
+        Box::new(Work {
+            n: 0,
+            in_port: PortNo(0),
+            tun_valid: false,
+            tun: [crate::tunnel::TunMeta::default(); BURST],
+            pkts: [const { None }; BURST],
+            keys: [FlowKey::ZERO; BURST],
+            lays: [Layout::default(); BURST],
+        })
+    }
+
+    /// The whole burst as the executor sees it.
+    #[inline]
+    pub(super) fn burst(&mut self) -> Burst<'_> {
+        Burst {
+            pkts: &mut self.pkts,
+            keys: &mut self.keys,
+            lays: &mut self.lays,
+        }
+    }
+}
+
+/// Packets an action list runs over, with their keys and layouts (index `m` of each is one
+/// packet): a whole burst, or the one packet copied into a group bucket. A packet the
+/// actions consumed (sent, dropped) leaves `pkts` as `None`.
+pub(super) struct Burst<'a> {
+    pub(super) pkts: &'a mut [Option<PacketBuf>],
+    pub(super) keys: &'a mut [FlowKey],
+    pub(super) lays: &'a mut [Layout],
+}
+
+/// Everything action execution needs besides the packets, borrowed from the `Pmd` and the
+/// snapshot for one burst.
+pub(super) struct Cx<'a> {
+    pub(super) snap: &'a Snapshot,
+    pub(super) shared: &'a Shared,
+    pub(super) pool: &'a mut BufPool,
+    pub(super) tx: &'a mut TxStage,
+    pub(super) counters: &'a PmdCounters,
+    pub(super) in_slot: usize,
+    pub(super) in_port: PortNo,
+    pub(super) now_ns: u64,
+    pub(super) now_s: u32,
+    /// Packets (bit `m`) of the running translation that went somewhere: the rest are its
+    /// drops.
+    pub(super) sent: u32,
+}
+
+/// The bit of packet `m` in [`Cx::sent`].
+#[inline]
+pub(super) fn bit(m: u8) -> u32 {
+    1u32 << (m as u32 & 31)
+}
+
+/// The tunnel destination and key a packet carries to a flow-based tunnel port: what its
+/// key says (`set_field:...->tun_dst`, `->tun_id`).
+#[inline]
+pub(super) fn tun_of(key: &FlowKey) -> (u32, u32) {
+    (key.get(Field::TunDst) as u32, key.get(Field::TunId) as u32)
+}
+
+impl Cx<'_> {
+    /// Drops packet `m` for `reason`.
+    #[inline]
+    pub(super) fn drop_pkt(&mut self, b: &mut Burst<'_>, m: usize, reason: DropReason) {
+        if let Some(p) = b.pkts[m].take() {
+            self.counters.count_drop(reason, 1);
+            self.pool.put(p);
+        }
+    }
+
+    /// Stages packet `m` for the port in `slot`: moved when `take`, else copied.
+    #[inline]
+    pub(super) fn emit(&mut self, b: &mut Burst<'_>, m: usize, slot: usize, take: bool) {
+        let key = &b.keys[m];
+        let tun = || tun_of(key);
+        emit_tun(self, b.pkts, m, slot, take, tun);
+    }
+
+    /// Stages `b` for the port in `slot`.
+    #[inline]
+    pub(super) fn stage(&mut self, slot: usize, b: PacketBuf) {
+        self.tx.stage(self.snap, slot, b, self.pool, self.counters);
+    }
+
+    /// A copy of packet `m` (a buffer from the pool), or, when `take`, the packet itself;
+    /// `None` when it is gone or no buffer is free (counted).
+    #[inline(always)]
+    pub(super) fn take_or_copy(
+        &mut self,
+        pkts: &mut [Option<PacketBuf>],
+        m: usize,
+        take: bool,
+    ) -> Option<PacketBuf> {
+        if take {
+            return pkts[m].take();
+        }
+        let src = pkts[m].as_ref()?;
+        let Some(mut b) = self.pool.get() else {
+            self.counters.count_drop(DropReason::NoBuffer, 1);
+            return None;
+        };
+        b.copy_from(src);
+        Some(b)
+    }
+}
+
+/// [`Cx::emit`] with the tunnel destination and key given by `tun`, asked only when `slot`
+/// is a flow-based tunnel port (other outputs never read them).
+#[inline]
+pub(super) fn emit_tun(
+    cx: &mut Cx<'_>,
+    pkts: &mut [Option<PacketBuf>],
+    m: usize,
+    slot: usize,
+    take: bool,
+    tun: impl FnOnce() -> (u32, u32),
+) {
+    let Some(mut b) = cx.take_or_copy(pkts, m, take) else {
+        return;
+    };
+    if cx.snap.ports[slot].flow_tunnel {
+        let (dst, id) = tun();
+        b.set_tun_out(dst, id);
+    }
+    cx.sent |= bit(m as u8);
+    cx.stage(slot, b);
+}
