@@ -134,10 +134,11 @@ pub struct PacketBuf {
     len: u16,
     /// Egress queue chosen by `set_queue` (0 unless set).
     queue: u32,
-    /// Tunnel destination (IPv4, host order) and key the pipeline chose for a flow-based
-    /// tunnel port; written only when the packet is staged for such a port, read only by
-    /// that port's transmit.
-    tun_dst: u32,
+    /// Tunnel metadata: the remote endpoint (IPv4, host order) and the key (VNI or GRE
+    /// key). A tunnel port writes where a packet it received came from; the pipeline writes
+    /// where a packet it stages for a flow-based tunnel port goes. Read only for packets of
+    /// and for tunnel ports: meaningless on any other.
+    tun_remote: u32,
     tun_id: u32,
 }
 
@@ -150,7 +151,7 @@ impl PacketBuf {
             head: HEADROOM as u16,
             len: 0,
             queue: 0,
-            tun_dst: 0,
+            tun_remote: 0,
             tun_id: 0,
         }
     }
@@ -215,18 +216,19 @@ impl PacketBuf {
         self.queue = queue;
     }
 
-    /// The tunnel destination and key chosen for a flow-based tunnel port
-    /// (`set_field:...->tun_dst`, `->tun_id`, or the remote `normal` learned); meaningful
-    /// only on a packet staged for such a port.
+    /// The tunnel metadata: the remote endpoint and the key. On a packet a tunnel port
+    /// received, where it came from (`tun_src`, `tun_id`); on a packet staged for a
+    /// flow-based tunnel port, where it goes (`set_field:...->tun_dst`, `->tun_id`, or the
+    /// remote `normal` learned). Meaningful only on those.
     #[inline]
-    pub fn tun_out(&self) -> (std::net::Ipv4Addr, u32) {
-        (std::net::Ipv4Addr::from(self.tun_dst), self.tun_id)
+    pub fn tunnel(&self) -> (std::net::Ipv4Addr, u32) {
+        (std::net::Ipv4Addr::from(self.tun_remote), self.tun_id)
     }
 
-    /// Sets what [`PacketBuf::tun_out`] returns.
+    /// Sets what [`PacketBuf::tunnel`] returns (`remote`: IPv4, host order).
     #[inline]
-    pub fn set_tun_out(&mut self, dst: u32, id: u32) {
-        self.tun_dst = dst;
+    pub fn set_tunnel(&mut self, remote: u32, id: u32) {
+        self.tun_remote = remote;
         self.tun_id = id;
     }
 
@@ -322,7 +324,7 @@ impl PacketBuf {
         self.head = other.head;
         self.len = other.len;
         self.queue = other.queue;
-        self.tun_dst = other.tun_dst;
+        self.tun_remote = other.tun_remote;
         self.tun_id = other.tun_id;
     }
 }
@@ -366,7 +368,7 @@ impl PacketBuf {
             head: off,
             len,
             queue: 0,
-            tun_dst: 0,
+            tun_remote: 0,
             tun_id: 0,
         })
     }

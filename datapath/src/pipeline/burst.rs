@@ -20,10 +20,11 @@ pub(super) struct Work {
     pub(super) n: usize,
     /// The port it arrived on.
     pub(super) in_port: PortNo,
-    /// True when it came from a tunnel port: `tun` holds its metadata.
-    pub(super) tun_valid: bool,
-    /// Tunnel metadata of the burst, when it came from a tunnel port.
-    pub(super) tun: [crate::tunnel::TunMeta; BURST],
+    /// True when it came from a tunnel port: each packet's buffer holds its remote and
+    /// key ([`PacketBuf::tunnel`]).
+    pub(super) from_tunnel: bool,
+    /// That tunnel port's local address (`tun_dst`), host order.
+    pub(super) tun_local: u32,
     pub(super) pkts: [Option<PacketBuf>; BURST],
     pub(super) keys: [FlowKey; BURST],
     pub(super) lays: [Layout; BURST],
@@ -35,8 +36,8 @@ impl Work {
         Box::new(Work {
             n: 0,
             in_port: PortNo(0),
-            tun_valid: false,
-            tun: [crate::tunnel::TunMeta::default(); BURST],
+            from_tunnel: false,
+            tun_local: 0,
             pkts: [const { None }; BURST],
             keys: [FlowKey::ZERO; BURST],
             lays: [Layout::default(); BURST],
@@ -155,7 +156,7 @@ pub(super) fn emit_tun(
     };
     if cx.snap.ports[slot].flow_tunnel {
         let (dst, id) = tun();
-        b.set_tun_out(dst, id);
+        b.set_tunnel(dst, id);
     }
     cx.sent |= bit(m as u8);
     cx.stage(slot, b);

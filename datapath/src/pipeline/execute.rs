@@ -124,7 +124,7 @@ fn run_fast(t: &Translation, cx: &mut Cx<'_>, b: &mut Burst<'_>, members: &[u8])
         };
         if flow_tunnel {
             let (dst, id) = tun_of(&b.keys[m as usize]);
-            p.set_tun_out(dst, id);
+            p.set_tunnel(dst, id);
         }
         if batch.is_full() {
             let n = batch.len() as u64;

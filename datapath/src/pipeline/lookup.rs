@@ -149,13 +149,9 @@ impl Caches {
         // and compares only the mask's words: cheaper than the EMC's hash and compare of all
         // 13 packet words, so the EMC is skipped (and not filled) until there are more.
         let use_emc = self.emc_enabled && self.mf.n_masks() != 1;
-        let (in_port, tun_valid) = (w.in_port, w.tun_valid);
+        let (in_port, from_tunnel, tun_local) = (w.in_port, w.from_tunnel, w.tun_local);
         let Work {
-            pkts,
-            keys,
-            lays,
-            tun,
-            ..
+            pkts, keys, lays, ..
         } = &mut *w;
         for i in 0..n {
             let Some(p) = pkts[i].as_ref() else { continue };
@@ -163,11 +159,11 @@ impl Caches {
                 Ok(l) => {
                     lays[i] = l;
                     parsed[i] = true;
-                    if tun_valid {
-                        let t = &tun[i];
-                        keys[i].set(Field::TunId, t.id as u128);
-                        keys[i].set(Field::TunSrc, u32::from(t.src) as u128);
-                        keys[i].set(Field::TunDst, u32::from(t.dst) as u128);
+                    if from_tunnel {
+                        let (remote, id) = p.tunnel();
+                        keys[i].set(Field::TunId, id as u128);
+                        keys[i].set(Field::TunSrc, u32::from(remote) as u128);
+                        keys[i].set(Field::TunDst, tun_local as u128);
                     }
                     if use_emc {
                         hashes[i] = hash_packet(&keys[i]);

@@ -170,11 +170,25 @@ pub struct PortEntry {
     /// Egress shaper and queues, if any: packets for this port wait there and leave at its
     /// rate, in priority order.
     pub qos: Option<Arc<EgressQos>>,
-    /// True for tunnel ports (see [`Port::as_tunnel`]).
+    /// True for tunnel ports (see [`Port::tunnel`]): their packets' remote and key are
+    /// read into the key as `tun_src`/`tun_id`.
     pub tunnel: bool,
     /// True for tunnel ports whose remote or key flows choose (`remote_ip=flow`,
     /// `key=flow`): packets staged for them carry `tun_dst`/`tun_id`.
     pub flow_tunnel: bool,
+    /// A tunnel port's local endpoint address (host order): the `tun_dst` of what it
+    /// receives. 0 for other ports.
+    pub tun_local: u32,
+}
+
+impl PortEntry {
+    /// Sets the tunnel flags from what the port says it is.
+    fn read_tunnel(&mut self) {
+        let t = self.port.tunnel();
+        self.tunnel = t.is_some();
+        self.flow_tunnel = t.is_some_and(|t| t.flow_based);
+        self.tun_local = t.map_or(0, |t| u32::from(t.local));
+    }
 }
 
 /// A group with its buckets compiled to datapath operations.
@@ -618,16 +632,19 @@ impl Txn<'_> {
         if s.slot(no).is_some() {
             return Err(DatapathError::PortExists(no));
         }
-        s.ports.push(PortEntry {
+        let mut e = PortEntry {
             no,
             vlan,
             flood: true,
             policer: None,
             qos: None,
-            tunnel: port.as_tunnel().is_some(),
-            flow_tunnel: port.as_tunnel().is_some_and(|t| t.is_flow_based()),
+            tunnel: false,
+            flow_tunnel: false,
+            tun_local: 0,
             port,
-        });
+        };
+        e.read_tunnel();
+        s.ports.push(e);
         s.rebuild_slots();
         Ok(())
     }
@@ -655,9 +672,8 @@ impl Txn<'_> {
     ) -> Result<Arc<dyn Port>, DatapathError> {
         let s = &mut *self.snap;
         let slot = s.slot(no).ok_or(DatapathError::NoSuchPort(no))?;
-        s.ports[slot].tunnel = port.as_tunnel().is_some();
-        s.ports[slot].flow_tunnel = port.as_tunnel().is_some_and(|t| t.is_flow_based());
         let old = std::mem::replace(&mut s.ports[slot].port, port);
+        s.ports[slot].read_tunnel();
         s.rebuild_slots();
         Ok(old)
     }

@@ -133,7 +133,7 @@ fn normal_out(cx: &mut Cx<'_>, b: &mut Burst<'_>, m: usize, slot: usize, take: b
     match rewrite::retag(&mut p, &mut k, &mut l, want.map(|v| v.0)) {
         Ok(()) => {
             if cx.snap.ports[slot].flow_tunnel {
-                p.set_tun_out(f.tun.0, f.tun.1);
+                p.set_tunnel(f.tun.0, f.tun.1);
             }
             cx.sent |= bit(m as u8);
             cx.stage(slot, p);

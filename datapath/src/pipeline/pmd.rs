@@ -50,8 +50,6 @@ pub struct Pmd {
     pollfds: Vec<libc::pollfd>,
     fds_version: u64,
     fds_usable: bool,
-    /// The burst in `rx` came from a tunnel port: `work.tun` holds its metadata.
-    rx_tun: bool,
     /// The snapshot of version `snap_version`, kept between polls (`None` inside
     /// `poll_once`, which moves it out, and after `release_snapshot`).
     snap: Option<Arc<Snapshot>>,
@@ -83,7 +81,6 @@ impl Pmd {
             pollfds: Vec::new(),
             fds_version: u64::MAX,
             fds_usable: false,
-            rx_tun: false,
             snap: None,
             snap_version: 0,
             shared,
@@ -186,21 +183,12 @@ impl Pmd {
         let mut total = 0;
         for &(slot, q) in snap.rxqs.get(self.index).map_or(&[][..], |v| &v[..]) {
             let slot = slot as usize;
-            let e = &snap.ports[slot];
-            // Only tunnel ports (a flag in the entry) are asked for their tunnel side.
-            let tunnel = if e.tunnel { e.port.as_tunnel() } else { None };
-            let n = match tunnel {
-                None => e.port.rx_burst(q as usize, &mut self.rx, &mut self.pool),
-                Some(t) => {
-                    let n = t.rx_burst_meta(&mut self.rx, &mut self.work.tun);
-                    self.rx_tun = n > 0;
-                    n
-                }
-            };
+            let n = snap.ports[slot]
+                .port
+                .rx_burst(q as usize, &mut self.rx, &mut self.pool);
             if n > 0 {
                 total += n;
                 self.process_rx(&snap, slot);
-                self.rx_tun = false;
             }
         }
         if !self.shared.packet_out.is_empty() {
@@ -353,7 +341,8 @@ impl Pmd {
         let w = &mut *self.work;
         w.n = self.rx.len();
         w.in_port = snap.ports[in_slot].no;
-        w.tun_valid = self.rx_tun;
+        w.from_tunnel = snap.ports[in_slot].tunnel;
+        w.tun_local = snap.ports[in_slot].tun_local;
         for (i, mut b) in self.rx.drain(..).enumerate() {
             b.set_queue(0);
             w.pkts[i] = Some(b);

@@ -184,20 +184,24 @@ pub trait Port: Send + Sync + std::fmt::Debug {
     }
 
     /// True once the port has seen its interface disappear (a TAP device deleted from
-    /// outside, or with the namespace it was moved to): the daemon then replaces it.
+    /// outside, or with the namespace it was moved to), or, for a tunnel port, its endpoint
+    /// retire: the daemon then replaces it.
     fn link_lost(&self) -> bool {
         false
     }
 
-    /// The tunnel port behind this port, if it is one (its received packets carry tunnel
-    /// metadata; `normal` never floods from one tunnel into another).
-    fn as_tunnel(&self) -> Option<&crate::tunnel::TunnelPort> {
+    /// What the pipeline needs to know of a tunnel port; `None` for other ports. A tunnel
+    /// port's received packets carry their remote and key in the buffer
+    /// ([`PacketBuf::tunnel`]); `normal` never floods from one tunnel into another.
+    fn tunnel(&self) -> Option<TunnelInfo> {
         None
     }
 
-    /// The tunnel endpoint behind this port, if it is one (`type=tunnel-endpoint`).
-    fn as_endpoint(&self) -> Option<&std::sync::Arc<crate::tunnel::TunnelEndpoint>> {
-        None
+    /// The port left the switch for good (removed, not replaced). Returns true when that
+    /// takes other ports down: a tunnel endpoint retires, and the tunnel ports on it report
+    /// [`Port::link_lost`] until the daemon moves them to another endpoint.
+    fn retire(&self) -> bool {
+        false
     }
 
     /// Called by a poll thread about to sleep on [`Port::rx_fd`]: ports whose descriptor is a
@@ -217,6 +221,18 @@ pub trait Port: Send + Sync + std::fmt::Debug {
     /// Counters particular to the port type, by name (shown with the port's statistics):
     /// e.g. what a guest did wrong.
     fn extra_stats(&self, _out: &mut Vec<(&'static str, u64)>) {}
+}
+
+/// A tunnel port as the pipeline sees it (see [`Port::tunnel`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TunnelInfo {
+    /// The local endpoint's address: the outer destination (`tun_dst`) of every packet the
+    /// port receives.
+    pub local: std::net::Ipv4Addr,
+    /// True when flows choose the remote or the key (`remote_ip=flow`, `key=flow`): the
+    /// pipeline then writes each packet's destination and key into its buffer
+    /// ([`PacketBuf::set_tunnel`]) when it stages it for this port.
+    pub flow_based: bool,
 }
 
 /// The index of the kernel interface called `name` in this network namespace, if it exists.

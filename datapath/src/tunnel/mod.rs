@@ -7,14 +7,16 @@
 //! what that bridge sends to it is encapsulated (a precomputed outer header written into the
 //! headroom, no copy of the payload) and handed to the endpoint, which sends it into the
 //! underlay bridge; what the endpoint decapsulates for it, it delivers as received packets
-//! with their tunnel metadata (`tun_id`, `tun_src`, `tun_dst` in the flow key).
+//! with their remote and key in the packet buffer ([`PacketBuf::tunnel`]), which the
+//! pipeline reads into the flow key (`tun_src`, `tun_id`; `tun_dst` is the endpoint's
+//! address, [`crate::port::TunnelInfo::local`]).
 //!
 //! The two bridges stay independent datapaths: the hand-over between them is a ring taken
 //! once per burst in each direction, like a patch port.
 //!
 //! A flow-based port (`remote_ip=flow`, `key=flow`: [`TunnelConfig::remote`] or
 //! [`TunnelConfig::key`] `None`) takes each packet's destination and key from the packet
-//! buffer ([`PacketBuf::tun_out`], written by the pipeline from `tun_dst`/`tun_id` when it
+//! buffer ([`PacketBuf::tunnel`], written by the pipeline from `tun_dst`/`tun_id` when it
 //! stages the packet for this port), keeps one outer header per remote in a map bounded by
 //! [`MAX_REMOTES`], and takes in packets from any remote / with any key. Which port a
 //! decapsulated packet belongs to follows Open vSwitch's precedence: exact remote and key,
@@ -38,7 +40,7 @@ use arrayvec::ArrayVec;
 use parking_lot::Mutex;
 
 use crate::packet::{BufPool, PacketBuf};
-use crate::port::{BURST, Batch, Doorbell, Port, PortCounters, PortStats};
+use crate::port::{BURST, Batch, Doorbell, Port, PortCounters, PortStats, TunnelInfo};
 
 pub use encap::{EncapHeader, TunnelKind, decap};
 
@@ -139,7 +141,7 @@ impl DropCounters {
     }
 }
 
-/// The tunnel metadata of a decapsulated packet.
+/// What decapsulation found in a packet's outer headers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TunMeta {
     /// Encapsulation it arrived with.
@@ -444,9 +446,10 @@ impl TunnelEndpoint {
                 let tunnels = self.tunnels.lock();
                 match select_tunnel(&tunnels, &meta) {
                     Some(t) => {
+                        b.set_tunnel(u32::from(meta.src), meta.id);
                         let mut q = t.rx.lock();
                         if q.len() < RING {
-                            q.push_back((b, meta));
+                            q.push_back(b);
                         } else {
                             self.drops.add(TunnelDrop::RingFull, 1);
                             pool.put(b);
@@ -504,8 +507,9 @@ impl Port for EndpointPort {
         &self.0.name
     }
 
-    fn as_endpoint(&self) -> Option<&Arc<TunnelEndpoint>> {
-        Some(&self.0)
+    fn retire(&self) -> bool {
+        self.0.retire();
+        true
     }
 
     fn rx_fd(&self, _queue: usize) -> Option<std::os::fd::RawFd> {
@@ -645,7 +649,8 @@ impl Default for TunnelConfig {
 #[derive(Debug)]
 struct TunnelShared {
     config: TunnelConfig,
-    rx: Mutex<VecDeque<(PacketBuf, TunMeta)>>,
+    /// Decapsulated packets, each with its remote and key in the buffer.
+    rx: Mutex<VecDeque<PacketBuf>>,
     /// Rung when `rx` stops being empty.
     bell: Option<Doorbell>,
 }
@@ -711,25 +716,6 @@ impl TunnelPort {
     /// Remotes' headers replaced to stay within [`MAX_REMOTES`].
     pub fn remotes_evicted(&self) -> u64 {
         self.remotes_evicted.load(Ordering::Relaxed)
-    }
-
-    /// Received packets with their tunnel metadata (`meta[i]` for the i-th packet added).
-    pub fn rx_burst_meta(&self, batch: &mut Batch, meta: &mut [TunMeta; BURST]) -> usize {
-        if let Some(b) = &self.shared.bell {
-            b.ack();
-        }
-        let mut q = self.shared.rx.lock();
-        let start = batch.len();
-        let n = batch.remaining_capacity().min(q.len());
-        let mut bytes = 0;
-        for (i, (b, m)) in q.drain(..n).enumerate() {
-            bytes += b.len() as u64;
-            meta[start + i] = m;
-            batch.push(b);
-        }
-        drop(q);
-        self.counters.rx(n as u64, bytes);
-        n
     }
 
     /// The outer header towards the configured remote, resolving the next hop (an ARP
@@ -879,7 +865,7 @@ impl TunnelPort {
         let mut last: Option<(Ipv4Addr, EncapHeader)> = None;
         let mut bytes = 0;
         for (i, b) in batch.iter_mut().enumerate() {
-            let (dst, id) = b.tun_out();
+            let (dst, id) = b.tunnel();
             let key = c.key.unwrap_or(id);
             let r = match &fixed {
                 Some(Ok(h)) => h.push_key(b, ep.mtu, key),
@@ -928,12 +914,37 @@ impl Port for TunnelPort {
     }
 
     fn rx_burst(&self, _queue: usize, batch: &mut Batch, _pool: &mut BufPool) -> usize {
-        let mut meta = [TunMeta::default(); BURST];
-        self.rx_burst_meta(batch, &mut meta)
+        if let Some(b) = &self.shared.bell {
+            b.ack();
+        }
+        let mut q = self.shared.rx.lock();
+        let n = batch.remaining_capacity().min(q.len());
+        let mut bytes = 0;
+        for b in q.drain(..n) {
+            bytes += b.len() as u64;
+            batch.push(b);
+        }
+        drop(q);
+        self.counters.rx(n as u64, bytes);
+        n
     }
 
-    fn as_tunnel(&self) -> Option<&TunnelPort> {
-        Some(self)
+    fn tunnel(&self) -> Option<TunnelInfo> {
+        Some(TunnelInfo {
+            local: self.endpoint.ip,
+            flow_based: self.is_flow_based(),
+        })
+    }
+
+    fn link_lost(&self) -> bool {
+        self.endpoint.is_retired()
+    }
+
+    fn extra_stats(&self, out: &mut Vec<(&'static str, u64)>) {
+        if self.shared.config.remote.is_none() {
+            out.push(("tunnel_remotes", self.remote_count() as u64));
+            out.push(("tunnel_remotes_evicted", self.remotes_evicted()));
+        }
     }
 
     fn rx_fd(&self, _queue: usize) -> Option<std::os::fd::RawFd> {
@@ -1037,7 +1048,7 @@ mod tests {
         let mut f = [0u8; 60];
         f[12] = 0x08;
         let mut b = PacketBuf::from_frame(&f).unwrap();
-        b.set_tun_out(u32::from(dst), key);
+        b.set_tunnel(u32::from(dst), key);
         b
     }
 
@@ -1084,6 +1095,35 @@ mod tests {
             let distinct: std::collections::HashSet<_> = ids.iter().collect();
             prop_assert!(t.remotes_evicted() as usize + t.remote_count() >= distinct.len());
         }
+    }
+
+    #[test]
+    fn a_decapsulated_packet_carries_its_remote_and_key_in_its_buffer() {
+        let clock = Arc::new(AtomicU64::new(1));
+        let ep = endpoint(Arc::clone(&clock));
+        let t = flow_port(&ep);
+        let info = t.tunnel().unwrap();
+        assert_eq!(info.local, ep.ip);
+        assert!(info.flow_based);
+        let mut inner = [0u8; 60];
+        inner[12] = 0x08;
+        let mut b = PacketBuf::from_frame(&inner).unwrap();
+        EncapHeader::vxlan(ep.mac, [2; 6], remote(5), ep.ip, 77, 4789, 0, 64, true)
+            .push(&mut b, 1500)
+            .unwrap();
+        let ep_port = EndpointPort(Arc::clone(&ep));
+        let mut pool = BufPool::new(8);
+        let mut batch = Batch::new();
+        batch.push(b);
+        ep_port.tx_burst(&mut batch, &mut pool);
+        let mut got = Batch::new();
+        assert_eq!(t.rx_burst(0, &mut got, &mut pool), 1);
+        assert_eq!(got[0].data(), &inner[..]);
+        assert_eq!(got[0].tunnel(), (remote(5), 77));
+        // Removing the endpoint's port takes the tunnel port down.
+        assert!(!t.link_lost());
+        assert!(ep_port.retire());
+        assert!(t.link_lost());
     }
 
     #[test]

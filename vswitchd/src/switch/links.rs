@@ -104,13 +104,9 @@ fn check_kernel_port(
     } else {
         datapath::port::ifindex_of(pname)
     };
-    let lost = if ours {
+    // A tunnel port is lost when its endpoint's port was removed.
+    let lost = if ours || virt {
         p.port.link_lost()
-    } else if virt {
-        // Its endpoint's port was removed.
-        p.port
-            .as_tunnel()
-            .is_some_and(|t| t.endpoint().is_retired())
     } else {
         now.is_none() || now != p.port.ifindex()
     };

@@ -167,10 +167,7 @@ pub(super) fn rule_ident(r: &datapath::classifier::Rule) -> Vec<u8> {
 pub(super) fn retire_endpoints<'a>(ports: impl IntoIterator<Item = &'a PortState>) -> bool {
     let mut any = false;
     for p in ports {
-        if let Some(ep) = p.port.as_endpoint() {
-            ep.retire();
-            any = true;
-        }
+        any |= p.port.retire();
     }
     any
 }

@@ -400,16 +400,11 @@ pub(super) fn stats_port(
     })
 }
 
-/// Counters particular to a port's type: what its implementation keeps, and for a tunnel
-/// port whose flows choose the remote (`remote_ip=flow`), the remotes' outer headers
-/// evicted to keep its table bounded.
+/// Counters particular to a port's type: what its implementation keeps (for a tunnel port
+/// whose flows choose the remote, `remote_ip=flow`, the remotes' outer headers evicted to
+/// keep its table bounded).
 fn type_counters(p: &PortState) -> HashMap<String, u64> {
     let mut extra = Vec::new();
     p.port.extra_stats(&mut extra);
-    if let Some(t) = p.port.as_tunnel()
-        && t.config().remote.is_none()
-    {
-        extra.push(("remotes_evicted", t.remotes_evicted()));
-    }
     extra.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
 }
