@@ -13,7 +13,7 @@
 
 use std::net::Ipv4Addr;
 
-use super::{TunMeta, TunnelDrop};
+use super::drop::TunnelDrop;
 use crate::packet::PacketBuf;
 use crate::packet::checksum;
 
@@ -31,6 +31,30 @@ pub enum TunnelKind {
     Vxlan,
     /// GRE (transparent Ethernet bridging) with a key.
     Gre,
+}
+
+/// What decapsulation found in a packet's outer headers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TunMeta {
+    /// Encapsulation it arrived with.
+    pub kind: TunnelKind,
+    /// VNI.
+    pub id: u32,
+    /// Outer source address (the remote endpoint).
+    pub src: Ipv4Addr,
+    /// Outer destination address (ours).
+    pub dst: Ipv4Addr,
+}
+
+impl Default for TunMeta {
+    fn default() -> Self {
+        TunMeta {
+            kind: TunnelKind::Vxlan,
+            id: 0,
+            src: Ipv4Addr::UNSPECIFIED,
+            dst: Ipv4Addr::UNSPECIFIED,
+        }
+    }
 }
 
 /// A precomputed outer header for one (next hop, remote, VNI or key).
