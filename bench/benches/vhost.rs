@@ -76,7 +76,8 @@ impl Guest {
                 g.write(q * 16384 + 16 * d, &e);
                 if q == 1 {
                     let mut f = vec![0u8; HDR + FRAME];
-                    f[HDR..HDR + 12].copy_from_slice(&[2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1]);
+                    let frame = bench::udp_frame(bench::mac(1), bench::mac(2), 1, 2, 1, 2, FRAME);
+                    f[HDR..].copy_from_slice(&frame);
                     g.write(buf, &f);
                 }
             }

@@ -5,8 +5,10 @@
 //! wire are 60 bytes here).
 
 use std::collections::VecDeque;
+use std::net::Ipv4Addr;
 
-use datapath::packet::PacketBuf;
+use datapath::packet::{PacketBuf, ethernet, ethertype, ip_proto, ipv4, udp};
+use datapath::types::MacAddr;
 
 /// True when the binary runs under `cargo bench` (full sizes) rather than `cargo test`
 /// (each benchmark once, at small sizes, to prove it works).
@@ -19,23 +21,8 @@ pub fn scale(full: usize, small: usize) -> usize {
     if full_run() { full } else { small }
 }
 
-fn csum(data: &[u8]) -> u16 {
-    let mut s: u32 = 0;
-    for c in data.chunks(2) {
-        let w = if c.len() == 2 {
-            u16::from_be_bytes([c[0], c[1]])
-        } else {
-            u16::from_be_bytes([c[0], 0])
-        };
-        s += w as u32;
-    }
-    while s > 0xffff {
-        s = (s & 0xffff) + (s >> 16);
-    }
-    !(s as u16)
-}
-
-/// An Ethernet/IPv4/UDP frame of `frame_size` bytes (at least 42).
+/// An Ethernet/IPv4/UDP frame of `frame_size` bytes (at least 42), written through the
+/// datapath's header views: DF set, TTL 64, the IPv4 checksum filled, no UDP checksum.
 pub fn udp_frame(
     src_mac: [u8; 6],
     dst_mac: [u8; 6],
@@ -47,23 +34,34 @@ pub fn udp_frame(
 ) -> Vec<u8> {
     let size = frame_size.max(42);
     let mut f = vec![0u8; size];
-    f[0..6].copy_from_slice(&dst_mac);
-    f[6..12].copy_from_slice(&src_mac);
-    f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
-    let ip_len = (size - 14) as u16;
-    let ip = &mut f[14..34];
-    ip[0] = 0x45;
-    ip[2..4].copy_from_slice(&ip_len.to_be_bytes());
-    ip[6] = 0x40;
-    ip[8] = 64;
-    ip[9] = 17;
-    ip[12..16].copy_from_slice(&src_ip.to_be_bytes());
-    ip[16..20].copy_from_slice(&dst_ip.to_be_bytes());
-    let c = csum(ip);
-    ip[10..12].copy_from_slice(&c.to_be_bytes());
-    f[34..36].copy_from_slice(&sport.to_be_bytes());
-    f[36..38].copy_from_slice(&dport.to_be_bytes());
-    f[38..40].copy_from_slice(&(ip_len - 20).to_be_bytes());
+    ethernet::Repr {
+        src_addr: MacAddr(src_mac),
+        dst_addr: MacAddr(dst_mac),
+        ethertype: ethertype::IPV4,
+    }
+    .emit(&mut ethernet::Packet::new_unchecked(&mut f[..]));
+    let l4 = ethernet::HEADER_LEN + ipv4::HEADER_LEN;
+    ipv4::Repr {
+        src_addr: Ipv4Addr::from(src_ip),
+        dst_addr: Ipv4Addr::from(dst_ip),
+        protocol: ip_proto::UDP,
+        payload_len: (size - l4) as u16,
+        ttl: 64,
+        tos: 0,
+        ident: 0,
+        dont_frag: true,
+        more_frags: false,
+        frag_offset: 0,
+    }
+    .emit(&mut ipv4::Packet::new_unchecked(
+        &mut f[ethernet::HEADER_LEN..],
+    ));
+    udp::Repr {
+        src_port: sport,
+        dst_port: dport,
+        payload_len: (size - l4 - udp::HEADER_LEN) as u16,
+    }
+    .emit(&mut udp::Packet::new_unchecked(&mut f[l4..]));
     f
 }
 

@@ -15,7 +15,7 @@ use datapath::packet::PacketBuf;
 use datapath::pipeline::{Datapath, DatapathConfig, Pmd};
 use datapath::port::MemPort;
 use datapath::tunnel::{
-    Clock, EncapHeader, EndpointPort, TunnelConfig, TunnelDrop, TunnelEndpoint, TunnelPort,
+    Clock, EncapHeader, EndpointPort, Outer, TunnelConfig, TunnelDrop, TunnelEndpoint, TunnelPort,
 };
 use datapath::types::{PortNo, TableId, VlanId};
 
@@ -193,7 +193,7 @@ fn encapsulates_after_arp_and_decapsulates_with_metadata() {
     // metadata.
     let back = inner_frame(2, 1);
     let mut b = PacketBuf::from_frame(&back).unwrap();
-    EncapHeader::vxlan(EP_MAC, PEER_MAC, REMOTE, LOCAL, 42, 4789, 0, 64, true)
+    EncapHeader::vxlan(&Outer::new(EP_MAC, PEER_MAC, REMOTE, LOCAL), 42, 4789)
         .push(&mut b, 1500)
         .unwrap();
     r.wire.inject([b.data()]);
@@ -201,7 +201,7 @@ fn encapsulates_after_arp_and_decapsulates_with_metadata() {
     assert_eq!(r.host.drain(), vec![back.clone()]);
     // A wrong VNI is counted, not delivered.
     let mut b = PacketBuf::from_frame(&back).unwrap();
-    EncapHeader::vxlan(EP_MAC, PEER_MAC, REMOTE, LOCAL, 43, 4789, 0, 64, true)
+    EncapHeader::vxlan(&Outer::new(EP_MAC, PEER_MAC, REMOTE, LOCAL), 43, 4789)
         .push(&mut b, 1500)
         .unwrap();
     r.wire.inject([b.data()]);
@@ -257,7 +257,7 @@ fn normal_never_floods_from_a_tunnel_into_a_tunnel_and_oversize_is_dropped() {
     let mut bcast = inner_frame(2, 1);
     bcast[0..6].copy_from_slice(&[0xff; 6]);
     let mut b = PacketBuf::from_frame(&bcast).unwrap();
-    EncapHeader::vxlan(EP_MAC, PEER_MAC, REMOTE, LOCAL, 42, 4789, 0, 64, true)
+    EncapHeader::vxlan(&Outer::new(EP_MAC, PEER_MAC, REMOTE, LOCAL), 42, 4789)
         .push(&mut b, 1500)
         .unwrap();
     r.wire.inject([b.data()]);
@@ -290,7 +290,7 @@ fn arp_reply_from(ip: Ipv4Addr, mac: [u8; 6]) -> Vec<u8> {
 
 fn vxlan_from(remote: Ipv4Addr, mac: [u8; 6], vni: u32, inner: &[u8]) -> Vec<u8> {
     let mut b = PacketBuf::from_frame(inner).unwrap();
-    EncapHeader::vxlan(EP_MAC, mac, remote, LOCAL, vni, 4789, 0, 64, true)
+    EncapHeader::vxlan(&Outer::new(EP_MAC, mac, remote, LOCAL), vni, 4789)
         .push(&mut b, 1500)
         .unwrap();
     b.data().to_vec()

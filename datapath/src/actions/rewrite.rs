@@ -7,13 +7,8 @@
 //! prerequisites, and the key still records the value for later tables.
 
 use crate::flow::{Field, FlowKey, Layout, VLAN_CFI};
-use crate::packet::{PacketBuf, checksum, ethertype, ip_proto};
+use crate::packet::{PacketBuf, be16, checksum, ethertype, ip_proto};
 use crate::stats::DropReason;
-
-#[inline]
-fn rd16(b: &[u8], at: usize) -> u16 {
-    u16::from_be_bytes([b[at], b[at + 1]])
-}
 
 /// Where the transport checksum of this packet lives, if it has one we must fix.
 fn l4_csum_offset(key: &FlowKey, lay: &Layout, frame: &[u8]) -> Option<usize> {
@@ -25,7 +20,7 @@ fn l4_csum_offset(key: &FlowKey, lay: &Layout, frame: &[u8]) -> Option<usize> {
         ip_proto::TCP => l4 + 16,
         ip_proto::UDP => {
             // A zero UDP checksum over IPv4 means "none": keep it zero.
-            if rd16(frame, l4 + 6) == 0 && key.get(Field::EthType) as u16 == ethertype::IPV4 {
+            if be16(frame, l4 + 6) == 0 && key.get(Field::EthType) as u16 == ethertype::IPV4 {
                 return None;
             }
             l4 + 6
@@ -50,7 +45,7 @@ fn replace(
     old[..n].copy_from_slice(&frame[at..at + n]);
     frame[at..at + n].copy_from_slice(new);
     for c in [ip_csum, l4_csum].into_iter().flatten() {
-        let v = checksum::update(rd16(frame, c), &old[..n], new);
+        let v = checksum::update(be16(frame, c), &old[..n], new);
         frame[c..c + 2].copy_from_slice(&v.to_be_bytes());
     }
 }
@@ -84,7 +79,7 @@ pub fn set_field(buf: &mut PacketBuf, key: &mut FlowKey, lay: &Layout, field: Fi
             replace(f, l3, &word, ipc, None);
         }
         Field::IpTos if is_v6 => {
-            let w = rd16(f, l3) & 0xf00f | (v as u16) << 4;
+            let w = be16(f, l3) & 0xf00f | (v as u16) << 4;
             f[l3..l3 + 2].copy_from_slice(&w.to_be_bytes());
         }
         Field::IpTtl if is_v4 => {

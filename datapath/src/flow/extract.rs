@@ -16,7 +16,7 @@
 //! Thread-safety: pure functions.
 
 use super::key::{FRAG_ANY, FRAG_LATER, Field, FlowKey, VLAN_CFI};
-use crate::packet::{ethertype, ip_proto};
+use crate::packet::{be16, be32, be64, be128, ethertype, ip_proto, mac48};
 use crate::stats::DropReason;
 use crate::types::PortNo;
 
@@ -34,48 +34,8 @@ pub struct Layout {
     pub vlans: u8,
 }
 
-#[inline(always)]
-fn be16(b: &[u8], at: usize) -> u16 {
-    u16::from_be_bytes([b[at], b[at + 1]])
-}
-
-#[inline(always)]
-fn be32(b: &[u8], at: usize) -> u32 {
-    let mut a = [0u8; 4];
-    a.copy_from_slice(&b[at..at + 4]);
-    u32::from_be_bytes(a)
-}
-
-#[inline(always)]
-fn be64(b: &[u8], at: usize) -> u64 {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&b[at..at + 8]);
-    u64::from_be_bytes(a)
-}
-
-#[inline(always)]
-fn mac48(b: &[u8], at: usize) -> u64 {
-    u64::from_be_bytes([
-        0,
-        0,
-        b[at],
-        b[at + 1],
-        b[at + 2],
-        b[at + 3],
-        b[at + 4],
-        b[at + 5],
-    ])
-}
-
-#[inline(always)]
-fn be128(b: &[u8], at: usize) -> u128 {
-    let mut a = [0u8; 16];
-    a.copy_from_slice(&b[at..at + 16]);
-    u128::from_be_bytes(a)
-}
-
 /// The `N` bytes at `at`, or `None` past the end: one length check, after which the
-/// helpers above, reading at constant offsets of it, need none (the hot headers are read
+/// big-endian readers of [`crate::packet`], reading at constant offsets of it, need none (the hot headers are read
 /// through these).
 #[inline(always)]
 fn fixed<const N: usize>(b: &[u8], at: usize) -> Option<&[u8; N]> {

@@ -40,12 +40,12 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// Hardware type (1: Ethernet).
     pub fn htype(&self) -> u16 {
-        be16(&self.buffer.as_ref()[field::HTYPE])
+        be16(self.buffer.as_ref(), field::HTYPE.start)
     }
 
     /// Protocol type (0x0800: IPv4).
     pub fn ptype(&self) -> u16 {
-        be16(&self.buffer.as_ref()[field::PTYPE])
+        be16(self.buffer.as_ref(), field::PTYPE.start)
     }
 
     /// Hardware address length.
@@ -60,7 +60,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// Operation.
     pub fn operation(&self) -> u16 {
-        be16(&self.buffer.as_ref()[field::OPER])
+        be16(self.buffer.as_ref(), field::OPER.start)
     }
 
     fn mac(&self, r: core::ops::Range<usize>) -> MacAddr {

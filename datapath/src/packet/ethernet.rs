@@ -1,6 +1,6 @@
 //! Ethernet II frames.
 
-use super::{Error, Result};
+use super::{Error, Result, be16};
 use crate::types::MacAddr;
 
 mod field {
@@ -18,6 +18,7 @@ super::view!("A view of an Ethernet frame.");
 
 impl<T: AsRef<[u8]>> Packet<T> {
     /// `Err` when the buffer is shorter than the header.
+    #[inline(always)]
     pub fn check_len(&self) -> Result<()> {
         if self.buffer.as_ref().len() < HEADER_LEN {
             Err(Error)
@@ -43,13 +44,13 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     /// Ethertype (or TPID of a VLAN tag).
-    #[inline]
+    #[inline(always)]
     pub fn ethertype(&self) -> u16 {
-        let d = &self.buffer.as_ref()[field::ETHERTYPE];
-        u16::from_be_bytes([d[0], d[1]])
+        be16(self.buffer.as_ref(), field::ETHERTYPE.start)
     }
 
     /// The payload (after the header).
+    #[inline(always)]
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[field::PAYLOAD..]
     }
@@ -57,21 +58,25 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     /// Sets the destination address.
+    #[inline]
     pub fn set_dst_addr(&mut self, a: MacAddr) {
         self.buffer.as_mut()[field::DST].copy_from_slice(&a.0);
     }
 
     /// Sets the source address.
+    #[inline]
     pub fn set_src_addr(&mut self, a: MacAddr) {
         self.buffer.as_mut()[field::SRC].copy_from_slice(&a.0);
     }
 
     /// Sets the ethertype.
+    #[inline]
     pub fn set_ethertype(&mut self, t: u16) {
         self.buffer.as_mut()[field::ETHERTYPE].copy_from_slice(&t.to_be_bytes());
     }
 
     /// The payload, writable.
+    #[inline]
     pub fn payload_mut(&mut self) -> &mut [u8] {
         &mut self.buffer.as_mut()[field::PAYLOAD..]
     }
@@ -90,6 +95,7 @@ pub struct Repr {
 
 impl Repr {
     /// Parses a checked packet.
+    #[inline]
     pub fn parse<T: AsRef<[u8]> + ?Sized>(p: &Packet<&T>) -> Result<Repr> {
         p.check_len()?;
         Ok(Repr {
@@ -100,11 +106,13 @@ impl Repr {
     }
 
     /// Header length.
+    #[inline]
     pub const fn buffer_len(&self) -> usize {
         HEADER_LEN
     }
 
     /// Writes the header.
+    #[inline]
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, p: &mut Packet<T>) {
         p.set_src_addr(self.src_addr);
         p.set_dst_addr(self.dst_addr);

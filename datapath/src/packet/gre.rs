@@ -33,6 +33,7 @@ pub const fn header_len_for(flags: u16) -> usize {
 
 impl<T: AsRef<[u8]>> Packet<T> {
     /// See the module documentation.
+    #[inline]
     pub fn check_len(&self) -> Result<()> {
         let b = self.buffer.as_ref();
         if b.len() < 4 || self.flags() & MUST_BE_ZERO != 0 || b.len() < self.header_len() {
@@ -43,47 +44,67 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     /// The flags-and-version word.
+    #[inline]
     pub fn flags(&self) -> u16 {
-        be16(&self.buffer.as_ref()[field::FLAGS])
+        be16(self.buffer.as_ref(), field::FLAGS.start)
     }
 
     /// Protocol type of the payload (0x6558 for Ethernet).
+    #[inline]
     pub fn protocol(&self) -> u16 {
-        be16(&self.buffer.as_ref()[field::PROTOCOL])
+        be16(self.buffer.as_ref(), field::PROTOCOL.start)
     }
 
     /// Header length including optional fields.
+    #[inline]
     pub fn header_len(&self) -> usize {
         header_len_for(self.flags())
     }
 
     /// Checksum field, if present.
+    #[inline]
     pub fn checksum(&self) -> Option<u16> {
-        (self.flags() & FLAG_C != 0).then(|| be16(&self.buffer.as_ref()[4..6]))
+        (self.flags() & FLAG_C != 0).then(|| be16(self.buffer.as_ref(), 4))
     }
 
     /// Key, if present.
+    #[inline]
     pub fn key(&self) -> Option<u32> {
         let f = self.flags();
         let at = 4 + if f & FLAG_C != 0 { 4 } else { 0 };
-        (f & FLAG_K != 0).then(|| be32(&self.buffer.as_ref()[at..at + 4]))
+        (f & FLAG_K != 0).then(|| be32(self.buffer.as_ref(), at))
     }
 
     /// Sequence number, if present.
+    #[inline]
     pub fn seq(&self) -> Option<u32> {
         let f = self.flags();
         let at = 4 + if f & FLAG_C != 0 { 4 } else { 0 } + if f & FLAG_K != 0 { 4 } else { 0 };
-        (f & FLAG_S != 0).then(|| be32(&self.buffer.as_ref()[at..at + 4]))
+        (f & FLAG_S != 0).then(|| be32(self.buffer.as_ref(), at))
     }
 
     /// True when there is no checksum, or it is right over header and payload.
+    #[inline]
     pub fn verify_checksum(&self) -> bool {
         self.flags() & FLAG_C == 0 || checksum::data(self.buffer.as_ref()) == 0
     }
 
     /// The payload.
+    #[inline]
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[self.header_len()..]
+    }
+}
+
+impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
+    /// Replaces the key of a header that carries one (K set); without one, nothing.
+    #[inline]
+    pub fn set_key(&mut self, key: u32) {
+        let f = self.flags();
+        if f & FLAG_K != 0 {
+            let at = 4 + if f & FLAG_C != 0 { 4 } else { 0 };
+            self.buffer.as_mut()[at..at + 4].copy_from_slice(&key.to_be_bytes());
+        }
     }
 }
 
@@ -102,6 +123,7 @@ pub struct Repr {
 
 impl Repr {
     /// Parses; `Err` on a bad checksum.
+    #[inline]
     pub fn parse<T: AsRef<[u8]> + ?Sized>(p: &Packet<&T>) -> Result<Repr> {
         p.check_len()?;
         if !p.verify_checksum() {
@@ -122,6 +144,7 @@ impl Repr {
     }
 
     /// Header length.
+    #[inline]
     pub const fn buffer_len(&self) -> usize {
         4 + if self.checksum { 4 } else { 0 }
             + if self.key.is_some() { 4 } else { 0 }
@@ -130,6 +153,7 @@ impl Repr {
 
     /// Writes the header; with `checksum`, the sum covers the whole buffer, so put the
     /// payload in place first.
+    #[inline]
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, p: &mut Packet<T>) {
         let b = p.buffer.as_mut();
         b[field::FLAGS].copy_from_slice(&self.flags().to_be_bytes());

@@ -1,6 +1,6 @@
 //! ICMP for IPv4 (RFC 792): type, code, checksum and the 4-byte rest of header.
 
-use super::{Error, Result, checksum};
+use super::{Error, Result, be16, be32, checksum};
 
 mod field {
     use core::ops::Range;
@@ -42,14 +42,12 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// Checksum.
     pub fn checksum(&self) -> u16 {
-        let b = &self.buffer.as_ref()[field::CHECKSUM];
-        u16::from_be_bytes([b[0], b[1]])
+        be16(self.buffer.as_ref(), field::CHECKSUM.start)
     }
 
     /// Rest of header (identifier and sequence for echo).
     pub fn rest(&self) -> u32 {
-        let b = &self.buffer.as_ref()[field::REST];
-        u32::from_be_bytes([b[0], b[1], b[2], b[3]])
+        be32(self.buffer.as_ref(), field::REST.start)
     }
 
     /// Payload.

@@ -2,7 +2,7 @@
 
 use std::net::Ipv6Addr;
 
-use super::{Error, Result, checksum, ip_proto};
+use super::{Error, Result, be16, be32, checksum, ip_proto};
 
 mod field {
     use core::ops::Range;
@@ -44,14 +44,12 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// Checksum.
     pub fn checksum(&self) -> u16 {
-        let b = &self.buffer.as_ref()[field::CHECKSUM];
-        u16::from_be_bytes([b[0], b[1]])
+        be16(self.buffer.as_ref(), field::CHECKSUM.start)
     }
 
     /// First 4 bytes of the message body.
     pub fn rest(&self) -> u32 {
-        let b = &self.buffer.as_ref()[field::REST];
-        u32::from_be_bytes([b[0], b[1], b[2], b[3]])
+        be32(self.buffer.as_ref(), field::REST.start)
     }
 
     /// True when the checksum is right for this pseudo-header.

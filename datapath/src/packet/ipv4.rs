@@ -28,6 +28,7 @@ super::view!("A view of an IPv4 packet.");
 
 impl<T: AsRef<[u8]>> Packet<T> {
     /// See the module documentation.
+    #[inline(always)]
     pub fn check_len(&self) -> Result<()> {
         let b = self.buffer.as_ref();
         if b.len() < HEADER_LEN || b[0] >> 4 != 4 {
@@ -35,7 +36,8 @@ impl<T: AsRef<[u8]>> Packet<T> {
         }
         let hl = self.header_len() as usize;
         let total = self.total_len() as usize;
-        if hl < HEADER_LEN || b.len() < hl || total < hl || b.len() < total {
+        // hl <= total <= b.len(): the header is inside the buffer too.
+        if hl < HEADER_LEN || total < hl || b.len() < total {
             Err(Error)
         } else {
             Ok(())
@@ -43,78 +45,99 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     /// Version (4).
+    #[inline]
     pub fn version(&self) -> u8 {
         self.buffer.as_ref()[field::VER_IHL] >> 4
     }
 
     /// Header length in bytes (IHL × 4).
+    #[inline(always)]
     pub fn header_len(&self) -> u8 {
         (self.buffer.as_ref()[field::VER_IHL] & 0x0f) * 4
     }
 
     /// Type of service byte (DSCP << 2 | ECN).
+    #[inline]
     pub fn tos(&self) -> u8 {
         self.buffer.as_ref()[field::TOS]
     }
 
     /// Total length (header and payload).
+    #[inline(always)]
     pub fn total_len(&self) -> u16 {
-        be16(&self.buffer.as_ref()[field::LENGTH])
+        be16(self.buffer.as_ref(), field::LENGTH.start)
     }
 
     /// Identification.
+    #[inline]
     pub fn ident(&self) -> u16 {
-        be16(&self.buffer.as_ref()[field::IDENT])
+        be16(self.buffer.as_ref(), field::IDENT.start)
     }
 
     /// Don't-fragment flag.
+    #[inline]
     pub fn dont_frag(&self) -> bool {
-        be16(&self.buffer.as_ref()[field::FLG_OFF]) & 0x4000 != 0
+        be16(self.buffer.as_ref(), field::FLG_OFF.start) & 0x4000 != 0
     }
 
     /// More-fragments flag.
+    #[inline(always)]
     pub fn more_frags(&self) -> bool {
-        be16(&self.buffer.as_ref()[field::FLG_OFF]) & 0x2000 != 0
+        be16(self.buffer.as_ref(), field::FLG_OFF.start) & 0x2000 != 0
+    }
+
+    /// True for any fragment: more fragments follow, or the offset is not zero.
+    #[inline(always)]
+    pub fn is_fragment(&self) -> bool {
+        be16(self.buffer.as_ref(), field::FLG_OFF.start) & 0x3fff != 0
     }
 
     /// Fragment offset in bytes.
+    #[inline(always)]
     pub fn frag_offset(&self) -> u16 {
-        (be16(&self.buffer.as_ref()[field::FLG_OFF]) & 0x1fff) * 8
+        (be16(self.buffer.as_ref(), field::FLG_OFF.start) & 0x1fff) * 8
     }
 
     /// Time to live.
+    #[inline]
     pub fn ttl(&self) -> u8 {
         self.buffer.as_ref()[field::TTL]
     }
 
     /// Protocol of the payload.
+    #[inline(always)]
     pub fn protocol(&self) -> u8 {
         self.buffer.as_ref()[field::PROTOCOL]
     }
 
     /// Header checksum.
+    #[inline]
     pub fn checksum(&self) -> u16 {
-        be16(&self.buffer.as_ref()[field::CHECKSUM])
+        be16(self.buffer.as_ref(), field::CHECKSUM.start)
     }
 
     /// Source address.
+    #[inline(always)]
     pub fn src_addr(&self) -> Ipv4Addr {
         let b = &self.buffer.as_ref()[field::SRC];
         Ipv4Addr::new(b[0], b[1], b[2], b[3])
     }
 
     /// Destination address.
+    #[inline(always)]
     pub fn dst_addr(&self) -> Ipv4Addr {
         let b = &self.buffer.as_ref()[field::DST];
         Ipv4Addr::new(b[0], b[1], b[2], b[3])
     }
 
     /// True when the header checksum is right.
+    #[inline(always)]
     pub fn verify_checksum(&self) -> bool {
         checksum::data(&self.buffer.as_ref()[..self.header_len() as usize]) == 0
     }
 
     /// The payload: from the end of the header to the total length (padding excluded).
+    #[inline(always)]
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[self.header_len() as usize..self.total_len() as usize]
     }
@@ -122,52 +145,68 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     /// Sets version 4 and the header length (a multiple of 4, 20..=60).
+    #[inline]
     pub fn set_version_and_header_len(&mut self, header_len: u8) {
         self.buffer.as_mut()[field::VER_IHL] = 0x40 | ((header_len / 4) & 0x0f);
     }
 
     /// Sets the TOS byte.
+    #[inline]
     pub fn set_tos(&mut self, v: u8) {
         self.buffer.as_mut()[field::TOS] = v;
     }
 
     /// Sets the total length.
+    #[inline]
     pub fn set_total_len(&mut self, v: u16) {
         self.buffer.as_mut()[field::LENGTH].copy_from_slice(&v.to_be_bytes());
     }
 
     /// Sets the identification.
+    #[inline]
     pub fn set_ident(&mut self, v: u16) {
         self.buffer.as_mut()[field::IDENT].copy_from_slice(&v.to_be_bytes());
     }
 
     /// Sets flags and fragment offset (bytes, a multiple of 8).
+    #[inline]
     pub fn set_frag(&mut self, dont_frag: bool, more_frags: bool, offset: u16) {
         let v = (dont_frag as u16) << 14 | (more_frags as u16) << 13 | (offset / 8);
         self.buffer.as_mut()[field::FLG_OFF].copy_from_slice(&v.to_be_bytes());
     }
 
     /// Sets the TTL.
+    #[inline]
     pub fn set_ttl(&mut self, v: u8) {
         self.buffer.as_mut()[field::TTL] = v;
     }
 
     /// Sets the payload protocol.
+    #[inline]
     pub fn set_protocol(&mut self, v: u8) {
         self.buffer.as_mut()[field::PROTOCOL] = v;
     }
 
     /// Sets the source address.
+    #[inline]
     pub fn set_src_addr(&mut self, a: Ipv4Addr) {
         self.buffer.as_mut()[field::SRC].copy_from_slice(&a.octets());
     }
 
     /// Sets the destination address.
+    #[inline]
     pub fn set_dst_addr(&mut self, a: Ipv4Addr) {
         self.buffer.as_mut()[field::DST].copy_from_slice(&a.octets());
     }
 
+    /// Sets the header checksum as given (see [`Packet::fill_checksum`] to compute it).
+    #[inline]
+    pub fn set_checksum(&mut self, v: u16) {
+        self.buffer.as_mut()[field::CHECKSUM].copy_from_slice(&v.to_be_bytes());
+    }
+
     /// Computes and stores the header checksum.
+    #[inline]
     pub fn fill_checksum(&mut self) {
         self.buffer.as_mut()[field::CHECKSUM].copy_from_slice(&[0, 0]);
         let c = checksum::data(&self.buffer.as_ref()[..self.header_len() as usize]);
@@ -175,6 +214,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     }
 
     /// The payload, writable.
+    #[inline]
     pub fn payload_mut(&mut self) -> &mut [u8] {
         let (h, t) = (self.header_len() as usize, self.total_len() as usize);
         &mut self.buffer.as_mut()[h..t]
@@ -208,6 +248,7 @@ pub struct Repr {
 
 impl Repr {
     /// Parses a checked packet; `Err` on a bad header checksum.
+    #[inline]
     pub fn parse<T: AsRef<[u8]> + ?Sized>(p: &Packet<&T>) -> Result<Repr> {
         p.check_len()?;
         if !p.verify_checksum() {
@@ -228,11 +269,13 @@ impl Repr {
     }
 
     /// Header length (no options).
+    #[inline]
     pub const fn buffer_len(&self) -> usize {
         HEADER_LEN
     }
 
     /// Writes the header, with its checksum. The buffer must hold header and payload.
+    #[inline]
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, p: &mut Packet<T>) {
         p.set_version_and_header_len(HEADER_LEN as u8);
         p.set_tos(self.tos);

@@ -3,7 +3,7 @@
 
 use std::net::Ipv6Addr;
 
-use super::{Error, Result};
+use super::{Error, Result, be16, be32};
 
 mod field {
     use core::ops::Range;
@@ -37,8 +37,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     fn word0(&self) -> u32 {
-        let b = &self.buffer.as_ref()[field::VER_TC_FLOW];
-        u32::from_be_bytes([b[0], b[1], b[2], b[3]])
+        be32(self.buffer.as_ref(), field::VER_TC_FLOW.start)
     }
 
     /// Version (6).
@@ -58,8 +57,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// Payload length.
     pub fn payload_len(&self) -> u16 {
-        let b = &self.buffer.as_ref()[field::LENGTH];
-        u16::from_be_bytes([b[0], b[1]])
+        be16(self.buffer.as_ref(), field::LENGTH.start)
     }
 
     /// Next header.

@@ -56,22 +56,22 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// Source port.
     pub fn src_port(&self) -> u16 {
-        be16(&self.buffer.as_ref()[field::SRC_PORT])
+        be16(self.buffer.as_ref(), field::SRC_PORT.start)
     }
 
     /// Destination port.
     pub fn dst_port(&self) -> u16 {
-        be16(&self.buffer.as_ref()[field::DST_PORT])
+        be16(self.buffer.as_ref(), field::DST_PORT.start)
     }
 
     /// Sequence number.
     pub fn seq_number(&self) -> u32 {
-        be32(&self.buffer.as_ref()[field::SEQ])
+        be32(self.buffer.as_ref(), field::SEQ.start)
     }
 
     /// Acknowledgement number.
     pub fn ack_number(&self) -> u32 {
-        be32(&self.buffer.as_ref()[field::ACK])
+        be32(self.buffer.as_ref(), field::ACK.start)
     }
 
     /// Header length in bytes (data offset × 4).
@@ -81,22 +81,22 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// The 12 flag bits.
     pub fn flags(&self) -> u16 {
-        be16(&self.buffer.as_ref()[field::OFF_FLAGS]) & 0x0fff
+        be16(self.buffer.as_ref(), field::OFF_FLAGS.start) & 0x0fff
     }
 
     /// Window.
     pub fn window_len(&self) -> u16 {
-        be16(&self.buffer.as_ref()[field::WINDOW])
+        be16(self.buffer.as_ref(), field::WINDOW.start)
     }
 
     /// Checksum.
     pub fn checksum(&self) -> u16 {
-        be16(&self.buffer.as_ref()[field::CHECKSUM])
+        be16(self.buffer.as_ref(), field::CHECKSUM.start)
     }
 
     /// Urgent pointer.
     pub fn urgent_at(&self) -> u16 {
-        be16(&self.buffer.as_ref()[field::URGENT])
+        be16(self.buffer.as_ref(), field::URGENT.start)
     }
 
     /// Option bytes.

@@ -21,6 +21,7 @@ super::view!(
 
 impl<T: AsRef<[u8]>> Packet<T> {
     /// See [`Packet`].
+    #[inline(always)]
     pub fn check_len(&self) -> Result<()> {
         let b = self.buffer.as_ref();
         if b.len() < HEADER_LEN {
@@ -35,31 +36,37 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     /// Source port.
+    #[inline]
     pub fn src_port(&self) -> u16 {
-        be16(&self.buffer.as_ref()[field::SRC_PORT])
+        be16(self.buffer.as_ref(), field::SRC_PORT.start)
     }
 
     /// Destination port.
+    #[inline(always)]
     pub fn dst_port(&self) -> u16 {
-        be16(&self.buffer.as_ref()[field::DST_PORT])
+        be16(self.buffer.as_ref(), field::DST_PORT.start)
     }
 
     /// Length of header and payload.
+    #[inline(always)]
     pub fn len(&self) -> u16 {
-        be16(&self.buffer.as_ref()[field::LENGTH])
+        be16(self.buffer.as_ref(), field::LENGTH.start)
     }
 
     /// True when the length field says there is no payload.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.len() as usize <= HEADER_LEN
     }
 
     /// Checksum (0: none, IPv4 only).
+    #[inline]
     pub fn checksum(&self) -> u16 {
-        be16(&self.buffer.as_ref()[field::CHECKSUM])
+        be16(self.buffer.as_ref(), field::CHECKSUM.start)
     }
 
     /// The payload.
+    #[inline]
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[HEADER_LEN..self.len() as usize]
     }
@@ -69,6 +76,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     /// True when the checksum is right for this IPv4 pseudo-header (or absent).
+    #[inline]
     pub fn verify_checksum_ipv4(&self, src: Ipv4Addr, dst: Ipv4Addr) -> bool {
         self.checksum() == 0
             || checksum::finish(&[
@@ -78,6 +86,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     /// True when the checksum is right for this IPv6 pseudo-header.
+    #[inline]
     pub fn verify_checksum_ipv6(&self, src: Ipv6Addr, dst: Ipv6Addr) -> bool {
         checksum::finish(&[
             checksum::pseudo_ipv6(src, dst, ip_proto::UDP, self.len() as u32),
@@ -88,21 +97,25 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     /// Sets the source port.
+    #[inline]
     pub fn set_src_port(&mut self, v: u16) {
         self.buffer.as_mut()[field::SRC_PORT].copy_from_slice(&v.to_be_bytes());
     }
 
     /// Sets the destination port.
+    #[inline]
     pub fn set_dst_port(&mut self, v: u16) {
         self.buffer.as_mut()[field::DST_PORT].copy_from_slice(&v.to_be_bytes());
     }
 
     /// Sets the length field.
+    #[inline]
     pub fn set_len(&mut self, v: u16) {
         self.buffer.as_mut()[field::LENGTH].copy_from_slice(&v.to_be_bytes());
     }
 
     /// Sets the checksum field.
+    #[inline]
     pub fn set_checksum(&mut self, v: u16) {
         self.buffer.as_mut()[field::CHECKSUM].copy_from_slice(&v.to_be_bytes());
     }
@@ -115,18 +128,21 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     }
 
     /// Computes the checksum over an IPv4 pseudo-header.
+    #[inline]
     pub fn fill_checksum_ipv4(&mut self, src: Ipv4Addr, dst: Ipv4Addr) {
         let p = checksum::pseudo_ipv4(src, dst, ip_proto::UDP, self.len());
         self.fill(p);
     }
 
     /// Computes the checksum over an IPv6 pseudo-header.
+    #[inline]
     pub fn fill_checksum_ipv6(&mut self, src: Ipv6Addr, dst: Ipv6Addr) {
         let p = checksum::pseudo_ipv6(src, dst, ip_proto::UDP, self.len() as u32);
         self.fill(p);
     }
 
     /// The payload, writable.
+    #[inline]
     pub fn payload_mut(&mut self) -> &mut [u8] {
         let len = self.len() as usize;
         &mut self.buffer.as_mut()[HEADER_LEN..len]
@@ -147,6 +163,7 @@ pub struct Repr {
 
 impl Repr {
     /// Parses a checked datagram (checksum not verified: that needs the IP header).
+    #[inline]
     pub fn parse<T: AsRef<[u8]> + ?Sized>(p: &Packet<&T>) -> Result<Repr> {
         p.check_len()?;
         Ok(Repr {
@@ -157,11 +174,13 @@ impl Repr {
     }
 
     /// Header length.
+    #[inline]
     pub const fn buffer_len(&self) -> usize {
         HEADER_LEN
     }
 
     /// Writes the header with a zero checksum.
+    #[inline]
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, p: &mut Packet<T>) {
         p.set_src_port(self.src_port);
         p.set_dst_port(self.dst_port);

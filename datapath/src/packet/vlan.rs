@@ -1,7 +1,7 @@
 //! IEEE 802.1Q / 802.1ad VLAN tags: the 4 bytes after a 0x8100 or 0x88a8 TPID (TCI and the
 //! next ethertype). A double-tagged (QinQ) frame is two of these in a row.
 
-use super::{Error, Result};
+use super::{Error, Result, be16};
 
 mod field {
     use core::ops::Range;
@@ -26,8 +26,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     fn tci(&self) -> u16 {
-        let d = &self.buffer.as_ref()[field::TCI];
-        u16::from_be_bytes([d[0], d[1]])
+        be16(self.buffer.as_ref(), field::TCI.start)
     }
 
     /// Priority code point (3 bits).
@@ -47,8 +46,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// Ethertype of what follows (another TPID for a double tag).
     pub fn ethertype(&self) -> u16 {
-        let d = &self.buffer.as_ref()[field::ETHERTYPE];
-        u16::from_be_bytes([d[0], d[1]])
+        be16(self.buffer.as_ref(), field::ETHERTYPE.start)
     }
 
     /// What follows the tag.

@@ -19,6 +19,7 @@ super::view!("A view of a VXLAN header and the Ethernet frame it carries.");
 
 impl<T: AsRef<[u8]>> Packet<T> {
     /// `Err` when shorter than the header.
+    #[inline(always)]
     pub fn check_len(&self) -> Result<()> {
         if self.buffer.as_ref().len() < HEADER_LEN {
             Err(Error)
@@ -28,29 +29,36 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     /// Flags byte.
+    #[inline(always)]
     pub fn flags(&self) -> u8 {
         self.buffer.as_ref()[field::FLAGS]
     }
 
     /// VXLAN network identifier (24 bits).
+    #[inline(always)]
     pub fn vni(&self) -> u32 {
         let b = &self.buffer.as_ref()[field::VNI];
         u32::from_be_bytes([0, b[0], b[1], b[2]])
     }
 
     /// The inner Ethernet frame.
+    #[inline]
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[HEADER_LEN..]
     }
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
-    /// Writes flags (I set), VNI and zero reserved fields.
+    /// Sets the flags byte.
+    #[inline]
+    pub fn set_flags(&mut self, flags: u8) {
+        self.buffer.as_mut()[field::FLAGS] = flags;
+    }
+
+    /// Sets the VNI (its low 24 bits); flags and reserved fields stay.
+    #[inline]
     pub fn set_vni(&mut self, vni: u32) {
-        let b = self.buffer.as_mut();
-        b[..HEADER_LEN].fill(0);
-        b[field::FLAGS] = FLAG_I;
-        b[field::VNI].copy_from_slice(&vni.to_be_bytes()[1..]);
+        self.buffer.as_mut()[field::VNI].copy_from_slice(&vni.to_be_bytes()[1..]);
     }
 }
 
@@ -63,6 +71,7 @@ pub struct Repr {
 
 impl Repr {
     /// Parses; `Err` when the I flag is clear (no valid VNI).
+    #[inline]
     pub fn parse<T: AsRef<[u8]> + ?Sized>(p: &Packet<&T>) -> Result<Repr> {
         p.check_len()?;
         if p.flags() & FLAG_I == 0 {
@@ -72,12 +81,16 @@ impl Repr {
     }
 
     /// Header length.
+    #[inline]
     pub const fn buffer_len(&self) -> usize {
         HEADER_LEN
     }
 
-    /// Writes the header.
+    /// Writes the header: flags (I set), the VNI, zero reserved fields.
+    #[inline]
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, p: &mut Packet<T>) {
+        p.buffer.as_mut()[..HEADER_LEN].fill(0);
+        p.set_flags(FLAG_I);
         p.set_vni(self.vni);
     }
 }

@@ -5,24 +5,44 @@
 //! checksum (verified) and a sequence number (ignored); routing and other versions are
 //! refused.
 //!
-//! Encapsulation writes a precomputed 50-byte outer header (Ethernet, IPv4, UDP, VXLAN) into
-//! the buffer's headroom and patches the per-packet fields: IPv4 total length and header
-//! checksum, UDP length, and a UDP source port hashed from the inner flow so that underlay
-//! ECMP spreads flows (49152..=65535, as the RFC recommends). The UDP checksum is zero, as
-//! RFC 7348 allows for IPv4. Decapsulation checks every outer header before trimming it.
+//! Encapsulation writes a precomputed outer header (Ethernet, IPv4, then UDP and VXLAN, 50
+//! bytes, or GRE with the key, 42) into the buffer's headroom and patches the per-packet
+//! fields: IPv4 total length and header checksum, and for VXLAN the UDP length and a UDP
+//! source port hashed from the inner flow so that underlay ECMP spreads flows
+//! (49152..=65535, as the RFC recommends). The UDP checksum is zero, as RFC 7348 allows for
+//! IPv4. Decapsulation checks every outer header before trimming it. Both read and write
+//! the headers through the [`crate::packet`] views.
 
 use std::net::Ipv4Addr;
 
 use super::drop::TunnelDrop;
-use crate::packet::PacketBuf;
-use crate::packet::checksum;
+use crate::packet::{PacketBuf, checksum, ethernet, ethertype, gre, ip_proto, ipv4, udp, vxlan};
+use crate::types::MacAddr;
 
 /// Bytes of outer header: Ethernet 14, IPv4 20, UDP 8, VXLAN 8.
 pub const VXLAN_OVERHEAD: usize = 50;
 /// Bytes of outer header: Ethernet 14, IPv4 20, GRE with key 8.
 pub const GRE_OVERHEAD: usize = 42;
 /// GRE protocol type of transparent Ethernet bridging.
-pub const ETH_P_TEB: u16 = 0x6558;
+pub const ETH_P_TEB: u16 = ethertype::TEB;
+
+/// Where the outer headers start.
+const IP: usize = ethernet::HEADER_LEN;
+const L4: usize = IP + ipv4::HEADER_LEN;
+const VXLAN: usize = L4 + udp::HEADER_LEN;
+
+/// What decapsulation found in a packet's outer headers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TunMeta {
+    /// Encapsulation it arrived with.
+    pub kind: TunnelKind,
+    /// VNI or GRE key.
+    pub id: u32,
+    /// Outer source address (the remote endpoint).
+    pub src: Ipv4Addr,
+    /// Outer destination address (ours).
+    pub dst: Ipv4Addr,
+}
 
 /// Tunnel encapsulations.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,26 +53,37 @@ pub enum TunnelKind {
     Gre,
 }
 
-/// What decapsulation found in a packet's outer headers.
+/// The outer addresses and IP fields of a tunnel (what both encapsulations share).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct TunMeta {
-    /// Encapsulation it arrived with.
-    pub kind: TunnelKind,
-    /// VNI.
-    pub id: u32,
-    /// Outer source address (the remote endpoint).
-    pub src: Ipv4Addr,
-    /// Outer destination address (ours).
-    pub dst: Ipv4Addr,
+pub struct Outer {
+    /// The next hop's MAC address.
+    pub dst_mac: [u8; 6],
+    /// Ours.
+    pub src_mac: [u8; 6],
+    /// Our underlay address.
+    pub src_ip: Ipv4Addr,
+    /// The remote endpoint.
+    pub dst_ip: Ipv4Addr,
+    /// Outer TOS.
+    pub tos: u8,
+    /// Outer TTL.
+    pub ttl: u8,
+    /// Set DF.
+    pub df: bool,
 }
 
-impl Default for TunMeta {
-    fn default() -> Self {
-        TunMeta {
-            kind: TunnelKind::Vxlan,
-            id: 0,
-            src: Ipv4Addr::UNSPECIFIED,
-            dst: Ipv4Addr::UNSPECIFIED,
+impl Outer {
+    /// From `src_ip` (MAC `src_mac`) to `dst_ip` through the next hop at `dst_mac`, with a
+    /// tunnel port's default IP fields: TOS 0, TTL 64, DF set.
+    pub fn new(dst_mac: [u8; 6], src_mac: [u8; 6], src_ip: Ipv4Addr, dst_ip: Ipv4Addr) -> Outer {
+        Outer {
+            dst_mac,
+            src_mac,
+            src_ip,
+            dst_ip,
+            tos: 0,
+            ttl: 64,
+            df: true,
         }
     }
 }
@@ -68,79 +99,78 @@ pub struct EncapHeader {
 }
 
 impl EncapHeader {
-    /// The outer header of VXLAN packets from `src_ip` (MAC `src_mac`) to `dst_ip` through
-    /// the next hop at `dst_mac`.
-    #[allow(clippy::too_many_arguments)]
-    pub fn vxlan(
-        dst_mac: [u8; 6],
-        src_mac: [u8; 6],
-        src_ip: Ipv4Addr,
-        dst_ip: Ipv4Addr,
-        vni: u32,
-        dst_port: u16,
-        tos: u8,
-        ttl: u8,
-        df: bool,
-    ) -> EncapHeader {
+    /// The outer header of VXLAN packets with VNI `vni` to UDP port `dst_port`.
+    pub fn vxlan(o: &Outer, vni: u32, dst_port: u16) -> EncapHeader {
         let mut h = [0u8; VXLAN_OVERHEAD];
-        h[0..6].copy_from_slice(&dst_mac);
-        h[6..12].copy_from_slice(&src_mac);
-        h[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
-        let ip = &mut h[14..34];
-        ip[0] = 0x45;
-        ip[1] = tos;
-        // total length (2..4) and checksum (10..12) per packet
-        if df {
-            ip[6] = 0x40;
+        Self::emit_outer(&mut h, o, ip_proto::UDP);
+        udp::Repr {
+            src_port: 0,
+            dst_port,
+            payload_len: 0,
         }
-        ip[8] = ttl;
-        ip[9] = 17;
-        ip[12..16].copy_from_slice(&src_ip.octets());
-        ip[16..20].copy_from_slice(&dst_ip.octets());
-        let udp = &mut h[34..42];
-        // source port (0..2) and length (4..6) per packet; checksum 0
-        udp[2..4].copy_from_slice(&dst_port.to_be_bytes());
-        let vx = &mut h[42..50];
-        vx[0] = crate::packet::vxlan::FLAG_I;
-        vx[4..7].copy_from_slice(&(vni & 0x00ff_ffff).to_be_bytes()[1..4]);
-        EncapHeader {
-            ip_sum: checksum::sum(&h[14..34]),
-            bytes: h,
-            len: VXLAN_OVERHEAD,
-            kind: TunnelKind::Vxlan,
+        .emit(&mut udp::Packet::new_unchecked(&mut h[L4..VXLAN]));
+        vxlan::Repr {
+            vni: vni & 0x00ff_ffff,
         }
+        .emit(&mut vxlan::Packet::new_unchecked(&mut h[VXLAN..]));
+        Self::template(h, VXLAN_OVERHEAD, TunnelKind::Vxlan)
     }
 
     /// The outer header of GRE packets with key `key`.
-    #[allow(clippy::too_many_arguments)]
-    pub fn gre(
-        dst_mac: [u8; 6],
-        src_mac: [u8; 6],
-        src_ip: Ipv4Addr,
-        dst_ip: Ipv4Addr,
-        key: u32,
-        tos: u8,
-        ttl: u8,
-        df: bool,
-    ) -> EncapHeader {
-        let mut e = EncapHeader::vxlan(dst_mac, src_mac, src_ip, dst_ip, 0, 0, tos, ttl, df);
-        let h = &mut e.bytes;
-        h[14 + 9] = 47;
-        h[34..36].copy_from_slice(&crate::packet::gre::FLAG_K.to_be_bytes());
-        h[36..38].copy_from_slice(&ETH_P_TEB.to_be_bytes());
-        h[38..42].copy_from_slice(&key.to_be_bytes());
-        h[42..50].fill(0);
-        e.ip_sum = checksum::sum(&h[14..34]);
-        e.len = GRE_OVERHEAD;
-        e.kind = TunnelKind::Gre;
-        e
+    pub fn gre(o: &Outer, key: u32) -> EncapHeader {
+        let mut h = [0u8; VXLAN_OVERHEAD];
+        Self::emit_outer(&mut h, o, ip_proto::GRE);
+        gre::Repr {
+            protocol: ETH_P_TEB,
+            checksum: false,
+            key: Some(key),
+            seq: None,
+        }
+        .emit(&mut gre::Packet::new_unchecked(&mut h[L4..GRE_OVERHEAD]));
+        Self::template(h, GRE_OVERHEAD, TunnelKind::Gre)
+    }
+
+    /// Ethernet and IPv4 of a template (the IPv4 length and checksum are written per
+    /// packet).
+    fn emit_outer(h: &mut [u8; VXLAN_OVERHEAD], o: &Outer, protocol: u8) {
+        ethernet::Repr {
+            src_addr: MacAddr(o.src_mac),
+            dst_addr: MacAddr(o.dst_mac),
+            ethertype: ethertype::IPV4,
+        }
+        .emit(&mut ethernet::Packet::new_unchecked(&mut h[..IP]));
+        let mut ip = ipv4::Packet::new_unchecked(&mut h[IP..L4]);
+        ipv4::Repr {
+            src_addr: o.src_ip,
+            dst_addr: o.dst_ip,
+            protocol,
+            payload_len: 0,
+            ttl: o.ttl,
+            tos: o.tos,
+            ident: 0,
+            dont_frag: o.df,
+            more_frags: false,
+            frag_offset: 0,
+        }
+        .emit(&mut ip);
+        ip.set_total_len(0);
+        ip.set_checksum(0);
+    }
+
+    fn template(bytes: [u8; VXLAN_OVERHEAD], len: usize, kind: TunnelKind) -> EncapHeader {
+        EncapHeader {
+            ip_sum: checksum::sum(&bytes[IP..L4]),
+            bytes,
+            len,
+            kind,
+        }
     }
 
     /// The next hop's MAC the header was built for.
     pub fn dst_mac(&self) -> [u8; 6] {
-        let mut m = [0u8; 6];
-        m.copy_from_slice(&self.bytes[0..6]);
-        m
+        ethernet::Packet::new_unchecked(&self.bytes[..])
+            .dst_addr()
+            .0
     }
 
     /// Encapsulates `b` in place. `mtu`: the largest outer IP packet the underlay carries;
@@ -148,7 +178,7 @@ impl EncapHeader {
     #[inline]
     pub fn push(&self, b: &mut PacketBuf, mtu: u16) -> Result<(), TunnelDrop> {
         let inner = b.len();
-        let ip_len = inner + self.len - 14;
+        let ip_len = inner + self.len - IP;
         if ip_len > mtu as usize {
             return Err(TunnelDrop::TooBig);
         }
@@ -164,15 +194,17 @@ impl EncapHeader {
             TunnelKind::Vxlan => h[..VXLAN_OVERHEAD].copy_from_slice(&self.bytes),
             TunnelKind::Gre => h[..GRE_OVERHEAD].copy_from_slice(&self.bytes[..GRE_OVERHEAD]),
         }
-        h[16..18].copy_from_slice(&(ip_len as u16).to_be_bytes());
+        let mut ip = ipv4::Packet::new_unchecked(&mut h[IP..L4]);
+        ip.set_total_len(ip_len as u16);
         // The IPv4 checksum from the template's precomputed sum plus the length.
         let mut s = self.ip_sum + ip_len as u32;
         s = (s & 0xffff) + (s >> 16);
         s = (s & 0xffff) + (s >> 16);
-        h[24..26].copy_from_slice(&(!(s as u16)).to_be_bytes());
+        ip.set_checksum(!(s as u16));
         if self.kind == TunnelKind::Vxlan {
-            h[34..36].copy_from_slice(&sport.to_be_bytes());
-            h[38..40].copy_from_slice(&((inner + 16) as u16).to_be_bytes());
+            let mut u = udp::Packet::new_unchecked(&mut h[L4..VXLAN]);
+            u.set_src_port(sport);
+            u.set_len((inner + udp::HEADER_LEN + vxlan::HEADER_LEN) as u16);
         }
         Ok(())
     }
@@ -185,8 +217,8 @@ impl EncapHeader {
         self.push(b, mtu)?;
         let d = b.data_mut();
         match self.kind {
-            TunnelKind::Vxlan => d[46..49].copy_from_slice(&key.to_be_bytes()[1..4]),
-            TunnelKind::Gre => d[38..42].copy_from_slice(&key.to_be_bytes()),
+            TunnelKind::Vxlan => vxlan::Packet::new_unchecked(&mut d[VXLAN..]).set_vni(key),
+            TunnelKind::Gre => gre::Packet::new_unchecked(&mut d[L4..]).set_key(key),
         }
         Ok(())
     }
@@ -224,59 +256,40 @@ fn flow_hash(frame: &[u8]) -> u32 {
 /// Checks that `b` is a VXLAN or GRE packet for `local` and strips its outer headers,
 /// returning the tunnel metadata. On error `b` is unchanged.
 pub fn decap(b: &mut PacketBuf, local: Ipv4Addr) -> Result<TunMeta, TunnelDrop> {
-    let d = b.data();
-    if d.len() < 14 {
-        return Err(TunnelDrop::Malformed);
-    }
-    if d[12..14] != [0x08, 0x00] {
+    let eth = ethernet::Packet::new_checked(b.data()).map_err(|_| TunnelDrop::Malformed)?;
+    if eth.ethertype() != ethertype::IPV4 {
         return Err(TunnelDrop::NotTunnel);
     }
-    let ip = &d[14..];
-    if ip.len() < 20 || ip[0] >> 4 != 4 {
+    // Version 4, a header of at least 20 bytes, a total length within the frame.
+    let ip = ipv4::Packet::new_checked(eth.payload()).map_err(|_| TunnelDrop::Malformed)?;
+    if !ip.verify_checksum() {
         return Err(TunnelDrop::Malformed);
     }
-    let ihl = (ip[0] & 0x0f) as usize * 4;
-    let total = u16::from_be_bytes([ip[2], ip[3]]) as usize;
-    if ihl < 20 || ip.len() < ihl || total < ihl || total > ip.len() {
-        return Err(TunnelDrop::Malformed);
-    }
-    if checksum::data(&ip[..ihl]) != 0 {
-        return Err(TunnelDrop::Malformed);
-    }
-    let dst = Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]);
+    let (src, dst) = (ip.src_addr(), ip.dst_addr());
     if dst != local {
         return Err(TunnelDrop::NotTunnel);
     }
-    let frag = u16::from_be_bytes([ip[6], ip[7]]);
-    if frag & 0x3fff != 0 {
+    if ip.is_fragment() {
         return Err(TunnelDrop::Fragment);
     }
-    let src = Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]);
-    if ip[9] == 47 {
-        return decap_gre(b, ihl, total, src, dst);
-    }
-    if ip[9] != 17 {
-        return Err(TunnelDrop::NotTunnel);
-    }
-    let udp = &ip[ihl..total];
-    if udp.len() < 8 {
-        return Err(TunnelDrop::Malformed);
-    }
-    if u16::from_be_bytes([udp[2], udp[3]]) != crate::packet::vxlan::UDP_PORT {
-        return Err(TunnelDrop::NotTunnel);
-    }
-    let ulen = u16::from_be_bytes([udp[4], udp[5]]) as usize;
-    if ulen < 8 + 8 + 14 || ulen > udp.len() {
-        return Err(TunnelDrop::Malformed);
-    }
-    let vx = &udp[8..16];
-    if vx[0] & crate::packet::vxlan::FLAG_I == 0 || vx[0] & !crate::packet::vxlan::FLAG_I != 0 {
-        return Err(TunnelDrop::BadFlags);
-    }
-    let vni = u32::from_be_bytes([0, vx[4], vx[5], vx[6]]);
-    let start = 14 + ihl + 16;
-    let inner_len = ulen - 16;
-    b.trim_front(start);
+    let outer = IP + ip.header_len() as usize;
+    let (vni, start, inner_len) = match ip.protocol() {
+        ip_proto::GRE => {
+            let (key, off, inner_len) = decap_gre(ip.payload())?;
+            let m = TunMeta {
+                kind: TunnelKind::Gre,
+                id: key,
+                src,
+                dst,
+            };
+            b.trim_front(outer + off);
+            b.truncate(inner_len);
+            return Ok(m);
+        }
+        ip_proto::UDP => decap_vxlan(ip.payload())?,
+        _ => return Err(TunnelDrop::NotTunnel),
+    };
+    b.trim_front(outer + start);
     b.truncate(inner_len);
     Ok(TunMeta {
         kind: TunnelKind::Vxlan,
@@ -286,57 +299,53 @@ pub fn decap(b: &mut PacketBuf, local: Ipv4Addr) -> Result<TunMeta, TunnelDrop> 
     })
 }
 
-/// The GRE part of [`decap`]: the IPv4 header (`ihl` bytes, `total` in all) is checked.
-fn decap_gre(
-    b: &mut PacketBuf,
-    ihl: usize,
-    total: usize,
-    src: Ipv4Addr,
-    dst: Ipv4Addr,
-) -> Result<TunMeta, TunnelDrop> {
-    use crate::packet::gre::{FLAG_C, FLAG_K, FLAG_S};
-    let gre = &b.data()[14 + ihl..14 + total];
-    if gre.len() < 4 {
+/// The VXLAN part of [`decap`] over the IPv4 payload: (VNI, where the inner frame starts,
+/// its length).
+#[inline(always)]
+fn decap_vxlan(l4: &[u8]) -> Result<(u32, usize, usize), TunnelDrop> {
+    if l4.len() < udp::HEADER_LEN {
         return Err(TunnelDrop::Malformed);
     }
-    let flags = u16::from_be_bytes([gre[0], gre[1]]);
+    let u = udp::Packet::new_unchecked(l4);
+    if u.dst_port() != vxlan::UDP_PORT {
+        return Err(TunnelDrop::NotTunnel);
+    }
+    let ulen = u.len() as usize;
+    if ulen < udp::HEADER_LEN + vxlan::HEADER_LEN + ethernet::HEADER_LEN || ulen > l4.len() {
+        return Err(TunnelDrop::Malformed);
+    }
+    let vx = vxlan::Packet::new_unchecked(&l4[udp::HEADER_LEN..]);
+    if vx.flags() != vxlan::FLAG_I {
+        return Err(TunnelDrop::BadFlags);
+    }
+    let start = udp::HEADER_LEN + vxlan::HEADER_LEN;
+    Ok((vx.vni(), start, ulen - start))
+}
+
+/// The GRE part of [`decap`] over the IPv4 payload: (key, where the inner frame starts,
+/// its length).
+fn decap_gre(l4: &[u8]) -> Result<(u32, usize, usize), TunnelDrop> {
+    use crate::packet::gre::{FLAG_C, FLAG_K, FLAG_S};
+    if l4.len() < 4 {
+        return Err(TunnelDrop::Malformed);
+    }
+    let g = gre::Packet::new_unchecked(l4);
+    let flags = g.flags();
     // Version 0 only; no routing (RFC 1701 bits), no recursion, no other flags.
     if flags & !(FLAG_C | FLAG_K | FLAG_S) != 0 {
         return Err(TunnelDrop::BadFlags);
     }
-    if u16::from_be_bytes([gre[2], gre[3]]) != ETH_P_TEB {
+    if g.protocol() != ETH_P_TEB {
         return Err(TunnelDrop::NotTunnel);
     }
-    let mut off = 4;
-    if flags & FLAG_C != 0 {
-        off += 4;
-    }
-    let mut key = 0;
-    if flags & FLAG_K != 0 {
-        let Some(k) = gre.get(off..off + 4) else {
-            return Err(TunnelDrop::Malformed);
-        };
-        key = u32::from_be_bytes([k[0], k[1], k[2], k[3]]);
-        off += 4;
-    }
-    if flags & FLAG_S != 0 {
-        off += 4;
-    }
-    if gre.len() < off + 14 {
+    let off = g.header_len();
+    if l4.len() < off + ethernet::HEADER_LEN {
         return Err(TunnelDrop::Malformed);
     }
-    if flags & FLAG_C != 0 && checksum::data(gre) != 0 {
+    if !g.verify_checksum() {
         return Err(TunnelDrop::Malformed);
     }
-    let inner_len = gre.len() - off;
-    b.trim_front(14 + ihl + off);
-    b.truncate(inner_len);
-    Ok(TunMeta {
-        kind: TunnelKind::Gre,
-        id: key,
-        src,
-        dst,
-    })
+    Ok((g.key().unwrap_or(0), off, l4.len() - off))
 }
 
 #[cfg(test)]
@@ -356,17 +365,13 @@ mod tests {
     }
 
     fn header() -> EncapHeader {
-        EncapHeader::vxlan(
+        let o = Outer::new(
             [0xaa; 6],
             [0xbb; 6],
             Ipv4Addr::new(172, 16, 0, 1),
             Ipv4Addr::new(172, 16, 0, 2),
-            42,
-            4789,
-            0,
-            64,
-            true,
-        )
+        );
+        EncapHeader::vxlan(&o, 42, 4789)
     }
 
     #[test]
@@ -453,16 +458,8 @@ mod tests {
     fn gre_round_trip_and_refusals() {
         let f = inner(80);
         let local = Ipv4Addr::new(172, 16, 0, 2);
-        let h = EncapHeader::gre(
-            [0xaa; 6],
-            [0xbb; 6],
-            Ipv4Addr::new(172, 16, 0, 1),
-            local,
-            7,
-            0,
-            64,
-            true,
-        );
+        let o = Outer::new([0xaa; 6], [0xbb; 6], Ipv4Addr::new(172, 16, 0, 1), local);
+        let h = EncapHeader::gre(&o, 7);
         let mut b = PacketBuf::from_frame(&f).expect("frame");
         h.push(&mut b, 1500).expect("encap");
         assert_eq!(b.len(), 80 + GRE_OVERHEAD);
@@ -525,7 +522,8 @@ mod tests {
         fn encap_then_decap_is_identity(len in 14usize..1400, vni in 0u32..0x0100_0000) {
             let f = inner(len);
             let mut b = PacketBuf::from_frame(&f).expect("frame");
-            let h = EncapHeader::vxlan([1; 6], [2; 6], Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2), vni, 4789, 0, 64, true);
+            let o = Outer::new([1; 6], [2; 6], Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2));
+            let h = EncapHeader::vxlan(&o, vni, 4789);
             h.push(&mut b, 1500).expect("encap");
             let m = decap(&mut b, Ipv4Addr::new(10, 0, 0, 2)).expect("decap");
             prop_assert_eq!(b.data(), &f[..]);

@@ -19,8 +19,9 @@ use super::drop::{DropCounters, TunnelDrop};
 use super::encap::decap;
 use super::neigh::{NeighTable, Neighbour};
 use super::rx::{RING, TunnelRx, select_tunnel};
-use crate::packet::{BufPool, PacketBuf};
+use crate::packet::{BufPool, PacketBuf, arp, ethernet, ethertype};
 use crate::port::{BURST, Batch, Doorbell, Port, PortCounters, PortStats};
+use crate::types::MacAddr;
 
 /// A source of time in nanoseconds (the underlay datapath's clock), shared without a
 /// reference to the datapath itself (which holds the endpoint: no cycle).
@@ -179,55 +180,59 @@ impl TunnelEndpoint {
 
     /// An ARP request for `ip` into `b`.
     fn arp_request(&self, ip: Ipv4Addr, b: &mut PacketBuf) -> bool {
-        let mut f = [0u8; 42];
-        f[0..6].copy_from_slice(&[0xff; 6]);
-        f[6..12].copy_from_slice(&self.mac);
-        f[12..14].copy_from_slice(&0x0806u16.to_be_bytes());
-        f[14..22].copy_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1]);
-        f[22..28].copy_from_slice(&self.mac);
-        f[28..32].copy_from_slice(&self.ip.octets());
-        f[38..42].copy_from_slice(&ip.octets());
+        let req = arp::Repr {
+            operation: arp::OP_REQUEST,
+            sha: MacAddr(self.mac),
+            spa: self.ip,
+            tha: MacAddr([0; 6]),
+            tpa: ip,
+        };
+        self.arp_frame(MacAddr::BROADCAST, &req, b)
+    }
+
+    /// Writes `arp` from our MAC to `dst` into `b` as the whole frame.
+    fn arp_frame(&self, dst: MacAddr, arp: &arp::Repr, b: &mut PacketBuf) -> bool {
+        let mut f = [0u8; ARP_FRAME];
+        ethernet::Repr {
+            src_addr: MacAddr(self.mac),
+            dst_addr: dst,
+            ethertype: ethertype::ARP,
+        }
+        .emit(&mut ethernet::Packet::new_unchecked(&mut f[..]));
+        arp.emit(&mut arp::Packet::new_unchecked(
+            &mut f[ethernet::HEADER_LEN..],
+        ));
         b.set_frame(&f)
     }
 
     /// Handles one frame the underlay bridge delivered to the endpoint: ARP for us (answer,
-    /// learn), VXLAN for us (decapsulate to its tunnel port); anything else is dropped.
+    /// learn), VXLAN or GRE for us (decapsulate to its tunnel port); anything else is
+    /// dropped.
     fn receive(
         &self,
         mut b: PacketBuf,
         replies: &mut ArrayVec<PacketBuf, BURST>,
         pool: &mut BufPool,
     ) {
-        let now = self.now();
-        let d = b.data();
-        if d.len() >= 42 && d[12..14] == [0x08, 0x06] && d[14..22] == [0, 1, 8, 0, 6, 4, 0, d[21]] {
-            let op = d[21];
-            let sha: [u8; 6] = d[22..28].try_into().unwrap_or_default();
-            let spa = Ipv4Addr::new(d[28], d[29], d[30], d[31]);
-            let tpa = Ipv4Addr::new(d[38], d[39], d[40], d[41]);
-            if tpa != self.ip {
-                pool.put(b);
-                return;
+        if let Some(a) = arp_of(b.data()) {
+            if a.tpa == self.ip && (a.operation == arp::OP_REQUEST || a.operation == arp::OP_REPLY)
+            {
+                self.neigh.learn(a.spa, a.sha.0, self.now());
             }
-            self.neigh.learn(spa, sha, now);
-            if op == 1 && !replies.is_full() {
-                // Answer in place: swap the addresses, op 2, our MAC.
-                let f = b.data_mut();
-                let mut reply = [0u8; 42];
-                reply[0..6].copy_from_slice(&sha);
-                reply[6..12].copy_from_slice(&self.mac);
-                reply[12..14].copy_from_slice(&[0x08, 0x06]);
-                reply[14..22].copy_from_slice(&[0, 1, 8, 0, 6, 4, 0, 2]);
-                reply[22..28].copy_from_slice(&self.mac);
-                reply[28..32].copy_from_slice(&self.ip.octets());
-                reply[32..38].copy_from_slice(&sha);
-                reply[38..42].copy_from_slice(&spa.octets());
-                f[..42].copy_from_slice(&reply);
-                b.truncate(42);
-                replies.push(b);
-            } else {
-                pool.put(b);
+            if a.tpa == self.ip && a.operation == arp::OP_REQUEST && !replies.is_full() {
+                let reply = arp::Repr {
+                    operation: arp::OP_REPLY,
+                    sha: MacAddr(self.mac),
+                    spa: self.ip,
+                    tha: a.sha,
+                    tpa: a.spa,
+                };
+                if self.arp_frame(a.sha, &reply, &mut b) {
+                    replies.push(b);
+                    return;
+                }
             }
+            pool.put(b);
             return;
         }
         match decap(&mut b, self.ip) {
@@ -259,6 +264,18 @@ impl TunnelEndpoint {
             }
         }
     }
+}
+
+/// Bytes of an ARP frame: Ethernet and Ethernet/IPv4 ARP.
+const ARP_FRAME: usize = ethernet::HEADER_LEN + arp::PACKET_LEN;
+
+/// The Ethernet/IPv4 ARP packet `frame` carries, if it is one.
+fn arp_of(frame: &[u8]) -> Option<arp::Repr> {
+    let eth = ethernet::Packet::new_checked(frame).ok()?;
+    if eth.ethertype() != ethertype::ARP {
+        return None;
+    }
+    arp::Repr::parse(&arp::Packet::new_checked(eth.payload()).ok()?).ok()
 }
 
 /// The endpoint as a port of the underlay bridge.

@@ -43,7 +43,7 @@ mod port;
 mod rx;
 
 pub use drop::{DropCounters, TunnelDrop};
-pub use encap::{EncapHeader, TunMeta, TunnelKind, decap};
+pub use encap::{EncapHeader, Outer, TunMeta, TunnelKind, decap};
 pub use endpoint::{Clock, EndpointPort, TunnelEndpoint};
 pub use neigh::{NEIGH_AGING_NS, NeighTable, Neighbour};
 pub use port::{MAX_REMOTES, NoEndpointPort, TunnelPort};

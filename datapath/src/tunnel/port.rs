@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use parking_lot::Mutex;
 
 use super::drop::{DropCounters, TunnelDrop};
-use super::encap::{self, EncapHeader, TunnelKind};
+use super::encap::{self, EncapHeader, Outer, TunnelKind};
 use super::endpoint::TunnelEndpoint;
 use super::rx::{RING, TunnelConfig, TunnelRx};
 use crate::packet::BufPool;
@@ -186,28 +186,18 @@ impl TunnelPort {
     fn build(&self, mac: [u8; 6], remote: Ipv4Addr) -> EncapHeader {
         let ep = &self.endpoint;
         let c = &self.shared.config;
+        let o = Outer {
+            dst_mac: mac,
+            src_mac: ep.mac,
+            src_ip: ep.ip,
+            dst_ip: remote,
+            tos: c.tos,
+            ttl: c.ttl,
+            df: c.df,
+        };
         match c.kind {
-            TunnelKind::Vxlan => EncapHeader::vxlan(
-                mac,
-                ep.mac,
-                ep.ip,
-                remote,
-                c.key.unwrap_or(0),
-                c.dst_port,
-                c.tos,
-                c.ttl,
-                c.df,
-            ),
-            TunnelKind::Gre => EncapHeader::gre(
-                mac,
-                ep.mac,
-                ep.ip,
-                remote,
-                c.key.unwrap_or(0),
-                c.tos,
-                c.ttl,
-                c.df,
-            ),
+            TunnelKind::Vxlan => EncapHeader::vxlan(&o, c.key.unwrap_or(0), c.dst_port),
+            TunnelKind::Gre => EncapHeader::gre(&o, c.key.unwrap_or(0)),
         }
     }
 
@@ -529,7 +519,7 @@ mod tests {
         let mut inner = [0u8; 60];
         inner[12] = 0x08;
         let mut b = PacketBuf::from_frame(&inner).unwrap();
-        EncapHeader::vxlan(ep.mac, [2; 6], remote(5), ep.ip, 77, 4789, 0, 64, true)
+        EncapHeader::vxlan(&Outer::new(ep.mac, [2; 6], remote(5), ep.ip), 77, 4789)
             .push(&mut b, 1500)
             .unwrap();
         let ep_port = EndpointPort(Arc::clone(&ep));
