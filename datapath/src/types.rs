@@ -5,23 +5,39 @@
 
 use std::fmt;
 
-/// An OpenFlow port number. Numbers `1..=0xffff_ff00` name real ports; the values above are
-/// the OpenFlow reserved ports, which are expressed as actions here (`Action::InPort`,
-/// `Action::Flood`, ...) rather than as magic port numbers.
+/// An OpenFlow port number. Ports of a datapath are numbered `1..=PortNo::MAX`; the values
+/// from `0xffff_fff8` up are the OpenFlow reserved ports, which the datapath expresses as
+/// actions (`Action::InPort`, `Action::Flood`, ...) rather than as port numbers. These are
+/// the one definition of both for the datapath and the daemon (`proto` keeps its own copy
+/// for the flow text syntax, which cannot depend on the datapath).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct PortNo(pub u32);
 
 impl PortNo {
-    /// Highest number a real port may have (OFPP_MAX).
-    pub const MAX: PortNo = PortNo(0xffff_ff00);
-    /// "No port": used where OpenFlow uses OFPP_ANY (for example an out_port filter).
-    pub const ANY: PortNo = PortNo(0xffff_ffff);
+    /// The highest number a port of a datapath may have. OpenFlow allows up to
+    /// `0xffff_ff00` (OFPP_MAX); the datapath finds a port through a direct index by number,
+    /// so its ports stay below `0xff00`.
+    pub const MAX: PortNo = PortNo(0xfeff);
+    /// Back out of the ingress port (OFPP_IN_PORT).
+    pub const IN_PORT: PortNo = PortNo(0xffff_fff8);
+    /// Through the flow tables, in a packet-out (OFPP_TABLE).
+    pub const TABLE: PortNo = PortNo(0xffff_fff9);
+    /// The L2 learning switch (OFPP_NORMAL).
+    pub const NORMAL: PortNo = PortNo(0xffff_fffa);
+    /// Every port with flooding enabled but the ingress one (OFPP_FLOOD).
+    pub const FLOOD: PortNo = PortNo(0xffff_fffb);
+    /// Every port but the ingress one (OFPP_ALL).
+    pub const ALL: PortNo = PortNo(0xffff_fffc);
+    /// The controller; also the ingress port of a packet-out it sent (OFPP_CONTROLLER).
+    pub const CONTROLLER: PortNo = PortNo(0xffff_fffd);
     /// The bridge's own port (OFPP_LOCAL).
     pub const LOCAL: PortNo = PortNo(0xffff_fffe);
+    /// "No port": used where OpenFlow uses OFPP_ANY (for example an out_port filter).
+    pub const ANY: PortNo = PortNo(0xffff_ffff);
 
-    /// True for numbers a real port may carry.
+    /// True for numbers a port of a datapath may carry (`1..=PortNo::MAX`).
     pub fn is_valid(self) -> bool {
-        self.0 != 0 && self.0 <= Self::MAX.0 || self == Self::LOCAL
+        self.0 != 0 && self <= Self::MAX
     }
 }
 

@@ -22,26 +22,6 @@ use proto::v1::{self, Field, FieldMatch, Match, ReservedPort, action, instructio
 
 use crate::error::ApiError;
 
-/// OpenFlow reserved port numbers as they may appear in `PortRef.number`.
-pub mod ofpp {
-    /// OFPP_IN_PORT.
-    pub const IN_PORT: u32 = 0xffff_fff8;
-    /// OFPP_TABLE.
-    pub const TABLE: u32 = 0xffff_fff9;
-    /// OFPP_NORMAL.
-    pub const NORMAL: u32 = 0xffff_fffa;
-    /// OFPP_FLOOD.
-    pub const FLOOD: u32 = 0xffff_fffb;
-    /// OFPP_ALL.
-    pub const ALL: u32 = 0xffff_fffc;
-    /// OFPP_CONTROLLER.
-    pub const CONTROLLER: u32 = 0xffff_fffd;
-    /// OFPP_LOCAL.
-    pub const LOCAL: u32 = 0xffff_fffe;
-    /// OFPP_ANY.
-    pub const ANY: u32 = 0xffff_ffff;
-}
-
 /// Resolves port names to numbers (the bridge's current ports).
 pub trait PortNames {
     /// The number of the port called `name`.
@@ -180,23 +160,29 @@ pub fn convert_match(m: &Match, ports: &dyn PortNames) -> Result<DpMatch, ApiErr
     })
 }
 
-fn port_of(r: Option<&v1::PortRef>, ports: &dyn PortNames, field: &str) -> Result<u32, ApiError> {
+fn port_of(
+    r: Option<&v1::PortRef>,
+    ports: &dyn PortNames,
+    field: &str,
+) -> Result<PortNo, ApiError> {
     let r = r
         .and_then(|r| r.port.as_ref())
         .ok_or_else(|| ApiError::invalid(field, "port is required"))?;
     Ok(match r {
-        port_ref::Port::Number(n) => *n,
-        port_ref::Port::Name(name) => ports
-            .number(name)
-            .ok_or_else(|| ApiError::not_found(field, format!("no port named {name:?}")))?,
+        port_ref::Port::Number(n) => PortNo(*n),
+        port_ref::Port::Name(name) => PortNo(
+            ports
+                .number(name)
+                .ok_or_else(|| ApiError::not_found(field, format!("no port named {name:?}")))?,
+        ),
         port_ref::Port::Reserved(r) => match ReservedPort::try_from(*r) {
-            Ok(ReservedPort::InPort) => ofpp::IN_PORT,
-            Ok(ReservedPort::Table) => ofpp::TABLE,
-            Ok(ReservedPort::Normal) => ofpp::NORMAL,
-            Ok(ReservedPort::Flood) => ofpp::FLOOD,
-            Ok(ReservedPort::All) => ofpp::ALL,
-            Ok(ReservedPort::Controller) => ofpp::CONTROLLER,
-            Ok(ReservedPort::Local) => ofpp::LOCAL,
+            Ok(ReservedPort::InPort) => PortNo::IN_PORT,
+            Ok(ReservedPort::Table) => PortNo::TABLE,
+            Ok(ReservedPort::Normal) => PortNo::NORMAL,
+            Ok(ReservedPort::Flood) => PortNo::FLOOD,
+            Ok(ReservedPort::All) => PortNo::ALL,
+            Ok(ReservedPort::Controller) => PortNo::CONTROLLER,
+            Ok(ReservedPort::Local) => PortNo::LOCAL,
             _ => {
                 return Err(ApiError::invalid(
                     field,
@@ -216,7 +202,7 @@ pub fn filter_port(
         return Ok(None);
     }
     let n = port_of(r, ports, "out_port")?;
-    Ok((n != ofpp::ANY).then_some(PortNo(n)))
+    Ok((n != PortNo::ANY).then_some(n))
 }
 
 /// Where a list of actions runs: in a flow (with its match, for set-field prerequisites),
@@ -245,39 +231,38 @@ pub fn convert_action(
         action::Action::Output(o) => {
             let n = port_of(o.port.as_ref(), ports, "output.port")?;
             match n {
-                ofpp::IN_PORT => Action::InPort,
-                ofpp::NORMAL => Action::Normal,
-                ofpp::FLOOD => Action::Flood,
-                ofpp::ALL => Action::All,
-                ofpp::CONTROLLER => Action::Controller {
+                PortNo::IN_PORT => Action::InPort,
+                PortNo::NORMAL => Action::Normal,
+                PortNo::FLOOD => Action::Flood,
+                PortNo::ALL => Action::All,
+                PortNo::CONTROLLER => Action::Controller {
                     max_len: o
                         .max_len
                         .map_or(u16::MAX, |l| l.min(u16::MAX as u32) as u16),
                 },
-                ofpp::TABLE if matches!(cx, Context::PacketOut) => return Ok(None),
-                ofpp::TABLE => {
+                PortNo::TABLE if matches!(cx, Context::PacketOut) => return Ok(None),
+                PortNo::TABLE => {
                     return Err(ApiError::invalid(
                         "output.port",
                         "output to TABLE is only valid in a packet-out",
                     ));
                 }
-                ofpp::LOCAL => {
+                PortNo::LOCAL => {
                     return Err(ApiError::invalid(
                         "output.port",
                         "this switch has no LOCAL port; add a port and output to it",
                     ));
                 }
-                0 => return Err(ApiError::invalid("output.port", "port 0 is not a port")),
-                n if n >= datapath::pipeline::MAX_PORT_NO => {
+                PortNo(0) => {
+                    return Err(ApiError::invalid("output.port", "port 0 is not a port"));
+                }
+                PortNo(n) if n > PortNo::MAX.0 => {
                     return Err(ApiError::invalid(
                         "output.port",
-                        format!(
-                            "port {n} is out of range (1..{})",
-                            datapath::pipeline::MAX_PORT_NO
-                        ),
+                        format!("port {n} is out of range (1..={})", PortNo::MAX.0),
                     ));
                 }
-                n => Action::Output(PortNo(n)),
+                n => Action::Output(n),
             }
         }
         action::Action::Group(g) => Action::Group(GroupId(*g)),

@@ -42,13 +42,9 @@ use crate::qos::{EgressQos, Policer};
 use crate::stats::PmdCounters;
 use crate::types::{GroupId, MeterId, PortNo, TableId};
 
-pub use pmd::OFPP_CONTROLLER;
 pub use pmd::Pmd;
 pub use thread::{PmdThread, usable_cpus};
 pub use xlate::{DpAction, PacketInReason, Translation, translate};
-
-/// Port numbers below this are looked up through a direct index; a port must have one.
-pub const MAX_PORT_NO: u32 = 0xff00;
 
 /// How many recent flow-change sets a snapshot keeps for poll threads catching up.
 const HISTORY_LEN: usize = 64;
@@ -98,8 +94,8 @@ pub enum DatapathError {
     /// No port has this number.
     #[error("no port {0}")]
     NoSuchPort(PortNo),
-    /// Port numbers must be in 1..0xff00.
-    #[error("port number {0} out of range 1..{MAX_PORT_NO}")]
+    /// Port numbers must be in `1..=PortNo::MAX`.
+    #[error("port number {0} out of range 1..={max}", max = PortNo::MAX.0)]
     BadPortNo(PortNo),
     /// No group has this id.
     #[error("no group {0:?}")]
@@ -625,7 +621,7 @@ impl Txn<'_> {
         port: Arc<dyn Port>,
         vlan: VlanMode,
     ) -> Result<(), DatapathError> {
-        if no.0 == 0 || no.0 >= MAX_PORT_NO {
+        if !no.is_valid() {
             return Err(DatapathError::BadPortNo(no));
         }
         let s = &mut *self.snap;

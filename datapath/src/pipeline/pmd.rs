@@ -29,8 +29,6 @@ use crate::port::Batch;
 use crate::stats::{DropReason, PmdCounters};
 use crate::types::{PortNo, TableId};
 
-/// The in_port of a packet-out sent from the controller (OFPP_CONTROLLER).
-pub const OFPP_CONTROLLER: u32 = 0xffff_fffd;
 /// Megaflow housekeeping period.
 const SWEEP_PERIOD_NS: u64 = 100_000_000;
 
@@ -264,7 +262,7 @@ impl Pmd {
         while let Some(po) = self.shared.packet_out.pop() {
             n += 1;
             let in_slot = po.in_port.and_then(|p| snap.slot(p)).unwrap_or(usize::MAX);
-            let in_port = po.in_port.unwrap_or(PortNo(OFPP_CONTROLLER));
+            let in_port = po.in_port.unwrap_or(PortNo::CONTROLLER);
             let Some(b) = PacketBuf::from_frame(&po.frame) else {
                 self.counters.count_drop(DropReason::NoBuffer, 1);
                 continue;

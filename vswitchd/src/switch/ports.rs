@@ -153,10 +153,10 @@ pub(super) fn stage_add_port(
     let snap = txn.snapshot();
     let no = match cfg.requested_ofport {
         Some(n) => {
-            if n == 0 || n >= datapath::pipeline::MAX_PORT_NO {
+            if !PortNo(n).is_valid() {
                 return Err(ApiError::invalid(
                     "port.requested_ofport",
-                    format!("{n} out of range 1..{}", datapath::pipeline::MAX_PORT_NO),
+                    format!("{n} out of range 1..={}", PortNo::MAX.0),
                 ));
             }
             if snap.port(PortNo(n)).is_some() {
@@ -167,7 +167,7 @@ pub(super) fn stage_add_port(
             }
             n
         }
-        None => (1..datapath::pipeline::MAX_PORT_NO)
+        None => (1..=PortNo::MAX.0)
             .find(|n| snap.port(PortNo(*n)).is_none())
             .ok_or_else(|| ApiError::precondition("port", "no free port number"))?,
     };

@@ -39,7 +39,7 @@ impl Switch {
         let names = b.names();
         let in_port = match po.in_port.as_ref().and_then(|p| p.port.as_ref()) {
             None => None,
-            Some(port_ref::Port::Number(n)) if *n == convert::ofpp::CONTROLLER => None,
+            Some(port_ref::Port::Number(n)) if PortNo(*n) == PortNo::CONTROLLER => None,
             Some(port_ref::Port::Reserved(r)) if *r == v1::ReservedPort::Controller as i32 => None,
             Some(port_ref::Port::Number(n)) => Some(PortNo(*n)),
             Some(port_ref::Port::Name(n)) => {
