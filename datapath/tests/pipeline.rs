@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use datapath::actions::{Action, Instructions};
-use datapath::classifier::{FlowMod, FlowSpec};
+use datapath::classifier::{FlowMod, FlowSpec, Selector};
 use datapath::flow::{Field, FlowKey, FlowMask, extract};
 use datapath::group::{Bucket, Group, GroupKind};
 use datapath::l2::{VlanMode, VlanSet};
@@ -343,29 +343,12 @@ fn flow_changes_take_effect_on_the_next_burst() {
     assert!(br.port(2).drain().is_empty());
     // Delete it again: back to port 2.
     br.dp
-        .flow_mods(&[FlowMod::Delete {
-            table: Some(TableId(0)),
-            strict: true,
-            key: spec(
-                0,
-                200,
-                &[exact(Field::InPort, 1), exact(Field::EthType, 0x0800)],
-                Instructions::default(),
-            )
-            .key,
-            mask: spec(
-                0,
-                200,
-                &[exact(Field::InPort, 1), exact(Field::EthType, 0x0800)],
-                Instructions::default(),
-            )
-            .mask,
-            priority: 200,
-            cookie: 0,
-            cookie_mask: 0,
-            out_port: None,
-            out_group: None,
-        }])
+        .flow_mods(&[FlowMod::Delete(Selector::exact(&spec(
+            0,
+            200,
+            &[exact(Field::InPort, 1), exact(Field::EthType, 0x0800)],
+            Instructions::default(),
+        )))])
         .unwrap();
     br.send(1, &[udp(1, 2, 1)]);
     assert_eq!(br.port(2).drain().len(), 1);
@@ -675,7 +658,7 @@ mod cache_consistency {
             for ((fields, prio, out), delete) in rounds {
                 if delete && !installed.is_empty() {
                     let s = installed.remove(0);
-                    br.dp.flow_mods(&[FlowMod::Delete { table: Some(TableId(0)), strict: true, key: s.key, mask: s.mask, priority: s.priority, cookie: 0, cookie_mask: 0, out_port: None, out_group: None }]).unwrap();
+                    br.dp.flow_mods(&[FlowMod::Delete(Selector::exact(&s))]).unwrap();
                 } else {
                     let ins = match out { Some(p) => super::out(&[p]), None => Instructions::default() };
                     let s = spec(0, prio, &fields, ins);

@@ -27,6 +27,45 @@ use crate::actions::Instructions;
 use crate::flow::{FlowKey, FlowMask};
 use crate::types::{GroupId, PortNo, TableId};
 
+/// Which flows a modify, a delete or a read selects: OpenFlow's flow-mod filter. The
+/// default selects every flow of every table.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Selector {
+    /// Table to search (`None`: all).
+    pub table: Option<TableId>,
+    /// Exact match and priority (true) or this match and every more specific one.
+    pub strict: bool,
+    /// Filter values.
+    pub key: FlowKey,
+    /// Filter mask.
+    pub mask: FlowMask,
+    /// Priority (strict only).
+    pub priority: u16,
+    /// Cookie filter value.
+    pub cookie: u64,
+    /// Cookie filter mask (0: any cookie).
+    pub cookie_mask: u64,
+    /// Only flows that output to this port (delete and read; a modify ignores it, as
+    /// OpenFlow 1.3 says).
+    pub out_port: Option<PortNo>,
+    /// Only flows that use this group (delete and read; a modify ignores it).
+    pub out_group: Option<GroupId>,
+}
+
+impl Selector {
+    /// The one flow with exactly this table, match and priority (a strict selector).
+    pub fn exact(spec: &FlowSpec) -> Selector {
+        Selector {
+            table: Some(spec.table),
+            strict: true,
+            key: spec.key,
+            mask: spec.mask,
+            priority: spec.priority,
+            ..Selector::default()
+        }
+    }
+}
+
 /// One flow table modification.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FlowMod {
@@ -39,46 +78,15 @@ pub enum FlowMod {
     },
     /// Change the instructions of existing flows.
     Modify {
-        /// Table to search (`None`: all).
-        table: Option<TableId>,
-        /// Exact match and priority (true) or this match and every more specific one.
-        strict: bool,
-        /// Filter values.
-        key: FlowKey,
-        /// Filter mask.
-        mask: FlowMask,
-        /// Priority (strict only).
-        priority: u16,
-        /// Cookie filter value.
-        cookie: u64,
-        /// Cookie filter mask (0: any cookie).
-        cookie_mask: u64,
+        /// The flows to change (`out_port` and `out_group` are ignored).
+        selector: Selector,
         /// The new instructions.
         instructions: Instructions,
         /// Reset the flows' counters.
         reset_counts: bool,
     },
-    /// Remove flows.
-    Delete {
-        /// Table to search (`None`: all).
-        table: Option<TableId>,
-        /// Exact match and priority (true) or this match and every more specific one.
-        strict: bool,
-        /// Filter values.
-        key: FlowKey,
-        /// Filter mask.
-        mask: FlowMask,
-        /// Priority (strict only).
-        priority: u16,
-        /// Cookie filter value.
-        cookie: u64,
-        /// Cookie filter mask (0: any cookie).
-        cookie_mask: u64,
-        /// Only flows that output to this port.
-        out_port: Option<PortNo>,
-        /// Only flows that use this group.
-        out_group: Option<GroupId>,
-    },
+    /// Remove the flows selected.
+    Delete(Selector),
 }
 
 /// Why a flow went away.
@@ -112,7 +120,7 @@ impl ChangeSet {
             .iter()
             .chain(self.modified.iter())
             .chain(self.removed.iter().map(|(r, _)| r))
-            .map(|r| (r.table, r.key, r.mask))
+            .map(|r| (r.spec.table, r.spec.key, r.spec.mask))
     }
 
     /// True when nothing changed.
@@ -210,40 +218,31 @@ impl Pipeline {
         }
     }
 
-    /// Flows selected the way a non-strict (or strict) modify/delete would select them.
-    #[allow(clippy::too_many_arguments)]
-    pub fn select(
-        &self,
-        table: Option<TableId>,
-        strict: bool,
-        key: &FlowKey,
-        mask: &FlowMask,
-        priority: u16,
-        cookie: u64,
-        cookie_mask: u64,
-        out_port: Option<PortNo>,
-        out_group: Option<GroupId>,
-    ) -> Vec<Arc<Rule>> {
-        let key = key.masked(mask);
+    /// Flows selected the way a non-strict (or strict) delete would select them.
+    pub fn select(&self, s: &Selector) -> Vec<Arc<Rule>> {
+        let key = s.key.masked(&s.mask);
         let keep = |r: &Arc<Rule>| {
-            (r.cookie ^ cookie) & cookie_mask == 0
-                && out_port.is_none_or(|p| r.instructions.outputs_to(p))
-                && out_group.is_none_or(|g| r.instructions.uses_group(g))
+            (r.spec.cookie ^ s.cookie) & s.cookie_mask == 0
+                && s.out_port.is_none_or(|p| r.spec.instructions.outputs_to(p))
+                && s.out_group
+                    .is_none_or(|g| r.spec.instructions.uses_group(g))
         };
-        if strict {
-            let tables: Vec<TableId> = match table {
+        if s.strict {
+            let tables: Vec<TableId> = match s.table {
                 Some(t) => vec![t],
                 None => (0..TableId::COUNT as u8).map(TableId).collect(),
             };
             return tables
                 .into_iter()
-                .filter_map(|t| self.table(t).find_strict(&key, mask, priority))
+                .filter_map(|t| self.table(t).find_strict(&key, &s.mask, s.priority))
                 .filter(|r| keep(r))
                 .cloned()
                 .collect();
         }
-        self.rules(table)
-            .filter(|r| mask.is_subset_of(&r.mask) && r.key.matches(&key, mask) && keep(r))
+        self.rules(s.table)
+            .filter(|r| {
+                s.mask.is_subset_of(&r.spec.mask) && r.spec.key.matches(&key, &s.mask) && keep(r)
+            })
             .cloned()
             .collect()
     }
@@ -306,15 +305,15 @@ impl Pipeline {
     }
 
     fn insert_rule(&mut self, rule: Arc<Rule>) {
-        if rule.idle_timeout_s != 0 || rule.hard_timeout_s != 0 {
+        if rule.spec.idle_timeout_s != 0 || rule.spec.hard_timeout_s != 0 {
             self.timed.insert(rule.id, Arc::clone(&rule));
         }
-        self.table_mut(rule.table).insert(rule);
+        self.table_mut(rule.spec.table).insert(rule);
         self.len += 1;
     }
 
     fn remove_rule(&mut self, rule: &Rule) -> bool {
-        let removed = self.table_mut(rule.table).remove(rule).is_some();
+        let removed = self.table_mut(rule.spec.table).remove(rule).is_some();
         if removed {
             self.timed.remove(&rule.id);
             self.len -= 1;
@@ -332,146 +331,114 @@ impl Pipeline {
             FlowMod::Add {
                 spec,
                 check_overlap,
-            } => {
-                Self::validate(spec)?;
-                let key = spec.key.masked(&spec.mask);
-                if *check_overlap
-                    && let Some(r) = self.table(spec.table).rules().find(|r| {
-                        r.priority == spec.priority
-                            && r.overlaps(&key, &spec.mask)
-                            && !r.same_match(&key, &spec.mask)
-                    })
-                {
-                    return Err(FlowModError::Overlap { cookie: r.cookie });
-                }
-                if let Some(old) = self
-                    .table(spec.table)
-                    .find_strict(&key, &spec.mask, spec.priority)
-                    .cloned()
-                {
-                    self.remove_rule(&old);
-                    changes.removed.push((old, RemovedReason::Replaced));
-                }
-                let rule = Arc::new(Rule {
-                    id: RuleId(self.next_id),
-                    table: spec.table,
-                    priority: spec.priority,
-                    key,
-                    mask: spec.mask,
-                    cookie: spec.cookie,
-                    idle_timeout_s: spec.idle_timeout_s,
-                    hard_timeout_s: spec.hard_timeout_s,
-                    send_flow_removed: spec.send_flow_removed,
-                    instructions: spec.instructions.clone(),
-                    created_ns: now_ns,
-                    stats: Arc::new(RuleStats::default()),
-                });
-                self.next_id += 1;
-                self.insert_rule(Arc::clone(&rule));
-                changes.added.push(rule);
-            }
+            } => self.add(spec, *check_overlap, now_ns, changes),
             FlowMod::Modify {
-                table,
-                strict,
-                key,
-                mask,
-                priority,
-                cookie,
-                cookie_mask,
+                selector,
                 instructions,
                 reset_counts,
-            } => {
-                if let Some(t) = table
-                    && !t.is_valid()
-                {
-                    return Err(FlowModError::BadTable(*t));
-                }
-                let selected = self.select(
-                    *table,
-                    *strict,
-                    key,
-                    mask,
-                    *priority,
-                    *cookie,
-                    *cookie_mask,
-                    None,
-                    None,
-                );
-                for r in &selected {
-                    Self::validate_instructions(r.table, instructions)?;
-                }
-                for r in selected {
-                    let new = Arc::new(Rule {
-                        instructions: instructions.clone(),
-                        stats: if *reset_counts {
-                            Arc::new(RuleStats::default())
-                        } else {
-                            Arc::clone(&r.stats)
-                        },
-                        key: r.key,
-                        mask: r.mask,
-                        ..*Self::rule_header(&r)
-                    });
-                    self.table_mut(r.table).replace(Arc::clone(&new));
-                    if self.timed.contains_key(&new.id) {
-                        self.timed.insert(new.id, Arc::clone(&new));
-                    }
-                    changes.modified.push(new);
-                }
-            }
-            FlowMod::Delete {
-                table,
-                strict,
-                key,
-                mask,
-                priority,
-                cookie,
-                cookie_mask,
-                out_port,
-                out_group,
-            } => {
-                if let Some(t) = table
-                    && !t.is_valid()
-                {
-                    return Err(FlowModError::BadTable(*t));
-                }
-                for r in self.select(
-                    *table,
-                    *strict,
-                    key,
-                    mask,
-                    *priority,
-                    *cookie,
-                    *cookie_mask,
-                    *out_port,
-                    *out_group,
-                ) {
+            } => self.modify(selector, instructions, *reset_counts, changes),
+            FlowMod::Delete(selector) => {
+                Self::validate_selector(selector)?;
+                for r in self.select(selector) {
                     if self.remove_rule(&r) {
                         changes.removed.push((r, RemovedReason::Delete));
                     }
                 }
+                Ok(())
             }
         }
+    }
+
+    fn validate_selector(s: &Selector) -> Result<(), FlowModError> {
+        match s.table {
+            Some(t) if !t.is_valid() => Err(FlowModError::BadTable(t)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Adds a flow, replacing one with the same match and priority.
+    fn add(
+        &mut self,
+        spec: &FlowSpec,
+        check_overlap: bool,
+        now_ns: u64,
+        changes: &mut ChangeSet,
+    ) -> Result<(), FlowModError> {
+        Self::validate(spec)?;
+        let key = spec.key.masked(&spec.mask);
+        if check_overlap
+            && let Some(r) = self.table(spec.table).rules().find(|r| {
+                r.spec.priority == spec.priority
+                    && r.overlaps(&key, &spec.mask)
+                    && !r.same_match(&key, &spec.mask)
+            })
+        {
+            return Err(FlowModError::Overlap {
+                cookie: r.spec.cookie,
+            });
+        }
+        if let Some(old) = self
+            .table(spec.table)
+            .find_strict(&key, &spec.mask, spec.priority)
+            .cloned()
+        {
+            self.remove_rule(&old);
+            changes.removed.push((old, RemovedReason::Replaced));
+        }
+        let rule = Arc::new(Rule {
+            id: RuleId(self.next_id),
+            spec: FlowSpec {
+                key,
+                ..spec.clone()
+            },
+            created_ns: now_ns,
+            stats: Arc::new(RuleStats::default()),
+        });
+        self.next_id += 1;
+        self.insert_rule(Arc::clone(&rule));
+        changes.added.push(rule);
         Ok(())
     }
 
-    /// A copy of a rule's scalar fields (everything but instructions, stats and match),
-    /// for building its modified version.
-    fn rule_header(r: &Rule) -> Box<Rule> {
-        Box::new(Rule {
-            id: r.id,
-            table: r.table,
-            priority: r.priority,
-            key: r.key,
-            mask: r.mask,
-            cookie: r.cookie,
-            idle_timeout_s: r.idle_timeout_s,
-            hard_timeout_s: r.hard_timeout_s,
-            send_flow_removed: r.send_flow_removed,
-            instructions: Instructions::default(),
-            created_ns: r.created_ns,
-            stats: Arc::clone(&r.stats),
-        })
+    /// Replaces the instructions of the flows `selector` selects (ignoring its `out_port`
+    /// and `out_group`), keeping their counters unless `reset_counts`.
+    fn modify(
+        &mut self,
+        selector: &Selector,
+        instructions: &Instructions,
+        reset_counts: bool,
+        changes: &mut ChangeSet,
+    ) -> Result<(), FlowModError> {
+        Self::validate_selector(selector)?;
+        let selected = self.select(&Selector {
+            out_port: None,
+            out_group: None,
+            ..selector.clone()
+        });
+        for r in &selected {
+            Self::validate_instructions(r.spec.table, instructions)?;
+        }
+        for r in selected {
+            let new = Arc::new(Rule {
+                id: r.id,
+                spec: FlowSpec {
+                    instructions: instructions.clone(),
+                    ..r.spec.clone()
+                },
+                created_ns: r.created_ns,
+                stats: if reset_counts {
+                    Arc::new(RuleStats::default())
+                } else {
+                    Arc::clone(&r.stats)
+                },
+            });
+            self.table_mut(r.spec.table).replace(Arc::clone(&new));
+            if self.timed.contains_key(&new.id) {
+                self.timed.insert(new.id, Arc::clone(&new));
+            }
+            changes.modified.push(new);
+        }
+        Ok(())
     }
 }
 

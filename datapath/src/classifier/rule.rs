@@ -79,24 +79,8 @@ impl RuleStats {
 pub struct Rule {
     /// Identity.
     pub id: RuleId,
-    /// Table.
-    pub table: TableId,
-    /// Priority.
-    pub priority: u16,
-    /// Match values (already masked).
-    pub key: FlowKey,
-    /// Match mask.
-    pub mask: FlowMask,
-    /// Cookie.
-    pub cookie: u64,
-    /// Idle timeout in seconds (0: none).
-    pub idle_timeout_s: u16,
-    /// Hard timeout in seconds (0: none).
-    pub hard_timeout_s: u16,
-    /// Report removal to the controller.
-    pub send_flow_removed: bool,
-    /// Instructions.
-    pub instructions: Instructions,
+    /// What it matches and does (its key already masked).
+    pub spec: FlowSpec,
     /// Datapath clock at install.
     pub created_ns: u64,
     /// Counters (kept across modify unless reset).
@@ -106,38 +90,24 @@ pub struct Rule {
 impl Rule {
     /// True when this rule's match is `key`/`mask` exactly.
     pub fn same_match(&self, key: &FlowKey, mask: &FlowMask) -> bool {
-        self.mask == *mask && self.key == key.masked(mask)
+        self.spec.mask == *mask && self.spec.key == key.masked(mask)
     }
 
     /// True when some packet could match both this rule and `key`/`mask`.
     pub fn overlaps(&self, key: &FlowKey, mask: &FlowMask) -> bool {
-        self.key.matches(key, &self.mask.masked(mask))
-    }
-
-    /// The rule as a spec (for modify and for reading back).
-    pub fn spec(&self) -> FlowSpec {
-        FlowSpec {
-            table: self.table,
-            priority: self.priority,
-            key: self.key,
-            mask: self.mask,
-            cookie: self.cookie,
-            idle_timeout_s: self.idle_timeout_s,
-            hard_timeout_s: self.hard_timeout_s,
-            send_flow_removed: self.send_flow_removed,
-            instructions: self.instructions.clone(),
-        }
+        self.spec.key.matches(key, &self.spec.mask.masked(mask))
     }
 
     /// True when the rule should be gone at `now_ns`, and why.
     pub fn expired(&self, now_ns: u64) -> Option<super::RemovedReason> {
         const NS: u64 = 1_000_000_000;
-        if self.hard_timeout_s != 0 && now_ns >= self.created_ns + self.hard_timeout_s as u64 * NS {
+        let (hard, idle) = (self.spec.hard_timeout_s, self.spec.idle_timeout_s);
+        if hard != 0 && now_ns >= self.created_ns + hard as u64 * NS {
             return Some(super::RemovedReason::HardTimeout);
         }
-        if self.idle_timeout_s != 0 {
+        if idle != 0 {
             let last = self.stats.read().last_used_ns.max(self.created_ns);
-            if now_ns >= last + self.idle_timeout_s as u64 * NS {
+            if now_ns >= last + idle as u64 * NS {
                 return Some(super::RemovedReason::IdleTimeout);
             }
         }

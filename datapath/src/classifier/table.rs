@@ -128,7 +128,7 @@ impl Subtable {
 
 /// Orders rules: higher priority first, then lower id (older) first.
 fn better(a: &Rule, b: &Rule) -> bool {
-    a.priority > b.priority || (a.priority == b.priority && a.id < b.id)
+    a.spec.priority > b.spec.priority || (a.spec.priority == b.spec.priority && a.id < b.id)
 }
 
 /// One OpenFlow table.
@@ -162,14 +162,14 @@ impl Table {
         let mut best: Option<&Arc<Rule>> = None;
         for st in &self.subtables {
             if let Some(b) = best
-                && b.priority > st.max_priority
+                && b.spec.priority > st.max_priority
             {
                 break;
             }
             wc.or_assign(&st.mask);
             let (sk, masked) = st.subkey(key);
             if let Some(list) = st.map.get(&sk)
-                && let Some(r) = list.iter().find(|r| r.key == masked)
+                && let Some(r) = list.iter().find(|r| r.spec.key == masked)
                 && best.is_none_or(|b| better(r, b))
             {
                 best = Some(r);
@@ -185,7 +185,7 @@ impl Table {
         st.map
             .get(&sk)?
             .iter()
-            .find(|r| r.priority == priority && r.key == masked)
+            .find(|r| r.spec.priority == priority && r.spec.key == masked)
     }
 
     /// Every rule, in no particular order.
@@ -197,16 +197,16 @@ impl Table {
 
     /// Adds a rule (the caller has removed any rule with the same match and priority).
     pub(crate) fn insert(&mut self, rule: Arc<Rule>) {
-        let pos = match self.subtables.iter().position(|s| s.mask == rule.mask) {
+        let pos = match self.subtables.iter().position(|s| s.mask == rule.spec.mask) {
             Some(p) => p,
             None => {
-                self.subtables.push(Arc::new(Subtable::new(rule.mask)));
+                self.subtables.push(Arc::new(Subtable::new(rule.spec.mask)));
                 self.subtables.len() - 1
             }
         };
         let st = Arc::make_mut(&mut self.subtables[pos]);
-        let prio = rule.priority;
-        let (sk, _) = st.subkey(&rule.key);
+        let prio = rule.spec.priority;
+        let (sk, _) = st.subkey(&rule.spec.key);
         let mut list = st.map.get(&sk).cloned().unwrap_or_default();
         let at = list
             .iter()
@@ -223,9 +223,12 @@ impl Table {
 
     /// Removes the rule with this id (matched by its key, mask and priority). Returns it.
     pub(crate) fn remove(&mut self, rule: &Rule) -> Option<Arc<Rule>> {
-        let pos = self.subtables.iter().position(|s| s.mask == rule.mask)?;
+        let pos = self
+            .subtables
+            .iter()
+            .position(|s| s.mask == rule.spec.mask)?;
         let st = Arc::make_mut(&mut self.subtables[pos]);
-        let (sk, _) = st.subkey(&rule.key);
+        let (sk, _) = st.subkey(&rule.spec.key);
         let mut list = st.map.get(&sk)?.clone();
         let i = list.iter().position(|r| r.id == rule.id)?;
         let removed = list.remove(i);
@@ -234,7 +237,7 @@ impl Table {
         } else {
             st.map.insert(sk, list);
         }
-        let prio = removed.priority;
+        let prio = removed.spec.priority;
         if let Some(n) = st.priorities.get_mut(&prio) {
             *n -= 1;
             if *n == 0 {
@@ -253,11 +256,11 @@ impl Table {
 
     /// Replaces a rule in place (same match and priority, new contents).
     pub(crate) fn replace(&mut self, new: Arc<Rule>) -> bool {
-        let Some(pos) = self.subtables.iter().position(|s| s.mask == new.mask) else {
+        let Some(pos) = self.subtables.iter().position(|s| s.mask == new.spec.mask) else {
             return false;
         };
         let st = Arc::make_mut(&mut self.subtables[pos]);
-        let (sk, _) = st.subkey(&new.key);
+        let (sk, _) = st.subkey(&new.spec.key);
         let Some(mut list) = st.map.get(&sk).cloned() else {
             return false;
         };

@@ -61,7 +61,7 @@ fn delete(
     out_port: Option<u32>,
 ) -> FlowMod {
     let (key, mask) = m(fields);
-    FlowMod::Delete {
+    FlowMod::Delete(Selector {
         table: table.map(TableId),
         strict,
         key,
@@ -71,7 +71,7 @@ fn delete(
         cookie_mask,
         out_port: out_port.map(PortNo),
         out_group: None,
-    }
+    })
 }
 
 const IP: (Field, u128, u128) = (Field::EthType, 0x0800, 0xffff);
@@ -84,7 +84,7 @@ fn pkt(dst: u32) -> FlowKey {
 }
 
 fn out_of(r: Option<&Arc<Rule>>) -> Option<u32> {
-    r.and_then(|r| match r.instructions.apply.first() {
+    r.and_then(|r| match r.spec.instructions.apply.first() {
         Some(Action::Output(p)) => Some(p.0),
         _ => None,
     })
@@ -138,7 +138,7 @@ fn add_identical_replaces_and_check_overlap_refuses() {
     assert_eq!(p2.rule_count(), 1);
     assert_eq!(cs.removed.len(), 1);
     assert_eq!(cs.removed[0].1, RemovedReason::Replaced);
-    assert_eq!(p2.rules(None).next().unwrap().cookie, 2);
+    assert_eq!(p2.rules(None).next().unwrap().spec.cookie, 2);
     // Same priority, overlapping (more specific) match: refused with check_overlap.
     let err = p2
         .apply(
@@ -183,7 +183,12 @@ fn strict_and_non_strict_delete_with_cookies_and_out_port() {
     );
     p = add(&p, spec(1, 5, &[(Field::EthType, 0x0806, 0xffff)], 0x22, 1));
     // Non-strict on `ip` selects the ip flows and the more specific ones, all tables.
-    let sel = p.select(None, false, &m(&[IP]).0, &m(&[IP]).1, 0, 0, 0, None, None);
+    let (key, mask) = m(&[IP]);
+    let sel = p.select(&Selector {
+        key,
+        mask,
+        ..Selector::default()
+    });
     assert_eq!(sel.len(), 3);
     // Strict needs the priority too.
     let (q, cs) = p
@@ -201,7 +206,7 @@ fn strict_and_non_strict_delete_with_cookies_and_out_port() {
         .apply(&[delete(None, false, &[], 0, 0x20, 0xf0, None)], 0)
         .unwrap();
     assert_eq!(cs.removed.len(), 2);
-    assert!(q.rules(None).all(|r| r.cookie & 0xf0 == 0x10));
+    assert!(q.rules(None).all(|r| r.spec.cookie & 0xf0 == 0x10));
     // out_port filter.
     let (q, cs) = p
         .apply(&[delete(None, false, &[], 0, 0, 0, Some(2))], 0)
@@ -221,13 +226,11 @@ fn modify_keeps_counters_unless_reset() {
     let p = add(&Pipeline::new(), spec(0, 10, &[IP], 7, 1));
     p.rules(None).next().unwrap().stats.record(3, 300, 1);
     let modify = |reset| FlowMod::Modify {
-        table: None,
-        strict: false,
-        key: FlowKey::ZERO,
-        mask: FlowMask::ZERO,
-        priority: 0,
-        cookie: 7,
-        cookie_mask: u64::MAX,
+        selector: Selector {
+            cookie: 7,
+            cookie_mask: u64::MAX,
+            ..Selector::default()
+        },
         instructions: Instructions::actions(vec![Action::Output(PortNo(9))]),
         reset_counts: reset,
     };
@@ -323,7 +326,7 @@ fn timeouts() {
     assert!(p.expire(S).is_none());
     // The idle flow is used at 1.5 s, so it lives until 3.5 s.
     p.rules(None)
-        .find(|r| r.priority == 11)
+        .find(|r| r.spec.priority == 11)
         .unwrap()
         .stats
         .record(1, 60, 3 * S / 2);
@@ -369,8 +372,8 @@ fn builds_100k_rules_over_16_masks() {
 fn linear<'a>(rules: &'a [Arc<Rule>], key: &FlowKey) -> Option<&'a Arc<Rule>> {
     rules
         .iter()
-        .filter(|r| key.matches(&r.key, &r.mask))
-        .min_by_key(|r| (std::cmp::Reverse(r.priority), r.id))
+        .filter(|r| key.matches(&r.spec.key, &r.spec.mask))
+        .min_by_key(|r| (std::cmp::Reverse(r.spec.priority), r.id))
 }
 
 fn arb_match() -> impl Strategy<Value = Vec<(Field, u128, u128)>> {
@@ -424,7 +427,7 @@ proptest! {
         for d in deletes {
             let victim = p.rules(None).nth(d).cloned();
             if let Some(r) = victim {
-                p = p.apply(&[FlowMod::Delete { table: Some(TableId(0)), strict: true, key: r.key, mask: r.mask, priority: r.priority, cookie: 0, cookie_mask: 0, out_port: None, out_group: None }], 0).unwrap().0;
+                p = p.apply(&[FlowMod::Delete(Selector::exact(&r.spec))], 0).unwrap().0;
             }
         }
         let all: Vec<_> = p.rules(None).cloned().collect();

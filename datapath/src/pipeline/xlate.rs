@@ -172,7 +172,7 @@ pub fn translate(pipeline: &Pipeline, key: &FlowKey) -> (Translation, FlowMask) 
             break;
         };
         rules.push(Arc::clone(rule));
-        let ins = &rule.instructions;
+        let ins = &rule.spec.instructions;
         if let Some(m) = ins.meter {
             ops.push(DpAction::Meter(m));
         }
@@ -202,7 +202,7 @@ pub fn translate(pipeline: &Pipeline, key: &FlowKey) -> (Translation, FlowMask) 
             ops.push(DpAction::from_action(
                 a,
                 table,
-                rule.cookie,
+                rule.spec.cookie,
                 PacketInReason::Action,
             ));
         }

@@ -35,7 +35,13 @@ impl Switch {
             Ok(())
         })?;
         for (i, cpu) in cpus.iter().enumerate() {
-            pmds.push(spawn_pmd(&dp, &rec.name, i, *cpu, self.config.pmd_max_sleep)?);
+            pmds.push(spawn_pmd(
+                &dp,
+                &rec.name,
+                i,
+                *cpu,
+                self.config.pmd_max_sleep,
+            )?);
         }
         threads.push(spawn_packet_in_forwarder(
             &rec.name,

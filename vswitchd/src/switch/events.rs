@@ -64,7 +64,7 @@ fn packet_in_msg(bridge: &str, dp: &Datapath, p: PacketIn) -> v1::StreamMessageR
         .pipeline
         .table(p.table)
         .find_strict(&FlowKey::ZERO, &FlowKey::ZERO, 0)
-        .is_some_and(|r| r.cookie == p.cookie);
+        .is_some_and(|r| r.spec.cookie == p.cookie);
     let reason = match p.reason {
         PacketInReason::Action if miss => v1::PacketInReason::NoMatch,
         _ => v1::PacketInReason::Action,

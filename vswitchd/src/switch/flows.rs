@@ -3,9 +3,8 @@
 
 use std::sync::Arc;
 
-use datapath::classifier::{ChangeSet, FlowMod, FlowSpec, RemovedReason};
-use datapath::flow::FlowKey;
-use datapath::types::{GroupId, PortNo, TableId};
+use datapath::classifier::{ChangeSet, FlowMod, FlowSpec, RemovedReason, Selector};
+use datapath::types::{GroupId, TableId};
 use proto::flow_text;
 use proto::v1::{self, port_ref, stream_message_response as smr};
 
@@ -231,20 +230,20 @@ pub(super) fn absorb_removals_as(
 ) {
     for (r, why) in &cs.removed {
         let id = rule_ident(r);
-        if r.send_flow_removed && *why != RemovedReason::Replaced {
+        if r.spec.send_flow_removed && *why != RemovedReason::Replaced {
             let m = ov.flow(base, &id).and_then(|f| f.r#match.clone());
             let c = r.stats.read();
             ov.events.push(v1::StreamMessageResponse {
                 update: Some(smr::Update::FlowRemoved(v1::FlowRemoved {
                     bridge: bridge.to_string(),
                     reason: reason.unwrap_or(removed_reason(*why)) as i32,
-                    cookie: r.cookie,
-                    priority: r.priority as u32,
-                    table_id: r.table.0 as u32,
+                    cookie: r.spec.cookie,
+                    priority: r.spec.priority as u32,
+                    table_id: r.spec.table.0 as u32,
                     r#match: m,
                     duration_ns: 0,
-                    idle_timeout: r.idle_timeout_s as u32,
-                    hard_timeout: r.hard_timeout_s as u32,
+                    idle_timeout: r.spec.idle_timeout_s as u32,
+                    hard_timeout: r.spec.hard_timeout_s as u32,
                     packet_count: c.packets,
                     byte_count: c.bytes,
                 })),
@@ -254,21 +253,12 @@ pub(super) fn absorb_removals_as(
     }
 }
 
-/// Builds the datapath modify/delete selector from an API filter.
-pub(super) struct Selector {
-    pub(super) table: Option<TableId>,
-    pub(super) strict: bool,
-    pub(super) key: FlowKey,
-    pub(super) mask: FlowKey,
-    pub(super) priority: u16,
-    pub(super) cookie: u64,
-    pub(super) cookie_mask: u64,
-    pub(super) out_port: Option<PortNo>,
-    pub(super) out_group: Option<GroupId>,
-    pub(super) canonical: v1::Match,
-}
+/// A datapath selector and the canonical match of the API filter it came from (set-field
+/// prerequisites of a modify are checked against that match).
+pub(super) type Selection = (Selector, v1::Match);
 
-pub(super) fn selector(ff: &v1::FlowFilter, names: &dyn PortNames) -> Result<Selector, ApiError> {
+/// The datapath selector of an API filter, and the filter's canonical match.
+pub(super) fn selector(ff: &v1::FlowFilter, names: &dyn PortNames) -> Result<Selection, ApiError> {
     let empty = v1::Match::default();
     let m = convert::convert_match(ff.r#match.as_ref().unwrap_or(&empty), names)?;
     let priority = match ff.priority {
@@ -276,7 +266,7 @@ pub(super) fn selector(ff: &v1::FlowFilter, names: &dyn PortNames) -> Result<Sel
         None if ff.strict => flow_text::DEFAULT_PRIORITY as u16,
         None => 0,
     };
-    Ok(Selector {
+    let s = Selector {
         table: table_of(ff.table_id, "table_id")?,
         strict: ff.strict,
         key: m.key,
@@ -286,8 +276,8 @@ pub(super) fn selector(ff: &v1::FlowFilter, names: &dyn PortNames) -> Result<Sel
         cookie_mask: ff.cookie_mask,
         out_port: convert::filter_port(ff.out_port.as_ref(), names)?,
         out_group: ff.out_group.filter(|g| *g != 0xffff_ffff).map(GroupId),
-        canonical: m.canonical,
-    })
+    };
+    Ok((s, m.canonical))
 }
 
 pub(super) fn select_rules(
@@ -296,22 +286,12 @@ pub(super) fn select_rules(
     ff: &v1::FlowFilter,
 ) -> Result<Vec<Arc<datapath::classifier::Rule>>, ApiError> {
     let names = b.names();
-    let s = selector(ff, &names)?;
-    let mut v = p.select(
-        s.table,
-        s.strict,
-        &s.key,
-        &s.mask,
-        s.priority,
-        s.cookie,
-        s.cookie_mask,
-        s.out_port,
-        s.out_group,
-    );
+    let (s, _) = selector(ff, &names)?;
+    let mut v = p.select(&s);
     v.sort_by(|a, b| {
-        (a.table, std::cmp::Reverse(a.priority), a.id.0).cmp(&(
-            b.table,
-            std::cmp::Reverse(b.priority),
+        (a.spec.table, std::cmp::Reverse(a.spec.priority), a.id.0).cmp(&(
+            b.spec.table,
+            std::cmp::Reverse(b.spec.priority),
             b.id.0,
         ))
     });
@@ -319,17 +299,7 @@ pub(super) fn select_rules(
 }
 
 pub(super) fn strict_delete(r: &datapath::classifier::Rule) -> FlowMod {
-    FlowMod::Delete {
-        table: Some(r.table),
-        strict: true,
-        key: r.key,
-        mask: r.mask,
-        priority: r.priority,
-        cookie: 0,
-        cookie_mask: 0,
-        out_port: None,
-        out_group: None,
-    }
+    FlowMod::Delete(Selector::exact(&r.spec))
 }
 
 pub(super) fn delete_flows(
@@ -340,17 +310,7 @@ pub(super) fn delete_flows(
     reason: Option<v1::FlowRemovedReason>,
 ) -> Result<(), ApiError> {
     let cs = txn
-        .flow_mods(&[FlowMod::Delete {
-            table: s.table,
-            strict: s.strict,
-            key: s.key,
-            mask: s.mask,
-            priority: s.priority,
-            cookie: s.cookie,
-            cookie_mask: s.cookie_mask,
-            out_port: s.out_port,
-            out_group: s.out_group,
-        }])
+        .flow_mods(&[FlowMod::Delete(s)])
         .map_err(|e| flow_mod_error(e.error))?;
     absorb_removals_as(ov, &cs, &b.flows, &b.rec.name, reason);
     Ok(())
@@ -372,7 +332,7 @@ pub(super) fn modify_flows(
     ov: &mut Overlay,
     b: &Bridge,
     names: &dyn PortNames,
-    s: Selector,
+    (s, canonical): Selection,
     change: Modification<'_>,
 ) -> Result<(), ApiError> {
     let Modification {
@@ -380,17 +340,11 @@ pub(super) fn modify_flows(
         reset_counts,
         new_cookie,
     } = change;
-    let ins = convert::convert_instructions(instructions, names, &s.canonical)?;
+    let ins = convert::convert_instructions(instructions, names, &canonical)?;
     let mut ins_msg = instructions.to_vec();
     resolve_names(&mut ins_msg, names);
     let probe = FlowMod::Modify {
-        table: s.table,
-        strict: s.strict,
-        key: s.key,
-        mask: s.mask,
-        priority: s.priority,
-        cookie: s.cookie,
-        cookie_mask: s.cookie_mask,
+        selector: s.clone(),
         instructions: ins.clone(),
         reset_counts,
     };
@@ -398,17 +352,11 @@ pub(super) fn modify_flows(
     if let Some(cookie) = new_cookie {
         // Changing the cookie re-adds each selected flow with the new cookie and
         // instructions (its counters restart).
-        let sel = txn.snapshot().pipeline.select(
-            s.table,
-            s.strict,
-            &s.key,
-            &s.mask,
-            s.priority,
-            s.cookie,
-            s.cookie_mask,
-            None,
-            None,
-        );
+        let sel = txn.snapshot().pipeline.select(&Selector {
+            out_port: None,
+            out_group: None,
+            ..s
+        });
         let mut run = Run::default();
         for r in sel {
             let id = rule_ident(&r);
@@ -417,7 +365,7 @@ pub(super) fn modify_flows(
             };
             f.cookie = cookie;
             f.instructions = ins_msg.clone();
-            let mut spec = r.spec();
+            let mut spec = r.spec.clone();
             spec.cookie = cookie;
             spec.instructions = ins.clone();
             run.push(

@@ -160,7 +160,7 @@ impl Overlay {
 }
 
 pub(super) fn rule_ident(r: &datapath::classifier::Rule) -> Vec<u8> {
-    flow_ident(r.table, r.priority, &r.key, &r.mask)
+    flow_ident(r.spec.table, r.spec.priority, &r.spec.key, &r.spec.mask)
 }
 
 /// Retires the tunnel endpoints among `ports` (their ports were removed); true if any.

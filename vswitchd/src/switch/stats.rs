@@ -202,7 +202,7 @@ impl Switch {
             let flows = snap
                 .pipeline
                 .rules(None)
-                .filter(|r| r.instructions.meter == Some(MeterId(*m)))
+                .filter(|r| r.spec.instructions.meter == Some(MeterId(*m)))
                 .count();
             out.push(v1::MeterStats {
                 meter_id: *m,
@@ -250,7 +250,7 @@ impl Switch {
                 ref_count: snap
                     .pipeline
                     .rules(None)
-                    .filter(|r| r.instructions.uses_group(GroupId(g.id)))
+                    .filter(|r| r.spec.instructions.uses_group(GroupId(g.id)))
                     .count() as u32,
                 packet_count: 0,
                 byte_count: 0,

@@ -3,8 +3,7 @@
 
 use std::collections::HashMap;
 
-use datapath::classifier::{BundleError, FlowMod};
-use datapath::flow::FlowKey;
+use datapath::classifier::{BundleError, FlowMod, Selector};
 use datapath::pipeline::Txn;
 use datapath::types::{GroupId, MeterId, PortNo};
 use proto::v1::{self, entity, stream_message_response as smr, update};
@@ -12,8 +11,8 @@ use proto::v1::{self, entity, stream_message_response as smr, update};
 use super::Switch;
 use super::config::SwitchConfig;
 use super::flows::{
-    Modification, Run, Selector, absorb_removals_as, check_refs, delete_flows, flow_mod_error,
-    modify_flows, prepare_flow, resolve_action_names, selector, strict_delete,
+    Modification, Run, absorb_removals_as, check_refs, delete_flows, flow_mod_error, modify_flows,
+    prepare_flow, resolve_action_names, selector, strict_delete,
 };
 use super::model::{Bridge, Overlay, apply_overlay, bridge_mut, write_overlay};
 use super::ports::stage_add_port;
@@ -235,11 +234,11 @@ fn apply_update(
             modify_flows(txn, ov, b, &names, s, change).map_err(|e| e.under("flow"))
         }
         (T::Delete, entity::Entity::FlowFilter(ff)) => {
-            let s = selector(ff, &names).map_err(|e| e.under("flow_filter"))?;
+            let (s, _) = selector(ff, &names).map_err(|e| e.under("flow_filter"))?;
             delete_flows(txn, ov, b, s, None)
         }
         (T::Delete, entity::Entity::Flow(f)) => {
-            let s = selector(&exactly(f), &names).map_err(|e| e.under("flow"))?;
+            let (s, _) = selector(&exactly(f), &names).map_err(|e| e.under("flow"))?;
             delete_flows(txn, ov, b, s, None)
         }
         (ty @ (T::Insert | T::Modify), entity::Entity::Meter(m)) => set_meter(ty, m, b, txn, ov),
@@ -360,7 +359,7 @@ fn delete_meter(
         .snapshot()
         .pipeline
         .rules(None)
-        .filter(|r| r.instructions.meter == Some(MeterId(m.id)))
+        .filter(|r| r.spec.instructions.meter == Some(MeterId(m.id)))
         .map(|r| strict_delete(r))
         .collect();
     if !users.is_empty() {
@@ -448,16 +447,8 @@ fn delete_group(
         ));
     }
     let s = Selector {
-        table: None,
-        strict: false,
-        key: FlowKey::ZERO,
-        mask: FlowKey::ZERO,
-        priority: 0,
-        cookie: 0,
-        cookie_mask: 0,
-        out_port: None,
         out_group: Some(GroupId(g.id)),
-        canonical: v1::Match::default(),
+        ..Selector::default()
     };
     delete_flows(txn, ov, b, s, Some(v1::FlowRemovedReason::GroupDelete))?;
     txn.del_group(GroupId(g.id))
