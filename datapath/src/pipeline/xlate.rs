@@ -21,7 +21,9 @@ use crate::types::{GroupId, MeterId, PortNo, TableId};
 /// Why a packet goes to the controller.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PacketInReason {
-    /// An explicit `controller` action.
+    /// A table-miss flow (priority 0, empty match) sent it: OpenFlow's `no_match`.
+    NoMatch,
+    /// An explicit `controller` action of any other flow.
     Action,
     /// `controller` inside a group bucket.
     Group,
@@ -172,6 +174,13 @@ pub fn translate(pipeline: &Pipeline, key: &FlowKey) -> (Translation, FlowMask) 
             break;
         };
         rules.push(Arc::clone(rule));
+        // A packet-in from the table-miss flow is a miss, as OpenFlow 1.3 reports it; the
+        // walk that found the flow decides, so a flow change racing the packet cannot.
+        let reason = if rule.spec.priority == 0 && rule.spec.mask == FlowMask::ZERO {
+            PacketInReason::NoMatch
+        } else {
+            PacketInReason::Action
+        };
         let ins = &rule.spec.instructions;
         if let Some(m) = ins.meter {
             ops.push(DpAction::Meter(m));
@@ -199,12 +208,7 @@ pub fn translate(pipeline: &Pipeline, key: &FlowKey) -> (Translation, FlowMask) 
                 }
                 _ => {}
             }
-            ops.push(DpAction::from_action(
-                a,
-                table,
-                rule.spec.cookie,
-                PacketInReason::Action,
-            ));
+            ops.push(DpAction::from_action(a, table, rule.spec.cookie, reason));
         }
         if let Some((value, mask)) = ins.write_metadata {
             let old = work.get(Field::Metadata) as u64;
@@ -225,4 +229,63 @@ pub fn translate(pipeline: &Pipeline, key: &FlowKey) -> (Translation, FlowMask) 
         drop_reason,
     };
     (t, wc)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::actions::Instructions;
+    use crate::classifier::{FlowMod, FlowSpec};
+
+    fn flow(priority: u16, field: Option<(Field, u128)>, cookie: u64) -> FlowMod {
+        let (mut key, mut mask) = (FlowKey::ZERO, FlowMask::ZERO);
+        if let Some((f, v)) = field {
+            key.set(f, v);
+            mask.set(f, u128::MAX);
+        }
+        FlowMod::Add {
+            spec: FlowSpec {
+                table: TableId(0),
+                priority,
+                key,
+                mask,
+                cookie,
+                idle_timeout_s: 0,
+                hard_timeout_s: 0,
+                send_flow_removed: false,
+                instructions: Instructions::actions(vec![Action::Controller { max_len: 64 }]),
+            },
+            check_overlap: false,
+        }
+    }
+
+    fn reason(p: &Pipeline, key: &FlowKey) -> (PacketInReason, u64) {
+        match translate(p, key).0.ops[..] {
+            [DpAction::Controller { reason, cookie, .. }] => (reason, cookie),
+            ref ops => panic!("{ops:?}"),
+        }
+    }
+
+    #[test]
+    fn the_table_miss_flow_sends_no_match_and_other_flows_action() {
+        let mods = [
+            flow(0, None, 1),
+            flow(10, Some((Field::EthType, 0x0800)), 3),
+        ];
+        let (p, _) = Pipeline::new().apply(&mods, 0).unwrap();
+        let (p0, _) = Pipeline::new()
+            .apply(&[flow(0, Some((Field::EthType, 0x0806)), 2)], 0)
+            .unwrap();
+        let mut ip = FlowKey::ZERO;
+        ip.set(Field::EthType, 0x0800);
+        let mut arp = FlowKey::ZERO;
+        arp.set(Field::EthType, 0x0806);
+        let mut other = FlowKey::ZERO;
+        other.set(Field::EthType, 0x86dd);
+        assert_eq!(reason(&p, &ip), (PacketInReason::Action, 3));
+        // Priority 0 with a match is not the table-miss flow.
+        assert_eq!(reason(&p0, &arp), (PacketInReason::Action, 2));
+        assert_eq!(reason(&p, &other), (PacketInReason::NoMatch, 1));
+    }
 }

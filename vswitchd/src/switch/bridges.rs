@@ -45,7 +45,6 @@ impl Switch {
         }
         threads.push(spawn_packet_in_forwarder(
             &rec.name,
-            dp.clone(),
             packet_in,
             self.events.clone(),
             Arc::clone(&stop),

@@ -7,8 +7,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use datapath::flow::FlowKey;
-use datapath::pipeline::{Datapath, PacketIn, PacketInReason};
+use datapath::pipeline::{PacketIn, PacketInReason};
 use proto::v1::{self, stream_message_response as smr};
 use tokio::sync::broadcast;
 
@@ -28,7 +27,6 @@ pub struct Event {
 /// subscribed: they are dropped) until `stop` is set.
 pub(super) fn spawn_packet_in_forwarder(
     bridge: &str,
-    dp: Datapath,
     packet_in: Receiver<PacketIn>,
     events: broadcast::Sender<Arc<Event>>,
     stop: Arc<AtomicBool>,
@@ -41,7 +39,7 @@ pub(super) fn spawn_packet_in_forwarder(
                 match packet_in.recv_timeout(Duration::from_millis(50)) {
                     Ok(p) => {
                         if events.receiver_count() > 0 {
-                            let msg = packet_in_msg(&name, &dp, p);
+                            let msg = packet_in_msg(&name, p);
                             let _ = events.send(Arc::new(Event {
                                 bridge: name.clone(),
                                 msg,
@@ -56,18 +54,12 @@ pub(super) fn spawn_packet_in_forwarder(
         .map_err(|e| ApiError::internal(format!("spawning packet-in thread: {e}")))
 }
 
-fn packet_in_msg(bridge: &str, dp: &Datapath, p: PacketIn) -> v1::StreamMessageResponse {
-    // A packet-in from a table-miss flow (priority 0, empty match) is reported as NO_MATCH,
-    // as OpenFlow 1.3 defines it.
-    let snap = dp.snapshot();
-    let miss = snap
-        .pipeline
-        .table(p.table)
-        .find_strict(&FlowKey::ZERO, &FlowKey::ZERO, 0)
-        .is_some_and(|r| r.spec.cookie == p.cookie);
+fn packet_in_msg(bridge: &str, p: PacketIn) -> v1::StreamMessageResponse {
+    // The translation that sent it says whether it was a table miss (OpenFlow 1.3's
+    // NO_MATCH: the table-miss flow, priority 0 with an empty match, sent it).
     let reason = match p.reason {
-        PacketInReason::Action if miss => v1::PacketInReason::NoMatch,
-        _ => v1::PacketInReason::Action,
+        PacketInReason::NoMatch => v1::PacketInReason::NoMatch,
+        PacketInReason::Action | PacketInReason::Group => v1::PacketInReason::Action,
     };
     v1::StreamMessageResponse {
         update: Some(smr::Update::PacketIn(v1::PacketIn {
