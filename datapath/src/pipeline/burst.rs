@@ -6,7 +6,8 @@
 //! Thread-safety: borrowed from one poll thread's `Pmd` for one burst.
 
 use super::output::TxStage;
-use super::{Shared, Snapshot};
+use super::shared::Shared;
+use super::snapshot::Snapshot;
 use crate::flow::{Field, FlowKey, Layout};
 use crate::packet::{BufPool, PacketBuf};
 use crate::port::BURST;

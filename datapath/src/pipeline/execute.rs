@@ -14,10 +14,10 @@ use std::sync::mpsc::TrySendError;
 
 use arrayvec::ArrayVec;
 
-use super::PacketIn;
 use super::burst::{Burst, Cx, bit, tun_of};
 use super::normal::normal;
 use super::output::send;
+use super::shared::PacketIn;
 use super::xlate::{DpAction, PacketInReason, Translation};
 use crate::actions::rewrite;
 use crate::flow::{Field, hash_words};

@@ -10,8 +10,9 @@ use std::sync::Arc;
 use arrayvec::ArrayVec;
 
 use super::burst::Work;
+use super::shared::DatapathConfig;
+use super::snapshot::Snapshot;
 use super::xlate::{Translation, translate};
-use super::{DatapathConfig, Snapshot};
 use crate::cache::{Emc, FlowRef, MegaflowCache};
 use crate::flow::{Field, FlowKey, PKT_WORDS, extract, hash_packet};
 use crate::packet::BufPool;

@@ -3,7 +3,7 @@
 //!
 //! Thread-safety: a `TxStage` belongs to one poll thread.
 
-use super::Snapshot;
+use super::snapshot::Snapshot;
 use crate::packet::{BufPool, PacketBuf};
 use crate::port::Batch;
 use crate::stats::{DropReason, PmdCounters};

@@ -16,7 +16,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use super::{Datapath, Pmd};
+use super::datapath::Datapath;
+use super::pmd::Pmd;
 use crate::stats::{PmdCounters, PmdCounts, cycles};
 
 /// Empty polls in a row before the thread starts backing off.
