@@ -182,6 +182,166 @@ pub struct PmdCounters {
     pub busy_cycles: Counter,
     /// Cycles spent in empty polls and idle back-off (kept by the thread's loop).
     pub idle_cycles: Counter,
+    /// Lookups per OpenFlow table (`dump-tables`).
+    pub tables: TableCounters,
+}
+
+/// How many packets each OpenFlow table looked up, and how many of those matched a flow:
+/// one poll thread's share. Packets the caches answered count as well, against every table
+/// their cached translation went through (as Open vSwitch attributes datapath flow hits back
+/// to the tables), so the counts do not depend on how warm the caches are.
+#[derive(Debug)]
+pub struct TableCounters {
+    /// Packets that matched a flow, by table number.
+    pub matched: [Counter; 256],
+    /// Packets that matched no flow (a table miss without a table-miss flow), by table.
+    pub missed: [Counter; 256],
+}
+
+impl Default for TableCounters {
+    fn default() -> Self {
+        TableCounters {
+            matched: std::array::from_fn(|_| Counter::default()),
+            missed: std::array::from_fn(|_| Counter::default()),
+        }
+    }
+}
+
+/// A table's counts as read: packets looked up in it, and how many of those matched.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TableCounts {
+    /// Packets looked up (matched or not).
+    pub lookup: u64,
+    /// Packets that matched a flow.
+    pub matched: u64,
+}
+
+impl TableCounters {
+    /// Adds this thread's counts to `out` (indexed by table number).
+    pub fn add_to(&self, out: &mut [TableCounts; 256]) {
+        for (t, o) in out.iter_mut().enumerate() {
+            let (m, x) = (self.matched[t].get(), self.missed[t].get());
+            o.matched += m;
+            o.lookup += m + x;
+        }
+    }
+}
+
+/// The packet and byte counts of one group and of each of its buckets, kept per poll thread:
+/// each thread owns a slot of whole cache lines (so no two threads write the same line) and
+/// adds to it with plain stores, as [`PmdCounters`]; a reader sums the slots.
+#[derive(Debug)]
+pub struct GroupCounters {
+    lines: Box<[Line]>,
+    /// Cache lines per slot.
+    per_slot: usize,
+    buckets: usize,
+}
+
+/// One cache line of counters.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+struct Line([Counter; 8]);
+
+/// A group's counts as read.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GroupCounts {
+    /// Packets the group processed.
+    pub packets: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// (packets, bytes) each bucket processed: a packet counts once per bucket it went
+    /// through (every bucket of an `all` group, the chosen one of the others).
+    pub buckets: Vec<(u64, u64)>,
+}
+
+impl GroupCounters {
+    /// Zeroed counters of a group of `buckets` buckets, for `threads` poll threads.
+    pub fn new(threads: usize, buckets: usize) -> GroupCounters {
+        let per_slot = (2 + 2 * buckets).div_ceil(8);
+        GroupCounters {
+            lines: (0..threads.max(1) * per_slot)
+                .map(|_| Line::default())
+                .collect(),
+            per_slot,
+            buckets,
+        }
+    }
+
+    /// Poll threads with a slot.
+    pub fn threads(&self) -> usize {
+        self.lines.len() / self.per_slot
+    }
+
+    /// Buckets counted.
+    pub fn buckets(&self) -> usize {
+        self.buckets
+    }
+
+    #[inline]
+    fn counter(&self, thread: usize, i: usize) -> Option<&Counter> {
+        self.lines
+            .get(thread * self.per_slot + i / 8)
+            .map(|l| &l.0[i % 8])
+    }
+
+    /// Adds `packets` of `bytes` to the group's totals (poll thread `thread` only; a thread
+    /// without a slot counts nothing).
+    #[inline]
+    pub fn add(&self, thread: usize, packets: u64, bytes: u64) {
+        if let (Some(p), Some(b)) = (self.counter(thread, 0), self.counter(thread, 1)) {
+            p.add(packets);
+            b.add(bytes);
+        }
+    }
+
+    /// Adds one packet of `bytes` to bucket `bucket` (poll thread `thread` only).
+    #[inline]
+    pub fn add_bucket(&self, thread: usize, bucket: usize, bytes: u64) {
+        if bucket < self.buckets
+            && let (Some(p), Some(b)) = (
+                self.counter(thread, 2 + 2 * bucket),
+                self.counter(thread, 3 + 2 * bucket),
+            )
+        {
+            p.add(1);
+            b.add(bytes);
+        }
+    }
+
+    /// The counts summed over every thread.
+    pub fn read(&self) -> GroupCounts {
+        let mut out = GroupCounts {
+            buckets: vec![(0, 0); self.buckets],
+            ..GroupCounts::default()
+        };
+        for t in 0..self.threads() {
+            let get = |i| self.counter(t, i).map_or(0, Counter::get);
+            out.packets += get(0);
+            out.bytes += get(1);
+            for (k, b) in out.buckets.iter_mut().enumerate() {
+                b.0 += get(2 + 2 * k);
+                b.1 += get(3 + 2 * k);
+            }
+        }
+        out
+    }
+
+    /// Counters for `threads` poll threads and `buckets` buckets that start from what
+    /// `self` counted (in the first slot; buckets beyond the new number are dropped).
+    /// Called on a draft snapshot, before any poll thread can write the new counters.
+    pub fn carried(&self, threads: usize, buckets: usize) -> GroupCounters {
+        let new = GroupCounters::new(threads, buckets);
+        let c = self.read();
+        new.add(0, c.packets, c.bytes);
+        for (k, (p, b)) in c.buckets.iter().enumerate().take(buckets) {
+            if let (Some(cp), Some(cb)) = (new.counter(0, 2 + 2 * k), new.counter(0, 3 + 2 * k)) {
+                cp.add(*p);
+                cb.add(*b);
+            }
+        }
+        new
+    }
 }
 
 /// One poll thread's counters as read at one instant (see [`PmdCounters::read`]); also the
@@ -242,6 +402,25 @@ impl PmdCounts {
     /// Drops counted for `reason`.
     pub fn drops_for(&self, reason: DropReason) -> u64 {
         self.drops[reason as usize]
+    }
+
+    /// Adds `other`'s counts to these (to sum poll threads).
+    pub fn add(&mut self, other: &PmdCounts) {
+        self.rx_packets += other.rx_packets;
+        self.emc_hit += other.emc_hit;
+        self.megaflow_hit += other.megaflow_hit;
+        self.slow_path += other.slow_path;
+        self.megaflow_installed += other.megaflow_installed;
+        self.megaflow_full += other.megaflow_full;
+        self.megaflow_removed += other.megaflow_removed;
+        self.cache_flush += other.cache_flush;
+        self.tx_packets += other.tx_packets;
+        self.rx_batches += other.rx_batches;
+        self.busy_cycles += other.busy_cycles;
+        self.idle_cycles += other.idle_cycles;
+        for (d, o) in self.drops.iter_mut().zip(other.drops) {
+            *d += o;
+        }
     }
 }
 
@@ -333,6 +512,53 @@ mod tests {
             assert_eq!(*r as usize, i);
             assert!(names.insert(r.name()));
         }
+    }
+
+    #[test]
+    fn group_counters_sum_the_threads_and_carry_over() {
+        let g = GroupCounters::new(3, 5);
+        assert_eq!((g.threads(), g.buckets()), (3, 5));
+        g.add(0, 2, 120);
+        g.add(2, 1, 60);
+        g.add(3, 100, 100); // no slot: not counted
+        g.add_bucket(0, 4, 60);
+        g.add_bucket(2, 4, 70);
+        g.add_bucket(1, 0, 10);
+        g.add_bucket(1, 5, 10); // no such bucket
+        let c = g.read();
+        assert_eq!((c.packets, c.bytes), (3, 180));
+        assert_eq!(c.buckets, vec![(1, 10), (0, 0), (0, 0), (0, 0), (2, 130)]);
+        let h = g.carried(4, 2);
+        h.add(3, 1, 1);
+        let c = h.read();
+        assert_eq!((c.packets, c.bytes), (4, 181));
+        assert_eq!(c.buckets, vec![(1, 10), (0, 0)]);
+    }
+
+    #[test]
+    fn table_counts_add_matches_and_misses_into_lookups() {
+        let c = PmdCounters::default();
+        c.tables.matched[0].add(5);
+        c.tables.missed[0].add(2);
+        c.tables.missed[253].add(1);
+        let mut out = [TableCounts::default(); 256];
+        c.tables.add_to(&mut out);
+        c.tables.add_to(&mut out);
+        assert_eq!(
+            out[0],
+            TableCounts {
+                lookup: 14,
+                matched: 10
+            }
+        );
+        assert_eq!(
+            out[253],
+            TableCounts {
+                lookup: 2,
+                matched: 0
+            }
+        );
+        assert_eq!(out[1], TableCounts::default());
     }
 
     #[test]

@@ -171,6 +171,22 @@ pub struct MacEntry {
     pub age_s: u32,
 }
 
+/// A MAC table's event counters as read at one instant ([`MacTable::counts`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MacCounts {
+    /// New entries learned.
+    pub learned: u64,
+    /// Station moves (a known address seen on another port or remote).
+    pub moved: u64,
+    /// Entries evicted to make room.
+    pub evicted: u64,
+    /// Entries removed by aging.
+    pub aged: u64,
+    /// Stations behind a flow-based tunnel learned without their remote: the table of
+    /// tunnel sources was full.
+    pub tun_sources_full: u64,
+}
+
 /// The MAC learning table.
 #[derive(Debug)]
 pub struct MacTable {
@@ -235,6 +251,17 @@ impl MacTable {
             evicted: AtomicU64::new(0),
             aged: AtomicU64::new(0),
             tun_sources: TunSources::default(),
+        }
+    }
+
+    /// What the table counted, read now.
+    pub fn counts(&self) -> MacCounts {
+        MacCounts {
+            learned: self.learned.load(Ordering::Relaxed),
+            moved: self.moved.load(Ordering::Relaxed),
+            evicted: self.evicted.load(Ordering::Relaxed),
+            aged: self.aged.load(Ordering::Relaxed),
+            tun_sources_full: self.tun_sources.full.load(Ordering::Relaxed),
         }
     }
 

@@ -73,6 +73,8 @@ pub(super) struct Cx<'a> {
     pub(super) pool: &'a mut BufPool,
     pub(super) tx: &'a mut TxStage,
     pub(super) counters: &'a PmdCounters,
+    /// This poll thread's index (its slot in group counters).
+    pub(super) pmd: usize,
     pub(super) in_slot: usize,
     pub(super) in_port: PortNo,
     pub(super) now_ns: u64,

@@ -23,7 +23,7 @@ use crate::group::Group;
 use crate::l2::{MacTable, VlanMode};
 use crate::meter::Meter;
 use crate::port::Port;
-use crate::stats::PmdCounters;
+use crate::stats::{GroupCounts, PmdCounters, PmdCounts, TableCounts};
 use crate::types::{GroupId, MeterId, PortNo};
 
 /// Handle to a datapath. Cheap to clone.
@@ -74,6 +74,7 @@ impl Datapath {
             packet_out: crossbeam_queue::ArrayQueue::new(config.packet_in_queue.max(1)),
             config,
             pmds: Mutex::new(Vec::new()),
+            retired_tables: Mutex::new(Box::new([TableCounts::default(); 256])),
             epoch: Instant::now(),
             epoch_wall_s: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
@@ -128,10 +129,47 @@ impl Datapath {
 
     /// Forgets a poll thread's counters (its thread has stopped).
     pub fn remove_pmd(&self, counters: &Arc<PmdCounters>) {
+        let mut pmds = self.shared.pmds.lock();
+        if pmds.iter().any(|c| Arc::ptr_eq(c, counters)) {
+            counters
+                .tables
+                .add_to(&mut self.shared.retired_tables.lock());
+        }
+        pmds.retain(|c| !Arc::ptr_eq(c, counters));
+    }
+
+    /// Packets each OpenFlow table looked up and matched (`dump-tables`), indexed by table
+    /// number: every poll thread's counts summed, including threads that have stopped.
+    /// Packets the caches answered count against the tables their translation went through.
+    pub fn table_counts(&self) -> Box<[TableCounts; 256]> {
+        let pmds = self.shared.pmds.lock();
+        let mut out = self.shared.retired_tables.lock().clone();
+        for c in pmds.iter() {
+            c.tables.add_to(&mut out);
+        }
+        out
+    }
+
+    /// Packets and bytes through group `id` and each of its buckets (`group-stats`), summed
+    /// over the poll threads; `None` when there is no such group.
+    pub fn group_counts(&self, id: GroupId) -> Option<GroupCounts> {
         self.shared
-            .pmds
-            .lock()
-            .retain(|c| !Arc::ptr_eq(c, counters));
+            .snap
+            .load()
+            .groups
+            .get(&id)
+            .map(|g| g.counters.read())
+    }
+
+    /// Every poll thread's counters, read now and summed (megaflows installed, full and
+    /// removed, cache flushes, drops by reason, ...): what the datapath as a whole counted
+    /// by its running threads.
+    pub fn pmd_totals(&self) -> PmdCounts {
+        let mut t = PmdCounts::default();
+        for c in self.shared.pmds.lock().iter() {
+            t.add(&c.read());
+        }
+        t
     }
 
     /// Runs `f` on a draft of the next snapshot and publishes the draft if `f` succeeds.

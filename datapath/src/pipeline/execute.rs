@@ -276,11 +276,14 @@ fn group(cx: &mut Cx<'_>, b: &mut Burst<'_>, members: &[u8], id: GroupId, take: 
         return;
     };
     let mut sent = cx.sent;
+    let (mut packets, mut bytes) = (0, 0);
     for &m in members {
         let m = m as usize;
-        if b.pkts[m].is_none() {
+        let Some(len) = b.pkts[m].as_ref().map(|p| p.len() as u64) else {
             continue;
-        }
+        };
+        packets += 1;
+        bytes += len;
         let chosen: ArrayVec<usize, 64> = match g.group.kind {
             crate::group::GroupKind::All => (0..g.buckets.len().min(64)).collect(),
             _ => {
@@ -297,6 +300,7 @@ fn group(cx: &mut Cx<'_>, b: &mut Burst<'_>, members: &[u8], id: GroupId, take: 
             if one[0].is_none() {
                 continue;
             }
+            g.counters.add_bucket(cx.pmd, k, len);
             let mut keys = [b.keys[m]];
             let mut lays = [b.lays[m]];
             let mut copy = Burst {
@@ -311,5 +315,6 @@ fn group(cx: &mut Cx<'_>, b: &mut Burst<'_>, members: &[u8], id: GroupId, take: 
             }
         }
     }
+    g.counters.add(cx.pmd, packets, bytes);
     cx.sent = sent;
 }

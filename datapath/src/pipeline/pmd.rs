@@ -295,6 +295,7 @@ impl Pmd {
                 pool: &mut self.pool,
                 tx: &mut self.tx,
                 counters: &self.counters,
+                pmd: self.index,
                 in_slot,
                 in_port,
                 now_ns,
@@ -365,6 +366,7 @@ impl Pmd {
             pool: &mut self.pool,
             tx: &mut self.tx,
             counters: &self.counters,
+            pmd: self.index,
             in_slot,
             in_port: self.work.in_port,
             now_ns,
@@ -386,8 +388,14 @@ impl Pmd {
                 .filter_map(|&m| b.pkts[m as usize].as_ref())
                 .map(|p| p.len() as u64)
                 .sum();
+            let n = members.len() as u64;
+            let tables = &cx.counters.tables;
             for rule in t.rules.iter() {
-                rule.stats.record(members.len() as u64, bytes, now_ns);
+                rule.stats.record(n, bytes, now_ns);
+                tables.matched[rule.spec.table.0 as usize].add(n);
+            }
+            if let Some(table) = t.miss_table {
+                tables.missed[table.0 as usize].add(n);
             }
             cx.sent = 0;
             run(t, &mut cx, &mut b, members, 0);

@@ -17,7 +17,7 @@ use super::xlate::PacketInReason;
 use crate::actions::Action;
 use crate::flow::FlowKey;
 use crate::l2::MacTable;
-use crate::stats::PmdCounters;
+use crate::stats::{PmdCounters, TableCounts};
 use crate::types::{PortNo, TableId};
 
 /// Datapath-wide settings.
@@ -102,6 +102,8 @@ pub(crate) struct Shared {
     pub(crate) packet_out: crossbeam_queue::ArrayQueue<PacketOut>,
     pub(crate) config: DatapathConfig,
     pub(super) pmds: Mutex<Vec<Arc<PmdCounters>>>,
+    /// Table counts of poll threads that stopped (so the totals never go back).
+    pub(super) retired_tables: Mutex<Box<[TableCounts; 256]>>,
     pub(super) epoch: Instant,
     pub(super) epoch_wall_s: u64,
     pub(super) manual_clock: Option<ManualClock>,

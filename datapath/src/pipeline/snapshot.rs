@@ -17,6 +17,7 @@ use crate::l2::VlanMode;
 use crate::meter::Meter;
 use crate::port::Port;
 use crate::qos::{EgressQos, Policer};
+use crate::stats::GroupCounters;
 use crate::types::{GroupId, MeterId, PortNo};
 
 /// A map keyed by small integer ids (meters, groups), looked up per packet group on the hot
@@ -96,6 +97,9 @@ pub struct CompiledGroup {
     pub group: Group,
     /// One compiled operation list per bucket.
     pub buckets: Box<[Translation]>,
+    /// Packets and bytes through the group and each bucket, per poll thread (kept across
+    /// a modify of the group).
+    pub counters: Arc<GroupCounters>,
 }
 
 /// Everything a poll thread reads, immutable once published.

@@ -13,6 +13,7 @@ use crate::l2::VlanMode;
 use crate::meter::Meter;
 use crate::port::Port;
 use crate::qos::{EgressQos, Policer};
+use crate::stats::GroupCounters;
 use crate::types::{GroupId, MeterId, PortNo, TableId};
 
 /// How many recent flow-change sets a snapshot keeps for poll threads catching up.
@@ -133,6 +134,18 @@ impl Txn<'_> {
     pub fn set_pmd_count(&mut self, n: usize) {
         self.snap.n_pmds = n.max(1);
         self.snap.rebuild_slots();
+        // Groups need a counter slot for every poll thread.
+        let n = self.snap.n_pmds;
+        for g in self.snap.groups.values_mut() {
+            if g.counters.threads() < n {
+                let counters = Arc::new(g.counters.carried(n, g.buckets.len()));
+                *g = Arc::new(CompiledGroup {
+                    group: g.group.clone(),
+                    buckets: compile_buckets(&g.group),
+                    counters,
+                });
+            }
+        }
     }
 
     /// Sets or clears a port's ingress policer and egress queues.
@@ -175,22 +188,25 @@ impl Txn<'_> {
     /// Adds or replaces a group.
     pub fn set_group(&mut self, group: Group) -> Result<(), DatapathError> {
         group.validate().map_err(DatapathError::Group)?;
-        let buckets = group
-            .buckets
-            .iter()
-            .map(|b| {
-                let ops = b
-                    .actions
-                    .iter()
-                    .map(|a| DpAction::from_action(a, TableId(0), 0, PacketInReason::Group))
-                    .collect();
-                Translation::from_ops(ops)
-            })
-            .collect();
+        let buckets = compile_buckets(&group);
         let id = group.id;
-        self.snap
-            .groups
-            .insert(id, Arc::new(CompiledGroup { group, buckets }));
+        let (threads, n) = (self.snap.n_pmds, group.buckets.len());
+        // A modified group keeps its counts: the same counters when they still fit.
+        let counters = match self.snap.groups.get(&id) {
+            Some(old) if old.counters.threads() >= threads && old.counters.buckets() == n => {
+                Arc::clone(&old.counters)
+            }
+            Some(old) => Arc::new(old.counters.carried(threads, n)),
+            None => Arc::new(GroupCounters::new(threads, n)),
+        };
+        self.snap.groups.insert(
+            id,
+            Arc::new(CompiledGroup {
+                group,
+                buckets,
+                counters,
+            }),
+        );
         Ok(())
     }
 
@@ -220,6 +236,22 @@ impl Txn<'_> {
             .map(|_| ())
             .ok_or(DatapathError::NoSuchMeter(id))
     }
+}
+
+/// Each bucket's actions as datapath operations.
+fn compile_buckets(group: &Group) -> Box<[Translation]> {
+    group
+        .buckets
+        .iter()
+        .map(|b| {
+            let ops = b
+                .actions
+                .iter()
+                .map(|a| DpAction::from_action(a, TableId(0), 0, PacketInReason::Group))
+                .collect();
+            Translation::from_ops(ops)
+        })
+        .collect()
 }
 
 impl Snapshot {

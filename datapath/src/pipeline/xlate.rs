@@ -134,6 +134,9 @@ pub struct Translation {
     pub rewritten: bool,
     /// What to count when nothing emits: `TableMiss` or `FlowDrop`.
     pub drop_reason: DropReason,
+    /// The table whose lookup found no flow, ending the walk (`None`: it ended on a flow).
+    /// With `rules` (one per table that matched) it says what each table looked up.
+    pub miss_table: Option<TableId>,
 }
 
 impl Translation {
@@ -152,6 +155,7 @@ impl Translation {
             tables: [0; 4],
             rewritten: false,
             drop_reason: DropReason::FlowDrop,
+            miss_table: None,
         }
     }
 }
@@ -167,10 +171,12 @@ pub fn translate(pipeline: &Pipeline, key: &FlowKey) -> (Translation, FlowMask) 
     let mut rewritten = false;
     let mut table = TableId(0);
     let mut drop_reason = DropReason::FlowDrop;
+    let mut miss_table = None;
     loop {
         tables[table.0 as usize / 64] |= 1 << (table.0 % 64);
         let Some(rule) = pipeline.table(table).lookup(&work, &mut wc) else {
             drop_reason = DropReason::TableMiss;
+            miss_table = Some(table);
             break;
         };
         rules.push(Arc::clone(rule));
@@ -227,6 +233,7 @@ pub fn translate(pipeline: &Pipeline, key: &FlowKey) -> (Translation, FlowMask) 
         tables,
         rewritten,
         drop_reason,
+        miss_table,
     };
     (t, wc)
 }
