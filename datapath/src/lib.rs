@@ -15,6 +15,7 @@ pub mod classifier;
 pub mod flow;
 pub mod group;
 pub mod l2;
+pub mod log;
 pub mod meter;
 pub mod packet;
 pub mod pipeline;

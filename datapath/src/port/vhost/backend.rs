@@ -156,10 +156,9 @@ impl Session {
                     slot.ring = Some(r);
                 }
                 Err(e) => {
-                    eprintln!(
-                        "vhost-user port {}: queue {i} cannot start: {e}",
-                        self.shared.name
-                    );
+                    if let Some(held) = self.shared.log_limit.allow() {
+                        tracing::warn!(port = %self.shared.name, queue = i, error = %e, held_back = held, "vhost-user queue cannot start");
+                    }
                     res = Err(VuError::ReqHandlerError(std::io::Error::other(e)));
                 }
             }
@@ -243,10 +242,9 @@ impl VhostUserBackendReqHandlerMut for Session {
         _postcopy_listening: Option<bool>,
     ) -> VuResult<Option<Vec<VhostUserMemoryRegionBase>>> {
         let mem = GuestMemory::map(ctx, files).map_err(|e| {
-            eprintln!(
-                "vhost-user port {}: memory table refused: {e}",
-                self.shared.name
-            );
+            if let Some(held) = self.shared.log_limit.allow() {
+                tracing::warn!(port = %self.shared.name, error = %e, held_back = held, "vhost-user memory table refused");
+            }
             VuError::ReqHandlerError(std::io::Error::other(e))
         })?;
         self.mem = Some(Arc::new(mem));
@@ -486,17 +484,18 @@ fn serve(shared: &Arc<Shared>, stream: UnixStream) {
             Ok(()) => {}
             Err(e) if fatal(&e) => {
                 if !matches!(e, VuError::Disconnected) && !shared.stopping() {
-                    eprintln!(
-                        "vhost-user port {}: closing the connection: {e}",
-                        shared.name
-                    );
+                    if let Some(held) = shared.log_limit.allow() {
+                        tracing::warn!(port = %shared.name, error = %e, held_back = held, "vhost-user connection closed on a protocol error");
+                    }
                     shared.guest.protocol_errors.fetch_add(1, Ordering::Relaxed);
                 }
                 break;
             }
             Err(e) => {
                 shared.guest.protocol_errors.fetch_add(1, Ordering::Relaxed);
-                eprintln!("vhost-user port {}: request refused: {e}", shared.name);
+                if let Some(held) = shared.log_limit.allow() {
+                    tracing::warn!(port = %shared.name, error = %e, held_back = held, "vhost-user request refused");
+                }
             }
         }
     }

@@ -222,6 +222,8 @@ pub(crate) struct Shared {
     /// Rung when the port is dropped.
     stop: OwnedFd,
     stopping: AtomicBool,
+    /// Protocol trouble is logged at most once a second per port.
+    pub(crate) log_limit: crate::log::RateLimit,
 }
 
 impl Shared {
@@ -390,6 +392,7 @@ impl VhostUserPort {
             conn: Mutex::new(None),
             stop: eventfd().map_err(|e| sys("eventfd", e))?,
             stopping: AtomicBool::new(false),
+            log_limit: crate::log::RateLimit::default(),
         });
         let s = Arc::clone(&shared);
         let p = path.to_owned();
