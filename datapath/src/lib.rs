@@ -1,7 +1,7 @@
 //! The packet engine of the switch.
 //!
 //! Packet life in one poll-thread iteration (see `docs/datapath.md`): a port fills a burst,
-//! [`flow::extract`] reads each packet once into a [`flow::FlowKey`], the exact-match cache,
+//! [`flow::extract()`] reads each packet once into a [`flow::FlowKey`], the exact-match cache,
 //! then the megaflow cache, then the slow path (the OpenFlow tables in [`classifier`]) decide
 //! an action list, packets are grouped by flow and each group's actions run once over its
 //! sub-batch, and each output port sends its packets in one burst.

@@ -1,7 +1,7 @@
 //! OpenFlow actions and instructions, as the datapath understands them.
 //!
 //! What: the types a flow carries ([`Instructions`] holding a list of [`Action`]s) and the
-//! executor that runs a compiled action list over a sub-batch of packets ([`execute`]).
+//! executor that runs a compiled action list over a sub-batch of packets (`pipeline::execute`).
 //! OpenFlow's reserved ports are explicit actions (`InPort`, `Flood`, `All`, `Normal`,
 //! `Controller`) instead of magic port numbers. There is no drop action: an empty action list
 //! drops, as in OpenFlow.

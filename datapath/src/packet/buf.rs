@@ -8,7 +8,7 @@
 //! With the `dpdk` feature a `PacketBuf` can also own a DPDK mbuf: its data block is then
 //! the mbuf's own buffer (DPDK's 128-byte headroom is ours), so frames received on a DPDK
 //! port go through the pipeline and out of another DPDK port without a copy
-//! ([`crate::port::dpdk`]). The block is then a raw pointer plus the mbuf that owns it
+//! (`port::dpdk`). The block is then a raw pointer plus the mbuf that owns it
 //! (`Block`); every other use of the buffer is the same, and freeing gives the mbuf back to
 //! its mempool instead of the heap.
 //!
@@ -119,6 +119,12 @@ mod mbuf_block {
         }
     }
 }
+
+/// Packets per burst.
+pub const BURST: usize = 32;
+
+/// A burst of packets: a fixed array, never a heap allocation.
+pub type Batch = arrayvec::ArrayVec<PacketBuf, BURST>;
 
 /// Size of every buffer's data block.
 pub const BUF_SIZE: usize = 2048;
@@ -515,7 +521,7 @@ impl BufPool {
     /// re-stores its fields in pieces and reloads them whole, a store-forwarding stall per
     /// packet on the transmit path.
     #[inline]
-    pub fn put_batch(&mut self, batch: &mut crate::port::Batch) {
+    pub fn put_batch(&mut self, batch: &mut Batch) {
         #[cfg(feature = "dpdk")]
         if batch.iter().any(PacketBuf::is_mbuf) {
             for b in batch.drain(..) {

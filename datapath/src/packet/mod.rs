@@ -122,7 +122,7 @@ pub mod vxlan;
 #[cfg(test)]
 mod testdata;
 
-pub use buf::{BUF_SIZE, BufPool, HEADROOM, MAX_FRAME, PacketBuf};
+pub use buf::{BUF_SIZE, BURST, Batch, BufPool, HEADROOM, MAX_FRAME, PacketBuf};
 
 /// A frame or header could not be parsed. Zero-size on purpose: the datapath counts drops by
 /// reason at the call site, and the control plane never needs more detail than "malformed".

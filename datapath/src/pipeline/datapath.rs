@@ -267,8 +267,8 @@ impl Datapath {
 
     /// Queues a packet-out: `frame` runs through `actions` on the next poll of any poll
     /// thread, as if it had arrived on `in_port` (`None`: from the controller, so `in_port`
-    /// and `normal` outputs have no ingress port and drop). An output to
-    /// [`PacketOutAction::Table`] sends it through the flow tables instead.
+    /// and `normal` outputs have no ingress port and drop). With [`PacketOut::table`] set it
+    /// goes through the flow tables instead.
     pub fn packet_out(&self, out: PacketOut) -> Result<(), DatapathError> {
         if out.frame.len() > crate::packet::MAX_FRAME {
             return Err(DatapathError::FrameTooLong(out.frame.len()));

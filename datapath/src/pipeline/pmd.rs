@@ -2,9 +2,9 @@
 //!
 //! What: [`Pmd::poll_once`] polls each rx queue the snapshot assigns to this thread once;
 //! each received burst goes through [`Pmd::process_burst`]: the lookup stages
-//! ([`super::lookup`]: parse, EMC → megaflow → slow path, bounded per burst) group the
-//! packets by flow, each group's operations run once over its sub-batch
-//! ([`super::execute`]), and outputs are staged per port ([`super::output`]) so each port
+//! (`lookup`: parse, EMC → megaflow → slow path, bounded per burst) group the packets by
+//! flow, each group's operations run once over its sub-batch (`execute`), and outputs are
+//! staged per port (`output`) so each port
 //! transmits one burst. Between bursts it runs packet-outs, serves egress queues, and keeps
 //! its caches in line with the pipeline version. The loop around it (spin, back-off,
 //! pinning) is [`super::thread`].

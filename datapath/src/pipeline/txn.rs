@@ -51,7 +51,7 @@ pub enum DatapathError {
     PacketOutQueueFull,
 }
 
-/// A draft of the next snapshot, open inside [`Datapath::transaction`].
+/// A draft of the next snapshot, open inside [`super::Datapath::transaction`].
 #[derive(Debug)]
 pub struct Txn<'a> {
     pub(super) snap: &'a mut Snapshot,

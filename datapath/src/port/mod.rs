@@ -19,9 +19,7 @@ pub mod vhost;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use arrayvec::ArrayVec;
-
-use crate::packet::{BufPool, PacketBuf};
+use crate::packet::BufPool;
 
 pub use afpacket::{AfPacketError, AfPacketPort};
 pub use afxdp::{AfXdpError, AfXdpPort, XdpMode};
@@ -142,11 +140,9 @@ impl Doorbell {
     }
 }
 
-/// Packets per burst.
-pub const BURST: usize = 32;
-
-/// A burst of packets: a fixed array, never a heap allocation.
-pub type Batch = ArrayVec<PacketBuf, BURST>;
+/// Packets per burst, and a burst of them (defined with the buffers, which hand whole
+/// bursts back to their pool).
+pub use crate::packet::{BURST, Batch};
 
 /// A port as the poll threads see it.
 pub trait Port: Send + Sync + std::fmt::Debug {
@@ -192,7 +188,7 @@ pub trait Port: Send + Sync + std::fmt::Debug {
 
     /// What the pipeline needs to know of a tunnel port; `None` for other ports. A tunnel
     /// port's received packets carry their remote and key in the buffer
-    /// ([`PacketBuf::tunnel`]); `normal` never floods from one tunnel into another.
+    /// ([`crate::packet::PacketBuf::tunnel`]); `normal` never floods from one tunnel into another.
     fn tunnel(&self) -> Option<TunnelInfo> {
         None
     }
@@ -231,7 +227,7 @@ pub struct TunnelInfo {
     pub local: std::net::Ipv4Addr,
     /// True when flows choose the remote or the key (`remote_ip=flow`, `key=flow`): the
     /// pipeline then writes each packet's destination and key into its buffer
-    /// ([`PacketBuf::set_tunnel`]) when it stages it for this port.
+    /// ([`crate::packet::PacketBuf::set_tunnel`]) when it stages it for this port.
     pub flow_based: bool,
 }
 

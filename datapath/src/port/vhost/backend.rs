@@ -1,6 +1,6 @@
 //! The vhost-user protocol, backend side: one session per frontend connection.
 //!
-//! What: [`run`] is a port's control thread: it accepts (server mode) or makes (client mode,
+//! What: `run` is a port's control thread: it accepts (server mode) or makes (client mode,
 //! retrying with back-off) one connection at a time and hands each to rust-vmm's
 //! `BackendReqHandler`, which reads, validates and answers the messages and calls the
 //! [`Session`] here for their meaning. The session keeps the frontend's configuration per
