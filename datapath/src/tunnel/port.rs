@@ -351,8 +351,7 @@ impl Port for TunnelPort {
 
     fn extra_stats(&self, out: &mut Vec<(&'static str, u64)>) {
         if self.shared.config.remote.is_none() {
-            out.push(("tunnel_remotes", self.remote_count() as u64));
-            out.push(("tunnel_remotes_evicted", self.remotes_evicted()));
+            out.push(("remotes_evicted", self.remotes_evicted()));
         }
     }
 
