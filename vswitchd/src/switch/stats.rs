@@ -157,22 +157,26 @@ impl Switch {
         Ok(out)
     }
 
-    /// Flow counts per table (tables holding flows).
+    /// Flow counts and packets looked up and matched per table (tables holding flows or
+    /// having looked packets up). A packet a cache answered counts against the tables its
+    /// cached translation went through, as in Open vSwitch.
     pub fn table_stats(&self, bridge: &str) -> Result<Vec<v1::TableStats>, ApiError> {
         let bridges = self.bridges.lock();
         let b = bridges
             .get(bridge)
             .ok_or_else(|| ApiError::not_found("bridge", format!("no bridge {bridge}")))?;
         let snap = b.dp.snapshot();
+        let counts = b.dp.table_counts();
         Ok((0..TableId::COUNT as u8)
             .map(TableId)
             .filter_map(|t| {
                 let n = snap.pipeline.table(t).len();
-                (n > 0).then_some(v1::TableStats {
+                let c = counts[t.0 as usize];
+                (n > 0 || c.lookup > 0).then_some(v1::TableStats {
                     table_id: t.0 as u32,
                     active_count: n as u32,
-                    lookup_count: 0,
-                    matched_count: 0,
+                    lookup_count: c.lookup,
+                    matched_count: c.matched,
                 })
             })
             .collect())
@@ -226,7 +230,8 @@ impl Switch {
         Ok(out)
     }
 
-    /// Group reference counts (packet counters per group are not kept yet).
+    /// Group counters: flows referring to each group, packets and bytes through it and
+    /// through each of its buckets (summed over the poll threads).
     pub fn group_stats(
         &self,
         bridge: &str,
@@ -245,24 +250,30 @@ impl Switch {
         Ok(b.groups
             .values()
             .filter(|g| id.is_none_or(|i| i == g.id))
-            .map(|g| v1::GroupStats {
-                group_id: g.id,
-                ref_count: snap
-                    .pipeline
-                    .rules(None)
-                    .filter(|r| r.spec.instructions.uses_group(GroupId(g.id)))
-                    .count() as u32,
-                packet_count: 0,
-                byte_count: 0,
-                duration_ns: b
-                    .group_added
-                    .get(&g.id)
-                    .map_or(0, |t| t.elapsed().as_nanos() as u64),
-                buckets: g
-                    .buckets
-                    .iter()
-                    .map(|_| v1::BucketStats::default())
-                    .collect(),
+            .map(|g| {
+                let c = b.dp.group_counts(GroupId(g.id)).unwrap_or_default();
+                let bucket = |i: usize| {
+                    let (packets, bytes) = c.buckets.get(i).copied().unwrap_or_default();
+                    v1::BucketStats {
+                        packet_count: packets,
+                        byte_count: bytes,
+                    }
+                };
+                v1::GroupStats {
+                    group_id: g.id,
+                    ref_count: snap
+                        .pipeline
+                        .rules(None)
+                        .filter(|r| r.spec.instructions.uses_group(GroupId(g.id)))
+                        .count() as u32,
+                    packet_count: c.packets,
+                    byte_count: c.bytes,
+                    duration_ns: b
+                        .group_added
+                        .get(&g.id)
+                        .map_or(0, |t| t.elapsed().as_nanos() as u64),
+                    buckets: (0..g.buckets.len()).map(bucket).collect(),
+                }
             })
             .collect())
     }
