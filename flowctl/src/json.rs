@@ -19,8 +19,8 @@ use proto::v1::{
     Action, Band, BandType, Bridge, Bucket, FailMode, Field, FieldMatch, Flow, FlowRemovedReason,
     Group, GroupStats, GroupType, Instruction, MacEntry, MacTableStats, Match, Meter, MeterStats,
     MeterUnit, PacketInReason, PmdStats, PortDesc, PortRef, PortStats, PortStatusReason,
-    QueueStats, ReservedPort, StreamMessageResponse, TableStats, action, instruction, port_ref,
-    stream_message_response,
+    QueueStats, ReservedPort, SelectionMethod, StreamMessageResponse, TableStats, action,
+    instruction, port_ref, stream_message_response,
 };
 use serde_json::{Map, Value, json};
 
@@ -154,6 +154,20 @@ pub fn action_json(a: &Action) -> Value {
         Some(action::Action::PopVlan(_)) => json!({ "pop_vlan": {} }),
         Some(action::Action::DecTtl(_)) => json!({ "dec_ttl": {} }),
         Some(action::Action::SetQueue(q)) => json!({ "set_queue": q }),
+        Some(action::Action::Enqueue(e)) => json!({ "enqueue": {
+            "port": e.port.as_ref().map_or(Value::Null, port_ref),
+            "queue_id": e.queue_id,
+        } }),
+        Some(action::Action::PopQueue(_)) => json!({ "pop_queue": {} }),
+        Some(action::Action::PushMpls(p)) => json!({ "push_mpls": { "ethertype": p.ethertype } }),
+        Some(action::Action::PopMpls(p)) => json!({ "pop_mpls": { "ethertype": p.ethertype } }),
+        Some(action::Action::DecMplsTtl(_)) => json!({ "dec_mpls_ttl": {} }),
+        Some(action::Action::SetVlanVid(v)) => {
+            json!({ "set_vlan_vid": { "vid": v.vid, "push_if_needed": v.push_if_needed } })
+        }
+        Some(action::Action::SetVlanPcp(p)) => {
+            json!({ "set_vlan_pcp": { "pcp": p.pcp, "push_if_needed": p.push_if_needed } })
+        }
         None => Value::Null,
     }
 }
@@ -232,6 +246,7 @@ pub fn meter_json(m: &Meter) -> Value {
 
 fn bucket_json(b: &Bucket) -> Value {
     json!({
+        "bucket_id": b.bucket_id,
         "weight": b.weight,
         "watch_port": b.watch_port.as_ref().map_or(Value::Null, port_ref),
         "watch_group": b.watch_group,
@@ -244,6 +259,20 @@ pub fn group_json(g: &Group) -> Value {
     json!({
         "id": g.id,
         "type": enum_name(GroupType::try_from(g.r#type).ok().map(|t| t.as_str_name()), "GROUP_TYPE_", g.r#type),
+        "selection_method": enum_name(
+            SelectionMethod::try_from(g.selection_method).ok().map(|t| t.as_str_name()),
+            "SELECTION_METHOD_",
+            g.selection_method,
+        ),
+        "selection_method_param": g.selection_method_param,
+        "fields": g.fields.iter().map(|f| {
+            let mut o = Map::new();
+            o.insert("field".into(), field_name(f.field));
+            if !f.mask.is_empty() {
+                o.insert("mask".into(), field_value(f.field, &f.mask));
+            }
+            Value::Object(o)
+        }).collect::<Vec<_>>(),
         "buckets": g.buckets.iter().map(bucket_json).collect::<Vec<_>>(),
         "text": format_group(g),
     })

@@ -728,10 +728,10 @@ fn read_commands_text_and_json() {
     assert_eq!(v["flows"][0]["match"][0]["port_name"], "p1");
     assert_eq!(
         v["flows"][0]["text"],
-        "table=0,priority=5,in_port=p1,actions=NORMAL"
+        "priority=5,in_port=p1 actions=NORMAL"
     );
     let o = h.flowctl(&["dump-flows", "br0", "--no-stats"]);
-    assert_eq!(stdout(&o), "table=0,priority=5,in_port=p1,actions=NORMAL\n");
+    assert_eq!(stdout(&o), "priority=5,in_port=p1 actions=NORMAL\n");
 
     let o = h.flowctl(&["fdb-show", "br0"]);
     assert_eq!(o.status.code(), Some(1));

@@ -73,7 +73,18 @@ fn place(f: Field) -> Option<(DpField, u32)> {
         Field::Reg5 => (D::Reg(5), 0),
         Field::Reg6 => (D::Reg(6), 0),
         Field::Reg7 => (D::Reg(7), 0),
-        Field::Unspecified => return None,
+        Field::Unspecified
+        | Field::MplsLabel
+        | Field::MplsTc
+        | Field::MplsBos
+        | Field::MplsTtl
+        | Field::Ipv6Label
+        | Field::NdTarget
+        | Field::NdSll
+        | Field::NdTll
+        | Field::IpFrag
+        | Field::PktMark
+        | Field::TunFlags => return None,
     })
 }
 
@@ -124,8 +135,12 @@ pub fn convert_match(m: &Match, ports: &dyn PortNames) -> Result<DpMatch, ApiErr
     for fm in &canonical.fields {
         let f = Field::try_from(fm.field)
             .map_err(|_| ApiError::invalid("match", format!("unknown field {}", fm.field)))?;
-        let (df, shift) =
-            place(f).ok_or_else(|| ApiError::invalid("match", "field unspecified"))?;
+        let (df, shift) = place(f).ok_or_else(|| {
+            ApiError::invalid(
+                format!("match.{}", field_name(f)),
+                "not supported by this datapath yet",
+            )
+        })?;
         let bits = width_mask(fm.value.len(), f);
         let mut v = be(&fm.value) & bits;
         let mut mk = if fm.mask.is_empty() {
@@ -218,7 +233,8 @@ pub enum Context<'a> {
 }
 
 /// Converts one action. `Ok(None)` is OFPP_TABLE in a packet-out (the caller handles it).
-pub fn convert_action(
+/// A set-field's prerequisites are [`convert_actions`]'s to check.
+fn convert_action(
     a: &v1::Action,
     ports: &dyn PortNames,
     cx: Context<'_>,
@@ -247,15 +263,11 @@ pub fn convert_action(
                         "output to TABLE is only valid in a packet-out",
                     ));
                 }
-                PortNo::LOCAL => {
-                    return Err(ApiError::invalid(
-                        "output.port",
-                        "this switch has no LOCAL port; add a port and output to it",
-                    ));
-                }
-                PortNo(0) => {
-                    return Err(ApiError::invalid("output.port", "port 0 is not a port"));
-                }
+                // The bridge's local port; none exists until one is added (then this
+                // output, like one to any absent port, drops the packet as NoSuchPort).
+                PortNo::LOCAL => Action::Output(PortNo::LOCAL),
+                // Port 0 is no port, as in Open vSwitch: nothing is sent.
+                PortNo(0) => Action::Output(PortNo(0)),
                 PortNo(n) if n > PortNo::MAX.0 => {
                     return Err(ApiError::invalid(
                         "output.port",
@@ -267,17 +279,11 @@ pub fn convert_action(
         }
         action::Action::Group(g) => Action::Group(GroupId(*g)),
         action::Action::SetField(sf) => {
-            let empty = Match::default();
-            let ctx = match cx {
-                Context::Flow(m) => m,
-                // Buckets and packet-outs have no match to check prerequisites against;
-                // the datapath skips a rewrite the packet has no header for.
-                _ => &empty,
-            };
-            if let Context::Flow(_) = cx {
-                flow_text::check_set_field(sf, ctx)
-                    .map_err(|e| ApiError::invalid(format!("set_field.{}", e.field), e.message))?;
-            }
+            // In a flow, convert_actions has checked the prerequisites too, each against
+            // the match as the actions before change it. Buckets and packet-outs have no
+            // match: the datapath skips a rewrite the packet has no header for.
+            flow_text::check_set_field_value(sf)
+                .map_err(|e| ApiError::invalid(format!("set_field.{}", e.field), e.message))?;
             let f = Field::try_from(sf.field)
                 .map_err(|_| ApiError::invalid("set_field.field", "unknown field"))?;
             let (df, shift) =
@@ -328,6 +334,15 @@ pub fn convert_action(
         action::Action::PopVlan(_) => Action::PopVlan,
         action::Action::DecTtl(_) => Action::DecTtl,
         action::Action::SetQueue(q) => Action::SetQueue(*q),
+        action::Action::Enqueue(_)
+        | action::Action::PopQueue(_)
+        | action::Action::PushMpls(_)
+        | action::Action::PopMpls(_)
+        | action::Action::DecMplsTtl(_)
+        | action::Action::SetVlanVid(_)
+        | action::Action::SetVlanPcp(_) => {
+            return Err(ApiError::invalid("", "not supported by this datapath yet"));
+        }
     }))
 }
 
@@ -337,6 +352,11 @@ pub fn convert_actions(
     ports: &dyn PortNames,
     cx: Context<'_>,
 ) -> Result<(Vec<Action>, bool), ApiError> {
+    if let Context::Flow(m) = cx {
+        flow_text::check_actions(list, m).map_err(|(i, e)| {
+            ApiError::invalid(format!("actions[{i}].set_field.{}", e.field), e.message)
+        })?;
+    }
     let mut out = Vec::with_capacity(list.len());
     let mut table = false;
     for (i, a) in list.iter().enumerate() {
@@ -609,7 +629,7 @@ mod tests {
 
     #[test]
     fn set_fields_inside_a_byte_are_masked() {
-        let (_, ins) = dp("ip,actions=mod_nw_tos:0x40,mod_vlan_vid:7,output:1");
+        let (_, ins) = dp("ip,actions=mod_nw_tos:0x40,set_field:4103->vlan_vid,output:1");
         assert!(ins.apply.iter().any(|a| matches!(
             a,
             Action::SetFieldMasked {

@@ -177,9 +177,9 @@ async fn learning_controller_programs_an_empty_table_from_packet_ins() {
     assert_eq!(
         flows,
         vec![
-            "table=0,priority=0,actions=CONTROLLER".to_string(),
-            "table=0,priority=10,dl_dst=02:00:00:00:00:01,actions=output:1".to_string(),
-            "table=0,priority=10,dl_dst=02:00:00:00:00:02,actions=output:2".to_string(),
+            "priority=0 actions=CONTROLLER:65535".to_string(),
+            "priority=10,dl_dst=02:00:00:00:00:01 actions=output:1".to_string(),
+            "priority=10,dl_dst=02:00:00:00:00:02 actions=output:2".to_string(),
         ]
     );
     // Now h3 -> h1 is switched by the installed flow, with no packet-in: the datapath's

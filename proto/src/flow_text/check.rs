@@ -3,9 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use crate::v1::{Field, FieldMatch, Match, SetField};
+use crate::v1::{Action, Field, FieldMatch, Match, SetField, action};
 
-use super::fields::{FieldDef, Syntax, field_def_i32};
+use super::fields::{FieldDef, Syntax, canonical, field_def_i32};
+use super::matches::canonical_vlan;
 use super::protocol::{Ctx, prereq_text};
 use super::scalar::be_u64;
 
@@ -84,20 +85,17 @@ pub fn check_match(m: &Match) -> Result<Match, FieldError> {
             continue;
         }
         check_widths(d, &fm.value, &fm.mask)?;
-        let all_ones = fm.mask.iter().all(|&b| b == 0xff);
-        let all_zero = !fm.mask.is_empty() && fm.mask.iter().all(|&b| b == 0);
-        if all_zero {
-            continue;
-        }
-        if !all_ones && !d.maskable {
-            return Err(field_err(d.name, "this field cannot be masked"));
-        }
-        let (value, mask) = if all_ones {
+        let (value, mask) = if fm.mask.is_empty() {
             (fm.value.clone(), Vec::new())
         } else {
-            let v = fm.value.iter().zip(&fm.mask).map(|(v, m)| v & m).collect();
-            (v, fm.mask.clone())
+            match canonical(d, fm.value.clone(), fm.mask.clone()) {
+                Some(vm) => vm,
+                None => continue,
+            }
         };
+        if !mask.is_empty() && !d.maskable {
+            return Err(field_err(d.name, "this field cannot be masked"));
+        }
         out.insert(
             fm.field,
             FieldMatch {
@@ -108,25 +106,25 @@ pub fn check_match(m: &Match) -> Result<Match, FieldError> {
             },
         );
     }
-    let m = Match {
-        fields: out.into_values().collect(),
-    };
+    let has = |f: Field| out.contains_key(&(f as i32));
+    if has(Field::VlanTci) && (has(Field::VlanVid) || has(Field::VlanPcp)) {
+        return Err(field_err(
+            "vlan_tci",
+            "vlan_tci cannot be combined with vlan_vid / vlan_pcp",
+        ));
+    }
+    let mut fields: Vec<FieldMatch> = out.into_values().collect();
+    canonical_vlan(&mut fields);
+    let m = Match { fields };
     let ctx = Ctx::of(&m);
-    let has = |f: Field| m.fields.iter().any(|x| x.field == f as i32);
     for fm in &m.fields {
-        if let Some(d) = field_def_i32(fm.field) {
-            if !ctx.satisfies(d.prereq) {
-                return Err(field_err(
-                    d.name,
-                    format!("requires {}", prereq_text(d.prereq)),
-                ));
-            }
-            if d.field == Field::VlanTci && (has(Field::VlanVid) || has(Field::VlanPcp)) {
-                return Err(field_err(
-                    d.name,
-                    "vlan_tci cannot be combined with vlan_vid / vlan_pcp",
-                ));
-            }
+        if let Some(d) = field_def_i32(fm.field)
+            && !ctx.satisfies(d.prereq)
+        {
+            return Err(field_err(
+                d.name,
+                format!("requires {}", prereq_text(d.prereq)),
+            ));
         }
     }
     Ok(m)
@@ -136,16 +134,44 @@ pub fn check_match(m: &Match) -> Result<Match, FieldError> {
 /// runs in (`ctx_match`: the flow's match): the field must exist and be settable, the
 /// value and mask the field's width, and the field's protocol pinned by the match.
 pub fn check_set_field(sf: &SetField, ctx_match: &Match) -> Result<(), FieldError> {
+    check_set_field_in(sf, Ctx::of(ctx_match))
+}
+
+/// Validates a set-field action's field and value alone (it exists and is settable, the
+/// value and mask have its width), for action lists without a match to check its
+/// prerequisites against (group buckets, packet-outs: the datapath skips a rewrite of a
+/// header the packet does not have).
+pub fn check_set_field_value(sf: &SetField) -> Result<(), FieldError> {
     let d = known(sf.field)?;
     if !d.settable {
         return Err(field_err(d.name, "this field cannot be set"));
     }
-    check_widths(d, &sf.value, &sf.mask)?;
-    if !Ctx::of(ctx_match).satisfies(d.prereq) {
+    check_widths(d, &sf.value, &sf.mask)
+}
+
+fn check_set_field_in(sf: &SetField, ctx: Ctx) -> Result<(), FieldError> {
+    check_set_field_value(sf)?;
+    let d = known(sf.field)?;
+    if !ctx.satisfies(d.prereq) {
         return Err(field_err(
             d.name,
             format!("set_field on it requires {}", prereq_text(d.prereq)),
         ));
+    }
+    Ok(())
+}
+
+/// Validates the set-field actions of a flow's action list (see [`check_set_field`]), each
+/// against the protocol the match pins as the actions before it change it (`push_mpls`
+/// makes the packet MPLS, `pop_mpls:0x0800` makes it IPv4), as Open vSwitch checks them.
+/// On failure, the index of the action at fault and the problem.
+pub fn check_actions(actions: &[Action], m: &Match) -> Result<(), (usize, FieldError)> {
+    let mut ctx = Ctx::of(m);
+    for (i, a) in actions.iter().enumerate() {
+        if let Some(action::Action::SetField(sf)) = &a.action {
+            check_set_field_in(sf, ctx).map_err(|e| (i, e))?;
+        }
+        ctx = ctx.after(a);
     }
     Ok(())
 }

@@ -87,7 +87,7 @@ pub(super) const FIELDS: &[FieldDef] = &[
     def(Field::EthSrc,      6,  Syntax::Mac,   true,  true,  Prereq::None,  "eth_src",     &["dl_src"]),
     def(Field::EthDst,      6,  Syntax::Mac,   true,  true,  Prereq::None,  "eth_dst",     &["dl_dst"]),
     def(Field::EthType,     2,  hex(16),       false, false, Prereq::None,  "eth_type",    &["dl_type"]),
-    def(Field::VlanVid,     2,  hex(13),       true,  true,  Prereq::None,  "vlan_vid",    &[]),
+    def(Field::VlanVid,     2,  int(13),       true,  true,  Prereq::None,  "vlan_vid",    &[]),
     def(Field::VlanPcp,     1,  int(3),        false, true,  Prereq::None,  "vlan_pcp",    &["dl_vlan_pcp"]),
     def(Field::VlanTci,     2,  hex(16),       true,  true,  Prereq::None,  "vlan_tci",    &[]),
     def(Field::IpDscp,      1,  int(6),        false, true,  Prereq::Ip,    "ip_dscp",     &[]),
@@ -126,6 +126,17 @@ pub(super) const FIELDS: &[FieldDef] = &[
     def(Field::Reg5,        4,  hex(32),       true,  true,  Prereq::None,  "reg5",        &[]),
     def(Field::Reg6,        4,  hex(32),       true,  true,  Prereq::None,  "reg6",        &[]),
     def(Field::Reg7,        4,  hex(32),       true,  true,  Prereq::None,  "reg7",        &[]),
+    def(Field::MplsLabel,   4,  int(20),       false, true,  Prereq::Mpls,  "mpls_label",  &[]),
+    def(Field::MplsTc,      1,  int(3),        false, true,  Prereq::Mpls,  "mpls_tc",     &[]),
+    def(Field::MplsBos,     1,  int(1),        false, false, Prereq::Mpls,  "mpls_bos",    &[]),
+    def(Field::MplsTtl,     1,  int(8),        false, true,  Prereq::Mpls,  "mpls_ttl",    &[]),
+    def(Field::Ipv6Label,   4,  hex(20),       true,  true,  Prereq::Ipv6,  "ipv6_label",  &[]),
+    def(Field::NdTarget,    16, Syntax::Ipv6,  true,  true,  Prereq::Nd,    "nd_target",   &[]),
+    def(Field::NdSll,       6,  Syntax::Mac,   true,  true,  Prereq::NdSolicit, "nd_sll", &[]),
+    def(Field::NdTll,       6,  Syntax::Mac,   true,  true,  Prereq::NdAdvert,  "nd_tll", &[]),
+    def(Field::IpFrag,      1,  int(2),        true,  false, Prereq::Ip,    "nw_frag",     &["ip_frag"]),
+    def(Field::PktMark,     4,  hex(32),       true,  true,  Prereq::None,  "pkt_mark",    &[]),
+    def(Field::TunFlags,    2,  hex(1),        true,  false, Prereq::None,  "tun_flags",   &[]),
 ];
 
 /// A test on the match's protocol.
@@ -177,6 +188,21 @@ pub(super) const NXM_NAMES: &[(&str, &str)] = &[
     ("NXM_NX_REG5", "reg5"),
     ("NXM_NX_REG6", "reg6"),
     ("NXM_NX_REG7", "reg7"),
+    ("OXM_OF_MPLS_LABEL", "mpls_label"),
+    ("OXM_OF_MPLS_TC", "mpls_tc"),
+    ("OXM_OF_MPLS_BOS", "mpls_bos"),
+    ("NXM_NX_MPLS_TTL", "mpls_ttl"),
+    ("NXM_NX_IPV6_LABEL", "ipv6_label"),
+    ("OXM_OF_IPV6_FLABEL", "ipv6_label"),
+    ("NXM_NX_ND_TARGET", "nd_target"),
+    ("OXM_OF_IPV6_ND_TARGET", "nd_target"),
+    ("NXM_NX_ND_SLL", "nd_sll"),
+    ("OXM_OF_IPV6_ND_SLL", "nd_sll"),
+    ("NXM_NX_ND_TLL", "nd_tll"),
+    ("OXM_OF_IPV6_ND_TLL", "nd_tll"),
+    ("NXM_NX_IP_FRAG", "ip_frag"),
+    ("NXM_NX_PKT_MARK", "pkt_mark"),
+    ("NXM_NX_TUN_FLAGS", "tun_flags"),
 ];
 
 pub(super) fn field_def(field: Field) -> Option<&'static FieldDef> {
@@ -265,6 +291,16 @@ pub(super) fn parse_value(d: &FieldDef, tok: Tok<'_>) -> Result<Vec<u8>> {
     }
 }
 
+/// The bits a field's value can have, as a mask of its width (all ones for addresses).
+pub(super) fn full_mask(d: &FieldDef) -> Vec<u8> {
+    match d.syntax {
+        Syntax::Int { bits, .. } if (bits as usize) < d.width * 8 => {
+            be_bytes((1u64 << bits) - 1, d.width)
+        }
+        _ => vec![0xff; d.width],
+    }
+}
+
 /// Parses `VALUE[/MASK]` for a field into canonical (value, mask).
 /// Returns `None` for an all-zero mask (the field is wildcarded).
 pub(super) fn parse_value_mask(d: &FieldDef, tok: Tok<'_>) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
@@ -287,18 +323,30 @@ pub(super) fn parse_value_mask(d: &FieldDef, tok: Tok<'_>) -> Result<Option<(Vec
     } else {
         parse_value(d, mtok)?
     };
-    Ok(canonical(value, mask))
+    Ok(canonical(d, value, mask))
 }
 
-/// value &= mask; all-ones mask -> empty; all-zero mask -> None.
-pub(super) fn canonical(mut value: Vec<u8>, mask: Vec<u8>) -> Option<(Vec<u8>, Vec<u8>)> {
+/// The canonical (value, mask) of a field: mask bits outside the field's bits dropped,
+/// value &= mask; a mask covering every bit of the field -> empty (exact); an all-zero mask
+/// -> None (wildcarded).
+pub(super) fn canonical(
+    d: &FieldDef,
+    mut value: Vec<u8>,
+    mut mask: Vec<u8>,
+) -> Option<(Vec<u8>, Vec<u8>)> {
+    let full = full_mask(d);
+    if mask.len() == full.len() {
+        for (m, f) in mask.iter_mut().zip(&full) {
+            *m &= *f;
+        }
+    }
     if mask.iter().all(|b| *b == 0) {
         return None;
     }
     for (v, m) in value.iter_mut().zip(&mask) {
         *v &= *m;
     }
-    if mask.iter().all(|b| *b == 0xff) {
+    if mask == full || mask.iter().all(|b| *b == 0xff) {
         Some((value, Vec::new()))
     } else {
         Some((value, mask))

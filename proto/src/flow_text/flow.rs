@@ -4,14 +4,16 @@
 
 use std::fmt::Write as _;
 
-use crate::v1::{Flow, FlowFilter, FlowFlags, FlowModify, Instruction, Match, PortRef};
+use crate::v1::{Flow, FlowFilter, FlowFlags, FlowModify, FlowStats, Instruction, Match, PortRef};
 
 use super::instructions::{format_instructions, parse_instructions};
 use super::lexer::{ParseError, Result, Tok, split_flow, split_tokens};
 use super::limits::{DEFAULT_PRIORITY, MAX_GROUP_ID, MAX_TABLE_ID};
-use super::matches::{MatchBuilder, format_match, match_token, protocol_context};
+use super::match_text::format_match;
+use super::matches::{MatchBuilder, match_token, protocol_context};
 use super::ports::{parse_port_number, port_ref, port_ref_text};
 use super::scalar::{num, num_u32};
+use super::size::check_flow_size;
 
 /// What a flow-ish string may contain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,7 +31,11 @@ enum Mode {
 struct Parsed {
     table_id: Option<u32>,
     priority: Option<u32>,
-    cookie: Option<(u64, Option<u64>)>,
+    /// `cookie=X/MASK` (a mask of `-1` is all ones).
+    cookie_masked: Option<(u64, u64)>,
+    /// `cookie=X` without a mask.
+    cookie: Option<u64>,
+    importance: u32,
     idle_timeout: u32,
     hard_timeout: u32,
     flags: FlowFlags,
@@ -39,13 +45,14 @@ struct Parsed {
     instructions: Vec<Instruction>,
 }
 
-/// Keywords of a flow's head that may be given once.
+/// Keywords of a flow's head that may be given once (`cookie` once with a mask and once
+/// without, see [`parse_cookie`]).
 const ONCE_KEYS: &[&str] = &[
     "table",
     "priority",
-    "cookie",
     "idle_timeout",
     "hard_timeout",
+    "importance",
     "out_port",
     "out_group",
 ];
@@ -88,8 +95,10 @@ fn parse_parts<'a>(tokens: &[Tok<'a>], actions: Option<Tok<'a>>, mode: Mode) -> 
             ));
         }
         (Some(a), _) => {
-            let list = split_tokens(a.text, a.at, false);
+            // Actions are separated by commas or spaces, as Open vSwitch reads them.
+            let list = split_tokens(a.text, a.at, true);
             p.instructions = parse_instructions(&list, &p.m, p.table_id.unwrap_or(0))?;
+            check_flow_size(&p.m, &p.instructions).map_err(|m| a.err(m))?;
         }
         (None, Mode::Filter) => {}
     }
@@ -106,7 +115,13 @@ fn flow_keyword(p: &mut Parsed, tok: Tok<'_>, mode: Mode) -> Result<bool> {
         "priority" => p.priority = Some(num_u32(need()?, 65535, "priority")?),
         "idle_timeout" => p.idle_timeout = num_u32(need()?, 65535, "idle_timeout")?,
         "hard_timeout" => p.hard_timeout = num_u32(need()?, 65535, "hard_timeout")?,
-        "cookie" => p.cookie = Some(parse_cookie(need()?, mode)?),
+        "cookie" => parse_cookie(p, need()?, mode)?,
+        "importance" => {
+            if mode != Mode::Add {
+                return Err(tok.err("`importance` is only valid when adding a flow"));
+            }
+            p.importance = num_u32(need()?, 65535, "importance")?;
+        }
         "send_flow_rem" | "check_overlap" | "reset_counts" => {
             if let Some(v) = value {
                 return Err(v.err(format!("`{key}` takes no value")));
@@ -138,11 +153,18 @@ fn flow_keyword(p: &mut Parsed, tok: Tok<'_>, mode: Mode) -> Result<bool> {
     Ok(true)
 }
 
-/// `cookie=X` or `cookie=X/MASK` (`/-1`: all ones); a mask other than all ones selects
-/// flows, so an add-flow refuses it.
-fn parse_cookie(v: Tok<'_>, mode: Mode) -> Result<(u64, Option<u64>)> {
+/// `cookie=X` or `cookie=X/MASK` (`/-1`: all ones), each at most once. A mask other than
+/// all ones selects flows, so an add-flow refuses it; in mod-flows, as in ovs-ofctl,
+/// `cookie=X/MASK` selects and `cookie=Y` sets the new cookie, so one line may carry both.
+/// A filter takes only one of them.
+fn parse_cookie(p: &mut Parsed, v: Tok<'_>, mode: Mode) -> Result<()> {
+    let twice = || v.err("`cookie` given twice");
     let Some((c, m)) = v.split_once("/") else {
-        return Ok((num(v, u64::MAX, "cookie")?, None));
+        if p.cookie.is_some() || (mode != Mode::Modify && p.cookie_masked.is_some()) {
+            return Err(twice());
+        }
+        p.cookie = Some(num(v, u64::MAX, "cookie")?);
+        return Ok(());
     };
     let mask = if m.text == "-1" {
         u64::MAX
@@ -154,7 +176,11 @@ fn parse_cookie(v: Tok<'_>, mode: Mode) -> Result<(u64, Option<u64>)> {
             "a cookie mask selects flows: only valid in del-flows, dump-flows or mod-flows (or /-1)",
         ));
     }
-    Ok((num(c, u64::MAX, "cookie")?, Some(mask)))
+    if p.cookie_masked.is_some() || (mode != Mode::Modify && p.cookie.is_some()) {
+        return Err(twice());
+    }
+    p.cookie_masked = Some((num(c, u64::MAX, "cookie")?, mask));
+    Ok(())
 }
 
 /// Parses an add-flow line (ovs-ofctl syntax) into a [`Flow`].
@@ -169,13 +195,14 @@ pub fn parse_flow(s: &str) -> Result<Flow> {
     Ok(Flow {
         table_id: p.table_id.unwrap_or(0),
         priority: p.priority.unwrap_or(DEFAULT_PRIORITY),
-        cookie: p.cookie.map_or(0, |(c, _)| c),
+        cookie: p.cookie.or(p.cookie_masked.map(|(c, _)| c)).unwrap_or(0),
         idle_timeout: p.idle_timeout,
         hard_timeout: p.hard_timeout,
         flags: Some(p.flags),
         r#match: Some(p.m),
         instructions: p.instructions,
         stats: None,
+        importance: p.importance,
     })
 }
 
@@ -186,9 +213,10 @@ pub fn parse_flow(s: &str) -> Result<Flow> {
 pub fn parse_match(s: &str) -> Result<FlowFilter> {
     let (tokens, actions) = split_flow(s);
     let p = parse_parts(&tokens, actions, Mode::Filter)?;
-    let (cookie, cookie_mask) = match p.cookie {
-        Some((c, m)) => (c, m.unwrap_or(u64::MAX)),
-        None => (0, 0),
+    let (cookie, cookie_mask) = match (p.cookie, p.cookie_masked) {
+        (_, Some((c, m))) => (c, m),
+        (Some(c), None) => (c, u64::MAX),
+        (None, None) => (0, 0),
     };
     Ok(FlowFilter {
         table_id: p.table_id,
@@ -204,15 +232,13 @@ pub fn parse_match(s: &str) -> Result<FlowFilter> {
 
 /// Parses a mod-flows line: a flow whose match (with `table=`, default all tables, and
 /// `cookie=X/MASK`) selects flows and whose actions replace theirs. `cookie=X` without a
-/// mask sets the modified flows' cookie, as in ovs-ofctl. `strict` is left false.
+/// mask sets the modified flows' cookie, as in ovs-ofctl; both may be given
+/// (`cookie=1/-1,cookie=4`). `strict` is left false.
 pub fn parse_flow_modify(s: &str) -> Result<FlowModify> {
     let (tokens, actions) = split_flow(s);
     let p = parse_parts(&tokens, actions, Mode::Modify)?;
-    let (cookie, cookie_mask, new_cookie) = match p.cookie {
-        Some((c, Some(m))) => (c & m, m, None),
-        Some((c, None)) => (0, 0, Some(c)),
-        None => (0, 0, None),
-    };
+    let (cookie, cookie_mask) = p.cookie_masked.map_or((0, 0), |(c, m)| (c & m, m));
+    let new_cookie = p.cookie;
     Ok(FlowModify {
         filter: Some(FlowFilter {
             table_id: p.table_id,
@@ -230,13 +256,40 @@ pub fn parse_flow_modify(s: &str) -> Result<FlowModify> {
     })
 }
 
-/// Timeouts and flags, as printed in both forms of a flow.
-fn flow_head(flow: &Flow, parts: &mut Vec<String>) {
+/// Open vSwitch's `ofputil_flow_stats_format`: the head of a printed flow (timeouts, flags,
+/// importance, each followed by `, ` except the flags, followed by a space), then the match
+/// with `priority=` unless it is the default, then ` actions=`. `stats` adds the counters
+/// (the dump-flows form); without them `cookie` and `table` appear only when non-zero
+/// (the `--no-stats` form).
+fn format_ovs(flow: &Flow, stats: Option<FlowStats>) -> String {
+    let mut s = String::new();
+    if stats.is_some() || flow.cookie != 0 {
+        let _ = write!(s, "cookie=0x{:x}, ", flow.cookie);
+    }
+    if let Some(st) = stats {
+        let secs = st.duration_ns / 1_000_000_000;
+        let ms = (st.duration_ns / 1_000_000) % 1000;
+        if ms == 0 {
+            let _ = write!(s, "duration={secs}s, ");
+        } else {
+            let _ = write!(s, "duration={secs}.{ms:03}s, ");
+        }
+    }
+    if stats.is_some() || flow.table_id != 0 {
+        let _ = write!(s, "table={}, ", flow.table_id);
+    }
+    if let Some(st) = stats {
+        let _ = write!(
+            s,
+            "n_packets={}, n_bytes={}, ",
+            st.packet_count, st.byte_count
+        );
+    }
     if flow.idle_timeout != 0 {
-        parts.push(format!("idle_timeout={}", flow.idle_timeout));
+        let _ = write!(s, "idle_timeout={}, ", flow.idle_timeout);
     }
     if flow.hard_timeout != 0 {
-        parts.push(format!("hard_timeout={}", flow.hard_timeout));
+        let _ = write!(s, "hard_timeout={}, ", flow.hard_timeout);
     }
     if let Some(f) = &flow.flags {
         for (on, name) in [
@@ -245,71 +298,49 @@ fn flow_head(flow: &Flow, parts: &mut Vec<String>) {
             (f.reset_counts, "reset_counts"),
         ] {
             if on {
-                parts.push(name.to_string());
+                let _ = write!(s, "{name} ");
             }
         }
     }
+    if flow.importance != 0 {
+        let _ = write!(s, "importance={}, ", flow.importance);
+    }
+    if let Some(st) = stats {
+        let _ = write!(s, "idle_age={}, ", st.idle_ns / 1_000_000_000);
+    }
+    let mut m = String::new();
+    if flow.priority != DEFAULT_PRIORITY {
+        let _ = write!(m, "priority={}", flow.priority);
+    }
+    if let Some(mt) = flow.r#match.as_ref().map(format_match)
+        && !mt.is_empty()
+    {
+        if !m.is_empty() {
+            m.push(',');
+        }
+        m.push_str(&mt);
+    }
+    if !m.is_empty() {
+        s.push_str(&m);
+        s.push(' ');
+    }
+    let _ = write!(s, "actions={}", format_instructions(&flow.instructions));
+    s
 }
 
-/// Prints a flow as an add-flow line that [`parse_flow`] reads back to the same [`Flow`]:
-/// `cookie=0x5,table=0,priority=100,idle_timeout=10,ip,in_port=1,nw_dst=10.0.0.0/24,actions=output:2`.
-/// `cookie` is printed only when non-zero; `table` and `priority` always. Stats are not
-/// printed (see [`format_flow_dump`]).
+/// Prints a flow as `ovs-ofctl dump-flows --no-stats` does, which [`parse_flow`] reads back
+/// to the same [`Flow`]: `cookie=0x5, table=1, idle_timeout=10, priority=100,ip,nw_dst=10.0.0.0/24 actions=output:2`.
+/// `cookie` and `table` are printed only when non-zero, `priority` only when it is not
+/// the default 32768. Stats are not printed (see [`format_flow_dump`]).
 pub fn format_flow(flow: &Flow) -> String {
-    let mut parts = Vec::new();
-    if flow.cookie != 0 {
-        parts.push(format!("cookie=0x{:x}", flow.cookie));
-    }
-    parts.push(format!("table={}", flow.table_id));
-    parts.push(format!("priority={}", flow.priority));
-    flow_head(flow, &mut parts);
-    if let Some(m) = &flow.r#match {
-        let mt = format_match(m);
-        if !mt.is_empty() {
-            parts.push(mt);
-        }
-    }
-    parts.push(format!(
-        "actions={}",
-        format_instructions(&flow.instructions)
-    ));
-    parts.join(",")
+    format_ovs(flow, None)
 }
 
 /// Prints a flow as ovs-ofctl dump-flows does, with its counters:
-/// `cookie=0x0, duration=1.500s, table=0, n_packets=3, n_bytes=180, idle_timeout=10, priority=100,ip,nw_dst=10.0.0.0/24 actions=output:2`.
-/// [`parse_flow`] reads it back (ignoring the counters). Unlike ovs-ofctl, `priority` is
-/// printed even when it is the default 32768.
+/// `cookie=0x0, duration=1.500s, table=0, n_packets=3, n_bytes=180, idle_timeout=10, idle_age=1, priority=100,ip,nw_dst=10.0.0.0/24 actions=output:2`.
+/// [`parse_flow`] reads it back (ignoring the counters).
 pub fn format_flow_dump(flow: &Flow) -> String {
-    let stats = flow.stats.unwrap_or_default();
-    let mut s = format!(
-        "cookie=0x{:x}, duration={}.{:03}s, table={}, n_packets={}, n_bytes={}, ",
-        flow.cookie,
-        stats.duration_ns / 1_000_000_000,
-        (stats.duration_ns / 1_000_000) % 1000,
-        flow.table_id,
-        stats.packet_count,
-        stats.byte_count
-    );
-    let mut head = Vec::new();
-    flow_head(flow, &mut head);
-    for h in head {
-        s.push_str(&h);
-        s.push_str(", ");
-    }
-    if flow.stats.is_some() {
-        let _ = write!(s, "idle_age={}, ", stats.idle_ns / 1_000_000_000);
-    }
-    let _ = write!(s, "priority={}", flow.priority);
-    if let Some(m) = &flow.r#match {
-        let mt = format_match(m);
-        if !mt.is_empty() {
-            s.push(',');
-            s.push_str(&mt);
-        }
-    }
-    let _ = write!(s, " actions={}", format_instructions(&flow.instructions));
-    s
+    format_ovs(flow, Some(flow.stats.unwrap_or_default()))
 }
 
 /// Prints a filter as del-flows / dump-flows text that [`parse_match`] reads back

@@ -4,8 +4,9 @@
 
 use crate::v1::{ApplyActions, Instruction, Match, WriteMetadata, instruction};
 
-use super::actions::{ActionCtx, Item, format_action, parse_one_action};
+use super::actions::{ActionCtx, Item, format_action, normalize_vlan, parse_one_action};
 use super::lexer::{Result, Tok};
+use super::protocol::Ctx;
 
 /// Where in the instruction order the list has got to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -69,20 +70,24 @@ pub(super) fn parse_instructions(
     }
     let mut g = Gathered::default();
     let mut stage = Stage::Meter;
+    let mut ctx = Ctx::of(m);
     let order_err = |tok: Tok<'_>, what: &str| {
         tok.err(format!(
-            "`{what}` is out of order: instructions go meter, actions, write_metadata, goto_table"
+            "invalid instruction ordering: `{what}` is out of order (instructions go meter, actions, write_metadata, goto_table)"
         ))
     };
+    let drop_err = |tok: Tok<'_>| {
+        tok.err("\"drop\" must not be accompanied by any other action or instruction")
+    };
     for &tok in list {
-        let item = parse_one_action(tok, ActionCtx::Flow(m))?;
+        let item = parse_one_action(tok, ActionCtx::Flow(ctx))?;
         if g.dropped {
-            return Err(tok.err("`drop` must be the only action"));
+            return Err(drop_err(tok));
         }
         match item {
             Item::Drop => {
                 if !g.is_empty() {
-                    return Err(tok.err("`drop` must be the only action"));
+                    return Err(drop_err(tok));
                 }
                 g.dropped = true;
             }
@@ -97,6 +102,7 @@ pub(super) fn parse_instructions(
                     return Err(order_err(tok, tok.text));
                 }
                 stage = Stage::Actions;
+                ctx = ctx.after(&a);
                 g.actions.push(a);
             }
             Item::WriteMetadata(w) => {
@@ -108,7 +114,7 @@ pub(super) fn parse_instructions(
             }
             Item::Goto(t) => {
                 if g.goto.is_some() {
-                    return Err(order_err(tok, "goto_table"));
+                    return Err(tok.err("duplicate goto_table instruction not allowed"));
                 }
                 if t <= table_id {
                     return Err(tok.err(format!(
@@ -120,6 +126,7 @@ pub(super) fn parse_instructions(
             }
         }
     }
+    g.actions = normalize_vlan(std::mem::take(&mut g.actions), Some(m));
     Ok(g.into_instructions())
 }
 

@@ -125,15 +125,19 @@ pub(super) fn split_tokens(s: &str, base: usize, with_space: bool) -> Vec<Tok<'_
     out
 }
 
-/// The flow part of a flow string (before `actions=`) as tokens, and the actions part.
+/// The flow part of a flow string (before `actions=`, or `action=` as Open vSwitch also
+/// reads it) as tokens, and the actions part.
 pub(super) fn split_flow(s: &str) -> (Vec<Tok<'_>>, Option<Tok<'_>>) {
     // Find `actions=` as a token start at paren depth 0.
     let mut depth = 0usize;
     let mut token_start = true;
     for (i, c) in s.char_indices() {
-        if depth == 0 && token_start && s[i..].starts_with("actions=") {
+        let keyword = ["actions=", "action="]
+            .into_iter()
+            .find(|k| s[i..].starts_with(k));
+        if let (0, true, Some(keyword)) = (depth, token_start, keyword) {
             let head = split_tokens(&s[..i], 0, true);
-            let value_at = i + "actions=".len();
+            let value_at = i + keyword.len();
             let value = s[value_at..].trim_end();
             return (
                 head,

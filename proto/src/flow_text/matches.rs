@@ -1,6 +1,7 @@
 //! Matches: the match fields of a flow or filter read from tokens (with protocol
-//! shorthands, `dl_vlan`, `nw_tos`, `tcp_flags=+syn-ack` and prerequisite checks) and a
-//! [`Match`] printed in ovs-ofctl's order and spelling.
+//! shorthands, the VLAN names as one TCI match, `nw_tos`, `tcp_flags=+syn-ack`,
+//! `ip_frag=first`, `tun_flags=+oam`, `packet_type=(0,0)` and prerequisite checks).
+//! Printing is in `match_text`.
 
 use std::collections::BTreeMap;
 
@@ -8,17 +9,20 @@ use crate::v1::{Field, FieldMatch, Match};
 
 use super::fields::{
     FieldDef, Named, canonical, field_def, field_def_i32, parse_value_mask, resolve_name,
-    value_text,
 };
 use super::lexer::{ParseError, Result, Tok};
-use super::ports::{in_port_text, parse_in_port};
-use super::protocol::{Ctx, SHORTHANDS, prereq_text, shorthand};
-use super::scalar::{be_bytes, be_u64, hex_bytes, num, parse_u64};
+use super::ports::parse_in_port;
+use super::protocol::{Ctx, prereq_text, shorthand};
+use super::scalar::{be_bytes, num, parse_u64};
+use super::vlan::{Tci, is_vlan_field};
 
 /// Collects match fields in canonical order and remembers where each came from.
 #[derive(Default)]
 pub(super) struct MatchBuilder<'a> {
     fields: BTreeMap<i32, (FieldMatch, Tok<'a>)>,
+    /// The VLAN names, applied in the order they are written (as Open vSwitch does).
+    tci: Tci,
+    tci_tok: Option<Tok<'a>>,
 }
 
 impl<'a> MatchBuilder<'a> {
@@ -49,31 +53,31 @@ impl<'a> MatchBuilder<'a> {
     }
 
     /// Checks every field's prerequisites and returns the match.
-    pub(super) fn finish(self) -> Result<Match> {
+    pub(super) fn finish(mut self) -> Result<Match> {
+        if let Some(tok) = self.tci_tok {
+            for fm in self.tci.fields() {
+                self.fields.insert(fm.field, (fm, tok));
+            }
+        }
         let m = Match {
             fields: self.fields.values().map(|(f, _)| f.clone()).collect(),
         };
         let ctx = Ctx::of(&m);
-        let has_vlan = self.fields.contains_key(&(Field::VlanVid as i32))
-            || self.fields.contains_key(&(Field::VlanPcp as i32));
         for (field, (_, tok)) in &self.fields {
-            if let Some(d) = field_def_i32(*field) {
-                if !ctx.satisfies(d.prereq) {
-                    let (key, _) = tok.key_value();
-                    return Err(tok.err(format!("`{key}` requires {}", prereq_text(d.prereq))));
-                }
-                if d.field == Field::VlanTci && has_vlan {
-                    return Err(tok
-                        .err("vlan_tci cannot be combined with dl_vlan / vlan_vid / dl_vlan_pcp"));
-                }
+            if let Some(d) = field_def_i32(*field)
+                && !ctx.satisfies(d.prereq)
+            {
+                let (key, _) = tok.key_value();
+                return Err(tok.err(format!("`{key}` requires {}", prereq_text(d.prereq))));
             }
         }
         Ok(m)
     }
 }
 
-/// The protocol the tokens pin (shorthands, `dl_type`, then `nw_proto`), so that names like
-/// `nw_src` and `tp_dst` resolve whatever their position.
+/// The protocol the tokens pin (shorthands, `dl_type`, then `nw_proto`, then the ICMPv6
+/// type), so that names like `nw_src`, `tp_dst` and `nd_target` resolve whatever their
+/// position.
 pub(super) fn protocol_context(tokens: &[Tok<'_>]) -> Ctx {
     let mut ctx = Ctx::default();
     for tok in tokens {
@@ -98,6 +102,14 @@ pub(super) fn protocol_context(tokens: &[Tok<'_>]) -> Ctx {
             ctx.ip_proto.get_or_insert(p as u8);
         }
     }
+    for tok in tokens {
+        if let ("icmp_type" | "icmpv6_type", Some(v)) = tok.key_value()
+            && ctx.ip6()
+            && let Some(t) = parse_u64(v.text)
+        {
+            ctx.icmp_type.get_or_insert(t as u8);
+        }
+    }
     ctx
 }
 
@@ -118,17 +130,38 @@ pub(super) fn match_token<'a>(mb: &mut MatchBuilder<'a>, tok: Tok<'a>, ctx: Ctx)
         }
         None => return Err(tok.err(format!("unknown keyword `{key}`"))),
     };
+    if key == "packet_type" {
+        return packet_type(v);
+    }
     let key_tok = tok.with_text(key);
+    if let Some((_, why)) = NOT_MATCHABLE.iter().find(|(n, _)| *n == key) {
+        if let Some((_, m)) = v.split_once("/") {
+            return Err(m.err(format!("{}: invalid mask for field {key}", v.text)));
+        }
+        return Err(key_tok.err(format!(
+            "`{key}` cannot be matched in a flow: {why} (Open vSwitch refuses it too: actions are invalid with specified match)"
+        )));
+    }
     match resolve_name(key, ctx).map_err(|m| key_tok.err(m))? {
         Named::Field(Field::InPort) => mb.insert(parse_in_port(v)?, tok),
+        Named::Field(f @ (Field::VlanVid | Field::VlanPcp | Field::VlanTci)) => {
+            vlan_token(mb, f, key, v, tok)
+        }
+        Named::DlVlan => {
+            no_mask(v, key)?;
+            mb.tci.set_dl_vlan(num(v, 0xffff, "dl_vlan")? as u16);
+            mb.tci_tok = Some(tok);
+            Ok(())
+        }
         Named::Field(field) => {
             let Some(d) = field_def(field) else {
                 return Err(key_tok.err(format!("unknown field `{key}`")));
             };
-            let vm = if field == Field::TcpFlags {
-                parse_tcp_flags(d, v)?
-            } else {
-                parse_value_mask(d, v)?
+            let vm = match field {
+                Field::TcpFlags => parse_tcp_flags(d, v)?,
+                Field::IpFrag => parse_frag(d, v)?,
+                Field::TunFlags => parse_tun_flags(d, v)?,
+                _ => parse_value_mask(d, v)?,
             };
             match vm {
                 Some((value, mask)) => mb.insert(
@@ -143,18 +176,8 @@ pub(super) fn match_token<'a>(mb: &mut MatchBuilder<'a>, tok: Tok<'a>, ctx: Ctx)
                 None => Ok(()),
             }
         }
-        Named::DlVlan => {
-            let vid = num(v, 0xffff, "dl_vlan")?;
-            let value = match vid {
-                0xffff => 0,
-                0..=0xfff => 0x1000 | vid,
-                _ => {
-                    return Err(v.err("dl_vlan must be a VLAN ID 0..=4095, or 0xffff for untagged"));
-                }
-            };
-            mb.exact(Field::VlanVid, value, tok)
-        }
         Named::NwTos => {
+            no_mask(v, key)?;
             let tos = num(v, 255, "nw_tos")?;
             if tos & 3 != 0 {
                 return Err(v.err("nw_tos holds DSCP bits only: the low 2 (ECN) bits must be 0"));
@@ -164,21 +187,145 @@ pub(super) fn match_token<'a>(mb: &mut MatchBuilder<'a>, tok: Tok<'a>, ctx: Ctx)
     }
 }
 
-/// `tcp_flags=VALUE[/MASK]` or the `+syn-ack` form (flags that must be set or clear).
+/// Open vSwitch fields that exist but that a flow cannot match, and why.
+const NOT_MATCHABLE: &[(&str, &str)] = &[
+    (
+        "skb_priority",
+        "it is the datapath's internal queue selection (set it with set_queue)",
+    ),
+    ("tun_tos", "a tunnel's TOS is set for output, not matched"),
+    ("tun_ttl", "a tunnel's TTL is set for output, not matched"),
+];
+
+fn no_mask(v: Tok<'_>, key: &str) -> Result<()> {
+    match v.split_once("/") {
+        Some(_) => Err(v.err(format!("{}: invalid mask for field {key}", v.text))),
+        None => Ok(()),
+    }
+}
+
+/// `vlan_vid`, `vlan_pcp` / `dl_vlan_pcp` and `vlan_tci`: changes to the one TCI match.
+fn vlan_token<'a>(
+    mb: &mut MatchBuilder<'a>,
+    f: Field,
+    key: &str,
+    v: Tok<'_>,
+    tok: Tok<'a>,
+) -> Result<()> {
+    let (vt, mt) = match v.split_once("/") {
+        Some((a, b)) => (a, Some(b)),
+        None => (v, None),
+    };
+    match f {
+        Field::VlanPcp => {
+            no_mask(v, key)?;
+            mb.tci.set_pcp(num(v, 7, key)? as u8);
+        }
+        Field::VlanVid => {
+            let value = num(vt, 0x1fff, key)? as u16;
+            let mask = mt.map_or(Ok(0x1fff), |m| num(m, 0x1fff, "vlan_vid mask"))? as u16;
+            mb.tci.set_vlan_vid(value, mask);
+        }
+        _ => {
+            let value = num(vt, 0xffff, key)? as u16;
+            let mask = mt.map_or(Ok(0xffff), |m| num(m, 0xffff, "vlan_tci mask"))? as u16;
+            mb.tci.set_tci(value, mask);
+        }
+    }
+    mb.tci_tok = Some(tok);
+    Ok(())
+}
+
+/// `packet_type=(NS,TYPE)`: this switch carries Ethernet frames only, so `(0,0)` (Ethernet,
+/// the default) matches every packet and is not kept; other packet types are refused.
+fn packet_type(v: Tok<'_>) -> Result<()> {
+    let inner = v
+        .text
+        .strip_prefix('(')
+        .and_then(|t| t.strip_suffix(')'))
+        .ok_or_else(|| v.err("packet_type is written (NAMESPACE,TYPE), e.g. (0,0)"))?;
+    let (ns, ty) = inner
+        .split_once(',')
+        .ok_or_else(|| v.err("packet_type is written (NAMESPACE,TYPE), e.g. (0,0)"))?;
+    match (parse_u64(ns.trim()), parse_u64(ty.trim())) {
+        (Some(0), Some(0)) => Ok(()),
+        (Some(ns), Some(ty)) if ns <= 0xffff && ty <= 0xffff => Err(v.err(format!(
+            "packet_type ({ns},{ty:#x}): this switch carries Ethernet frames only, packet_type=(0,0)"
+        ))),
+        _ => Err(v.err("packet_type: namespace and type are 16-bit numbers")),
+    }
+}
+
+/// `ip_frag` / `nw_frag`: `no`, `yes`, `first`, `later`, `not_later` (bit 0: a fragment,
+/// bit 1: not the first), or `VALUE[/MASK]`.
+pub(super) const FRAG_NAMES: &[(&str, u8, u8)] = &[
+    ("no", 0, 1),
+    ("yes", 1, 1),
+    ("first", 1, 3),
+    ("later", 3, 3),
+    ("not_later", 0, 2),
+];
+
+fn parse_frag(d: &FieldDef, tok: Tok<'_>) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+    match FRAG_NAMES.iter().find(|(n, _, _)| *n == tok.text) {
+        Some(&(_, v, m)) => Ok(canonical(d, vec![v], vec![m])),
+        None if tok.text.starts_with(|c: char| c.is_ascii_digit()) => parse_value_mask(d, tok),
+        None => Err(tok.err("ip_frag must be no, yes, first, later or not_later")),
+    }
+}
+
+/// `tun_flags`: `+oam`, `-oam`, `oam`, `0`, or `VALUE[/MASK]` (bit 0 is OAM, the only
+/// flag a match can test).
+fn parse_tun_flags(d: &FieldDef, tok: Tok<'_>) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+    let (v, m) = match tok.text {
+        "+oam" | "oam" => (1, 1),
+        "-oam" => (0, 1),
+        t if t.starts_with(|c: char| c.is_ascii_digit()) => return parse_value_mask(d, tok),
+        _ => return Err(tok.err("tun_flags: +oam, -oam, oam or a number (bit 0 is OAM)")),
+    };
+    Ok(canonical(d, be_bytes(v, d.width), be_bytes(m, d.width)))
+}
+
+/// TCP flag names, by bit.
+pub(super) const TCP_FLAG_NAMES: &[(&str, u16)] = &[
+    ("fin", 0x001),
+    ("syn", 0x002),
+    ("rst", 0x004),
+    ("psh", 0x008),
+    ("ack", 0x010),
+    ("urg", 0x020),
+    ("ece", 0x040),
+    ("cwr", 0x080),
+    ("ns", 0x100),
+    ("[200]", 0x200),
+    ("[400]", 0x400),
+    ("[800]", 0x800),
+];
+
+fn tcp_flag(name: &str) -> Option<u16> {
+    TCP_FLAG_NAMES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, b)| *b)
+}
+
+/// `tcp_flags=VALUE[/MASK]`, the `+syn-ack` form (flags that must be set or clear, each
+/// at most once) or the `syn|ack` form (exactly these flags).
 fn parse_tcp_flags(d: &FieldDef, tok: Tok<'_>) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
-    const NAMES: &[(&str, u16)] = &[
-        ("fin", 0x001),
-        ("syn", 0x002),
-        ("rst", 0x004),
-        ("psh", 0x008),
-        ("ack", 0x010),
-        ("urg", 0x020),
-        ("ece", 0x040),
-        ("cwr", 0x080),
-        ("ns", 0x100),
-    ];
+    let bytes = |v: u16, m: u16| canonical(d, v.to_be_bytes().to_vec(), m.to_be_bytes().to_vec());
     if !tok.text.starts_with(['+', '-']) {
-        return parse_value_mask(d, tok);
+        if tok.text.starts_with(|c: char| c.is_ascii_digit()) {
+            return parse_value_mask(d, tok);
+        }
+        let mut value = 0u16;
+        for name in tok.text.split('|') {
+            value |= tcp_flag(name).ok_or_else(|| {
+                tok.err(format!(
+                    "unknown TCP flag `{name}` (fin syn rst psh ack urg ece cwr ns)"
+                ))
+            })?;
+        }
+        return Ok(bytes(value, 0x0fff));
     }
     let (mut value, mut mask) = (0u16, 0u16);
     let mut rest = tok.text;
@@ -194,17 +341,20 @@ fn parse_tcp_flags(d: &FieldDef, tok: Tok<'_>) -> Result<Option<(Vec<u8>, Vec<u8
         let body = &rest[1..];
         let end = body.find(['+', '-']).unwrap_or(body.len());
         let name = &body[..end];
-        let bit = NAMES
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, b)| *b)
-            .ok_or_else(|| {
-                ParseError::new(
-                    at,
-                    &rest[..end + 1],
-                    "unknown TCP flag (fin syn rst psh ack urg ece cwr ns)",
-                )
-            })?;
+        let bit = tcp_flag(name).ok_or_else(|| {
+            ParseError::new(
+                at,
+                &rest[..end + 1],
+                "unknown TCP flag (fin syn rst psh ack urg ece cwr ns)",
+            )
+        })?;
+        if mask & bit != 0 {
+            return Err(ParseError::new(
+                at,
+                &rest[..end + 1],
+                format!("{name}: each TCP flag can be specified only once"),
+            ));
+        }
         mask |= bit;
         if sign == '+' {
             value |= bit;
@@ -212,163 +362,49 @@ fn parse_tcp_flags(d: &FieldDef, tok: Tok<'_>) -> Result<Option<(Vec<u8>, Vec<u8
         at += end + 1;
         rest = &body[end..];
     }
-    Ok(canonical(
-        value.to_be_bytes().to_vec(),
-        mask.to_be_bytes().to_vec(),
-    ))
+    Ok(bytes(value, mask))
 }
 
-/// Order of match fields in printed flows (ovs-ofctl dump-flows order).
-pub(super) const PRINT_ORDER: &[Field] = &[
-    Field::TunId,
-    Field::TunSrc,
-    Field::TunDst,
-    Field::Metadata,
-    Field::Reg0,
-    Field::Reg1,
-    Field::Reg2,
-    Field::Reg3,
-    Field::Reg4,
-    Field::Reg5,
-    Field::Reg6,
-    Field::Reg7,
-    Field::InPort,
-    Field::VlanVid,
-    Field::VlanPcp,
-    Field::VlanTci,
-    Field::EthSrc,
-    Field::EthDst,
-    Field::EthType,
-    Field::Ipv4Src,
-    Field::Ipv4Dst,
-    Field::ArpSpa,
-    Field::ArpTpa,
-    Field::Ipv6Src,
-    Field::Ipv6Dst,
-    Field::IpProto,
-    Field::IpDscp,
-    Field::IpEcn,
-    Field::IpTtl,
-    Field::ArpOp,
-    Field::ArpSha,
-    Field::ArpTha,
-    Field::TcpSrc,
-    Field::TcpDst,
-    Field::UdpSrc,
-    Field::UdpDst,
-    Field::SctpSrc,
-    Field::SctpDst,
-    Field::Icmpv4Type,
-    Field::Icmpv4Code,
-    Field::Icmpv6Type,
-    Field::Icmpv6Code,
-    Field::TcpFlags,
-];
-
-/// The shorthand that covers the match's eth_type (and ip_proto): (name, covers ip_proto).
-fn covering_shorthand(ctx: Ctx) -> Option<(&'static str, bool)> {
-    let e = ctx.eth_type?;
-    let with_proto = SHORTHANDS
-        .iter()
-        .find(|(_, se, sp)| *se == e && sp.is_some() && *sp == ctx.ip_proto);
-    let bare = SHORTHANDS
-        .iter()
-        .find(|(_, se, sp)| *se == e && sp.is_none());
-    with_proto
-        .map(|(n, _, _)| (*n, true))
-        .or_else(|| bare.map(|(n, _, _)| (*n, false)))
+/// Puts a match's VLAN fields in canonical form (see `vlan`): the API check canonicalizes
+/// them the way the text parser does.
+pub(super) fn canonical_vlan(fields: &mut Vec<FieldMatch>) {
+    let t = Tci::of_fields(fields.iter().filter(|f| is_vlan_field(f.field)));
+    fields.retain(|f| !is_vlan_field(f.field));
+    fields.extend(t.fields());
+    fields.sort_by_key(|f| f.field);
 }
 
-/// Prints a match as comma-separated ovs-ofctl fields (protocol shorthand first).
-/// An empty match prints as an empty string.
-pub fn format_match(m: &Match) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let ctx = Ctx::of(m);
-    let shorthand = covering_shorthand(ctx);
-    let implied_type = shorthand.is_some();
-    let implied_proto = shorthand.is_some_and(|(_, proto)| proto);
-    if let Some((name, _)) = shorthand {
-        parts.push(name.to_string());
-    }
-    for &f in PRINT_ORDER {
-        let Some(fm) = m.fields.iter().find(|x| x.field == f as i32) else {
-            continue;
-        };
-        let Some(d) = field_def(f) else { continue };
-        let implied = match f {
-            Field::EthType => implied_type,
-            Field::IpProto => implied_proto,
-            _ => false,
-        };
-        if implied && fm.mask.is_empty() {
-            continue;
-        }
-        parts.push(field_text(d, fm));
-    }
-    // Fields not in the print order (unknown numbers) are still shown, never dropped.
-    for fm in &m.fields {
-        if field_def_i32(fm.field).is_none() {
-            parts.push(format!(
-                "field{}={}",
-                fm.field,
-                if fm.mask.is_empty() {
-                    hex_bytes(&fm.value)
-                } else {
-                    format!("{}/{}", hex_bytes(&fm.value), hex_bytes(&fm.mask))
-                }
-            ));
-        }
-    }
-    parts.join(",")
-}
+#[cfg(test)]
+mod tests {
+    use super::super::parse_flow;
 
-/// One match field as `name=value[/mask]`, in the spelling ovs-ofctl prints.
-fn field_text(d: &FieldDef, fm: &FieldMatch) -> String {
-    let (v, mk) = (&fm.value[..], &fm.mask[..]);
-    match d.field {
-        Field::InPort => match in_port_text(fm) {
-            Some(p) => format!("in_port={p}"),
-            None => format!("in_port={}", value_text(d, v, mk)),
-        },
-        Field::EthSrc => format!("dl_src={}", value_text(d, v, mk)),
-        Field::EthDst => format!("dl_dst={}", value_text(d, v, mk)),
-        Field::EthType => format!("dl_type=0x{:04x}", be_u64(v)),
-        Field::VlanVid if mk.is_empty() && v.len() == 2 => {
-            let x = be_u64(v);
-            if x == 0 {
-                "dl_vlan=0xffff".to_string()
-            } else if x & 0x1000 != 0 {
-                format!("dl_vlan={}", x & 0xfff)
-            } else {
-                format!("vlan_vid=0x{x:x}")
-            }
+    #[test]
+    fn untagged_is_vlan_tci_zero() {
+        let f = parse_flow("dl_vlan=0xffff,actions=drop").unwrap();
+        let g = parse_flow("vlan_tci=0,actions=drop").unwrap();
+        assert_eq!(f, g);
+    }
+
+    #[test]
+    fn packet_type_ethernet_only() {
+        let f = parse_flow("packet_type=(0,0),ip,actions=drop").unwrap();
+        assert_eq!(f, parse_flow("ip,actions=drop").unwrap());
+        let e = parse_flow("packet_type=(1,0x800),actions=drop").unwrap_err();
+        assert!(e.message.contains("Ethernet frames only"), "{e}");
+    }
+
+    #[test]
+    fn frag_and_flags() {
+        for (text, ok) in [
+            ("ip,ip_frag=later,actions=drop", true),
+            ("ipv6,nw_frag=not_later,actions=drop", true),
+            ("ip,ip_frag=sometimes,actions=drop", false),
+            ("ip_frag=no,actions=drop", false),
+            ("tun_flags=+oam,actions=drop", true),
+            ("tcp,tcp_flags=+ack-ack,actions=drop", false),
+            ("tcp,tcp_flags=syn|ack,actions=drop", true),
+        ] {
+            assert_eq!(parse_flow(text).is_ok(), ok, "{text}");
         }
-        Field::VlanPcp => format!("dl_vlan_pcp={}", value_text(d, v, mk)),
-        Field::VlanTci => {
-            if mk.is_empty() && v.len() == 2 {
-                format!("vlan_tci=0x{:04x}", be_u64(v))
-            } else if v.len() == 2 && mk.len() == 2 {
-                format!("vlan_tci=0x{:04x}/0x{:04x}", be_u64(v), be_u64(mk))
-            } else {
-                format!("vlan_tci={}", value_text(d, v, mk))
-            }
-        }
-        Field::Ipv4Src => format!("nw_src={}", value_text(d, v, mk)),
-        Field::Ipv4Dst => format!("nw_dst={}", value_text(d, v, mk)),
-        Field::IpDscp if mk.is_empty() && v.len() == 1 => format!("nw_tos={}", be_u64(v) << 2),
-        Field::TcpSrc | Field::UdpSrc | Field::SctpSrc => {
-            format!("tp_src={}", value_text(d, v, mk))
-        }
-        Field::TcpDst | Field::UdpDst | Field::SctpDst => {
-            format!("tp_dst={}", value_text(d, v, mk))
-        }
-        Field::TcpFlags if v.len() == 2 && (mk.is_empty() || mk.len() == 2) => {
-            if mk.is_empty() {
-                format!("tcp_flags=0x{:03x}", be_u64(v))
-            } else {
-                format!("tcp_flags=0x{:03x}/0x{:03x}", be_u64(v), be_u64(mk))
-            }
-        }
-        _ => format!("{}={}", d.name, value_text(d, v, mk)),
     }
 }

@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use crate::v1::{Band, BandType, Meter, MeterUnit};
 
 use super::lexer::{ParseError, Result, Tok, split_tokens};
-use super::limits::MAX_METER_ID;
+use super::limits::{MAX_METER_ID, METER_CONTROLLER, METER_SLOWPATH};
 use super::scalar::num_u32;
 
 /// The band being read and the token that started it (where errors about it point).
@@ -88,13 +88,7 @@ fn bands_value(v: Tok<'_>) -> Result<OpenBand<'_>> {
 fn meter_token<'a>(tok: Tok<'a>, meter: &mut Meter) -> Result<Option<OpenBand<'a>>> {
     let (key, value) = tok.key_value();
     match (key, value) {
-        ("meter" | "meter_id", Some(v)) => {
-            let id = num_u32(v, MAX_METER_ID, "meter id")?;
-            if id == 0 {
-                return Err(v.err("meter ids start at 1"));
-            }
-            meter.id = id;
-        }
+        ("meter" | "meter_id", Some(v)) => meter.id = meter_id(v)?,
         ("kbps" | "pktps", None) => {
             let u = if key == "kbps" {
                 MeterUnit::Kbps
@@ -112,6 +106,29 @@ fn meter_token<'a>(tok: Tok<'a>, meter: &mut Meter) -> Result<Option<OpenBand<'a
         _ => return Err(tok.err(format!("unknown meter keyword `{key}`"))),
     }
     Ok(None)
+}
+
+/// A meter id: 1..=[`MAX_METER_ID`], or the virtual meters `controller` and `slowpath`.
+pub(super) fn meter_id(v: Tok<'_>) -> Result<u32> {
+    match v.text {
+        "controller" => return Ok(METER_CONTROLLER),
+        "slowpath" => return Ok(METER_SLOWPATH),
+        _ => {}
+    }
+    let id = num_u32(v, MAX_METER_ID, "meter id")?;
+    if id == 0 {
+        return Err(v.err("meter ids start at 1"));
+    }
+    Ok(id)
+}
+
+/// A meter id as ovs-ofctl prints it.
+pub(super) fn meter_id_text(id: u32) -> String {
+    match id {
+        METER_CONTROLLER => "controller".to_string(),
+        METER_SLOWPATH => "slowpath".to_string(),
+        n => n.to_string(),
+    }
 }
 
 /// Parses an add-meter string:
@@ -154,7 +171,7 @@ pub fn parse_meter(s: &str) -> Result<Meter> {
 
 /// Prints a meter in the syntax [`parse_meter`] reads.
 pub fn format_meter(m: &Meter) -> String {
-    let mut parts = vec![format!("meter={}", m.id)];
+    let mut parts = vec![format!("meter={}", meter_id_text(m.id))];
     parts.push(
         match MeterUnit::try_from(m.unit) {
             Ok(MeterUnit::Pktps) => "pktps",

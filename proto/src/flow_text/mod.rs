@@ -33,11 +33,14 @@
 //! | `protocol` | the protocol a match pins, shorthands (`tcp6`), prerequisites |
 //! | `fields` | the field table (data), field names, values as text |
 //! | `check` | API matches and set-fields validated against the field table |
-//! | `matches` | match fields from tokens, a match printed |
+//! | `vlan` | the VLAN names as one TCI match, and its canonical fields |
+//! | `matches` | match fields from tokens |
+//! | `match_text` | a match printed as ovs-ofctl prints it |
 //! | `actions/` | the action table: one parser per action, actions printed |
 //! | `instructions` | an `actions=` list as OpenFlow instructions, and back |
 //! | `flow` | add-flow, filter and mod-flows lines, flows printed |
 //! | `meter`, `group` | add-meter and add-group text, and back |
+//! | `size` | a flow's length as an OpenFlow message, and the bound on it |
 //!
 //! Thread-safety: plain functions over values; no shared state.
 
@@ -49,25 +52,32 @@ mod group;
 mod instructions;
 mod lexer;
 mod limits;
+mod match_text;
 mod matches;
 mod meter;
 mod ports;
 mod protocol;
 mod scalar;
+mod size;
+mod vlan;
 
 pub use actions::{format_actions, parse_actions};
-pub use check::{FieldError, check_match, check_set_field};
+pub use check::{FieldError, check_actions, check_match, check_set_field, check_set_field_value};
 pub use fields::{field_name, field_width};
 pub use flow::{
     format_filter, format_flow, format_flow_dump, parse_flow, parse_flow_modify, parse_match,
 };
-pub use group::{format_group, parse_group};
+pub use group::{assign_bucket_ids, format_group, parse_group};
 pub use instructions::format_instructions;
 pub use lexer::ParseError;
-pub use limits::{DEFAULT_PRIORITY, MAX_GROUP_ID, MAX_METER_ID, MAX_TABLE_ID};
-pub use matches::format_match;
+pub use limits::{
+    DEFAULT_PRIORITY, MAX_GROUP_ID, MAX_METER_ID, MAX_OPENFLOW_MESSAGE_BYTES, MAX_TABLE_ID,
+    METER_CONTROLLER, METER_SLOWPATH,
+};
+pub use match_text::format_match;
 pub use meter::{format_meter, parse_meter};
 pub use ports::{MAX_PORT_NO, OFPP_CONTROLLER, OFPP_LOCAL, is_valid_port_name};
+pub use size::{check_flow_size, flow_mod_bytes};
 
 #[cfg(test)]
 mod tests;

@@ -48,23 +48,24 @@ pub(super) fn reserved_text(r: ReservedPort) -> &'static str {
 }
 
 /// Whether `s` can be written as a port name in flow text: ASCII letters, digits, `_`, `-`,
-/// `.`, not starting with a digit, and not a reserved port keyword.
+/// `.`, `+`, not starting with a digit, and not a reserved port keyword.
 pub fn is_valid_port_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
         && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'+'))
         && !s.as_bytes().first().is_some_and(u8::is_ascii_digit)
         && reserved_by_name(s).is_none()
 }
 
-/// A port number (1..=[`MAX_PORT_NO`]), a reserved port keyword or a port name.
+/// A port number (0..=[`MAX_PORT_NO`]), a reserved port keyword or a port name. Port 0 is
+/// no port, as in Open vSwitch: `in_port=0` matches nothing, `output:0` sends nowhere.
 pub(super) fn parse_port_number(tok: Tok<'_>) -> Result<PortText> {
     if tok.text.as_bytes().first().is_some_and(u8::is_ascii_digit) {
         let n = num(tok, u64::from(u32::MAX), "port number")? as u32;
-        if n == 0 || n > MAX_PORT_NO {
+        if n > MAX_PORT_NO {
             return Err(tok.err(format!(
-                "port number must be 1..={MAX_PORT_NO} (use names for reserved ports)"
+                "port number must be 0..={MAX_PORT_NO} (use names for reserved ports)"
             )));
         }
         return Ok(PortText::Number(n));
@@ -75,7 +76,7 @@ pub(super) fn parse_port_number(tok: Tok<'_>) -> Result<PortText> {
     if is_valid_port_name(tok.text) {
         return Ok(PortText::Name(tok.text.to_string()));
     }
-    Err(tok.err("bad port: expected a number, a name (letters, digits, `_-.`) or a reserved port"))
+    Err(tok.err("bad port: expected a number, a name (letters, digits, `_-.+`) or a reserved port"))
 }
 
 pub(super) fn port_ref(p: PortText) -> PortRef {

@@ -116,8 +116,9 @@ pub(super) fn mac_text(b: &[u8]) -> String {
         .join(":")
 }
 
+/// A number in decimal, or in hexadecimal as C's `%#x` prints it (`0` for zero).
 pub(super) fn int_text(v: u64, hex: bool) -> String {
-    if hex {
+    if hex && v != 0 {
         format!("0x{v:x}")
     } else {
         v.to_string()

@@ -8,13 +8,14 @@ use super::fields::{
     CONTEXTUAL, FIELDS, FieldDef, NXM_NAMES, Named, Syntax, canonical, field_def, field_def_i32,
     resolve_name,
 };
-use super::matches::PRINT_ORDER;
-use super::protocol::{Ctx, ETH_ARP, ETH_IPV4, ETH_IPV6, Prereq};
+use super::match_text::printed_fields;
+use super::protocol::{Ctx, ETH_ARP, ETH_IPV4, ETH_IPV6, ETH_MPLS, Prereq};
 use super::*;
 use crate::v1::{
-    Action, ApplyActions, Band, BandType, Bucket, DecTtl, Field, FieldMatch, Flow, FlowFilter,
-    FlowFlags, Group, GroupType, Instruction, Match, Meter, MeterUnit, Output, PopVlan, PortRef,
-    PushVlan, ReservedPort, SetField, WriteMetadata, action, instruction, port_ref,
+    Action, ApplyActions, Band, BandType, Bucket, DecMplsTtl, DecTtl, Enqueue, Field, FieldMatch,
+    Flow, FlowFilter, FlowFlags, Group, GroupType, HashField, Instruction, Match, Meter, MeterUnit,
+    Output, PopMpls, PopQueue, PopVlan, PortRef, PushMpls, PushVlan, ReservedPort, SelectionMethod,
+    SetField, SetVlanPcp, SetVlanVid, WriteMetadata, action, instruction, port_ref,
 };
 
 fn fm(field: Field, value: &[u8], mask: &[u8]) -> FieldMatch {
@@ -90,7 +91,7 @@ fn the_issue_example() {
     );
     assert_eq!(
         format_flow(&f),
-        "table=0,priority=100,ip,in_port=1,nw_dst=10.0.0.0/24,actions=mod_dl_dst:02:00:00:00:00:02,output:2"
+        "priority=100,ip,in_port=1,nw_dst=10.0.0.0/24 actions=set_field:02:00:00:00:00:02->eth_dst,output:2"
     );
 }
 
@@ -162,7 +163,7 @@ fn defaults_and_shorthands() {
     let f = round_trip("actions=drop");
     assert_eq!(f.priority, DEFAULT_PRIORITY);
     assert!(f.instructions.is_empty());
-    assert_eq!(format_flow(&f), "table=0,priority=32768,actions=drop");
+    assert_eq!(format_flow(&f), "actions=drop");
     let f = round_trip("tcp6,actions=drop");
     assert_eq!(
         fields(&f),
@@ -173,7 +174,7 @@ fn defaults_and_shorthands() {
     );
     // An explicit spelling prints as the shorthand.
     let f = parse_flow("dl_type=0x0800,nw_proto=17,actions=drop").unwrap();
-    assert_eq!(format_flow(&f), "table=0,priority=32768,udp,actions=drop");
+    assert_eq!(format_flow(&f), "udp actions=drop");
     // Redundant but consistent is fine; contradictory is not.
     assert!(parse_flow("tcp,nw_proto=6,actions=drop").is_ok());
     assert!(parse_flow("tcp,dl_type=0x0800,actions=drop").is_ok());
@@ -278,7 +279,7 @@ fn dump_flows_output_reads_back() {
     let dump = format_flow_dump(&f);
     assert_eq!(
         dump,
-        "cookie=0x2a, duration=1.500s, table=1, n_packets=3, n_bytes=180, idle_timeout=10, send_flow_rem, idle_age=2, priority=100,ip,nw_dst=10.0.0.0/24 actions=output:2"
+        "cookie=0x2a, duration=1.500s, table=1, n_packets=3, n_bytes=180, idle_timeout=10, send_flow_rem idle_age=2, priority=100,ip,nw_dst=10.0.0.0/24 actions=output:2"
     );
     let mut g = parse_flow(&dump).unwrap();
     assert_eq!(g.stats, None);
@@ -289,7 +290,7 @@ fn dump_flows_output_reads_back() {
     let f = parse_flow(ovs).unwrap();
     assert_eq!(
         format_flow(&f),
-        "table=0,priority=100,tcp,in_port=1,nw_dst=10.0.0.1,tp_dst=80,actions=output:2"
+        "priority=100,tcp,in_port=1,nw_dst=10.0.0.1,tp_dst=80 actions=output:2"
     );
 }
 
@@ -416,7 +417,7 @@ const BAD: &[(&str, usize, &str, &str)] = &[
         "does not take a mask",
     ),
     ("dl_vlan_pcp=8,actions=drop", 12, "8", "at most 7"),
-    ("dl_vlan=4096,actions=drop", 8, "4096", "VLAN ID"),
+    ("dl_vlan=9/0x1,actions=drop", 8, "9/0x1", "invalid mask"),
     ("ip,nw_tos=3,actions=drop", 10, "3", "low 2"),
     (
         "tcp,tp_dst=65536,actions=drop",
@@ -435,20 +436,41 @@ const BAD: &[(&str, usize, &str, &str)] = &[
     ("idle_timeout=x,actions=drop", 13, "x", "number"),
     ("cookie=0x1/0xff,actions=drop", 11, "0xff", "cookie mask"),
     ("out_port=1,actions=drop", 0, "out_port=1", "selects flows"),
-    ("in_port=0,actions=drop", 8, "0", "port number"),
+    (
+        "in_port=4294967041,actions=drop",
+        8,
+        "4294967041",
+        "port number",
+    ),
     ("in_port=eth0!,actions=drop", 8, "eth0!", "bad port"),
     ("in_port=flood,actions=drop", 8, "flood", "in_port may only"),
-    ("actions=output:0", 15, "0", "port number"),
+    ("actions=output:4294967041", 15, "4294967041", "port number"),
     ("actions=output", 8, "output", "needs an argument"),
     (
-        "actions=frobnicate",
+        "actions=resubmit(,1)",
         8,
-        "frobnicate",
+        "resubmit",
         "unknown or unsupported action",
     ),
-    ("actions=eth0", 8, "eth0", "output:eth0"),
-    ("actions=output:1,drop", 17, "drop", "only action"),
-    ("actions=drop,output:1", 13, "output:1", "only action"),
+    ("actions=frob!", 8, "frob!", "unknown action"),
+    (
+        "actions=sample(probability=1)",
+        8,
+        "sample",
+        "not supported",
+    ),
+    (
+        "actions=output:1,drop",
+        17,
+        "drop",
+        "must not be accompanied",
+    ),
+    (
+        "actions=drop,output:1",
+        13,
+        "output:1",
+        "must not be accompanied",
+    ),
     ("actions=output:1,meter:1", 17, "meter:1", "out of order"),
     (
         "actions=goto_table:1,output:1",
@@ -468,19 +490,19 @@ const BAD: &[(&str, usize, &str, &str)] = &[
         "ip,actions=set_field:10.0.0.1->nw_dstx",
         31,
         "nw_dstx",
-        "unknown field",
+        "not a valid OXM field name",
     ),
     (
         "ip,actions=set_field:10.0.0.1",
         21,
         "10.0.0.1",
-        "VALUE->FIELD",
+        "missing `->`",
     ),
     (
         "ip,actions=set_field:6->nw_proto",
         24,
         "nw_proto",
-        "cannot be set",
+        "read-only",
     ),
     ("actions=mod_nw_dst:10.0.0.1", 8, "mod_nw_dst", "IPv4"),
     (
@@ -489,7 +511,77 @@ const BAD: &[(&str, usize, &str, &str)] = &[
         "mod_tp_dst",
         "TCP, UDP or SCTP",
     ),
-    ("actions=mod_vlan_vid:4096", 21, "4096", "at most 4095"),
+    (
+        "actions=mod_vlan_vid:4096",
+        21,
+        "4096",
+        "not a valid VLAN VID",
+    ),
+    ("actions=mod_nw_ecn:5", 19, "5", "not a valid ECN"),
+    (
+        "actions=output(port=all,max_len=64)",
+        20,
+        "all",
+        "unsupported truncate port",
+    ),
+    (
+        "actions=output(port=1,max_len=5)",
+        30,
+        "5",
+        "less than the minimum value 14",
+    ),
+    ("actions=enqueue:123", 16, "123", "enqueue:PORT:QUEUE"),
+    (
+        "actions=set_mpls_label(0x100000)",
+        23,
+        "0x100000",
+        "MPLS label",
+    ),
+    ("actions=set_mpls_ttl(256)", 21, "256", "MPLS ttl"),
+    ("actions=set_mpls_tc", 8, "set_mpls_tc", "expected tc"),
+    (
+        "actions=apply_actions",
+        8,
+        "apply_actions",
+        "default instruction",
+    ),
+    (
+        "actions=goto_table:5,goto_table:6",
+        21,
+        "goto_table:6",
+        "duplicate goto_table",
+    ),
+    (
+        "mpls,mpls_label=5/0x1,actions=drop",
+        18,
+        "0x1",
+        "does not take a mask",
+    ),
+    (
+        "ip,nw_tos=0xf0/0xf0,actions=drop",
+        10,
+        "0xf0/0xf0",
+        "invalid mask",
+    ),
+    (
+        "tcp,tcp_flags=+ack-ack,actions=drop",
+        18,
+        "-ack",
+        "only once",
+    ),
+    (
+        "packet_type=(1,0x800),actions=drop",
+        12,
+        "(1,0x800)",
+        "Ethernet",
+    ),
+    ("mpls_label=5,actions=drop", 0, "mpls_label=5", "MPLS"),
+    (
+        "icmp6,nd_target=::1,actions=drop",
+        6,
+        "nd_target=::1",
+        "neighbour discovery",
+    ),
     ("actions=push_vlan:0x0800", 18, "0x0800", "0x8100"),
     (
         "actions=controller(reason=no_match)",
@@ -514,12 +606,6 @@ const BAD: &[(&str, usize, &str, &str)] = &[
         18,
         "+bogus",
         "TCP flag",
-    ),
-    (
-        "vlan_tci=0x1000/0x1000,dl_vlan=3,actions=drop",
-        0,
-        "vlan_tci=0x1000/0x1000",
-        "vlan_tci",
     ),
     ("send_flow_rem=1,actions=drop", 14, "1", "takes no value"),
 ];
@@ -655,8 +741,16 @@ fn groups() {
     assert_eq!(parse_group(&format_group(&g)).unwrap(), g);
     assert_eq!(
         format_group(&g),
-        "group_id=1,type=select,bucket=weight:10,actions=output:1,bucket=weight:20,actions=output:2,mod_vlan_vid:5"
+        "group_id=1,type=select,bucket=bucket_id:0,weight:10,actions=output:1,bucket=bucket_id:1,weight:20,actions=output:2,mod_vlan_vid:5"
     );
+    // Open vSwitch's spellings: parameters after the actions, `=` for `:`, given ids kept
+    // and the others the lowest free ones, a selection method with its fields.
+    let g = parse_group("group_id=6,type=select,selection_method=hash,fields(ip_dst=255.255.255.0,nw_proto,tcp_src),bucket=output:10,weight=2000,bucket=bucket_id=0,watch_port:11,output:11").unwrap();
+    assert_eq!(
+        format_group(&g),
+        "group_id=6,type=select,selection_method=hash,fields(ip_dst=255.255.255.0,nw_proto,tcp_src),bucket=bucket_id:1,weight:2000,actions=output:10,bucket=bucket_id:0,watch_port:11,actions=output:11"
+    );
+    assert_eq!(parse_group(&format_group(&g)).unwrap(), g);
 
     let g = parse_group("group_id=2,type=all,bucket=output:1,bucket=output:2,bucket=actions=drop")
         .unwrap();
@@ -678,11 +772,20 @@ fn groups() {
     for (input, offset, token) in [
         ("type=all,bucket=output:1", 0, ""),
         ("group_id=1,type=any", 16, "any"),
-        ("group_id=1,type=all,bucket=weight:5,output:1", 27, "weight"),
         (
-            "group_id=1,type=select,bucket=watch_port:1,output:1",
-            30,
-            "watch_port",
+            "group_id=1,type=all,bucket=weight:5,output:1",
+            20,
+            "bucket=weight:5",
+        ),
+        (
+            "group_id=1,type=select,fields(eth_dst),bucket=output:1",
+            23,
+            "fields(eth_dst)",
+        ),
+        (
+            "group_id=1,type=select,selection_method_param=1,bucket=output:1",
+            23,
+            "selection_method_param=1",
         ),
         ("group_id=1,type=ff,bucket=output:1", 19, "bucket=output:1"),
         (
@@ -695,7 +798,7 @@ fn groups() {
             27,
             "goto_table:1",
         ),
-        ("group_id=1,type=all,bucket=output:1,bogus:3", 36, "bogus"),
+        ("group_id=1,type=all,bucket=output:1,bogus!", 36, "bogus!"),
         ("group_id=1,type=all,bucket=mod_tp_dst:80", 27, "mod_tp_dst"),
     ] {
         let e = parse_group(input).unwrap_err();
@@ -713,7 +816,7 @@ fn action_lists() {
     assert_eq!(a.len(), 3);
     assert_eq!(
         format_actions(&a),
-        "output:1,mod_dl_src:02:00:00:00:00:01,NORMAL"
+        "output:1,set_field:02:00:00:00:00:01->eth_src,NORMAL"
     );
     assert_eq!(parse_actions("drop").unwrap(), vec![]);
     assert!(parse_actions("meter:1").is_err());
@@ -775,22 +878,25 @@ fn formatter_survives_malformed_messages() {
 // Property tests
 // ---------------------------------------------------------------------------------------
 
-/// A protocol profile: eth_type and ip_proto pinned by the match.
-fn profile() -> impl Strategy<Value = (Option<u16>, Option<u8>)> {
+/// A protocol profile: eth_type, ip_proto and ICMPv6 type pinned by the match.
+fn profile() -> impl Strategy<Value = (Option<u16>, Option<u8>, Option<u8>)> {
     prop_oneof![
-        Just((None, None)),
-        Just((Some(ETH_IPV4), None)),
-        Just((Some(ETH_IPV6), None)),
-        Just((Some(ETH_ARP), None)),
-        Just((Some(0x88cc), None)),
-        Just((Some(ETH_IPV4), Some(6))),
-        Just((Some(ETH_IPV4), Some(17))),
-        Just((Some(ETH_IPV4), Some(132))),
-        Just((Some(ETH_IPV4), Some(1))),
-        Just((Some(ETH_IPV4), Some(47))),
-        Just((Some(ETH_IPV6), Some(6))),
-        Just((Some(ETH_IPV6), Some(17))),
-        Just((Some(ETH_IPV6), Some(58))),
+        Just((None, None, None)),
+        Just((Some(ETH_IPV4), None, None)),
+        Just((Some(ETH_IPV6), None, None)),
+        Just((Some(ETH_ARP), None, None)),
+        Just((Some(ETH_MPLS), None, None)),
+        Just((Some(0x88cc), None, None)),
+        Just((Some(ETH_IPV4), Some(6), None)),
+        Just((Some(ETH_IPV4), Some(17), None)),
+        Just((Some(ETH_IPV4), Some(132), None)),
+        Just((Some(ETH_IPV4), Some(1), None)),
+        Just((Some(ETH_IPV4), Some(47), None)),
+        Just((Some(ETH_IPV6), Some(6), None)),
+        Just((Some(ETH_IPV6), Some(17), None)),
+        Just((Some(ETH_IPV6), Some(58), None)),
+        Just((Some(ETH_IPV6), Some(58), Some(135))),
+        Just((Some(ETH_IPV6), Some(58), Some(136))),
     ]
 }
 
@@ -823,7 +929,7 @@ fn field_match(d: &FieldDef, raw: u128, raw_mask: u128, masked: bool) -> Option<
     if let Syntax::Int { bits, .. } = d.syntax {
         mask = bits_value(d, raw_mask & ((1u128 << bits) - 1));
     }
-    let (value, mask) = canonical(value, mask)?;
+    let (value, mask) = canonical(d, value, mask)?;
     Some(FieldMatch {
         field: d.field as i32,
         value,
@@ -868,7 +974,7 @@ fn arb_match() -> impl Strategy<Value = Match> {
         prop_oneof![Just(None), (1u32..=MAX_PORT_NO).prop_map(Some)],
         prop_oneof![Just(None), port_name().prop_map(Some)],
     )
-        .prop_map(|((eth, proto), pick, in_no, in_name)| {
+        .prop_map(|((eth, proto, icmp), pick, in_no, in_name)| {
             let raw = Raw { pick };
             let mut fields: BTreeMap<i32, FieldMatch> = BTreeMap::new();
             if let Some(e) = eth {
@@ -880,9 +986,13 @@ fn arb_match() -> impl Strategy<Value = Match> {
             if let Some(p) = proto {
                 fields.insert(Field::IpProto as i32, fm(Field::IpProto, &[p], &[]));
             }
+            if let Some(t) = icmp {
+                fields.insert(Field::Icmpv6Type as i32, fm(Field::Icmpv6Type, &[t], &[]));
+            }
             let ctx = Ctx {
                 eth_type: eth,
                 ip_proto: proto,
+                icmp_type: icmp,
             };
             let allowed: Vec<&FieldDef> = FIELDS
                 .iter()
@@ -923,9 +1033,11 @@ fn arb_match() -> impl Strategy<Value = Match> {
                     },
                 );
             }
-            Match {
+            // The VLAN fields in their canonical form (as the parser and the API give it).
+            let m = Match {
                 fields: fields.into_values().collect(),
-            }
+            };
+            check_match(&m).unwrap_or(m)
         })
 }
 
@@ -951,12 +1063,19 @@ fn arb_action(m: &Match) -> BoxedStrategy<Action> {
             }))
         });
     prop_oneof![
-        (arb_port(), proptest::option::of(0u32..=65535)).prop_map(|(p, ml)| {
-            let controller =
-                p.port == Some(port_ref::Port::Reserved(ReservedPort::Controller as i32));
+        (arb_port(), proptest::option::of(0u32..=65534)).prop_map(|(p, ml)| {
+            let r = match p.port {
+                Some(port_ref::Port::Reserved(r)) => ReservedPort::try_from(r).ok(),
+                _ => None,
+            };
+            let max_len = match r {
+                Some(ReservedPort::Controller) => ml,
+                Some(ReservedPort::Local | ReservedPort::InPort) | None => ml.filter(|&n| n >= 14),
+                _ => None,
+            };
             action::Action::Output(Output {
                 port: Some(p),
-                max_len: if controller { ml } else { None },
+                max_len,
             })
         }),
         (0u32..=MAX_GROUP_ID).prop_map(action::Action::Group),
@@ -966,9 +1085,57 @@ fn arb_action(m: &Match) -> BoxedStrategy<Action> {
         Just(action::Action::PopVlan(PopVlan {})),
         Just(action::Action::DecTtl(DecTtl {})),
         set,
+        (arb_port(), any::<u32>()).prop_filter_map("ports enqueue takes", |(p, q)| {
+            match p.port {
+                Some(port_ref::Port::Reserved(r))
+                    if r != ReservedPort::Local as i32 && r != ReservedPort::InPort as i32 =>
+                {
+                    None
+                }
+                _ => Some(action::Action::Enqueue(Enqueue {
+                    port: Some(p),
+                    queue_id: q,
+                })),
+            }
+        }),
+        Just(action::Action::PopQueue(PopQueue {})),
+        prop_oneof![Just(0x8847u32), Just(0x8848)]
+            .prop_map(|e| action::Action::PushMpls(PushMpls { ethertype: e })),
+        (0u32..=0xffff).prop_map(|e| action::Action::PopMpls(PopMpls { ethertype: e })),
+        Just(action::Action::DecMplsTtl(DecMplsTtl {})),
+        (0u32..=4095, any::<bool>()).prop_map(|(vid, push_if_needed)| {
+            action::Action::SetVlanVid(SetVlanVid {
+                vid,
+                push_if_needed,
+            })
+        }),
+        (0u32..=7, any::<bool>()).prop_map(|(pcp, push_if_needed)| {
+            action::Action::SetVlanPcp(SetVlanPcp {
+                pcp,
+                push_if_needed,
+            })
+        }),
     ]
     .prop_map(|a| Action { action: Some(a) })
     .boxed()
+}
+
+/// An action list as the parser gives it: set-fields whose protocol the actions before
+/// changed (push_mpls, pop_mpls) left out, the OpenFlow 1.0 VLAN actions normalized.
+fn canonical_actions(actions: Vec<Action>, m: Option<&Match>) -> Vec<Action> {
+    let mut ctx = m.map_or_else(Ctx::default, Ctx::of);
+    let mut kept = Vec::new();
+    for a in actions {
+        if let Some(action::Action::SetField(s)) = &a.action
+            && m.is_some()
+            && !field_def_i32(s.field).is_some_and(|d| ctx.satisfies(d.prereq))
+        {
+            continue;
+        }
+        ctx = ctx.after(&a);
+        kept.push(a);
+    }
+    super::actions::normalize_vlan(kept, m)
 }
 
 fn arb_flow() -> impl Strategy<Value = Flow> {
@@ -991,17 +1158,24 @@ fn arb_flow() -> impl Strategy<Value = Flow> {
                 actions,
                 meter,
                 wmd,
-                goto,
+                (goto, 0u32..=65535),
             )
         })
         .prop_map(
-            |((table, prio, cookie, idle, hard, flags, m), actions, meter, wmd, goto)| {
+            |(
+                (table, prio, cookie, idle, hard, flags, m),
+                actions,
+                meter,
+                wmd,
+                (goto, importance),
+            )| {
                 let mut ins = Vec::new();
                 if let Some(id) = meter {
                     ins.push(Instruction {
                         instruction: Some(instruction::Instruction::Meter(id)),
                     });
                 }
+                let actions = canonical_actions(actions, Some(&m));
                 if !actions.is_empty() {
                     ins.push(apply(actions));
                 }
@@ -1032,6 +1206,7 @@ fn arb_flow() -> impl Strategy<Value = Flow> {
                     r#match: Some(m),
                     instructions: ins,
                     stats: None,
+                    importance,
                 }
             },
         )
@@ -1076,9 +1251,10 @@ fn arb_group() -> impl Strategy<Value = Group> {
     let actions = proptest::collection::vec(arb_action(&empty), 0..3).prop_map(|v| {
         // Port set-fields need the flow's protocol: in buckets they are named explicitly,
         // which the formatter's mod_tp_* alias cannot express; leave them out.
-        v.into_iter()
+        let v = v.into_iter()
             .filter(|a| !matches!(&a.action, Some(action::Action::SetField(s)) if field_def_i32(s.field).is_some_and(|d| d.prereq != Prereq::None)))
-            .collect::<Vec<_>>()
+            .collect::<Vec<_>>();
+        canonical_actions(v, None)
     });
     let buckets = proptest::collection::vec(
         (
@@ -1089,7 +1265,19 @@ fn arb_group() -> impl Strategy<Value = Group> {
         ),
         1..4,
     );
-    (0u32..=MAX_GROUP_ID, 0..4usize, buckets).prop_map(|(id, t, buckets)| {
+    let method = prop_oneof![
+        Just((SelectionMethod::Default, 0u64, vec![])),
+        (
+            any::<u64>(),
+            proptest::sample::subsequence(
+                vec![Field::EthDst, Field::Ipv4Dst, Field::IpProto, Field::TcpSrc],
+                0..4
+            )
+        )
+            .prop_map(|(p, f)| (SelectionMethod::Hash, p, f)),
+        any::<u64>().prop_map(|p| (SelectionMethod::DpHash, p, vec![])),
+    ];
+    (0u32..=MAX_GROUP_ID, 0..4usize, buckets, method).prop_map(|(id, t, buckets, method)| {
         let gt = [
             GroupType::All,
             GroupType::Select,
@@ -1098,7 +1286,8 @@ fn arb_group() -> impl Strategy<Value = Group> {
         ][t];
         let mut buckets: Vec<Bucket> = buckets
             .into_iter()
-            .map(|(w, wp, wg, actions)| {
+            .enumerate()
+            .map(|(i, (w, wp, wg, actions))| {
                 let ff = gt == GroupType::FastFailover;
                 Bucket {
                     weight: if gt == GroupType::Select { w } else { 0 },
@@ -1107,20 +1296,39 @@ fn arb_group() -> impl Strategy<Value = Group> {
                             port: Some(port_ref::Port::Number(1)),
                         }))
                     } else {
-                        None
+                        wp
                     },
-                    watch_group: if ff { wg } else { None },
+                    watch_group: wg,
                     actions,
+                    bucket_id: Some(i as u32 * 3),
                 }
             })
             .collect();
         if gt == GroupType::Indirect {
             buckets.truncate(1);
         }
+        let (method, param, fields) = if gt == GroupType::Select {
+            method
+        } else {
+            (SelectionMethod::Default, 0, vec![])
+        };
         Group {
             id,
             r#type: gt as i32,
             buckets,
+            selection_method: method as i32,
+            selection_method_param: if method == SelectionMethod::Default {
+                0
+            } else {
+                param
+            },
+            fields: fields
+                .into_iter()
+                .map(|f| HashField {
+                    field: f as i32,
+                    mask: vec![],
+                })
+                .collect(),
         }
     })
 }
@@ -1231,17 +1439,18 @@ fn the_field_table_has_one_row_per_field_in_field_order() {
     for n in 1..1024 {
         if let Ok(f) = Field::try_from(n) {
             assert!(field_def(f).is_some(), "{f:?} has no row in FIELDS");
-            assert!(
-                PRINT_ORDER.contains(&f),
-                "{f:?} is missing from PRINT_ORDER"
+            let printed = printed_fields().filter(|p| *p == f).count();
+            let by_part = matches!(
+                f,
+                Field::VlanVid | Field::VlanPcp | Field::VlanTci | Field::EthType | Field::IpProto
+            );
+            assert_eq!(
+                printed,
+                usize::from(!by_part),
+                "{f:?} must be printed exactly once"
             );
         }
     }
-    assert_eq!(
-        PRINT_ORDER.len(),
-        FIELDS.len(),
-        "PRINT_ORDER lists each field once"
-    );
 }
 
 #[test]
@@ -1268,7 +1477,7 @@ fn every_field_name_means_one_field() {
             .into_iter()
             .map(|e| Ctx {
                 eth_type: Some(e),
-                ip_proto: None,
+                ..Ctx::default()
             })
             .find(|c| when(*c))
             .expect("a context where the contextual name applies");

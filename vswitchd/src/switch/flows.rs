@@ -99,6 +99,7 @@ pub(super) fn prepare_flow(
         r#match: Some(canonical),
         instructions: ins_msg,
         stats: None,
+        importance: f.importance,
     };
     let spec = FlowSpec {
         table,

@@ -1,15 +1,17 @@
 //! One action token as the table sees it: `name`, `name:arg` or `name(args)`, the context
 //! it is parsed in, and what parsing yields.
 
-use crate::v1::{Action, Match, Output, WriteMetadata, action};
+use crate::v1::{Action, Output, WriteMetadata, action};
 
 use super::super::lexer::{Result, Tok};
 use super::super::ports::{PortText, port_ref};
+use super::super::protocol::Ctx;
 
-/// Where actions are parsed: a flow (with its match, for prerequisites) or a group bucket.
+/// Where actions are parsed: a flow (with the protocol its match pins, as changed by the
+/// actions before this one, for field names and prerequisites) or a group bucket.
 #[derive(Clone, Copy)]
-pub(in super::super) enum ActionCtx<'m> {
-    Flow(&'m Match),
+pub(in super::super) enum ActionCtx {
+    Flow(Ctx),
     Bucket,
 }
 
@@ -34,24 +36,24 @@ pub(super) fn output(p: PortText, max_len: Option<u32>) -> Item {
 }
 
 /// One action token, split.
-pub(super) struct Call<'a, 'm> {
+pub(super) struct Call<'a> {
     /// The whole token.
     pub(super) tok: Tok<'a>,
     /// The action's name as written.
     pub(super) name: &'a str,
     /// The name in lower case, as the table knows it.
     pub(super) lname: String,
-    /// What follows `:`, or what is inside `(...)`.
+    /// What follows `:` or `=`, or what is inside `(...)`.
     pub(super) arg: Option<Tok<'a>>,
     /// Whether the argument was written in parentheses.
     pub(super) paren: bool,
-    pub(super) ctx: ActionCtx<'m>,
+    pub(super) ctx: ActionCtx,
 }
 
-impl<'a, 'm> Call<'a, 'm> {
-    /// Splits `name[:arg]` or `name(args)`.
-    pub(super) fn split(tok: Tok<'a>, ctx: ActionCtx<'m>) -> Result<Self> {
-        let Some(i) = tok.text.find([':', '(']) else {
+impl<'a> Call<'a> {
+    /// Splits `name[:arg]`, `name=arg` or `name(args)` (Open vSwitch reads all three).
+    pub(super) fn split(tok: Tok<'a>, ctx: ActionCtx) -> Result<Self> {
+        let Some(i) = tok.text.find([':', '(', '=']) else {
             return Ok(Call {
                 tok,
                 name: tok.text,

@@ -1,27 +1,16 @@
-//! Actions as text, in the spelling [`super::parse_actions`] and the flow parser read back:
-//! the `mod_*` forms where ovs-ofctl prints them, `set_field:V->FIELD` otherwise.
+//! Actions as text, in the spelling ovs-ofctl prints over OpenFlow 1.3, which
+//! [`super::parse_actions`] and the flow parser read back.
 
 use crate::v1::{Action, Field, ReservedPort, SetField, action, port_ref};
 
-use super::super::fields::{field_def_i32, value_text};
+use super::super::fields::{FieldDef, Syntax, field_def_i32, value_text};
+use super::super::match_text::{c_hex, ip_masked};
 use super::super::ports::{port_ref_text, reserved_text};
 use super::super::scalar::{be_u64, hex_bytes};
 
-/// The `mod_*` name ovs-ofctl prints for an unmasked set-field of these fields.
-const MOD_NAMES: &[(Field, &str)] = &[
-    (Field::EthSrc, "mod_dl_src"),
-    (Field::EthDst, "mod_dl_dst"),
-    (Field::Ipv4Src, "mod_nw_src"),
-    (Field::Ipv4Dst, "mod_nw_dst"),
-    (Field::TcpSrc, "mod_tp_src"),
-    (Field::UdpSrc, "mod_tp_src"),
-    (Field::SctpSrc, "mod_tp_src"),
-    (Field::TcpDst, "mod_tp_dst"),
-    (Field::UdpDst, "mod_tp_dst"),
-    (Field::SctpDst, "mod_tp_dst"),
-];
-
-/// Appends the text of one action to `out`.
+/// Appends the text of one action to `out`, as `ovs-ofctl -O OpenFlow13 dump-flows` prints
+/// it (OpenFlow 1.0's `mod_vlan_*` / `set_vlan_*` and `enqueue`, which OpenFlow 1.3 cannot
+/// express the same way, keep their own names).
 pub(in super::super) fn format_action(a: &Action, out: &mut Vec<String>) {
     let Some(a) = &a.action else {
         out.push("unspecified".to_string());
@@ -34,9 +23,17 @@ pub(in super::super) fn format_action(a: &Action, out: &mut Vec<String>) {
                 _ => None,
             });
             match (reserved, o.max_len) {
-                (Some(ReservedPort::Controller), Some(n)) => format!("CONTROLLER:{n}"),
-                (Some(r), _) => reserved_text(r).to_string(),
-                (None, _) => format!("output:{}", port_ref_text(o.port.as_ref())),
+                (Some(ReservedPort::Controller), n) => {
+                    format!("CONTROLLER:{}", n.unwrap_or(65535))
+                }
+                (_, Some(n)) => {
+                    format!(
+                        "output(port={},max_len={n})",
+                        port_ref_text(o.port.as_ref())
+                    )
+                }
+                (Some(r), None) => reserved_text(r).to_string(),
+                (None, None) => format!("output:{}", port_ref_text(o.port.as_ref())),
             }
         }
         action::Action::Group(g) => format!("group:{g}"),
@@ -45,28 +42,76 @@ pub(in super::super) fn format_action(a: &Action, out: &mut Vec<String>) {
         action::Action::PopVlan(_) => "pop_vlan".to_string(),
         action::Action::DecTtl(_) => "dec_ttl".to_string(),
         action::Action::SetField(s) => format_set_field(s),
+        action::Action::Enqueue(e) => {
+            format!("enqueue:{}:{}", port_ref_text(e.port.as_ref()), e.queue_id)
+        }
+        action::Action::PopQueue(_) => "pop_queue".to_string(),
+        action::Action::PushMpls(p) => format!("push_mpls:0x{:04x}", p.ethertype),
+        action::Action::PopMpls(p) => format!("pop_mpls:0x{:04x}", p.ethertype),
+        action::Action::DecMplsTtl(_) => "dec_mpls_ttl".to_string(),
+        action::Action::SetVlanVid(v) => format!(
+            "{}:{}",
+            if v.push_if_needed {
+                "mod_vlan_vid"
+            } else {
+                "set_vlan_vid"
+            },
+            v.vid
+        ),
+        action::Action::SetVlanPcp(p) => format!(
+            "{}:{}",
+            if p.push_if_needed {
+                "mod_vlan_pcp"
+            } else {
+                "set_vlan_pcp"
+            },
+            p.pcp
+        ),
     };
     out.push(text);
 }
 
+/// A set-field as Open vSwitch prints it over OpenFlow 1.3: `set_field:VALUE[/MASK]->FIELD`,
+/// except the TTLs, which have their own OpenFlow actions (`mod_nw_ttl:N`,
+/// `set_mpls_ttl(N)`).
 fn format_set_field(s: &SetField) -> String {
     let Some(d) = field_def_i32(s.field) else {
         return format!("set_field:{}->field{}", hex_bytes(&s.value), s.field);
     };
     if s.mask.is_empty() && s.value.len() == d.width {
-        let v = &s.value;
-        if let Some((_, alias)) = MOD_NAMES.iter().find(|(f, _)| *f == d.field) {
-            return format!("{alias}:{}", value_text(d, v, &[]));
-        }
         match d.field {
-            Field::VlanVid if be_u64(v) & 0x1000 != 0 => {
-                return format!("mod_vlan_vid:{}", be_u64(v) & 0xfff);
-            }
-            Field::IpDscp => return format!("mod_nw_tos:{}", be_u64(v) << 2),
+            Field::IpTtl => return format!("mod_nw_ttl:{}", be_u64(&s.value)),
+            Field::MplsTtl => return format!("set_mpls_ttl({})", be_u64(&s.value)),
             _ => {}
         }
     }
-    format!("set_field:{}->{}", value_text(d, &s.value, &s.mask), d.name)
+    format!(
+        "set_field:{}->{}",
+        set_value_text(d, &s.value, &s.mask),
+        d.name
+    )
+}
+
+/// A set-field value as Open vSwitch's `mf_format` prints it: decimal or `%#x` hexadecimal
+/// numbers with a hexadecimal mask, addresses with a prefix length when the mask is one.
+fn set_value_text(d: &FieldDef, v: &[u8], m: &[u8]) -> String {
+    let bad = v.len() != d.width || (!m.is_empty() && m.len() != d.width);
+    match d.syntax {
+        Syntax::Int { hex, .. } if !bad => {
+            let value = if hex {
+                c_hex(be_u64(v))
+            } else {
+                be_u64(v).to_string()
+            };
+            if m.is_empty() {
+                value
+            } else {
+                format!("{value}/{}", c_hex(be_u64(m)))
+            }
+        }
+        Syntax::Ipv4 | Syntax::Ipv6 if !bad => ip_masked(v, m),
+        _ => value_text(d, v, m),
+    }
 }
 
 /// Prints an action list (group bucket, packet-out); `drop` when empty.

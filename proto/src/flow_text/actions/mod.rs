@@ -5,9 +5,11 @@
 //!   action list or a group bucket), and what parsing yields (an action, or an instruction
 //!   written among the actions: `meter`, `write_metadata`, `goto_table`, `drop`).
 //! - `output`: where the packet goes (`output`, reserved ports, `controller`, `group`,
-//!   `set_queue`, a bare port number).
-//! - `headers`: VLAN tags and TTL (`push_vlan`, `pop_vlan`, `dec_ttl`).
-//! - `set_field`: `set_field`, `load` and the `mod_*` spellings.
+//!   `set_queue`, `enqueue`, `pop_queue`, a bare port number or name).
+//! - `headers`: VLAN tags and TTL (`push_vlan`, `pop_vlan`, `dec_ttl`, the OpenFlow 1.0
+//!   `mod_vlan_*` / `set_vlan_*`).
+//! - `mpls`: MPLS headers (`push_mpls`, `pop_mpls`, `set_mpls_*`, `dec_mpls_ttl`).
+//! - `set_field`: `set_field`, `load`, the `mod_*` spellings and `set_tunnel`.
 //! - `control`: the instructions written as actions (`drop`, `meter`, `goto_table`,
 //!   `write_metadata`).
 //! - `table`: the name table and the list parsers.
@@ -20,6 +22,7 @@ mod call;
 mod control;
 mod format;
 mod headers;
+mod mpls;
 mod output;
 mod set_field;
 mod table;
@@ -27,5 +30,6 @@ mod table;
 pub(super) use call::{ActionCtx, Item};
 pub(super) use format::format_action;
 pub use format::format_actions;
+pub(super) use headers::normalize_vlan;
 pub use table::parse_actions;
 pub(super) use table::{parse_action_tokens, parse_one_action};

@@ -1,13 +1,14 @@
-//! Writing header fields: `set_field:VALUE[/MASK]->FIELD`, `load:VALUE->FIELD[]` and the
-//! `mod_*` spellings (`mod_dl_dst:MAC`, `mod_vlan_vid:VID`, `mod_nw_tos:TOS`, ...), with the
-//! field's prerequisites checked against the flow's match.
+//! Writing header fields: `set_field:VALUE[/MASK]->FIELD`, `load:VALUE->FIELD[]`, the
+//! `mod_*` spellings (`mod_dl_dst:MAC`, `mod_nw_tos:TOS`, `mod_nw_ecn:ECN`, ...) and
+//! `set_tunnel[64]:ID`, with the field's prerequisites checked against the flow's match
+//! (as changed by the actions before, see `Ctx::after`).
 
 use crate::v1::{Field, SetField, action};
 
 use super::super::fields::{Named, field_def, parse_value_mask, resolve_name};
 use super::super::lexer::{Result, Tok};
 use super::super::protocol::{Ctx, prereq_text};
-use super::super::scalar::{be_bytes, num};
+use super::super::scalar::{be_bytes, num, parse_u64};
 use super::call::{ActionCtx, Call, Item, act};
 
 /// The field each plain `mod_*` action sets, by the name `set_field` knows it by.
@@ -18,17 +19,22 @@ const MOD_FIELDS: &[(&str, &str)] = &[
     ("mod_nw_dst", "ip_dst"),
     ("mod_tp_src", "tp_src"),
     ("mod_tp_dst", "tp_dst"),
-    ("mod_vlan_pcp", "vlan_pcp"),
     ("mod_nw_ttl", "nw_ttl"),
 ];
 
 /// `set_field:VALUE[/MASK]->FIELD` and `load:VALUE->FIELD[]` (whole fields only).
-pub(super) fn set_field(c: &Call<'_, '_>) -> Result<Item> {
+pub(super) fn set_field(c: &Call<'_>) -> Result<Item> {
     let a = c.need()?;
     let Some((v, f)) = a.split_once("->") else {
-        return Err(a.err(format!("`{}` takes VALUE->FIELD", c.name)));
+        return Err(a.err(format!("{}: missing `->`", a.text)));
     };
+    if f.text.is_empty() {
+        return Err(a.err(format!("{}: missing field name following `->`", a.text)));
+    }
     let f = if c.lname == "load" {
+        if parse_u64(v.text).is_none() {
+            return Err(v.err(format!("{}: cannot parse integer value", a.text)));
+        }
         match f.text.strip_suffix("[]") {
             Some(t) => f.with_text(t),
             None => {
@@ -44,7 +50,7 @@ pub(super) fn set_field(c: &Call<'_, '_>) -> Result<Item> {
 }
 
 /// `mod_dl_src:MAC` and the other `mod_*` actions that are a `set_field` by another name.
-pub(super) fn mod_field(c: &Call<'_, '_>) -> Result<Item> {
+pub(super) fn mod_field(c: &Call<'_>) -> Result<Item> {
     let a = c.need()?;
     let field = MOD_FIELDS
         .iter()
@@ -53,25 +59,15 @@ pub(super) fn mod_field(c: &Call<'_, '_>) -> Result<Item> {
     set_named(c.name_tok(), field, a, c.ctx)
 }
 
-/// `mod_vlan_vid:VID` sets the VLAN ID of a tagged packet (the 0x1000 "present" bit on).
-pub(super) fn mod_vlan_vid(c: &Call<'_, '_>) -> Result<Item> {
-    let a = c.need()?;
-    let vid = num(a, 0xfff, "mod_vlan_vid")?;
-    set_value(
-        c.name_tok(),
-        Field::VlanVid,
-        be_bytes(0x1000 | vid, 2),
-        Vec::new(),
-        c.ctx,
-    )
-}
-
 /// `mod_nw_tos:TOS` sets the DSCP bits (TOS >> 2; the ECN bits must be 0).
-pub(super) fn mod_nw_tos(c: &Call<'_, '_>) -> Result<Item> {
+pub(super) fn mod_nw_tos(c: &Call<'_>) -> Result<Item> {
     let a = c.need()?;
     let tos = num(a, 255, "mod_nw_tos")?;
     if tos & 3 != 0 {
-        return Err(a.err("mod_nw_tos sets DSCP bits only: the low 2 bits must be 0"));
+        return Err(a.err(format!(
+            "{}: not a valid TOS (mod_nw_tos sets the DSCP bits: the low 2 bits must be 0)",
+            a.text
+        )));
     }
     set_value(
         c.name_tok(),
@@ -82,12 +78,41 @@ pub(super) fn mod_nw_tos(c: &Call<'_, '_>) -> Result<Item> {
     )
 }
 
+/// `mod_nw_ecn:ECN` sets the two ECN bits.
+pub(super) fn mod_nw_ecn(c: &Call<'_>) -> Result<Item> {
+    let a = c.need()?;
+    let ecn = num(a, 255, "mod_nw_ecn")?;
+    if ecn > 3 {
+        return Err(a.err(format!("{}: not a valid ECN (0..=3)", a.text)));
+    }
+    set_value(
+        c.name_tok(),
+        Field::IpEcn,
+        vec![ecn as u8],
+        Vec::new(),
+        c.ctx,
+    )
+}
+
+/// `set_tunnel:ID` and `set_tunnel64:ID`: the tunnel id of the packet's next tunnel output.
+pub(super) fn set_tunnel(c: &Call<'_>) -> Result<Item> {
+    let a = c.need()?;
+    let id = num(a, u64::MAX, &c.lname)?;
+    set_value(
+        c.name_tok(),
+        Field::TunId,
+        be_bytes(id, 8),
+        Vec::new(),
+        c.ctx,
+    )
+}
+
 /// `set_field:VALUE[/MASK]->FIELD`, field named by `ftok`.
 /// `ftok` is where errors point; `fname` is the field name to resolve (they differ for the
 /// `mod_*` aliases).
-fn set_named(ftok: Tok<'_>, fname: &str, vtok: Tok<'_>, ctx: ActionCtx<'_>) -> Result<Item> {
+fn set_named(ftok: Tok<'_>, fname: &str, vtok: Tok<'_>, ctx: ActionCtx) -> Result<Item> {
     let mctx = match ctx {
-        ActionCtx::Flow(m) => Ctx::of(m),
+        ActionCtx::Flow(m) => m,
         ActionCtx::Bucket => Ctx::default(),
     };
     let field = match resolve_name(fname, mctx) {
@@ -110,7 +135,9 @@ fn set_named(ftok: Tok<'_>, fname: &str, vtok: Tok<'_>, ctx: ActionCtx<'_>) -> R
             return set_value(ftok, Field::IpDscp, vec![(tos >> 2) as u8], Vec::new(), ctx);
         }
         Err(m) => {
-            let m = if matches!(ctx, ActionCtx::Bucket) && m.contains("needs a TCP") {
+            let m = if m.starts_with("unknown field") {
+                format!("{fname} is not a valid OXM field name")
+            } else if matches!(ctx, ActionCtx::Bucket) && m.contains("needs a TCP") {
                 format!("{m}; in a group bucket name the field: tcp_src, udp_dst, ...")
             } else {
                 m
@@ -122,7 +149,7 @@ fn set_named(ftok: Tok<'_>, fname: &str, vtok: Tok<'_>, ctx: ActionCtx<'_>) -> R
         return Err(ftok.err("unknown field"));
     };
     if !d.settable {
-        return Err(ftok.err(format!("`{}` cannot be set", ftok.text)));
+        return Err(ftok.err(format!("{} is read-only", ftok.text)));
     }
     let (value, mask) = match parse_value_mask(d, vtok)? {
         Some(vm) => vm,
@@ -132,15 +159,15 @@ fn set_named(ftok: Tok<'_>, fname: &str, vtok: Tok<'_>, ctx: ActionCtx<'_>) -> R
 }
 
 /// The set-field action, once its prerequisites hold in a flow's match.
-fn set_value(
+pub(super) fn set_value(
     ftok: Tok<'_>,
     field: Field,
     value: Vec<u8>,
     mask: Vec<u8>,
-    ctx: ActionCtx<'_>,
+    ctx: ActionCtx,
 ) -> Result<Item> {
     if let (ActionCtx::Flow(m), Some(d)) = (ctx, field_def(field))
-        && !Ctx::of(m).satisfies(d.prereq)
+        && !m.satisfies(d.prereq)
     {
         return Err(ftok.err(format!(
             "setting `{}` requires the flow's match to have {}",
