@@ -381,7 +381,7 @@ mod tests {
     #[test]
     fn untagged_is_vlan_tci_zero() {
         let f = parse_flow("dl_vlan=0xffff,actions=drop").unwrap();
-        let g = parse_flow("vlan_tci=0,actions=drop").unwrap();
+        let g = parse_flow("vlan_tci=0/0x1fff,actions=drop").unwrap();
         assert_eq!(f, g);
     }
 

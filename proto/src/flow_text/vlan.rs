@@ -6,7 +6,8 @@
 //! Canonical form (what both the text parser and the API check produce):
 //! - a tagged match on whole VID and/or PCP values: `VLAN_VID` = 0x1000 | VID and/or
 //!   `VLAN_PCP` (printed `dl_vlan=`, `dl_vlan_pcp=`);
-//! - anything else: `VLAN_TCI` with its mask (`vlan_tci=0x0000` is "untagged").
+//! - anything else: `VLAN_TCI` with its mask (`vlan_tci=0x0000/0x1fff` is "untagged", as
+//!   `dl_vlan=0xffff` and OpenFlow 1.3's `vlan_vid=0` say it).
 
 use crate::v1::{Field, FieldMatch};
 
@@ -26,12 +27,13 @@ pub(super) struct Tci {
 }
 
 impl Tci {
-    /// `dl_vlan=V`: 0xffff is "untagged", anything else a tag with VID V & 0xfff.
+    /// `dl_vlan=V`: 0xffff is "untagged" (as OpenFlow 1.3's OFPVID_NONE: no tag, so VID and
+    /// CFI zero), anything else a tag with VID V & 0xfff.
     pub(super) fn set_dl_vlan(&mut self, v: u16) {
         if v == DL_VLAN_NONE {
             *self = Tci {
                 value: 0,
-                mask: 0xffff,
+                mask: VID_MASK | CFI,
             };
         } else {
             self.value = (self.value & !VID_MASK) | CFI | (v & VID_MASK);
@@ -113,7 +115,6 @@ impl Tci {
         for fm in fields {
             let v = be_u64(&fm.value) as u16;
             match Field::try_from(fm.field) {
-                Ok(Field::VlanVid) if fm.mask.is_empty() && v == 0 => t.set_tci(0, 0xffff),
                 Ok(Field::VlanVid) => t.set_vlan_vid(v, mask_of(fm, VID_MASK | CFI)),
                 Ok(Field::VlanPcp) => t.set_pcp(v as u8),
                 Ok(Field::VlanTci) => t.set_tci(v, mask_of(fm, 0xffff)),
@@ -156,10 +157,10 @@ mod tests {
         let mut t = Tci::default();
         t.set_dl_vlan(8191);
         assert_eq!(text(t), [(vid, 0x1fff, 0)]);
-        // dl_vlan=0xffff alone: untagged, printed as vlan_tci=0x0000.
+        // dl_vlan=0xffff alone: untagged, printed as OpenFlow 1.3's vlan_vid=0 prints.
         let mut t = Tci::default();
         t.set_dl_vlan(0xffff);
-        assert_eq!(text(t), [(tci, 0, 0)]);
+        assert_eq!(text(t), [(tci, 0, 0x1fff)]);
         // vlan_vid=0x1000/0x1000: any tag.
         let mut t = Tci::default();
         t.set_vlan_vid(0x1000, 0x1000);
