@@ -7,7 +7,7 @@ use std::sync::Arc;
 use datapath::actions::{Action, Instructions};
 use datapath::classifier::{FlowMod, FlowSpec, Selector};
 use datapath::flow::{Field, FlowKey, FlowMask, extract};
-use datapath::group::{Bucket, Group, GroupKind};
+use datapath::group::{Bucket, Group, GroupKind, Selection};
 use datapath::l2::{VlanMode, VlanSet};
 use datapath::pipeline::{Datapath, DatapathConfig, Pmd};
 use datapath::port::MemPort;
@@ -480,15 +480,10 @@ fn groups_select_and_all() {
             id: GroupId(1),
             kind: GroupKind::Select,
             buckets: vec![
-                Bucket {
-                    weight: 1,
-                    actions: vec![Action::Output(PortNo(2))].into(),
-                },
-                Bucket {
-                    weight: 1,
-                    actions: vec![Action::Output(PortNo(3))].into(),
-                },
+                Bucket::new(1, vec![Action::Output(PortNo(2))]),
+                Bucket::new(1, vec![Action::Output(PortNo(3))]),
             ],
+            selection: Selection::Default,
         })
         .unwrap();
     br.dp
@@ -496,15 +491,10 @@ fn groups_select_and_all() {
             id: GroupId(2),
             kind: GroupKind::All,
             buckets: vec![
-                Bucket {
-                    weight: 0,
-                    actions: vec![Action::Output(PortNo(3))].into(),
-                },
-                Bucket {
-                    weight: 0,
-                    actions: vec![Action::Output(PortNo(4))].into(),
-                },
+                Bucket::new(0, vec![Action::Output(PortNo(3))]),
+                Bucket::new(0, vec![Action::Output(PortNo(4))]),
             ],
+            selection: Selection::Default,
         })
         .unwrap();
     br.add(

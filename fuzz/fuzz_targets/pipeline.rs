@@ -9,7 +9,7 @@ use std::sync::Arc;
 use datapath::actions::{Action, Instructions};
 use datapath::classifier::{FlowMod, FlowSpec};
 use datapath::flow::{Field, FlowKey};
-use datapath::group::{Bucket, Group, GroupKind};
+use datapath::group::{Bucket, Group, GroupKind, Selection};
 use datapath::l2::VlanMode;
 use datapath::pipeline::{Datapath, DatapathConfig, PacketIn, Pmd};
 use datapath::port::{MemPort, Port};
@@ -67,15 +67,10 @@ fn bridge() -> Bridge {
         id: GroupId(1),
         kind: GroupKind::All,
         buckets: vec![
-            Bucket {
-                weight: 1,
-                actions: vec![Action::DecTtl, Action::Output(PortNo(2))].into(),
-            },
-            Bucket {
-                weight: 1,
-                actions: vec![Action::Normal].into(),
-            },
+            Bucket::new(0, vec![Action::DecTtl, Action::Output(PortNo(2))]),
+            Bucket::new(0, vec![Action::Normal]),
         ],
+        selection: Selection::Default,
     })
     .expect("group");
     let set = |field, value| Action::SetField { field, value };

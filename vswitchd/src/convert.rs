@@ -1,5 +1,6 @@
-//! From API messages to datapath configuration: matches, actions, instructions, meters,
-//! groups. Every refusal is an [`ApiError`] naming the field at fault.
+//! From API messages to datapath configuration: matches, actions, instructions (meters and
+//! groups are in [`crate::meter_group`]). Every refusal is an [`ApiError`] naming the field
+//! at fault.
 //!
 //! The reverse direction is not needed for flows: the daemon keeps the canonical message it
 //! accepted next to each rule (see `switch/`), so reads return exactly what was written,
@@ -14,8 +15,6 @@
 
 use datapath::actions::{Action, Instructions};
 use datapath::flow::{Field as DpField, FlowKey, FlowMask};
-use datapath::group::{Bucket as DpBucket, Group as DpGroup, GroupKind};
-use datapath::meter::{Band as DpBand, BandKind, Meter as DpMeter, MeterUnit as DpUnit};
 use datapath::types::{GroupId, MeterId, PortNo, TableId};
 use proto::flow_text::{self, field_name};
 use proto::v1::{self, Field, FieldMatch, Match, ReservedPort, action, instruction, port_ref};
@@ -35,7 +34,7 @@ impl<F: Fn(&str) -> Option<u32>> PortNames for F {
 }
 
 /// Where an API field lives in the datapath key: `bits` bits at `shift` of `field`.
-fn place(f: Field) -> Option<(DpField, u32)> {
+pub(crate) fn place(f: Field) -> Option<(DpField, u32)> {
     use DpField as D;
     Some(match f {
         Field::InPort => (D::InPort, 0),
@@ -88,11 +87,11 @@ fn place(f: Field) -> Option<(DpField, u32)> {
     })
 }
 
-fn be(bytes: &[u8]) -> u128 {
+pub(crate) fn be(bytes: &[u8]) -> u128 {
     bytes.iter().fold(0u128, |acc, &b| (acc << 8) | b as u128)
 }
 
-fn width_mask(bytes: usize, f: Field) -> u128 {
+pub(crate) fn width_mask(bytes: usize, f: Field) -> u128 {
     // The value bits the API field carries (vlan_vid: 13, vlan_pcp: 3, dscp: 6, ...).
     match f {
         Field::VlanVid => 0x1fff,
@@ -175,7 +174,7 @@ pub fn convert_match(m: &Match, ports: &dyn PortNames) -> Result<DpMatch, ApiErr
     })
 }
 
-fn port_of(
+pub(crate) fn port_of(
     r: Option<&v1::PortRef>,
     ports: &dyn PortNames,
     field: &str,
@@ -375,6 +374,7 @@ pub fn convert_instructions(
     ports: &dyn PortNames,
     m: &Match,
 ) -> Result<Instructions, ApiError> {
+    flow_text::check_flow_size(m, list).map_err(|e| ApiError::invalid("instructions", e))?;
     let mut ins = Instructions::default();
     let (mut seen_apply, mut seen_meta) = (false, false);
     for (i, x) in list.iter().enumerate() {
@@ -428,103 +428,6 @@ pub fn convert_instructions(
         }
     }
     Ok(ins)
-}
-
-/// Converts a meter.
-pub fn convert_meter(m: &v1::Meter, now_ns: u64) -> Result<DpMeter, ApiError> {
-    let unit = match v1::MeterUnit::try_from(m.unit) {
-        Ok(v1::MeterUnit::Kbps) => DpUnit::Kbps,
-        Ok(v1::MeterUnit::Pktps) => DpUnit::Pktps,
-        _ => return Err(ApiError::invalid("meter.unit", "must be KBPS or PKTPS")),
-    };
-    let mut bands = Vec::with_capacity(m.bands.len());
-    for (i, b) in m.bands.iter().enumerate() {
-        let kind = match v1::BandType::try_from(b.r#type) {
-            Ok(v1::BandType::Drop) => BandKind::Drop,
-            Ok(v1::BandType::DscpRemark) => BandKind::DscpRemark {
-                prec_level: u8::try_from(b.prec_level).map_err(|_| {
-                    ApiError::invalid(format!("meter.bands[{i}].prec_level"), "must be 0..=255")
-                })?,
-            },
-            _ => {
-                return Err(ApiError::invalid(
-                    format!("meter.bands[{i}].type"),
-                    "must be DROP or DSCP_REMARK",
-                ));
-            }
-        };
-        if b.rate == 0 {
-            return Err(ApiError::invalid(
-                format!("meter.bands[{i}].rate"),
-                "must be positive",
-            ));
-        }
-        bands.push(DpBand {
-            kind,
-            rate: b.rate as u64,
-            burst: if m.burst { b.burst_size as u64 } else { 0 },
-        });
-    }
-    if m.id == 0 || m.id > flow_text::MAX_METER_ID {
-        return Err(ApiError::invalid(
-            "meter.id",
-            format!("{} is out of range 1..=0xffff0000", m.id),
-        ));
-    }
-    DpMeter::new(MeterId(m.id), unit, bands, now_ns)
-        .map_err(|e| ApiError::invalid("meter", e.to_string()))
-}
-
-/// Converts a group. Nested group references are the caller's to check.
-pub fn convert_group(g: &v1::Group, ports: &dyn PortNames) -> Result<DpGroup, ApiError> {
-    let kind = match v1::GroupType::try_from(g.r#type) {
-        Ok(v1::GroupType::All) => GroupKind::All,
-        Ok(v1::GroupType::Select) => GroupKind::Select,
-        Ok(v1::GroupType::Indirect) => GroupKind::Indirect,
-        Ok(v1::GroupType::FastFailover) => {
-            return Err(ApiError::invalid(
-                "group.type",
-                "fast_failover groups are not supported yet",
-            ));
-        }
-        _ => {
-            return Err(ApiError::invalid(
-                "group.type",
-                "must be ALL, SELECT or INDIRECT",
-            ));
-        }
-    };
-    if g.id > flow_text::MAX_GROUP_ID {
-        return Err(ApiError::invalid(
-            "group.id",
-            format!("{} is a reserved group id", g.id),
-        ));
-    }
-    let mut buckets = Vec::with_capacity(g.buckets.len());
-    for (i, b) in g.buckets.iter().enumerate() {
-        let (actions, _) = convert_actions(&b.actions, ports, Context::Bucket)
-            .map_err(|e| e.under(&format!("group.buckets[{i}]")))?;
-        let weight = u16::try_from(b.weight).map_err(|_| {
-            ApiError::invalid(format!("group.buckets[{i}].weight"), "must be 0..=65535")
-        })?;
-        let weight = if kind == GroupKind::Select {
-            weight
-        } else {
-            weight.max(1)
-        };
-        buckets.push(DpBucket {
-            weight,
-            actions: actions.into(),
-        });
-    }
-    let dg = DpGroup {
-        id: GroupId(g.id),
-        kind,
-        buckets,
-    };
-    dg.validate()
-        .map_err(|e| ApiError::invalid("group", e.to_string()))?;
-    Ok(dg)
 }
 
 /// The match a packet-in carries: the pipeline fields OpenFlow 1.3 puts there (in_port,

@@ -1,7 +1,7 @@
 //! vswitchd: the switch daemon as a library, so tests and examples can run it in-process.
 //!
 //! - [`store`]: the durable configuration store (redb).
-//! - [`convert`]: API messages to datapath configuration.
+//! - [`convert`]: API messages to datapath configuration; [`meter_group`]: meters and groups.
 //! - [`qos`]: rate-control port options, parsed, and the ingress policers and egress queues
 //!   built from them.
 //! - [`tunnel`]: tunnel endpoint and tunnel port options, and the switch's endpoints.
@@ -17,6 +17,7 @@
 pub mod client;
 pub mod convert;
 pub mod error;
+pub mod meter_group;
 pub mod qos;
 pub mod server;
 pub mod service;

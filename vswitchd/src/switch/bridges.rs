@@ -19,8 +19,8 @@ use super::model::{
     write_overlay,
 };
 use super::ports::restore_port;
-use crate::convert;
 use crate::error::ApiError;
+use crate::meter_group;
 use crate::store::BridgeRecord;
 
 impl Switch {
@@ -173,12 +173,12 @@ impl Switch {
             }
             let names = |n: &str| b.ports.get(n).map(|p| p.desc.port_no);
             for m in rec.meters.values() {
-                txn.set_meter(convert::convert_meter(m, txn.now_ns())?)
+                txn.set_meter(meter_group::convert_meter(m, txn.now_ns())?)
                     .map_err(|e| ApiError::internal(e.to_string()))?;
             }
             // Groups may chain: insert in id order, checking references only at the end.
             for g in rec.groups.values() {
-                txn.set_group(convert::convert_group(g, &names)?)
+                txn.set_group(meter_group::convert_group(g, &names)?)
                     .map_err(|e| ApiError::internal(e.to_string()))?;
             }
             let mut mods = Vec::with_capacity(rec.flows.len());

@@ -73,6 +73,9 @@ pub(super) fn prepare_flow(
         .map_err(|_| ApiError::invalid("flow.idle_timeout", "must be 0..=65535 seconds"))?;
     let hard = u16::try_from(f.hard_timeout)
         .map_err(|_| ApiError::invalid("flow.hard_timeout", "must be 0..=65535 seconds"))?;
+    if f.importance > u32::from(u16::MAX) {
+        return Err(ApiError::invalid("flow.importance", "must be 0..=65535"));
+    }
     let empty = v1::Match::default();
     let DpMatch {
         canonical,

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use datapath::classifier::{BundleError, FlowMod, Selector};
 use datapath::pipeline::Txn;
 use datapath::types::{GroupId, MeterId, PortNo};
+use proto::flow_text;
 use proto::v1::{self, entity, stream_message_response as smr, update};
 
 use super::Switch;
@@ -16,8 +17,9 @@ use super::flows::{
 };
 use super::model::{Bridge, Overlay, apply_overlay, bridge_mut, write_overlay};
 use super::ports::stage_add_port;
-use crate::convert::{self, PortNames};
+use crate::convert::PortNames;
 use crate::error::ApiError;
+use crate::meter_group;
 
 impl Switch {
     /// Applies a batch of updates. `ATOMICITY_ALL_OR_NONE`: the first refused update fails
@@ -335,7 +337,7 @@ fn set_meter(
             format!("no meter {}", m.id),
         ));
     }
-    let dm = convert::convert_meter(m, txn.now_ns())?;
+    let dm = meter_group::convert_meter(m, txn.now_ns())?;
     txn.set_meter(dm)
         .map_err(|e| ApiError::internal(e.to_string()))?;
     ov.meters.insert(m.id, Some(m.clone()));
@@ -410,22 +412,27 @@ fn set_group(
             format!("no group {}", g.id),
         ));
     }
-    let dg = convert::convert_group(g, names)?;
+    // Every bucket gets its id (the lowest free one where none is given), as reads show.
+    let mut canon = g.clone();
+    flow_text::assign_bucket_ids(&mut canon)
+        .map_err(|e| ApiError::invalid("group.buckets.bucket_id", e))?;
+    let dg = meter_group::convert_group(&canon, names)?;
+    // A bucket may chain to a group that does not exist yet, as in Open vSwitch (the packet
+    // is dropped as NoSuchGroup until it does), but not to its own group.
     for (i, bk) in dg.buckets.iter().enumerate() {
         for a in bk.actions.iter() {
             if let datapath::actions::Action::Group(r) = a
-                && (*r == dg.id || !txn.snapshot().groups.contains_key(r))
+                && *r == dg.id
             {
-                return Err(ApiError::not_found(
+                return Err(ApiError::invalid(
                     format!("group.buckets[{i}].actions.group"),
-                    format!("no group {} (or a group that refers to itself)", r.0),
+                    format!("group {} refers to itself", r.0),
                 ));
             }
         }
     }
     txn.set_group(dg)
         .map_err(|e| ApiError::invalid("group", e.to_string()))?;
-    let mut canon = g.clone();
     for bk in &mut canon.buckets {
         resolve_action_names(&mut bk.actions, names);
     }
