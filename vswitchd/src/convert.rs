@@ -72,18 +72,19 @@ pub(crate) fn place(f: Field) -> Option<(DpField, u32)> {
         Field::Reg5 => (D::Reg(5), 0),
         Field::Reg6 => (D::Reg(6), 0),
         Field::Reg7 => (D::Reg(7), 0),
-        Field::Unspecified
-        | Field::MplsLabel
-        | Field::MplsTc
-        | Field::MplsBos
-        | Field::MplsTtl
-        | Field::Ipv6Label
-        | Field::NdTarget
-        | Field::NdSll
-        | Field::NdTll
-        | Field::IpFrag
-        | Field::PktMark
-        | Field::TunFlags => return None,
+        Field::MplsLabel => (D::MplsLabel, 0),
+        Field::MplsTc => (D::MplsTc, 0),
+        Field::MplsBos => (D::MplsBos, 0),
+        Field::MplsTtl => (D::MplsTtl, 0),
+        Field::Ipv6Label => (D::Ipv6Label, 0),
+        Field::NdTarget => (D::NdTarget, 0),
+        // A solicitation's source and an advertisement's target link-layer address share
+        // the datapath's ArpSha (a packet has at most one of them).
+        Field::NdSll | Field::NdTll => (D::ArpSha, 0),
+        Field::IpFrag => (D::IpFrag, 0),
+        Field::PktMark => (D::PktMark, 0),
+        Field::TunFlags => (D::TunFlags, 0),
+        Field::Unspecified => return None,
     })
 }
 
@@ -100,6 +101,10 @@ pub(crate) fn width_mask(bytes: usize, f: Field) -> u128 {
         Field::IpEcn => 0x3,
         Field::TcpFlags => 0xfff,
         Field::Icmpv4Type | Field::Icmpv6Type | Field::Icmpv4Code | Field::Icmpv6Code => 0xff,
+        Field::MplsLabel | Field::Ipv6Label => 0xf_ffff,
+        Field::MplsTc => 0x7,
+        Field::MplsBos | Field::TunFlags => 0x1,
+        Field::IpFrag => 0x3,
         _ if bytes >= 16 => u128::MAX,
         _ => (1u128 << (bytes * 8)) - 1,
     }

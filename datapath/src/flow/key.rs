@@ -5,8 +5,16 @@
 //! hashing, matching and set-field are the same word-wise code for every field.
 //!
 //! The first [`PKT_WORDS`] words are derived from the packet itself (and its tunnel metadata);
-//! the remaining words (metadata, registers) are pipeline state, always zero on ingress. The
-//! caches key on the packet words only.
+//! the remaining words (metadata, registers, packet mark) are pipeline state, always zero on
+//! ingress. The caches key on the packet words only.
+//!
+//! Some fields share bits with fields of another protocol, which a packet cannot have at
+//! the same time ([`Field::OVERLAYS`]): the MPLS label stack entry lives where an IPv4
+//! packet's source address does, the IPv6 flow label where an ARP packet's opcode does, a
+//! neighbour discovery target where the IPv4 addresses and the ARP target hardware address
+//! do, and its link-layer address option in `ArpSha` (a solicitation carries the source's,
+//! an advertisement the target's). A flow that matches one pins the protocol (OpenFlow's
+//! prerequisites), so a mask never mixes them up.
 //!
 //! Values are stored as host integers: an IPv4 address `10.0.0.1` is `0x0a000001`, a MAC
 //! address is its 48-bit big-endian value, a VLAN TCI is the 16-bit TCI with the CFI bit
@@ -17,7 +25,7 @@
 use std::fmt;
 
 /// Number of 64-bit words in a key.
-pub const KEY_WORDS: usize = 18;
+pub const KEY_WORDS: usize = 19;
 /// Number of leading words that come from the packet (and tunnel metadata).
 pub const PKT_WORDS: usize = 13;
 
@@ -39,6 +47,10 @@ pub const VLAN_CFI: u16 = 0x1000;
 pub const FRAG_ANY: u8 = 1;
 /// `nw_frag` bit: the packet is a non-first fragment (no L4 header).
 pub const FRAG_LATER: u8 = 2;
+
+/// `tun_flags` bit: an OAM frame (Geneve / VXLAN-GPE). This switch's VXLAN and GRE ports
+/// never set it.
+pub const TUN_FLAG_OAM: u8 = 1;
 
 /// Every matchable field.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -93,10 +105,27 @@ pub enum Field {
     Metadata,
     /// Registers 0..7 (pipeline state, 32 bits each).
     Reg(u8),
+    /// Flags of the tunnel the packet arrived on ([`TUN_FLAG_OAM`]).
+    TunFlags,
+    /// MPLS label of the outermost label stack entry (MPLS packets; overlays `Ipv4Src`).
+    MplsLabel,
+    /// MPLS traffic class of the outermost entry.
+    MplsTc,
+    /// MPLS bottom-of-stack bit of the outermost entry.
+    MplsBos,
+    /// MPLS TTL of the outermost entry.
+    MplsTtl,
+    /// IPv6 flow label (IPv6 packets; overlays `ArpOp`).
+    Ipv6Label,
+    /// Neighbour discovery target address (ICMPv6 NS/NA; overlays the IPv4 addresses and
+    /// `ArpTha`); the link-layer address option is `ArpSha`.
+    NdTarget,
+    /// Packet mark (`pkt_mark`, pipeline state).
+    PktMark,
 }
 
-/// Where a field lives: `bits` bits starting at bit `shift` of word `word` (fields wider than
-/// 64 bits span `word` and `word + 1`, high half first).
+/// Where a field lives: `bits` bits starting at bit `shift` of word `word`. Fields wider
+/// than 64 bits are whole words: the high half in `word`, the low half in `word2`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FieldRange {
     /// First word.
@@ -105,17 +134,44 @@ pub struct FieldRange {
     pub shift: u32,
     /// Width in bits (up to 128).
     pub bits: u32,
+    /// The word of the low half of a field wider than 64 bits.
+    pub word2: usize,
 }
 
 impl FieldRange {
     const fn new(word: usize, shift: u32, bits: u32) -> FieldRange {
-        FieldRange { word, shift, bits }
+        FieldRange {
+            word,
+            shift,
+            bits,
+            word2: word + 1,
+        }
+    }
+
+    const fn wide(word: usize, word2: usize) -> FieldRange {
+        FieldRange {
+            word,
+            shift: 0,
+            bits: 128,
+            word2,
+        }
     }
 }
 
 impl Field {
-    /// All fields, in layout order (registers expanded).
-    pub const ALL: [Field; 32] = [
+    /// Fields that share bits with others of another protocol (see the module comment),
+    /// each with the ethertypes of the packets that have it.
+    pub const OVERLAYS: [(Field, &'static [u16]); 6] = [
+        (Field::MplsLabel, &[0x8847, 0x8848]),
+        (Field::MplsTc, &[0x8847, 0x8848]),
+        (Field::MplsBos, &[0x8847, 0x8848]),
+        (Field::MplsTtl, &[0x8847, 0x8848]),
+        (Field::Ipv6Label, &[0x86dd]),
+        (Field::NdTarget, &[0x86dd]),
+    ];
+
+    /// All fields that own their bits, in layout order (registers expanded).
+    pub const ALL: [Field; 34] = [
         Field::InPort,
         Field::EthType,
         Field::VlanTci,
@@ -148,6 +204,8 @@ impl Field {
         Field::Reg(5),
         Field::Reg(6),
         Field::Reg(7),
+        Field::TunFlags,
+        Field::PktMark,
     ];
 
     /// The field's place in the key.
@@ -161,7 +219,8 @@ impl Field {
             Field::IpTos => FieldRange::new(1, 56, 8),
             Field::EthDst => FieldRange::new(2, 0, 48),
             Field::IpTtl => FieldRange::new(2, 48, 8),
-            Field::IpFrag => FieldRange::new(2, 56, 8),
+            Field::IpFrag => FieldRange::new(2, 56, 2),
+            Field::TunFlags => FieldRange::new(2, 58, 1),
             Field::Ipv4Src => FieldRange::new(3, 0, 32),
             Field::Ipv4Dst => FieldRange::new(3, 32, 32),
             Field::Ipv6Src => FieldRange::new(4, 0, 128),
@@ -178,6 +237,14 @@ impl Field {
             Field::TunDst => FieldRange::new(12, 32, 32),
             Field::Metadata => FieldRange::new(13, 0, 64),
             Field::Reg(n) => FieldRange::new(14 + (n as usize & 7) / 2, 32 * (n as u32 & 1), 32),
+            // The label stack entry as it is on the wire: label 20, TC 3, BoS 1, TTL 8.
+            Field::MplsLabel => FieldRange::new(3, 12, 20),
+            Field::MplsTc => FieldRange::new(3, 9, 3),
+            Field::MplsBos => FieldRange::new(3, 8, 1),
+            Field::MplsTtl => FieldRange::new(3, 0, 8),
+            Field::Ipv6Label => FieldRange::new(8, 44, 20),
+            Field::NdTarget => FieldRange::wide(3, 10),
+            Field::PktMark => FieldRange::new(18, 0, 32),
         }
     }
 
@@ -198,7 +265,10 @@ impl Field {
 
     /// True for fields that set-field may not write (OpenFlow: in_port, fragment bits).
     pub const fn is_read_only(self) -> bool {
-        matches!(self, Field::InPort | Field::IpFrag | Field::TcpFlags)
+        matches!(
+            self,
+            Field::InPort | Field::IpFrag | Field::TcpFlags | Field::MplsBos | Field::TunFlags
+        )
     }
 }
 
@@ -233,7 +303,7 @@ impl FlowKey {
     pub fn get(&self, f: Field) -> u128 {
         let r = f.range();
         if r.bits > 64 {
-            ((self.w[r.word] as u128) << 64) | self.w[r.word + 1] as u128
+            ((self.w[r.word] as u128) << 64) | self.w[r.word2] as u128
         } else {
             ((self.w[r.word] >> r.shift) & low_bits(r.bits)) as u128
         }
@@ -245,7 +315,7 @@ impl FlowKey {
         let r = f.range();
         if r.bits > 64 {
             self.w[r.word] = (v >> 64) as u64;
-            self.w[r.word + 1] = v as u64;
+            self.w[r.word2] = v as u64;
         } else {
             let m = low_bits(r.bits) << r.shift;
             self.w[r.word] = (self.w[r.word] & !m) | (((v as u64) << r.shift) & m);
@@ -375,6 +445,40 @@ mod tests {
             seen.or_assign(&k);
             assert_eq!(k.get(f), f.full_mask(), "{f} round trip");
         }
+    }
+
+    #[test]
+    fn overlays_share_bits_only_across_protocols() {
+        for (f, types) in Field::OVERLAYS {
+            let mut k = FlowKey::ZERO;
+            k.set(f, f.full_mask());
+            assert_eq!(k.get(f), f.full_mask(), "{f} round trip");
+            for g in Field::ALL {
+                let mut o = FlowKey::ZERO;
+                o.set(g, g.full_mask());
+                let shared = (0..KEY_WORDS).any(|i| k.w[i] & o.w[i] != 0);
+                // What an overlay shares is another protocol's: IPv4/ARP addresses, the ARP
+                // opcode and target hardware address.
+                let other = matches!(
+                    g,
+                    Field::Ipv4Src | Field::Ipv4Dst | Field::ArpOp | Field::ArpTha
+                );
+                assert!(!shared || other, "{f} ({types:?}) overlaps {g}");
+            }
+        }
+        // The MPLS fields are one label stack entry, as on the wire.
+        let mut k = FlowKey::ZERO;
+        k.set(Field::MplsLabel, 0xabcde);
+        k.set(Field::MplsTc, 5);
+        k.set(Field::MplsBos, 1);
+        k.set(Field::MplsTtl, 64);
+        assert_eq!(k.get(Field::Ipv4Src), 0xabcd_eb40);
+        // A neighbour discovery target leaves the IPv6 addresses and the option alone.
+        let mut k = FlowKey::EXACT;
+        k.set(Field::NdTarget, 0x2001_0db8 << 96 | 1);
+        assert_eq!(k.get(Field::NdTarget), 0x2001_0db8 << 96 | 1);
+        assert_eq!(k.get(Field::Ipv6Src), u128::MAX);
+        assert_eq!(k.get(Field::ArpSha), 0xffff_ffff_ffff);
     }
 
     #[test]
