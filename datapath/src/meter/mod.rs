@@ -23,6 +23,13 @@ use crate::types::MeterId;
 
 const SCALE: u128 = 1_000_000_000;
 
+/// The virtual meter that limits the packets the poll threads translate in their slow path
+/// (OpenFlow's OFPM_SLOWPATH, `meter=slowpath`).
+pub const SLOWPATH: MeterId = MeterId(0xffff_fffd);
+/// The virtual meter that limits packets sent to the controller (OpenFlow's
+/// OFPM_CONTROLLER, `meter=controller`).
+pub const CONTROLLER: MeterId = MeterId(0xffff_fffe);
+
 /// An integer token bucket.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TokenBucket {
@@ -134,8 +141,8 @@ pub enum MeterError {
     /// Rates must be positive.
     #[error("band {0} has rate 0")]
     ZeroRate(usize),
-    /// Ids 0 and above 0xffff0000 are reserved.
-    #[error("meter id {0} is out of range 1..=0xffff0000")]
+    /// Ids 0 and above 0xffff0000 are reserved, but for the two virtual meters.
+    #[error("meter id {0} is out of range 1..=0xffff0000 (or slowpath, controller)")]
     BadId(u32),
 }
 
@@ -182,7 +189,7 @@ impl Meter {
         bands: Vec<Band>,
         now_ns: u64,
     ) -> Result<Meter, MeterError> {
-        if id.0 == 0 || id.0 > 0xffff_0000 {
+        if id.0 == 0 || (id.0 > 0xffff_0000 && id != SLOWPATH && id != CONTROLLER) {
             return Err(MeterError::BadId(id.0));
         }
         if bands.is_empty() {

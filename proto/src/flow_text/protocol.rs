@@ -80,6 +80,9 @@ pub(super) struct Ctx {
     pub(super) eth_type: Option<u16>,
     pub(super) ip_proto: Option<u8>,
     pub(super) icmp_type: Option<u8>,
+    /// The match says the packet is a later fragment (`ip_frag=later`): it has no
+    /// transport header.
+    pub(super) frag_later: bool,
 }
 
 impl Ctx {
@@ -96,6 +99,11 @@ impl Ctx {
                 if f.field == Field::Icmpv6Type as i32 && f.value.len() == 1 {
                     ctx.icmp_type = Some(be_u64(&f.value) as u8);
                 }
+            }
+            if f.field == Field::IpFrag as i32 && f.value.len() == 1 {
+                let later = 2u8;
+                let mask = f.mask.first().copied().unwrap_or(0xff);
+                ctx.frag_later = f.value[0] & mask & later != 0;
             }
         }
         ctx
@@ -121,7 +129,7 @@ impl Ctx {
             && self.icmp_type.is_some_and(|t| types.contains(&t))
     }
     fn proto(self, p: u8) -> bool {
-        self.ip() && self.ip_proto == Some(p)
+        self.ip() && self.ip_proto == Some(p) && !self.frag_later
     }
     /// The context after `a` has run: `push_mpls` makes the packet MPLS, `pop_mpls` makes
     /// it the popped entry's ethertype (as Open vSwitch checks actions in order).
@@ -149,8 +157,8 @@ impl Ctx {
             Prereq::Tcp => self.proto(IPPROTO_TCP),
             Prereq::Udp => self.proto(IPPROTO_UDP),
             Prereq::Sctp => self.proto(IPPROTO_SCTP),
-            Prereq::Icmp4 => self.ip4() && self.ip_proto == Some(IPPROTO_ICMP),
-            Prereq::Icmp6 => self.ip6() && self.ip_proto == Some(IPPROTO_ICMPV6),
+            Prereq::Icmp4 => self.ip4() && self.proto(IPPROTO_ICMP),
+            Prereq::Icmp6 => self.ip6() && self.proto(IPPROTO_ICMPV6),
             Prereq::Mpls => self.mpls(),
             Prereq::Nd => self.nd(&[ND_SOLICIT, ND_ADVERT]),
             Prereq::NdSolicit => self.nd(&[ND_SOLICIT]),
@@ -167,9 +175,15 @@ pub(super) fn prereq_text(p: Prereq) -> &'static str {
         Prereq::Ipv4 => "an IPv4 match: add `ip` (or dl_type=0x0800); for ARP use `arp`",
         Prereq::Ipv6 => "an IPv6 match: add `ipv6` (or dl_type=0x86dd)",
         Prereq::Arp => "an ARP match: add `arp` (or dl_type=0x0806)",
-        Prereq::Tcp => "a TCP match: add `tcp` or `tcp6` (or nw_proto=6 with ip/ipv6)",
-        Prereq::Udp => "a UDP match: add `udp` or `udp6` (or nw_proto=17 with ip/ipv6)",
-        Prereq::Sctp => "an SCTP match: add `sctp` or `sctp6` (or nw_proto=132 with ip/ipv6)",
+        Prereq::Tcp => {
+            "a TCP match that is not a later fragment (which has no TCP header): add `tcp` or `tcp6` (or nw_proto=6 with ip/ipv6)"
+        }
+        Prereq::Udp => {
+            "a UDP match that is not a later fragment (which has no UDP header): add `udp` or `udp6` (or nw_proto=17 with ip/ipv6)"
+        }
+        Prereq::Sctp => {
+            "an SCTP match that is not a later fragment (which has no SCTP header): add `sctp` or `sctp6` (or nw_proto=132 with ip/ipv6)"
+        }
         Prereq::Icmp4 => "an ICMP match: add `icmp` (or ip,nw_proto=1)",
         Prereq::Icmp6 => "an ICMPv6 match: add `icmp6` (or ipv6,nw_proto=58)",
         Prereq::Mpls => "an MPLS match: add `mpls` or `mplsm` (or dl_type=0x8847 / 0x8848)",

@@ -993,12 +993,15 @@ fn arb_match() -> impl Strategy<Value = Match> {
                 eth_type: eth,
                 ip_proto: proto,
                 icmp_type: icmp,
+                frag_later: false,
             };
             let allowed: Vec<&FieldDef> = FIELDS
                 .iter()
                 .filter(|d| {
                     !matches!(d.field, Field::EthType | Field::IpProto | Field::InPort)
                         && ctx.satisfies(d.prereq)
+                        // A later fragment has no transport header to match.
+                        && !(d.field == Field::IpFrag && proto.is_some())
                 })
                 .collect();
             for (i, v, m, masked) in raw.pick {
