@@ -61,11 +61,13 @@ pub enum DropReason {
     IngressPolicer,
     /// The egress queue the packet was scheduled on was full (tail drop).
     QueueFull,
+    /// An MPLS packet whose label stack entry is cut short.
+    BadMpls,
 }
 
 impl DropReason {
     /// Number of reasons.
-    pub const COUNT: usize = 24;
+    pub const COUNT: usize = 25;
 
     /// Every reason, in counter order.
     pub const ALL: [DropReason; Self::COUNT] = [
@@ -93,6 +95,7 @@ impl DropReason {
         DropReason::PacketInQueueFull,
         DropReason::IngressPolicer,
         DropReason::QueueFull,
+        DropReason::BadMpls,
     ];
 
     /// The counter's name.
@@ -122,6 +125,7 @@ impl DropReason {
             DropReason::PacketInQueueFull => "drop_packet_in_queue_full",
             DropReason::IngressPolicer => "drop_ingress_policer",
             DropReason::QueueFull => "drop_queue_full",
+            DropReason::BadMpls => "drop_bad_mpls",
         }
     }
 }

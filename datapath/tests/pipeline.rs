@@ -909,15 +909,10 @@ fn two_buckets(id: u32, kind: GroupKind) -> Group {
     Group {
         id: GroupId(id),
         kind,
+        selection: Selection::Default,
         buckets: vec![
-            Bucket {
-                weight: 1,
-                actions: vec![Action::Output(PortNo(2))].into(),
-            },
-            Bucket {
-                weight: 1,
-                actions: vec![Action::Output(PortNo(3))].into(),
-            },
+            Bucket::new(1, vec![Action::Output(PortNo(2))]),
+            Bucket::new(1, vec![Action::Output(PortNo(3))]),
         ],
     }
 }

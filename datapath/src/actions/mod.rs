@@ -8,6 +8,7 @@
 //!
 //! Thread-safety: the types are immutable once built and shared between threads by `Arc`.
 
+pub mod mpls;
 pub mod rewrite;
 
 use std::sync::Arc;

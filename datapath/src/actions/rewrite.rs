@@ -1,4 +1,5 @@
-//! Header rewrites on a packet in place: set-field, push/pop VLAN, dec-TTL.
+//! Header rewrites on a packet in place: set-field, push/pop VLAN, dec-TTL (MPLS's own in
+//! [`super::mpls`]).
 //!
 //! What: each function edits the frame, keeps the checksums right (incremental update,
 //! RFC 1624) and keeps the packet's [`FlowKey`] and [`Layout`] in step, so later actions and
@@ -6,7 +7,8 @@
 //! ARP-less L2 frame, say) is left alone: OpenFlow requires the flow to match the field's
 //! prerequisites, and the key still records the value for later tables.
 
-use crate::flow::{Field, FlowKey, Layout, VLAN_CFI};
+use super::mpls;
+use crate::flow::{Field, FlowKey, Layout, VLAN_CFI, nd};
 use crate::packet::{PacketBuf, be16, checksum, ethertype, ip_proto};
 use crate::stats::DropReason;
 
@@ -50,9 +52,23 @@ fn replace(
     }
 }
 
+/// Where the IP datagram that starts at `l3` ends (its length field, within the frame).
+fn ip_end(f: &[u8], l3: usize, is_v4: bool) -> usize {
+    let end = if is_v4 {
+        l3 + be16(f, l3 + 2) as usize
+    } else {
+        l3 + 40 + be16(f, l3 + 4) as usize
+    };
+    end.min(f.len())
+}
+
 /// Writes `value` into `field` of the packet and its key.
 pub fn set_field(buf: &mut PacketBuf, key: &mut FlowKey, lay: &Layout, field: Field, value: u128) {
     key.set(field, value);
+    if matches!(field, Field::MplsLabel | Field::MplsTc | Field::MplsTtl) {
+        mpls::write_lse(buf.data_mut(), key, lay);
+        return;
+    }
     let v = key.get(field);
     let l3 = lay.l3 as usize;
     let l4 = lay.l4 as usize;
@@ -63,6 +79,12 @@ pub fn set_field(buf: &mut PacketBuf, key: &mut FlowKey, lay: &Layout, field: Fi
     let is_v4 = eth == ethertype::IPV4;
     let is_v6 = eth == ethertype::IPV6;
     let ipc = is_v4.then_some(l3 + 10);
+    // Neighbour discovery: the key's ICMPv6 type and code say so (extract read them).
+    let is_nd = is_v6
+        && l4 != 0
+        && proto == ip_proto::ICMPV6
+        && matches!(key.get(Field::TpSrc) as u8, nd::SOLICIT | nd::ADVERT)
+        && key.get(Field::TpDst) == 0;
     match field {
         Field::EthDst => f[0..6].copy_from_slice(&(v as u64).to_be_bytes()[2..]),
         Field::EthSrc => f[6..12].copy_from_slice(&(v as u64).to_be_bytes()[2..]),
@@ -117,6 +139,14 @@ pub fn set_field(buf: &mut PacketBuf, key: &mut FlowKey, lay: &Layout, field: Fi
             let at = if field == Field::TpSrc { l4 } else { l4 + 2 };
             replace(f, at, &(v as u16).to_be_bytes(), None, l4c);
         }
+        Field::TpSrc | Field::TpDst if l4 != 0 && proto == ip_proto::SCTP => {
+            let at = if field == Field::TpSrc { l4 } else { l4 + 2 };
+            let end = ip_end(f, l3, is_v4);
+            if at + 2 <= end {
+                f[at..at + 2].copy_from_slice(&(v as u16).to_be_bytes());
+                checksum::sctp_update(&mut f[l4..end]);
+            }
+        }
         Field::TpSrc | Field::TpDst
             if l4 != 0 && (proto == ip_proto::ICMP || proto == ip_proto::ICMPV6) =>
         {
@@ -125,6 +155,20 @@ pub fn set_field(buf: &mut PacketBuf, key: &mut FlowKey, lay: &Layout, field: Fi
             word[(field == Field::TpDst) as usize] = v as u8;
             let csum = Some(l4 + 2);
             replace(f, l4, &word, None, csum);
+        }
+        Field::Ipv6Label if is_v6 => {
+            let w = u32::from_be_bytes([f[l3], f[l3 + 1], f[l3 + 2], f[l3 + 3]]);
+            let w = (w & 0xfff0_0000) | (v as u32 & 0xf_ffff);
+            f[l3..l3 + 4].copy_from_slice(&w.to_be_bytes());
+        }
+        Field::NdTarget if is_nd && l4 + nd::TARGET_AT + 16 <= ip_end(f, l3, false) => {
+            replace(f, l4 + nd::TARGET_AT, &v.to_be_bytes(), None, l4c);
+        }
+        Field::ArpSha if is_nd => {
+            let end = ip_end(f, l3, false);
+            if let Some(at) = nd::lladdr_at(&f[l4..end]) {
+                replace(f, l4 + at, &(v as u64).to_be_bytes()[2..], None, l4c);
+            }
         }
         Field::ArpOp if eth == ethertype::ARP && f.len() >= l3 + 28 => {
             f[l3 + 6..l3 + 8].copy_from_slice(&(v as u16).to_be_bytes())
@@ -313,5 +357,83 @@ mod tests {
             Err(DropReason::NoHeadroom)
         );
         assert_eq!(b.data(), &f[..], "frame untouched");
+    }
+
+    /// A neighbour solicitation for fe80::1 from 02:00:00:00:00:01 (its source link-layer
+    /// address option), behind `tags` VLAN tags.
+    fn solicit() -> Vec<u8> {
+        let mut msg = vec![0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+        msg.extend_from_slice(&[1, 1, 2, 0, 0, 0, 0, 1]);
+        let mut out = Vec::new();
+        PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [0x33, 0x33, 0xff, 0, 0, 1])
+            .ipv6(
+                [0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2],
+                SOLICITED,
+                255,
+            )
+            .icmpv6_raw(135, 0, [0; 4])
+            .write(&mut out, &msg)
+            .unwrap();
+        out
+    }
+
+    const SOLICITED: [u8; 16] = [0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, 0, 0, 1];
+
+    fn icmpv6_ok(frame: &[u8]) -> bool {
+        let p = SlicedPacket::from_ethernet(frame).unwrap();
+        let Some(etherparse::NetSlice::Ipv6(ip)) = &p.net else {
+            panic!()
+        };
+        let Some(TransportSlice::Icmpv6(icmp)) = &p.transport else {
+            panic!()
+        };
+        let h = ip.header();
+        icmp.is_checksum_valid(h.source(), h.destination())
+    }
+
+    #[test]
+    fn neighbour_discovery_target_and_address() {
+        let (mut b, mut k, lay) = parsed(&solicit());
+        assert_eq!(k.get(Field::NdTarget), 0xfe80 << 112 | 1);
+        assert_eq!(k.get(Field::ArpSha), 0x0200_0000_0001);
+        set_field(&mut b, &mut k, &lay, Field::NdTarget, 0x2001_0db8 << 96 | 7);
+        set_field(&mut b, &mut k, &lay, Field::ArpSha, 0x0200_0000_00aa);
+        set_field(&mut b, &mut k, &lay, Field::Ipv6Label, 0xabcde);
+        assert!(icmpv6_ok(b.data()));
+        assert_eq!(&b.data()[14..18], &[0x60, 0x0a, 0xbc, 0xde]);
+        let (_, again, _) = parsed(b.data());
+        assert_eq!(again, k, "key follows the packet");
+        assert_eq!(again.get(Field::NdTarget), 0x2001_0db8 << 96 | 7);
+        // Not neighbour discovery: an echo request is left alone.
+        let mut echo = Vec::new();
+        PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+            .ipv6(SOLICITED, SOLICITED, 64)
+            .icmpv6_echo_request(1, 1)
+            .write(&mut echo, &[0; 24])
+            .unwrap();
+        let (mut b, mut k, lay) = parsed(&echo);
+        set_field(&mut b, &mut k, &lay, Field::NdTarget, 5);
+        set_field(&mut b, &mut k, &lay, Field::ArpSha, 5);
+        assert_eq!(b.data(), &echo[..]);
+    }
+
+    #[test]
+    fn sctp_ports_keep_the_crc() {
+        // Built by scapy: IPv4 SCTP 5000 -> 9 with a DATA chunk "hello"; its checksum
+        // with destination port 80 instead is 3f f5 5c a2.
+        #[rustfmt::skip]
+        const SCTP: [u8; 70] = [
+            0x02, 0x00, 0x00, 0x00, 0x00, 0x02, 0x02, 0x00, 0x00, 0x00, 0x00, 0x01, 0x08, 0x00,
+            0x45, 0x00, 0x00, 0x38, 0x00, 0x01, 0x00, 0x00, 0x40, 0x84, 0x66, 0x3f, 0x0a, 0x00,
+            0x00, 0x01, 0x0a, 0x00, 0x00, 0x02, 0x13, 0x88, 0x00, 0x09, 0x00, 0x00, 0x00, 0x00,
+            0xb9, 0xe7, 0x5f, 0x5f, 0x00, 0x00, 0x00, 0x15, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+            0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x68, 0x65, 0x6c, 0x6c, 0x6f, 0x00, 0x00, 0x00,
+        ];
+        let (mut b, mut k, lay) = parsed(&SCTP);
+        assert_eq!((k.get(Field::TpSrc), k.get(Field::TpDst)), (5000, 9));
+        set_field(&mut b, &mut k, &lay, Field::TpDst, 80);
+        assert_eq!(&b.data()[42..46], &[0x3f, 0xf5, 0x5c, 0xa2]);
+        set_field(&mut b, &mut k, &lay, Field::TpDst, 9);
+        assert_eq!(b.data(), &SCTP[..]);
     }
 }

@@ -10,12 +10,18 @@
 //!   than the header or longer than the frame (trailing padding is allowed);
 //! - IPv6 with a payload length past the frame, or an extension-header chain that is cut
 //!   short or longer than [`MAX_IPV6_EXT`] headers;
-//! - a first (or only) fragment whose TCP/UDP/ICMP header is cut short, or TCP with a data
-//!   offset below 5.
+//! - MPLS whose first label stack entry is cut short;
+//! - a first (or only) fragment whose TCP/UDP/SCTP/ICMP header is cut short, or TCP with a
+//!   data offset below 5.
+//!
+//! An MPLS packet's key holds its outermost label stack entry (what follows the stack is not
+//! read: the labels do not say what it is); an IPv6 packet's its flow label; neighbour
+//! discovery messages their target and link-layer address option ([`super::nd`]).
 //!
 //! Thread-safety: pure functions.
 
 use super::key::{FRAG_ANY, FRAG_LATER, Field, FlowKey, VLAN_CFI};
+use super::nd;
 use crate::packet::{be16, be32, be64, be128, ethertype, ip_proto, mac48};
 use crate::stats::DropReason;
 use crate::types::PortNo;
@@ -85,6 +91,10 @@ pub fn extract(frame: &[u8], in_port: PortNo, key: &mut FlowKey) -> Result<Layou
         ethertype::IPV4 => lay.l4 = extract_ipv4(frame, off, key)?,
         ethertype::IPV6 => lay.l4 = extract_ipv6(frame, off, key)?,
         ethertype::ARP => extract_arp(frame, off, key)?,
+        ethertype::MPLS | ethertype::MPLS_MCAST => match fixed::<4>(frame, off) {
+            Some(lse) => key.w[3] = be32(lse, 0) as u64,
+            None => return Err(DropReason::BadMpls),
+        },
         _ => {}
     }
     Ok(lay)
@@ -197,10 +207,21 @@ fn extract_ipv6(f: &[u8], off: usize, key: &mut FlowKey) -> Result<u16, DropReas
     }
     key.w[1] |= (next as u64) << 48 | (tclass as u64) << 56;
     key.w[2] |= (frag as u64) << 56;
-    if frag & FRAG_LATER == 0 {
-        return extract_l4(f, p, end, next, key);
+    let l4 = if frag & FRAG_LATER == 0 {
+        extract_l4(f, p, end, next, key)?
+    } else {
+        0
+    };
+    // The flow label shares the transport word (after extract_l4 wrote it).
+    key.set(Field::Ipv6Label, (be32(f, off) & 0xf_ffff) as u128);
+    if l4 != 0
+        && next == ip_proto::ICMPV6
+        && let Some((target, ll)) = nd::fields(&f[p..end])
+    {
+        key.set(Field::NdTarget, target);
+        key.w[9] |= ll;
     }
-    Ok(0)
+    Ok(l4)
 }
 
 #[inline(always)]
@@ -224,8 +245,10 @@ fn extract_l4(
             let flags = be16(h, 12) & 0x0fff;
             key.w[8] = be16(h, 0) as u64 | (be16(h, 2) as u64) << 16 | (flags as u64) << 32;
         }
-        ip_proto::UDP => {
-            let (true, Some(h)) = (avail >= 8, fixed::<8>(f, off)) else {
+        ip_proto::UDP | ip_proto::SCTP => {
+            // SCTP's common header starts with the ports too (12 bytes long).
+            let need = if proto == ip_proto::UDP { 8 } else { 12 };
+            let (true, Some(h)) = (avail >= need, fixed::<8>(f, off)) else {
                 return Err(DropReason::BadL4Header);
             };
             key.w[8] = be16(h, 0) as u64 | (be16(h, 2) as u64) << 16;
@@ -376,6 +399,71 @@ mod tests {
         assert_eq!(k.get(Field::Ipv4Dst), 0x0a00_0002);
         assert_eq!(k.get(Field::ArpSha), 0x0200_0000_0001);
         assert_eq!(k.get(Field::ArpTha), 0);
+    }
+
+    #[test]
+    fn mpls_label_stack_entry() {
+        let mut f = udp4(&[5]);
+        // Label 0x12345, TC 5, bottom of stack, TTL 9, before the IPv4 header.
+        f.splice(16..18, [0x88, 0x47, 0x12, 0x34, 0x5b, 0x09, 0x08, 0x00]);
+        let mut k = FlowKey::ZERO;
+        let lay = extract(&f, PortNo(1), &mut k).unwrap();
+        assert_eq!(k.get(Field::EthType), 0x8847);
+        assert_eq!(k.get(Field::MplsLabel), 0x12345);
+        assert_eq!(k.get(Field::MplsTc), 5);
+        assert_eq!(k.get(Field::MplsBos), 1);
+        assert_eq!(k.get(Field::MplsTtl), 9);
+        assert_eq!(
+            k.get(Field::IpProto),
+            0,
+            "what follows the labels is not read"
+        );
+        assert_eq!((lay.l3, lay.l4), (18, 0));
+        assert_eq!(
+            extract(&f[..20], PortNo(1), &mut k),
+            Err(DropReason::BadMpls)
+        );
+    }
+
+    #[test]
+    fn ipv6_flow_label_and_neighbour_discovery() {
+        let mut f = tcp6();
+        f[15] |= 0x0a;
+        f[16..18].copy_from_slice(&[0xbc, 0xde]);
+        let mut k = FlowKey::ZERO;
+        extract(&f, PortNo(1), &mut k).unwrap();
+        assert_eq!(k.get(Field::Ipv6Label), 0xabcde);
+        assert_eq!(k.get(Field::TcpFlags), 0x012, "flags beside the label");
+        assert_eq!(k.get(Field::TpDst), 80);
+        let mut msg = [0u8; 16].to_vec();
+        msg[15] = 3;
+        msg.extend_from_slice(&[2, 1, 2, 0, 0, 0, 0, 4]);
+        let mut na = Vec::new();
+        PacketBuilder::ethernet2(SRC, DST)
+            .ipv6(
+                [0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+                [0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+                255,
+            )
+            .icmpv6_raw(136, 0, [0x60, 0, 0, 0])
+            .write(&mut na, &msg)
+            .unwrap();
+        extract(&na, PortNo(1), &mut k).unwrap();
+        assert_eq!((k.get(Field::TpSrc), k.get(Field::TpDst)), (136, 0));
+        assert_eq!(k.get(Field::NdTarget), 3);
+        assert_eq!(k.get(Field::ArpSha), 0x0200_0000_0004);
+        assert_eq!(
+            k.get(Field::Ipv6Src),
+            0xfe80 << 112 | 1,
+            "beside the target"
+        );
+        // Ethernet padding after the message is not read as options.
+        let mut padded = na[..na.len() - 8].to_vec();
+        let plen = u16::from_be_bytes([padded[18], padded[19]]) - 8;
+        padded[18..20].copy_from_slice(&plen.to_be_bytes());
+        padded.extend_from_slice(&[2, 1, 2, 0, 0, 0, 0, 4]);
+        extract(&padded, PortNo(1), &mut k).unwrap();
+        assert_eq!((k.get(Field::NdTarget), k.get(Field::ArpSha)), (3, 0));
     }
 
     #[test]

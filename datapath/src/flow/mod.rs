@@ -2,6 +2,7 @@
 
 pub mod extract;
 pub mod key;
+pub mod nd;
 
 pub use extract::{Layout, extract};
 pub use key::{

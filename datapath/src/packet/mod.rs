@@ -154,6 +154,16 @@ pub mod ethertype {
     pub const IPV6: u16 = 0x86dd;
     /// Transparent Ethernet bridging (GRE payload type)
     pub const TEB: u16 = 0x6558;
+    /// MPLS unicast
+    pub const MPLS: u16 = 0x8847;
+    /// MPLS multicast
+    pub const MPLS_MCAST: u16 = 0x8848;
+
+    /// True for an MPLS ethertype.
+    #[inline]
+    pub const fn is_mpls(t: u16) -> bool {
+        t == MPLS || t == MPLS_MCAST
+    }
 }
 
 /// IP protocol numbers the datapath knows.
@@ -168,4 +178,6 @@ pub mod ip_proto {
     pub const GRE: u8 = 47;
     /// ICMPv6
     pub const ICMPV6: u8 = 58;
+    /// SCTP
+    pub const SCTP: u8 = 132;
 }
