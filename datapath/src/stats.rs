@@ -63,11 +63,14 @@ pub enum DropReason {
     QueueFull,
     /// An MPLS packet whose label stack entry is cut short.
     BadMpls,
+    /// A packet was looked up again (recirculated, after `pop_mpls`) more times than the
+    /// datapath follows.
+    RecircDepth,
 }
 
 impl DropReason {
     /// Number of reasons.
-    pub const COUNT: usize = 25;
+    pub const COUNT: usize = 26;
 
     /// Every reason, in counter order.
     pub const ALL: [DropReason; Self::COUNT] = [
@@ -96,6 +99,7 @@ impl DropReason {
         DropReason::IngressPolicer,
         DropReason::QueueFull,
         DropReason::BadMpls,
+        DropReason::RecircDepth,
     ];
 
     /// The counter's name.
@@ -126,6 +130,7 @@ impl DropReason {
             DropReason::IngressPolicer => "drop_ingress_policer",
             DropReason::QueueFull => "drop_queue_full",
             DropReason::BadMpls => "drop_bad_mpls",
+            DropReason::RecircDepth => "drop_recirc_depth",
         }
     }
 }
@@ -165,7 +170,8 @@ pub struct PmdCounters {
     pub emc_hit: Counter,
     /// Packets that missed the exact-match cache and hit the megaflow cache.
     pub megaflow_hit: Counter,
-    /// Packets that went through the slow path (OpenFlow tables).
+    /// Packets that went through the slow path (OpenFlow tables), and lookups of
+    /// recirculated packets (which are not cached).
     pub slow_path: Counter,
     /// Megaflows installed.
     pub megaflow_installed: Counter,

@@ -788,6 +788,20 @@ fn every_drop_reason_is_reachable() {
             t.set_port_qos(PortNo(3), Some(Arc::new(policer)), None)
         })
         .unwrap();
+    // MPLS: each of tables 0..10 pops a label and goes on to the next table, each time
+    // looking the packet up again (a recirculation), more often than the datapath follows.
+    for table in 0..10u8 {
+        br.add(
+            table,
+            100,
+            &[exact(Field::InPort, 1), exact(Field::EthType, 0x8847)],
+            Instructions {
+                apply: vec![Action::PopMpls { ethertype: 0x8847 }].into(),
+                goto_table: Some(TableId(table + 1)),
+                ..Instructions::default()
+            },
+        );
+    }
     // Ports 2..4: `normal`; port 1 has no miss flow.
     for port in 2..=4 {
         br.add(
@@ -829,6 +843,13 @@ fn every_drop_reason_is_reachable() {
     let mut short_udp = good[..38].to_vec();
     short_udp[16..18].copy_from_slice(&24u16.to_be_bytes());
     frames.push(short_udp);
+    let mut mpls = good[..12].to_vec();
+    mpls.extend_from_slice(&[0x88, 0x47]);
+    frames.push([mpls.as_slice(), &[0, 0]].concat()); // a cut label stack entry
+    for _ in 0..12 {
+        mpls.extend_from_slice(&[0, 0, 0, 64]);
+    }
+    frames.push(mpls); // twelve labels, popped one table after another
     frames.push(udp(1, 2, 999)); // table miss (no flow for port 1 sport 999)
     frames.push(udp(1, 2, 10)); // flow with no actions
     let mut ttl1 = udp(1, 2, 11);

@@ -338,16 +338,63 @@ fn convert_action(
         action::Action::PopVlan(_) => Action::PopVlan,
         action::Action::DecTtl(_) => Action::DecTtl,
         action::Action::SetQueue(q) => Action::SetQueue(*q),
-        action::Action::Enqueue(_)
-        | action::Action::PopQueue(_)
-        | action::Action::PushMpls(_)
-        | action::Action::PopMpls(_)
-        | action::Action::DecMplsTtl(_)
-        | action::Action::SetVlanVid(_)
-        | action::Action::SetVlanPcp(_) => {
-            return Err(ApiError::invalid("", "not supported by this datapath yet"));
+        action::Action::PopQueue(_) => Action::PopQueue,
+        action::Action::Enqueue(e) => {
+            let port = match port_of(e.port.as_ref(), ports, "enqueue.port")? {
+                p @ (PortNo::IN_PORT | PortNo::LOCAL) => p,
+                PortNo(n) if n == 0 || n > PortNo::MAX.0 => {
+                    return Err(ApiError::invalid(
+                        "enqueue.port",
+                        format!("{n:#x} is not a port packets can be queued on"),
+                    ));
+                }
+                p => p,
+            };
+            Action::Enqueue {
+                port,
+                queue: e.queue_id,
+            }
+        }
+        action::Action::PushMpls(p) => Action::PushMpls {
+            ethertype: mpls_ethertype(p.ethertype, "push_mpls.ethertype")?,
+        },
+        action::Action::PopMpls(p) => Action::PopMpls {
+            ethertype: u16::try_from(p.ethertype)
+                .map_err(|_| ApiError::invalid("pop_mpls.ethertype", "an ethertype is 16 bits"))?,
+        },
+        action::Action::DecMplsTtl(_) => Action::DecMplsTtl,
+        action::Action::SetVlanVid(v) => {
+            if v.vid > 0xfff {
+                return Err(ApiError::invalid("set_vlan_vid.vid", "must be 0..=4095"));
+            }
+            Action::SetVlan {
+                value: v.vid as u16,
+                mask: 0x0fff,
+                push: v.push_if_needed,
+            }
+        }
+        action::Action::SetVlanPcp(v) => {
+            if v.pcp > 7 {
+                return Err(ApiError::invalid("set_vlan_pcp.pcp", "must be 0..=7"));
+            }
+            Action::SetVlan {
+                value: (v.pcp as u16) << 13,
+                mask: 0xe000,
+                push: v.push_if_needed,
+            }
         }
     }))
+}
+
+/// An MPLS ethertype (0x8847 or 0x8848), or the refusal naming `field`.
+fn mpls_ethertype(t: u32, field: &str) -> Result<u16, ApiError> {
+    match t {
+        0x8847 | 0x8848 => Ok(t as u16),
+        _ => Err(ApiError::invalid(
+            field,
+            format!("{t:#06x} is not 0x8847 or 0x8848"),
+        )),
+    }
 }
 
 /// Converts an action list; errors name `actions[i]...`.

@@ -67,6 +67,41 @@ pub enum Action {
     /// Choose the egress queue of the packet's next outputs (OpenFlow set_queue). Ports
     /// without egress queues ignore it; ids they do not configure use queue 0.
     SetQueue(u32),
+    /// Back to the queue the packet entered the pipeline with (queue 0; Open vSwitch's
+    /// `pop_queue`).
+    PopQueue,
+    /// Send to `port` on egress queue `queue`, the packet keeping its queue for later
+    /// outputs (OpenFlow 1.0's enqueue). `port` may be [`PortNo::IN_PORT`].
+    Enqueue {
+        /// The port.
+        port: PortNo,
+        /// The queue on it.
+        queue: u32,
+    },
+    /// Push an MPLS label stack entry (0x8847 or 0x8848); see [`mpls::push_mpls`].
+    PushMpls {
+        /// Ethertype of the MPLS packet.
+        ethertype: u16,
+    },
+    /// Pop the outer MPLS entry of an MPLS packet; what follows it is `ethertype`. Later
+    /// tables see the inner headers (the pipeline reads them again: recirculation).
+    PopMpls {
+        /// Ethertype of what follows.
+        ethertype: u16,
+    },
+    /// Decrement the outer MPLS TTL; dropped (`TtlExceeded`) when it would reach zero.
+    DecMplsTtl,
+    /// OpenFlow 1.0's VLAN rewrites: write `value` under `mask` into the outer tag's TCI
+    /// (the VID or the PCP bits); an untagged packet gets an 802.1Q tag first with `push`
+    /// (`mod_vlan_vid`), is left alone without (`set_vlan_vid`).
+    SetVlan {
+        /// The new TCI bits.
+        value: u16,
+        /// Which bits (0x0fff: VID, 0xe000: PCP).
+        mask: u16,
+        /// Tag untagged packets.
+        push: bool,
+    },
 }
 
 /// The instructions of one flow, in OpenFlow 1.3 execution order:
@@ -94,9 +129,10 @@ impl Instructions {
 
     /// True when any action sends the packet to `port` (for out_port filters).
     pub fn outputs_to(&self, port: PortNo) -> bool {
-        self.apply
-            .iter()
-            .any(|a| matches!(a, Action::Output(p) if *p == port))
+        self.apply.iter().any(|a| match *a {
+            Action::Output(p) | Action::Enqueue { port: p, .. } => p == port,
+            _ => false,
+        })
     }
 
     /// True when any action sends the packet to `group` (for out_group filters).

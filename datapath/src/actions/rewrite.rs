@@ -63,7 +63,13 @@ fn ip_end(f: &[u8], l3: usize, is_v4: bool) -> usize {
 }
 
 /// Writes `value` into `field` of the packet and its key.
+///
+/// A field that overlays another protocol's bits is not written into a packet without its
+/// protocol, not even into the key (see [`Field::applies_to`]).
 pub fn set_field(buf: &mut PacketBuf, key: &mut FlowKey, lay: &Layout, field: Field, value: u128) {
+    if !field.applies_to(key.get(Field::EthType) as u16) {
+        return;
+    }
     key.set(field, value);
     if matches!(field, Field::MplsLabel | Field::MplsTc | Field::MplsTtl) {
         mpls::write_lse(buf.data_mut(), key, lay);
@@ -244,6 +250,28 @@ pub fn retag(
             set_field(buf, key, lay, Field::VlanTci, tci as u128);
         }
     }
+    Ok(())
+}
+
+/// OpenFlow 1.0's VLAN rewrite: writes `value` under `mask` into the outer tag's TCI; an
+/// untagged packet first gets an 802.1Q tag (TCI 0) when `push`, else stays as it is.
+pub fn set_vlan(
+    buf: &mut PacketBuf,
+    key: &mut FlowKey,
+    lay: &mut Layout,
+    value: u16,
+    mask: u16,
+    push: bool,
+) -> Result<(), DropReason> {
+    if lay.vlans == 0 {
+        if !push {
+            return Ok(());
+        }
+        push_vlan(buf, key, lay, ethertype::VLAN)?;
+    }
+    let tci = key.get(Field::VlanTci) as u16;
+    let tci = (tci & !mask) | (value & mask) | VLAN_CFI;
+    set_field(buf, key, lay, Field::VlanTci, tci as u128);
     Ok(())
 }
 

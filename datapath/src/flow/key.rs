@@ -208,6 +208,20 @@ impl Field {
         Field::PktMark,
     ];
 
+    /// False for a field that overlays another protocol's bits ([`Field::OVERLAYS`]) when
+    /// the packet (of ethertype `eth`) is not of its protocol: writing it there would change
+    /// the other protocol's field, so set-field leaves such a packet alone.
+    #[inline]
+    pub const fn applies_to(self, eth: u16) -> bool {
+        match self {
+            Field::MplsLabel | Field::MplsTc | Field::MplsBos | Field::MplsTtl => {
+                eth == 0x8847 || eth == 0x8848
+            }
+            Field::Ipv6Label | Field::NdTarget => eth == 0x86dd,
+            _ => true,
+        }
+    }
+
     /// The field's place in the key.
     pub const fn range(self) -> FieldRange {
         match self {
@@ -466,6 +480,13 @@ mod tests {
                 assert!(!shared || other, "{f} ({types:?}) overlaps {g}");
             }
         }
+        // Each overlay applies to the packets of its protocols, every other field to all.
+        for (f, types) in Field::OVERLAYS {
+            for eth in [0x0800, 0x0806, 0x86dd, 0x8847, 0x8848, 0x8100] {
+                assert_eq!(f.applies_to(eth), types.contains(&eth), "{f} {eth:#x}");
+            }
+        }
+        assert!(Field::ALL.iter().all(|f| f.applies_to(0x0800)));
         // The MPLS fields are one label stack entry, as on the wire.
         let mut k = FlowKey::ZERO;
         k.set(Field::MplsLabel, 0xabcde);

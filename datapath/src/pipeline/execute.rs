@@ -18,14 +18,14 @@ use super::burst::{Burst, Cx, bit, tun_of};
 use super::normal::normal;
 use super::output::send;
 use super::shared::PacketIn;
-use super::xlate::{DpAction, PacketInReason, Translation};
-use crate::actions::rewrite;
+use super::xlate::{DpAction, PacketInReason, Translation, translate_from};
+use crate::actions::{mpls, rewrite};
 use crate::flow::{Field, hash_words};
 use crate::meter::MeterVerdict;
 use crate::packet::PacketBuf;
 use crate::port::BURST;
 use crate::stats::DropReason;
-use crate::types::{GroupId, MeterId, TableId};
+use crate::types::{GroupId, MeterId, PortNo, TableId};
 
 /// Deepest chain of groups followed before the packet is dropped.
 const MAX_GROUP_DEPTH: u8 = 4;
@@ -84,6 +84,12 @@ pub(super) fn run(t: &Translation, cx: &mut Cx<'_>, b: &mut Burst<'_>, members: 
             }
             DpAction::Meter(id) => meter(cx, b, members, id),
             DpAction::Group(id) => group(cx, b, members, id, take, depth),
+            DpAction::Enqueue(port, queue) => enqueue(cx, b, members, port, queue, take),
+            DpAction::Recirc(table) => {
+                for &m in members {
+                    recirc(cx, b, m, table, depth);
+                }
+            }
             _ => rewrite_op(op, cx, b, members),
         }
     }
@@ -216,12 +222,86 @@ fn rewrite_op(op: &DpAction, cx: &mut Cx<'_>, b: &mut Burst<'_>, members: &[u8])
                 p.set_queue(q);
                 Ok(())
             }
+            DpAction::PushMpls(t) => mpls::push_mpls(p, key, lay, t),
+            DpAction::PopMpls(t) => mpls::pop_mpls(p, key, lay, t),
+            DpAction::DecMplsTtl => mpls::dec_mpls_ttl(p, key, lay),
+            DpAction::SetVlan(value, mask, push) => {
+                rewrite::set_vlan(p, key, lay, value, mask, push)
+            }
             _ => Ok(()),
         };
         if let Err(r) = r {
             cx.drop_pkt(b, m, r);
         }
     }
+}
+
+/// `enqueue`: output to `port` (`PortNo::IN_PORT`: the ingress port) on queue `queue`; the
+/// packet keeps the queue it had for later outputs.
+fn enqueue(
+    cx: &mut Cx<'_>,
+    b: &mut Burst<'_>,
+    members: &[u8],
+    port: PortNo,
+    queue: u32,
+    take: bool,
+) {
+    let slot = if port == PortNo::IN_PORT {
+        Some(cx.in_slot).filter(|&s| s < cx.snap.ports.len())
+    } else {
+        match cx.snap.slot(port) {
+            // As output: never back out of the ingress port unless asked by IN_PORT.
+            Some(s) if s == cx.in_slot => return,
+            s => s,
+        }
+    };
+    for &m in members {
+        let m = m as usize;
+        let Some(p) = b.pkts[m].as_mut() else {
+            continue;
+        };
+        let Some(slot) = slot else {
+            cx.drop_pkt(b, m, DropReason::NoSuchPort);
+            continue;
+        };
+        let kept = p.queue();
+        p.set_queue(queue);
+        cx.emit(b, m, slot, take);
+        if let Some(p) = b.pkts[m].as_mut() {
+            p.set_queue(kept);
+        }
+    }
+}
+
+/// Most recirculations one packet goes through (each after a `pop_mpls`; tables only go
+/// forward, so this bounds a stack of labels popped one table after another).
+const MAX_RECIRC_DEPTH: u8 = 8;
+
+/// Looks packet `m` up again from `table`, with its key as the operations before left it,
+/// and runs what it finds. Uncached: only a packet whose MPLS label was popped before a
+/// later table comes here (counted as a slow-path lookup).
+#[cold]
+#[inline(never)]
+fn recirc(cx: &mut Cx<'_>, b: &mut Burst<'_>, m: u8, table: TableId, depth: u8) {
+    let Some(p) = b.pkts[m as usize].as_ref() else {
+        return;
+    };
+    if depth >= MAX_RECIRC_DEPTH {
+        cx.drop_pkt(b, m as usize, DropReason::RecircDepth);
+        return;
+    }
+    let len = p.len() as u64;
+    cx.counters.slow_path.add(1);
+    let (t, _) = translate_from(&cx.snap.pipeline, table, &b.keys[m as usize]);
+    let tables = &cx.counters.tables;
+    for rule in t.rules.iter() {
+        rule.stats.record(1, len, cx.now_ns);
+        tables.matched[rule.spec.table.0 as usize].add(1);
+    }
+    if let Some(table) = t.miss_table {
+        tables.missed[table.0 as usize].add(1);
+    }
+    run(&t, cx, b, &[m], depth + 1);
 }
 
 /// Charges the packets `members` to meter `id` (once for the group), dropping or remarking

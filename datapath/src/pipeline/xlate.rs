@@ -8,13 +8,21 @@
 //! makes the megaflow safe for every packet that agrees with the key on it (fields rewritten
 //! before a later lookup are unwildcarded on their ingress value: conservative, never wrong).
 //!
+//! A `pop_mpls` leaves the working key's packet fields unknown (what follows the label is
+//! read from the frame only when the pop runs): a lookup after it becomes a
+//! [`DpAction::Recirc`], which looks the popped packet up again, from that table, when it
+//! runs (as Open vSwitch recirculates). Actions whose result depends on the packet (a TTL
+//! decrement, an MPLS push, the OpenFlow 1.0 VLAN rewrites) unwildcard what they read, so
+//! a later lookup on what they wrote is safe for every packet of the megaflow.
+//!
 //! Thread-safety: pure function over an immutable pipeline.
 
 use std::sync::Arc;
 
-use crate::actions::Action;
+use crate::actions::{Action, mpls};
 use crate::classifier::{Pipeline, Rule};
 use crate::flow::{Field, FlowKey, FlowMask, VLAN_CFI};
+use crate::packet::ethertype;
 use crate::stats::DropReason;
 use crate::types::{GroupId, MeterId, PortNo, TableId};
 
@@ -69,6 +77,20 @@ pub enum DpAction {
     Group(GroupId),
     /// Choose the egress queue.
     SetQueue(u32),
+    /// Send to a port (or the ingress port, `PortNo::IN_PORT`) on a queue, keeping the
+    /// packet's queue.
+    Enqueue(PortNo, u32),
+    /// Push an MPLS entry with this ethertype.
+    PushMpls(u16),
+    /// Pop the outer MPLS entry; what follows has this ethertype.
+    PopMpls(u16),
+    /// Decrement the outer MPLS TTL.
+    DecMplsTtl,
+    /// OpenFlow 1.0 VLAN rewrite: (TCI bits, their mask, tag untagged packets).
+    SetVlan(u16, u16, bool),
+    /// Look the packet up again from this table, with its key as the operations before
+    /// left it (after a `pop_mpls`); the translation ends here.
+    Recirc(TableId),
 }
 
 impl DpAction {
@@ -83,6 +105,8 @@ impl DpAction {
                 | DpAction::Normal
                 | DpAction::Controller { .. }
                 | DpAction::Group(_)
+                | DpAction::Enqueue(..)
+                | DpAction::Recirc(_)
         )
     }
 
@@ -114,6 +138,13 @@ impl DpAction {
             Action::DecTtl => DpAction::DecTtl,
             Action::Group(g) => DpAction::Group(g),
             Action::SetQueue(q) => DpAction::SetQueue(q),
+            // The queue a packet enters the pipeline with is queue 0.
+            Action::PopQueue => DpAction::SetQueue(0),
+            Action::Enqueue { port, queue } => DpAction::Enqueue(port, queue),
+            Action::PushMpls { ethertype } => DpAction::PushMpls(ethertype),
+            Action::PopMpls { ethertype } => DpAction::PopMpls(ethertype),
+            Action::DecMplsTtl => DpAction::DecMplsTtl,
+            Action::SetVlan { value, mask, push } => DpAction::SetVlan(value, mask, push),
         }
     }
 }
@@ -163,16 +194,30 @@ impl Translation {
 /// Walks the tables of `pipeline` for `key`. Returns the translation and the mask of the
 /// fields consulted.
 pub fn translate(pipeline: &Pipeline, key: &FlowKey) -> (Translation, FlowMask) {
+    translate_from(pipeline, TableId(0), key)
+}
+
+/// [`translate`] from table `table` on: a recirculated packet's lookup.
+pub fn translate_from(
+    pipeline: &Pipeline,
+    table: TableId,
+    key: &FlowKey,
+) -> (Translation, FlowMask) {
     let mut wc = FlowMask::ZERO;
     let mut work = *key;
     let mut ops = Vec::new();
     let mut rules = Vec::new();
     let mut tables = [0u64; 4];
     let mut rewritten = false;
-    let mut table = TableId(0);
+    let mut unknown = false;
+    let mut table = table;
     let mut drop_reason = DropReason::FlowDrop;
     let mut miss_table = None;
     loop {
+        if unknown {
+            ops.push(DpAction::Recirc(table));
+            break;
+        }
         tables[table.0 as usize / 64] |= 1 << (table.0 % 64);
         let Some(rule) = pipeline.table(table).lookup(&work, &mut wc) else {
             drop_reason = DropReason::TableMiss;
@@ -192,28 +237,20 @@ pub fn translate(pipeline: &Pipeline, key: &FlowKey) -> (Translation, FlowMask) 
             ops.push(DpAction::Meter(m));
         }
         for a in ins.apply.iter() {
-            match *a {
-                Action::SetField { field, value } => {
-                    work.set(field, value);
-                    rewritten = true;
-                }
-                Action::SetFieldMasked { field, value, mask } => {
-                    work.set_masked(field, value, mask);
-                    rewritten = true;
-                }
-                Action::PushVlan { .. } => {
-                    let tci = work.get(Field::VlanTci);
-                    work.set(Field::VlanTci2, tci);
-                    work.set(Field::VlanTci, tci | VLAN_CFI as u128);
-                    rewritten = true;
-                }
-                Action::PopVlan => {
-                    work.set(Field::VlanTci, work.get(Field::VlanTci2));
-                    work.set(Field::VlanTci2, 0);
-                    rewritten = true;
-                }
-                _ => {}
-            }
+            rewritten |= !matches!(
+                a,
+                Action::Output(_)
+                    | Action::InPort
+                    | Action::Flood
+                    | Action::All
+                    | Action::Normal
+                    | Action::Controller { .. }
+                    | Action::Group(_)
+                    | Action::SetQueue(_)
+                    | Action::PopQueue
+                    | Action::Enqueue { .. }
+            );
+            unknown |= simulate(a, &mut work, &mut wc);
             ops.push(DpAction::from_action(a, table, rule.spec.cookie, reason));
         }
         if let Some((value, mask)) = ins.write_metadata {
@@ -236,6 +273,81 @@ pub fn translate(pipeline: &Pipeline, key: &FlowKey) -> (Translation, FlowMask) 
         miss_table,
     };
     (t, wc)
+}
+
+/// Unwildcards all of `f` in `wc`.
+fn consult(wc: &mut FlowMask, f: Field) {
+    wc.set(f, f.full_mask());
+}
+
+/// What action `a` does to the working key `work`, unwildcarding in `wc` what the result
+/// depends on. True when the packet fields of `work` are unknown afterwards (`pop_mpls`).
+fn simulate(a: &Action, work: &mut FlowKey, wc: &mut FlowMask) -> bool {
+    let eth = work.get(Field::EthType) as u16;
+    match *a {
+        Action::SetField { field, value } => {
+            consult(wc, Field::EthType);
+            if field.applies_to(eth) {
+                work.set(field, value);
+            }
+        }
+        Action::SetFieldMasked { field, value, mask } => {
+            consult(wc, Field::EthType);
+            if field.applies_to(eth) {
+                work.set_masked(field, value, mask);
+            }
+        }
+        Action::PushVlan { .. } => {
+            let tci = work.get(Field::VlanTci);
+            work.set(Field::VlanTci2, tci);
+            work.set(Field::VlanTci, tci | VLAN_CFI as u128);
+        }
+        Action::PopVlan => {
+            work.set(Field::VlanTci, work.get(Field::VlanTci2));
+            work.set(Field::VlanTci2, 0);
+        }
+        Action::SetVlan { value, mask, push } => {
+            // Whether the packet is tagged now follows from whether its tags were.
+            wc.set_masked(Field::VlanTci, VLAN_CFI as u128, VLAN_CFI as u128);
+            wc.set_masked(Field::VlanTci2, VLAN_CFI as u128, VLAN_CFI as u128);
+            let tci = work.get(Field::VlanTci) as u16;
+            if tci & VLAN_CFI != 0 || push {
+                let tci = (tci & !mask) | (value & mask) | VLAN_CFI;
+                work.set(Field::VlanTci, tci as u128);
+            }
+        }
+        Action::DecTtl => {
+            consult(wc, Field::EthType);
+            consult(wc, Field::IpTtl);
+            let ttl = work.get(Field::IpTtl);
+            if (eth == ethertype::IPV4 || eth == ethertype::IPV6) && ttl > 1 {
+                work.set(Field::IpTtl, ttl - 1);
+            }
+        }
+        Action::PushMpls { ethertype } => {
+            for f in [Field::EthType, Field::IpTos, Field::IpTtl, Field::Ipv4Src] {
+                consult(wc, f);
+            }
+            mpls::push_key(work, ethertype);
+        }
+        Action::PopMpls { ethertype } => {
+            consult(wc, Field::EthType);
+            if ethertype::is_mpls(eth) {
+                work.set(Field::EthType, ethertype as u128);
+                return true;
+            }
+        }
+        Action::DecMplsTtl => {
+            consult(wc, Field::EthType);
+            consult(wc, Field::MplsTtl);
+            let ttl = work.get(Field::MplsTtl);
+            if ethertype::is_mpls(eth) && ttl > 1 {
+                work.set(Field::MplsTtl, ttl - 1);
+            }
+        }
+        _ => {}
+    }
+    false
 }
 
 #[cfg(test)]
