@@ -163,10 +163,10 @@ pub fn action_json(a: &Action) -> Value {
         Some(action::Action::PopMpls(p)) => json!({ "pop_mpls": { "ethertype": p.ethertype } }),
         Some(action::Action::DecMplsTtl(_)) => json!({ "dec_mpls_ttl": {} }),
         Some(action::Action::SetVlanVid(v)) => {
-            json!({ "set_vlan_vid": { "vid": v.vid, "push_if_needed": v.push_if_needed } })
+            json!({ "set_vlan_vid": { "vid": v.vid } })
         }
         Some(action::Action::SetVlanPcp(p)) => {
-            json!({ "set_vlan_pcp": { "pcp": p.pcp, "push_if_needed": p.push_if_needed } })
+            json!({ "set_vlan_pcp": { "pcp": p.pcp } })
         }
         None => Value::Null,
     }

@@ -370,7 +370,7 @@ fn convert_action(
             Action::SetVlan {
                 value: v.vid as u16,
                 mask: 0x0fff,
-                push: v.push_if_needed,
+                push: true,
             }
         }
         action::Action::SetVlanPcp(v) => {
@@ -380,7 +380,7 @@ fn convert_action(
             Action::SetVlan {
                 value: (v.pcp as u16) << 13,
                 mask: 0xe000,
-                push: v.push_if_needed,
+                push: true,
             }
         }
     }))
@@ -576,10 +576,12 @@ mod tests {
     }
 
     #[test]
-    fn untagged_vid_pins_the_whole_tci() {
+    fn untagged_vid_pins_the_tag_bit() {
+        // Untagged is "no tag bit" (OpenFlow's OFPVID_NONE): the VID and the tag bit are
+        // matched (vlan_tci=0x0000/0x1fff, as OVS models dl_vlan=0xffff).
         let (m, _) = dp("dl_vlan=0xffff,actions=drop");
         assert_eq!(m.key.get(DpField::VlanTci), 0);
-        assert_eq!(m.mask.get(DpField::VlanTci), 0xffff);
+        assert_eq!(m.mask.get(DpField::VlanTci), 0x1fff);
     }
 
     #[test]
@@ -601,6 +603,43 @@ mod tests {
                 mask: 0xfff
             }
         )));
+    }
+
+    #[test]
+    fn openflow10_and_mpls_actions_reach_the_datapath() {
+        let (_, ins) = dp("actions=set_vlan_pcp:5,enqueue:in_port:2,enqueue:3:4,pop_queue,\
+             push_mpls:0x8848,pop_mpls:0x0800,dec_mpls_ttl,output:1");
+        let want = [
+            Action::SetVlan {
+                value: 5 << 13,
+                mask: 0xe000,
+                push: true,
+            },
+            Action::Enqueue {
+                port: PortNo::IN_PORT,
+                queue: 2,
+            },
+            Action::Enqueue {
+                port: PortNo(3),
+                queue: 4,
+            },
+            Action::PopQueue,
+            Action::PushMpls { ethertype: 0x8848 },
+            Action::PopMpls { ethertype: 0x0800 },
+            Action::DecMplsTtl,
+            Action::Output(PortNo(1)),
+        ];
+        assert_eq!(&ins.apply[..], &want);
+        let bad = |a: action::Action| {
+            let a = v1::Action { action: Some(a) };
+            convert_actions(&[a], &none, Context::Bucket).unwrap_err()
+        };
+        bad(action::Action::PushMpls(v1::PushMpls { ethertype: 0x800 }));
+        bad(action::Action::SetVlanVid(v1::SetVlanVid { vid: 4096 }));
+        let port = Some(v1::PortRef {
+            port: Some(port_ref::Port::Number(0)),
+        });
+        bad(action::Action::Enqueue(v1::Enqueue { port, queue_id: 1 }));
     }
 
     #[test]

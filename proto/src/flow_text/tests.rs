@@ -1106,18 +1106,8 @@ fn arb_action(m: &Match) -> BoxedStrategy<Action> {
             .prop_map(|e| action::Action::PushMpls(PushMpls { ethertype: e })),
         (0u32..=0xffff).prop_map(|e| action::Action::PopMpls(PopMpls { ethertype: e })),
         Just(action::Action::DecMplsTtl(DecMplsTtl {})),
-        (0u32..=4095, any::<bool>()).prop_map(|(vid, push_if_needed)| {
-            action::Action::SetVlanVid(SetVlanVid {
-                vid,
-                push_if_needed,
-            })
-        }),
-        (0u32..=7, any::<bool>()).prop_map(|(pcp, push_if_needed)| {
-            action::Action::SetVlanPcp(SetVlanPcp {
-                pcp,
-                push_if_needed,
-            })
-        }),
+        (0u32..=4095).prop_map(|vid| action::Action::SetVlanVid(SetVlanVid { vid })),
+        (0u32..=7).prop_map(|pcp| action::Action::SetVlanPcp(SetVlanPcp { pcp })),
     ]
     .prop_map(|a| Action { action: Some(a) })
     .boxed()

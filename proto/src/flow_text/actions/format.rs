@@ -49,24 +49,8 @@ pub(in super::super) fn format_action(a: &Action, out: &mut Vec<String>) {
         action::Action::PushMpls(p) => format!("push_mpls:0x{:04x}", p.ethertype),
         action::Action::PopMpls(p) => format!("pop_mpls:0x{:04x}", p.ethertype),
         action::Action::DecMplsTtl(_) => "dec_mpls_ttl".to_string(),
-        action::Action::SetVlanVid(v) => format!(
-            "{}:{}",
-            if v.push_if_needed {
-                "mod_vlan_vid"
-            } else {
-                "set_vlan_vid"
-            },
-            v.vid
-        ),
-        action::Action::SetVlanPcp(p) => format!(
-            "{}:{}",
-            if p.push_if_needed {
-                "mod_vlan_pcp"
-            } else {
-                "set_vlan_pcp"
-            },
-            p.pcp
-        ),
+        action::Action::SetVlanVid(v) => format!("mod_vlan_vid:{}", v.vid),
+        action::Action::SetVlanPcp(p) => format!("mod_vlan_pcp:{}", p.pcp),
     };
     out.push(text);
 }

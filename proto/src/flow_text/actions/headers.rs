@@ -1,6 +1,9 @@
 //! Header pushes, pops and TTL: `push_vlan:ETHERTYPE`, `pop_vlan` (`strip_vlan`),
-//! `dec_ttl`, and OpenFlow 1.0's VLAN rewrites `mod_vlan_vid` / `mod_vlan_pcp` (which push a
-//! tag on an untagged packet) and `set_vlan_vid` / `set_vlan_pcp` (which do not).
+//! `dec_ttl`, and OpenFlow 1.0's VLAN rewrites `mod_vlan_vid` / `mod_vlan_pcp`, which push a
+//! tag on an untagged packet. `set_vlan_vid` / `set_vlan_pcp` are read as the same actions:
+//! `ovs-ofctl` can carry them to Open vSwitch only as OpenFlow 1.0's SET_VLAN_VID and
+//! SET_VLAN_PCP (unless the match says the packet is tagged), which push a tag too, and Open
+//! vSwitch prints them back as `mod_vlan_*`.
 //!
 //! [`normalize_vlan`] rewrites the OpenFlow 1.0 forms where the match (and the actions
 //! before) already tell whether the packet is tagged, exactly as Open vSwitch encodes them
@@ -38,30 +41,25 @@ pub(super) fn dec_ttl(c: &Call<'_>) -> Result<Item> {
     Ok(act(action::Action::DecTtl(DecTtl {})))
 }
 
-/// `mod_vlan_vid:VID` (pushes a tag if needed) and `set_vlan_vid:VID` (does not).
+/// `mod_vlan_vid:VID` and `set_vlan_vid:VID` (both push a tag if needed; see the module
+/// comment).
 pub(super) fn vlan_vid(c: &Call<'_>) -> Result<Item> {
     let a = c.need()?;
     let vid = num(a, u64::from(u16::MAX), &c.lname)?;
     if vid > 0xfff {
         return Err(a.err(format!("{}: not a valid VLAN VID (0..=4095)", a.text)));
     }
-    Ok(act(action::Action::SetVlanVid(SetVlanVid {
-        vid: vid as u32,
-        push_if_needed: c.lname == "mod_vlan_vid",
-    })))
+    Ok(act(action::Action::SetVlanVid(SetVlanVid { vid: vid as u32 })))
 }
 
-/// `mod_vlan_pcp:PCP` (pushes a tag if needed) and `set_vlan_pcp:PCP` (does not).
+/// `mod_vlan_pcp:PCP` and `set_vlan_pcp:PCP` (both push a tag if needed).
 pub(super) fn vlan_pcp(c: &Call<'_>) -> Result<Item> {
     let a = c.need()?;
     let pcp = num(a, 255, &c.lname)?;
     if pcp > 7 {
         return Err(a.err(format!("{}: not a valid VLAN PCP (0..=7)", a.text)));
     }
-    Ok(act(action::Action::SetVlanPcp(SetVlanPcp {
-        pcp: pcp as u32,
-        push_if_needed: c.lname == "mod_vlan_pcp",
-    })))
+    Ok(act(action::Action::SetVlanPcp(SetVlanPcp { pcp: pcp as u32 })))
 }
 
 /// What is known about the packet's outer VLAN tag at a point of an action list.
@@ -124,18 +122,12 @@ pub(in super::super) fn normalize_vlan(actions: Vec<Action>, m: Option<&Match>) 
     let mut tag = m.map_or(Tag::Unknown, tag_of);
     let mut out = Vec::with_capacity(actions.len());
     for a in actions {
-        let (set, push) = match &a.action {
-            Some(action::Action::SetVlanVid(v)) => (
-                set_field(
-                    Field::VlanVid,
-                    (0x1000 | v.vid as u16).to_be_bytes().to_vec(),
-                ),
-                v.push_if_needed,
+        let set = match &a.action {
+            Some(action::Action::SetVlanVid(v)) => set_field(
+                Field::VlanVid,
+                (0x1000 | v.vid as u16).to_be_bytes().to_vec(),
             ),
-            Some(action::Action::SetVlanPcp(p)) => (
-                set_field(Field::VlanPcp, vec![p.pcp as u8]),
-                p.push_if_needed,
-            ),
+            Some(action::Action::SetVlanPcp(p)) => set_field(Field::VlanPcp, vec![p.pcp as u8]),
             Some(action::Action::PushVlan(_)) => {
                 tag = Tag::Present;
                 out.push(a);
@@ -156,21 +148,18 @@ pub(in super::super) fn normalize_vlan(actions: Vec<Action>, m: Option<&Match>) 
                 continue;
             }
         };
-        match (tag, push) {
-            (Tag::Present, _) => out.push(set),
-            (Tag::Absent, true) => {
+        match tag {
+            Tag::Present => out.push(set),
+            Tag::Absent => {
                 out.push(Action {
                     action: Some(action::Action::PushVlan(PushVlan { ethertype: 0x8100 })),
                 });
                 out.push(set);
-                tag = Tag::Present;
             }
-            (_, true) => {
-                out.push(a);
-                tag = Tag::Present;
-            }
-            (_, false) => out.push(a),
+            Tag::Unknown => out.push(a),
         }
+        // Tagged afterwards, either way.
+        tag = Tag::Present;
     }
     out
 }
