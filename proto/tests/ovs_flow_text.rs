@@ -93,7 +93,10 @@ fn compare(ovs: &Ovs, protocol: &[&str], flows: &[&str]) -> Vec<String> {
     let mut wrong = Vec::new();
     for text in flows {
         ovs.ok("ovs-ofctl", &[protocol, &["del-flows", "br0"]].concat());
-        ovs.ok("ovs-ofctl", &[protocol, &["add-flow", "br0", text]].concat());
+        ovs.ok(
+            "ovs-ofctl",
+            &[protocol, &["add-flow", "br0", text]].concat(),
+        );
         let theirs = dumped(ovs, protocol);
         let ours = parse_flow(text).unwrap_or_else(|e| panic!("{text}: {e}"));
         if theirs != [format_flow(&ours)] {

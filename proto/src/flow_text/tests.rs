@@ -460,6 +460,18 @@ const BAD: &[(&str, usize, &str, &str)] = &[
         "not supported",
     ),
     (
+        "actions=encap(nsh(md_type=1))",
+        8,
+        "encap",
+        "Ethernet frames only",
+    ),
+    (
+        "tcp,actions=fin_timeout(idle_timeout=5)",
+        12,
+        "fin_timeout",
+        "keep their timeouts",
+    ),
+    (
         "actions=output:1,drop",
         17,
         "drop",

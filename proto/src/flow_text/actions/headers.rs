@@ -49,7 +49,9 @@ pub(super) fn vlan_vid(c: &Call<'_>) -> Result<Item> {
     if vid > 0xfff {
         return Err(a.err(format!("{}: not a valid VLAN VID (0..=4095)", a.text)));
     }
-    Ok(act(action::Action::SetVlanVid(SetVlanVid { vid: vid as u32 })))
+    Ok(act(action::Action::SetVlanVid(SetVlanVid {
+        vid: vid as u32,
+    })))
 }
 
 /// `mod_vlan_pcp:PCP` and `set_vlan_pcp:PCP` (both push a tag if needed).
@@ -59,7 +61,9 @@ pub(super) fn vlan_pcp(c: &Call<'_>) -> Result<Item> {
     if pcp > 7 {
         return Err(a.err(format!("{}: not a valid VLAN PCP (0..=7)", a.text)));
     }
-    Ok(act(action::Action::SetVlanPcp(SetVlanPcp { pcp: pcp as u32 })))
+    Ok(act(action::Action::SetVlanPcp(SetVlanPcp {
+        pcp: pcp as u32,
+    })))
 }
 
 /// What is known about the packet's outer VLAN tag at a point of an action list.

@@ -70,6 +70,30 @@ const UNSUPPORTED: &[(&str, &str)] = &[
         "unroll_xlate",
         "UNROLL is an internal action that shouldn't be used via OpenFlow",
     ),
+    (
+        "encap",
+        "this switch carries Ethernet frames only (no NSH or other packet types); see docs/flow-language.md",
+    ),
+    (
+        "decap",
+        "this switch carries Ethernet frames only (no NSH or other packet types); see docs/flow-language.md",
+    ),
+    (
+        "dec_nsh_ttl",
+        "this switch carries Ethernet frames only (no NSH); see docs/flow-language.md",
+    ),
+    (
+        "fin_timeout",
+        "flows here keep their timeouts when TCP FIN or RST passes; see docs/flow-language.md",
+    ),
+    (
+        "debug_recirc",
+        "a debugging action of Open vSwitch's own datapath",
+    ),
+    (
+        "debug_slow",
+        "a debugging action of Open vSwitch's own datapath",
+    ),
 ];
 
 /// Open vSwitch actions that another part of the flow language covers (Nicira extensions
@@ -93,13 +117,7 @@ const NOT_YET: &[&str] = &[
     "check_pkt_larger",
     "write_actions",
     "clear_actions",
-    "fin_timeout",
-    "encap",
-    "decap",
-    "dec_nsh_ttl",
     "delete_field",
-    "debug_recirc",
-    "debug_slow",
 ];
 
 /// Parses one token of an action list: `name`, `name:arg` or `name(args)`, or a bare port
