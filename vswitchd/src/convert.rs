@@ -607,8 +607,10 @@ mod tests {
 
     #[test]
     fn openflow10_and_mpls_actions_reach_the_datapath() {
-        let (_, ins) = dp("actions=set_vlan_pcp:5,enqueue:in_port:2,enqueue:3:4,pop_queue,\
-             push_mpls:0x8848,pop_mpls:0x0800,dec_mpls_ttl,output:1");
+        let (_, ins) = dp(
+            "actions=set_vlan_pcp:5,enqueue:in_port:2,enqueue:3:4,pop_queue,\
+             push_mpls:0x8848,pop_mpls:0x0800,dec_mpls_ttl,output:1",
+        );
         let want = [
             Action::SetVlan {
                 value: 5 << 13,

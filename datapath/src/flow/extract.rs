@@ -91,10 +91,7 @@ pub fn extract(frame: &[u8], in_port: PortNo, key: &mut FlowKey) -> Result<Layou
         ethertype::IPV4 => lay.l4 = extract_ipv4(frame, off, key)?,
         ethertype::IPV6 => lay.l4 = extract_ipv6(frame, off, key)?,
         ethertype::ARP => extract_arp(frame, off, key)?,
-        ethertype::MPLS | ethertype::MPLS_MCAST => match fixed::<4>(frame, off) {
-            Some(lse) => key.w[3] = be32(lse, 0) as u64,
-            None => return Err(DropReason::BadMpls),
-        },
+        ethertype::MPLS | ethertype::MPLS_MCAST => extract_mpls(frame, off, key)?,
         _ => {}
     }
     Ok(lay)
@@ -214,14 +211,20 @@ fn extract_ipv6(f: &[u8], off: usize, key: &mut FlowKey) -> Result<u16, DropReas
     };
     // The flow label shares the transport word (after extract_l4 wrote it).
     key.set(Field::Ipv6Label, (be32(f, off) & 0xf_ffff) as u128);
-    if l4 != 0
-        && next == ip_proto::ICMPV6
-        && let Some((target, ll)) = nd::fields(&f[p..end])
-    {
+    if l4 != 0 && next == ip_proto::ICMPV6 {
+        extract_nd(&f[p..end], key);
+    }
+    Ok(l4)
+}
+
+/// A neighbour discovery message's target and link-layer address, if `icmp` is one (out
+/// of line: it keeps the common path's code small).
+#[inline(never)]
+fn extract_nd(icmp: &[u8], key: &mut FlowKey) {
+    if let Some((target, ll)) = nd::fields(icmp) {
         key.set(Field::NdTarget, target);
         key.w[9] |= ll;
     }
-    Ok(l4)
 }
 
 #[inline(always)]
@@ -245,14 +248,13 @@ fn extract_l4(
             let flags = be16(h, 12) & 0x0fff;
             key.w[8] = be16(h, 0) as u64 | (be16(h, 2) as u64) << 16 | (flags as u64) << 32;
         }
-        ip_proto::UDP | ip_proto::SCTP => {
-            // SCTP's common header starts with the ports too (12 bytes long).
-            let need = if proto == ip_proto::UDP { 8 } else { 12 };
-            let (true, Some(h)) = (avail >= need, fixed::<8>(f, off)) else {
+        ip_proto::UDP => {
+            let (true, Some(h)) = (avail >= 8, fixed::<8>(f, off)) else {
                 return Err(DropReason::BadL4Header);
             };
             key.w[8] = be16(h, 0) as u64 | (be16(h, 2) as u64) << 16;
         }
+        ip_proto::SCTP => return extract_sctp(f, off, avail, key),
         ip_proto::ICMP | ip_proto::ICMPV6 => {
             let (true, Some(h)) = (avail >= 4, fixed::<4>(f, off)) else {
                 return Err(DropReason::BadL4Header);
@@ -261,6 +263,26 @@ fn extract_l4(
         }
         _ => return Ok(0),
     }
+    Ok(off as u16)
+}
+
+/// The outermost MPLS label stack entry (the labels do not say what follows them).
+#[cold]
+fn extract_mpls(f: &[u8], off: usize, key: &mut FlowKey) -> Result<(), DropReason> {
+    let Some(lse) = fixed::<4>(f, off) else {
+        return Err(DropReason::BadMpls);
+    };
+    key.w[3] = be32(lse, 0) as u64;
+    Ok(())
+}
+
+/// SCTP's ports: the first words of its 12-byte common header.
+#[cold]
+fn extract_sctp(f: &[u8], off: usize, avail: usize, key: &mut FlowKey) -> Result<u16, DropReason> {
+    let (true, Some(h)) = (avail >= 12, fixed::<12>(f, off)) else {
+        return Err(DropReason::BadL4Header);
+    };
+    key.w[8] = be16(h, 0) as u64 | (be16(h, 2) as u64) << 16;
     Ok(off as u16)
 }
 
