@@ -10,7 +10,7 @@ use datapath::types::TableId;
 use libfuzzer_sys::fuzz_target;
 use prost::Message;
 use proto::v1::{self, entity};
-use vswitchd::convert;
+use vswitchd::{convert, meter_group};
 use vswitchd::switch::PortSpec;
 
 fuzz_target!(|data: &[u8]| {
@@ -49,10 +49,10 @@ fuzz_target!(|data: &[u8]| {
                 });
             }
             Some(entity::Entity::Meter(m)) => {
-                let _ = convert::convert_meter(m, 0);
+                let _ = meter_group::convert_meter(m, 0);
             }
             Some(entity::Entity::Group(g)) => {
-                let _ = convert::convert_group(g, &names);
+                let _ = meter_group::convert_group(g, &names);
             }
             Some(entity::Entity::FlowFilter(ff)) => {
                 let m = ff.r#match.clone().unwrap_or_default();

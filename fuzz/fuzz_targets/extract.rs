@@ -1,8 +1,9 @@
 //! Flow key extraction over arbitrary frames: never panics, offsets stay in the frame, and
-//! header rewrites on whatever parsed stay in bounds too.
+//! header rewrites (set-field of every packet field, VLAN and MPLS push and pop, TTLs) on
+//! whatever parsed stay in bounds too.
 #![no_main]
 
-use datapath::actions::rewrite;
+use datapath::actions::{mpls, rewrite};
 use datapath::flow::{Field, FlowKey, extract};
 use datapath::packet::PacketBuf;
 use datapath::types::PortNo;
@@ -25,12 +26,20 @@ fuzz_target!(|data: &[u8]| {
             Field::IpTos,
             Field::ArpSha,
             Field::VlanTci,
+            Field::NdTarget,
+            Field::Ipv6Label,
+            Field::MplsLabel,
+            Field::MplsTtl,
         ] {
             rewrite::set_field(&mut buf, &mut key, &lay, f, 0x1234_5678);
         }
         let _ = rewrite::dec_ttl(&mut buf, &mut key, &lay);
         let _ = rewrite::push_vlan(&mut buf, &mut key, &mut lay, 0x8100);
         rewrite::pop_vlan(&mut buf, &mut key, &mut lay);
+        let _ = rewrite::set_vlan(&mut buf, &mut key, &mut lay, 0xa005, 0xefff, true);
+        let _ = mpls::dec_mpls_ttl(&mut buf, &mut key, &lay);
+        let _ = mpls::pop_mpls(&mut buf, &mut key, &mut lay, 0x0800);
+        let _ = mpls::push_mpls(&mut buf, &mut key, &mut lay, 0x8847);
         let mut again = FlowKey::ZERO;
         let _ = extract(buf.data(), PortNo(1), &mut again);
     }
