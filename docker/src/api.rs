@@ -727,9 +727,10 @@ pub fn parse_empty(body: &[u8]) -> Result<(), RequestError> {
 
 // ---- answers ----
 
-/// The answer to Plugin.Activate.
+/// The answer to Plugin.Activate: a network driver, and the cluster-wide IPAM driver of
+/// overlay networks (`--ipam-driver`, `ipam`).
 pub fn activate_response() -> Value {
-    serde_json::json!({ "Implements": ["NetworkDriver"] })
+    serde_json::json!({ "Implements": ["NetworkDriver", "IpamDriver"] })
 }
 
 /// The answer to NetworkDriver.GetCapabilities: networks are local to this host (the
@@ -783,6 +784,8 @@ impl JoinResponse {
         v
     }
 }
+
+pub mod ipam;
 
 #[cfg(test)]
 mod tests;
