@@ -739,9 +739,10 @@ pub fn capabilities_response() -> Value {
     serde_json::json!({ "Scope": "local", "ConnectivityScope": "local" })
 }
 
-/// An error answer (`{"Err": "..."}`).
+/// An error answer: `{"Err": "..."}` as the network driver protocol has it, and the same
+/// as `Error`, which is where libnetwork's remote IPAM reads it.
 pub fn error_response(message: &str) -> Value {
-    serde_json::json!({ "Err": message })
+    serde_json::json!({ "Err": message, "Error": message })
 }
 
 /// The answer to CreateEndpoint: the MAC address when the plugin chose it (Docker refuses

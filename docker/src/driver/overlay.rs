@@ -218,6 +218,20 @@ impl Driver {
                         Some(IpAddr::V6(a)) => Some(a),
                         _ => None,
                     },
+                    addresses: e
+                        .address
+                        .iter()
+                        .chain(&e.address_v6)
+                        .filter_map(|a| {
+                            let net = self.state.networks.get(&e.network)?;
+                            let pool = net
+                                .ipv4
+                                .iter()
+                                .chain(&net.ipv6_data)
+                                .find(|d| d.pool.contains(a.addr))?;
+                            Some((pool.pool.network(), a.addr))
+                        })
+                        .collect(),
                 },
             );
         }

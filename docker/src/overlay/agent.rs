@@ -203,12 +203,20 @@ async fn sync_registrations(
         };
         let k = (e.nkey.clone(), eid.clone());
         if all || have_eps.get(&k) != Some(&rec) {
-            // One endpoint refused (its MAC address taken meanwhile) does not hold up the
-            // others.
-            let r = ov
-                .cluster
-                .register_endpoint(&e.nkey, eid, &rec, lease)
-                .await;
+            // One endpoint refused (its address or MAC address taken meanwhile) does not
+            // hold up the others.
+            let mut r = Ok(());
+            for (pool, ip) in &e.addresses {
+                if let Err(e) = ov.ipam.reclaim_own(pool, *ip).await {
+                    r = Err(e);
+                }
+            }
+            if r.is_ok() {
+                r = ov
+                    .cluster
+                    .register_endpoint(&e.nkey, eid, &rec, lease)
+                    .await;
+            }
             if let Err(e) = r {
                 first_error.get_or_insert(e);
             }
@@ -236,7 +244,10 @@ async fn sync_registrations(
     Ok(())
 }
 
-async fn watch_loop(ov: Overlay) {
+/// Keeps `ov`'s view of the cluster current until the process ends: a full read, then a
+/// watch from the next revision, resumed where it broke, read again after a compaction.
+/// Public for tests that watch without a switch.
+pub async fn watch_loop(ov: Overlay) {
     loop {
         let rev = match resync(&ov).await {
             Ok(r) => r,
@@ -440,6 +451,7 @@ async fn program(
             })
         })
         .collect();
+    *ov.shared.port_nets.lock() = eps.iter().map(|e| (e.port, e.nkey.clone())).collect();
     let want = match vx {
         Some(vx) => {
             let v = ov.shared.view.lock();

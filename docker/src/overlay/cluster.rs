@@ -90,6 +90,11 @@ impl Cluster {
             }
             let (nets, _) = self.etcd.range(&self.keys.networks(), 0, false).await?;
             for kv in &nets {
+                // Defined meanwhile by another host: the transaction below fails, and the
+                // next round finds it.
+                if kv.key == key.as_bytes() {
+                    continue;
+                }
                 let Ok(other) = schema::parse_network("", &kv.value) else {
                     continue;
                 };

@@ -19,6 +19,35 @@ use etcd_client::{
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(3);
 /// Keys per page of a prefix read.
 pub const PAGE_KEYS: i64 = 2000;
+/// Pause before a call that was not sent is tried again.
+const RETRY_PAUSE: Duration = Duration::from_millis(50);
+
+/// An error of the etcd client in a few words: the gRPC status's message and its deepest
+/// cause (`tcp connect error: Connection refused (os error 111)`).
+fn describe(e: &etcd_client::Error) -> String {
+    match e {
+        etcd_client::Error::GRpcStatus(s) => {
+            let mut cause: Option<&dyn std::error::Error> = std::error::Error::source(s);
+            let mut last = None;
+            while let Some(c) = cause {
+                last = Some(c.to_string());
+                cause = c.source();
+            }
+            match last {
+                Some(l) if !s.message().contains(&l) => format!("{}: {l}", s.message()),
+                _ => s.message().to_string(),
+            }
+        }
+        e => e.to_string(),
+    }
+}
+
+/// True when an error means the request never reached a member (so trying again, maybe
+/// on another member, cannot apply it twice).
+fn not_sent(text: &str) -> bool {
+    let t = text.to_ascii_lowercase();
+    t.contains("connect error") || t.contains("connection refused")
+}
 
 /// Why a call to etcd failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -185,39 +214,59 @@ impl Etcd {
         }
     }
 
-    async fn timed<T, F>(&self, what: &str, f: F) -> Result<T, EtcdError>
+    /// Runs `f` with the deadline. A call that was never sent (its member refused the
+    /// connection: stopped) is tried again until the deadline, so another member answers.
+    async fn timed<T, F, Fut>(&self, what: &str, mut f: F) -> Result<T, EtcdError>
     where
-        F: std::future::Future<Output = Result<T, etcd_client::Error>>,
+        F: FnMut(Client) -> Fut,
+        Fut: std::future::Future<Output = Result<T, etcd_client::Error>>,
     {
-        match tokio::time::timeout(CALL_TIMEOUT, f).await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => {
-                let text = e.to_string();
-                if text.contains("compacted") {
-                    return Err(EtcdError::Compacted(0));
+        let deadline = tokio::time::Instant::now() + CALL_TIMEOUT;
+        loop {
+            match tokio::time::timeout_at(deadline, f(self.client.clone())).await {
+                Ok(Ok(v)) => return Ok(v),
+                Ok(Err(e)) => {
+                    let text = describe(&e);
+                    if text.contains("compacted") {
+                        return Err(EtcdError::Compacted(0));
+                    }
+                    let retry_at = tokio::time::Instant::now() + RETRY_PAUSE;
+                    if not_sent(&text) && retry_at < deadline {
+                        tokio::time::sleep_until(retry_at).await;
+                        continue;
+                    }
+                    return Err(self.down(format!("{what}: {text}")));
                 }
-                Err(self.down(format!("{what}: {text}")))
+                Err(_) => {
+                    return Err(self.down(format!("{what}: no answer within {CALL_TIMEOUT:?}")));
+                }
             }
-            Err(_) => Err(self.down(format!("{what}: no answer within {CALL_TIMEOUT:?}"))),
         }
     }
 
     /// The cluster's current revision (a quorum read: proves etcd is healthy).
     pub async fn revision(&self, probe_key: &str) -> Result<i64, EtcdError> {
-        let mut kv = self.client.kv_client();
         let r = self
-            .timed(
-                "health",
-                kv.get(probe_key, Some(GetOptions::new().with_count_only())),
-            )
+            .timed("health", |c| {
+                let key = probe_key.to_string();
+                async move {
+                    c.kv_client()
+                        .get(key, Some(GetOptions::new().with_count_only()))
+                        .await
+                }
+            })
             .await?;
         Ok(r.header().map_or(0, |h| h.revision()))
     }
 
     /// One key.
     pub async fn get(&self, key: &str) -> Result<Option<Kv>, EtcdError> {
-        let mut kv = self.client.kv_client();
-        let r = self.timed("get", kv.get(key, None)).await?;
+        let r = self
+            .timed("get", |c| {
+                let key = key.to_string();
+                async move { c.kv_client().get(key, None).await }
+            })
+            .await?;
         Ok(r.kvs().first().map(Kv::from))
     }
 
@@ -241,8 +290,12 @@ impl Etcd {
             if keys_only {
                 opts = opts.with_keys_only();
             }
-            let mut kv = self.client.kv_client();
-            let r = self.timed("range", kv.get(start.clone(), Some(opts))).await;
+            let r = self
+                .timed("range", |c| {
+                    let (start, opts) = (start.clone(), opts.clone());
+                    async move { c.kv_client().get(start, Some(opts)).await }
+                })
+                .await;
             let r = match r {
                 Err(EtcdError::Compacted(_)) => return Err(EtcdError::Compacted(rev)),
                 r => r?,
@@ -263,8 +316,11 @@ impl Etcd {
 
     /// Runs a transaction.
     pub async fn txn(&self, txn: Txn) -> Result<TxnResponse, EtcdError> {
-        let mut kv = self.client.kv_client();
-        self.timed("transaction", kv.txn(txn)).await
+        self.timed("transaction", |c| {
+            let txn = txn.clone();
+            async move { c.kv_client().txn(txn).await }
+        })
+        .await
     }
 
     /// Creates `key` only if it does not exist; true if created.
@@ -281,8 +337,12 @@ impl Etcd {
 
     /// Deletes `key` (absent is fine).
     pub async fn delete(&self, key: &str) -> Result<(), EtcdError> {
-        let mut kv = self.client.kv_client();
-        self.timed("delete", kv.delete(key, None)).await.map(|_| ())
+        self.timed("delete", |c| {
+            let key = key.to_string();
+            async move { c.kv_client().delete(key, None).await }
+        })
+        .await
+        .map(|_| ())
     }
 
     /// Deletes `key` only if it still has revision `mod_revision`; true if deleted.
@@ -299,17 +359,21 @@ impl Etcd {
 
     /// Grants a lease of `ttl_s` seconds.
     pub async fn grant(&self, ttl_s: i64) -> Result<i64, EtcdError> {
-        let mut l = self.client.lease_client();
-        let r = self.timed("lease grant", l.grant(ttl_s, None)).await?;
+        let r = self
+            .timed("lease grant", |c| async move {
+                c.lease_client().grant(ttl_s, None).await
+            })
+            .await?;
         Ok(r.id())
     }
 
     /// Revokes a lease (its keys go at once).
     pub async fn revoke(&self, lease: i64) -> Result<(), EtcdError> {
-        let mut l = self.client.lease_client();
-        self.timed("lease revoke", l.revoke(lease))
-            .await
-            .map(|_| ())
+        self.timed("lease revoke", |c| async move {
+            c.lease_client().revoke(lease).await
+        })
+        .await
+        .map(|_| ())
     }
 }
 

@@ -190,6 +190,11 @@ impl Ipam {
 
     async fn check_overlap(&self, want: &Cidr) -> Result<(), ClusterError> {
         for p in self.pools().await? {
+            // Allocated meanwhile by another host: the transaction fails, the next round
+            // finds it.
+            if &p == want {
+                continue;
+            }
             if p.addr.is_ipv4() == want.addr.is_ipv4()
                 && (p.contains(want.addr) || want.contains(p.addr))
             {
@@ -394,6 +399,50 @@ impl Ipam {
                 Ok(())
             }
         }
+    }
+
+    /// Takes `ip` of `pool` back for this host if the pool is this IPAM's and nobody holds
+    /// the address (it was reclaimed while this host was away). True if taken back; an
+    /// address another host holds now is a conflict.
+    pub async fn reclaim_own(&self, pool: &Cidr, ip: IpAddr) -> Result<bool, ClusterError> {
+        let key = self.keys().addr(pool, ip);
+        let value = schema::to_bytes(&AddrRecord {
+            format: FORMAT,
+            host: self.cluster.host.clone(),
+            mac: None,
+        });
+        let pool_key = self.keys().pool(pool);
+        let r = self
+            .cluster
+            .etcd
+            .txn(
+                Txn::new()
+                    .when([
+                        etcd_client::Compare::create_revision(
+                            pool_key,
+                            etcd_client::CompareOp::Greater,
+                            0,
+                        ),
+                        absent(&key),
+                    ])
+                    .and_then([put(&key, value, 0)]),
+            )
+            .await?;
+        if r.succeeded() {
+            tracing::warn!(%ip, "address taken back from the IPAM (it was reclaimed while this host was away)");
+            return Ok(true);
+        }
+        if let Some(kv) = self.cluster.etcd.get(&key).await?
+            && let Ok(a) = schema::parse_addr(&key, &kv.value)
+            && a.host != self.cluster.host
+        {
+            return Err(ClusterError::Conflict(format!(
+                "address {ip} of a container here was reclaimed while this host was away and \
+                 is now given to host {}",
+                a.host
+            )));
+        }
+        Ok(false)
     }
 
     /// Every host holding an address.

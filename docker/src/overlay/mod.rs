@@ -80,6 +80,9 @@ pub struct LocalEpSpec {
     pub ipv4: Option<Ipv4Addr>,
     /// IPv6 address.
     pub ipv6: Option<Ipv6Addr>,
+    /// Its addresses with their pools, to take back from the IPAM if they were reclaimed
+    /// while this host was away.
+    pub addresses: Vec<(crate::api::Cidr, std::net::IpAddr)>,
 }
 
 /// This host's part, as the driver last set it.
@@ -141,6 +144,9 @@ pub struct Shared {
     pub dirty: Notify,
     /// Wakes the registration loop (a local endpoint was added or removed).
     pub republish: Notify,
+    /// The overlay network (key) of each local endpoint's switch port number, as the flow
+    /// programmer last found them: the neighbour responder's packet-ins name the port.
+    pub port_nets: Mutex<std::collections::HashMap<u32, String>>,
     /// Networks this host left while etcd was unreachable: their attachments are removed
     /// when it is back.
     pub pending_detach: Mutex<std::collections::BTreeSet<String>>,

@@ -153,11 +153,11 @@ pub fn advertisement(ns: &Solicitation, mac: Mac) -> Vec<u8> {
     f
 }
 
-/// The MAC address of `target` on the network with VNI `vni`, from this host's endpoints
-/// and gateway and the registry.
-fn lookup(ov: &Overlay, vni: u32, target: Ipv6Addr) -> Option<Mac> {
+/// The MAC address of `target` on overlay network `nkey`, from this host's endpoints and
+/// gateway and the registry.
+fn lookup(ov: &Overlay, nkey: &str, target: Ipv6Addr) -> Option<Mac> {
     let local = ov.shared.local.lock();
-    let (nkey, net) = local.nets.iter().find(|(_, n)| n.vni == vni)?;
+    let net = local.nets.get(nkey)?;
     if let Some((g, m)) = net.gateway_v6
         && g == target
     {
@@ -166,7 +166,7 @@ fn lookup(ov: &Overlay, vni: u32, target: Ipv6Addr) -> Option<Mac> {
     if let Some(e) = local
         .eps
         .values()
-        .find(|e| &e.nkey == nkey && e.ipv6 == Some(target))
+        .find(|e| e.nkey == nkey && e.ipv6 == Some(target))
     {
         return Some(e.mac);
     }
@@ -176,23 +176,21 @@ fn lookup(ov: &Overlay, vni: u32, target: Ipv6Addr) -> Option<Mac> {
         .map(|(_, r)| r.mac)
 }
 
-/// The answer to one packet-in, if it is a solicitation for a known address.
-fn answer(ov: &Overlay, pi: &v1::PacketIn) -> Option<v1::PacketOut> {
-    if !is_agent_cookie(pi.cookie) || pi.cookie != cookie(KIND_ND) {
-        return None;
-    }
-    let vni = pi
-        .r#match
-        .as_ref()?
-        .fields
-        .iter()
-        .find(|f| f.field == v1::Field::Metadata as i32)
-        .and_then(|f| <[u8; 8]>::try_from(f.value.as_slice()).ok())
-        .map(u64::from_be_bytes)
-        .and_then(|m| u32::try_from(m).ok())?;
-    let ns = parse_solicitation(&pi.data).ok()?;
-    let mac = lookup(ov, vni, ns.target)?;
-    Some(v1::PacketOut {
+/// The answer to one packet-in of the responder's flow, or why there is none. The network
+/// is the asking port's (the switch's packet-ins do not carry the metadata the pipeline
+/// wrote).
+fn answer(ov: &Overlay, pi: &v1::PacketIn) -> Result<v1::PacketOut, String> {
+    let nkey = ov
+        .shared
+        .port_nets
+        .lock()
+        .get(&pi.in_port)
+        .cloned()
+        .ok_or_else(|| format!("port {} is no endpoint of an overlay network", pi.in_port))?;
+    let ns = parse_solicitation(&pi.data).map_err(|e| format!("{e:?}"))?;
+    let mac = lookup(ov, &nkey, ns.target)
+        .ok_or_else(|| format!("{} is not an address of {nkey}", ns.target))?;
+    Ok(v1::PacketOut {
         bridge: String::new(),
         in_port: Some(v1::PortRef {
             port: Some(v1::port_ref::Port::Number(pi.in_port)),
@@ -244,6 +242,7 @@ async fn serve(ov: &Overlay, server: &str) -> Result<(), String> {
         .await
         .map_err(|e| e.message().to_string())?
         .into_inner();
+    tracing::info!(bridge = %ov.cfg.bridge, "neighbour responder connected to the switch");
     while let Some(m) = events
         .message()
         .await
@@ -251,11 +250,16 @@ async fn serve(ov: &Overlay, server: &str) -> Result<(), String> {
     {
         match m.update {
             Some(smr::Update::PacketIn(pi)) => {
-                let Some(out) = answer(ov, &pi) else {
-                    if pi.cookie == cookie(KIND_ND) {
-                        ov.shared.health.lock().nd_unanswered += 1;
-                    }
+                if !is_agent_cookie(pi.cookie) || pi.cookie != cookie(KIND_ND) {
                     continue;
+                }
+                let out = match answer(ov, &pi) {
+                    Ok(out) => out,
+                    Err(why) => {
+                        tracing::debug!("neighbour solicitation not answered: {why}");
+                        ov.shared.health.lock().nd_unanswered += 1;
+                        continue;
+                    }
                 };
                 let msg = v1::StreamMessageRequest {
                     update: Some(smq::Update::PacketOut(out)),

@@ -140,7 +140,8 @@ pub fn render(v: &Value) -> String {
     let _ = writeln!(
         o,
         "agent: view at revision {}, {} full reads, {} watch resumes, {} events, {} flows \
-         ({} programming passes), {} addresses reclaimed, {} neighbour solicitations answered",
+         ({} programming passes), {} addresses reclaimed, {} neighbour solicitations answered \
+         ({} not)",
         s(&a["view_revision"]),
         s(&a["resyncs"]),
         s(&a["resumes"]),
@@ -149,6 +150,7 @@ pub fn render(v: &Value) -> String {
         s(&a["programs"]),
         s(&a["reclaimed"]),
         s(&a["nd_answered"]),
+        s(&a["nd_unanswered"]),
     );
     for (k, what) in [
         ("program_error", "switch"),
