@@ -344,6 +344,17 @@ mod tests {
         );
     }
 
+    /// A solicitation scapy built (`fuzz/seeds/overlay_values/ns.bin`): an independent
+    /// encoder agrees with the parser.
+    #[test]
+    fn scapy_solicitation_parses() {
+        let f = include_bytes!("../../../fuzz/seeds/overlay_values/ns.bin");
+        let ns = parse_solicitation(f).unwrap();
+        assert_eq!(ns.target, "fd00:201::3".parse::<Ipv6Addr>().unwrap());
+        assert_eq!(ns.src_ip, "fd00:201::2".parse::<Ipv6Addr>().unwrap());
+        assert_eq!(ns.src_mac.to_string(), "02:42:0a:c9:00:02");
+    }
+
     proptest! {
         #[test]
         fn never_panics(f in proptest::collection::vec(any::<u8>(), 0..200)) {
