@@ -727,9 +727,10 @@ pub fn parse_empty(body: &[u8]) -> Result<(), RequestError> {
 
 // ---- answers ----
 
-/// The answer to Plugin.Activate.
+/// The answer to Plugin.Activate: a network driver, and the cluster-wide IPAM driver of
+/// overlay networks (`--ipam-driver`, `ipam`).
 pub fn activate_response() -> Value {
-    serde_json::json!({ "Implements": ["NetworkDriver"] })
+    serde_json::json!({ "Implements": ["NetworkDriver", "IpamDriver"] })
 }
 
 /// The answer to NetworkDriver.GetCapabilities: networks are local to this host (the
@@ -738,9 +739,10 @@ pub fn capabilities_response() -> Value {
     serde_json::json!({ "Scope": "local", "ConnectivityScope": "local" })
 }
 
-/// An error answer (`{"Err": "..."}`).
+/// An error answer: `{"Err": "..."}` as the network driver protocol has it, and the same
+/// as `Error`, which is where libnetwork's remote IPAM reads it.
 pub fn error_response(message: &str) -> Value {
-    serde_json::json!({ "Err": message })
+    serde_json::json!({ "Err": message, "Error": message })
 }
 
 /// The answer to CreateEndpoint: the MAC address when the plugin chose it (Docker refuses
@@ -783,6 +785,8 @@ impl JoinResponse {
         v
     }
 }
+
+pub mod ipam;
 
 #[cfg(test)]
 mod tests;

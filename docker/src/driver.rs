@@ -22,9 +22,12 @@ use serde_json::Value;
 use crate::api::{self, Cidr, CreateEndpoint, CreateNetwork, EndpointRef, Id, JoinResponse, Mac};
 use crate::host;
 use crate::names::Prefix;
-use crate::options::NetOptions;
+use crate::options::{Mode, NetOptions};
 use crate::state::{Endpoint, Network, State, Store};
 use crate::vswitch::Switch;
+
+mod overlay;
+pub use overlay::DEFAULT_OVERLAY_MTU;
 
 /// How the plugin is configured (its command line).
 #[derive(Debug, Clone)]
@@ -80,6 +83,8 @@ pub struct Driver {
     /// The interface index each gateway port had when its addresses were set: a different
     /// one means the switch re-created the device (after a restart) without them.
     pub gw_ifindex: HashMap<String, u32>,
+    /// The cluster, when the plugin has one (`--etcd-endpoints`): overlay networks.
+    pub overlay: Option<crate::overlay::Overlay>,
 }
 
 /// Missing ids are answered with this.
@@ -97,6 +102,7 @@ impl Driver {
             store,
             switch,
             gw_ifindex: HashMap::new(),
+            overlay: None,
         })
     }
 
@@ -124,7 +130,7 @@ impl Driver {
             .network
             .clone()
             .ok_or_else(|| missing("NetworkID", "CreateNetwork"))?;
-        let options = NetOptions::parse(&req.generic, &self.cfg.bridge)?;
+        let mut options = NetOptions::parse(&req.generic, &self.cfg.bridge)?;
         if req.ipv4.is_empty() && req.ipv6_data.is_empty() {
             return Err(DriverError(
                 "CreateNetwork: no address pool (Docker's IPAM gives one)".into(),
@@ -158,6 +164,23 @@ impl Driver {
                 })?,
             },
         };
+        if let Some(old) = self.state.networks.get(&id) {
+            if old.options.mode == options.mode
+                && old.ipv4 == req.ipv4
+                && old.ipv6_data == req.ipv6_data
+            {
+                return Ok(()); // a retry
+            }
+            return Err(DriverError(format!(
+                "network {id} exists with other settings"
+            )));
+        }
+        // The switch first answers (fast) whether it is there at all.
+        self.switch.ensure_bridge(&options.bridge).await?;
+        let overlay = match options.mode {
+            Mode::Overlay => Some(self.define_overlay(&id, &req, &mut options).await?),
+            Mode::Bridge => None,
+        };
         let net = Network {
             gateway_port: (!req.internal).then(|| self.cfg.prefix.gateway(&id)),
             options,
@@ -166,25 +189,26 @@ impl Driver {
             ipv6: req.ipv6,
             ipv4: req.ipv4,
             ipv6_data: req.ipv6_data,
+            overlay,
         };
-        if let Some(old) = self.state.networks.get(&id) {
-            if old == &net {
-                return Ok(()); // a retry
-            }
-            return Err(DriverError(format!(
-                "network {id} exists with other settings"
-            )));
-        }
-        // The switch first answers (fast) whether it is there at all.
-        self.switch.ensure_bridge(&net.options.bridge).await?;
         self.state.networks.insert(id.clone(), net.clone());
-        self.store.save(&self.state)?;
+        if let Err(e) = self.store.save(&self.state) {
+            self.state.networks.remove(&id);
+            if let Some(o) = &net.overlay {
+                self.leave_overlay(&o.nkey).await;
+            }
+            return Err(e.into());
+        }
         if let Err(e) = self.apply_network(&id, &net).await {
             self.state.networks.remove(&id);
             self.store.save(&self.state)?;
             let _ = self.remove_network_parts(&id, &net).await;
+            if let Some(o) = &net.overlay {
+                self.leave_overlay(&o.nkey).await;
+            }
             return Err(e);
         }
+        self.publish_local();
         tracing::info!(network = %id, vlan, bridge = %net.options.bridge, "network created");
         Ok(())
     }
@@ -229,10 +253,7 @@ impl Driver {
         if self.gw_ifindex.get(gw) == Some(&index) {
             return Ok(());
         }
-        let v4 = net.ipv4.iter().find_map(|p| p.gateway);
-        // The name ends with the network id's digits.
-        let seed = gw.rsplit('g').next().unwrap_or_default();
-        let mac = choose_mac(v4, seed);
+        let mac = Self::gateway_mac(net).unwrap_or_else(|| choose_mac(None, ""));
         host::configure_gateway(gw, mac, &net.gateways(), net.options.mtu).await?;
         self.gw_ifindex.insert(gw.to_string(), index);
         Ok(())
@@ -268,10 +289,17 @@ impl Driver {
             self.state.endpoints.remove(eid);
         }
         self.store.save(&self.state)?;
-        for (_, ep) in &eps {
+        self.publish_local();
+        for (eid, ep) in &eps {
             self.remove_endpoint_parts(&net, ep).await?;
+            if let Some(o) = &net.overlay {
+                self.deregister_overlay_endpoint(o, eid, &ep.mac).await;
+            }
         }
         self.remove_network_parts(&id, &net).await?;
+        if let Some(o) = &net.overlay {
+            self.leave_overlay(&o.nkey).await;
+        }
         tracing::info!(network = %id, "network deleted");
         Ok(())
     }
@@ -332,14 +360,29 @@ impl Driver {
                 ep.port
             )));
         }
+        if net.overlay.is_some() {
+            // Refused at once, before anything is made, while etcd is unreachable.
+            self.overlay_record(&ep)?;
+        }
         self.state.endpoints.insert(eid.clone(), ep.clone());
         self.store.save(&self.state)?;
+        if let Some(o) = &net.overlay
+            && let Err(e) = self.register_overlay_endpoint(o, &eid, &ep).await
+        {
+            self.state.endpoints.remove(&eid);
+            self.store.save(&self.state)?;
+            return Err(e);
+        }
         if let Err(e) = self.apply_endpoint(&net, &ep, true).await {
             self.state.endpoints.remove(&eid);
             self.store.save(&self.state)?;
             let _ = self.remove_endpoint_parts(&net, &ep).await;
+            if let Some(o) = &net.overlay {
+                self.deregister_overlay_endpoint(o, &eid, &ep.mac).await;
+            }
             return Err(e);
         }
+        self.publish_local();
         tracing::info!(endpoint = %eid, port = %ep.port, address = ?ep.address, "endpoint created");
         Ok(chosen.then_some(mac))
     }
@@ -386,7 +429,10 @@ impl Driver {
                 }
             }
         }
-        if let Some(q) = net.options.priority {
+        // An overlay endpoint's queue is chosen by the agent's flow of its port.
+        if let Some(q) = net.options.priority
+            && net.overlay.is_none()
+        {
             self.switch
                 .set_queue_flow(&bridge, &ep.port, Some(q))
                 .await?;
@@ -420,8 +466,12 @@ impl Driver {
             return Ok(());
         };
         self.store.save(&self.state)?;
+        self.publish_local();
         if let Some(net) = self.state.networks.get(&ep.network).cloned() {
             self.remove_endpoint_parts(&net, &ep).await?;
+            if let Some(o) = &net.overlay {
+                self.deregister_overlay_endpoint(o, &eid, &ep.mac).await;
+            }
         } else {
             host::delete_link(&ep.port).await?;
         }
@@ -439,12 +489,16 @@ impl Driver {
             return Ok(serde_json::json!({ "Value": {} }));
         };
         let net = self.network(&ep.network)?;
-        Ok(serde_json::json!({ "Value": {
+        let mut v = serde_json::json!({
             "vswitch.bridge": net.options.bridge,
             "vswitch.port": ep.port,
             "vswitch.vlan": net.vlan.to_string(),
             "vswitch.mac": ep.mac.to_string(),
-        }}))
+        });
+        if let Some(o) = &net.overlay {
+            v["vswitch.vni"] = Value::String(o.vni.to_string());
+        }
+        Ok(serde_json::json!({ "Value": v }))
     }
 
     /// NetworkDriver.Join: the interface Docker moves into the container, and its gateway.

@@ -8,17 +8,16 @@
 //! - [`state`]: the durable state (dockerd does not replay networks after a plugin restart);
 //! - [`driver`]: what each request does; [`reconcile`]: state against switch and host;
 //! - [`names`]: deterministic interface names; [`host`]: veths, gateway addresses, NAT rules;
-//! - [`vswitch`]: the gRPC client side; [`server`]: the HTTP server on the plugin socket.
-//!
-//! Room for the multi-host overlay: networks have a [`options::Mode`], flows the plugin owns
-//! carry a cookie with a kind ([`vswitch::cookie`]), and the request dispatch in [`server`]
-//! is where an IPAM driver's methods (`IpamDriver.*`) join the network driver's.
+//! - [`vswitch`]: the gRPC client side; [`server`]: the HTTP server on the plugin socket;
+//! - [`overlay`]: multi-host networks (`-o vswitch.mode=overlay`): the cluster in etcd, the
+//!   cluster-wide IPAM, and the agent that programs this host's switch from it.
 
 pub mod api;
 pub mod driver;
 pub mod host;
 pub mod names;
 pub mod options;
+pub mod overlay;
 pub mod reconcile;
 pub mod server;
 pub mod state;

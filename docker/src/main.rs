@@ -9,6 +9,7 @@ use clap::Parser;
 use tokio::sync::Mutex;
 use vswitch_docker::driver::{Config, Driver};
 use vswitch_docker::names::Prefix;
+use vswitch_docker::overlay::{self, Overlay, OverlayConfig};
 use vswitch_docker::state::Store;
 use vswitch_docker::vswitch::Switch;
 use vswitch_docker::{reconcile, server};
@@ -43,6 +44,113 @@ struct Args {
     /// networks' gateways. `false` leaves both to the operator.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     iptables: bool,
+    #[command(flatten)]
+    cluster: ClusterArgs,
+    #[command(subcommand)]
+    command: Option<Cmd>,
+}
+
+/// Overlay networks: the cluster in etcd. Without `--etcd-endpoints` the plugin has
+/// bridge networks only.
+#[derive(Debug, clap::Args)]
+struct ClusterArgs {
+    /// etcd's client URLs (`http://HOST:PORT` or `https://HOST:PORT`), comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    etcd_endpoints: Vec<String>,
+    /// Where in etcd the cluster's keys are; every host of one cluster gives the same.
+    #[arg(long, default_value = "/vswitch-docker")]
+    etcd_prefix: String,
+    /// CA certificate (PEM) of the etcd members' certificates (https endpoints).
+    #[arg(long)]
+    etcd_ca: Option<PathBuf>,
+    /// Client certificate (PEM), for members that require one.
+    #[arg(long)]
+    etcd_cert: Option<PathBuf>,
+    /// Its private key (PEM).
+    #[arg(long)]
+    etcd_key: Option<PathBuf>,
+    /// The bridge whose tunnel endpoint (`flowctl set-tunnel-ip BR ADDR/LEN`) carries this
+    /// host's VXLAN.
+    #[arg(long)]
+    vtep_bridge: Option<String>,
+    /// This host's name in the cluster (1-63 of a-z A-Z 0-9 . _ -); default the hostname.
+    #[arg(long)]
+    host_id: Option<String>,
+    /// Seconds this host's registrations outlive it (its etcd lease's TTL).
+    #[arg(long, default_value_t = 10)]
+    lease_ttl: u64,
+    /// Seconds a host must be gone before its addresses go back to the pools.
+    #[arg(long, default_value_t = 300)]
+    reclaim_after: u64,
+    /// Where the IPAM takes pools from when no `--subnet` is given (a /24 each).
+    #[arg(long, default_value = "10.192.0.0/12")]
+    ipam_range: String,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Cmd {
+    /// Shows this host's view of the overlay: networks, hosts, endpoints, etcd's health,
+    /// the agent's counters (asks the running plugin on --plugin-socket).
+    OverlayStatus {
+        /// Print the JSON the plugin answered.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// The overlay handle from the flags, or `None` without `--etcd-endpoints`.
+async fn cluster(
+    c: &ClusterArgs,
+    bridge: &str,
+    prefix: &Prefix,
+) -> anyhow::Result<Option<Overlay>> {
+    if c.etcd_endpoints.is_empty() {
+        return Ok(None);
+    }
+    let vtep_bridge = c.vtep_bridge.clone().context(
+        "--etcd-endpoints needs --vtep-bridge BR (the bridge of this host's tunnel endpoint)",
+    )?;
+    let host = match &c.host_id {
+        Some(h) => h.clone(),
+        None => std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .context("the hostname (or give --host-id)")?
+            .trim()
+            .to_string(),
+    };
+    let host = host
+        .parse()
+        .map_err(|e: String| anyhow::anyhow!("--host-id {e}"))?;
+    let keys = overlay::schema::Keys::new(&c.etcd_prefix).map_err(|e| anyhow::anyhow!(e))?;
+    let range: vswitch_docker::api::Cidr = c
+        .ipam_range
+        .parse()
+        .map_err(|e: String| anyhow::anyhow!("--ipam-range {e}"))?;
+    if !range.addr.is_ipv4() || range.prefix > 24 {
+        anyhow::bail!("--ipam-range {range}: an IPv4 prefix of /24 or shorter");
+    }
+    let etcd = overlay::etcd::Etcd::connect(&overlay::etcd::EtcdConfig {
+        endpoints: c.etcd_endpoints.clone(),
+        ca: c.etcd_ca.clone(),
+        cert: c.etcd_cert.clone(),
+        key: c.etcd_key.clone(),
+    })
+    .await?;
+    let cluster = overlay::cluster::Cluster { etcd, keys, host };
+    Ok(Some(Overlay {
+        ipam: overlay::ipam::Ipam {
+            cluster: cluster.clone(),
+            range: range.network(),
+        },
+        cluster,
+        cfg: OverlayConfig {
+            vtep_bridge,
+            bridge: bridge.to_string(),
+            vx_port: format!("{}vxlan", prefix.as_str()),
+            lease_ttl: std::time::Duration::from_secs(c.lease_ttl.max(2)),
+            reclaim_after: std::time::Duration::from_secs(c.reclaim_after.max(1)),
+        },
+        shared: Arc::default(),
+    }))
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -56,6 +164,15 @@ async fn main() -> anyhow::Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let args = Args::parse();
+    if let Some(Cmd::OverlayStatus { json }) = &args.command {
+        let v = overlay::status::query(&args.plugin_socket).map_err(|e| anyhow::anyhow!(e))?;
+        if *json {
+            println!("{}", serde_json::to_string_pretty(&v)?);
+        } else {
+            print!("{}", overlay::status::render(&v));
+        }
+        return Ok(());
+    }
     let prefix: Prefix = args
         .ifname_prefix
         .parse()
@@ -65,6 +182,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let switch = Switch::new(&args.server).map_err(|e| anyhow::anyhow!(e))?;
     let store = Store::open(&args.state_dir).context("state directory")?;
+    let overlay = cluster(&args.cluster, &args.bridge, &prefix).await?;
     let cfg = Config {
         bridge: args.bridge,
         prefix,
@@ -72,6 +190,17 @@ async fn main() -> anyhow::Result<()> {
         iptables: args.iptables,
     };
     let mut driver = Driver::new(cfg, store, switch)?;
+    driver.overlay = overlay.clone();
+    if let Some(ov) = &overlay {
+        driver.publish_local();
+        overlay::agent::spawn(ov, &args.server).map_err(|e| anyhow::anyhow!(e))?;
+        tracing::info!(
+            host = %ov.host(),
+            etcd = %ov.cluster.etcd.endpoints(),
+            prefix = %ov.cluster.keys.prefix(),
+            "overlay networks on: the agent runs"
+        );
+    }
     match driver.reconcile().await {
         Ok(r) => tracing::info!(
             networks = driver.state.networks.len(),
@@ -86,8 +215,9 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!(socket = %args.plugin_socket.display(), "serving Docker's plugin protocol");
     tokio::spawn(reconcile::watch(Arc::clone(&driver)));
     let socket = args.plugin_socket.clone();
+    let plugin = Arc::new(server::Plugin { driver, overlay });
     tokio::select! {
-        () = server::serve(listener, driver) => {}
+        () = server::serve(listener, plugin) => {}
         r = shutdown() => r?,
     }
     let _ = std::fs::remove_file(&socket);

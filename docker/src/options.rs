@@ -27,21 +27,26 @@ pub const OPTIONS: &[(&str, &str)] = &[
         "vswitch.priority",
         "a priority 0..=7 (the egress queue on shaped ports)",
     ),
-    ("vswitch.mode", "bridge (overlay is not built yet)"),
+    (
+        "vswitch.mode",
+        "bridge (this host only) or overlay (across hosts: VXLAN, state in etcd)",
+    ),
 ];
 
 /// Docker's own name for the MTU option (`-o com.docker.network.driver.mtu=N`), accepted
 /// as `vswitch.mtu`.
 pub const DOCKER_MTU: &str = "com.docker.network.driver.mtu";
 
-/// How a network reaches its containers. Only `bridge` (one host) exists today; `overlay`
-/// (VXLAN between hosts, state in etcd) is the next step and is refused until then.
+/// How a network reaches its containers.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// Containers of this host on a VLAN of a local bridge.
     #[default]
     Bridge,
+    /// One network across hosts: defined in etcd, VXLAN between the hosts' switches
+    /// (`crate::overlay`). Locally it is a VLAN of the plugin's bridge as well.
+    Overlay,
 }
 
 /// A refused option.
@@ -146,14 +151,8 @@ impl NetOptions {
                 "vswitch.priority" => o.priority = Some(number(k, v, 0..=7)?),
                 "vswitch.mode" => match v.as_str() {
                     "bridge" => o.mode = Mode::Bridge,
-                    "overlay" => {
-                        return Err(err(
-                            "overlay networks (VXLAN between hosts, state in etcd) are not \
-                             built yet; allowed: bridge"
-                                .into(),
-                        ));
-                    }
-                    _ => return Err(err("expected bridge".into())),
+                    "overlay" => o.mode = Mode::Overlay,
+                    _ => return Err(err("expected bridge or overlay".into())),
                 },
                 // Options Docker itself adds for every driver (e.g. the bridge name it
                 // would give a bridge network) mean nothing here.
@@ -224,10 +223,12 @@ mod tests {
         );
         let e = opts(&[("vswitch.bridge", "a/b")]).unwrap_err().to_string();
         assert!(e.contains("vswitch.bridge"), "{e}");
-        let e = opts(&[("vswitch.mode", "overlay")])
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("not built yet"), "{e}");
+        assert_eq!(
+            opts(&[("vswitch.mode", "overlay")]).unwrap().mode,
+            Mode::Overlay
+        );
+        let e = opts(&[("vswitch.mode", "vxlan")]).unwrap_err().to_string();
+        assert!(e.contains("bridge or overlay"), "{e}");
         let e = opts(&[("vswitch.priority", "8")]).unwrap_err().to_string();
         assert!(e.contains("0..=7"), "{e}");
     }

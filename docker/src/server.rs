@@ -6,8 +6,11 @@
 //! replaces a stale socket atomically). A live socket, another plugin answering on it, is
 //! never replaced.
 //!
-//! Requests are served one at a time (the driver is behind a mutex): dockerd's requests
-//! for one network or endpoint depend on each other, and each takes milliseconds.
+//! Network driver requests are served one at a time (the driver is behind a mutex):
+//! dockerd's requests for one network or endpoint depend on each other, and each takes
+//! milliseconds. IPAM requests (`IpamDriver.*`, overlay networks' cluster-wide addresses)
+//! go straight to etcd, whose transactions keep them apart. `Vswitch.OverlayStatus` is the
+//! plugin's own method: what `vswitch-docker overlay-status` prints.
 
 use std::convert::Infallible;
 use std::os::unix::fs::DirBuilderExt as _;
@@ -23,8 +26,29 @@ use serde_json::Value;
 use tokio::net::UnixListener;
 use tokio::sync::Mutex;
 
-use crate::api;
+use crate::api::{self, ipam};
 use crate::driver::{Driver, DriverError};
+use crate::overlay::Overlay;
+
+/// What the server serves: the network driver and, with a cluster, the IPAM driver.
+#[derive(Debug)]
+pub struct Plugin {
+    /// The network driver (shared with the reconciliation loop).
+    pub driver: Arc<Mutex<Driver>>,
+    /// The cluster (`--etcd-endpoints`), if any.
+    pub overlay: Option<Overlay>,
+}
+
+impl Plugin {
+    fn overlay(&self, what: &str) -> Result<&Overlay, Refusal> {
+        self.overlay.as_ref().ok_or_else(|| {
+            Refusal::Refused(DriverError(format!(
+                "{what} needs the cluster: start the plugin with --etcd-endpoints \
+                 URL[,URL...] and --vtep-bridge BR"
+            )))
+        })
+    }
+}
 
 /// Why the socket could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -86,10 +110,75 @@ fn reply(status: StatusCode, body: &Value) -> Response<Full<Bytes>> {
     r
 }
 
-/// What one request asks for, after parsing.
-async fn dispatch(driver: &Mutex<Driver>, method: &str, body: &[u8]) -> Result<Value, Refusal> {
+/// The IPAM driver's requests.
+async fn dispatch_ipam(plugin: &Plugin, method: &str, body: &[u8]) -> Result<Value, Refusal> {
     let ok = || Ok(serde_json::json!({}));
     match method {
+        "IpamDriver.GetCapabilities" => {
+            api::parse_empty(body)?;
+            Ok(ipam::capabilities_response())
+        }
+        "IpamDriver.GetDefaultAddressSpaces" => {
+            api::parse_empty(body)?;
+            Ok(ipam::address_spaces_response())
+        }
+        "IpamDriver.RequestPool" => {
+            let r = ipam::parse_request_pool(body)?;
+            let ov = plugin.overlay("--ipam-driver vswitch")?;
+            let pool = ov
+                .ipam
+                .request_pool(r.pool, r.name.as_deref(), r.v6)
+                .await
+                .map_err(DriverError::from)?;
+            Ok(ipam::pool_response(&pool))
+        }
+        "IpamDriver.ReleasePool" => {
+            let pool = ipam::parse_release_pool(body)?;
+            let ov = plugin.overlay("--ipam-driver vswitch")?;
+            ov.ipam
+                .release_pool(&pool)
+                .await
+                .map_err(DriverError::from)?;
+            ok()
+        }
+        "IpamDriver.RequestAddress" => {
+            let r = ipam::parse_request_address(body)?;
+            let ov = plugin.overlay("--ipam-driver vswitch")?;
+            let a = if r.gateway {
+                ov.ipam.request_gateway(&r.pool, r.address).await
+            } else {
+                ov.ipam.request_address(&r.pool, r.address, r.mac).await
+            }
+            .map_err(DriverError::from)?;
+            Ok(ipam::address_response(&a))
+        }
+        "IpamDriver.ReleaseAddress" => {
+            let r = ipam::parse_release_address(body)?;
+            let ov = plugin.overlay("--ipam-driver vswitch")?;
+            ov.ipam
+                .release_address(&r.pool, r.address)
+                .await
+                .map_err(DriverError::from)?;
+            ok()
+        }
+        _ => Err(Refusal::Unknown(method.to_string())),
+    }
+}
+
+/// What one request asks for, after parsing.
+async fn dispatch(plugin: &Plugin, method: &str, body: &[u8]) -> Result<Value, Refusal> {
+    let ok = || Ok(serde_json::json!({}));
+    let driver = &plugin.driver;
+    if method.starts_with("IpamDriver.") {
+        return dispatch_ipam(plugin, method, body).await;
+    }
+    match method {
+        "Vswitch.OverlayStatus" => {
+            api::parse_empty(body)?;
+            Ok(crate::overlay::status::status(
+                plugin.overlay("overlay-status")?,
+            ))
+        }
         "Plugin.Activate" => {
             api::parse_empty(body)?;
             Ok(api::activate_response())
@@ -179,7 +268,7 @@ impl From<DriverError> for Refusal {
 }
 
 async fn handle(
-    driver: Arc<Mutex<Driver>>,
+    plugin: Arc<Plugin>,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let method = req.uri().path().trim_start_matches('/').to_string();
@@ -202,7 +291,7 @@ async fn handle(
         }
     };
     tracing::debug!(body = %String::from_utf8_lossy(&body), "{method}");
-    let r = dispatch(&driver, &method, &body).await;
+    let r = dispatch(&plugin, &method, &body).await;
     Ok(match r {
         Ok(v) => reply(StatusCode::OK, &v),
         Err(Refusal::Malformed(e)) => {
@@ -224,7 +313,7 @@ async fn handle(
 }
 
 /// Serves requests on `listener` until the process ends.
-pub async fn serve(listener: UnixListener, driver: Arc<Mutex<Driver>>) {
+pub async fn serve(listener: UnixListener, plugin: Arc<Plugin>) {
     loop {
         let (stream, _) = match listener.accept().await {
             Ok(s) => s,
@@ -234,7 +323,7 @@ pub async fn serve(listener: UnixListener, driver: Arc<Mutex<Driver>>) {
                 continue;
             }
         };
-        let d = Arc::clone(&driver);
+        let d = Arc::clone(&plugin);
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(move |r| handle(Arc::clone(&d), r));
             if let Err(e) = hyper::server::conn::http1::Builder::new()

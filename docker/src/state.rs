@@ -63,6 +63,18 @@ pub struct Network {
     /// The switch port (an `internal` port, a TAP in the host) holding the gateway
     /// addresses; `None` for internal networks.
     pub gateway_port: Option<String>,
+    /// For an overlay network: its cluster-wide identity.
+    #[serde(default)]
+    pub overlay: Option<OverlayNet>,
+}
+
+/// What makes a local network the local part of an overlay network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OverlayNet {
+    /// Its key in etcd (its first pool, `10.200.0.0_16`).
+    pub nkey: String,
+    /// Its VXLAN network identifier, allocated cluster-wide.
+    pub vni: u32,
 }
 
 impl Network {
@@ -249,6 +261,7 @@ mod tests {
                 }],
                 ipv6_data: Vec::new(),
                 gateway_port: Some("vdgab12".into()),
+                overlay: None,
             },
         );
         s.endpoints.insert(

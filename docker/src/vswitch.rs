@@ -19,7 +19,7 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The cookie of every flow the plugin installs: `0x5644` ("VD") in the top 16 bits, the
 /// kind of flow in the next 8 (1: the bridge's NORMAL table-miss, 2: an endpoint's queue
-/// selection; the overlay agent will take further kinds), the rest free.
+/// selection, 3 to 8: the overlay agent's, `overlay::flows`), the rest free.
 pub const COOKIE_BASE: u64 = 0x5644 << 48;
 /// Selects the plugin's flows of one kind (with [`COOKIE_BASE`] | kind << 40).
 pub const COOKIE_KIND_MASK: u64 = 0xffff_ff00_0000_0000;
@@ -286,6 +286,55 @@ impl Switch {
         })
         .await
         .map(|_| ())
+    }
+
+    /// The flows of `bridge` whose cookie, under `mask`, is `cookie`.
+    pub async fn read_flows(
+        &mut self,
+        bridge: &str,
+        cookie: u64,
+        mask: u64,
+    ) -> Result<Vec<v1::Flow>, SwitchError> {
+        let req = v1::ReadRequest {
+            bridge: bridge.to_string(),
+            filters: vec![v1::ReadFilter {
+                filter: Some(v1::read_filter::Filter::Flows(v1::FlowFilter {
+                    cookie,
+                    cookie_mask: mask,
+                    ..Default::default()
+                })),
+            }],
+        };
+        let what = format!("reading the flows of {bridge}");
+        let c = self.client().await?;
+        let read = async move {
+            let mut c = c;
+            let mut stream = c.read(req).await?.into_inner();
+            let mut out = Vec::new();
+            while let Some(r) = stream.message().await? {
+                out.extend(r.entities.into_iter().filter_map(|e| match e.entity {
+                    Some(entity::Entity::Flow(f)) => Some(f),
+                    _ => None,
+                }));
+            }
+            Ok::<_, tonic::Status>(out)
+        };
+        match tokio::time::timeout(CALL_TIMEOUT, read).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(s)) if s.code() == tonic::Code::Unavailable => {
+                self.client = None;
+                Err(self.down(s.message().to_string()))
+            }
+            Ok(Err(s)) => Err(SwitchError::Refused {
+                what,
+                code: s.code(),
+                message: s.message().to_string(),
+            }),
+            Err(_) => {
+                self.client = None;
+                Err(self.down(format!("{what}: no answer within 10 s")))
+            }
+        }
     }
 
     /// Selects, for an endpoint port, its queue flow (`in_port=PORT,actions=set_queue:Q,

@@ -1,4 +1,4 @@
-//! The Docker plugin's request parsers on arbitrary bodies, as a hostile or buggy dockerd
+//! The Docker plugin's request parsers (network and IPAM driver) on arbitrary bodies, as a hostile or buggy dockerd
 //! could send them: nothing may panic, and an accepted request's values keep their
 //! invariants (ids are hexadecimal, addresses inside their prefix length, gateways inside
 //! their pools, port ranges ordered).
@@ -34,4 +34,14 @@ fuzz_target!(|data: &[u8]| {
     let _ = api::parse_network_ref(data);
     let _ = api::parse_join(data);
     let _ = api::parse_empty(data);
+    // The IPAM driver's requests.
+    if let Ok(r) = api::ipam::parse_request_address(data) {
+        assert!(r.address.is_none_or(|a| r.pool.contains(a)));
+        assert!(r.pool.network() == r.pool);
+    }
+    if let Ok(r) = api::ipam::parse_request_pool(data) {
+        assert!(r.pool.is_none_or(|p| p.network() == p && p.addr.is_ipv6() == r.v6));
+    }
+    let _ = api::ipam::parse_release_pool(data);
+    let _ = api::ipam::parse_release_address(data);
 });

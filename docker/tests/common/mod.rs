@@ -14,6 +14,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod etcd;
+pub mod hosts;
+
 /// Debian's docker CLI, which matches the 20.10 engine (a newer CLI refuses some flags).
 pub const DOCKER: &str = "/usr/bin/docker";
 
