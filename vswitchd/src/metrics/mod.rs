@@ -84,6 +84,66 @@ pub fn registry(sw: &Arc<Switch>) -> Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Store;
+    use crate::switch::SwitchConfig;
+    use proto::v1;
+    use std::time::{Duration, Instant};
+
+    fn scrape(r: &Registry) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::prometheus_text::encode(&mut out, r).expect("encode");
+        out
+    }
+
+    /// Frames injected into an in-memory port show in the next scrape, exactly.
+    #[test]
+    fn a_scrape_reads_the_counters_the_poll_thread_moves() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("conf.db")).expect("store");
+        let sw = Switch::start(store, SwitchConfig::default()).expect("switch");
+        for (name, no) in [("m1", 1), ("m2", 2)] {
+            sw.add_port(v1::AddPortRequest {
+                bridge: "br0".into(),
+                port: Some(v1::PortConfig {
+                    name: name.into(),
+                    r#type: "memory".into(),
+                    requested_ofport: Some(no),
+                    ..Default::default()
+                }),
+            })
+            .expect("port");
+        }
+        let r = registry(&sw);
+        let rx = "vswitch_port_rx_packets_total{bridge=\"br0\",port=\"m1\",type=\"memory\"}";
+        let tx = "vswitch_port_tx_packets_total{bridge=\"br0\",port=\"m2\",type=\"memory\"}";
+        let text = scrape(&r);
+        assert!(text.contains(&format!("{rx} 0\n")), "{text}");
+        let mut frame = vec![0u8; 60];
+        frame[..6].copy_from_slice(&[2, 0, 0, 0, 0, 0x99]);
+        frame[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 1]);
+        frame[12..14].copy_from_slice(&[0x88, 0xb5]);
+        let m1 = sw.memory_port("br0", "m1").expect("m1");
+        m1.inject(std::iter::repeat_n(frame, 37));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let text = scrape(&r);
+            if text.contains(&format!("{tx} 37\n")) {
+                assert!(text.contains(&format!("{rx} 37\n")), "{text}");
+                assert!(
+                    text.contains("vswitch_pmd_rx_packets_total{bridge=\"br0\",pmd=\"0\"} 37\n")
+                );
+                break;
+            }
+            assert!(Instant::now() < deadline, "{text}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        sw.shutdown();
+        drop(sw);
+        // A switch gone: the scrape still answers, without its families.
+        let text = scrape(&r);
+        assert!(!text.contains("vswitch_port_rx_packets_total"), "{text}");
+        assert!(text.contains("vswitch_build_info"), "{text}");
+    }
 
     #[test]
     fn addresses_parse_and_print_back() {
