@@ -1,7 +1,8 @@
 //! The metrics endpoint against the real tools: Prometheus (Debian's `prometheus`, one for
 //! this test binary, scraping every second) scrapes `vswitchd --metrics`, `promtool check
 //! metrics` accepts what it serves, and a port's `rx_packets` rises by exactly the frames
-//! sent into it through a veth from a namespace.
+//! sent into it through a veth from a namespace (and the table's and group's counters they
+//! crossed, by as much).
 //!
 //! Needs root (namespaces, veths, AF_XDP) and `apt-get install prometheus python3-scapy`.
 //! About 30 s.
@@ -52,8 +53,9 @@ fn promtool_accepts(text: &str) {
     );
 }
 
-/// The counter test: frames sent from a namespace with scapy move the port's `rx_packets`
-/// by exactly their number, as Prometheus sees it.
+/// The counter test: frames sent from a namespace with scapy move the port's `rx_packets`,
+/// the egress port's `tx_packets`, table 0's matches and the group's packets by exactly
+/// their number, as Prometheus sees it.
 #[test]
 fn rx_packets_rises_by_exactly_the_frames_sent() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -62,9 +64,14 @@ fn rx_packets_rises_by_exactly_the_frames_sent() {
     let d = Daemon::start_with(dir.path(), None, &["--metrics", &listen]);
     // IPv6 off: the hosts send nothing by themselves.
     let h = Hosts::new_quiet("mx", 77, 2);
-    for p in &h.ports {
-        d.ok(&["add-port", "br0", p, "type=afxdp"]);
+    for (i, p) in h.ports.iter().enumerate() {
+        let no = format!("ofport_request={}", i + 1);
+        d.ok(&["add-port", "br0", p, "type=afxdp", &no]);
     }
+    // Port 1's traffic goes through a group to port 2: the group's and the table's counters
+    // move with it too.
+    d.ok(&["add-group", "br0", "group_id=7,type=all,bucket=output:2"]);
+    d.ok(&["add-flow", "br0", "priority=10,in_port=1,actions=group:7"]);
     let prom = prometheus();
     prom.scrape("rx", &format!("127.0.0.1:{port}"));
     let rx = format!(
@@ -87,6 +94,11 @@ fn rx_packets_rises_by_exactly_the_frames_sent() {
     }
     let base = base.expect("rx_packets has a value");
     let tx_base = prom.value(&tx).expect("tx_packets has a value");
+    let matches = "vswitch_table_matches_total{test=\"rx\",table=\"0\"}";
+    let matches_base = prom.value(matches).expect("table 0 matches have a value");
+    let group = "vswitch_group_packets_total{test=\"rx\",group=\"7\"}";
+    let bucket = "vswitch_group_bucket_packets_total{test=\"rx\",group=\"7\",bucket=\"0\"}";
+    assert_eq!(prom.value(group), Some(0.0));
     // Frames of a local experimental EtherType to an address nobody has: no host answers,
     // the switch floods them to the other port.
     let script = format!(
@@ -100,10 +112,16 @@ fn rx_packets_rises_by_exactly_the_frames_sent() {
     let got = prom.wait_for(&rx, 20, |v| v >= want);
     assert_eq!(got, want, "rx_packets went from {base} to {got}");
     prom.wait_for(&tx, 20, |v| v >= tx_base + FRAMES as f64);
+    let n = FRAMES as f64;
+    prom.wait_for(group, 20, |v| v >= n);
+    prom.wait_for(matches, 20, |v| v >= matches_base + n);
     // Nothing else arrives afterwards.
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(prom.value(&rx), Some(want));
-    assert_eq!(prom.value(&tx), Some(tx_base + FRAMES as f64));
+    assert_eq!(prom.value(&tx), Some(tx_base + n));
+    assert_eq!(prom.value(group), Some(n));
+    assert_eq!(prom.value(bucket), Some(n));
+    assert_eq!(prom.value(matches), Some(matches_base + n));
     // The endpoint itself agrees.
     let text = scrape(port);
     let line = format!(

@@ -132,6 +132,12 @@ mod tests {
                 assert!(
                     text.contains("vswitch_pmd_rx_packets_total{bridge=\"br0\",pmd=\"0\"} 37\n")
                 );
+                // Table 0's `normal` flow looked up and matched each of them.
+                for t in ["lookups", "matches"] {
+                    let line =
+                        format!("vswitch_table_{t}_total{{bridge=\"br0\",table=\"0\"}} 37\n");
+                    assert!(text.contains(&line), "no {line} in {text}");
+                }
                 break;
             }
             assert!(Instant::now() < deadline, "{text}");

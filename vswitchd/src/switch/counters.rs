@@ -10,8 +10,6 @@
 //! Thread-safety: takes the switch lock (never taken by a poll thread) and the tunnel
 //! registry's list lock (daemon-only), nothing else.
 
-use std::sync::atomic::Ordering;
-
 use datapath::tunnel::TunnelDrop;
 use proto::v1;
 
@@ -36,14 +34,15 @@ impl Switch {
             .get(bridge)
             .ok_or_else(|| ApiError::not_found("bridge", format!("no bridge {bridge}")))?;
         let t = b.dp.mac_table();
+        let c = t.counts();
         Ok(v1::MacTableStats {
             entries: t.len() as u64,
             capacity: t.capacity() as u64,
-            learned: t.learned.load(Ordering::Relaxed),
-            moved: t.moved.load(Ordering::Relaxed),
-            evicted: t.evicted.load(Ordering::Relaxed),
-            aged: t.aged.load(Ordering::Relaxed),
-            tunnel_sources_full: t.tun_sources.full.load(Ordering::Relaxed),
+            learned: c.learned,
+            moved: c.moved,
+            evicted: c.evicted,
+            aged: c.aged,
+            tunnel_sources_full: c.tun_sources_full,
         })
     }
 
