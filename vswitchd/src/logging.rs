@@ -95,8 +95,9 @@ pub fn init(flag: Option<&str>, format: LogFormat) {
 ///
 /// A repeating event (a client sending bad requests in a loop) then costs `burst` lines a
 /// period, not one line per event; the first line after a quiet stretch carries the count of
-/// those held back. Same idea as the datapath's rate limit, with a burst so that a handful
-/// of distinct errors in one second are all seen.
+/// those held back. The same idea as [`datapath::log::RateLimit`] (one event per period),
+/// with a burst: API errors from several clients in one second are each different, and all
+/// of them are seen.
 #[derive(Debug)]
 pub struct RateLimit {
     period: Duration,
