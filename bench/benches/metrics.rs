@@ -157,6 +157,10 @@ fn daemon_pipeline(c: &mut Criterion) {
         let stop = Arc::new(AtomicBool::new(false));
         let scrapes = Arc::new(AtomicU64::new(0));
         let scraping = scraped.then(|| scraper(&r.sw, Arc::clone(&stop), Arc::clone(&scrapes)));
+        // Measure only once the scrapes are running.
+        while scraped && scrapes.load(Ordering::Relaxed) == 0 {
+            std::thread::sleep(Duration::from_millis(10));
+        }
         let id = if scraped {
             "metrics=scraped_100ms"
         } else {
