@@ -17,7 +17,9 @@
 //! dequeueing allocate nothing.
 //!
 //! Thread-safety: `Policer` and `EgressQos` live in the snapshot's port entry, shared by every
-//! poll thread through an `Arc`; their state sits behind a mutex taken once per burst. A
+//! poll thread through an `Arc`; their state sits behind a mutex taken once per burst. Their
+//! counters are atomics the lock holder stores into, so reading statistics
+//! ([`EgressQos::stats`], a policer's `dropped`) never takes a lock a poll thread waits on. A
 //! reconfiguration builds a new object; packets still queued in the old one are freed when the
 //! last snapshot holding it goes (they are not sent).
 
@@ -183,11 +185,22 @@ struct QueueState {
     limit: usize,
     deficit: u64,
     quantum: u64,
-    // Counters live under the scheduler's lock with the queue (plain adds, no atomics per
-    // packet); `stats` takes the lock to read them.
+    // Counters live under the scheduler's lock with the queue (plain adds, no atomic
+    // read-modify-write per packet); each change is also stored into the queue's
+    // `Published` copy, which `stats` reads without the lock.
     tx_packets: u64,
     tx_bytes: u64,
     dropped: u64,
+}
+
+/// What `stats` reads of one queue: written only by the scheduler lock's holder (plain
+/// stores), read by anyone.
+#[derive(Default)]
+struct Published {
+    tx_packets: AtomicU64,
+    tx_bytes: AtomicU64,
+    dropped: AtomicU64,
+    backlog: AtomicU64,
 }
 
 struct SchedState {
@@ -204,6 +217,8 @@ pub struct EgressQos {
     /// Queue index of each queue id (0..=MAX_QUEUE_ID); unconfigured ids map to queue 0's.
     index_of: [u8; MAX_QUEUE_ID as usize + 1],
     state: Mutex<SchedState>,
+    /// Each queue's counters, by queue index.
+    published: Box<[Published]>,
     backlog: AtomicUsize,
 }
 
@@ -285,6 +300,7 @@ impl EgressQos {
                 queues,
                 levels,
             }),
+            published: config.queues.iter().map(|_| Published::default()).collect(),
             backlog: AtomicUsize::new(0),
             config,
         })
@@ -314,12 +330,15 @@ impl EgressQos {
                 .copied()
                 .unwrap_or(self.index_of[0]) as usize;
             let q = &mut st.queues[qi];
+            let out = &self.published[qi];
             if q.fifo.len() >= q.limit {
                 q.dropped += 1;
+                out.dropped.store(q.dropped, Ordering::Relaxed);
                 dropped += 1;
                 pool.put(p);
             } else {
                 q.fifo.push_back(p);
+                out.backlog.store(q.fifo.len() as u64, Ordering::Relaxed);
                 queued += 1;
             }
         }
@@ -371,6 +390,10 @@ impl EgressQos {
                         }
                         q.tx_packets += 1;
                         q.tx_bytes += len;
+                        let out = &self.published[qi];
+                        out.tx_packets.store(q.tx_packets, Ordering::Relaxed);
+                        out.tx_bytes.store(q.tx_bytes, Ordering::Relaxed);
+                        out.backlog.store(q.fifo.len() as u64, Ordering::Relaxed);
                         taken += 1;
                         if q.fifo.is_empty() {
                             q.deficit = 0;
@@ -408,19 +431,19 @@ impl EgressQos {
         }
     }
 
-    /// Every queue's statistics, by queue id.
+    /// Every queue's statistics, by queue id. Takes no lock: a poll thread serving the
+    /// queues never waits for a reader.
     pub fn stats(&self) -> Vec<QueueStats> {
-        let st = self.state.lock();
         self.config
             .queues
             .iter()
-            .zip(st.queues.iter())
+            .zip(self.published.iter())
             .map(|(c, q)| QueueStats {
                 id: c.id,
-                tx_packets: q.tx_packets,
-                tx_bytes: q.tx_bytes,
-                dropped: q.dropped,
-                backlog: q.fifo.len() as u64,
+                tx_packets: q.tx_packets.load(Ordering::Relaxed),
+                tx_bytes: q.tx_bytes.load(Ordering::Relaxed),
+                dropped: q.dropped.load(Ordering::Relaxed),
+                backlog: q.backlog.load(Ordering::Relaxed),
             })
             .collect()
     }

@@ -48,6 +48,15 @@ struct Args {
     cluster: ClusterArgs,
     #[command(subcommand)]
     command: Option<Cmd>,
+    /// What to log: a level or filters as RUST_LOG takes them (`info,vswitch_docker=debug`),
+    /// combined with $RUST_LOG (this flag wins where both name the same target); neither:
+    /// info.
+    #[arg(long, value_name = "FILTER")]
+    log_level: Option<String>,
+    /// How log lines look on stderr: `text`, or `json` (one object per line, with the
+    /// Docker request's span: `method`, `peer`).
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
 }
 
 /// Overlay networks: the cluster in etcd. Without `--etcd-endpoints` the plugin has
@@ -153,17 +162,46 @@ async fn cluster(
     }))
 }
 
+
+/// Logs to stderr through `tracing`, filtered by `RUST_LOG` with `--log-level` over it.
+fn init_logging(level: Option<&str>, json: bool) -> anyhow::Result<()> {
+    use tracing_subscriber::EnvFilter;
+    let env = std::env::var(EnvFilter::DEFAULT_ENV).unwrap_or_default();
+    let mut filter = match (env.trim(), level) {
+        ("", None) => EnvFilter::new("info"),
+        ("", Some(_)) => EnvFilter::new(""),
+        (e, _) => EnvFilter::try_new(e).map_err(|err| anyhow::anyhow!("RUST_LOG={e:?}: {err}"))?,
+    };
+    for d in level
+        .unwrap_or("")
+        .split(',')
+        .filter(|d| !d.trim().is_empty())
+    {
+        let d = d
+            .trim()
+            .parse()
+            .map_err(|e| anyhow::anyhow!("--log-level {d:?}: {e}"))?;
+        filter = filter.add_directive(d);
+    }
+    let fmt = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        fmt.json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init();
+    } else {
+        fmt.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init();
+    }
+    Ok(())
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
     let args = Args::parse();
+    init_logging(args.log_level.as_deref(), args.log_format == "json")?;
     if let Some(Cmd::OverlayStatus { json }) = &args.command {
         let v = overlay::status::query(&args.plugin_socket).map_err(|e| anyhow::anyhow!(e))?;
         if *json {

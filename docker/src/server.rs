@@ -25,6 +25,7 @@ use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use tokio::net::UnixListener;
 use tokio::sync::Mutex;
+use tracing::Instrument as _;
 
 use crate::api::{self, ipam};
 use crate::driver::{Driver, DriverError};
@@ -267,11 +268,23 @@ impl From<DriverError> for Refusal {
     }
 }
 
+/// Answers one request of Docker's, inside a span naming the method and the peer (so what
+/// the driver logs meanwhile says which request it served).
 async fn handle(
     plugin: Arc<Plugin>,
     req: Request<Incoming>,
+    peer: Arc<str>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let method = req.uri().path().trim_start_matches('/').to_string();
+    let span = tracing::info_span!("plugin", method = %method, peer = %peer);
+    handle_in_span(plugin, req, method).instrument(span).await
+}
+
+async fn handle_in_span(
+    plugin: Arc<Plugin>,
+    req: Request<Incoming>,
+    method: String,
+) -> Result<Response<Full<Bytes>>, Infallible> {
     if req.method() != Method::POST {
         return Ok(reply(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -324,8 +337,13 @@ pub async fn serve(listener: UnixListener, plugin: Arc<Plugin>) {
             }
         };
         let d = Arc::clone(&plugin);
+        let peer: Arc<str> = match stream.peer_cred().ok().and_then(|c| c.pid()) {
+            Some(pid) => format!("unix:pid={pid}").into(),
+            None => "unix".into(),
+        };
         tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |r| handle(Arc::clone(&d), r));
+            let svc =
+                hyper::service::service_fn(move |r| handle(Arc::clone(&d), r, Arc::clone(&peer)));
             if let Err(e) = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), svc)
                 .await

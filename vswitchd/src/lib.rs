@@ -10,14 +10,21 @@
 //! - [`service`]: the `vswitch.v1` gRPC service over [`switch::Switch`].
 //! - [`client`]: dialing the daemon's unix socket.
 //! - [`server`]: listeners (unix socket, TCP with TLS), health, reflection, shutdown.
+//! - [`api_layer`]: what every API request passes through: its span (RPC, peer), latency,
+//!   and its error logged once.
+//! - [`metrics`]: the Prometheus endpoint and what it reports.
+//! - [`logging`]: log output (text or JSON), filters, rate limits.
 //!
 //! Layering (docs/control-plane.md): proto messages stop here; the datapath sees plain Rust
 //! types.
 
+pub mod api_layer;
 pub mod client;
 pub mod convert;
 pub mod error;
 pub mod meter_group;
+pub mod logging;
+pub mod metrics;
 pub mod qos;
 pub mod server;
 pub mod service;

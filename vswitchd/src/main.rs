@@ -7,13 +7,14 @@
 
 mod demo;
 
-use std::io::IsTerminal as _;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use tracing_subscriber::EnvFilter;
+use vswitchd::logging::{self, LogFormat};
+use vswitchd::metrics::{self, MetricsAddr};
 use vswitchd::server::{self, Listen, TlsFiles};
 use vswitchd::store::Store;
 use vswitchd::switch::{DpdkSettings, Switch, SwitchConfig};
@@ -78,9 +79,17 @@ struct Args {
     #[arg(long)]
     dpdk_init: bool,
     /// What to log: a level (error, warn, info, debug, trace, off) or per-module filters as
-    /// RUST_LOG takes them (`info,vswitchd=debug`). Default: $RUST_LOG, else info.
-    #[arg(long, value_name = "FILTER", value_parser = log_filter)]
+    /// RUST_LOG takes them (`info,vswitchd=debug`). Combined with $RUST_LOG (this flag wins
+    /// where both name the same target); neither: info.
+    #[arg(long, value_name = "FILTER", value_parser = logging::check_filter)]
     log_level: Option<String>,
+    /// How log lines look on stderr: `text`, or `json` (one object per line).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    /// Serve Prometheus metrics at /metrics on tcp:HOST:PORT or unix:PATH (off by default).
+    /// Plain HTTP: keep it on loopback or a socket only the scraper can reach.
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<MetricsAddr>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -93,7 +102,7 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    init_logging(args.log_level.as_deref());
+    logging::init(args.log_level.as_deref(), args.log_format);
     let res = match args.command {
         Some(Command::Demo(d)) => demo::run(d),
         None => daemon(args),
@@ -104,46 +113,6 @@ fn main() -> std::process::ExitCode {
             tracing::error!("{e:#}");
             std::process::ExitCode::FAILURE
         }
-    }
-}
-
-/// Checks `--log-level`: a level name, or filter directives (`TARGET=LEVEL,...`).
-fn log_filter(s: &str) -> Result<String, String> {
-    const LEVELS: [&str; 6] = ["error", "warn", "info", "debug", "trace", "off"];
-    let plain_level = LEVELS.contains(&s.to_ascii_lowercase().as_str());
-    if !plain_level && !s.contains('=') {
-        return Err(format!(
-            "{s:?} is neither a level ({}) nor a filter such as `info,vswitchd=debug`",
-            LEVELS.join(", ")
-        ));
-    }
-    EnvFilter::try_new(s)
-        .map(|_| s.to_string())
-        .map_err(|e| e.to_string())
-}
-
-/// Logs to stderr through `tracing`, filtered by `--log-level`, else `RUST_LOG`, else
-/// `info`; colours only on a terminal. A `RUST_LOG` that does not parse is reported and
-/// `info` used.
-fn init_logging(flag: Option<&str>) {
-    let mut bad_env = None;
-    let filter = match flag {
-        Some(f) => EnvFilter::new(f),
-        None => match std::env::var(EnvFilter::DEFAULT_ENV) {
-            Ok(v) if !v.trim().is_empty() => EnvFilter::try_new(&v).unwrap_or_else(|e| {
-                bad_env = Some(format!("RUST_LOG={v:?} ignored: {e}"));
-                EnvFilter::new("info")
-            }),
-            _ => EnvFilter::new("info"),
-        },
-    };
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
-    if let Some(msg) = bad_env {
-        tracing::warn!("{msg}");
     }
 }
 
@@ -216,6 +185,11 @@ fn daemon(args: Args) -> anyhow::Result<()> {
         .build()
         .context("starting the runtime")?;
     let listen = args.listen.clone();
+    let metrics = match &args.metrics {
+        Some(a) => Some(rt.block_on(metrics::Endpoint::bind(a))?),
+        None => None,
+    };
+    let (metrics_stop, metrics_stopped) = tokio::sync::watch::channel(false);
     let res = rt.block_on(async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .context("installing the SIGTERM handler")?;
@@ -225,6 +199,13 @@ fn daemon(args: Args) -> anyhow::Result<()> {
                 _ = tokio::signal::ctrl_c() => {}
             }
         };
+        if let Some(ep) = metrics {
+            tracing::info!("metrics on {} at /metrics", ep.local_addr());
+            let mut stopped = metrics_stopped;
+            tokio::spawn(ep.serve(Arc::new(metrics::registry(&sw)), async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            }));
+        }
         let names: Vec<String> = listen.iter().map(|l| l.to_string()).collect();
         tracing::info!(
             store = %args.db.display(),
@@ -233,6 +214,7 @@ fn daemon(args: Args) -> anyhow::Result<()> {
         );
         server::serve(sw.clone(), &listen, tls, shutdown).await
     });
+    let _ = metrics_stop.send(true);
     sw.shutdown();
     tracing::info!("stopped");
     res

@@ -15,6 +15,7 @@ use tokio::sync::watch;
 use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
+use crate::api_layer::ApiLayer;
 use crate::service::Service;
 use crate::switch::Switch;
 
@@ -135,7 +136,7 @@ pub async fn serve(
         let signal = async move {
             let _ = stop.wait_for(|s| *s).await;
         };
-        let router = |b: &mut Server| {
+        let router = |b: &mut Server<_>| {
             b.add_service(health_service.clone())
                 .add_service(reflection.clone())
                 .add_service(service.clone())
@@ -144,7 +145,7 @@ pub async fn serve(
             Listen::Unix(p) => {
                 let ul = bind_unix(p)?;
                 sockets.push(p.clone());
-                let mut b = Server::builder();
+                let mut b = Server::builder().layer(ApiLayer);
                 let r = router(&mut b);
                 tasks.spawn(async move {
                     r.serve_with_incoming_shutdown(UnixListenerStream::new(ul), signal)
@@ -161,7 +162,8 @@ pub async fn serve(
                     .with_context(|| format!("binding tcp:{a}"))?;
                 let mut b = Server::builder()
                     .tls_config(tc)
-                    .context("TLS configuration")?;
+                    .context("TLS configuration")?
+                    .layer(ApiLayer);
                 let r = router(&mut b);
                 tasks.spawn(async move {
                     r.serve_with_incoming_shutdown(TcpListenerStream::new(tl), signal)

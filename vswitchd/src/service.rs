@@ -18,7 +18,9 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
+use tracing::Instrument as _;
 
+use crate::api_layer;
 use crate::error::ApiError;
 use crate::switch::Switch;
 
@@ -39,10 +41,13 @@ impl Service {
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
+/// Runs `f` on the blocking pool, inside the request's span (so what the switch logs
+/// meanwhile names the RPC and the peer).
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, Status> {
-    match tokio::task::spawn_blocking(f).await {
+    let span = tracing::Span::current();
+    match tokio::task::spawn_blocking(move || span.in_scope(f)).await {
         Ok(r) => r.map_err(ApiError::into_status),
         Err(e) => Err(Status::internal(format!("request task failed: {e}"))),
     }
@@ -68,7 +73,19 @@ impl v1::switch_server::Switch for Service {
     ) -> Result<Response<v1::WriteResponse>, Status> {
         let sw = Arc::clone(&self.sw);
         let req = req.into_inner();
-        blocking(move || sw.write(req)).await.map(Response::new)
+        let resp = blocking(move || sw.write(req)).await?;
+        // Refused updates of a request that went through: each logged once, here (a
+        // request refused whole is logged by the API layer).
+        for st in &resp.statuses {
+            let code = tonic::Code::from_i32(st.code);
+            let cause = if st.field.is_empty() {
+                st.message.clone()
+            } else {
+                format!("{}: {}", st.field, st.message)
+            };
+            api_layer::log_error(code, &cause);
+        }
+        Ok(Response::new(resp))
     }
 
     type ReadStream = BoxStream<v1::ReadResponse>;
@@ -141,6 +158,7 @@ impl v1::switch_server::Switch for Service {
                             None => Some((ApiError::invalid("update", "empty stream message"), None)),
                         };
                         if let Some((e, po)) = err {
+                            api_layer::log_error(e.code, &e.to_string());
                             let m = v1::StreamMessageResponse {
                                 update: Some(smr::Update::Error(v1::StreamError {
                                     code: e.code as i32,
@@ -172,7 +190,7 @@ impl v1::switch_server::Switch for Service {
                     }
                 }
             }
-        });
+        }.instrument(tracing::Span::current()));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 

@@ -396,6 +396,9 @@ impl StoreTxn {
 
     /// Makes the transaction durable (fsync) and visible; returns only once it is on disk.
     pub fn commit(self) -> Result<(), StoreError> {
-        self.tx.commit().map_err(io)
+        let start = std::time::Instant::now();
+        let res = self.tx.commit().map_err(io);
+        crate::metrics::instruments().commit_took(start.elapsed());
+        res
     }
 }

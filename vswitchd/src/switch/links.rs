@@ -70,12 +70,18 @@ fn follow_own_link(bridge: &str, pname: &str, p: &mut PortState) -> bool {
     match p.port.link_up() {
         Some(up) if up != p.desc.link_up => {
             p.desc.link_up = up;
-            tracing::info!(
-                bridge,
-                port = pname,
-                "port is {}",
-                if up { "up" } else { "down" }
-            );
+            // vhost-user: a frontend connected and its first queue pair running; dpdk: the
+            // device's link.
+            let ty = &p.desc.r#type;
+            if up {
+                tracing::info!(bridge, port = pname, "port is up: its {ty} link came up");
+            } else {
+                tracing::warn!(
+                    bridge,
+                    port = pname,
+                    "port is down: its {ty} link went down"
+                );
+            }
             true
         }
         _ => false,

@@ -26,10 +26,11 @@
 //! - `ports`, `flows`: free functions over a bridge and a draft datapath.
 //! - this file: the [`Switch`] itself.
 //! - `lifecycle`, `bridges`, `port_ops`, `links`, `write`, `read`, `stream`,
-//!   `stats`, `housekeeping`: `impl Switch`, one concern each.
+//!   `stats`, `counters`, `housekeeping`: `impl Switch`, one concern each.
 
 mod bridges;
 mod config;
+mod counters;
 mod events;
 mod flows;
 mod housekeeping;
@@ -56,6 +57,7 @@ use parking_lot::Mutex;
 use tokio::sync::broadcast;
 
 pub use self::config::{DpdkSettings, SwitchConfig};
+pub use self::counters::TunnelDrops;
 pub use self::events::Event;
 use self::model::Bridge;
 pub use self::spec::{PORT_TYPES, PortKind, PortSpec};

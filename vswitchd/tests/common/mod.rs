@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test crate uses a different part
 
 pub mod ovs;
+pub mod prometheus;
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -41,6 +42,33 @@ impl Daemon {
 
     /// Starts `vswitchd` (inside `netns` when given) with more command-line arguments.
     pub fn start_with(dir: &Path, netns: Option<&str>, extra: &[&str]) -> Daemon {
+        Daemon::spawn(dir, netns, extra, &[], Stdio::null())
+    }
+
+    /// Starts `vswitchd` with more arguments and environment variables, its standard error
+    /// going to [`Daemon::log_path`] (read it with [`Daemon::log`]).
+    pub fn start_logged(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Daemon {
+        let log = std::fs::File::create(dir.join("vswitchd.log")).expect("create the log file");
+        Daemon::spawn(dir, None, extra, env, Stdio::from(log))
+    }
+
+    /// Where [`Daemon::start_logged`] sends the daemon's standard error.
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.join("vswitchd.log")
+    }
+
+    /// What the daemon has logged so far ([`Daemon::start_logged`]).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    fn spawn(
+        dir: &Path,
+        netns: Option<&str>,
+        extra: &[&str],
+        env: &[(&str, &str)],
+        stderr: Stdio,
+    ) -> Daemon {
         let sock = dir.join("s");
         let mut cmd = match netns {
             Some(ns) => {
@@ -56,7 +84,8 @@ impl Daemon {
             .arg("--listen")
             .arg(format!("unix:{}", sock.display()))
             .args(extra)
-            .stderr(Stdio::null())
+            .envs(env.iter().copied())
+            .stderr(stderr)
             .spawn()
             .expect("spawn vswitchd");
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -197,6 +226,17 @@ impl Hosts {
     /// Creates `n` hosts. `prefix` must be short (names are limited to 15 bytes) and unique
     /// to the test; the process id is appended.
     pub fn new(prefix: &str, net: u8, n: usize) -> Hosts {
+        Hosts::new_with(prefix, net, n, false)
+    }
+
+    /// As [`Hosts::new`], with IPv6 off in every namespace before its interface exists:
+    /// the hosts send nothing (no router solicitations, no MLD reports) unless a test makes
+    /// them, so a test can count frames exactly.
+    pub fn new_quiet(prefix: &str, net: u8, n: usize) -> Hosts {
+        Hosts::new_with(prefix, net, n, true)
+    }
+
+    fn new_with(prefix: &str, net: u8, n: usize, quiet: bool) -> Hosts {
         let id = std::process::id() % 100_000;
         let mut h = Hosts {
             ns: Vec::new(),
@@ -211,6 +251,12 @@ impl Hosts {
             let _ = Command::new("ip").args(["link", "del", &port]).output();
             run("ip", &["netns", "add", &ns]);
             run("ip", &["-n", &ns, "link", "set", "lo", "up"]);
+            if quiet {
+                for k in ["all", "default"] {
+                    let key = format!("net.ipv6.conf.{k}.disable_ipv6=1");
+                    run("ip", &["netns", "exec", &ns, "sysctl", "-qw", &key]);
+                }
+            }
             h.ns.push(ns);
             h.ports.push(port);
             h.inner.push(format!("{prefix}{id}v{i}"));
