@@ -12,6 +12,7 @@
 pub mod actions;
 pub mod cache;
 pub mod classifier;
+pub mod conntrack;
 pub mod flow;
 pub mod group;
 pub mod l2;
