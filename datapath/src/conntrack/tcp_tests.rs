@@ -151,9 +151,8 @@ proptest! {
                 if end.wrapping_sub(peer.rcv) as i32 > 0 {
                     peer.rcv = end;
                 }
-                let me = &mut ends[side as usize];
-                if s.ack.wrapping_sub(me.peer_ack) as i32 > 0 {
-                    me.peer_ack = s.ack;
+                if s.ack.wrapping_sub(peer.peer_ack) as i32 > 0 {
+                    peer.peer_ack = s.ack;
                 }
                 // A FIN is done once the peer acknowledges past it.
                 for k in 0..2 {

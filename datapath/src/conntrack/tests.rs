@@ -719,3 +719,51 @@ fn memory_per_connection_stays_under_256_bytes() {
     let per = h.ct.table.memory_bytes() as f64 / n as f64;
     assert!(per <= 256.0, "{per} bytes per connection");
 }
+
+mod props {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        /// Arbitrary bytes never panic the tracker, and a frame it leaves keeps its length.
+        #[test]
+        fn arbitrary_frames(frames in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..200), 1..8), sel in any::<u8>()) {
+            let mut h = H::new();
+            let act = CtAction {
+                nat: (sel & 1 != 0).then(|| Nat::Src(NatRange::addr("192.0.2.1".parse().expect("ip")))),
+                ..commit(sel as u16 >> 4)
+            };
+            for mut f in frames {
+                // Half the time, make it look like IPv4 so parsing goes deeper.
+                if sel & 2 != 0 && f.len() > 34 {
+                    f[12] = 8;
+                    f[13] = 0;
+                    f[14] = 0x45;
+                }
+                let (out, md) = h.run(&act, &f);
+                prop_assert!(out.is_empty() || out.len() == f.len());
+                prop_assert!(md.state.has(CtState::TRK));
+            }
+        }
+
+        /// NAT keeps every checksum right, whatever the addresses and ports.
+        #[test]
+        fn nat_keeps_checksums(src in any::<u32>(), dst in any::<u32>(), to in any::<u32>(), sport in 1u16.., dport in 1u16.., port in 1u16.., tcp_seg in any::<bool>(), six in any::<bool>()) {
+            let mut h = H::new();
+            let (s, d, n): (A, A, IpAddr) = if six {
+                (A::V6((src as u128 | 0xfd00 << 112).into()), A::V6((dst as u128 | 0x2001 << 112).into()), IpAddr::V6((to as u128 | 0x2001_0db8 << 96).into()))
+            } else {
+                (A::V4(src.into()), A::V4(dst.into()), IpAddr::V4(to.into()))
+            };
+            let f = if tcp_seg { tcp(s, d, sport, dport, 1, 0, SYN, 0) } else { udp(s, d, sport, dport) };
+            let act = CtAction { nat: Some(Nat::Src(NatRange::addr(n).ports(port, port))), ..commit(0) };
+            let (out, md) = h.run(&act, &f);
+            if src == dst && sport == dport && !six { return Ok(()); }
+            prop_assert!(md.state.has(CtState::SNAT) || h.ct.is_empty(), "{}", md.state);
+            prop_assert!(checksums_ok(&out));
+        }
+    }
+}
