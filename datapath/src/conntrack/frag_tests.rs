@@ -49,13 +49,12 @@ fn big_udp(src: A, dst: A, sport: u16, dport: u16, len: usize) -> Vec<u8> {
     ip(src, dst, 17, udp_l4(sport, dport, &payload), Some(6))
 }
 
+/// Per frame: its state if it stayed in the batch; then the released frames.
+type Fed = (Vec<Option<String>>, Vec<(Vec<u8>, CtMeta)>);
+
 /// Runs `act` over `frames` one at a time: for each, whether it stayed in the batch and its
 /// state; then the released fragments.
-fn feed(
-    h: &mut H,
-    act: &CtAction,
-    frames: &[Vec<u8>],
-) -> (Vec<Option<String>>, Vec<(Vec<u8>, CtMeta)>) {
+fn feed(h: &mut H, act: &CtAction, frames: &[Vec<u8>]) -> Fed {
     let mut kept = Vec::new();
     for f in frames {
         let mut pkts = [Some(buf(f))];
