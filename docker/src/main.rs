@@ -162,7 +162,6 @@ async fn cluster(
     }))
 }
 
-
 /// Logs to stderr through `tracing`, filtered by `RUST_LOG` with `--log-level` over it.
 fn init_logging(level: Option<&str>, json: bool) -> anyhow::Result<()> {
     use tracing_subscriber::EnvFilter;
