@@ -78,7 +78,8 @@ impl Conntrack {
     /// found.
     pub(crate) fn evict_one(&self, t: &CtThread) -> bool {
         let shards = self.table.shards();
-        for _ in 0..4 {
+        // Each pass that does not evict corrects one shard's age: at most one per shard.
+        for _ in 0..=shards.len() {
             let Some(shard) = shards
                 .iter()
                 .filter(|s| s.oldest_ms.load(Ordering::Relaxed) != u64::MAX)
@@ -87,19 +88,28 @@ impl Conntrack {
                 return false;
             };
             let mut w = shard.w.lock();
+            // Heads that were answered or are gone are dropped first, so the shard's age
+            // becomes its oldest unanswered connection's.
             let mut victim = None;
             for _ in 0..EVICT_SCAN {
                 let Some(&(slot, inc_lo, _)) = w.unreplied.front() else {
                     break;
                 };
-                w.unreplied.pop_front();
                 if let Some(inc) = self.table.slot(slot).and_then(|s| s.unreplied_hint(inc_lo)) {
                     victim = Some((slot, inc));
                     break;
                 }
+                w.unreplied.pop_front();
             }
             let front = w.unreplied.front().map_or(u64::MAX, |e| e.2);
-            shard.oldest_ms.store(front, Ordering::Relaxed);
+            let was = shard.oldest_ms.swap(front, Ordering::Relaxed);
+            if victim.is_none() || front > was {
+                // This shard's age moved on: another shard may hold the oldest now.
+                continue;
+            }
+            w.unreplied.pop_front();
+            let next = w.unreplied.front().map_or(u64::MAX, |e| e.2);
+            shard.oldest_ms.store(next, Ordering::Relaxed);
             drop(w);
             if let Some((slot, inc)) = victim
                 && self.delete_if(slot, inc, |st| st.flags & flag::REPLIED == 0)
