@@ -289,8 +289,8 @@ fn bad_inputs_fail_clearly_and_change_nothing() {
         "priority=70000,actions=drop",
         "table=300,actions=drop",
         "ip,actions=output:",
-        "actions=frobnicate",
-        "dl_vlan=5000,actions=drop",
+        "actions=frobnicate(1)",
+        "dl_vlan=70000,actions=drop",
         "ip,actions=drop,output:1",
         "in_port=1,in_port=2,actions=drop",
         "",
@@ -325,6 +325,8 @@ fn bad_inputs_fail_clearly_and_change_nothing() {
         ("priority=1,actions=group:99", "NOT_FOUND"),
         ("priority=1,actions=meter:99,output:1", "NOT_FOUND"),
         ("priority=1,in_port=nosuch,actions=drop", "NOT_FOUND"),
+        // A bare word is an output port by name, as Open vSwitch reads it: there is none.
+        ("priority=1,actions=frobnicate", "NOT_FOUND"),
     ] {
         let o = d.fc(&["add-flow", "br0", bad]);
         assert_eq!(o.status.code(), Some(1), "{bad:?}");
