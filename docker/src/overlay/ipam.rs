@@ -350,7 +350,7 @@ impl Ipam {
                 "address {w} is in use (given to host {who})"
             )));
         }
-        for _ in 0..MAX_TRIES {
+        for attempt in 0..MAX_TRIES {
             let (kvs, _) = self
                 .cluster
                 .etcd
@@ -360,9 +360,16 @@ impl Ipam {
                 .iter()
                 .filter_map(|kv| self.keys().parse_addr(&kv.key).map(|(_, ip)| ip))
                 .collect();
-            let Some(ip) =
-                candidates(pool).find(|ip| !used.contains(ip) && rec.gateway != Some(*ip))
-            else {
+            let free =
+                || candidates(pool).filter(|ip| !used.contains(ip) && rec.gateway != Some(*ip));
+            // The lowest free address first; after a lost race, one of the lowest 2^attempt
+            // (at most 64) at random, so hosts racing for a pool stop colliding on one address.
+            let spread = 1u64 << attempt.min(6);
+            let pick = std::hash::BuildHasher::hash_one(
+                &std::collections::hash_map::RandomState::new(),
+                attempt,
+            ) % spread;
+            let Some(ip) = free().nth(pick as usize).or_else(|| free().next()) else {
                 return Err(ClusterError::Exhausted(format!("pool {pool} is full")));
             };
             if self
