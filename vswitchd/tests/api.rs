@@ -55,9 +55,15 @@ impl Daemon {
     }
 
     async fn client(&self) -> SwitchClient<Channel> {
-        vswitchd::client::connect_unix(&self.sock)
-            .await
-            .expect("connect")
+        // The socket file appears at bind(), a moment before listen(): retry briefly.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match vswitchd::client::connect_unix(&self.sock).await {
+                Ok(c) => return c,
+                Err(e) if Instant::now() >= deadline => panic!("connect: {e:?}"),
+                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
     }
 
     async fn stop(mut self) {
