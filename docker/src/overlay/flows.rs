@@ -264,107 +264,119 @@ pub fn desired(i: Inputs<'_>) -> Vec<v1::Flow> {
         vec![apply(vec![reserved(v1::ReservedPort::Controller)])],
     ));
     for net in i.nets {
-        let vni = net.vni;
-        let local: Vec<&LocalEp> = i.eps.iter().filter(|e| e.nkey == net.nkey).collect();
-        for e in &local {
-            flows.push(flow(
-                0,
-                200,
-                KIND_TUNNEL_IN,
-                vec![in_port(i.vx), tun_id(vni), eth_dst(&e.mac)],
-                vec![apply(vec![out_no(e.port)])],
-            ));
-            let mut acts = Vec::new();
-            if let Some(q) = net.queue {
-                acts.push(v1::Action {
-                    action: Some(v1::action::Action::SetQueue(u32::from(q))),
-                });
-            }
-            let mut ins = Vec::new();
-            if !acts.is_empty() {
-                ins.push(apply(acts));
-            }
-            ins.push(v1::Instruction {
-                instruction: Some(instruction::Instruction::WriteMetadata(v1::WriteMetadata {
-                    value: u64::from(vni),
-                    mask: u64::MAX,
-                })),
-            });
-            ins.push(goto(1));
-            flows.push(flow(0, 200, KIND_PORT, vec![in_port(e.port)], ins));
-            if let Some(ip) = e.ipv4 {
-                let mut m = arp_request().to_vec();
-                m.push(in_port(e.port));
-                m.push(fm(F::ArpTpa, ip.octets().to_vec(), Vec::new()));
-                flows.push(flow(
-                    1,
-                    310,
-                    KIND_ARP,
-                    m,
-                    vec![apply(vec![reserved(v1::ReservedPort::Normal)])],
-                ));
-                flows.push(flow(
-                    2,
-                    100,
-                    KIND_ARP,
-                    vec![in_port(e.port), eth_type(0x0806)],
-                    vec![apply(vec![
-                        set(F::EthDst, mac_bytes(&e.mac)),
-                        set(F::ArpTha, mac_bytes(&e.mac)),
-                        set(F::ArpTpa, ip.octets().to_vec()),
-                        reserved(v1::ReservedPort::InPort),
-                    ])],
-                ));
-            }
-        }
-        // The ARP responder: every address of the network, once.
-        let mut answers: BTreeMap<Ipv4Addr, Mac> = BTreeMap::new();
-        if let Some((ip, mac)) = net.gateway {
-            answers.insert(ip, mac);
-        }
-        for e in &local {
-            if let Some(ip) = e.ipv4 {
-                answers.entry(ip).or_insert(e.mac);
-            }
-        }
-        for ((_, _, _), r) in i.view.remote_endpoints(&net.nkey, i.me) {
-            if let Some(ip) = r.ipv4 {
-                answers.entry(ip).or_insert(r.mac);
-            }
-            flows.push(flow(
-                1,
-                200,
-                KIND_UNICAST,
-                vec![metadata(vni), eth_dst(&r.mac)],
-                vec![apply(vec![
-                    set(F::TunDst, r.vtep.octets().to_vec()),
-                    set(F::TunId, u64::from(vni).to_be_bytes().to_vec()),
-                    out_no(i.vx),
-                ])],
-            ));
-        }
-        for (ip, mac) in answers {
-            let mut m = arp_request().to_vec();
-            m.push(metadata(vni));
-            m.push(fm(F::ArpTpa, ip.octets().to_vec(), Vec::new()));
-            flows.push(flow(
-                1,
-                300,
-                KIND_ARP,
-                m,
-                vec![
-                    apply(vec![
-                        set(F::EthSrc, mac_bytes(&mac)),
-                        set(F::ArpOp, 2u16.to_be_bytes().to_vec()),
-                        set(F::ArpSha, mac_bytes(&mac)),
-                        set(F::ArpSpa, ip.octets().to_vec()),
-                    ]),
-                    goto(2),
-                ],
-            ));
-        }
+        network_flows(&i, net, &mut flows);
     }
     flows
+}
+
+/// The flows of one local endpoint `e` of network `net`: from the tunnel to it, its port
+/// into the pipeline, and the ARP answer's half about it.
+fn endpoint_flows(vx: u32, net: &LocalNet, e: &LocalEp, flows: &mut Vec<v1::Flow>) {
+    let vni = net.vni;
+    flows.push(flow(
+        0,
+        200,
+        KIND_TUNNEL_IN,
+        vec![in_port(vx), tun_id(vni), eth_dst(&e.mac)],
+        vec![apply(vec![out_no(e.port)])],
+    ));
+    let mut acts = Vec::new();
+    if let Some(q) = net.queue {
+        acts.push(v1::Action {
+            action: Some(v1::action::Action::SetQueue(u32::from(q))),
+        });
+    }
+    let mut ins = Vec::new();
+    if !acts.is_empty() {
+        ins.push(apply(acts));
+    }
+    ins.push(v1::Instruction {
+        instruction: Some(instruction::Instruction::WriteMetadata(v1::WriteMetadata {
+            value: u64::from(vni),
+            mask: u64::MAX,
+        })),
+    });
+    ins.push(goto(1));
+    flows.push(flow(0, 200, KIND_PORT, vec![in_port(e.port)], ins));
+    if let Some(ip) = e.ipv4 {
+        let mut m = arp_request().to_vec();
+        m.push(in_port(e.port));
+        m.push(fm(F::ArpTpa, ip.octets().to_vec(), Vec::new()));
+        flows.push(flow(
+            1,
+            310,
+            KIND_ARP,
+            m,
+            vec![apply(vec![reserved(v1::ReservedPort::Normal)])],
+        ));
+        flows.push(flow(
+            2,
+            100,
+            KIND_ARP,
+            vec![in_port(e.port), eth_type(0x0806)],
+            vec![apply(vec![
+                set(F::EthDst, mac_bytes(&e.mac)),
+                set(F::ArpTha, mac_bytes(&e.mac)),
+                set(F::ArpTpa, ip.octets().to_vec()),
+                reserved(v1::ReservedPort::InPort),
+            ])],
+        ));
+    }
+}
+
+/// The flows of overlay network `net` on this host.
+fn network_flows(i: &Inputs<'_>, net: &LocalNet, flows: &mut Vec<v1::Flow>) {
+    let vni = net.vni;
+    let local: Vec<&LocalEp> = i.eps.iter().filter(|e| e.nkey == net.nkey).collect();
+    for e in &local {
+        endpoint_flows(i.vx, net, e, flows);
+    }
+    // The ARP responder: every address of the network, once.
+    let mut answers: BTreeMap<Ipv4Addr, Mac> = BTreeMap::new();
+    if let Some((ip, mac)) = net.gateway {
+        answers.insert(ip, mac);
+    }
+    for e in &local {
+        if let Some(ip) = e.ipv4 {
+            answers.entry(ip).or_insert(e.mac);
+        }
+    }
+    for ((_, _, _), r) in i.view.remote_endpoints(&net.nkey, i.me) {
+        if let Some(ip) = r.ipv4 {
+            answers.entry(ip).or_insert(r.mac);
+        }
+        flows.push(flow(
+            1,
+            200,
+            KIND_UNICAST,
+            vec![metadata(vni), eth_dst(&r.mac)],
+            vec![apply(vec![
+                set(F::TunDst, r.vtep.octets().to_vec()),
+                set(F::TunId, u64::from(vni).to_be_bytes().to_vec()),
+                out_no(i.vx),
+            ])],
+        ));
+    }
+    for (ip, mac) in answers {
+        let mut m = arp_request().to_vec();
+        m.push(metadata(vni));
+        m.push(fm(F::ArpTpa, ip.octets().to_vec(), Vec::new()));
+        flows.push(flow(
+            1,
+            300,
+            KIND_ARP,
+            m,
+            vec![
+                apply(vec![
+                    set(F::EthSrc, mac_bytes(&mac)),
+                    set(F::ArpOp, 2u16.to_be_bytes().to_vec()),
+                    set(F::ArpSha, mac_bytes(&mac)),
+                    set(F::ArpSpa, ip.octets().to_vec()),
+                ]),
+                goto(2),
+            ],
+        ));
+    }
 }
 
 /// What identifies a flow in a table: table, priority, match.
