@@ -66,11 +66,14 @@ pub enum DropReason {
     /// A packet was looked up again (recirculated, after `pop_mpls`) more times than the
     /// datapath follows.
     RecircDepth,
+    /// More packets were waiting to be looked up again after `ct(table=T)` than a poll
+    /// thread queues (or fragments a tracker released found no place).
+    RecircFull,
 }
 
 impl DropReason {
     /// Number of reasons.
-    pub const COUNT: usize = 26;
+    pub const COUNT: usize = 27;
 
     /// Every reason, in counter order.
     pub const ALL: [DropReason; Self::COUNT] = [
@@ -100,6 +103,7 @@ impl DropReason {
         DropReason::QueueFull,
         DropReason::BadMpls,
         DropReason::RecircDepth,
+        DropReason::RecircFull,
     ];
 
     /// The counter's name.
@@ -131,6 +135,7 @@ impl DropReason {
             DropReason::QueueFull => "drop_queue_full",
             DropReason::BadMpls => "drop_bad_mpls",
             DropReason::RecircDepth => "drop_recirc_depth",
+            DropReason::RecircFull => "drop_recirc_full",
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod rewrite;
 
 use std::sync::Arc;
 
+use crate::conntrack::CtAction;
 use crate::flow::Field;
 use crate::types::{GroupId, MeterId, PortNo, TableId};
 
@@ -102,6 +103,20 @@ pub enum Action {
         /// Tag untagged packets.
         push: bool,
     },
+    /// Connection tracking (`ct(...)`): the packet goes through the datapath's tracker in
+    /// `ct.zone`, which sets its ct fields (and may commit, translate, set mark and label).
+    /// With `table`, the tracked packet is looked up again from that table (recirculated)
+    /// while the action list goes on with the packet as it was; without, the ct fields
+    /// are set for later `ct` actions but later tables of this pass match them as cleared
+    /// (as Open vSwitch does).
+    Ct {
+        /// What the tracker does.
+        ct: CtAction,
+        /// `table=`: where the tracked packet continues.
+        table: Option<TableId>,
+    },
+    /// `ct_clear`: forget the packet's connection-tracking state.
+    CtClear,
 }
 
 /// The instructions of one flow, in OpenFlow 1.3 execution order:

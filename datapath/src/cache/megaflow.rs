@@ -8,7 +8,7 @@
 
 use arrayvec::ArrayVec;
 
-use crate::flow::{FlowKey, FlowMask, PKT_WORDS};
+use crate::flow::{FlowKey, FlowMask, KEY_WORDS};
 
 /// A reference to a megaflow: slab index and generation. Stale references (the entry was
 /// removed and its slot reused) fail [`MegaflowCache::get`].
@@ -39,7 +39,7 @@ impl FlowRef {
 }
 
 struct Entry<V> {
-    key: [u64; PKT_WORDS],
+    key: [u64; KEY_WORDS],
     subtable: u16,
     generation: u32,
     hash: u32,
@@ -51,8 +51,8 @@ const EMPTY_SLOT: u64 = 0;
 const TOMBSTONE: u64 = 1;
 
 struct Subtable {
-    mask: [u64; PKT_WORDS],
-    words: ArrayVec<u8, PKT_WORDS>,
+    mask: [u64; KEY_WORDS],
+    words: ArrayVec<u8, KEY_WORDS>,
     slots: Vec<u64>,
     len: usize,
     used: usize,
@@ -60,8 +60,8 @@ struct Subtable {
 }
 
 impl Subtable {
-    fn new(mask: &[u64; PKT_WORDS]) -> Subtable {
-        let words = (0..PKT_WORDS)
+    fn new(mask: &[u64; KEY_WORDS]) -> Subtable {
+        let words = (0..KEY_WORDS)
             .filter(|&i| mask[i] != 0)
             .map(|i| i as u8)
             .collect();
@@ -90,7 +90,7 @@ impl Subtable {
     }
 
     #[inline(always)]
-    fn matches(&self, key: &FlowKey, stored: &[u64; PKT_WORDS]) -> bool {
+    fn matches(&self, key: &FlowKey, stored: &[u64; KEY_WORDS]) -> bool {
         let mut diff = 0;
         for &w in &self.words {
             diff |= (key.w[w as usize] & self.mask[w as usize]) ^ stored[w as usize];
@@ -256,12 +256,12 @@ impl<V> MegaflowCache<V> {
         self.get(r).is_some()
     }
 
-    /// Installs a megaflow for every key that agrees with `key` on `mask` (only the packet
-    /// words of the mask are used). Returns `None` when the cache is full. If a megaflow
+    /// Installs a megaflow for every key that agrees with `key` on `mask` (every word: a
+    /// recirculated packet's ct state and pipeline state are part of its key). Returns `None` when the cache is full. If a megaflow
     /// with the same mask and masked key exists, its value is replaced.
     pub fn insert(&mut self, key: &FlowKey, mask: &FlowMask, value: V) -> Option<FlowRef> {
-        let mut m = [0u64; PKT_WORDS];
-        m.copy_from_slice(&mask.w[..PKT_WORDS]);
+        let mut m = [0u64; KEY_WORDS];
+        m.copy_from_slice(&mask.w[..KEY_WORDS]);
         let st_id = match self
             .subtables
             .iter()
@@ -294,8 +294,8 @@ impl<V> MegaflowCache<V> {
         }
         let st = self.subtables[st_id].as_mut()?;
         let h = st.hash(key);
-        let mut k = [0u64; PKT_WORDS];
-        for i in 0..PKT_WORDS {
+        let mut k = [0u64; KEY_WORDS];
+        for i in 0..KEY_WORDS {
             k[i] = key.w[i] & m[i];
         }
         let idx = match self.free.pop() {
@@ -385,8 +385,8 @@ impl<V> MegaflowCache<V> {
             };
             let mut k = FlowKey::ZERO;
             let mut m = FlowKey::ZERO;
-            k.w[..PKT_WORDS].copy_from_slice(&e.key);
-            m.w[..PKT_WORDS].copy_from_slice(&st.mask);
+            k.w[..KEY_WORDS].copy_from_slice(&e.key);
+            m.w[..KEY_WORDS].copy_from_slice(&st.mask);
             if doomed(&k, &m, v) {
                 victims.push(FlowRef {
                     idx: i as u32,

@@ -166,7 +166,7 @@ impl CtMeta {
 }
 
 /// One `ct(...)` action: `ct(commit, zone=N, force, nat(...), exec(set_field:...))`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct CtAction {
     /// `zone=`.
     pub zone: u16,

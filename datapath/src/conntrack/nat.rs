@@ -22,7 +22,7 @@ use crate::packet::{be16, checksum, ip_proto};
 use super::tuple::{Parsed, Tuple};
 
 /// An address and port range for `nat(src=...)` or `nat(dst=...)`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct NatRange {
     /// First address (unspecified, `0.0.0.0` or `::`, keeps the packet's address).
     pub addr_min: IpAddr,
@@ -64,7 +64,7 @@ impl NatRange {
 }
 
 /// The NAT part of a `ct` action.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Nat {
     /// `nat`: translate packets of connections that have NAT; create none.
     Apply,

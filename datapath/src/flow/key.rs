@@ -5,8 +5,13 @@
 //! hashing, matching and set-field are the same word-wise code for every field.
 //!
 //! The first [`PKT_WORDS`] words are derived from the packet itself (and its tunnel metadata);
-//! the remaining words (metadata, registers, packet mark) are pipeline state, always zero on
-//! ingress. The caches key on the packet words only.
+//! the next [`CT_WORDS`] hold its connection-tracking state (`ct_state`, `ct_zone`, `ct_mark`,
+//! `ct_label`, the original-direction tuple) and the recirculation id, written by the `ct`
+//! action before the packet is looked up again; the remaining words (metadata, registers,
+//! packet mark) are pipeline state. All but the packet words are zero on ingress. The
+//! exact-match cache keys on the packet words (it serves ingress lookups only); the megaflow
+//! cache on every word, so a recirculated packet's lookup depends on its ct state and on the
+//! pipeline state it was recirculated with.
 //!
 //! Some fields share bits with fields of another protocol, which a packet cannot have at
 //! the same time ([`Field::OVERLAYS`]): the MPLS label stack entry lives where an IPv4
@@ -25,9 +30,14 @@
 use std::fmt;
 
 /// Number of 64-bit words in a key.
-pub const KEY_WORDS: usize = 19;
+pub const KEY_WORDS: usize = 27;
 /// Number of leading words that come from the packet (and tunnel metadata).
 pub const PKT_WORDS: usize = 13;
+/// Number of words after the packet words that hold the connection-tracking state and the
+/// recirculation id.
+pub const CT_WORDS: usize = 8;
+/// The first word of pipeline state (metadata, registers, packet mark).
+const STATE_WORD: usize = PKT_WORDS + CT_WORDS;
 
 /// A flow key, or (as [`FlowMask`]) a mask over one.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -122,6 +132,32 @@ pub enum Field {
     NdTarget,
     /// Packet mark (`pkt_mark`, pipeline state).
     PktMark,
+    // Connection tracking (see `conntrack`): written by the `ct` action, read-only to
+    // set-field, zero until a `ct` action ran.
+    /// `ct_state` bits (`conntrack::CtState`).
+    CtState,
+    /// `ct_zone`.
+    CtZone,
+    /// `ct_mark`.
+    CtMark,
+    /// `ct_label` (128 bits).
+    CtLabel,
+    /// Original-direction IP protocol (`ct_nw_proto`).
+    CtNwProto,
+    /// Original-direction IPv4 source (`ct_nw_src`; overlays the low bits of `CtIpv6Src`).
+    CtNwSrc,
+    /// Original-direction IPv4 destination (`ct_nw_dst`; overlays `CtIpv6Dst`).
+    CtNwDst,
+    /// Original-direction IPv6 source (`ct_ipv6_src`).
+    CtIpv6Src,
+    /// Original-direction IPv6 destination (`ct_ipv6_dst`).
+    CtIpv6Dst,
+    /// Original-direction transport source port, or ICMP type (`ct_tp_src`).
+    CtTpSrc,
+    /// Original-direction transport destination port, or ICMP code (`ct_tp_dst`).
+    CtTpDst,
+    /// Recirculation id: 0 on ingress, the table + 1 after `ct(table=T)`.
+    RecircId,
 }
 
 /// Where a field lives: `bits` bits starting at bit `shift` of word `word`. Fields wider
@@ -161,17 +197,19 @@ impl FieldRange {
 impl Field {
     /// Fields that share bits with others of another protocol (see the module comment),
     /// each with the ethertypes of the packets that have it.
-    pub const OVERLAYS: [(Field, &'static [u16]); 6] = [
+    pub const OVERLAYS: [(Field, &'static [u16]); 8] = [
         (Field::MplsLabel, &[0x8847, 0x8848]),
         (Field::MplsTc, &[0x8847, 0x8848]),
         (Field::MplsBos, &[0x8847, 0x8848]),
         (Field::MplsTtl, &[0x8847, 0x8848]),
         (Field::Ipv6Label, &[0x86dd]),
         (Field::NdTarget, &[0x86dd]),
+        (Field::CtNwSrc, &[0x0800]),
+        (Field::CtNwDst, &[0x0800]),
     ];
 
     /// All fields that own their bits, in layout order (registers expanded).
-    pub const ALL: [Field; 34] = [
+    pub const ALL: [Field; 44] = [
         Field::InPort,
         Field::EthType,
         Field::VlanTci,
@@ -206,6 +244,16 @@ impl Field {
         Field::Reg(7),
         Field::TunFlags,
         Field::PktMark,
+        Field::CtState,
+        Field::CtNwProto,
+        Field::CtZone,
+        Field::RecircId,
+        Field::CtMark,
+        Field::CtTpSrc,
+        Field::CtTpDst,
+        Field::CtLabel,
+        Field::CtIpv6Src,
+        Field::CtIpv6Dst,
     ];
 
     /// False for a field that overlays another protocol's bits ([`Field::OVERLAYS`]) when
@@ -218,6 +266,7 @@ impl Field {
                 eth == 0x8847 || eth == 0x8848
             }
             Field::Ipv6Label | Field::NdTarget => eth == 0x86dd,
+            Field::CtNwSrc | Field::CtNwDst => eth == 0x0800,
             _ => true,
         }
     }
@@ -249,8 +298,12 @@ impl Field {
             Field::TunId => FieldRange::new(11, 0, 64),
             Field::TunSrc => FieldRange::new(12, 0, 32),
             Field::TunDst => FieldRange::new(12, 32, 32),
-            Field::Metadata => FieldRange::new(13, 0, 64),
-            Field::Reg(n) => FieldRange::new(14 + (n as usize & 7) / 2, 32 * (n as u32 & 1), 32),
+            Field::Metadata => FieldRange::new(STATE_WORD, 0, 64),
+            Field::Reg(n) => FieldRange::new(
+                STATE_WORD + 1 + (n as usize & 7) / 2,
+                32 * (n as u32 & 1),
+                32,
+            ),
             // The label stack entry as it is on the wire: label 20, TC 3, BoS 1, TTL 8.
             Field::MplsLabel => FieldRange::new(3, 12, 20),
             Field::MplsTc => FieldRange::new(3, 9, 3),
@@ -258,7 +311,21 @@ impl Field {
             Field::MplsTtl => FieldRange::new(3, 0, 8),
             Field::Ipv6Label => FieldRange::new(8, 44, 20),
             Field::NdTarget => FieldRange::wide(3, 10),
-            Field::PktMark => FieldRange::new(18, 0, 32),
+            Field::PktMark => FieldRange::new(STATE_WORD + 5, 0, 32),
+            // The connection-tracking words, PKT_WORDS.. (the tuple as the tracker stores
+            // it: an IPv4 address in the low bits of the IPv6 field).
+            Field::CtState => FieldRange::new(PKT_WORDS, 0, 8),
+            Field::CtNwProto => FieldRange::new(PKT_WORDS, 8, 8),
+            Field::CtZone => FieldRange::new(PKT_WORDS, 16, 16),
+            Field::RecircId => FieldRange::new(PKT_WORDS, 32, 32),
+            Field::CtMark => FieldRange::new(PKT_WORDS + 1, 0, 32),
+            Field::CtTpSrc => FieldRange::new(PKT_WORDS + 1, 32, 16),
+            Field::CtTpDst => FieldRange::new(PKT_WORDS + 1, 48, 16),
+            Field::CtLabel => FieldRange::wide(PKT_WORDS + 2, PKT_WORDS + 3),
+            Field::CtIpv6Src => FieldRange::wide(PKT_WORDS + 4, PKT_WORDS + 5),
+            Field::CtIpv6Dst => FieldRange::wide(PKT_WORDS + 6, PKT_WORDS + 7),
+            Field::CtNwSrc => FieldRange::new(PKT_WORDS + 5, 0, 32),
+            Field::CtNwDst => FieldRange::new(PKT_WORDS + 7, 0, 32),
         }
     }
 
@@ -282,6 +349,26 @@ impl Field {
         matches!(
             self,
             Field::InPort | Field::IpFrag | Field::TcpFlags | Field::MplsBos | Field::TunFlags
+        ) || self.is_ct()
+    }
+
+    /// True for the connection-tracking fields and the recirculation id (only the `ct`
+    /// action writes them).
+    pub const fn is_ct(self) -> bool {
+        matches!(
+            self,
+            Field::CtState
+                | Field::CtZone
+                | Field::CtMark
+                | Field::CtLabel
+                | Field::CtNwProto
+                | Field::CtNwSrc
+                | Field::CtNwDst
+                | Field::CtIpv6Src
+                | Field::CtIpv6Dst
+                | Field::CtTpSrc
+                | Field::CtTpDst
+                | Field::RecircId
         )
     }
 }
@@ -475,7 +562,12 @@ mod tests {
                 // opcode and target hardware address.
                 let other = matches!(
                     g,
-                    Field::Ipv4Src | Field::Ipv4Dst | Field::ArpOp | Field::ArpTha
+                    Field::Ipv4Src
+                        | Field::Ipv4Dst
+                        | Field::ArpOp
+                        | Field::ArpTha
+                        | Field::CtIpv6Src
+                        | Field::CtIpv6Dst
                 );
                 assert!(!shared || other, "{f} ({types:?}) overlaps {g}");
             }
@@ -487,6 +579,13 @@ mod tests {
             }
         }
         assert!(Field::ALL.iter().all(|f| f.applies_to(0x0800)));
+        // The ct tuple: an IPv4 address is the low bits of the IPv6 field, as the tracker
+        // stores it.
+        let mut k = FlowKey::ZERO;
+        k.set(Field::CtIpv6Src, 0x0a00_0001);
+        k.set(Field::CtIpv6Dst, 0x0a00_0002);
+        assert_eq!(k.get(Field::CtNwSrc), 0x0a00_0001);
+        assert_eq!(k.get(Field::CtNwDst), 0x0a00_0002);
         // The MPLS fields are one label stack entry, as on the wire.
         let mut k = FlowKey::ZERO;
         k.set(Field::MplsLabel, 0xabcde);

@@ -5,6 +5,7 @@
 //!
 //! Thread-safety: borrowed from one poll thread's `Pmd` for one burst.
 
+use super::ct::CtCx;
 use super::output::TxStage;
 use super::shared::Shared;
 use super::snapshot::Snapshot;
@@ -82,6 +83,8 @@ pub(super) struct Cx<'a> {
     /// Packets (bit `m`) of the running translation that went somewhere: the rest are its
     /// drops.
     pub(super) sent: u32,
+    /// The poll thread's tracker handle and recirculation queue.
+    pub(super) ct: &'a mut CtCx,
 }
 
 /// The bit of packet `m` in [`Cx::sent`].

@@ -6,7 +6,7 @@
 //! (never touched by poll threads).
 
 use std::collections::VecDeque;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, sync_channel};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -19,6 +19,7 @@ use super::shared::{DatapathConfig, ManualClock, PacketIn, PacketOut, Shared};
 use super::snapshot::{IdMap, Snapshot};
 use super::txn::{DatapathError, Txn};
 use crate::classifier::{ChangeSet, FlowMod, Pipeline};
+use crate::conntrack::Conntrack;
 use crate::group::Group;
 use crate::l2::{MacTable, VlanMode};
 use crate::meter::Meter;
@@ -80,6 +81,7 @@ impl Datapath {
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
             manual_clock,
+            ct: OnceLock::new(),
         };
         (
             Datapath {
@@ -102,6 +104,22 @@ impl Datapath {
     /// Monotonic nanoseconds on the datapath's clock (flow timeouts use it).
     pub fn now_ns(&self) -> u64 {
         self.shared.now_ns()
+    }
+
+    /// The connection tracker its `ct` actions use (made with the defaults when first
+    /// needed). Its clock is [`Datapath::now_ns`] in milliseconds.
+    pub fn conntrack(&self) -> Arc<Conntrack> {
+        Arc::clone(self.shared.conntrack())
+    }
+
+    /// The tracker's background work ([`Conntrack::maintain`]: an expiry slice of up to
+    /// `budget` connections, growth ahead of need, fragment expiry), on the datapath's
+    /// clock. Nothing when no tracker was made. Returns connections expired.
+    pub fn conntrack_maintain(&self, budget: usize) -> usize {
+        match self.shared.ct.get() {
+            Some(ct) => ct.maintain(self.now_ns() / 1_000_000, budget),
+            None => 0,
+        }
     }
 
     /// Wall-clock seconds when the datapath started (to turn its clock into dates).

@@ -15,6 +15,7 @@ use std::sync::mpsc::TrySendError;
 use arrayvec::ArrayVec;
 
 use super::burst::{Burst, Cx, bit, tun_of};
+use super::ct::{ct_clear, ct_op};
 use super::normal::normal;
 use super::output::send;
 use super::shared::PacketIn;
@@ -90,6 +91,8 @@ pub(super) fn run(t: &Translation, cx: &mut Cx<'_>, b: &mut Burst<'_>, members: 
                     recirc(cx, b, m, table, depth);
                 }
             }
+            DpAction::Ct(ref act, table) => ct_op(cx, b, members, act, table, take),
+            DpAction::CtClear => ct_clear(b, members),
             _ => rewrite_op(op, cx, b, members),
         }
     }

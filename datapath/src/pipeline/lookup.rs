@@ -12,9 +12,10 @@ use arrayvec::ArrayVec;
 use super::burst::Work;
 use super::shared::DatapathConfig;
 use super::snapshot::Snapshot;
-use super::xlate::{Translation, translate};
+use super::xlate::{Translation, translate, translate_from};
 use crate::cache::{Emc, FlowRef, MegaflowCache};
-use crate::flow::{Field, FlowKey, PKT_WORDS, extract, hash_packet};
+use crate::flow::{Field, FlowKey, KEY_WORDS, PKT_WORDS, extract, hash_packet};
+use crate::types::TableId;
 use crate::packet::BufPool;
 use crate::port::BURST;
 use crate::stats::{DropReason, PmdCounters};
@@ -30,6 +31,8 @@ pub(super) enum Src {
     Mf(FlowRef),
     /// The translation at this index of [`Flows::local`].
     Local(u8),
+    /// A megaflow of the recirculation cache.
+    Rc(FlowRef),
 }
 
 /// A burst's packets grouped by the translation they follow, in order of first arrival,
@@ -56,6 +59,9 @@ pub(super) struct Caches {
     emc: Emc,
     emc_enabled: bool,
     pub(super) mf: MegaflowCache<Arc<Translation>>,
+    /// Megaflows of recirculated packets (after `ct(table=T)`), keyed on every word of the
+    /// key, the recirculation id always among them.
+    pub(super) mf_recirc: MegaflowCache<Arc<Translation>>,
     emc_insert_inv_prob: u32,
     rng: u32,
     slow_path_budget: usize,
@@ -70,6 +76,7 @@ impl Caches {
             emc: Emc::new(cfg.emc_entries.max(2)),
             emc_enabled: cfg.emc_entries > 0,
             mf: MegaflowCache::new(cfg.megaflow_capacity),
+            mf_recirc: MegaflowCache::new(cfg.megaflow_capacity),
             emc_insert_inv_prob: cfg.emc_insert_inv_prob.max(1),
             rng: 0x2545_f491,
             slow_path_budget: cfg.slow_path_budget,
@@ -102,18 +109,22 @@ impl Caches {
         });
         match touched {
             Some(touched) => {
-                let removed = self.mf.remove_if(|mk, mm, t| {
-                    touched.iter().any(|(table, rk, rm)| {
-                        t.visited(*table)
-                            && (t.rewritten
-                                || (0..PKT_WORDS)
-                                    .all(|i| (mk.w[i] ^ rk.w[i]) & mm.w[i] & rm.w[i] == 0))
-                    })
-                });
+                let mut removed = 0;
+                for mf in [&mut self.mf, &mut self.mf_recirc] {
+                    removed += mf.remove_if(|mk, mm, t| {
+                        touched.iter().any(|(table, rk, rm)| {
+                            t.visited(*table)
+                                && (t.rewritten
+                                    || (0..KEY_WORDS)
+                                        .all(|i| (mk.w[i] ^ rk.w[i]) & mm.w[i] & rm.w[i] == 0))
+                        })
+                    });
+                }
                 counters.megaflow_removed.add(removed as u64);
             }
             None => {
                 self.mf.clear();
+                self.mf_recirc.clear();
                 counters.cache_flush.add(1);
             }
         }
@@ -122,7 +133,8 @@ impl Caches {
 
     /// Removes megaflows no packet used for a while.
     pub(super) fn sweep(&mut self, counters: &PmdCounters) {
-        let removed = self.mf.sweep(MEGAFLOW_IDLE_SWEEPS);
+        let removed = self.mf.sweep(MEGAFLOW_IDLE_SWEEPS)
+            + self.mf_recirc.sweep(MEGAFLOW_IDLE_SWEEPS);
         counters.megaflow_removed.add(removed as u64);
     }
 
@@ -251,7 +263,10 @@ impl Caches {
         h: u64,
         local: &mut ArrayVec<Arc<Translation>, BURST>,
     ) -> Src {
-        let (t, wc) = translate(&snap.pipeline, key);
+        let (t, mut wc) = translate(&snap.pipeline, key);
+        // An ingress packet's words after the packet's are all zero: the ingress cache
+        // keys on the packet words only.
+        wc.w[PKT_WORDS..].fill(0);
         let t = Arc::new(t);
         match self.mf.insert(key, &wc, Arc::clone(&t)) {
             Some(r) => {
@@ -261,6 +276,77 @@ impl Caches {
                     self.emc.insert(key, h, r, |f| mf.is_live(f));
                 }
                 Src::Mf(r)
+            }
+            None => {
+                counters.megaflow_full.add(1);
+                local.push(t);
+                Src::Local((local.len() - 1) as u8)
+            }
+        }
+    }
+}
+
+impl Caches {
+    /// Looks up the `w.n` recirculated packets of `w` (keys and layouts ready, each with
+    /// its recirculation id: the table it continues in, plus one) in the recirculation
+    /// megaflow cache, then the slow path from that table within its budget. Leaves them
+    /// in `flows` (empty before) grouped by flow.
+    pub(super) fn lookup_recirc(
+        &mut self,
+        snap: &Snapshot,
+        w: &mut Work,
+        pool: &mut BufPool,
+        counters: &PmdCounters,
+        flows: &mut Flows,
+    ) {
+        let n = w.n;
+        let mut srcs: [Option<Src>; BURST] = [None; BURST];
+        let (mut hits, mut upcalls) = (0u64, 0usize);
+        for i in 0..n {
+            if w.pkts[i].is_none() {
+                continue;
+            }
+            let key = &w.keys[i];
+            let r = self.mf_recirc.lookup(key);
+            if !r.is_none() {
+                hits += 1;
+                srcs[i] = Some(Src::Rc(r));
+                continue;
+            }
+            if upcalls >= self.slow_path_budget {
+                counters.count_drop(DropReason::SlowPathBudget, 1);
+                if let Some(p) = w.pkts[i].take() {
+                    pool.put(p);
+                }
+                continue;
+            }
+            upcalls += 1;
+            srcs[i] = Some(self.miss_recirc(counters, snap, key, &mut flows.local));
+        }
+        counters.megaflow_hit.add(hits);
+        counters.slow_path.add(upcalls as u64);
+        group_by_flow(&srcs[..n], &mut flows.groups);
+    }
+
+    /// The slow path of a recirculated packet: translate from its table, install the
+    /// result in the recirculation cache.
+    #[cold]
+    #[inline(never)]
+    fn miss_recirc(
+        &mut self,
+        counters: &PmdCounters,
+        snap: &Snapshot,
+        key: &FlowKey,
+        local: &mut ArrayVec<Arc<Translation>, BURST>,
+    ) -> Src {
+        let table = TableId(key.get(Field::RecircId).saturating_sub(1) as u8);
+        let (t, mut wc) = translate_from(&snap.pipeline, table, key);
+        wc.set(Field::RecircId, Field::RecircId.full_mask());
+        let t = Arc::new(t);
+        match self.mf_recirc.insert(key, &wc, Arc::clone(&t)) {
+            Some(r) => {
+                counters.megaflow_installed.add(1);
+                Src::Rc(r)
             }
             None => {
                 counters.megaflow_full.add(1);

@@ -22,6 +22,7 @@
 //!   slow path) and the caches' upkeep;
 //! - `xlate`: the slow path's walk through the tables (also what `trace` runs);
 //! - `execute`: the action executor (output, flood, controller, rewrites, meter, group);
+//! - `ct`: the `ct` action over a group of packets, and `ct(table=T)`'s recirculation;
 //! - `normal`: the L2 learning switch;
 //! - `burst`: what the executor works on (a burst's packets, keys, layouts and context);
 //! - `output`: per-port staging so each port sends whole bursts.
@@ -30,6 +31,7 @@
 //! touched by poll threads); readers load the snapshot lock-free.
 
 mod burst;
+pub(crate) mod ct;
 mod datapath;
 mod execute;
 mod lookup;

@@ -18,13 +18,15 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use super::burst::{Cx, Work};
+use super::ct::{CtCx, RECIRC_QUEUE, Recirc};
 use super::execute::run;
 use super::lookup::{Caches, Flows, Src};
 use super::output::TxStage;
 use super::shared::Shared;
 use super::snapshot::Snapshot;
 use super::xlate::{DpAction, PacketInReason, Translation, translate};
-use crate::flow::extract;
+use crate::flow::{Field, extract};
+use crate::port::BURST;
 use crate::packet::{BufPool, PacketBuf};
 use crate::port::Batch;
 use crate::stats::{DropReason, PmdCounters};
@@ -45,6 +47,12 @@ pub struct Pmd {
     polls: u64,
     rx: Batch,
     work: Box<Work>,
+    /// The burst of recirculated packets being looked up again.
+    rwork: Box<Work>,
+    /// The tracker handle and the packets queued for recirculation by `ct(table=T)`.
+    ct: CtCx,
+    /// The recirculation pass being run (swapped with `ct.recirc` per pass).
+    recirc_pending: Vec<Recirc>,
     /// Descriptors of this thread's rx queues for `wait_rx`, as of snapshot `fds_version`.
     pollfds: Vec<libc::pollfd>,
     fds_version: u64,
@@ -77,6 +85,9 @@ impl Pmd {
             polls: 0,
             rx: Batch::new(),
             work: Work::new(),
+            rwork: Work::new(),
+            ct: CtCx::new(),
+            recirc_pending: Vec::with_capacity(RECIRC_QUEUE),
             pollfds: Vec::new(),
             fds_version: u64::MAX,
             fds_usable: false,
@@ -301,6 +312,7 @@ impl Pmd {
                 now_ns,
                 now_s: (now_ns / 1_000_000_000) as u32,
                 sent: 0,
+                ct: &mut self.ct,
             };
             let mut burst = w.burst();
             run(&t, &mut cx, &mut burst, &[0], 0);
@@ -308,6 +320,9 @@ impl Pmd {
                 cx.pool.put(p);
             }
             cx.tx.flush(snap, cx.pool, cx.counters);
+            if !self.ct.recirc.is_empty() {
+                self.recirculate(snap);
+            }
         }
         n
     }
@@ -355,11 +370,26 @@ impl Pmd {
         self.execute(snap, in_slot, &flows);
     }
 
-    /// Runs each flow's translation once over its packets, counts them against the flows,
-    /// returns what nothing consumed to the pool, and sends what was staged.
+    /// Runs each flow's translation once over its packets, then looks up again (and runs)
+    /// what `ct(table=T)` recirculated.
     fn execute(&mut self, snap: &Snapshot, in_slot: usize, flows: &Flows) {
+        self.run_flows(snap, in_slot, flows, false);
+        if !self.ct.recirc.is_empty() {
+            self.recirculate(snap);
+        }
+    }
+
+    /// Runs each flow's translation once over its packets (of the received burst, or of
+    /// the recirculated one when `recirc`), counts them against the flows, returns what
+    /// nothing consumed to the pool, and sends what was staged.
+    fn run_flows(&mut self, snap: &Snapshot, in_slot: usize, flows: &Flows, recirc: bool) {
         self.tx.fit(snap);
         let now_ns = self.shared.now_ns();
+        let w = if recirc {
+            &mut *self.rwork
+        } else {
+            &mut *self.work
+        };
         let mut cx = Cx {
             snap,
             shared: &self.shared,
@@ -368,16 +398,21 @@ impl Pmd {
             counters: &self.counters,
             pmd: self.index,
             in_slot,
-            in_port: self.work.in_port,
+            in_port: w.in_port,
             now_ns,
             now_s: (now_ns / 1_000_000_000) as u32,
             sent: 0,
+            ct: &mut self.ct,
         };
-        let n = self.work.n;
-        let mut b = self.work.burst();
+        let n = w.n;
+        let mut b = w.burst();
         for (src, members) in &flows.groups {
             let t: &Translation = match *src {
                 Src::Mf(r) => match self.caches.mf.get(r) {
+                    Some(t) => t,
+                    None => continue,
+                },
+                Src::Rc(r) => match self.caches.mf_recirc.get(r) {
                     Some(t) => t,
                     None => continue,
                 },
@@ -408,4 +443,47 @@ impl Pmd {
         }
         cx.tx.flush(snap, cx.pool, cx.counters);
     }
+
+    /// Looks up again, and runs, the packets `ct(table=T)` queued: in bursts of packets
+    /// from one ingress port, pass after pass (what a pass queues is the next pass's), at
+    /// most `MAX_RECIRC_PASSES` passes; what is still queued then is dropped, counted.
+    #[cold]
+    #[inline(never)]
+    fn recirculate(&mut self, snap: &Snapshot) {
+        for _ in 0..MAX_RECIRC_PASSES {
+            if self.ct.recirc.is_empty() {
+                return;
+            }
+            std::mem::swap(&mut self.ct.recirc, &mut self.recirc_pending);
+            while let Some(first) = self.recirc_pending.first() {
+                let in_slot = first.in_slot;
+                let k = self
+                    .recirc_pending
+                    .iter()
+                    .take(BURST)
+                    .take_while(|r| r.in_slot == in_slot)
+                    .count();
+                let w = &mut *self.rwork;
+                w.n = k;
+                w.from_tunnel = false;
+                for (i, r) in self.recirc_pending.drain(..k).enumerate() {
+                    w.pkts[i] = Some(r.buf);
+                    w.keys[i] = r.key;
+                    w.lays[i] = r.lay;
+                }
+                w.in_port = PortNo(w.keys[0].get(Field::InPort) as u32);
+                let mut flows = Flows::new();
+                self.caches
+                    .lookup_recirc(snap, w, &mut self.pool, &self.counters, &mut flows);
+                self.run_flows(snap, in_slot, &flows, true);
+            }
+        }
+        for r in self.ct.recirc.drain(..) {
+            self.counters.count_drop(DropReason::RecircDepth, 1);
+            self.pool.put(r.buf);
+        }
+    }
 }
+
+/// Most recirculation passes after one burst (each a `ct(table=T)` deeper).
+const MAX_RECIRC_PASSES: usize = 8;

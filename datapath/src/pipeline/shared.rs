@@ -4,7 +4,7 @@
 //! Thread-safety: `Shared` is read by poll threads without locks (the snapshot through an
 //! atomic pointer); its mutexes are the control plane's.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::sync::atomic::AtomicU64;
 use std::sync::mpsc::SyncSender;
 use std::time::Instant;
@@ -15,6 +15,7 @@ use parking_lot::Mutex;
 use super::snapshot::Snapshot;
 use super::xlate::PacketInReason;
 use crate::actions::Action;
+use crate::conntrack::{Conntrack, CtConfig};
 use crate::flow::FlowKey;
 use crate::l2::MacTable;
 use crate::stats::{PmdCounters, TableCounts};
@@ -107,6 +108,8 @@ pub(crate) struct Shared {
     pub(super) epoch: Instant,
     pub(super) epoch_wall_s: u64,
     pub(super) manual_clock: Option<ManualClock>,
+    /// The connection tracker, made when first needed (a `ct` action, a control call).
+    pub(crate) ct: OnceLock<Arc<Conntrack>>,
 }
 
 impl Shared {
@@ -117,6 +120,13 @@ impl Shared {
             None => self.epoch.elapsed().as_nanos() as u64,
             Some(c) => c.now_ns(),
         }
+    }
+
+    /// The datapath's connection tracker (made with the defaults on first use).
+    #[inline]
+    pub(crate) fn conntrack(&self) -> &Arc<Conntrack> {
+        self.ct
+            .get_or_init(|| Arc::new(Conntrack::new(CtConfig::default())))
     }
 }
 

@@ -15,12 +15,17 @@
 //! decrement, an MPLS push, the OpenFlow 1.0 VLAN rewrites) unwildcard what they read, so
 //! a later lookup on what they wrote is safe for every packet of the megaflow.
 //!
+//! A `ct` action clears the working key's connection-tracking fields, as Open vSwitch's
+//! translation does: its results are seen only by the lookups of the packet it
+//! recirculates (`ct(table=T)`, a new translation from table T of the tracked packet's key).
+//!
 //! Thread-safety: pure function over an immutable pipeline.
 
 use std::sync::Arc;
 
 use crate::actions::{Action, mpls};
 use crate::classifier::{Pipeline, Rule};
+use crate::conntrack::CtAction;
 use crate::flow::{Field, FlowKey, FlowMask, VLAN_CFI};
 use crate::packet::ethertype;
 use crate::stats::DropReason;
@@ -91,6 +96,12 @@ pub enum DpAction {
     /// Look the packet up again from this table, with its key as the operations before
     /// left it (after a `pop_mpls`); the translation ends here.
     Recirc(TableId),
+    /// Connection tracking: run the packets through the tracker; with a table, the
+    /// tracked packets (a copy unless this is the last emitting operation) continue there,
+    /// through the caches, as recirculated packets (`pipeline::ct`).
+    Ct(CtAction, Option<TableId>),
+    /// Forget the packets' connection-tracking state.
+    CtClear,
 }
 
 impl DpAction {
@@ -107,6 +118,7 @@ impl DpAction {
                 | DpAction::Group(_)
                 | DpAction::Enqueue(..)
                 | DpAction::Recirc(_)
+                | DpAction::Ct(_, Some(_))
         )
     }
 
@@ -145,6 +157,8 @@ impl DpAction {
             Action::PopMpls { ethertype } => DpAction::PopMpls(ethertype),
             Action::DecMplsTtl => DpAction::DecMplsTtl,
             Action::SetVlan { value, mask, push } => DpAction::SetVlan(value, mask, push),
+            Action::Ct { ct, table } => DpAction::Ct(ct, table),
+            Action::CtClear => DpAction::CtClear,
         }
     }
 }
@@ -345,6 +359,7 @@ fn simulate(a: &Action, work: &mut FlowKey, wc: &mut FlowMask) -> bool {
                 work.set(Field::MplsTtl, ttl - 1);
             }
         }
+        Action::Ct { .. } | Action::CtClear => crate::pipeline::ct::clear_key(work),
         _ => {}
     }
     false
