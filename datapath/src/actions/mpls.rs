@@ -134,7 +134,11 @@ pub fn pop_mpls(
 
 /// Reads the packet words of `key` and the layout again from the frame, keeping the
 /// ingress port, the tunnel metadata and the pipeline state.
-pub(crate) fn reread(buf: &PacketBuf, key: &mut FlowKey, lay: &mut Layout) -> Result<(), DropReason> {
+pub(crate) fn reread(
+    buf: &PacketBuf,
+    key: &mut FlowKey,
+    lay: &mut Layout,
+) -> Result<(), DropReason> {
     let keep = *key;
     let in_port = PortNo(keep.get(Field::InPort) as u32);
     *lay = extract(buf.data(), in_port, key)?;

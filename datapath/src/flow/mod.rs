@@ -5,7 +5,7 @@ pub mod key;
 pub mod nd;
 
 pub use extract::{Layout, extract};
-pub use key::{CT_WORDS, 
-    FRAG_ANY, FRAG_LATER, Field, FieldRange, FlowKey, FlowMask, KEY_WORDS, PKT_WORDS, VLAN_CFI,
-    hash_packet, hash_words,
+pub use key::{
+    CT_WORDS, FRAG_ANY, FRAG_LATER, Field, FieldRange, FlowKey, FlowMask, KEY_WORDS, PKT_WORDS,
+    VLAN_CFI, hash_packet, hash_words,
 };

@@ -129,7 +129,14 @@ pub(super) fn ct_op(
     let now_ms = cx.now_ns / 1_000_000;
     let Some(table) = table else {
         let thread = cx.ct.thread.get_or_insert_with(|| ct.thread());
-        ct.execute(thread, act, &mut b.pkts[..n], &mut meta[..n], members, now_ms);
+        ct.execute(
+            thread,
+            act,
+            &mut b.pkts[..n],
+            &mut meta[..n],
+            members,
+            now_ms,
+        );
         for &m in members {
             let m = m as usize;
             if m < n
@@ -161,7 +168,9 @@ pub(super) fn ct_op(
     let thread = cx.ct.thread.get_or_insert_with(|| ct.thread());
     ct.execute(thread, act, &mut own[..n], &mut meta[..n], members, now_ms);
     let recirc_id = table.0 as u128 + 1;
-    let template = members.first().map_or(FlowKey::ZERO, |&m| b.keys[m as usize]);
+    let template = members
+        .first()
+        .map_or(FlowKey::ZERO, |&m| b.keys[m as usize]);
     for &m in members {
         let m = m as usize;
         let Some(buf) = own.get_mut(m).and_then(Option::take) else {
@@ -182,10 +191,8 @@ pub(super) fn ct_op(
     }
     // Fragments of datagrams this call completed follow the group.
     let thread = cx.ct.thread.get_or_insert_with(|| ct.thread());
-    let released: arrayvec::ArrayVec<(PacketBuf, CtMeta), BURST> = thread
-        .drain_released()
-        .take(BURST)
-        .collect();
+    let released: arrayvec::ArrayVec<(PacketBuf, CtMeta), BURST> =
+        thread.drain_released().take(BURST).collect();
     let extra = thread.drain_released().count();
     cx.counters.count_drop(DropReason::RecircFull, extra as u64);
     for (buf, md) in released {
@@ -237,7 +244,9 @@ fn released_in_place(cx: &mut Cx<'_>, b: &mut Burst<'_>, members: &[u8]) {
         .filter(|&m| m < b.pkts.len() && b.pkts[m].is_none() && cx.sent & bit(m as u8) == 0)
         .collect();
     let mut free = free.into_iter();
-    let template = members.first().map_or(FlowKey::ZERO, |&m| b.keys[m as usize]);
+    let template = members
+        .first()
+        .map_or(FlowKey::ZERO, |&m| b.keys[m as usize]);
     let released: arrayvec::ArrayVec<(PacketBuf, CtMeta), BURST> =
         thread.drain_released().take(BURST).collect();
     let extra = thread.drain_released().count();
@@ -300,9 +309,16 @@ mod tests {
         assert_eq!(k.get(Field::CtTpDst), 80);
         assert_eq!(k.get(Field::CtNwProto), 6);
         let back = meta_of(&k);
-        assert_eq!((back.state, back.zone, back.mark, back.label), (md.state, 7, 0xdead, md.label));
+        assert_eq!(
+            (back.state, back.zone, back.mark, back.label),
+            (md.state, 7, 0xdead, md.label)
+        );
         clear_key(&mut k);
-        assert_eq!(k.get(Field::RecircId), 3, "ct_clear keeps the recirculation id");
+        assert_eq!(
+            k.get(Field::RecircId),
+            3,
+            "ct_clear keeps the recirculation id"
+        );
         k.set(Field::RecircId, 0);
         assert_eq!(k, FlowKey::ZERO);
     }

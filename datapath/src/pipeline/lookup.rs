@@ -15,10 +15,10 @@ use super::snapshot::Snapshot;
 use super::xlate::{Translation, translate, translate_from};
 use crate::cache::{Emc, FlowRef, MegaflowCache};
 use crate::flow::{Field, FlowKey, KEY_WORDS, PKT_WORDS, extract, hash_packet};
-use crate::types::TableId;
 use crate::packet::BufPool;
 use crate::port::BURST;
 use crate::stats::{DropReason, PmdCounters};
+use crate::types::TableId;
 
 /// Megaflows idle for this many sweeps are removed.
 const MEGAFLOW_IDLE_SWEEPS: u64 = 100;
@@ -133,8 +133,8 @@ impl Caches {
 
     /// Removes megaflows no packet used for a while.
     pub(super) fn sweep(&mut self, counters: &PmdCounters) {
-        let removed = self.mf.sweep(MEGAFLOW_IDLE_SWEEPS)
-            + self.mf_recirc.sweep(MEGAFLOW_IDLE_SWEEPS);
+        let removed =
+            self.mf.sweep(MEGAFLOW_IDLE_SWEEPS) + self.mf_recirc.sweep(MEGAFLOW_IDLE_SWEEPS);
         counters.megaflow_removed.add(removed as u64);
     }
 

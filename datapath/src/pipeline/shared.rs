@@ -4,9 +4,9 @@
 //! Thread-safety: `Shared` is read by poll threads without locks (the snapshot through an
 //! atomic pointer); its mutexes are the control plane's.
 
-use std::sync::{Arc, OnceLock};
 use std::sync::atomic::AtomicU64;
 use std::sync::mpsc::SyncSender;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use arc_swap::ArcSwap;

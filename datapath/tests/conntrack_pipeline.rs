@@ -1,0 +1,297 @@
+//! Pipeline tests of connection tracking, on in-memory ports with real TCP frames in bursts
+//! of 1, 32 and 33: a stateful firewall (`ct(table=1)` then `ct_state` matches, commit from
+//! inside only), the recirculated packets' megaflow hits, `ct` without a table, source NAT
+//! and its replies, and `ct_clear`.
+#![allow(clippy::unwrap_used)] // a test crate: a failed unwrap is a failed test
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+
+use datapath::actions::{Action, Instructions};
+use datapath::classifier::{FlowMod, FlowSpec};
+use datapath::conntrack::{CtAction, CtState, Nat, NatRange};
+use datapath::flow::{Field, FlowKey, FlowMask};
+use datapath::l2::{VlanMode, VlanSet};
+use datapath::pipeline::{Datapath, DatapathConfig, Pmd};
+use datapath::port::MemPort;
+use datapath::stats::{DropReason, PmdCounters};
+use datapath::types::{PortNo, TableId, VlanId};
+use etherparse::{NetSlice, PacketBuilder, SlicedPacket, TransportSlice};
+
+const BURSTS: [usize; 3] = [1, 32, 33];
+const TRK: u128 = CtState::TRK as u128;
+const NEW: u128 = CtState::NEW as u128;
+const EST: u128 = CtState::EST as u128;
+
+struct Bridge {
+    dp: Datapath,
+    pmd: Pmd,
+    ports: Vec<Arc<MemPort>>,
+    counters: Arc<PmdCounters>,
+}
+
+impl Bridge {
+    fn new(n: u32) -> Bridge {
+        let (dp, _) = Datapath::new(DatapathConfig::default());
+        let mut ports = Vec::new();
+        for i in 1..=n {
+            let p = Arc::new(MemPort::new(format!("p{i}"), 4096));
+            let mode = VlanMode::Trunk {
+                allowed: VlanSet::all(),
+                native: Some(VlanId(0)),
+            };
+            dp.add_port(PortNo(i), p.clone(), mode).unwrap();
+            ports.push(p);
+        }
+        let pmd = dp.new_pmd();
+        let counters = pmd.counters();
+        Bridge {
+            dp,
+            pmd,
+            ports,
+            counters,
+        }
+    }
+
+    /// A flow matching `m`: (field, value, mask).
+    fn add(&self, table: u8, priority: u16, m: &[(Field, u128, u128)], apply: Vec<Action>) {
+        let mut key = FlowKey::ZERO;
+        let mut mask = FlowMask::ZERO;
+        for &(f, v, mk) in m {
+            key.set(f, v);
+            mask.set(f, mk);
+        }
+        let spec = FlowSpec {
+            table: TableId(table),
+            priority,
+            key: key.masked(&mask),
+            mask,
+            cookie: 0,
+            idle_timeout_s: 0,
+            hard_timeout_s: 0,
+            send_flow_removed: false,
+            instructions: Instructions::actions(apply),
+        };
+        self.dp
+            .flow_mods(&[FlowMod::Add {
+                spec,
+                check_overlap: false,
+            }])
+            .unwrap();
+    }
+
+    fn send(&mut self, port: u32, frames: &[Vec<u8>]) {
+        assert_eq!(self.ports[port as usize - 1].inject(frames), frames.len());
+        self.pmd.poll_until_idle();
+    }
+
+    fn out(&self, port: u32) -> Vec<Vec<u8>> {
+        self.ports[port as usize - 1].drain()
+    }
+}
+
+fn ct(commit: bool, table: Option<u8>) -> Action {
+    Action::Ct {
+        ct: CtAction {
+            commit,
+            ..CtAction::default()
+        },
+        table: table.map(TableId),
+    }
+}
+
+/// A TCP segment from `src:sport` to `dst:dport` with flags `syn`/`ack`.
+fn tcp(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, syn: bool, ack: Option<u32>) -> Vec<u8> {
+    let mut v = Vec::new();
+    let b = PacketBuilder::ethernet2([2, 0, 0, 0, 0, src[3]], [2, 0, 0, 0, 0, dst[3]])
+        .ipv4(src, dst, 64)
+        .tcp(sport, dport, 1000, 64000);
+    let b = if syn { b.syn() } else { b };
+    let b = match ack {
+        Some(a) => b.ack(a),
+        None => b,
+    };
+    b.write(&mut v, &[]).unwrap();
+    v
+}
+
+const IN: [u8; 4] = [10, 0, 0, 1];
+const OUT: [u8; 4] = [10, 0, 1, 1];
+
+/// The stateful firewall of the issue: port 1 inside, port 2 outside.
+fn firewall(br: &Bridge) {
+    br.add(
+        0,
+        100,
+        &[(Field::EthType, 0x0800, 0xffff), (Field::CtState, 0, TRK)],
+        vec![ct(false, Some(1))],
+    );
+    br.add(
+        1,
+        100,
+        &[
+            (Field::CtState, TRK | NEW, TRK | NEW),
+            (Field::InPort, 1, 0xffff_ffff),
+        ],
+        vec![ct(true, None), Action::Output(PortNo(2))],
+    );
+    br.add(
+        1,
+        100,
+        &[
+            (Field::CtState, TRK | EST, TRK | EST),
+            (Field::InPort, 1, 0xffff_ffff),
+        ],
+        vec![Action::Output(PortNo(2))],
+    );
+    br.add(
+        1,
+        100,
+        &[
+            (Field::CtState, TRK | EST, TRK | EST),
+            (Field::InPort, 2, 0xffff_ffff),
+        ],
+        vec![Action::Output(PortNo(1))],
+    );
+}
+
+#[test]
+fn a_stateful_firewall_lets_inside_connect_and_drops_new_connections_from_outside() {
+    let mut br = Bridge::new(2);
+    firewall(&br);
+    let mut base = 2000;
+    for n in BURSTS {
+        let syns: Vec<_> = (0..n as u16)
+            .map(|i| tcp(IN, OUT, base + i, 80, true, None))
+            .collect();
+        br.send(1, &syns);
+        assert_eq!(br.out(2), syns, "SYNs from inside pass, burst of {n}");
+        let synacks: Vec<_> = (0..n as u16)
+            .map(|i| tcp(OUT, IN, 80, base + i, true, Some(1001)))
+            .collect();
+        br.send(2, &synacks);
+        assert_eq!(br.out(1), synacks, "the answers come back, burst of {n}");
+        let acks: Vec<_> = (0..n as u16)
+            .map(|i| tcp(IN, OUT, base + i, 80, false, Some(1001)))
+            .collect();
+        br.send(1, &acks);
+        assert_eq!(br.out(2), acks, "established, burst of {n}");
+        // A new connection from outside is dropped.
+        let attack: Vec<_> = (0..n as u16)
+            .map(|i| tcp(OUT, IN, 5000 + i, 22, true, None))
+            .collect();
+        let dropped = br.counters.read().drops_for(DropReason::TableMiss);
+        br.send(2, &attack);
+        assert!(
+            br.out(1).is_empty(),
+            "new from outside dropped, burst of {n}"
+        );
+        assert_eq!(
+            br.counters.read().drops_for(DropReason::TableMiss) - dropped,
+            n as u64
+        );
+        base += 100;
+    }
+    let ct = br.dp.conntrack();
+    assert_eq!(
+        ct.len(),
+        1 + 32 + 33,
+        "one connection per inside SYN; none from outside"
+    );
+    // Established traffic hits the caches: after the first packets of a connection, its
+    // packets take no slow path in either lookup.
+    let acks: Vec<_> = (0..32u16)
+        .map(|i| tcp(IN, OUT, 2100 + i, 80, false, Some(1001)))
+        .collect();
+    br.send(1, &acks);
+    let before = br.counters.read();
+    br.send(1, &acks);
+    assert_eq!(br.out(2).len(), 64);
+    let d = br.counters.read().since(&before);
+    assert_eq!(d.slow_path, 0, "{d:?}");
+}
+
+#[test]
+fn source_nat_rewrites_out_and_back() {
+    let mut br = Bridge::new(2);
+    let nat = NatRange::addr(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 9)));
+    br.add(
+        0,
+        10,
+        &[
+            (Field::EthType, 0x0800, 0xffff),
+            (Field::InPort, 1, 0xffff_ffff),
+        ],
+        vec![
+            Action::Ct {
+                ct: CtAction {
+                    commit: true,
+                    nat: Some(Nat::Src(nat)),
+                    ..CtAction::default()
+                },
+                table: None,
+            },
+            Action::Output(PortNo(2)),
+        ],
+    );
+    br.add(
+        0,
+        10,
+        &[
+            (Field::EthType, 0x0800, 0xffff),
+            (Field::InPort, 2, 0xffff_ffff),
+        ],
+        vec![Action::Ct {
+            ct: CtAction {
+                nat: Some(Nat::Apply),
+                ..CtAction::default()
+            },
+            table: Some(TableId(1)),
+        }],
+    );
+    br.add(
+        1,
+        10,
+        &[(Field::CtState, TRK | EST, TRK | EST)],
+        vec![Action::CtClear, Action::Output(PortNo(1))],
+    );
+    for n in BURSTS {
+        let syns: Vec<_> = (0..n as u16)
+            .map(|i| tcp(IN, OUT, 3000 + i, 80, true, None))
+            .collect();
+        br.send(1, &syns);
+        let out = br.out(2);
+        assert_eq!(out.len(), n);
+        let mut ports = Vec::new();
+        for f in &out {
+            let p = SlicedPacket::from_ethernet(f).unwrap();
+            let Some(NetSlice::Ipv4(ip)) = p.net else {
+                panic!()
+            };
+            assert_eq!(ip.header().source(), [192, 0, 2, 9], "source translated");
+            let Some(TransportSlice::Tcp(t)) = p.transport else {
+                panic!()
+            };
+            ports.push(t.source_port());
+        }
+        let replies: Vec<_> = ports
+            .iter()
+            .map(|&p| tcp(OUT, [192, 0, 2, 9], 80, p, true, Some(1001)))
+            .collect();
+        br.send(2, &replies);
+        let back = br.out(1);
+        assert_eq!(back.len(), n, "replies come back, burst of {n}");
+        for (i, f) in back.iter().enumerate() {
+            let p = SlicedPacket::from_ethernet(f).unwrap();
+            let Some(NetSlice::Ipv4(ip)) = p.net else {
+                panic!()
+            };
+            assert_eq!(ip.header().destination(), IN, "destination translated back");
+            let Some(TransportSlice::Tcp(t)) = p.transport else {
+                panic!()
+            };
+            assert_eq!(t.destination_port(), 3000 + i as u16);
+        }
+        br.dp.conntrack().flush(&Default::default());
+    }
+}
