@@ -168,6 +168,14 @@ pub fn action_json(a: &Action) -> Value {
         Some(action::Action::SetVlanPcp(p)) => {
             json!({ "set_vlan_pcp": { "pcp": p.pcp } })
         }
+        Some(action::Action::Ct(c)) => json!({ "ct": {
+            "commit": c.commit,
+            "force": c.force,
+            "zone": c.zone,
+            "table": c.table,
+            "text": proto::flow_text::format_actions(std::slice::from_ref(a)),
+        } }),
+        Some(action::Action::CtClear(_)) => json!({ "ct_clear": {} }),
         None => Value::Null,
     }
 }

@@ -84,6 +84,17 @@ pub(crate) fn place(f: Field) -> Option<(DpField, u32)> {
         Field::IpFrag => (D::IpFrag, 0),
         Field::PktMark => (D::PktMark, 0),
         Field::TunFlags => (D::TunFlags, 0),
+        Field::CtState => (D::CtState, 0),
+        Field::CtZone => (D::CtZone, 0),
+        Field::CtMark => (D::CtMark, 0),
+        Field::CtLabel => (D::CtLabel, 0),
+        Field::CtNwSrc => (D::CtNwSrc, 0),
+        Field::CtNwDst => (D::CtNwDst, 0),
+        Field::CtIpv6Src => (D::CtIpv6Src, 0),
+        Field::CtIpv6Dst => (D::CtIpv6Dst, 0),
+        Field::CtNwProto => (D::CtNwProto, 0),
+        Field::CtTpSrc => (D::CtTpSrc, 0),
+        Field::CtTpDst => (D::CtTpDst, 0),
         Field::Unspecified => return None,
     })
 }
@@ -373,6 +384,8 @@ fn convert_action(
                 push: true,
             }
         }
+        action::Action::Ct(c) => crate::convert_ct::ct_action(c)?,
+        action::Action::CtClear(_) => Action::CtClear,
         action::Action::SetVlanPcp(v) => {
             if v.pcp > 7 {
                 return Err(ApiError::invalid("set_vlan_pcp.pcp", "must be 0..=7"));

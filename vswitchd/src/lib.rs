@@ -21,6 +21,7 @@
 pub mod api_layer;
 pub mod client;
 pub mod convert;
+mod convert_ct;
 pub mod error;
 pub mod logging;
 pub mod meter_group;

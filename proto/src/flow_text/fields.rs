@@ -31,6 +31,8 @@ pub(super) enum Syntax {
     Ipv6,
     /// An OpenFlow port: number, name or LOCAL/CONTROLLER.
     Port,
+    /// A 128-bit number (`ct_label`), printed in hexadecimal.
+    Hex128,
 }
 
 /// Static facts about one [`Field`].
@@ -137,6 +139,18 @@ pub(super) const FIELDS: &[FieldDef] = &[
     def(Field::IpFrag,      1,  int(2),        true,  false, Prereq::Ip,    "nw_frag",     &["ip_frag"]),
     def(Field::PktMark,     4,  hex(32),       true,  true,  Prereq::None,  "pkt_mark",    &[]),
     def(Field::TunFlags,    2,  hex(1),        true,  false, Prereq::None,  "tun_flags",   &[]),
+    // Connection tracking: match only (the `ct` action writes mark and label).
+    def(Field::CtState,     1,  hex(8),        true,  false, Prereq::None,  "ct_state",    &[]),
+    def(Field::CtZone,      2,  int(16),       false, false, Prereq::None,  "ct_zone",     &[]),
+    def(Field::CtMark,      4,  hex(32),       true,  false, Prereq::None,  "ct_mark",     &[]),
+    def(Field::CtLabel,     16, Syntax::Hex128, true, false, Prereq::None,  "ct_label",    &[]),
+    def(Field::CtNwSrc,     4,  Syntax::Ipv4,  true,  false, Prereq::Ipv4,  "ct_nw_src",   &[]),
+    def(Field::CtNwDst,     4,  Syntax::Ipv4,  true,  false, Prereq::Ipv4,  "ct_nw_dst",   &[]),
+    def(Field::CtIpv6Src,   16, Syntax::Ipv6,  true,  false, Prereq::Ipv6,  "ct_ipv6_src", &[]),
+    def(Field::CtIpv6Dst,   16, Syntax::Ipv6,  true,  false, Prereq::Ipv6,  "ct_ipv6_dst", &[]),
+    def(Field::CtNwProto,   1,  int(8),        false, false, Prereq::Ip,    "ct_nw_proto", &[]),
+    def(Field::CtTpSrc,     2,  int(16),       true,  false, Prereq::Ip,    "ct_tp_src",   &[]),
+    def(Field::CtTpDst,     2,  int(16),       true,  false, Prereq::Ip,    "ct_tp_dst",   &[]),
 ];
 
 /// A test on the match's protocol.
@@ -203,6 +217,17 @@ pub(super) const NXM_NAMES: &[(&str, &str)] = &[
     ("NXM_NX_IP_FRAG", "ip_frag"),
     ("NXM_NX_PKT_MARK", "pkt_mark"),
     ("NXM_NX_TUN_FLAGS", "tun_flags"),
+    ("NXM_NX_CT_STATE", "ct_state"),
+    ("NXM_NX_CT_ZONE", "ct_zone"),
+    ("NXM_NX_CT_MARK", "ct_mark"),
+    ("NXM_NX_CT_LABEL", "ct_label"),
+    ("NXM_NX_CT_NW_SRC", "ct_nw_src"),
+    ("NXM_NX_CT_NW_DST", "ct_nw_dst"),
+    ("NXM_NX_CT_IPV6_SRC", "ct_ipv6_src"),
+    ("NXM_NX_CT_IPV6_DST", "ct_ipv6_dst"),
+    ("NXM_NX_CT_NW_PROTO", "ct_nw_proto"),
+    ("NXM_NX_CT_TP_SRC", "ct_tp_src"),
+    ("NXM_NX_CT_TP_DST", "ct_tp_dst"),
 ];
 
 pub(super) fn field_def(field: Field) -> Option<&'static FieldDef> {
@@ -288,6 +313,7 @@ pub(super) fn parse_value(d: &FieldDef, tok: Tok<'_>) -> Result<Vec<u8>> {
             PortText::Number(n) => Ok(n.to_be_bytes().to_vec()),
             _ => Err(tok.err("expected a port number")),
         },
+        Syntax::Hex128 => super::ct::parse_u128(tok, d.name).map(|v| v.to_be_bytes().to_vec()),
     }
 }
 
@@ -372,6 +398,7 @@ pub(super) fn value_text(d: &FieldDef, value: &[u8], mask: &[u8]) -> String {
             }
         }
         Syntax::Port => be_u64(value).to_string(),
+        Syntax::Hex128 => super::ct::u128_masked_text(value, mask),
         Syntax::Mac => {
             if mask.is_empty() {
                 mac_text(value)

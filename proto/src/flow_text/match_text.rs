@@ -28,6 +28,17 @@ enum Part {
 /// The printed order (the protocol shorthand and the VLAN fields in their places).
 const ORDER: &[Part] = &[
     Part::Field(Field::PktMark),
+    Part::Field(Field::CtState),
+    Part::Field(Field::CtZone),
+    Part::Field(Field::CtMark),
+    Part::Field(Field::CtLabel),
+    Part::Field(Field::CtNwSrc),
+    Part::Field(Field::CtIpv6Src),
+    Part::Field(Field::CtNwDst),
+    Part::Field(Field::CtIpv6Dst),
+    Part::Field(Field::CtNwProto),
+    Part::Field(Field::CtTpSrc),
+    Part::Field(Field::CtTpDst),
     Part::Shorthand,
     Part::Field(Field::Reg0),
     Part::Field(Field::Reg1),
@@ -241,7 +252,20 @@ fn field_text(f: Field, fm: &FieldMatch) -> String {
         | Field::Reg7
         | Field::Metadata
         | Field::TunId
+        | Field::CtMark
         | Field::PktMark => hex_masked(d.name, fm),
+        Field::CtState => {
+            let m = if mk.is_empty() {
+                0xff
+            } else {
+                be_u64(mk) as u16
+            };
+            format!(
+                "ct_state={}",
+                flags_text(super::ct::CT_STATE_NAMES, be_u64(v) as u16, m, 0xff)
+            )
+        }
+        Field::CtZone | Field::CtTpSrc | Field::CtTpDst => masked_int(d.name),
         Field::EthSrc => format!("dl_src={}", value_text(d, v, mk)),
         Field::EthDst => format!("dl_dst={}", value_text(d, v, mk)),
         Field::Ipv4Src => format!("nw_src={}", value_text(d, v, mk)),

@@ -161,6 +161,7 @@ pub(super) fn match_token<'a>(mb: &mut MatchBuilder<'a>, tok: Tok<'a>, ctx: Ctx)
                 Field::TcpFlags => parse_tcp_flags(d, v)?,
                 Field::IpFrag => parse_frag(d, v)?,
                 Field::TunFlags => parse_tun_flags(d, v)?,
+                Field::CtState => super::ct::parse_ct_state(d, v)?,
                 _ => parse_value_mask(d, v)?,
             };
             match vm {

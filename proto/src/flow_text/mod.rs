@@ -34,6 +34,7 @@
 //! | `fields` | the field table (data), field names, values as text |
 //! | `check` | API matches and set-fields validated against the field table |
 //! | `vlan` | the VLAN names as one TCI match, and its canonical fields |
+//! | `ct` | `ct_state` flags, 128-bit labels, the `ct(...)` action's syntax |
 //! | `matches` | match fields from tokens |
 //! | `match_text` | a match printed as ovs-ofctl prints it |
 //! | `actions/` | the action table: one parser per action, actions printed |
@@ -46,6 +47,7 @@
 
 mod actions;
 mod check;
+mod ct;
 mod fields;
 mod flow;
 mod group;

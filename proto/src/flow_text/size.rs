@@ -59,6 +59,13 @@ pub(super) fn action_bytes(a: &Action) -> usize {
         action::Action::PopQueue(_) => 16,
         // push_vlan (when needed) and a set-field.
         action::Action::SetVlanVid(_) | action::Action::SetVlanPcp(_) => 8 + 16,
+        // NXAST_CT with its nested NAT (with IPv6 addresses at most) and set-fields.
+        action::Action::Ct(c) => {
+            24 + c.nat.as_ref().map_or(0, |_| 48)
+                + c.mark.map_or(0, |_| 16)
+                + if c.label.is_empty() { 0 } else { 40 }
+        }
+        action::Action::CtClear(_) => 16,
     }
 }
 

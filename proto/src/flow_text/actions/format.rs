@@ -51,6 +51,8 @@ pub(in super::super) fn format_action(a: &Action, out: &mut Vec<String>) {
         action::Action::DecMplsTtl(_) => "dec_mpls_ttl".to_string(),
         action::Action::SetVlanVid(v) => format!("mod_vlan_vid:{}", v.vid),
         action::Action::SetVlanPcp(p) => format!("mod_vlan_pcp:{}", p.pcp),
+        action::Action::Ct(c) => super::super::ct::ct_text(c),
+        action::Action::CtClear(_) => "ct_clear".to_string(),
     };
     out.push(text);
 }

@@ -10,6 +10,7 @@
 //!   `mod_vlan_*` / `set_vlan_*`).
 //! - `mpls`: MPLS headers (`push_mpls`, `pop_mpls`, `set_mpls_*`, `dec_mpls_ttl`).
 //! - `set_field`: `set_field`, `load`, the `mod_*` spellings and `set_tunnel`.
+//! - `conntrack`: `ct(...)` and `ct_clear` (syntax in `flow_text::ct`).
 //! - `control`: the instructions written as actions (`drop`, `meter`, `goto_table`,
 //!   `write_metadata`).
 //! - `table`: the name table and the list parsers.
@@ -19,6 +20,7 @@
 //! (and an arm in `format` when it has its own API message).
 
 mod call;
+mod conntrack;
 mod control;
 mod format;
 mod headers;

@@ -7,7 +7,7 @@ use super::super::lexer::{Result, Tok, split_tokens};
 use super::super::ports::parse_port_number;
 use super::call::{ActionCtx, Call, Item, output};
 use super::headers::normalize_vlan;
-use super::{control, headers, mpls, output as out, set_field};
+use super::{conntrack, control, headers, mpls, output as out, set_field};
 
 /// Parses one action; errors point into the token.
 type ParseFn = fn(&Call<'_>) -> Result<Item>;
@@ -57,6 +57,8 @@ pub(super) const ACTIONS: &[(&[&str], ParseFn)] = &[
         set_field::mod_field,
     ),
     (&["mod_nw_tos"], set_field::mod_nw_tos),
+    (&["ct"], conntrack::ct),
+    (&["ct_clear"], conntrack::ct_clear),
 ];
 
 /// Open vSwitch actions this switch does not execute, each with the reason given when a
@@ -101,8 +103,6 @@ const UNSUPPORTED: &[(&str, &str)] = &[
 const NOT_YET: &[&str] = &[
     "resubmit",
     "learn",
-    "ct",
-    "ct_clear",
     "nat",
     "move",
     "push",
