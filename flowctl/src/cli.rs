@@ -274,6 +274,26 @@ pub enum Command {
         /// Bridge name.
         bridge: String,
     },
+    /// Print the connections of a bridge's tracker (all bridges without BR), as
+    /// `ovs-appctl dpctl/dump-conntrack`: `dump-conntrack [BR] [zone=N]`.
+    DumpConntrack {
+        /// `BR` and/or `zone=N`.
+        args: Vec<String>,
+        /// Show each connection's timeout too.
+        #[arg(short = 's', long)]
+        stats: bool,
+    },
+    /// Remove connections: `flush-conntrack [BR] [zone=N]`.
+    FlushConntrack {
+        /// `BR` and/or `zone=N`.
+        args: Vec<String>,
+    },
+    /// Print the connection tracker's counters (entries per zone and protocol, creations,
+    /// expirations, invalid packets and refusals by reason): `ct-stats [BR]`.
+    CtStats {
+        /// Bridge name (all bridges without it).
+        bridge: Option<String>,
+    },
     /// Print the poll-mode thread counters.
     PmdStats,
     /// Reset the poll-mode thread counters.

@@ -82,6 +82,12 @@ pub enum Request {
     MacTable(GetMacTableRequest),
     /// fdb-stats-show.
     MacStats(GetMacTableRequest),
+    /// dump-conntrack (with timeouts).
+    DumpConntrack(proto::v1::DumpConntrackRequest, bool),
+    /// flush-conntrack.
+    FlushConntrack(proto::v1::FlushConntrackRequest),
+    /// ct-stats.
+    CtStats(proto::v1::GetConntrackStatsRequest),
     /// pmd-stats.
     PmdStats,
     /// pmd-stats-clear.
@@ -465,6 +471,17 @@ pub fn prepare(cli: &Cli) -> Result<Request> {
         }),
         Command::FdbStatsShow { bridge } => Request::MacStats(GetMacTableRequest {
             bridge: bridge.clone(),
+        }),
+        Command::DumpConntrack { args, stats } => {
+            let (bridge, zone) = crate::commands::conntrack::ct_args(args)?;
+            Request::DumpConntrack(proto::v1::DumpConntrackRequest { bridge, zone }, *stats)
+        }
+        Command::FlushConntrack { args } => {
+            let (bridge, zone) = crate::commands::conntrack::ct_args(args)?;
+            Request::FlushConntrack(proto::v1::FlushConntrackRequest { bridge, zone })
+        }
+        Command::CtStats { bridge } => Request::CtStats(proto::v1::GetConntrackStatsRequest {
+            bridge: bridge.clone().unwrap_or_default(),
         }),
         Command::PmdStats => Request::PmdStats,
         Command::PmdStatsClear => Request::PmdStatsClear,

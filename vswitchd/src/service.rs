@@ -383,4 +383,36 @@ impl v1::switch_server::Switch for Service {
         self.sw.clear_pmd_stats();
         Ok(Response::new(v1::ClearPmdStatsResponse {}))
     }
+
+    async fn dump_conntrack(
+        &self,
+        req: Request<v1::DumpConntrackRequest>,
+    ) -> Result<Response<v1::DumpConntrackResponse>, Status> {
+        let r = req.get_ref();
+        self.sw
+            .dump_conntrack(&r.bridge, r.zone)
+            .map(Response::new)
+            .map_err(ApiError::into_status)
+    }
+
+    async fn flush_conntrack(
+        &self,
+        req: Request<v1::FlushConntrackRequest>,
+    ) -> Result<Response<v1::FlushConntrackResponse>, Status> {
+        let r = req.get_ref();
+        self.sw
+            .flush_conntrack(&r.bridge, r.zone)
+            .map(|flushed| Response::new(v1::FlushConntrackResponse { flushed }))
+            .map_err(ApiError::into_status)
+    }
+
+    async fn get_conntrack_stats(
+        &self,
+        req: Request<v1::GetConntrackStatsRequest>,
+    ) -> Result<Response<v1::GetConntrackStatsResponse>, Status> {
+        self.sw
+            .conntrack_stats(&req.get_ref().bridge)
+            .map(|stats| Response::new(v1::GetConntrackStatsResponse { stats }))
+            .map_err(ApiError::into_status)
+    }
 }

@@ -112,6 +112,11 @@ impl Datapath {
         Arc::clone(self.shared.conntrack())
     }
 
+    /// The connection tracker, if a `ct` action (or [`Datapath::conntrack`]) made it.
+    pub fn conntrack_if_made(&self) -> Option<Arc<Conntrack>> {
+        self.shared.ct.get().cloned()
+    }
+
     /// The tracker's background work ([`Conntrack::maintain`]: an expiry slice of up to
     /// `budget` connections, growth ahead of need, fragment expiry), on the datapath's
     /// clock. Nothing when no tracker was made. Returns connections expired.

@@ -4,7 +4,9 @@
 //!   failed updates into messages that point at the update (and the `FILE:LINE` it came from).
 //! - [`read`]: bridges, ports, Read dumps and statistics, in text or JSON.
 //! - [`stream`]: the event stream (`monitor`) and `packet-out`.
+//! - [`conntrack`]: `dump-conntrack`, `flush-conntrack`, `ct-stats`.
 
+pub mod conntrack;
 pub mod read;
 pub mod stream;
 pub mod write;
@@ -78,6 +80,9 @@ pub async fn execute(
             stream::monitor(client, &bridge, count, format, out).await?;
         }
         Request::PacketOut(p) => stream::packet_out(client, p).await?,
+        Request::DumpConntrack(r, stats) => conntrack::dump(client, r, stats, format, out).await?,
+        Request::FlushConntrack(r) => conntrack::flush(client, r).await?,
+        Request::CtStats(r) => conntrack::stats(client, r, format, out).await?,
     }
     out.flush()?;
     Ok(())

@@ -1,5 +1,5 @@
 //! Housekeeping, every `housekeeping_period`: flow timeouts (removed from the store too),
-//! link checks, MAC aging, and learned/aged MAC events.
+//! link checks, connection expiry, MAC aging, and learned/aged MAC events.
 
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
@@ -42,6 +42,8 @@ impl Switch {
                 }
                 apply_overlay(b, ov);
             }
+            // Connection expiry, in a bounded slice per period.
+            b.dp.conntrack_maintain(16_384);
             // MAC aging and events.
             let now_s = (b.dp.now_ns() / 1_000_000_000) as u32;
             if tick.is_multiple_of(10) {

@@ -30,6 +30,7 @@
 
 mod bridges;
 mod config;
+mod conntrack;
 mod counters;
 mod events;
 mod flows;
