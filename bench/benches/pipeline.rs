@@ -213,5 +213,75 @@ fn slow_path(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, emc_hit, megaflow_hit, l2_normal, slow_path);
+/// A flow of `table` matching `ct_state` `value/mask` (and IPv4), with `actions`.
+fn add_ct(dp: &Datapath, table: u8, value: u8, mask: u8, actions: Vec<Action>) {
+    let (mut k, mut m) = (FlowKey::ZERO, FlowKey::ZERO);
+    k.set(Field::EthType, 0x0800);
+    m.set(Field::EthType, 0xffff);
+    k.set(Field::CtState, value as u128);
+    m.set(Field::CtState, mask as u128);
+    let spec = FlowSpec {
+        table: TableId(table),
+        priority: 100,
+        key: k.masked(&m),
+        mask: m,
+        cookie: 0,
+        idle_timeout_s: 0,
+        hard_timeout_s: 0,
+        send_flow_removed: false,
+        instructions: Instructions::actions(actions),
+    };
+    dp.flow_mods(&[FlowMod::Add {
+        spec,
+        check_overlap: false,
+    }])
+    .expect("flow installs");
+}
+
+/// Established connections through the stateful firewall's first two tables:
+/// `ct_state=-trk,ip,actions=ct(table=1)`, then `ct_state=+trk+est,actions=output:2`
+/// (`+new` commits). Compare with `emc_hit/flows=1024`, the same traffic without `ct`.
+fn ct_established(c: &mut Criterion) {
+    use datapath::conntrack::{CtAction, CtState};
+    let mut g = c.benchmark_group("pipeline");
+    g.throughput(Throughput::Elements(32));
+    let conns = 1024;
+    let (dp, ports) = bridge(DatapathConfig::default(), 2);
+    let ct = |commit: bool, table: Option<u8>| Action::Ct {
+        ct: CtAction {
+            commit,
+            ..CtAction::default()
+        },
+        table: table.map(TableId),
+    };
+    let trk = CtState::TRK;
+    add_ct(&dp, 0, 0, trk, vec![ct(false, Some(1))]);
+    let (new, est) = (trk | CtState::NEW, trk | CtState::EST);
+    add_ct(
+        &dp,
+        1,
+        new,
+        new,
+        vec![ct(true, None), Action::Output(PortNo(2))],
+    );
+    add_ct(&dp, 1, est, est, vec![Action::Output(PortNo(2))]);
+    ports[0].inject(bench::udp_flows(conns, 1024, 60));
+    let mut pmd = dp.new_pmd();
+    g.bench_function(format!("ct_established/conns={conns},64B,burst=32"), |b| {
+        circulate(b, &mut pmd, &ports, |p| p[1].recycle_into(&p[0]))
+    });
+    let c = pmd.counters();
+    assert_eq!(c.total_drops(), 0, "every packet went through ct and out");
+    assert_eq!(dp.conntrack().len(), conns as usize);
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    emc_hit,
+    megaflow_hit,
+    l2_normal,
+    slow_path,
+    ct_established
+);
 criterion_main!(benches);
