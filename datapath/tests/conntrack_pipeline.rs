@@ -295,3 +295,33 @@ fn source_nat_rewrites_out_and_back() {
         br.dp.conntrack().flush(&Default::default());
     }
 }
+
+#[test]
+fn a_full_recirculation_queue_drops_and_counts() {
+    let mut br = Bridge::new(2);
+    // Five forks of each packet of a burst of 32: 160 to recirculate, room for 128.
+    let mut acts: Vec<_> = (0..5).map(|_| ct(false, Some(1))).collect();
+    acts.push(Action::Output(PortNo(2)));
+    br.add(
+        0,
+        10,
+        &[(Field::InPort, 1, 0xffff_ffff), (Field::CtState, 0, TRK)],
+        acts,
+    );
+    br.add(
+        1,
+        10,
+        &[(Field::CtState, TRK, TRK)],
+        vec![Action::Output(PortNo(2))],
+    );
+    let frames: Vec<_> = (0..32u16)
+        .map(|i| tcp(IN, OUT, 6000 + i, 80, true, None))
+        .collect();
+    br.send(1, &frames);
+    assert_eq!(
+        br.out(2).len(),
+        32 + 128,
+        "the originals and what the queue held"
+    );
+    assert_eq!(br.counters.read().drops_for(DropReason::RecircFull), 32);
+}
