@@ -357,6 +357,27 @@ impl Switch for Mock {
         Err(Status::unimplemented("get_mac_table"))
     }
 
+    async fn dump_conntrack(
+        &self,
+        _: Request<proto::v1::DumpConntrackRequest>,
+    ) -> Result<Response<proto::v1::DumpConntrackResponse>, Status> {
+        Err(Status::unimplemented("dump_conntrack"))
+    }
+
+    async fn flush_conntrack(
+        &self,
+        _: Request<proto::v1::FlushConntrackRequest>,
+    ) -> Result<Response<proto::v1::FlushConntrackResponse>, Status> {
+        Err(Status::unimplemented("flush_conntrack"))
+    }
+
+    async fn get_conntrack_stats(
+        &self,
+        _: Request<proto::v1::GetConntrackStatsRequest>,
+    ) -> Result<Response<proto::v1::GetConntrackStatsResponse>, Status> {
+        Err(Status::unimplemented("get_conntrack_stats"))
+    }
+
     async fn get_pmd_stats(
         &self,
         _: Request<GetPmdStatsRequest>,

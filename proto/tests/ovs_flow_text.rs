@@ -57,6 +57,15 @@ const FLOWS: &[&str] = &[
     "mplsm,actions=pop_mpls:0x0800,goto_table:1",
     "sctp,tp_src=5000,actions=mod_tp_dst:80,output:1",
     "icmp6,icmp_type=136,nd_target=fe80::5,actions=set_field:fe80::6->nd_target,set_field:02:00:00:00:00:01->nd_tll,output:2",
+    // Connection tracking.
+    "ct_state=-trk,ip,actions=ct(table=1)",
+    "ip,ct_state=+trk+est-new,ct_zone=5,ct_mark=0x1/0xff,actions=ct(commit,zone=5,nat(src=10.0.0.1-10.0.0.5:1000-2000,random),exec(set_field:0x1/0xff->ct_mark,set_field:5->ct_label)),output:1",
+    "ipv6,ct_state=trk|est,ct_label=0x10/0xff,actions=ct(force,commit,nat(dst=[fe80::1]-[fe80::2]:80),table=1)",
+    "ip,ct_state=+trk-inv,ct_nw_src=10.0.0.0/8,ct_nw_dst=10.1.0.1,ct_nw_proto=6,ct_tp_src=5,ct_tp_dst=80,actions=drop",
+    "ipv6,ct_state=+trk-inv,ct_ipv6_src=fe80::/64,ct_nw_proto=17,actions=drop",
+    "ip,ct_state=+rel+rpl+inv+snat+dnat,actions=ct_clear,ct(nat),output:2",
+    "ct_state=+trk,actions=ct_clear,output:2",
+    "tcp,actions=ct(commit,nat(dst=10.0.0.1:80,persistent,hash),zone=65535),ct(commit,exec(set_field:0xffffffffffffffffffffffffffffffff->ct_label))",
 ];
 
 /// Flows Open vSwitch takes only over OpenFlow 1.0 (what `ovs-ofctl` falls back to), added

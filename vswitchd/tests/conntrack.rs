@@ -95,7 +95,7 @@ fn a_stateful_firewall_lets_inside_connect_and_drops_new_connections_from_outsid
     setup(&d, &h);
     for f in [
         "table=0,priority=100,ip,ct_state=-trk,actions=ct(table=1)",
-        "table=1,priority=100,ct_state=+trk+new,in_port=1,actions=ct(commit),output:2",
+        "table=1,priority=100,ip,ct_state=+trk+new,in_port=1,actions=ct(commit),output:2",
         "table=1,priority=100,ct_state=+trk+est,in_port=1,actions=output:2",
         "table=1,priority=100,ct_state=+trk+est,in_port=2,actions=output:1",
     ] {
@@ -104,7 +104,7 @@ fn a_stateful_firewall_lets_inside_connect_and_drops_new_connections_from_outsid
     let dump = d.ok(&["dump-flows", "br0", "--no-stats"]);
     assert!(
         dump.contains("ct_state=-trk,ip actions=ct(table=1)")
-            && dump.contains("ct_state=+new+trk,in_port=1 actions=ct(commit),output:2"),
+            && dump.contains("ct_state=+new+trk,ip,in_port=1 actions=ct(commit),output:2"),
         "{dump}"
     );
     let (in_addr, out_addr) = (h.addr(1), h.addr(2));

@@ -116,6 +116,9 @@ pub fn check_match(m: &Match) -> Result<Match, FieldError> {
     let mut fields: Vec<FieldMatch> = out.into_values().collect();
     canonical_vlan(&mut fields);
     let m = Match { fields };
+    if let Some((name, why)) = super::ct::ct_tuple_prereq(&m.fields) {
+        return Err(field_err(name, why));
+    }
     let ctx = Ctx::of(&m);
     for fm in &m.fields {
         if let Some(d) = field_def_i32(fm.field)

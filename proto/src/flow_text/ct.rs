@@ -86,6 +86,42 @@ pub(super) fn parse_ct_state(d: &FieldDef, tok: Tok<'_>) -> Result<Option<(Vec<u
     Ok(bytes(value, mask))
 }
 
+/// Open vSwitch's prerequisite of the original-direction tuple fields: a match on them
+/// needs `ct_state=+trk-inv` (`MFP_CT_VALID`), and `ct_tp_src`/`ct_tp_dst` need
+/// `ct_nw_proto` (Open vSwitch drops them silently without it; we refuse). Returns the
+/// offending field's name and why.
+pub(super) fn ct_tuple_prereq(fields: &[crate::v1::FieldMatch]) -> Option<(&'static str, String)> {
+    use crate::v1::Field;
+    let get = |f: Field| fields.iter().find(|x| x.field == f as i32);
+    let tuple = [
+        (Field::CtNwSrc, "ct_nw_src"),
+        (Field::CtNwDst, "ct_nw_dst"),
+        (Field::CtIpv6Src, "ct_ipv6_src"),
+        (Field::CtIpv6Dst, "ct_ipv6_dst"),
+        (Field::CtNwProto, "ct_nw_proto"),
+        (Field::CtTpSrc, "ct_tp_src"),
+        (Field::CtTpDst, "ct_tp_dst"),
+    ];
+    let (_, name) = tuple.iter().find(|(f, _)| get(*f).is_some())?;
+    let valid = get(Field::CtState).is_some_and(|fm| {
+        let v = fm.value.first().copied().unwrap_or(0);
+        let m = fm.mask.first().copied().unwrap_or(0xff);
+        m & 0x30 == 0x30 && v & 0x30 == 0x20
+    });
+    if !valid {
+        return Some((
+            name,
+            format!("`{name}` requires ct_state=+trk-inv (as in Open vSwitch)"),
+        ));
+    }
+    for (f, n) in [(Field::CtTpSrc, "ct_tp_src"), (Field::CtTpDst, "ct_tp_dst")] {
+        if get(f).is_some() && get(Field::CtNwProto).is_none() {
+            return Some((n, format!("`{n}` requires ct_nw_proto")));
+        }
+    }
+    None
+}
+
 /// A decimal or `0x` hexadecimal number of up to 128 bits.
 pub(super) fn parse_u128(tok: Tok<'_>, what: &str) -> Result<u128> {
     let s = tok.text;
@@ -334,7 +370,7 @@ fn parse_nat(opt: Tok<'_>) -> Result<crate::v1::Nat> {
             }
             ("persistent", None) => n.persistent = true,
             ("random", None) => n.random = true,
-            ("hash", None) => n.random = false,
+            ("hash", None) => n.hash = true,
             (k, _) => {
                 return Err(o.err(format!(
                     "invalid argument `{k}` to nat (src=, dst=, persistent, random, hash)"
@@ -455,6 +491,9 @@ fn nat_text(n: &crate::v1::Nat) -> String {
     if n.persistent {
         s.push_str(",persistent");
     }
+    if n.hash {
+        s.push_str(",hash");
+    }
     if n.random {
         s.push_str(",random");
     }
@@ -462,9 +501,10 @@ fn nat_text(n: &crate::v1::Nat) -> String {
     s
 }
 
-/// One exec write as Open vSwitch prints it: `set_field:V->F` for the whole field,
-/// `load:V->NXM_NX_F[a..b]` for a contiguous part, else `set_field:V/M->F`.
-fn exec_text(name: &str, nxm: &str, width: u32, v: u128, m: u128) -> String {
+/// One exec write as Open vSwitch prints it over OpenFlow 1.5 (as the rest of this
+/// syntax's set-fields): `set_field:V->F` for the whole field, else `set_field:V/M->F`
+/// (over OpenFlow 1.3 it prints a masked write as `load:V->NXM_NX_F[a..b]`, which we read).
+fn exec_text(name: &str, width: u32, v: u128, m: u128) -> String {
     let full = if width >= 128 {
         u128::MAX
     } else {
@@ -472,21 +512,6 @@ fn exec_text(name: &str, nxm: &str, width: u32, v: u128, m: u128) -> String {
     };
     if m == full {
         return format!("set_field:{}->{name}", u128_hex(v));
-    }
-    let lo = m.trailing_zeros();
-    let n = 128 - m.leading_zeros() - lo;
-    let run = if n >= 128 {
-        u128::MAX
-    } else {
-        ((1u128 << n) - 1) << lo
-    };
-    if m != 0 && run == m {
-        let bits = if n == 1 {
-            format!("[{lo}]")
-        } else {
-            format!("[{lo}..{}]", lo + n - 1)
-        };
-        return format!("load:{}->{nxm}{bits}", u128_hex((v & m) >> lo));
     }
     format!("set_field:{}/{}->{name}", u128_hex(v), u128_hex(m))
 }
@@ -512,13 +537,7 @@ pub(super) fn ct_text(ct: &Ct) -> String {
     let mut exec = Vec::new();
     if let Some(mark) = ct.mark {
         let m = ct.mark_mask.unwrap_or(u32::MAX);
-        exec.push(exec_text(
-            "ct_mark",
-            "NXM_NX_CT_MARK",
-            32,
-            mark as u128,
-            m as u128,
-        ));
+        exec.push(exec_text("ct_mark", 32, mark as u128, m as u128));
     }
     if !ct.label.is_empty() {
         let m = if ct.label_mask.is_empty() {
@@ -526,13 +545,7 @@ pub(super) fn ct_text(ct: &Ct) -> String {
         } else {
             be_u128(&ct.label_mask)
         };
-        exec.push(exec_text(
-            "ct_label",
-            "NXM_NX_CT_LABEL",
-            128,
-            be_u128(&ct.label),
-            m,
-        ));
+        exec.push(exec_text("ct_label", 128, be_u128(&ct.label), m));
     }
     if !exec.is_empty() {
         parts.push(format!("exec({})", exec.join(",")));
@@ -562,7 +575,7 @@ mod tests {
             round(
                 "ct(commit,zone=5,table=3,nat(src=10.0.0.1-10.0.0.5:1000-2000,random),exec(set_field:0x1/0xff->ct_mark,set_field:5->ct_label))"
             ),
-            "ct(commit,table=3,zone=5,nat(src=10.0.0.1-10.0.0.5:1000-2000,random),exec(load:0x1->NXM_NX_CT_MARK[0..7],set_field:0x5->ct_label))"
+            "ct(commit,table=3,zone=5,nat(src=10.0.0.1-10.0.0.5:1000-2000,random),exec(set_field:0x1/0xff->ct_mark,set_field:0x5->ct_label))"
         );
         assert_eq!(
             round("ct(force,commit,nat(dst=[fe80::1]-[fe80::2]:80),table=1)"),
@@ -574,7 +587,7 @@ mod tests {
         );
         assert_eq!(
             round("ct(commit,nat(dst=10.0.0.1:80,persistent,hash))"),
-            "ct(commit,nat(dst=10.0.0.1:80,persistent))"
+            "ct(commit,nat(dst=10.0.0.1:80,persistent,hash))"
         );
         assert_eq!(
             round("ct(commit,nat(src=fe80::1))"),
@@ -582,7 +595,12 @@ mod tests {
         );
         assert_eq!(
             round("ct(commit,exec(set_field:0x1/0x3000000000000000000000000000->ct_label))"),
-            "ct(commit,exec(load:0->NXM_NX_CT_LABEL[108..109]))"
+            "ct(commit,exec(set_field:0/0x3000000000000000000000000000->ct_label))"
+        );
+        // Open vSwitch's OpenFlow 1.3 spelling of a masked write reads the same.
+        assert_eq!(
+            round("ct(commit,exec(load:0x1->NXM_NX_CT_MARK[0..7]))"),
+            "ct(commit,exec(set_field:0x1/0xff->ct_mark))"
         );
         assert_eq!(round("ct(table=1)"), "ct(table=1)");
         assert_eq!(round("ct(nat)"), "ct(nat)");
@@ -633,11 +651,15 @@ mod tests {
         for (input, ovs) in [
             (
                 "ip,ct_state=+trk+est-new,actions=ct(commit,zone=5,table=3,nat(src=10.0.0.1-10.0.0.5:1000-2000,random),exec(set_field:0x1/0xff->ct_mark,set_field:5->ct_label)),output:1",
-                "ct_state=-new+est+trk,ip actions=ct(commit,table=3,zone=5,nat(src=10.0.0.1-10.0.0.5:1000-2000,random),exec(load:0x1->NXM_NX_CT_MARK[0..7],set_field:0x5->ct_label)),output:1",
+                "ct_state=-new+est+trk,ip actions=ct(commit,table=3,zone=5,nat(src=10.0.0.1-10.0.0.5:1000-2000,random),exec(set_field:0x1/0xff->ct_mark,set_field:0x5->ct_label)),output:1",
             ),
             (
                 "ipv6,ct_ipv6_src=::1,ct_state=trk|est,ct_label=0x10/0xff,ct_mark=3,ct_zone=7,ct_nw_proto=6,ct_tp_dst=80,actions=ct(force,commit,nat(dst=[fe80::1]-[fe80::2]:80),table=1)",
                 "ct_state=est|trk,ct_zone=7,ct_mark=0x3,ct_label=0x10/0xff,ct_ipv6_src=::1,ct_nw_proto=6,ct_tp_dst=80,ipv6 actions=ct(commit,force,table=1,nat(dst=[fe80::1]-[fe80::2]:80))",
+            ),
+            (
+                "ip,ct_state=+trk-inv,ct_nw_src=10.0.0.0/8,ct_nw_proto=6,ct_tp_src=5,actions=drop",
+                "ct_state=-inv+trk,ct_nw_src=10.0.0.0/8,ct_nw_proto=6,ct_tp_src=5,ip actions=drop",
             ),
             (
                 "ct_state=-trk,ip,actions=ct(table=1)",
@@ -649,8 +671,8 @@ mod tests {
             ),
             ("ct_state=+trk,actions=drop", "ct_state=+trk actions=drop"),
             (
-                "ip,ct_nw_src=10.0.0.0/8,actions=ct_clear,ct(nat)",
-                "ct_nw_src=10.0.0.0/8,ip actions=ct_clear,ct(nat)",
+                "ip,ct_state=+trk-inv,ct_nw_src=10.0.0.0/8,actions=ct_clear,ct(nat)",
+                "ct_state=-inv+trk,ct_nw_src=10.0.0.0/8,ip actions=ct_clear,ct(nat)",
             ),
         ] {
             let f = parse_flow(input).unwrap_or_else(|e| panic!("{input}: {e}"));
@@ -663,7 +685,13 @@ mod tests {
             ("ct_state=+bogus,actions=drop", "unknown ct_state flag"),
             ("ct_state=+trk+trk,actions=drop", "only once"),
             ("ct_nw_src=10.0.0.1,actions=drop", "ip"),
+            (
+                "ip,ct_state=+trk,ct_nw_src=10.0.0.1,actions=drop",
+                "+trk-inv",
+            ),
+            ("ct_state=+trk-inv,ct_tp_src=6,actions=drop", "ct_nw_proto"),
             ("ip,actions=set_field:1->ct_mark", "read-only"),
+            ("ct_state=-trk,actions=ct(table=1)", "IPv4 or IPv6"),
         ] {
             let e = parse_flow(bad).unwrap_err();
             assert!(e.message.contains(why), "{bad}: {}", e.message);

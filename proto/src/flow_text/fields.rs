@@ -148,9 +148,9 @@ pub(super) const FIELDS: &[FieldDef] = &[
     def(Field::CtNwDst,     4,  Syntax::Ipv4,  true,  false, Prereq::Ipv4,  "ct_nw_dst",   &[]),
     def(Field::CtIpv6Src,   16, Syntax::Ipv6,  true,  false, Prereq::Ipv6,  "ct_ipv6_src", &[]),
     def(Field::CtIpv6Dst,   16, Syntax::Ipv6,  true,  false, Prereq::Ipv6,  "ct_ipv6_dst", &[]),
-    def(Field::CtNwProto,   1,  int(8),        false, false, Prereq::Ip,    "ct_nw_proto", &[]),
-    def(Field::CtTpSrc,     2,  int(16),       true,  false, Prereq::Ip,    "ct_tp_src",   &[]),
-    def(Field::CtTpDst,     2,  int(16),       true,  false, Prereq::Ip,    "ct_tp_dst",   &[]),
+    def(Field::CtNwProto,   1,  int(8),        false, false, Prereq::None,    "ct_nw_proto", &[]),
+    def(Field::CtTpSrc,     2,  int(16),       true,  false, Prereq::None,  "ct_tp_src",   &[]),
+    def(Field::CtTpDst,     2,  int(16),       true,  false, Prereq::None,  "ct_tp_dst",   &[]),
 ];
 
 /// A test on the match's protocol.

@@ -71,6 +71,13 @@ impl<'a> MatchBuilder<'a> {
                 return Err(tok.err(format!("`{key}` requires {}", prereq_text(d.prereq))));
             }
         }
+        if let Some((name, why)) = super::ct::ct_tuple_prereq(&m.fields)
+            && let Some((_, tok)) = self.fields.values().find(|(fm, _)| {
+                super::fields::field_def_i32(fm.field).is_some_and(|d| d.name == name)
+            })
+        {
+            return Err(tok.err(why));
+        }
         Ok(m)
     }
 }

@@ -1048,6 +1048,18 @@ fn arb_match() -> impl Strategy<Value = Match> {
                     },
                 );
             }
+            // The ct tuple fields need ct_state=+trk-inv, and ct_tp_* need ct_nw_proto.
+            let ct_tuple =
+                (Field::CtNwSrc as i32..=Field::CtTpDst as i32).any(|f| fields.contains_key(&f));
+            if ct_tuple {
+                fields.insert(Field::CtState as i32, fm(Field::CtState, &[0x20], &[0x30]));
+                let tp = [Field::CtTpSrc as i32, Field::CtTpDst as i32];
+                if tp.iter().any(|f| fields.contains_key(f)) {
+                    fields
+                        .entry(Field::CtNwProto as i32)
+                        .or_insert_with(|| fm(Field::CtNwProto, &[6], &[]));
+                }
+            }
             // The VLAN fields in their canonical form (as the parser and the API give it).
             let m = Match {
                 fields: fields.into_values().collect(),

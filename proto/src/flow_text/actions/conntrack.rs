@@ -4,7 +4,7 @@ use crate::v1::action;
 
 use super::super::ct::{ct_clear_action, parse_ct};
 use super::super::lexer::Result;
-use super::call::{Call, Item, act};
+use super::call::{ActionCtx, Call, Item, act};
 
 /// `ct`, `ct(commit,zone=N,table=T,nat(...),exec(...),force)`.
 pub(super) fn ct(c: &Call<'_>) -> Result<Item> {
@@ -12,6 +12,13 @@ pub(super) fn ct(c: &Call<'_>) -> Result<Item> {
         return Err(c
             .tok
             .err("`ct` takes its arguments in parentheses: `ct(...)`"));
+    }
+    if let ActionCtx::Flow(ctx) = c.ctx
+        && !ctx.ip()
+    {
+        return Err(c.name_tok().err(
+            "`ct` needs a match on IPv4 or IPv6: add `ip` or `ipv6` (Open vSwitch refuses it too: actions are invalid with specified match)",
+        ));
     }
     Ok(act(action::Action::Ct(parse_ct(c.arg)?)))
 }
