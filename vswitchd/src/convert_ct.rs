@@ -15,7 +15,7 @@ pub(crate) fn ct_action(c: &v1::Ct) -> Result<Action, ApiError> {
     let zone =
         u16::try_from(c.zone).map_err(|_| ApiError::invalid("ct.zone", "must be 0..=65535"))?;
     let table = match c.table {
-        Some(t) if t > u32::from(MAX_TABLE_ID) => {
+        Some(t) if t > MAX_TABLE_ID => {
             return Err(ApiError::invalid(
                 "ct.table",
                 format!("must be 0..={MAX_TABLE_ID}"),

@@ -302,7 +302,7 @@ impl Caches {
         let n = w.n;
         let mut srcs: [Option<Src>; BURST] = [None; BURST];
         let (mut hits, mut upcalls) = (0u64, 0usize);
-        for i in 0..n {
+        for (i, src) in srcs.iter_mut().enumerate().take(n) {
             if w.pkts[i].is_none() {
                 continue;
             }
@@ -310,7 +310,7 @@ impl Caches {
             let r = self.mf_recirc.lookup(key);
             if !r.is_none() {
                 hits += 1;
-                srcs[i] = Some(Src::Rc(r));
+                *src = Some(Src::Rc(r));
                 continue;
             }
             if upcalls >= self.slow_path_budget {
@@ -321,7 +321,7 @@ impl Caches {
                 continue;
             }
             upcalls += 1;
-            srcs[i] = Some(self.miss_recirc(counters, snap, key, &mut flows.local));
+            *src = Some(self.miss_recirc(counters, snap, key, &mut flows.local));
         }
         counters.megaflow_hit.add(hits);
         counters.slow_path.add(upcalls as u64);

@@ -564,7 +564,7 @@ mod tests {
 
     fn round(s: &str) -> String {
         let inner = s.strip_prefix("ct(").unwrap().strip_suffix(')').unwrap();
-        let arg = (!inner.is_empty()).then(|| Tok { at: 3, text: inner });
+        let arg = (!inner.is_empty()).then_some(Tok { at: 3, text: inner });
         ct_text(&parse_ct(arg).unwrap())
     }
 
