@@ -21,6 +21,10 @@ use proto::v1::{self, Field, FieldMatch, Match, ReservedPort, action, instructio
 
 use crate::error::ApiError;
 
+// One table range for every client (`flowctl`'s parser uses the same constant) and the
+// datapath: they must agree.
+const _: () = assert!(flow_text::MAX_TABLE_ID == TableId::MAX.0 as u32);
+
 /// Resolves port names to numbers (the bridge's current ports).
 pub trait PortNames {
     /// The number of the port called `name`.
@@ -469,10 +473,10 @@ pub fn convert_instructions(
                 if ins.goto_table.is_some() {
                     return Err(dup());
                 }
-                if *t > TableId::MAX.0 as u32 {
+                if *t > flow_text::MAX_TABLE_ID {
                     return Err(ApiError::invalid(
                         format!("{at}.goto_table"),
-                        format!("table {t} out of range 0..=253"),
+                        format!("table {t} out of range 0..={}", flow_text::MAX_TABLE_ID),
                     ));
                 }
                 ins.goto_table = Some(TableId(*t as u8));
