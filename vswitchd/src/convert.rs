@@ -19,7 +19,7 @@ use datapath::types::{GroupId, MeterId, PortNo, TableId};
 use proto::flow_text::{self, field_name};
 use proto::v1::{self, Field, FieldMatch, Match, ReservedPort, action, instruction, port_ref};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, quote};
 
 // One table range for every client (`flowctl`'s parser uses the same constant) and the
 // datapath: they must agree.
@@ -132,7 +132,10 @@ pub fn convert_match(m: &Match, ports: &dyn PortNames) -> Result<DpMatch, ApiErr
     for fm in &mut canonical.fields {
         if !fm.port_name.is_empty() {
             let n = ports.number(&fm.port_name).ok_or_else(|| {
-                ApiError::not_found("match.in_port", format!("no port named {:?}", fm.port_name))
+                ApiError::not_found(
+                    "match.in_port",
+                    format!("no port named {}", quote(&fm.port_name)),
+                )
             })?;
             fm.value = n.to_be_bytes().to_vec();
             fm.port_name.clear();
@@ -193,11 +196,9 @@ pub(crate) fn port_of(
         .ok_or_else(|| ApiError::invalid(field, "port is required"))?;
     Ok(match r {
         port_ref::Port::Number(n) => PortNo(*n),
-        port_ref::Port::Name(name) => PortNo(
-            ports
-                .number(name)
-                .ok_or_else(|| ApiError::not_found(field, format!("no port named {name:?}")))?,
-        ),
+        port_ref::Port::Name(name) => PortNo(ports.number(name).ok_or_else(|| {
+            ApiError::not_found(field, format!("no port named {}", quote(name)))
+        })?),
         port_ref::Port::Reserved(r) => match ReservedPort::try_from(*r) {
             Ok(ReservedPort::InPort) => PortNo::IN_PORT,
             Ok(ReservedPort::Table) => PortNo::TABLE,
