@@ -147,6 +147,8 @@ pub struct Store {
     db: Database,
     path: PathBuf,
     created: bool,
+    /// redb fell back to the commit before an incomplete newest one on open.
+    rolled_back: bool,
     /// What [`Store::open`] read and checked, for the first [`Store::load`].
     loaded: Mutex<Option<Records>>,
 }
@@ -168,38 +170,68 @@ impl Store {
                 path.display()
             );
         }
-        let mut store = Store {
+        let mut store = std::mem::ManuallyDrop::new(Store {
             db,
             path: path.to_path_buf(),
             created: created_now,
+            rolled_back,
             loaded: Mutex::new(None),
-        };
-        let (recorded, fresh) = store.check_format()?;
-        store.created |= fresh;
+        });
+        // Everything that reads the file runs with the storage engine's panics caught. A
+        // store it panicked on is leaked, not dropped: its state is unknown, and a second
+        // panic while unwinding would abort the process.
+        match quietly(|| store.check()) {
+            Ok(Ok(())) => Ok(std::mem::ManuallyDrop::into_inner(store)),
+            Ok(Err(e)) => {
+                let s = std::mem::ManuallyDrop::into_inner(store);
+                let _ = quietly(move || drop(s));
+                Err(e)
+            }
+            Err(panic) => Err(StoreError::Damaged {
+                path: path.to_path_buf(),
+                message: format!(
+                    "the storage engine failed reading it ({})",
+                    crate::error::quote(&panic)
+                ),
+            }),
+        }
+    }
+
+    /// Checks the format, reads every record and compares what was read with the digest
+    /// the last commit wrote; keeps the records for the first [`Store::load`].
+    fn check(&mut self) -> Result<(), StoreError> {
+        let (recorded, fresh) = self.check_format()?;
+        self.created |= fresh;
         // Ours: nobody else may read or change it (an older vswitchd created it with the
         // umask's mode).
-        if let Err(e) = owner_only::check_owner_only(path) {
+        if let Err(e) = owner_only::check_owner_only(&self.path) {
             eprintln!("vswitchd: {e}; restricting it to its owner");
             use std::os::unix::fs::PermissionsExt;
-            let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+            let _ = std::fs::set_permissions(&self.path, std::fs::Permissions::from_mode(0o600));
         }
-        let (records, read) = store.read_all()?;
+        let (records, read) = self.read_all()?;
         match recorded {
             Some(recorded) => {
                 let diff = read.differences(&recorded);
                 if !diff.is_empty() {
-                    return Err(store.damaged(diff.join("; ")));
+                    return Err(self.damaged(diff.join("; ")));
                 }
             }
-            None => store.upgrade(&read)?,
+            None => self.upgrade(&read)?,
         }
-        *store.loaded.lock() = Some(records);
-        Ok(store)
+        *self.loaded.lock() = Some(records);
+        Ok(())
     }
 
     /// True when this store is new (the daemon then writes its default configuration).
     pub fn created(&self) -> bool {
         self.created
+    }
+
+    /// True when the newest commit was incomplete on open (a crash during a write) and the
+    /// one before it was used; said on stderr.
+    pub fn rolled_back(&self) -> bool {
+        self.rolled_back
     }
 
     /// The file.

@@ -121,17 +121,20 @@ pub fn repair(path: &Path) -> Result<RepairReport, StoreError> {
         Err(StoreError::Damaged { message, .. }) => return Err(cannot(message)),
         Err(e) => return Err(e),
     };
+    let db = std::mem::ManuallyDrop::new(db);
     let (records, problems) = match quietly(|| read_tables(&db, Salvage::Yes)) {
         Ok(Ok((r, _, p))) => (r, p),
         Ok(Err(e)) => return Err(cannot(e)),
         Err(panic) => {
+            // Leaked: the storage engine's state is unknown after a panic.
             return Err(cannot(format!(
                 "the storage engine failed reading it ({})",
                 crate::error::quote(&panic)
             )));
         }
     };
-    drop(db);
+    let db = std::mem::ManuallyDrop::into_inner(db);
+    let _ = quietly(move || drop(db));
     let kept = write_new(path, &records)?;
     let mut lost: Vec<String> = problems.iter().take(MAX_PROBLEMS).cloned().collect();
     if problems.len() > MAX_PROBLEMS {
