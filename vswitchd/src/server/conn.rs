@@ -201,8 +201,11 @@ impl Tracker {
             next_id: AtomicU64::new(1),
             open: [AtomicUsize::new(0), AtomicUsize::new(0)],
             counters: Counters::default(),
+            // The first refusal is logged at once; later ones at most every LOG_EVERY.
             log: Mutex::new(LogState {
-                last: Instant::now(),
+                last: Instant::now()
+                    .checked_sub(LOG_EVERY)
+                    .unwrap_or_else(Instant::now),
                 logged: [0; 6],
             }),
         })
