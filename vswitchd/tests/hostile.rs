@@ -1116,3 +1116,58 @@ fn frames_lost_below_the_switch_are_counted() {
         "frames went missing without a counter: {c}"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// What one flow, group or meter may hold (item 5, the part outside the switch's write path).
+// ---------------------------------------------------------------------------------------
+
+/// A flow with 100,000 outputs, a group with 100,000 buckets and a meter with 1,000,000
+/// bands were accepted (10 packets through the flow became a million frames): each is
+/// INVALID_ARGUMENT naming its field, and nothing changed.
+#[test]
+fn oversized_actions_buckets_and_bands_are_refused() {
+    use proto::v1::{self, entity, update};
+    let dir = tempfile::tempdir().unwrap();
+    let d = Vswitchd::start(dir.path(), &[], &[]);
+    d.ok(&["add-port", "br0", "p1", "type=memory"]);
+    let before = d.ok(&["dump-flows", "--no-stats", "br0"]);
+    let insert = |e: entity::Entity| v1::WriteRequest {
+        bridge: "br0".into(),
+        updates: vec![v1::Update {
+            r#type: update::Type::Insert as i32,
+            entity: Some(v1::Entity { entity: Some(e) }),
+        }],
+        atomicity: v1::Atomicity::AllOrNone as i32,
+    };
+    let mut flow = proto::flow_text::parse_flow("priority=7,actions=output:p1").unwrap();
+    if let Some(v1::instruction::Instruction::ApplyActions(a)) =
+        flow.instructions[0].instruction.as_mut()
+    {
+        a.actions = vec![a.actions[0].clone(); 100_000];
+    }
+    let mut group = proto::flow_text::parse_group("group_id=1,type=all,bucket=output:p1").unwrap();
+    group.buckets = vec![group.buckets[0].clone(); 100_000];
+    let mut meter = proto::flow_text::parse_meter("meter=1,pktps,bands=type=drop,rate=10").unwrap();
+    meter.bands = vec![meter.bands[0].clone(); 1_000_000];
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut c = vswitchd::client::connect_unix(&d.sock()).await.unwrap();
+        for (what, e, field) in [
+            ("flow", entity::Entity::Flow(flow), "actions"),
+            ("group", entity::Entity::Group(group), "group.buckets"),
+            ("meter", entity::Entity::Meter(meter), "meter.bands"),
+        ] {
+            let t = Instant::now();
+            let s = c.write(insert(e)).await.unwrap_err();
+            assert_eq!(s.code(), tonic::Code::InvalidArgument, "{what}: {s:?}");
+            assert!(s.message().contains(field), "{what}: {}", s.message());
+            assert!(
+                t.elapsed() < Duration::from_secs(2),
+                "{what}: {:?}",
+                t.elapsed()
+            );
+        }
+    });
+    assert_eq!(d.ok(&["dump-flows", "--no-stats", "br0"]), before);
+    assert!(d.ok(&["dump-groups", "br0"]).lines().count() <= 1);
+}

@@ -26,10 +26,10 @@ pub(super) fn last() -> std::io::Error {
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub(super) struct Insn {
-    pub(super) code: u8,
-    pub(super) regs: u8,
+    code: u8,
+    regs: u8,
     off: i16,
-    pub(super) imm: i32,
+    imm: i32,
 }
 
 const fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> Insn {
@@ -76,4 +76,19 @@ pub(super) fn put64(a: &mut [u8; 128], at: usize, v: u64) {
 pub(super) fn owned(fd: libc::c_long) -> Option<OwnedFd> {
     // SAFETY: a non-negative return of bpf()/socket() is a fresh descriptor we own.
     (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn program_is_six_instructions_with_the_map_in_r1() {
+        let p = program(7);
+        assert_eq!(p.len(), 6);
+        assert_eq!(p[1].code, 0x18);
+        assert_eq!(p[1].regs, 0x11);
+        assert_eq!(p[1].imm, 7);
+        assert_eq!(std::mem::size_of::<Insn>(), 8);
+    }
 }

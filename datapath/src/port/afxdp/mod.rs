@@ -371,5 +371,20 @@ impl Port for AfXdpPort {
 }
 
 #[cfg(test)]
-#[path = "afxdp_tests.rs"]
-mod tests;
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes_parse() {
+        assert_eq!("native".parse::<XdpMode>(), Ok(XdpMode::Native));
+        assert!("turbo".parse::<XdpMode>().is_err());
+    }
+
+    #[test]
+    fn a_missing_interface_is_named() {
+        assert!(matches!(
+            AfXdpPort::open("no-such-if0", 1, XdpMode::Auto),
+            Err(AfXdpError::NoSuchInterface(_))
+        ));
+    }
+}
