@@ -610,7 +610,7 @@ mod tests {
         assert!(e.message.contains("6000 actions"), "{e}");
         assert!(convert_group(&group(vec![bucket(2); 2000]), &none).is_ok());
         let mut m = proto::flow_text::parse_meter("meter=1,pktps,bands=type=drop,rate=10").unwrap();
-        m.bands = vec![m.bands[0].clone(); 1_000_000];
+        m.bands = vec![m.bands[0]; 1_000_000];
         let e = convert_meter(&m, 0).unwrap_err();
         assert_eq!(e.field, "meter.bands");
         m.bands.truncate(datapath::meter::MAX_BANDS);
