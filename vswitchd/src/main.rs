@@ -237,7 +237,8 @@ fn daemon(args: Args) -> anyhow::Result<()> {
         tracing::warn!(
             "{nofile} descriptors allowed (RLIMIT_NOFILE): at most {} API \
              connections ({} kept for the unix socket)",
-            limits.max_connections, limits.reserved_unix_connections
+            limits.max_connections,
+            limits.reserved_unix_connections
         );
     }
     let tls = args.tls_cert.clone().map(|cert| TlsFiles {

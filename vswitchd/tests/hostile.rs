@@ -810,9 +810,13 @@ fn damaged_stores_are_clear_errors_never_panics_or_silent_changes() {
             .and_then(|s| s.load())
             .unwrap();
         assert_eq!(original["br0"].flows.len(), 2001); // and the default normal flow
-        // The last write was br1's only flow: the commit before it lacks just that.
+        // The last write was br1's ARP flow (next to its default NORMAL flow): the commit
+        // before it lacks just that.
         let mut previous = original.clone();
-        previous.get_mut("br1").unwrap().flows.clear();
+        let br1 = &mut previous.get_mut("br1").unwrap().flows;
+        assert_eq!(br1.len(), 2);
+        br1.retain(|(_, f)| f.priority != 9);
+        assert_eq!(br1.len(), 1);
         let path = sub.join("copy.db");
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ u64::from(clean));
         let mut case = |b: Vec<u8>, what: String| {
@@ -978,13 +982,13 @@ fn damaged_stores_are_clear_errors_never_panics_or_silent_changes() {
     let (code, err) = run(&db, &[]);
     assert_eq!(code, Some(1));
     assert!(
-        err.contains("table flows holds 2001 records where the last commit left 2002"),
+        err.contains("table flows holds 2002 records where the last commit left 2003"),
         "{err}"
     );
     let (code, err) = run(&db, &["--repair"]);
     assert_eq!(code, Some(0), "{err}");
     assert!(
-        err.contains("repaired") && err.contains("2001 flows"),
+        err.contains("repaired") && err.contains("2002 flows"),
         "{err}"
     );
     assert_eq!(copies(dir.path()), 2);

@@ -343,8 +343,9 @@ impl Tracker {
             .map(|((n, l), name)| format!("{} {name} (total {n})", n - l))
             .collect();
         if !parts.is_empty() {
-            eprintln!(
-                "vswitchd: API connections in the last {} s: {}; {} open (unix {}, tcp {}), limits: {} connections, {} of them kept for the unix socket",
+            tracing::warn!(
+                "API connections in the last {} s: {}; {} open (unix {}, tcp {}), limits: {} \
+                 connections, {} of them kept for the unix socket",
                 log.last.elapsed().as_secs(),
                 parts.join(", "),
                 self.open_total(),

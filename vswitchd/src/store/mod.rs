@@ -164,10 +164,10 @@ impl Store {
         };
         let (db, rolled_back) = open_db(path)?;
         if rolled_back {
-            eprintln!(
-                "vswitchd: store {}: its newest commit was incomplete (as a crash during a \
-                 write leaves it, before the write was acknowledged); using the commit before it",
-                path.display()
+            tracing::warn!(
+                store = %path.display(),
+                "the newest commit was incomplete (as a crash during a write leaves it, before \
+                 the write was acknowledged); using the commit before it"
             );
         }
         let mut store = std::mem::ManuallyDrop::new(Store {
@@ -205,7 +205,7 @@ impl Store {
         // Ours: nobody else may read or change it (an older vswitchd created it with the
         // umask's mode).
         if let Err(e) = owner_only::check_owner_only(&self.path) {
-            eprintln!("vswitchd: {e}; restricting it to its owner");
+            tracing::warn!("{e}; restricting it to its owner");
             use std::os::unix::fs::PermissionsExt;
             let _ = std::fs::set_permissions(&self.path, std::fs::Permissions::from_mode(0o600));
         }
@@ -319,9 +319,9 @@ impl Store {
             meta.insert(KEY_FORMAT, FORMAT).map_err(io)?;
         }
         wtx.commit().map_err(io)?;
-        eprintln!(
-            "vswitchd: store {}: upgraded to {} (record counts and digest added)",
-            self.path.display(),
+        tracing::info!(
+            store = %self.path.display(),
+            "upgraded to {} (record counts and digest added)",
             String::from_utf8_lossy(FORMAT)
         );
         Ok(())
