@@ -86,6 +86,11 @@ impl ApiError {
         ApiError::new(Code::AlreadyExists, field, message)
     }
 
+    /// `RESOURCE_EXHAUSTED` on `field`: a limit of the switch would be passed.
+    pub fn exhausted(field: impl Into<String>, message: impl Into<String>) -> ApiError {
+        ApiError::new(Code::ResourceExhausted, field, message)
+    }
+
     /// `FAILED_PRECONDITION` on `field`.
     pub fn precondition(field: impl Into<String>, message: impl Into<String>) -> ApiError {
         ApiError::new(Code::FailedPrecondition, field, message)

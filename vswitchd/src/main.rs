@@ -17,7 +17,7 @@ use vswitchd::logging::{self, LogFormat};
 use vswitchd::metrics::{self, MetricsAddr};
 use vswitchd::server::{self, ClientAuth, Limits, Listen, TlsFiles};
 use vswitchd::store::{self, Store, StoreError};
-use vswitchd::switch::{DpdkSettings, Switch, SwitchConfig};
+use vswitchd::switch::{Capacity, DpdkSettings, Switch, SwitchConfig};
 
 /// The control plane allocates many small messages; mimalloc handles that churn far better
 /// than glibc's allocator (bench/README.md, flow installation).
@@ -88,6 +88,24 @@ struct Args {
     /// Keepalive: ping a quiet client this often (seconds), close it if it does not answer.
     #[arg(long, default_value_t = Limits::default().keepalive.as_secs())]
     keepalive_s: u64,
+    /// Flows one table may hold; an insert past it is refused (RESOURCE_EXHAUSTED).
+    #[arg(long, default_value_t = Capacity::default().flows_per_table, value_parser = at_least_one())]
+    max_flows_per_table: usize,
+    /// Flows one bridge may hold over all its tables.
+    #[arg(long, default_value_t = Capacity::default().flows_per_bridge, value_parser = at_least_one())]
+    max_flows_per_bridge: usize,
+    /// Meters one bridge may hold.
+    #[arg(long, default_value_t = Capacity::default().meters_per_bridge, value_parser = at_least_one())]
+    max_meters_per_bridge: usize,
+    /// Groups one bridge may hold.
+    #[arg(long, default_value_t = Capacity::default().groups_per_bridge, value_parser = at_least_one())]
+    max_groups_per_bridge: usize,
+    /// Ports one bridge may hold.
+    #[arg(long, default_value_t = Capacity::default().ports_per_bridge, value_parser = at_least_one())]
+    max_ports_per_bridge: usize,
+    /// Bridges the switch may hold.
+    #[arg(long, default_value_t = Capacity::default().bridges, value_parser = at_least_one())]
+    max_bridges: usize,
     /// Longest an idle poll thread sleeps, in microseconds (0: busy polling).
     #[arg(long, default_value_t = 1000)]
     pmd_max_sleep_us: u64,
@@ -152,6 +170,11 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// A count flag's parser: 1 or more.
+fn at_least_one() -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
 }
 
 /// The CPUs poll threads may use: `--pmd-cpus`, checked against the CPUs this process may
@@ -296,6 +319,14 @@ fn daemon(args: Args) -> anyhow::Result<()> {
                 n_mbufs: args.dpdk_mbufs,
             },
             init_at_start: args.dpdk_init,
+        },
+        capacity: Capacity {
+            flows_per_table: args.max_flows_per_table,
+            flows_per_bridge: args.max_flows_per_bridge,
+            meters_per_bridge: args.max_meters_per_bridge,
+            groups_per_bridge: args.max_groups_per_bridge,
+            ports_per_bridge: args.max_ports_per_bridge,
+            bridges: args.max_bridges,
         },
         ..SwitchConfig::default()
     };
