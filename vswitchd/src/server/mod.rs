@@ -234,7 +234,7 @@ pub async fn serve(
         .build_v1()
         .context("building the reflection service")?;
     let (stop_tx, stop_rx) = watch::channel(false);
-    let service = SwitchServer::new(Service::new(sw, stop_rx.clone()))
+    let service = SwitchServer::new(Service::new(sw, stop_rx.clone(), limits.request_timeout))
         .max_decoding_message_size(limits.max_message_bytes);
     let tracker = Tracker::new(limits.clone());
 

@@ -62,6 +62,7 @@ pub use self::config::{Capacity, DpdkSettings, SwitchConfig};
 pub use self::counters::TunnelDrops;
 pub use self::events::Event;
 use self::model::Bridge;
+pub use self::read::{CHUNK_BYTES, CHUNK_ENTITIES, MAX_READ_FILTERS, Reader};
 pub use self::spec::{PORT_TYPES, PortKind, PortSpec};
 use crate::store::Store;
 
