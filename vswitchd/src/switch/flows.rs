@@ -395,3 +395,26 @@ pub(super) fn modify_flows(
     }
     Ok(())
 }
+
+/// How many flows of `p` use each group (a flow naming a group twice counts once): one
+/// pass over the flows, however many groups there are.
+pub(super) fn group_users(
+    p: &datapath::classifier::Pipeline,
+) -> std::collections::HashMap<u32, u32> {
+    let mut users = std::collections::HashMap::new();
+    let mut mine: Vec<u32> = Vec::new();
+    for r in p.rules(None) {
+        mine.clear();
+        for a in r.spec.instructions.apply.iter() {
+            if let datapath::actions::Action::Group(g) = a
+                && !mine.contains(&g.0)
+            {
+                mine.push(g.0);
+            }
+        }
+        for g in &mine {
+            *users.entry(*g).or_insert(0) += 1;
+        }
+    }
+    users
+}
