@@ -14,8 +14,10 @@
 //! - [`create_dir_all`] creates missing directories with an explicit mode (never 0777 under
 //!   a careless umask).
 //!
-//! The OpenFlow `punix:` listener, the Docker plugin socket and a metrics socket use the
-//! same functions.
+//! Every further socket or file the daemon creates (an OpenFlow `punix:` listener, a
+//! metrics socket) must use these functions. The Docker plugin, which cannot import the
+//! daemon, binds its socket the same way in `docker/src/server.rs` (inside a fresh 0700
+//! directory, restricted there, then renamed into place).
 //!
 //! Thread-safety: plain functions; nothing here touches the process umask.
 
