@@ -754,8 +754,8 @@ fn daemon_store(dir: &std::path::Path, clean: bool) -> Vec<u8> {
     std::fs::read(dir.join("conf.db")).unwrap()
 }
 
-/// Opens `bytes` as a store in process: a clear error naming the file, or exactly
-/// `original`, or, when redb said the newest commit was incomplete (after a kill -9 it
+/// Opens `bytes` as a store in process (then writes to it and closes it): a clear error
+/// naming the file, or exactly `original`, or, when redb said the newest commit was incomplete (after a kill -9 it
 /// cannot tell a commit cut short from a damaged one) and fell back, exactly `previous`.
 /// Returns true for an error.
 fn judge(
@@ -767,11 +767,22 @@ fn judge(
 ) -> bool {
     std::fs::write(path, bytes).unwrap();
     let name = path.file_name().unwrap().to_str().unwrap();
+    // Opened, it must also take a write and close (both allocate pages: a damaged record of
+    // which pages are free once made redb panic there).
     let r = std::panic::catch_unwind(|| {
-        vswitchd::store::Store::open(path).and_then(|s| Ok((s.rolled_back(), s.load()?)))
+        vswitchd::store::Store::open(path).and_then(|s| {
+            let loaded = (s.rolled_back(), s.load()?);
+            let mut tx = s.begin()?;
+            tx.put_bridge(&proto::v1::Bridge {
+                name: "br9".into(),
+                ..Default::default()
+            })?;
+            tx.commit()?;
+            Ok(loaded)
+        })
     });
     match r {
-        Err(_) => panic!("{what}: a panic escaped Store::open"),
+        Err(_) => panic!("{what}: a panic escaped Store::open, a write or the close"),
         Ok(Ok((rolled_back, records))) => {
             assert!(
                 &records == original || (rolled_back && &records == previous),

@@ -17,10 +17,12 @@
 //! - a file that is not a redb database, or a redb database without our format marker, is
 //!   [`StoreError::Foreign`], never touched;
 //! - anything wrong inside one of ours (truncated, overwritten, a record that does not
-//!   decode, the storage engine failing or panicking on it, or contents that differ from the record counts and hash sums the last commit wrote in the
-//!   `meta` table: `digest.rs`) is [`StoreError::Damaged`] naming the file and what is
-//!   wrong; [`repair`] and [`reset`] are the operator's explicit ways out, and both keep a
-//!   copy of the damaged file;
+//!   decode, the storage engine failing or panicking on it, pages or allocation state
+//!   failing the engine's own check (`integrity.rs`, on a copy), or contents that differ
+//!   from the record counts and hash sums the last commit wrote in the `meta` table:
+//!   `digest.rs`) is [`StoreError::Damaged`] naming the file and what is wrong, and the
+//!   file is closed without the commit redb makes on close; [`repair`] and [`reset`] are the
+//!   operator's explicit ways out, and both keep a copy of the damaged file;
 //! - a newest commit that a crash left incomplete (redb finds its checksums failing and
 //!   falls back to the commit before, which holds every acknowledged change) is said on
 //!   stderr, not silently used.
@@ -31,6 +33,7 @@
 //! Thread-safety: `Store` is `Send + Sync`; redb serialises write transactions.
 
 mod digest;
+mod integrity;
 mod repair;
 mod txn;
 
@@ -162,6 +165,12 @@ impl Store {
         } else {
             false
         };
+        // The bytes as they are before redb opens the file (opening marks it as needing
+        // recovery, which would hide whether the last stop was clean).
+        let bytes = std::fs::read(path).map_err(|e| StoreError::Open {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
         let (db, rolled_back) = open_db(path)?;
         if rolled_back {
             tracing::warn!(
@@ -169,6 +178,16 @@ impl Store {
                 "the newest commit was incomplete (as a crash during a write leaves it, before \
                  the write was acknowledged); using the commit before it"
             );
+        }
+        // redb's own check of pages, allocation state and commit records, on copies in
+        // memory. (Had another vswitchd been writing the file as it was read, opening it
+        // would have failed: it is locked.)
+        if let Err(message) = integrity::check(bytes) {
+            close_untouched(db);
+            return Err(StoreError::Damaged {
+                path: path.to_path_buf(),
+                message,
+            });
         }
         let mut store = std::mem::ManuallyDrop::new(Store {
             db,
@@ -183,8 +202,7 @@ impl Store {
         match quietly(|| store.check()) {
             Ok(Ok(())) => Ok(std::mem::ManuallyDrop::into_inner(store)),
             Ok(Err(e)) => {
-                let s = std::mem::ManuallyDrop::into_inner(store);
-                let _ = quietly(move || drop(s));
+                close_untouched(std::mem::ManuallyDrop::into_inner(store));
                 Err(e)
             }
             Err(panic) => Err(StoreError::Damaged {
@@ -488,8 +506,13 @@ fn open_db(path: &Path) -> Result<(Database, bool), StoreError> {
             path: path.to_path_buf(),
             message: "it is already open: another vswitchd is using this store".into(),
         }),
+        // Reading past the end of its own file is damage (a record pointing outside it),
+        // not a failure to open it.
         Ok(Err(redb::DatabaseError::Storage(redb::StorageError::Io(e))))
-            if e.kind() != std::io::ErrorKind::InvalidData =>
+            if !matches!(
+                e.kind(),
+                std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof
+            ) =>
         {
             Err(StoreError::Open {
                 path: path.to_path_buf(),
@@ -673,6 +696,17 @@ fn quietly<T>(f: impl FnOnce() -> T) -> Result<T, String> {
             .or_else(|| p.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "a panic without a message".into())
     })
+}
+
+/// Drops `x` (a store or its database) without the commit redb makes when a database is
+/// dropped (it writes its allocation state and may shrink the file): redb skips that while
+/// the thread panics, so `x` is dropped as a caught, silent panic unwinds. For damaged
+/// files, which must stay as they were found.
+fn close_untouched<T>(x: T) {
+    let _ = quietly(move || {
+        let _closing = x;
+        std::panic::panic_any("closing a damaged store untouched")
+    });
 }
 
 #[cfg(test)]

@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 
 use super::digest::Table;
 use super::{
-    CACHE_BYTES, Records, Salvage, StoreError, StoreTxn, initialise, open_db, quietly, read_tables,
-    sibling, sync_dir,
+    CACHE_BYTES, Records, Salvage, StoreError, StoreTxn, close_untouched, initialise, open_db,
+    quietly, read_tables, sibling, sync_dir,
 };
 use crate::owner_only;
 
@@ -133,8 +133,7 @@ pub fn repair(path: &Path) -> Result<RepairReport, StoreError> {
             )));
         }
     };
-    let db = std::mem::ManuallyDrop::into_inner(db);
-    let _ = quietly(move || drop(db));
+    close_untouched(std::mem::ManuallyDrop::into_inner(db));
     let kept = write_new(path, &records)?;
     let mut lost: Vec<String> = problems.iter().take(MAX_PROBLEMS).cloned().collect();
     if problems.len() > MAX_PROBLEMS {
