@@ -1,221 +1,189 @@
-//! The storage engine's own check of a store file, made on copies in memory so that the
-//! file is not written: every page's checksum, redb's allocation state (which pages are in
-//! use, kept in the file at a clean stop) against what the trees really use, and the
-//! checksum of the newest commit's record in the file header.
+//! What the daemon does not take on trust from a store file that redb would: after a
+//! clean stop redb loads its saved record of which pages are in use (the allocation state)
+//! and uses the newest of the two commit records in the file header, checking neither the
+//! record's checksum nor the pages' (it checks them only when it recovers from a crash). A
+//! bit flipped there passed the record digest and made redb panic at the next commit or on
+//! close, or could make it hand out a page still in use. So:
 //!
-//! Why: after a clean stop redb trusts the allocation state and the commit record it
-//! saved, and checks neither them nor the pages' checksums on open. A bit flipped there
-//! went unnoticed by the record digest (the records read fine) and made redb panic later,
-//! when committing or closing, or could make it hand out a page still in use.
-//! `Database::check_integrity` rebuilds the allocation state from the trees and compares,
-//! but repairs the file in place when they differ; here it runs on a copy. The commit
-//! record's checksum redb verifies only when it recovers a file after a crash: a second
-//! copy is marked so, with the older commit's record made invalid, so that redb's recovery
-//! fails or falls back exactly when the newest record is damaged.
+//! - [`Rebuilding`] opens the file with the header's two-phase-commit mark hidden from
+//!   redb, so that it never loads the saved allocation state but rebuilds it from the trees
+//!   it walks, checking every page's checksum (and falling back to the commit before, said
+//!   as after a crash, when the newest fails), and commits what it rebuilt;
+//! - [`commit_records`] checks both commit records' checksums before that, on the header
+//!   alone, by letting redb pick a record for recovery with the other one made invalid.
+//!   After a clean stop a failing record is damage; after a crash a failing newest record
+//!   is what a crash during a commit leaves, and redb falls back to the older one without
+//!   saying so: the caller says it.
 //!
-//! Thread-safety: plain functions; the copies live only during the call.
+//! Thread-safety: plain functions, and a backend redb calls from its own threads (it
+//! delegates to redb's `FileBackend`).
 
 use std::io;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
-use parking_lot::RwLock;
-use redb::{Database, StorageBackend};
+use redb::StorageBackend;
 
 use super::quietly;
 
-/// A redb backend over bytes in memory.
-#[derive(Debug)]
-struct Bytes(RwLock<Vec<u8>>);
+/// redb 3's file header (`tree_store/page_store/header.rs` in its sources): after the
+/// 9-byte signature, the "god byte" says which of the two commit records is the newest,
+/// whether the file needs recovery, and whether the newest commit was made with two-phase
+/// commit (only then does redb load the saved allocation state, and in recovery it then
+/// trusts the newest record without looking at the other); each record is 128 bytes and
+/// ends in its checksum.
+const GOD_BYTE: usize = 9;
+const PRIMARY_BIT: u8 = 1;
+const RECOVERY_REQUIRED: u8 = 2;
+const TWO_PHASE_COMMIT: u8 = 4;
+const COMMIT_RECORDS: [usize; 2] = [64, 192];
+const COMMIT_RECORD_BYTES: usize = 128;
+const CHECKSUM_BYTES: usize = 16;
+/// Bytes of the header.
+pub(super) const HEADER_BYTES: usize = 320;
 
-impl StorageBackend for Bytes {
+/// The store file through redb's own backend, with the header's two-phase-commit mark
+/// hidden from redb when it reads it: see the module's documentation.
+#[derive(Debug)]
+pub(super) struct Rebuilding(pub(super) redb::backends::FileBackend);
+
+impl StorageBackend for Rebuilding {
     fn len(&self) -> Result<u64, io::Error> {
-        Ok(self.0.read().len() as u64)
+        self.0.len()
     }
 
     fn read(&self, offset: u64, out: &mut [u8]) -> Result<(), io::Error> {
-        let data = self.0.read();
-        let start = usize::try_from(offset).map_err(|_| io::ErrorKind::InvalidInput)?;
-        let src = start
-            .checked_add(out.len())
-            .and_then(|end| data.get(start..end))
-            .ok_or(io::ErrorKind::UnexpectedEof)?;
-        out.copy_from_slice(src);
+        self.0.read(offset, out)?;
+        let god = (GOD_BYTE as u64)
+            .checked_sub(offset)
+            .and_then(|i| usize::try_from(i).ok());
+        if let Some(b) = god.and_then(|i| out.get_mut(i)) {
+            *b &= !TWO_PHASE_COMMIT;
+        }
         Ok(())
     }
 
     fn set_len(&self, len: u64) -> Result<(), io::Error> {
-        let len = usize::try_from(len).map_err(|_| io::ErrorKind::InvalidInput)?;
-        self.0.write().resize(len, 0);
+        self.0.set_len(len)
+    }
+
+    fn sync_data(&self) -> Result<(), io::Error> {
+        self.0.sync_data()
+    }
+
+    fn write(&self, offset: u64, data: &[u8]) -> Result<(), io::Error> {
+        self.0.write(offset, data)
+    }
+
+    fn close(&self) -> Result<(), io::Error> {
+        self.0.close()
+    }
+}
+
+/// What the header of a store file says about how it was left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Records {
+    /// The last stop was clean (else the file needs recovery, as after a crash).
+    pub(super) clean_stop: bool,
+    /// The newest commit record passes its checksum.
+    pub(super) newest_sound: bool,
+    /// The record of the commit before it passes its checksum.
+    pub(super) older_sound: bool,
+}
+
+impl Records {
+    /// Why a file with these records is damaged, if it is: after a clean stop both records
+    /// must be sound. (After a crash an unsound newest record is what a crash during a
+    /// commit leaves: redb falls back to the older one, which the caller says.)
+    pub(super) fn damage(&self) -> Option<String> {
+        let bad = match (self.newest_sound, self.older_sound) {
+            _ if !self.clean_stop => return None,
+            (false, _) => "newest",
+            (true, false) => "older",
+            (true, true) => return None,
+        };
+        Some(format!(
+            "the record of its {bad} commit in the file header fails its checksum"
+        ))
+    }
+}
+
+/// Checks the checksums of both commit records in `header` (the file's first
+/// [`HEADER_BYTES`], read before redb opened it; `file_len` its length). A header too short
+/// to hold them is left to redb to refuse.
+pub(super) fn commit_records(header: &[u8], file_len: u64) -> Records {
+    if header.len() < HEADER_BYTES {
+        return Records {
+            clean_stop: true,
+            newest_sound: true,
+            older_sound: true,
+        };
+    }
+    let newest = usize::from(header[GOD_BYTE] & PRIMARY_BIT != 0);
+    Records {
+        clean_stop: header[GOD_BYTE] & RECOVERY_REQUIRED == 0,
+        newest_sound: record_sound(header, file_len, newest),
+        older_sound: record_sound(header, file_len, 1 - newest),
+    }
+}
+
+/// Whether the commit record in `slot` of `header` passes its checksum: redb, asked to
+/// recover a file whose other record is made invalid, refuses exactly when this one is
+/// damaged too. It reads nothing but the header before it decides, and is stopped there.
+fn record_sound(header: &[u8], file_len: u64, slot: usize) -> bool {
+    let mut h = header[..HEADER_BYTES].to_vec();
+    let other = COMMIT_RECORDS[1 - slot] + COMMIT_RECORD_BYTES - CHECKSUM_BYTES;
+    for x in &mut h[other..other + CHECKSUM_BYTES] {
+        *x = !*x;
+    }
+    // Recovery, weighing both records (not trusting the newest as after two-phase commit).
+    h[GOD_BYTE] = (h[GOD_BYTE] | RECOVERY_REQUIRED) & !TWO_PHASE_COMMIT;
+    let opened = quietly(|| {
+        redb::Builder::new()
+            .set_repair_callback(|s| s.abort())
+            .create_with_backend(HeaderOnly {
+                header: h,
+                len: file_len,
+            })
+            .map(std::mem::ManuallyDrop::new)
+    });
+    !matches!(
+        opened,
+        Ok(Err(redb::DatabaseError::Storage(redb::StorageError::Corrupted(m))))
+            if m.contains("Both commit slots")
+    )
+}
+
+/// A backend that holds a file's header and nothing else: reading anything beyond it, or
+/// writing, fails (redb has decided on the commit records by then).
+#[derive(Debug)]
+struct HeaderOnly {
+    header: Vec<u8>,
+    len: u64,
+}
+
+impl StorageBackend for HeaderOnly {
+    fn len(&self) -> Result<u64, io::Error> {
+        Ok(self.len)
+    }
+
+    fn read(&self, offset: u64, out: &mut [u8]) -> Result<(), io::Error> {
+        let start = usize::try_from(offset).map_err(|_| io::ErrorKind::InvalidInput)?;
+        let src = start
+            .checked_add(out.len())
+            .and_then(|end| self.header.get(start..end))
+            .ok_or(io::ErrorKind::Unsupported)?;
+        out.copy_from_slice(src);
         Ok(())
+    }
+
+    fn set_len(&self, _: u64) -> Result<(), io::Error> {
+        Err(io::ErrorKind::Unsupported.into())
     }
 
     fn sync_data(&self) -> Result<(), io::Error> {
         Ok(())
     }
 
-    fn write(&self, offset: u64, data: &[u8]) -> Result<(), io::Error> {
-        let mut mem = self.0.write();
-        let start = usize::try_from(offset).map_err(|_| io::ErrorKind::InvalidInput)?;
-        let end = start
-            .checked_add(data.len())
-            .ok_or(io::ErrorKind::InvalidInput)?;
-        if end > mem.len() {
-            mem.resize(end, 0);
-        }
-        mem[start..end].copy_from_slice(data);
-        Ok(())
-    }
-}
-
-/// redb 3's file header (`tree_store/page_store/header.rs` in its sources): after the
-/// 9-byte signature, the "god byte" says which of the two commit records is the newest and
-/// whether the file needs recovery; each record is 128 bytes and ends in its checksum.
-const GOD_BYTE: usize = 9;
-const PRIMARY_BIT: u8 = 1;
-const RECOVERY_REQUIRED: u8 = 2;
-/// Set when the newest commit was made with two-phase commit: redb's recovery then trusts
-/// it and never looks at the older record.
-const TWO_PHASE_COMMIT: u8 = 4;
-const COMMIT_RECORDS: [usize; 2] = [64, 192];
-const COMMIT_RECORD_BYTES: usize = 128;
-const CHECKSUM_BYTES: usize = 16;
-
-/// Checks the store whose bytes are `bytes` as redb would after opening it (a file a
-/// crash left incomplete is first recovered, as opening it does). `Err` says what is wrong.
-pub(super) fn check(bytes: Vec<u8>) -> Result<(), String> {
-    let header = COMMIT_RECORDS[1] + COMMIT_RECORD_BYTES;
-    // After a crash, opening the file recovers it and checks all of this anyway.
-    let clean_stop = bytes.len() >= header && bytes[GOD_BYTE] & RECOVERY_REQUIRED == 0;
-    if clean_stop {
-        older_commit_record(invalidated(&bytes, Slot::Newest))?;
-        newest_commit_record(invalidated(&bytes, Slot::Older))?;
-    }
-    pages_and_allocation(bytes)
-}
-
-/// `Database::check_integrity` on a copy of `bytes`.
-fn pages_and_allocation(bytes: Vec<u8>) -> Result<(), String> {
-    let mut opened: Option<std::mem::ManuallyDrop<Database>> = None;
-    let checked = quietly(|| -> Result<bool, String> {
-        let db = redb::Builder::new()
-            .create_with_backend(Bytes(RwLock::new(bytes)))
-            .map_err(|e| e.to_string())?;
-        // Not dropped if redb panics below: its state is unknown then, and a second panic
-        // while unwinding would abort.
-        let db = opened.insert(std::mem::ManuallyDrop::new(db));
-        db.check_integrity().map_err(|e| e.to_string())
-    });
-    let verdict = match checked {
-        Ok(Ok(true)) => Ok(()),
-        Ok(Ok(false)) => Err(
-            "its pages' checksums or the storage engine's record of which \
-                              pages are in use do not agree with what it last wrote"
-                .to_string(),
-        ),
-        Ok(Err(e)) => Err(format!(
-            "the storage engine cannot check it ({})",
-            crate::error::quote(&e)
-        )),
-        // The database (only the copy in memory) is leaked: see above.
-        Err(panic) => {
-            return Err(format!(
-                "the storage engine failed checking it ({})",
-                crate::error::quote(&panic)
-            ));
-        }
-    };
-    if let Some(db) = opened {
-        let _ = quietly(move || drop(std::mem::ManuallyDrop::into_inner(db)));
-    }
-    verdict
-}
-
-/// The newest commit record, or the one before it.
-#[derive(Clone, Copy)]
-enum Slot {
-    Newest,
-    Older,
-}
-
-/// A copy of `bytes` marked as needing recovery, with one commit record's checksum made
-/// invalid: recovering it checks the other record (and, for the newest, its pages). To
-/// check the older record the newest is also marked as not made by two-phase commit, else
-/// recovery would not look at the older one.
-fn invalidated(bytes: &[u8], which: Slot) -> Vec<u8> {
-    let mut b = bytes.to_vec();
-    let newest = usize::from(b[GOD_BYTE] & PRIMARY_BIT != 0);
-    let slot = match which {
-        Slot::Newest => newest,
-        Slot::Older => 1 - newest,
-    };
-    let sum = COMMIT_RECORDS[slot] + COMMIT_RECORD_BYTES - CHECKSUM_BYTES;
-    for x in &mut b[sum..sum + CHECKSUM_BYTES] {
-        *x = !*x;
-    }
-    b[GOD_BYTE] |= RECOVERY_REQUIRED;
-    if let Slot::Newest = which {
-        b[GOD_BYTE] &= !TWO_PHASE_COMMIT;
-    }
-    b
-}
-
-/// Recovers `copy` (the newest record made invalid): redb refuses it exactly when the
-/// older record's checksum fails too. (redb uses the older record to free what the newest
-/// commit replaced: a damaged one made it panic at the next commit.)
-fn older_commit_record(copy: Vec<u8>) -> Result<(), String> {
-    let opened = quietly(|| {
-        redb::Builder::new()
-            .create_with_backend(Bytes(RwLock::new(copy)))
-            .map(std::mem::ManuallyDrop::new)
-    });
-    match opened {
-        Ok(Err(redb::DatabaseError::Storage(redb::StorageError::Corrupted(m))))
-            if m.contains("Both commit slots") =>
-        {
-            Err("the record of its commit before the newest fails its checksum".into())
-        }
-        // Anything else is about that older commit's pages, which the newest may have
-        // reused; only its record matters here.
-        Ok(Ok(db)) => {
-            let _ = quietly(move || drop(std::mem::ManuallyDrop::into_inner(db)));
-            Ok(())
-        }
-        _ => Ok(()),
-    }
-}
-
-/// Recovers `copy` (the older record made invalid) the way redb recovers a file after a
-/// crash: it fails, or falls back, exactly when the newest record or its pages are damaged.
-fn newest_commit_record(copy: Vec<u8>) -> Result<(), String> {
-    // redb calls this with progress below 0.5 exactly when it falls back from the newest
-    // commit.
-    let fell_back = Arc::new(AtomicBool::new(false));
-    let flag = Arc::clone(&fell_back);
-    let opened = quietly(|| {
-        redb::Builder::new()
-            .set_repair_callback(move |s| {
-                if s.progress() < 0.5 {
-                    flag.store(true, Ordering::Relaxed);
-                }
-            })
-            .create_with_backend(Bytes(RwLock::new(copy)))
-            .map(std::mem::ManuallyDrop::new)
-    });
-    let damaged = "its newest commit (the one a clean stop left) fails its checksums";
-    match opened {
-        Ok(Ok(db)) => {
-            let _ = quietly(move || drop(std::mem::ManuallyDrop::into_inner(db)));
-            if fell_back.load(Ordering::Relaxed) {
-                Err(damaged.to_string())
-            } else {
-                Ok(())
-            }
-        }
-        Ok(Err(e)) => Err(format!(
-            "{damaged} ({})",
-            crate::error::quote(&e.to_string())
-        )),
-        Err(panic) => Err(format!("{damaged} ({})", crate::error::quote(&panic))),
+    fn write(&self, _: u64, _: &[u8]) -> Result<(), io::Error> {
+        Err(io::ErrorKind::Unsupported.into())
     }
 }

@@ -17,15 +17,17 @@
 //! - a file that is not a redb database, or a redb database without our format marker, is
 //!   [`StoreError::Foreign`], never touched;
 //! - anything wrong inside one of ours (truncated, overwritten, a record that does not
-//!   decode, the storage engine failing or panicking on it, pages or allocation state
-//!   failing the engine's own check (`integrity.rs`, on a copy), or contents that differ
-//!   from the record counts and hash sums the last commit wrote in the `meta` table:
-//!   `digest.rs`) is [`StoreError::Damaged`] naming the file and what is wrong, and the
-//!   file is closed without the commit redb makes on close; [`repair`] and [`reset`] are the
-//!   operator's explicit ways out, and both keep a copy of the damaged file;
-//! - a newest commit that a crash left incomplete (redb finds its checksums failing and
-//!   falls back to the commit before, which holds every acknowledged change) is said on
-//!   stderr, not silently used.
+//!   decode, the storage engine failing or panicking on it, a commit record in the file
+//!   header failing its checksum after a clean stop (`integrity.rs`), or contents that
+//!   differ from the record counts and hash sums the last commit wrote in the `meta`
+//!   table: `digest.rs`) is [`StoreError::Damaged`] naming the file and what is wrong, and
+//!   the file is closed without the commit redb makes on close; [`repair`] and [`reset`]
+//!   are the operator's explicit ways out, and both keep a copy of the damaged file;
+//! - redb's saved record of which pages are in use is never trusted: it is rebuilt from
+//!   the trees at every open, every page's checksum checked (`integrity.rs`);
+//! - a newest commit that a crash left incomplete (its record or its pages failing their
+//!   checksums; redb falls back to the commit before, which holds every acknowledged
+//!   change) is said on stderr, not silently used.
 //!
 //! [`Store::open`] reads and checks everything once; the daemon's first [`Store::load`]
 //! gets what it read.
@@ -165,24 +167,23 @@ impl Store {
         } else {
             false
         };
-        // The bytes as they are before redb opens the file (opening marks it as needing
-        // recovery, which would hide whether the last stop was clean).
-        let bytes = std::fs::read(path).map_err(|e| StoreError::Open {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
+        // The header as it is before redb opens the file (opening it rewrites the header).
+        let (header, file_len) = read_header(path)?;
+        let records = integrity::commit_records(&header, file_len);
         let (db, rolled_back) = open_db(path)?;
+        // After a crash, redb falls back from a newest commit record that fails its
+        // checksum without a word.
+        let rolled_back = rolled_back || !(records.clean_stop || records.newest_sound);
         if rolled_back {
             tracing::warn!(
                 store = %path.display(),
                 "the newest commit was incomplete (as a crash during a write leaves it, before \
-                 the write was acknowledged); using the commit before it"
+                 the write was acknowledged) or damaged; using the commit before it"
             );
         }
-        // redb's own check of pages, allocation state and commit records, on copies in
-        // memory. (Had another vswitchd been writing the file as it was read, opening it
+        // (Had another vswitchd been writing the header as it was read, opening the file
         // would have failed: it is locked.)
-        if let Err(message) = integrity::check(bytes) {
+        if let Some(message) = records.damage() {
             close_untouched(db);
             return Err(StoreError::Damaged {
                 path: path.to_path_buf(),
@@ -486,18 +487,30 @@ fn open_db(path: &Path) -> Result<(Database, bool), StoreError> {
     }
     let ours = has_redb_magic(path);
     // redb calls this with progress 0.3 exactly when the newest commit's checksums fail and
-    // it is about to fall back to the commit before.
+    // it is about to fall back to the commit before (and with 0.0, 0.6 and 0.9 in every
+    // recovery: those are not a fallback).
     let rolled_back = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&rolled_back);
-    let opened = quietly(|| {
-        redb::Builder::new()
+    let opened = quietly(|| -> Result<Database, redb::DatabaseError> {
+        let mut builder = redb::Builder::new();
+        builder
             .set_cache_size(CACHE_BYTES)
             .set_repair_callback(move |s| {
-                if s.progress() < 0.5 {
+                if (0.2..0.5).contains(&s.progress()) {
                     flag.store(true, Ordering::Relaxed);
                 }
-            })
-            .open(path)
+            });
+        if !ours {
+            return builder.open(path);
+        }
+        // Ours: opened so that redb rebuilds its allocation state from the trees, checking
+        // every page (`integrity.rs`).
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)?;
+        let backend = redb::backends::FileBackend::new(file)?;
+        builder.create_with_backend(integrity::Rebuilding(backend))
     });
     let rolled_back = rolled_back.load(Ordering::Relaxed);
     match opened {
@@ -536,6 +549,23 @@ fn open_db(path: &Path) -> Result<(Database, bool), StoreError> {
             message: format!("not a redb database ({})", crate::error::quote(&panic)),
         }),
     }
+}
+
+/// The first [`integrity::HEADER_BYTES`] of the file (fewer if it is shorter) and its
+/// length.
+fn read_header(path: &Path) -> Result<(Vec<u8>, u64), StoreError> {
+    use std::io::Read;
+    let fail = |e: std::io::Error| StoreError::Open {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    };
+    let f = std::fs::File::open(path).map_err(fail)?;
+    let len = f.metadata().map_err(fail)?.len();
+    let mut header = Vec::with_capacity(integrity::HEADER_BYTES);
+    f.take(integrity::HEADER_BYTES as u64)
+        .read_to_end(&mut header)
+        .map_err(fail)?;
+    Ok((header, len))
 }
 
 fn has_redb_magic(path: &Path) -> bool {
