@@ -282,7 +282,14 @@ fn panics_are_quiet_errors_and_only_on_this_thread() {
 /// made redb panic at the next commit or on close.
 #[test]
 fn every_flipped_byte_is_refused_or_harmless() {
-    let dir = tempfile::tempdir().unwrap();
+    // On tmpfs when there is one: 1,024 opens, writes and closes, each with fsync.
+    let shm = std::path::Path::new("/dev/shm");
+    let dir = if shm.is_dir() {
+        tempfile::tempdir_in(shm)
+    } else {
+        tempfile::tempdir()
+    }
+    .unwrap();
     let path = dir.path().join("conf.db");
     let original = populated(&path, 20);
     let bytes = std::fs::read(&path).unwrap();
