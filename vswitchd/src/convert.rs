@@ -202,9 +202,11 @@ pub(crate) fn port_of(
         .ok_or_else(|| ApiError::invalid(field, "port is required"))?;
     Ok(match r {
         port_ref::Port::Number(n) => PortNo(*n),
-        port_ref::Port::Name(name) => PortNo(ports.number(name).ok_or_else(|| {
-            ApiError::not_found(field, format!("no port named {}", quote(name)))
-        })?),
+        port_ref::Port::Name(name) => {
+            PortNo(ports.number(name).ok_or_else(|| {
+                ApiError::not_found(field, format!("no port named {}", quote(name)))
+            })?)
+        }
         port_ref::Port::Reserved(r) => match ReservedPort::try_from(*r) {
             Ok(ReservedPort::InPort) => PortNo::IN_PORT,
             Ok(ReservedPort::Table) => PortNo::TABLE,

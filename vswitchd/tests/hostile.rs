@@ -85,8 +85,8 @@ fn need(cmd: &str, package: &str) {
 }
 
 /// Started under `umask 000`, 60 times, with an unprivileged user connecting to anything in
-/// the socket's directory as fast as it can: the user never gets in, and every socket and
-/// store file the daemon made is 0600.
+/// the socket's directory as fast as it can (the API socket and the metrics socket): the
+/// user never gets in, the API socket and the store are 0600, the metrics socket 0660.
 #[test]
 fn the_api_socket_is_never_reachable_by_another_user() {
     need("setpriv", "util-linux");
@@ -132,6 +132,7 @@ fn the_api_socket_is_never_reachable_by_another_user() {
 
     let sock = dir.path().join("s");
     let db = dir.path().join("conf.db");
+    let metrics = dir.path().join("m");
     const STARTS: usize = 60;
     for i in 0..STARTS {
         let mut child = Command::new("sh")
@@ -141,6 +142,8 @@ fn the_api_socket_is_never_reachable_by_another_user() {
             .arg(&db)
             .arg("--listen")
             .arg(format!("unix:{}", sock.display()))
+            .arg("--metrics")
+            .arg(format!("unix:{}", metrics.display()))
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
@@ -153,6 +156,9 @@ fn the_api_socket_is_never_reachable_by_another_user() {
             let m = std::fs::symlink_metadata(f).unwrap();
             assert_eq!(m.mode() & 0o777, 0o600, "start {i}: {}", f.display());
         }
+        // The metrics socket is the group's too (a scraper's proxy), never others'.
+        let m = std::fs::symlink_metadata(&metrics).unwrap();
+        assert_eq!(m.mode() & 0o777, 0o660, "start {i}: {}", metrics.display());
         // Alternate clean stops (the socket is removed) and kills (a stale socket stays).
         if i % 2 == 0 {
             Command::new("kill")
