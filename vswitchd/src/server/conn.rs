@@ -6,7 +6,9 @@
 //! A connection is a [`Tracked`] stream: it records when bytes arrive, and returns end of
 //! file to hyper once the sweeper (or an eviction) marks it closing, which makes hyper drop
 //! it and so close its descriptor. The RPC layer (`layer.rs`) finds the connection's
-//! [`Conn`] in each request's extensions and counts the RPCs in flight on it.
+//! [`Conn`] in each request's extensions and counts the RPCs in flight on it. Each
+//! connection keeps who opened it ([`ConnState::peer`], read when it is accepted), since
+//! tonic's own transport information is not there for a stream of ours.
 //!
 //! Thread-safety: [`Tracker`] is shared by the accept loops, the sweeper and the RPC layer;
 //! per-connection state is atomics, the registry a mutex taken once per connection and once
@@ -91,6 +93,8 @@ impl Counters {
 pub struct ConnState {
     id: u64,
     kind: Kind,
+    /// Who opened it: `unix:pid=N,uid=N` or `tcp:ADDR:PORT`.
+    peer: Arc<str>,
     opened: Instant,
     bytes_read: AtomicU64,
     /// RPCs running on it.
@@ -109,6 +113,12 @@ pub struct ConnState {
 }
 
 impl ConnState {
+    /// Who opened the connection: `unix:pid=N,uid=N` (the pid when the kernel knows it) or
+    /// `tcp:ADDR:PORT`, TLS or not.
+    pub fn peer(&self) -> &Arc<str> {
+        &self.peer
+    }
+
     fn now_ns(&self) -> u64 {
         u64::try_from(self.opened.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
@@ -217,7 +227,7 @@ impl Tracker {
 
     /// Admits a new connection of `kind`, or refuses it (`None`). A unix client at the
     /// limit displaces the connection idle longest, if there is one.
-    fn admit(&self, kind: Kind) -> Option<Arc<ConnState>> {
+    fn admit(&self, kind: Kind, peer: String) -> Option<Arc<ConnState>> {
         let room = match kind {
             Kind::Tcp => {
                 self.open[Kind::Tcp as usize].load(Ordering::Acquire)
@@ -233,6 +243,7 @@ impl Tracker {
         let st = Arc::new(ConnState {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             kind,
+            peer: peer.into(),
             opened: Instant::now(),
             bytes_read: AtomicU64::new(0),
             in_flight: AtomicU32::new(0),
@@ -470,6 +481,8 @@ pub trait Accept: Send + 'static {
     fn accept(&self) -> impl std::future::Future<Output = io::Result<Self::Io>> + Send;
     /// Per-connection socket options.
     fn prepare(&self, _io: &Self::Io, _limits: &Limits) {}
+    /// Who is at the other end (see [`ConnState::peer`]).
+    fn peer(&self, io: &Self::Io) -> String;
 }
 
 impl Accept for tokio::net::UnixListener {
@@ -477,6 +490,16 @@ impl Accept for tokio::net::UnixListener {
 
     async fn accept(&self) -> io::Result<Self::Io> {
         tokio::net::UnixListener::accept(self).await.map(|(s, _)| s)
+    }
+
+    fn peer(&self, io: &Self::Io) -> String {
+        match io.peer_cred() {
+            Ok(c) => match c.pid() {
+                Some(pid) => format!("unix:pid={pid},uid={}", c.uid()),
+                None => format!("unix:uid={}", c.uid()),
+            },
+            Err(_) => "unix".into(),
+        }
     }
 }
 
@@ -493,6 +516,11 @@ impl Accept for tokio::net::TcpListener {
             .with_time(limits.keepalive)
             .with_interval(limits.keepalive);
         let _ = socket2::SockRef::from(io).set_tcp_keepalive(&ka);
+    }
+
+    fn peer(&self, io: &Self::Io) -> String {
+        io.peer_addr()
+            .map_or_else(|_| "tcp".into(), |a| format!("tcp:{a}"))
     }
 }
 
@@ -520,7 +548,7 @@ pub async fn accept_loop<L: Accept>(
         };
         match r {
             Ok(io) => {
-                let Some(st) = tracker.admit(kind) else {
+                let Some(st) = tracker.admit(kind, l.peer(&io)) else {
                     drop(io); // refused: closed at once
                     tracker.log_refusals();
                     continue;
@@ -565,29 +593,57 @@ mod tests {
         }
     }
 
+    /// The peer the API layer's span shows comes from the accepted socket itself.
+    #[tokio::test]
+    async fn the_peer_is_read_from_the_accepted_socket() {
+        let dir = tempfile::tempdir().unwrap();
+        let ul = tokio::net::UnixListener::bind(dir.path().join("s")).unwrap();
+        let _c = tokio::net::UnixStream::connect(dir.path().join("s"))
+            .await
+            .unwrap();
+        let io = Accept::accept(&ul).await.unwrap();
+        assert_eq!(
+            ul.peer(&io),
+            format!(
+                "unix:pid={},uid={}",
+                std::process::id(),
+                nix::unistd::geteuid()
+            )
+        );
+        let tl = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let c = tokio::net::TcpStream::connect(tl.local_addr().unwrap())
+            .await
+            .unwrap();
+        let io = Accept::accept(&tl).await.unwrap();
+        assert_eq!(tl.peer(&io), format!("tcp:{}", c.local_addr().unwrap()));
+    }
+
     #[test]
     fn tcp_stops_at_its_share_and_unix_displaces_the_idlest() {
         let t = Tracker::new(limits(4, 2));
-        let a = t.admit(Kind::Tcp).unwrap();
-        let b = t.admit(Kind::Tcp).unwrap();
-        assert!(t.admit(Kind::Tcp).is_none(), "beyond the TCP share");
+        let a = t.admit(Kind::Tcp, "test".into()).unwrap();
+        let b = t.admit(Kind::Tcp, "test".into()).unwrap();
+        assert!(
+            t.admit(Kind::Tcp, "test".into()).is_none(),
+            "beyond the TCP share"
+        );
         assert_eq!(t.counters.refused.load(Ordering::Relaxed), 1);
         let _busy = a.start_rpc();
-        let u1 = t.admit(Kind::Unix).unwrap();
+        let u1 = t.admit(Kind::Unix, "test".into()).unwrap();
         let _u1_busy = u1.start_rpc();
-        let u2 = t.admit(Kind::Unix).unwrap();
+        let u2 = t.admit(Kind::Unix, "test".into()).unwrap();
         let _u2_busy = u2.start_rpc();
         // Full: a third unix client displaces the only idle connection (b).
-        let u3 = t.admit(Kind::Unix).unwrap();
+        let u3 = t.admit(Kind::Unix, "test".into()).unwrap();
         assert!(b.closing.load(Ordering::Acquire));
         assert!(!a.closing.load(Ordering::Acquire));
         assert_eq!(t.counters.evicted.load(Ordering::Relaxed), 1);
         let _u3_busy = u3.start_rpc();
         // Everyone busy: refused.
-        assert!(t.admit(Kind::Unix).is_none());
+        assert!(t.admit(Kind::Unix, "test".into()).is_none());
         // Dropping a connection's tracked stream makes room.
         t.forget(&u3);
-        assert!(t.admit(Kind::Unix).is_some());
+        assert!(t.admit(Kind::Unix, "test".into()).is_some());
     }
 
     #[test]
@@ -598,13 +654,13 @@ mod tests {
             idle_timeout: Duration::from_millis(1),
             ..Limits::default()
         });
-        let silent = t.admit(Kind::Unix).unwrap();
-        let stalled = t.admit(Kind::Tcp).unwrap();
+        let silent = t.admit(Kind::Unix, "test".into()).unwrap();
+        let stalled = t.admit(Kind::Tcp, "test".into()).unwrap();
         let _rpc = stalled.start_rpc();
         let _rx = stalled.start_receiving();
-        let busy = t.admit(Kind::Tcp).unwrap();
+        let busy = t.admit(Kind::Tcp, "test".into()).unwrap();
         let _rpc2 = busy.start_rpc();
-        let idle = t.admit(Kind::Tcp).unwrap();
+        let idle = t.admit(Kind::Tcp, "test".into()).unwrap();
         std::thread::sleep(Duration::from_millis(5));
         t.sweep();
         assert!(silent.closing.load(Ordering::Acquire));

@@ -7,6 +7,7 @@
 //! Thread-safety: `Track` is a cheap `Clone`; all state lives in the connection's atomics.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -14,6 +15,7 @@ use http_body::{Body as HttpBody, Frame, SizeHint};
 use tonic::body::Body;
 
 use super::conn::{Conn, ReceiveGuard, RpcGuard};
+use crate::api_layer::Peer;
 
 /// The bidirectional stream's method: its request body is open for the whole session.
 const STREAM_METHOD: &str = "/vswitch.v1.Switch/Stream";
@@ -51,10 +53,12 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: http::Request<Body>) -> Self::Future {
+    fn call(&mut self, mut req: http::Request<Body>) -> Self::Future {
         let Some(conn) = req.extensions().get::<Conn>().cloned() else {
             return Box::pin(self.inner.call(req));
         };
+        // For the API layer's span (it runs inside this one).
+        req.extensions_mut().insert(Peer(Arc::clone(conn.0.peer())));
         let rpc = conn.0.start_rpc();
         let req = if req.uri().path() == STREAM_METHOD {
             req
