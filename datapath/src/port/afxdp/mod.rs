@@ -19,7 +19,8 @@
 //! UMEM frame, the rx ring full, refused descriptors) are added to the port's `rx_dropped`
 //! and errors and listed by name in its extra counters, with ours by reason (`rx_too_big`,
 //! `tx_too_big`, `tx_no_room`) and the largest frame the port carries
-//! ([`MAX_FRAME_BYTES`]).
+//! ([`MAX_FRAME_BYTES`]). They are read at most every [`KERNEL_STATS_EVERY`] however often
+//! statistics are asked for (reading takes a kernel mutex the transmit path also takes).
 //!
 //! Files: `bpf.rs` (the program and `bpf()`), `queue.rs` (one queue's socket, UMEM and
 //! rings, the bursts, the kernel's statistics).
@@ -38,6 +39,7 @@ mod queue;
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
@@ -63,6 +65,13 @@ pub const MAX_FRAME_BYTES: usize = if FRAME_SIZE < MAX_FRAME {
 } else {
     MAX_FRAME
 };
+
+/// How long one reading of the kernel's statistics serves: however often they are asked
+/// for (metrics scrapes, `dump-ports`), each socket's are read at most this often. Reading
+/// takes the socket's mutex in the kernel, which a poll thread's transmit kick (`sendto`,
+/// copy mode) also takes; a reader preempted while holding it would make the poll thread
+/// wait, so readers get few chances to.
+pub const KERNEL_STATS_EVERY: Duration = Duration::from_millis(100);
 
 /// Drops of an AF_XDP port by reason, beyond its [`PortCounters`]; updated once per burst.
 #[derive(Debug, Default)]
@@ -162,6 +171,9 @@ pub struct AfXdpPort {
     _map: OwnedFd,
     counters: PortCounters,
     xdp: XdpCounters,
+    /// The last reading of the kernel's statistics (summed) and when it was taken; only
+    /// readers of the statistics take this lock, never a poll thread.
+    kernel: Mutex<Option<(Instant, libc::xdp_statistics)>>,
 }
 
 impl AfXdpPort {
@@ -257,6 +269,7 @@ impl AfXdpPort {
             _map: map,
             counters: PortCounters::default(),
             xdp: XdpCounters::default(),
+            kernel: Mutex::new(None),
         })
     }
 
@@ -275,8 +288,15 @@ impl AfXdpPort {
         self.socks.get(q).copied()
     }
 
-    /// The kernel's counters summed over every queue's socket.
+    /// The kernel's counters summed over every queue's socket, at most
+    /// [`KERNEL_STATS_EVERY`] old.
     fn kernel_stats(&self) -> libc::xdp_statistics {
+        let mut last = self.kernel.lock();
+        if let Some((at, k)) = *last
+            && at.elapsed() < KERNEL_STATS_EVERY
+        {
+            return k;
+        }
         let mut sum = libc::xdp_statistics {
             rx_dropped: 0,
             rx_invalid_descs: 0,
@@ -294,6 +314,7 @@ impl AfXdpPort {
             sum.rx_fill_ring_empty_descs += k.rx_fill_ring_empty_descs;
             sum.tx_ring_empty_descs += k.tx_ring_empty_descs;
         }
+        *last = Some((Instant::now(), sum));
         sum
     }
 }
