@@ -30,7 +30,7 @@ fuzz_target!(|data: &[u8]| {
                 else {
                     continue;
                 };
-                if f.table_id > 253 || f.priority > 0xffff {
+                if f.table_id > proto::flow_text::MAX_TABLE_ID || f.priority > 0xffff {
                     continue;
                 }
                 mods.push(FlowMod::Add {

@@ -21,8 +21,9 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
 use tonic::Code;
-use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo, UdsConnectInfo};
 use tracing::Instrument as _;
 
 use crate::logging::RateLimit;
@@ -105,27 +106,17 @@ fn rpc_name(path: &str) -> &str {
         .unwrap_or_else(|| path.trim_start_matches('/'))
 }
 
-/// Who sent `req`: `unix:pid=N,uid=N` or `tcp:ADDR:PORT` (TLS or not); `unknown` when the
-/// transport says nothing.
-fn peer<B>(req: &http::Request<B>) -> String {
-    let ext = req.extensions();
-    if let Some(u) = ext.get::<UdsConnectInfo>() {
-        return match &u.peer_cred {
-            Some(c) => match c.pid() {
-                Some(pid) => format!("unix:pid={pid},uid={}", c.uid()),
-                None => format!("unix:uid={}", c.uid()),
-            },
-            None => "unix".into(),
-        };
-    }
-    let tcp = ext.get::<TcpConnectInfo>().or_else(|| {
-        ext.get::<TlsConnectInfo<TcpConnectInfo>>()
-            .map(|t| t.get_ref())
-    });
-    match tcp.and_then(TcpConnectInfo::remote_addr) {
-        Some(a) => format!("tcp:{a}"),
-        None => "unknown".into(),
-    }
+/// Who sent a request, `unix:pid=N,uid=N` or `tcp:ADDR:PORT` (TLS or not): a request
+/// extension the server's connection layer (`server/layer.rs`) adds from what it read when
+/// it accepted the connection.
+#[derive(Debug, Clone)]
+pub struct Peer(pub Arc<str>);
+
+/// Who sent `req` ([`Peer`]); `unknown` when nobody said.
+fn peer<B>(req: &http::Request<B>) -> Arc<str> {
+    req.extensions()
+        .get::<Peer>()
+        .map_or_else(|| Arc::from("unknown"), |p| Arc::clone(&p.0))
 }
 
 /// Logs one API error, `code` with its `cause` (the message the client gets), in the

@@ -19,7 +19,17 @@ use datapath::types::{GroupId, MeterId, PortNo, TableId};
 use proto::flow_text::{self, field_name};
 use proto::v1::{self, Field, FieldMatch, Match, ReservedPort, action, instruction, port_ref};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, quote};
+
+/// Most actions in one action list, and in all of a group's buckets together: what one
+/// 64 KiB OpenFlow message carries (an output action is 16 bytes), as Open vSwitch bounds
+/// them ("input too big"). A flow with 100,000 outputs turned 10 packets into a million
+/// frames.
+pub const MAX_ACTIONS: usize = 4096;
+
+// One table range for every client (`flowctl`'s parser uses the same constant) and the
+// datapath: they must agree.
+const _: () = assert!(flow_text::MAX_TABLE_ID == TableId::MAX.0 as u32);
 
 /// Resolves port names to numbers (the bridge's current ports).
 pub trait PortNames {
@@ -139,7 +149,10 @@ pub fn convert_match(m: &Match, ports: &dyn PortNames) -> Result<DpMatch, ApiErr
     for fm in &mut canonical.fields {
         if !fm.port_name.is_empty() {
             let n = ports.number(&fm.port_name).ok_or_else(|| {
-                ApiError::not_found("match.in_port", format!("no port named {:?}", fm.port_name))
+                ApiError::not_found(
+                    "match.in_port",
+                    format!("no port named {}", quote(&fm.port_name)),
+                )
             })?;
             fm.value = n.to_be_bytes().to_vec();
             fm.port_name.clear();
@@ -200,11 +213,11 @@ pub(crate) fn port_of(
         .ok_or_else(|| ApiError::invalid(field, "port is required"))?;
     Ok(match r {
         port_ref::Port::Number(n) => PortNo(*n),
-        port_ref::Port::Name(name) => PortNo(
-            ports
-                .number(name)
-                .ok_or_else(|| ApiError::not_found(field, format!("no port named {name:?}")))?,
-        ),
+        port_ref::Port::Name(name) => {
+            PortNo(ports.number(name).ok_or_else(|| {
+                ApiError::not_found(field, format!("no port named {}", quote(name)))
+            })?)
+        }
         port_ref::Port::Reserved(r) => match ReservedPort::try_from(*r) {
             Ok(ReservedPort::InPort) => PortNo::IN_PORT,
             Ok(ReservedPort::Table) => PortNo::TABLE,
@@ -416,6 +429,15 @@ pub fn convert_actions(
     ports: &dyn PortNames,
     cx: Context<'_>,
 ) -> Result<(Vec<Action>, bool), ApiError> {
+    if list.len() > MAX_ACTIONS {
+        return Err(ApiError::invalid(
+            "actions",
+            format!(
+                "{} actions; at most {MAX_ACTIONS} (what one OpenFlow message carries)",
+                list.len()
+            ),
+        ));
+    }
     if let Context::Flow(m) = cx {
         flow_text::check_actions(list, m).map_err(|(i, e)| {
             ApiError::invalid(format!("actions[{i}].set_field.{}", e.field), e.message)
@@ -482,10 +504,10 @@ pub fn convert_instructions(
                 if ins.goto_table.is_some() {
                     return Err(dup());
                 }
-                if *t > TableId::MAX.0 as u32 {
+                if *t > flow_text::MAX_TABLE_ID {
                     return Err(ApiError::invalid(
                         format!("{at}.goto_table"),
-                        format!("table {t} out of range 0..=253"),
+                        format!("table {t} out of range 0..={}", flow_text::MAX_TABLE_ID),
                     ));
                 }
                 ins.goto_table = Some(TableId(*t as u8));
@@ -568,6 +590,46 @@ mod tests {
         let m = convert_match(f.r#match.as_ref().unwrap(), &none).unwrap();
         let ins = convert_instructions(&f.instructions, &none, &m.canonical).unwrap();
         (m, ins)
+    }
+
+    /// A flow with 100,000 outputs, a group with 100,000 buckets and a meter with
+    /// 1,000,000 bands were accepted; now each is refused naming its field, before any of
+    /// it is converted.
+    #[test]
+    fn actions_buckets_and_bands_are_bounded() {
+        let out = |n: usize| -> Vec<v1::Action> {
+            let f = parse_flow("actions=output:1").unwrap();
+            let Some(instruction::Instruction::ApplyActions(a)) = &f.instructions[0].instruction
+            else {
+                unreachable!()
+            };
+            a.actions.iter().cloned().cycle().take(n).collect()
+        };
+        assert!(convert_actions(&out(MAX_ACTIONS), &none, Context::Bucket).is_ok());
+        let e = convert_actions(&out(100_000), &none, Context::Bucket).unwrap_err();
+        assert_eq!(e.field, "actions");
+        use crate::meter_group::{convert_group, convert_meter};
+        let bucket = |n| v1::Bucket {
+            actions: out(n),
+            ..Default::default()
+        };
+        let group = |buckets: Vec<v1::Bucket>| v1::Group {
+            id: 1,
+            r#type: v1::GroupType::All as i32,
+            buckets,
+            ..Default::default()
+        };
+        let e = convert_group(&group(vec![bucket(0); 100_000]), &none).unwrap_err();
+        assert_eq!(e.field, "group.buckets");
+        let e = convert_group(&group(vec![bucket(3); 2000]), &none).unwrap_err();
+        assert!(e.message.contains("6000 actions"), "{e}");
+        assert!(convert_group(&group(vec![bucket(2); 2000]), &none).is_ok());
+        let mut m = proto::flow_text::parse_meter("meter=1,pktps,bands=type=drop,rate=10").unwrap();
+        m.bands = vec![m.bands[0]; 1_000_000];
+        let e = convert_meter(&m, 0).unwrap_err();
+        assert_eq!(e.field, "meter.bands");
+        m.bands.truncate(datapath::meter::MAX_BANDS);
+        assert!(convert_meter(&m, 0).is_ok());
     }
 
     #[test]

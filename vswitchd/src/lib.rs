@@ -8,6 +8,7 @@
 //! - [`switch`]: bridges, their datapaths and poll threads, and every control operation
 //!   (one module per concern, in layers: see its documentation).
 //! - [`service`]: the `vswitch.v1` gRPC service over [`switch::Switch`].
+//! - [`owner_only`]: sockets and files only their owner can reach, from the first instant.
 //! - [`client`]: dialing the daemon's unix socket.
 //! - [`server`]: listeners (unix socket, TCP with TLS), health, reflection, shutdown.
 //! - [`api_layer`]: what every API request passes through: its span (RPC, peer), latency,
@@ -26,6 +27,7 @@ pub mod error;
 pub mod logging;
 pub mod meter_group;
 pub mod metrics;
+pub mod owner_only;
 pub mod qos;
 pub mod server;
 pub mod service;

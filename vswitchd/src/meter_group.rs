@@ -10,7 +10,9 @@ use datapath::types::{GroupId, MeterId};
 use proto::flow_text::{self, METER_CONTROLLER, METER_SLOWPATH, field_name};
 use proto::v1::{self, Field};
 
-use crate::convert::{Context, PortNames, be, convert_actions, place, port_of, width_mask};
+use crate::convert::{
+    Context, MAX_ACTIONS, PortNames, be, convert_actions, place, port_of, width_mask,
+};
 use crate::error::ApiError;
 
 /// Converts a meter. Ids are 1..=0xffff0000 and the two virtual meters, `slowpath` and
@@ -21,6 +23,16 @@ pub fn convert_meter(m: &v1::Meter, now_ns: u64) -> Result<DpMeter, ApiError> {
         Ok(v1::MeterUnit::Pktps) => DpUnit::Pktps,
         _ => return Err(ApiError::invalid("meter.unit", "must be KBPS or PKTPS")),
     };
+    if m.bands.len() > datapath::meter::MAX_BANDS {
+        return Err(ApiError::invalid(
+            "meter.bands",
+            format!(
+                "{} bands; a meter has at most {}",
+                m.bands.len(),
+                datapath::meter::MAX_BANDS
+            ),
+        ));
+    }
     let mut bands = Vec::with_capacity(m.bands.len());
     for (i, b) in m.bands.iter().enumerate() {
         let kind = match v1::BandType::try_from(b.r#type) {
@@ -152,6 +164,26 @@ pub fn convert_group(g: &v1::Group, ports: &dyn PortNames) -> Result<DpGroup, Ap
         return Err(ApiError::invalid(
             "group.id",
             format!("{} is a reserved group id", g.id),
+        ));
+    }
+    if g.buckets.len() > datapath::group::MAX_BUCKETS {
+        return Err(ApiError::invalid(
+            "group.buckets",
+            format!(
+                "{} buckets; a group has at most {} (what one OpenFlow message carries)",
+                g.buckets.len(),
+                datapath::group::MAX_BUCKETS
+            ),
+        ));
+    }
+    let actions: usize = g.buckets.iter().map(|b| b.actions.len()).sum();
+    if actions > MAX_ACTIONS {
+        return Err(ApiError::invalid(
+            "group.buckets",
+            format!(
+                "{actions} actions over all buckets; at most {MAX_ACTIONS} (what one OpenFlow \
+                 message carries)"
+            ),
         ));
     }
     let selection = selection(g, kind)?;

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use datapath::qos::{QosConfig, QueueConfig};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, quote};
 
 /// Port options that configure rate control (see [`RateSpec::parse`]).
 pub const RATE_CONTROL_OPTIONS: &[&str] = &[
@@ -85,7 +85,7 @@ fn num(options: &HashMap<String, String>, k: &str) -> Result<Option<u64>, ApiErr
             v.trim().parse::<u64>().map_err(|_| {
                 ApiError::invalid(
                     format!("port.options.{k}"),
-                    format!("{v:?} is not a whole number"),
+                    format!("{} is not a whole number", quote(v)),
                 )
             })
         })
@@ -160,10 +160,10 @@ fn queue(k: &str, value: &str) -> Result<QueueConfig, ApiError> {
         })?;
     let mut q = QueueConfig::new(id);
     for part in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (name, value) = part
-            .split_once(':')
-            .ok_or_else(|| ApiError::invalid(&field, format!("{part:?}: expected NAME:VALUE")))?;
-        let bad = || ApiError::invalid(&field, format!("{part:?}: bad value"));
+        let (name, value) = part.split_once(':').ok_or_else(|| {
+            ApiError::invalid(&field, format!("{}: expected NAME:VALUE", quote(part)))
+        })?;
+        let bad = || ApiError::invalid(&field, format!("{}: bad value", quote(part)));
         match name.trim() {
             "priority" => q.priority = value.trim().parse().map_err(|_| bad())?,
             "weight" => q.weight = value.trim().parse().map_err(|_| bad())?,
@@ -171,7 +171,10 @@ fn queue(k: &str, value: &str) -> Result<QueueConfig, ApiError> {
             other => {
                 return Err(ApiError::invalid(
                     &field,
-                    format!("unknown queue setting {other:?} (priority, weight, limit)"),
+                    format!(
+                        "unknown queue setting {} (priority, weight, limit)",
+                        quote(other)
+                    ),
                 ));
             }
         }

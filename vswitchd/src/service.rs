@@ -8,13 +8,23 @@
 //! of that bridge out. A subscriber too slow for the event rate gets a `StreamError`
 //! saying how many events it lost, never a stalled switch.
 //!
+//! A `Read` streams: its selection is made once ([`Switch::reader`]) and each response is
+//! built ([`Switch::read_chunk`]) only after the client took the one before, so a Read
+//! holds one pointer per selected flow and a response or two. At most
+//! [`MAX_CONCURRENT_READS`] stream at once (more wait their turn), and one whose client
+//! takes no response for the read stall time (`--request-timeout-s`) is ended with
+//! `DEADLINE_EXCEEDED`, so a client that stops reading cannot keep the others waiting.
+//!
 //! Thread-safety: `Service` is a cheap `Clone` around `Arc<Switch>`.
 
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
 
+use parking_lot::Mutex;
 use proto::v1::{self, stream_message_request as smq, stream_message_response as smr};
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, mpsc, watch};
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
@@ -22,20 +32,31 @@ use tracing::Instrument as _;
 
 use crate::api_layer;
 use crate::error::ApiError;
-use crate::switch::Switch;
+use crate::switch::{Reader, Switch};
+
+/// Reads that stream at once; more wait for one of them to end.
+pub const MAX_CONCURRENT_READS: usize = 8;
 
 /// The gRPC service.
 #[derive(Debug, Clone)]
 pub struct Service {
     sw: Arc<Switch>,
     closing: watch::Receiver<bool>,
+    reads: Arc<Semaphore>,
+    read_stall: Duration,
 }
 
 impl Service {
     /// A service over `sw`; streams end when `closing` turns true (daemon shutdown), so a
-    /// connected controller never holds the daemon up.
-    pub fn new(sw: Arc<Switch>, closing: watch::Receiver<bool>) -> Service {
-        Service { sw, closing }
+    /// connected controller never holds the daemon up. A Read whose client takes no
+    /// response for `read_stall` is ended.
+    pub fn new(sw: Arc<Switch>, closing: watch::Receiver<bool>, read_stall: Duration) -> Service {
+        Service {
+            sw,
+            closing,
+            reads: Arc::new(Semaphore::new(MAX_CONCURRENT_READS)),
+            read_stall,
+        }
     }
 }
 
@@ -61,6 +82,87 @@ async fn until_closing(rx: &mut watch::Receiver<bool>) {
         }
         if rx.changed().await.is_err() {
             return;
+        }
+    }
+}
+
+/// What a streaming Read needs besides its [`Reader`]; its place among the
+/// [`MAX_CONCURRENT_READS`] is given back when it is dropped.
+struct ReadJob {
+    sw: Arc<Switch>,
+    stall: Duration,
+    closing: watch::Receiver<bool>,
+    _permit: OwnedSemaphorePermit,
+}
+
+/// Builds a Read's responses one at a time, each once the client took the one before;
+/// how it ended, when not well, goes into `end` before `tx` is dropped.
+async fn send_chunks(
+    mut job: ReadJob,
+    mut reader: Reader,
+    tx: mpsc::Sender<v1::ReadResponse>,
+    end: Arc<Mutex<Option<Status>>>,
+) {
+    let fail = |s: Status| *end.lock() = Some(s);
+    loop {
+        let sw = Arc::clone(&job.sw);
+        let built = tokio::task::spawn_blocking(move || {
+            let c = sw.read_chunk(&mut reader);
+            (reader, c)
+        })
+        .await;
+        let chunk = match built {
+            Ok((r, Ok(Some(c)))) => {
+                reader = r;
+                c
+            }
+            Ok((_, Ok(None))) => return,
+            Ok((_, Err(e))) => return fail(e.into_status()),
+            Err(e) => return fail(Status::internal(format!("read task failed: {e}"))),
+        };
+        tokio::select! {
+            sent = tokio::time::timeout(job.stall, tx.send(chunk)) => match sent {
+                Ok(Ok(())) => {}
+                // The client went away.
+                Ok(Err(_)) => return,
+                Err(_) => {
+                    return fail(Status::deadline_exceeded(format!(
+                        "the client took no response for {} s; the Read was ended ({} flows \
+                         not sent) so that other Reads can run",
+                        job.stall.as_secs(),
+                        reader.flows_left()
+                    )));
+                }
+            },
+            () = until_closing(&mut job.closing) => {
+                return fail(Status::unavailable("the switch is stopping"));
+            }
+        }
+    }
+}
+
+/// The responses of one Read as the client receives them, then how it ended.
+struct ReadStream {
+    rx: mpsc::Receiver<v1::ReadResponse>,
+    end: Arc<Mutex<Option<Status>>>,
+    done: bool,
+}
+
+impl Stream for ReadStream {
+    type Item = Result<v1::ReadResponse, Status>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if this.done {
+            return Poll::Ready(None);
+        }
+        match this.rx.poll_recv(cx) {
+            Poll::Ready(Some(c)) => Poll::Ready(Some(Ok(c))),
+            Poll::Ready(None) => {
+                this.done = true;
+                Poll::Ready(this.end.lock().take().map(Err))
+            }
+            Poll::Pending => Poll::Pending,
         }
     }
 }
@@ -94,12 +196,31 @@ impl v1::switch_server::Switch for Service {
         &self,
         req: Request<v1::ReadRequest>,
     ) -> Result<Response<Self::ReadStream>, Status> {
+        let permit = Arc::clone(&self.reads)
+            .acquire_owned()
+            .await
+            .map_err(|_| Status::unavailable("the switch is stopping"))?;
         let sw = Arc::clone(&self.sw);
         let req = req.into_inner();
-        let out = blocking(move || sw.read(&req)).await?;
-        Ok(Response::new(Box::pin(tokio_stream::iter(
-            out.into_iter().map(Ok),
-        ))))
+        let reader = blocking(move || sw.reader(&req)).await?;
+        let (tx, rx) = mpsc::channel(1);
+        let end = Arc::new(Mutex::new(None));
+        tokio::spawn(send_chunks(
+            ReadJob {
+                sw: Arc::clone(&self.sw),
+                stall: self.read_stall,
+                closing: self.closing.clone(),
+                _permit: permit,
+            },
+            reader,
+            tx,
+            Arc::clone(&end),
+        ));
+        Ok(Response::new(Box::pin(ReadStream {
+            rx,
+            end,
+            done: false,
+        })))
     }
 
     type StreamStream = BoxStream<v1::StreamMessageResponse>;

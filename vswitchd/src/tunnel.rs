@@ -20,7 +20,7 @@ use std::time::Instant;
 use datapath::tunnel::{Clock, DropCounters, TunnelConfig, TunnelEndpoint, TunnelKind};
 use parking_lot::Mutex;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, quote};
 
 /// Options of a `tunnel-endpoint` port.
 pub const ENDPOINT_OPTIONS: &[&str] = &["ip", "gw", "mtu"];
@@ -77,7 +77,7 @@ fn ip(options: &HashMap<String, String>, k: &str) -> Result<Option<Ipv4Addr>, Ap
     opt(options, k)
         .map(|v| {
             v.parse::<Ipv4Addr>()
-                .map_err(|_| bad(k, format!("{v:?} is not an IPv4 address")))
+                .map_err(|_| bad(k, format!("{} is not an IPv4 address", quote(v))))
         })
         .transpose()
 }
@@ -90,7 +90,7 @@ fn num<T: std::str::FromStr>(
     opt(options, k)
         .map(|v| {
             v.parse::<T>()
-                .map_err(|_| bad(k, format!("{v:?} is not {what}")))
+                .map_err(|_| bad(k, format!("{} is not {what}", quote(v))))
         })
         .transpose()
 }
@@ -126,12 +126,12 @@ impl EndpointSpec {
         let (addr, prefix) = spec.split_once('/').unwrap_or((spec, "32"));
         let addr: Ipv4Addr = addr
             .parse()
-            .map_err(|_| bad("ip", format!("{spec:?} is not A.B.C.D/PREFIX")))?;
+            .map_err(|_| bad("ip", format!("{} is not A.B.C.D/PREFIX", quote(spec))))?;
         let prefix: u8 = prefix
             .parse()
             .ok()
             .filter(|p| *p <= 32)
-            .ok_or_else(|| bad("ip", format!("{spec:?}: the prefix must be 0..=32")))?;
+            .ok_or_else(|| bad("ip", format!("{}: the prefix must be 0..=32", quote(spec))))?;
         let gw = ip(options, "gw")?;
         let mtu: u16 = num(options, "mtu", "an MTU 576..=9000")?.unwrap_or(1500);
         if !(576..=9000).contains(&mtu) {
@@ -226,7 +226,7 @@ impl TunnelSpec {
         let df = match opt(options, "df") {
             None | Some("true") => true,
             Some("false") => false,
-            Some(v) => return Err(bad("df", format!("{v:?} is not true or false"))),
+            Some(v) => return Err(bad("df", format!("{} is not true or false", quote(v)))),
         };
         let config = TunnelConfig {
             kind,

@@ -36,7 +36,8 @@ impl Daemon {
         let listen = vec![Listen::Unix(sock.clone())];
         let sw2 = Arc::clone(&sw);
         let task = tokio::spawn(async move {
-            server::serve(sw2, &listen, None, async {
+            let listeners = server::bind(&listen, None, server::Limits::default()).await?;
+            server::serve(sw2, listeners, async {
                 let _ = rx.await;
             })
             .await

@@ -383,11 +383,60 @@ fn tcp_needs_tls_and_mutual_tls_checks_client_certificates() {
         .output()
         .unwrap();
     assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("--tls-cert"), "{err}");
+    // Only the error: nothing was served, so nothing says it was.
+    assert!(!err.contains("serving on"), "{err}");
+
+    // TLS without client certificates is refused too, unless asked for explicitly.
+    let tls = [
+        "--tls-cert",
+        &tls_file("server.pem"),
+        "--tls-key",
+        &tls_file("server.key"),
+    ];
+    let o = Command::new(env!("CARGO_BIN_EXE_vswitchd"))
+        .arg("--db")
+        .arg(dir.path().join("a.db"))
+        .arg("--listen")
+        .arg(format!("tcp:127.0.0.1:{}", free_port()))
+        .args(tls)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
     assert!(
-        String::from_utf8_lossy(&o.stderr).contains("--tls-cert"),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
+        err.contains("--tls-client-ca") && err.contains("--tls-client-auth none"),
+        "{err}"
     );
+    assert!(!err.contains("serving on"), "{err}");
+    let port = free_port();
+    let mut anyone = Command::new(env!("CARGO_BIN_EXE_vswitchd"))
+        .arg("--db")
+        .arg(dir.path().join("c.db"))
+        .arg("--listen")
+        .arg(format!("tcp:127.0.0.1:{port}"))
+        .args(tls)
+        .args(["--tls-client-auth", "none"])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "vswitchd never listened on {port}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let o = Command::new(flowctl_binary())
+        .args(["--server", &format!("https://127.0.0.1:{port}")])
+        .args(["--tls-ca", &tls_file("ca.pem"), "list-br"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let _ = anyone.kill();
+    let _ = anyone.wait();
 
     let port = free_port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_vswitchd"))
@@ -395,12 +444,7 @@ fn tcp_needs_tls_and_mutual_tls_checks_client_certificates() {
         .arg(dir.path().join("b.db"))
         .arg("--listen")
         .arg(format!("tcp:127.0.0.1:{port}"))
-        .args([
-            "--tls-cert",
-            &tls_file("server.pem"),
-            "--tls-key",
-            &tls_file("server.key"),
-        ])
+        .args(tls)
         .args(["--tls-client-ca", &tls_file("ca.pem")])
         .stderr(Stdio::null())
         .spawn()

@@ -66,7 +66,8 @@ async fn learning_controller_programs_an_empty_table_from_packet_ins() {
     let sw2 = Arc::clone(&sw);
     let listen = vec![Listen::Unix(sock.clone())];
     let server = tokio::spawn(async move {
-        server::serve(sw2, &listen, None, async {
+        let listeners = server::bind(&listen, None, server::Limits::default()).await?;
+        server::serve(sw2, listeners, async {
             let _ = stop_rx.await;
         })
         .await

@@ -87,6 +87,11 @@ pub struct Group {
     pub selection: Selection,
 }
 
+/// Most buckets a group may have: what one 64 KiB OpenFlow group-mod can carry with a
+/// single action per bucket (a 16-byte bucket header and a 16-byte output), as Open vSwitch
+/// bounds them ("input too big").
+pub const MAX_BUCKETS: usize = 2048;
+
 /// Why a group was refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum GroupError {
@@ -99,6 +104,9 @@ pub enum GroupError {
     /// Fast failover buckets need something to watch.
     #[error("fast failover bucket {0} watches neither a port nor a group")]
     Unwatched(usize),
+    /// More buckets than one OpenFlow message carries.
+    #[error("{0} buckets; a group has at most {MAX_BUCKETS}")]
+    TooManyBuckets(usize),
 }
 
 /// The key words `Selection::Default` hashes: Ethernet addresses, IP protocol, TOS,
@@ -110,6 +118,9 @@ impl Group {
     pub fn validate(&self) -> Result<(), GroupError> {
         if self.id.0 > 0xffff_ff00 {
             return Err(GroupError::ReservedId(self.id.0));
+        }
+        if self.buckets.len() > MAX_BUCKETS {
+            return Err(GroupError::TooManyBuckets(self.buckets.len()));
         }
         match self.kind {
             GroupKind::Indirect if self.buckets.len() != 1 => {
@@ -234,6 +245,11 @@ mod tests {
         assert_eq!(
             group(GroupKind::FastFailover, &[0]).validate(),
             Err(GroupError::Unwatched(0))
+        );
+        assert!(group(GroupKind::All, &[1; MAX_BUCKETS]).validate().is_ok());
+        assert_eq!(
+            group(GroupKind::All, &[1; MAX_BUCKETS + 1]).validate(),
+            Err(GroupError::TooManyBuckets(MAX_BUCKETS + 1))
         );
     }
 

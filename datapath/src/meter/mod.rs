@@ -132,12 +132,19 @@ pub enum MeterVerdict {
     RemarkDscp(u8),
 }
 
+/// Most bands a meter may have: what OpenFlow 1.3's meter features can announce
+/// (`max_bands` is a `uint8`).
+pub const MAX_BANDS: usize = 255;
+
 /// Why a meter was refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum MeterError {
     /// At least one band is needed.
     #[error("a meter needs at least one band")]
     NoBands,
+    /// More bands than OpenFlow can describe.
+    #[error("{0} bands; a meter has at most {MAX_BANDS}")]
+    TooManyBands(usize),
     /// Rates must be positive.
     #[error("band {0} has rate 0")]
     ZeroRate(usize),
@@ -194,6 +201,9 @@ impl Meter {
         }
         if bands.is_empty() {
             return Err(MeterError::NoBands);
+        }
+        if bands.len() > MAX_BANDS {
+            return Err(MeterError::TooManyBands(bands.len()));
         }
         if let Some(i) = bands.iter().position(|b| b.rate == 0) {
             return Err(MeterError::ZeroRate(i));
@@ -379,6 +389,23 @@ mod tests {
         );
         assert_eq!(m.input.packets.load(Ordering::Relaxed), 4);
         assert_eq!(m.band_counts[1].packets.load(Ordering::Relaxed), 2);
+        assert_eq!(
+            Meter::new(
+                MeterId(1),
+                MeterUnit::Pktps,
+                vec![
+                    Band {
+                        kind: BandKind::Drop,
+                        rate: 1,
+                        burst: 0
+                    };
+                    MAX_BANDS + 1
+                ],
+                0
+            )
+            .unwrap_err(),
+            MeterError::TooManyBands(MAX_BANDS + 1)
+        );
         assert_eq!(
             Meter::new(MeterId(0), MeterUnit::Pktps, vec![], 0).unwrap_err(),
             MeterError::BadId(0)

@@ -18,6 +18,10 @@ use crate::types::{GroupId, MeterId, PortNo, TableId};
 
 /// How many recent flow-change sets a snapshot keeps for poll threads catching up.
 const HISTORY_LEN: usize = 64;
+/// Most flows those change sets may name in all: a larger change (a bulk delete, say) is
+/// not kept, so the history never keeps a large delete's flows alive; a poll thread that
+/// has not seen it flushes its caches, as when it fell behind the history.
+const HISTORY_FLOWS: usize = 16_384;
 
 /// Errors from control operations on the datapath.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -259,8 +263,12 @@ impl Snapshot {
         let changes = Arc::new(changes);
         self.history
             .push_back((pipeline.version(), Arc::clone(&changes)));
-        while self.history.len() > HISTORY_LEN {
-            self.history.pop_front();
+        let flows = |c: &ChangeSet| c.added.len() + c.modified.len() + c.removed.len();
+        let mut held: usize = self.history.iter().map(|(_, c)| flows(c)).sum();
+        while self.history.len() > HISTORY_LEN || held > HISTORY_FLOWS {
+            if let Some((_, c)) = self.history.pop_front() {
+                held -= flows(&c);
+            }
         }
         self.pipeline = pipeline;
         changes

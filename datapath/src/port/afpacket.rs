@@ -8,8 +8,10 @@
 //! buffer (re-inserting a VLAN tag the kernel stripped into metadata), and returns a block to
 //! the kernel once all its frames are consumed; a burst may end mid-block and the next one
 //! resumes there. `tx_burst` sends each frame with one `send` (no tx ring: this port is the
-//! fallback, AF_XDP is the fast path). Frames too long for a buffer and sends the kernel
-//! refuses (link down, queue full) are counted as drops.
+//! fallback, AF_XDP is the fast path). Frames too long for a buffer (`rx_too_big`: never
+//! forwarded cut short) and sends the kernel refuses (link down, queue full) are counted as
+//! drops, and so are the frames the kernel dropped because the ring was full
+//! (`PACKET_STATISTICS`, summed into `rx_dropped` and `kernel_rx_dropped`).
 //!
 //! Thread-safety: the ring cursor sits behind a mutex taken once per burst (one poll thread
 //! polls a port; the lock is uncontended). The ring memory is shared with the kernel and
@@ -21,7 +23,7 @@
 
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{Ordering, fence};
+use std::sync::atomic::{AtomicU64, Ordering, fence};
 
 use parking_lot::Mutex;
 
@@ -135,6 +137,13 @@ pub struct AfPacketPort {
     fd: OwnedFd,
     cursor: Mutex<Cursor>,
     counters: PortCounters,
+    /// Received frames larger than a packet buffer (or cut short by the ring).
+    rx_too_big: AtomicU64,
+    /// The kernel's drops before the ring (ring full), summed: reading the kernel's
+    /// counters resets them.
+    kernel_drops: AtomicU64,
+    /// Times the kernel froze the queue (every block in user space), summed likewise.
+    kernel_freezes: AtomicU64,
 }
 
 fn sys(name: &str, what: &'static str) -> AfPacketError {
@@ -256,6 +265,9 @@ impl AfPacketPort {
                 offset: 0,
             }),
             counters: PortCounters::default(),
+            rx_too_big: AtomicU64::new(0),
+            kernel_drops: AtomicU64::new(0),
+            kernel_freezes: AtomicU64::new(0),
         })
     }
 
@@ -289,7 +301,7 @@ impl Port for AfPacketPort {
 
     fn rx_burst(&self, _queue: usize, batch: &mut Batch, pool: &mut BufPool) -> usize {
         let mut cur = self.cursor.lock();
-        let (mut n, mut bytes, mut dropped) = (0usize, 0u64, 0u64);
+        let (mut n, mut bytes, mut dropped, mut too_big) = (0usize, 0u64, 0u64, 0u64);
         while !batch.is_full() {
             let bd = self.block(cur.block);
             // SAFETY: `bd` points at a block header inside the mapping; the status word is
@@ -325,7 +337,15 @@ impl Port for AfPacketPort {
                     continue;
                 }
                 let vlan = h.tp_status & libc::TP_STATUS_VLAN_VALID != 0;
-                if len + if vlan { 4 } else { 0 } > MAX_FRAME || len < 12 {
+                let whole = len + if vlan { 4 } else { 0 };
+                if whole > MAX_FRAME || (h.tp_len as usize) > len {
+                    // Larger than a buffer holds, or cut short by the ring: never forwarded
+                    // truncated.
+                    dropped += 1;
+                    too_big += 1;
+                    continue;
+                }
+                if len < 12 {
                     dropped += 1;
                     continue;
                 }
@@ -372,6 +392,9 @@ impl Port for AfPacketPort {
         }
         if dropped > 0 {
             self.counters.rx_dropped(dropped);
+            if too_big > 0 {
+                self.rx_too_big.fetch_add(too_big, Ordering::Relaxed);
+            }
         }
         n
     }
@@ -404,8 +427,63 @@ impl Port for AfPacketPort {
         }
     }
 
+    /// Ours plus the kernel's drops before the ring.
     fn stats(&self) -> PortStats {
-        self.counters.read()
+        self.collect_kernel_stats();
+        let mut s = self.counters.read();
+        s.rx_dropped += self.kernel_drops.load(Ordering::Relaxed);
+        s
+    }
+
+    fn extra_stats(&self, out: &mut Vec<(&'static str, u64)>) {
+        self.collect_kernel_stats();
+        out.extend([
+            (
+                "kernel_rx_dropped",
+                self.kernel_drops.load(Ordering::Relaxed),
+            ),
+            (
+                "kernel_queue_freezes",
+                self.kernel_freezes.load(Ordering::Relaxed),
+            ),
+            ("rx_too_big", self.rx_too_big.load(Ordering::Relaxed)),
+            ("max_frame_bytes", MAX_FRAME as u64),
+        ]);
+    }
+}
+
+/// `struct tpacket_stats_v3`.
+#[repr(C)]
+#[derive(Default)]
+struct TpacketStatsV3 {
+    tp_packets: u32,
+    tp_drops: u32,
+    tp_freeze_q_cnt: u32,
+}
+
+impl AfPacketPort {
+    /// Adds the kernel's counters since the last read (`PACKET_STATISTICS`, which resets
+    /// them) to ours.
+    fn collect_kernel_stats(&self) {
+        let mut st = TpacketStatsV3::default();
+        let mut len = std::mem::size_of::<TpacketStatsV3>() as libc::socklen_t;
+        // SAFETY: `st`/`len` are live and sized as passed; the kernel writes at most `len`
+        // bytes of plain u32s.
+        let r = unsafe {
+            libc::getsockopt(
+                self.fd.as_raw_fd(),
+                libc::SOL_PACKET,
+                libc::PACKET_STATISTICS,
+                (&mut st as *mut TpacketStatsV3).cast(),
+                &mut len,
+            )
+        };
+        if r == 0 {
+            self.kernel_drops
+                .fetch_add(u64::from(st.tp_drops), Ordering::Relaxed);
+            self.kernel_freezes
+                .fetch_add(u64::from(st.tp_freeze_q_cnt), Ordering::Relaxed);
+        }
     }
 }
 

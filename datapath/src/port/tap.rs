@@ -6,8 +6,10 @@
 //! dropped unless it was made persistent elsewhere), sets it non-blocking and brings the link
 //! up. `rx_burst` reads frames straight into pool buffers (one `read` per frame, stopping when
 //! the device has no more); `tx_burst` writes each frame. A frame that might not have fit a
-//! buffer is dropped and counted, never forwarded truncated. The file descriptor is exposed
-//! so a poll thread can wait on it when idle.
+//! buffer is dropped and counted, never forwarded truncated; frames the kernel dropped
+//! because the device's queue filled before we read it are counted too (its `tx_dropped`,
+//! as `kernel_rx_dropped` and in `rx_dropped`). The file descriptor is exposed so a poll
+//! thread can wait on it when idle.
 //!
 //! Thread-safety: reads and writes on one fd are atomic per frame in the kernel; the port is
 //! `Send + Sync`, and one poll thread polls it.
@@ -257,8 +259,38 @@ impl Port for TapPort {
         }
     }
 
+    /// Ours plus the kernel's: frames the device dropped because we did not read them in
+    /// time (its queue was full) are `rx_dropped`.
     fn stats(&self) -> PortStats {
-        self.counters.read()
+        let mut s = self.counters.read();
+        s.rx_dropped += self.kernel_dropped().unwrap_or(0);
+        s
+    }
+
+    fn extra_stats(&self, out: &mut Vec<(&'static str, u64)>) {
+        if let Some(n) = self.kernel_dropped() {
+            out.push(("kernel_rx_dropped", n));
+        }
+    }
+}
+
+impl TapPort {
+    /// What the kernel dropped on its way to us: the device's `tx_dropped` (it transmits
+    /// to the switch), read from sysfs while the device is ours and in this namespace (its
+    /// counters start with it: the port creates it).
+    fn kernel_dropped(&self) -> Option<u64> {
+        let dir = format!("/sys/class/net/{}", self.name);
+        let read = |f: &str| -> Option<u64> {
+            std::fs::read_to_string(format!("{dir}/{f}"))
+                .ok()?
+                .trim()
+                .parse()
+                .ok()
+        };
+        let index = read("ifindex")?;
+        (Some(index) == self.ifindex.map(u64::from))
+            .then(|| read("statistics/tx_dropped"))
+            .flatten()
     }
 }
 

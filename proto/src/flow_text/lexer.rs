@@ -14,7 +14,8 @@
 pub struct ParseError {
     /// Byte offset of the offending token in the input.
     pub offset: usize,
-    /// The offending token (may be empty when something is missing at the end).
+    /// The offending token (may be empty when something is missing at the end); at most its
+    /// first 64 bytes, then `…`.
     pub token: String,
     /// What is wrong, and how to fix it where that is known.
     pub message: String,
@@ -22,9 +23,19 @@ pub struct ParseError {
 
 impl ParseError {
     pub(super) fn new(offset: usize, token: &str, message: impl Into<String>) -> Self {
+        // An error quotes at most the first 64 bytes of its token (a 60 MiB value must not
+        // come back as a 60 MiB message).
+        let mut end = token.len().min(64);
+        while !token.is_char_boundary(end) {
+            end -= 1;
+        }
         ParseError {
             offset,
-            token: token.to_string(),
+            token: if end < token.len() {
+                format!("{}…", &token[..end])
+            } else {
+                token.to_string()
+            },
             message: message.into(),
         }
     }

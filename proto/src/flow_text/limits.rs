@@ -3,8 +3,10 @@
 
 /// Priority of a flow whose text gives none (OFP_DEFAULT_PRIORITY).
 pub const DEFAULT_PRIORITY: u32 = 32768;
-/// Highest flow table id (255 means "all tables" in OpenFlow and is not a table).
-pub const MAX_TABLE_ID: u32 = 254;
+/// Highest flow table id: tables are 0..=253 (OpenFlow 1.3 reserves 254; 255 means "all
+/// tables" and is not a table). The one definition clients share; the daemon checks at
+/// compile time that its datapath agrees.
+pub const MAX_TABLE_ID: u32 = 253;
 /// Highest meter id (OFPM_MAX).
 pub const MAX_METER_ID: u32 = 0xffff_0000;
 /// Highest group id (OFPG_MAX).

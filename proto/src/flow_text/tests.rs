@@ -425,7 +425,8 @@ const BAD: &[(&str, usize, &str, &str)] = &[
         "65536",
         "at most 65535",
     ),
-    ("table=255,actions=drop", 6, "255", "at most 254"),
+    ("table=254,actions=drop", 6, "254", "at most 253"),
+    ("table=0,actions=goto_table:254", 27, "254", "at most 253"),
     ("priority=65536,actions=drop", 9, "65536", "at most 65535"),
     (
         "priority=1,priority=2,actions=drop",

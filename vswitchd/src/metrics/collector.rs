@@ -10,7 +10,13 @@
 //! take, load the datapath snapshot (an atomic pointer), and read counters that are atomics
 //! with one writer, or per-thread slots summed on read (ports, poll threads, tables, groups,
 //! meters, policers, the MAC table, tunnel drops, egress queues' published counters). None
-//! takes a lock a poll thread also takes.
+//! takes a lock a poll thread also takes, with one exception in the kernel: an AF_XDP
+//! port's `XDP_STATISTICS` takes the socket's mutex, which a poll thread's transmit kick
+//! also takes, for as long as reading six counters; the port reads them at most every
+//! `datapath::port::afxdp::KERNEL_STATS_EVERY` (100 ms) however often it is scraped.
+//! (AF_PACKET's `PACKET_STATISTICS` takes the socket's receive queue spinlock, which the
+//! receive path and `poll()` take too: held for two counters with preemption off, so nobody
+//! waits longer than that.)
 //!
 //! Whatever those calls report flows through unchanged: the families are tables of (name,
 //! help, field of the API message) below, so a counter the API starts to fill shows here

@@ -11,11 +11,11 @@
 //! reading the switch takes its lock, which a store commit may hold through an fsync.
 
 use std::convert::Infallible;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::Full;
@@ -28,6 +28,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::Semaphore;
 
 use super::MetricsAddr;
+use crate::owner_only;
 
 /// Most connections open at once.
 pub const MAX_CONNECTIONS: usize = 16;
@@ -48,13 +49,13 @@ enum Listener {
     Unix(tokio::net::UnixListener),
 }
 
-/// Removes a socket file when dropped.
+/// Removes the socket file (if it is still ours) when dropped.
 #[derive(Debug)]
-struct SocketFile(PathBuf);
+struct SocketFile(owner_only::SocketFile);
 
 impl Drop for SocketFile {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
+        self.0.remove();
     }
 }
 
@@ -70,10 +71,13 @@ impl Endpoint {
                 ),
                 file: None,
             },
-            MetricsAddr::Unix(p) => Endpoint {
-                listener: Listener::Unix(bind_unix(p)?),
-                file: Some(SocketFile(p.clone())),
-            },
+            MetricsAddr::Unix(p) => {
+                let (l, f) = bind_unix(p)?;
+                Endpoint {
+                    listener: Listener::Unix(l),
+                    file: Some(SocketFile(f)),
+                }
+            }
         })
     }
 
@@ -84,7 +88,7 @@ impl Endpoint {
                 .local_addr()
                 .map_or_else(|e| format!("tcp:? ({e})"), |a| format!("tcp:{a}")),
             Listener::Unix(_) => match &self.file {
-                Some(f) => format!("unix:{}", f.0.display()),
+                Some(f) => format!("unix:{}", f.0.path().display()),
                 None => "unix:?".into(),
             },
         }
@@ -202,25 +206,17 @@ fn plain(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
 }
 
 /// Binds a unix socket readable by its owner and group (a scraper's proxy in the group can
-/// reach it), replacing a stale socket file but refusing one another process serves.
-fn bind_unix(path: &Path) -> anyhow::Result<tokio::net::UnixListener> {
+/// reach it), replacing a stale socket file but refusing one another process serves. It is
+/// created owner-only ([`owner_only::bind_unix`]) and only then opened to the group: no one
+/// else can reach it at any instant.
+fn bind_unix(path: &Path) -> anyhow::Result<(tokio::net::UnixListener, owner_only::SocketFile)> {
     use std::os::unix::fs::PermissionsExt as _;
-    if let Some(dir) = path.parent()
-        && !dir.as_os_str().is_empty()
-    {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("metrics: creating {}", dir.display()))?;
-    }
-    if path.exists() {
-        if std::os::unix::net::UnixStream::connect(path).is_ok() {
-            bail!("metrics: {} is in use by another process", path.display());
-        }
-        std::fs::remove_file(path)
-            .with_context(|| format!("metrics: removing stale socket {}", path.display()))?;
-    }
-    let l = tokio::net::UnixListener::bind(path)
-        .with_context(|| format!("metrics: binding {}", path.display()))?;
+    let (l, file) = owner_only::bind_unix(path).with_context(|| "metrics: binding")?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
         .with_context(|| format!("metrics: setting the mode of {}", path.display()))?;
-    Ok(l)
+    l.set_nonblocking(true)
+        .with_context(|| format!("metrics: {}", path.display()))?;
+    let l = tokio::net::UnixListener::from_std(l)
+        .with_context(|| format!("metrics: listening on {}", path.display()))?;
+    Ok((l, file))
 }

@@ -191,6 +191,7 @@ impl Switch {
             Ok(())
         })
         .inspect_err(|_| b.shutdown())?;
+        super::capacity::warn_if_over(&name, &b.dp.snapshot(), b.ports.len(), &cfg.capacity);
         for (id, f) in rec.flows {
             b.flows.insert(id, f);
         }
@@ -226,6 +227,7 @@ impl Switch {
                 format!("bridge {} already exists", req.name),
             ));
         }
+        super::capacity::check_bridges(bridges.len(), &self.config.capacity)?;
         if v1::FailMode::try_from(req.fail_mode).is_err() {
             return Err(ApiError::invalid("fail_mode", "unknown fail mode"));
         }

@@ -23,6 +23,44 @@ pub struct SwitchConfig {
     pub tunnels: crate::tunnel::Registry,
     /// How DPDK's environment starts (at the first `dpdk` port, or at start-up).
     pub dpdk: DpdkSettings,
+    /// How much each bridge may hold.
+    pub capacity: Capacity,
+}
+
+/// How many bridges the switch, and how many flows, meters, groups and ports each bridge,
+/// may hold (`--max-*`). Every change is checked against them in its transaction: a write
+/// that would pass one is refused (`RESOURCE_EXHAUSTED`, naming the limit) and changes
+/// nothing. What the store already holds is restored whatever these say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capacity {
+    /// Flows in one table.
+    pub flows_per_table: usize,
+    /// Flows in all tables of one bridge.
+    pub flows_per_bridge: usize,
+    /// Meters per bridge.
+    pub meters_per_bridge: usize,
+    /// Groups per bridge.
+    pub groups_per_bridge: usize,
+    /// Ports per bridge.
+    pub ports_per_bridge: usize,
+    /// Bridges (each has its own poll and housekeeping threads).
+    pub bridges: usize,
+}
+
+impl Default for Capacity {
+    /// A million flows (about 2 GiB: the classifier keeps about 2 KiB per flow), 65,536
+    /// meters and groups (as many as Open vSwitch's userspace datapath takes meters),
+    /// 4,096 ports, 256 bridges.
+    fn default() -> Self {
+        Capacity {
+            flows_per_table: 1_000_000,
+            flows_per_bridge: 1_000_000,
+            meters_per_bridge: 65_536,
+            groups_per_bridge: 65_536,
+            ports_per_bridge: 4_096,
+            bridges: 256,
+        }
+    }
 }
 
 /// The daemon's DPDK settings (`--dpdk-*`); used only by builds with the `dpdk` feature.
@@ -52,6 +90,7 @@ impl Default for SwitchConfig {
             memory_port_capacity: 4096,
             tunnels: crate::tunnel::Registry::default(),
             dpdk: DpdkSettings::default(),
+            capacity: Capacity::default(),
         }
     }
 }

@@ -284,22 +284,18 @@ pub(super) fn selector(ff: &v1::FlowFilter, names: &dyn PortNames) -> Result<Sel
     Ok((s, m.canonical))
 }
 
-pub(super) fn select_rules(
-    b: &Bridge,
+/// The flows `s` selects in `p` (in no particular order). Needs no lock: `p` is an
+/// immutable snapshot.
+pub(super) fn select(
     p: &datapath::classifier::Pipeline,
-    ff: &v1::FlowFilter,
-) -> Result<Vec<Arc<datapath::classifier::Rule>>, ApiError> {
-    let names = b.names();
-    let (s, _) = selector(ff, &names)?;
-    let mut v = p.select(&s);
-    v.sort_by(|a, b| {
-        (a.spec.table, std::cmp::Reverse(a.spec.priority), a.id.0).cmp(&(
-            b.spec.table,
-            std::cmp::Reverse(b.spec.priority),
-            b.id.0,
-        ))
-    });
-    Ok(v)
+    s: &Selector,
+) -> Vec<Arc<datapath::classifier::Rule>> {
+    p.select(s)
+}
+
+/// The order in which reads list flows: table, priority (highest first), age.
+pub(super) fn rule_order(r: &datapath::classifier::Rule) -> (TableId, std::cmp::Reverse<u16>, u64) {
+    (r.spec.table, std::cmp::Reverse(r.spec.priority), r.id.0)
 }
 
 pub(super) fn strict_delete(r: &datapath::classifier::Rule) -> FlowMod {
@@ -398,4 +394,27 @@ pub(super) fn modify_flows(
         }
     }
     Ok(())
+}
+
+/// How many flows of `p` use each group (a flow naming a group twice counts once): one
+/// pass over the flows, however many groups there are.
+pub(super) fn group_users(
+    p: &datapath::classifier::Pipeline,
+) -> std::collections::HashMap<u32, u32> {
+    let mut users = std::collections::HashMap::new();
+    let mut mine: Vec<u32> = Vec::new();
+    for r in p.rules(None) {
+        mine.clear();
+        for a in r.spec.instructions.apply.iter() {
+            if let datapath::actions::Action::Group(g) = a
+                && !mine.contains(&g.0)
+            {
+                mine.push(g.0);
+            }
+        }
+        for g in &mine {
+            *users.entry(*g).or_insert(0) += 1;
+        }
+    }
+    users
 }

@@ -22,6 +22,7 @@
 //! - `config`, `spec`, `events`: the daemon's settings, port options, event messages.
 //!   They import nothing else from the switch. (The poll threads are the datapath's
 //!   [`datapath::pipeline::PmdThread`].)
+//! - `capacity`: the limits of `config` checked on a draft snapshot.
 //! - `model`: a bridge, its ports, and the staged changes of one transaction.
 //! - `ports`, `flows`: free functions over a bridge and a draft datapath.
 //! - this file: the [`Switch`] itself.
@@ -29,6 +30,7 @@
 //!   `stats`, `counters`, `housekeeping`: `impl Switch`, one concern each.
 
 mod bridges;
+mod capacity;
 mod config;
 mod conntrack;
 mod counters;
@@ -57,10 +59,11 @@ use datapath::stats::PmdCounts;
 use parking_lot::Mutex;
 use tokio::sync::broadcast;
 
-pub use self::config::{DpdkSettings, SwitchConfig};
+pub use self::config::{Capacity, DpdkSettings, SwitchConfig};
 pub use self::counters::TunnelDrops;
 pub use self::events::Event;
 use self::model::Bridge;
+pub use self::read::{CHUNK_BYTES, CHUNK_ENTITIES, MAX_READ_FILTERS, Reader};
 pub use self::spec::{PORT_TYPES, PortKind, PortSpec};
 use crate::store::Store;
 

@@ -244,6 +244,10 @@ pub(super) fn apply_overlay(b: &mut Bridge, ov: Overlay) {
             }
         }
     }
+    // A map does not shrink by itself: after a large delete, give the memory back.
+    if b.flows.capacity() > 4 * b.flows.len() + 4096 {
+        b.flows.shrink_to_fit();
+    }
     let now = Instant::now();
     for (id, m) in ov.meters {
         match m {

@@ -149,6 +149,10 @@ pub(super) fn stage_add_port(
         ));
     }
     let spec = PortSpec::parse(&cfg.r#type, &cfg.options)?;
+    super::capacity::check_ports(
+        b.ports.len() - ov.ports_removed.len() + ov.ports_added.len(),
+        &scfg.capacity,
+    )?;
     let (policer, qos) = spec.rate.build(txn.now_ns())?;
     let snap = txn.snapshot();
     let no = match cfg.requested_ofport {

@@ -9,6 +9,7 @@ use datapath::types::{GroupId, MeterId, PortNo, TableId};
 use proto::v1::{self, port_ref};
 
 use super::Switch;
+use super::flows::group_users;
 use super::model::{Bridge, PortState};
 use crate::error::ApiError;
 
@@ -198,19 +199,21 @@ impl Switch {
             return Err(ApiError::not_found("meter_id", format!("no meter {id}")));
         }
         let snap = b.dp.snapshot();
+        // One pass over the flows, not one per meter.
+        let mut users: HashMap<MeterId, u32> = HashMap::new();
+        for r in snap.pipeline.rules(None) {
+            if let Some(m) = r.spec.instructions.meter {
+                *users.entry(m).or_default() += 1;
+            }
+        }
         let mut out = Vec::new();
         for m in b.meters.keys().filter(|m| id.is_none_or(|i| i == **m)) {
             let Some(dm) = snap.meters.get(&MeterId(*m)) else {
                 continue;
             };
-            let flows = snap
-                .pipeline
-                .rules(None)
-                .filter(|r| r.spec.instructions.meter == Some(MeterId(*m)))
-                .count();
             out.push(v1::MeterStats {
                 meter_id: *m,
-                flow_count: flows as u32,
+                flow_count: users.get(&MeterId(*m)).copied().unwrap_or(0),
                 packet_in_count: dm.input.packets.load(Ordering::Relaxed),
                 byte_in_count: dm.input.bytes.load(Ordering::Relaxed),
                 duration_ns: b
@@ -247,6 +250,7 @@ impl Switch {
             return Err(ApiError::not_found("group_id", format!("no group {id}")));
         }
         let snap = b.dp.snapshot();
+        let counted = group_users(&snap.pipeline);
         Ok(b.groups
             .values()
             .filter(|g| id.is_none_or(|i| i == g.id))
@@ -261,11 +265,7 @@ impl Switch {
                 };
                 v1::GroupStats {
                     group_id: g.id,
-                    ref_count: snap
-                        .pipeline
-                        .rules(None)
-                        .filter(|r| r.spec.instructions.uses_group(GroupId(g.id)))
-                        .count() as u32,
+                    ref_count: counted.get(&g.id).copied().unwrap_or(0),
                     packet_count: c.packets,
                     byte_count: c.bytes,
                     duration_ns: b

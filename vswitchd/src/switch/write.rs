@@ -10,7 +10,8 @@ use proto::flow_text;
 use proto::v1::{self, entity, stream_message_response as smr, update};
 
 use super::Switch;
-use super::config::SwitchConfig;
+use super::capacity;
+use super::config::{Capacity, SwitchConfig};
 use super::flows::{
     Modification, Run, absorb_removals_as, check_refs, delete_flows, flow_mod_error, modify_flows,
     prepare_flow, resolve_action_names, selector, strict_delete,
@@ -114,37 +115,58 @@ fn stage_updates(
             }
             i += 1;
         }
-        apply_run(&mut run, txn, ov, statuses)?;
+        apply_run(&mut run, txn, ov, statuses, &scfg.capacity)?;
     }
     Ok(())
 }
 
-/// Applies a run of flow inserts as one bundle; a refused insert gets its status and the
-/// bundle is applied again without it (those before it first).
+/// Applies a run of flow inserts as one bundle; an insert that the bridge has no room for
+/// ([`Capacity`]) or that the bundle refuses gets its status, and the bundle is applied
+/// without it (those before it first), in index order.
 fn apply_run(
     run: &mut Run,
     txn: &mut Txn<'_>,
     ov: &mut Overlay,
     statuses: &mut Statuses,
+    cap: &Capacity,
 ) -> Result<(), ApiError> {
     let mut start = 0;
-    while start < run.mods.len() {
-        match txn.flow_mods(&run.mods[start..]) {
-            Ok(cs) => {
-                run.absorb(ov, &cs, start);
-                break;
-            }
-            Err(BundleError { index, error }) => {
-                statuses.fail(run.index[start + index], flow_mod_error(error))?;
-                if index > 0 {
-                    let cs = txn
-                        .flow_mods(&run.mods[start..start + index])
-                        .map_err(|e| ApiError::internal(e.to_string()))?;
-                    run.absorb(ov, &cs, start);
+    'plan: while start < run.mods.len() {
+        let full = capacity::over_flow_limits(
+            &txn.snapshot().pipeline,
+            &run.mods[start..],
+            &run.ids[start..],
+            cap,
+        );
+        let mut from = start;
+        let ends = full
+            .into_iter()
+            .map(|(k, e)| (start + k, Some(e)))
+            .chain(std::iter::once((run.mods.len(), None)));
+        for (end, refusal) in ends {
+            if from < end {
+                match txn.flow_mods(&run.mods[from..end]) {
+                    Ok(cs) => run.absorb(ov, &cs, from),
+                    Err(BundleError { index, error }) => {
+                        statuses.fail(run.index[from + index], flow_mod_error(error))?;
+                        if index > 0 {
+                            let cs = txn
+                                .flow_mods(&run.mods[from..from + index])
+                                .map_err(|e| ApiError::internal(e.to_string()))?;
+                            run.absorb(ov, &cs, from);
+                        }
+                        // What follows is planned again on the draft as it now is.
+                        start = from + index + 1;
+                        continue 'plan;
+                    }
                 }
-                start += index + 1;
             }
+            if let Some(e) = refusal {
+                statuses.fail(run.index[end], e)?;
+            }
+            from = end + 1;
         }
+        break;
     }
     Ok(())
 }
@@ -243,10 +265,12 @@ fn apply_update(
             let (s, _) = selector(&exactly(f), &names).map_err(|e| e.under("flow"))?;
             delete_flows(txn, ov, b, s, None)
         }
-        (ty @ (T::Insert | T::Modify), entity::Entity::Meter(m)) => set_meter(ty, m, b, txn, ov),
+        (ty @ (T::Insert | T::Modify), entity::Entity::Meter(m)) => {
+            set_meter(ty, m, b, txn, ov, &scfg.capacity)
+        }
         (T::Delete, entity::Entity::Meter(m)) => delete_meter(m, b, txn, ov),
         (ty @ (T::Insert | T::Modify), entity::Entity::Group(g)) => {
-            set_group(ty, g, b, txn, ov, &names)
+            set_group(ty, g, b, txn, ov, &names, &scfg.capacity)
         }
         (T::Delete, entity::Entity::Group(g)) => delete_group(g, b, txn, ov),
         (T::Insert, entity::Entity::Port(p)) => {
@@ -323,6 +347,7 @@ fn set_meter(
     b: &Bridge,
     txn: &mut Txn<'_>,
     ov: &mut Overlay,
+    cap: &Capacity,
 ) -> Result<(), ApiError> {
     let exists = meter_exists(m.id, b, ov);
     if ty == update::Type::Insert && exists {
@@ -338,6 +363,9 @@ fn set_meter(
         ));
     }
     let dm = meter_group::convert_meter(m, txn.now_ns())?;
+    if !exists {
+        capacity::check_meters(txn.snapshot(), cap)?;
+    }
     txn.set_meter(dm)
         .map_err(|e| ApiError::internal(e.to_string()))?;
     ov.meters.insert(m.id, Some(m.clone()));
@@ -398,6 +426,7 @@ fn set_group(
     txn: &mut Txn<'_>,
     ov: &mut Overlay,
     names: &dyn PortNames,
+    cap: &Capacity,
 ) -> Result<(), ApiError> {
     let exists = group_exists(g.id, b, ov);
     if ty == update::Type::Insert && exists {
@@ -417,6 +446,9 @@ fn set_group(
     flow_text::assign_bucket_ids(&mut canon)
         .map_err(|e| ApiError::invalid("group.buckets.bucket_id", e))?;
     let dg = meter_group::convert_group(&canon, names)?;
+    if !exists {
+        capacity::check_groups(txn.snapshot(), cap)?;
+    }
     // A bucket may chain to a group that does not exist yet, as in Open vSwitch (the packet
     // is dropped as NoSuchGroup until it does), but not to its own group.
     for (i, bk) in dg.buckets.iter().enumerate() {

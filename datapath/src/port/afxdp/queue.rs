@@ -1,186 +1,25 @@
-//! AF_XDP ports: frames from a kernel interface's driver straight into user space, through
-//! an XDP program the switch loads itself.
+//! One AF_XDP queue: its socket, UMEM and the four rings shared with the kernel (fill,
+//! completion, rx, tx), the burst functions over them, and the kernel's own count of what
+//! it dropped before the socket (`XDP_STATISTICS`).
 //!
-//! What: [`AfXdpPort::open`] creates, per rx queue, an XSK socket with its own UMEM (frames of
-//! 2048 bytes; half for receive, half for transmit) and four rings (fill, completion, rx, tx),
-//! then loads a six-instruction XDP program that redirects every frame of a queue to that
-//! queue's socket (`bpf_redirect_map(xsks_map, rx_queue_index, XDP_PASS)`), assembled here (no
-//! compiler, no libbpf), and attaches it with a BPF link: closing the link (dropping the
-//! port, or the process dying) detaches it. Modes: native (driver) XDP, generic (skb) XDP, or
-//! auto (native, falling back to generic). Copy mode; need-wakeup is used so the kernel is
-//! kicked only when a ring asks for it.
-//!
-//! rx copies each frame into a pool buffer and gives the UMEM frame straight back to the fill
-//! ring; tx copies into a free UMEM frame and reaps completions first. No allocation per
-//! packet; frames that do not fit and sends without a free frame are counted drops.
-//!
-//! Thread-safety: each queue's rings sit behind a mutex taken once per burst (one poll thread
-//! polls a queue: uncontended). Ring indices shared with the kernel are atomics with acquire /
-//! release ordering, as the AF_XDP ABI requires.
+//! Thread-safety: a `Queue` sits behind its port's mutex (one poll thread at a time); ring
+//! indices shared with the kernel are atomics with acquire / release ordering, as the
+//! AF_XDP ABI requires. [`kernel_stats`] needs only the socket.
 
-// The kernel interface: bpf(), AF_XDP sockets, mmap'ed rings and UMEM. Every unsafe block
-// says why.
+// The kernel interface: AF_XDP sockets, mmap'ed rings and UMEM. Every unsafe block says why.
 #![allow(unsafe_code)]
 
-use std::ffi::CString;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use parking_lot::Mutex;
-
-use super::{Batch, Port, PortCounters, PortStats};
+use super::bpf::{BPF_MAP_UPDATE_ELEM, bpf, last, owned, put32, put64};
+use super::{AfXdpError, FRAME_SIZE, FRAMES, RING, XdpCounters};
 use crate::packet::{BufPool, MAX_FRAME};
-
-const FRAME_SIZE: usize = 2048;
-/// UMEM frames per queue (4 MiB: inside the 8 MiB memlock limit with a second queue).
-const FRAMES: usize = 2048;
-/// Entries per ring (power of two).
-const RING: u32 = 1024;
-
-const BPF_MAP_CREATE: libc::c_long = 0;
-const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
-const BPF_PROG_LOAD: libc::c_long = 5;
-const BPF_LINK_CREATE: libc::c_long = 28;
-const BPF_MAP_TYPE_XSKMAP: u32 = 17;
-const BPF_PROG_TYPE_XDP: u32 = 6;
-const BPF_XDP: u32 = 37;
-const XDP_FLAGS_SKB_MODE: u32 = 1 << 1;
-const XDP_FLAGS_DRV_MODE: u32 = 1 << 2;
-
-/// Which XDP hook to use.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum XdpMode {
-    /// The driver's own XDP hook (veth supports it).
-    Native,
-    /// The generic hook after skb allocation (any driver; slower).
-    Generic,
-    /// Native if the driver takes it, else generic.
-    Auto,
-}
-
-impl std::str::FromStr for XdpMode {
-    type Err = String;
-    fn from_str(s: &str) -> Result<XdpMode, String> {
-        match s {
-            "native" => Ok(XdpMode::Native),
-            "generic" => Ok(XdpMode::Generic),
-            "auto" => Ok(XdpMode::Auto),
-            _ => Err(format!("xdp-mode {s:?}: expected native, generic or auto")),
-        }
-    }
-}
-
-/// Why an AF_XDP port could not be opened.
-#[derive(Debug, thiserror::Error)]
-pub enum AfXdpError {
-    /// The interface does not exist (in this network namespace).
-    #[error("no interface named {0:?}")]
-    NoSuchInterface(String),
-    /// The verifier refused the program (its log attached).
-    #[error("the kernel refused the XDP program: {source}; verifier log: {log}")]
-    Verifier {
-        /// The kernel's answer.
-        source: std::io::Error,
-        /// The verifier log.
-        log: String,
-    },
-    /// Attaching in the requested mode failed.
-    #[error("cannot attach XDP in {mode} mode to {name}: {source}{hint}")]
-    Attach {
-        /// The interface.
-        name: String,
-        /// The mode tried.
-        mode: &'static str,
-        /// The kernel's answer.
-        source: std::io::Error,
-        /// What to try instead.
-        hint: &'static str,
-    },
-    /// Memory could not be locked for the UMEM.
-    #[error(
-        "cannot register {bytes} bytes of UMEM: {source} (memlock limit too low? raise it, or use fewer queues)"
-    )]
-    Umem {
-        /// Bytes asked for.
-        bytes: usize,
-        /// The kernel's answer.
-        source: std::io::Error,
-    },
-    /// Another step failed.
-    #[error("AF_XDP on {name}: {what}: {source}")]
-    Sys {
-        /// The interface.
-        name: String,
-        /// Which step.
-        what: &'static str,
-        /// The kernel's answer.
-        source: std::io::Error,
-    },
-}
-
-fn last() -> std::io::Error {
-    std::io::Error::last_os_error()
-}
-
-/// One `struct bpf_insn`.
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct Insn {
-    code: u8,
-    regs: u8,
-    off: i16,
-    imm: i32,
-}
-
-const fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> Insn {
-    Insn {
-        code,
-        regs: (src << 4) | (dst & 0xf),
-        off,
-        imm,
-    }
-}
-
-/// The program: `return bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_PASS);`
-fn program(map_fd: RawFd) -> [Insn; 6] {
-    [
-        // r2 = *(u32 *)(r1 + offsetof(struct xdp_md, rx_queue_index))
-        insn(0x61, 2, 1, 16, 0),
-        // r1 = map (ld_imm64 with BPF_PSEUDO_MAP_FD), two slots
-        insn(0x18, 1, 1, 0, map_fd),
-        insn(0, 0, 0, 0, 0),
-        // r3 = XDP_PASS: frames of queues without a socket go to the kernel stack
-        insn(0xb7, 3, 0, 0, 2),
-        // call bpf_redirect_map
-        insn(0x85, 0, 0, 0, 51),
-        // exit
-        insn(0x95, 0, 0, 0, 0),
-    ]
-}
-
-/// `bpf(cmd, attr, size)` with `attr` a zero-padded byte image of the union member.
-fn bpf(cmd: libc::c_long, attr: &mut [u8; 128]) -> libc::c_long {
-    // SAFETY: `attr` is a live 128-byte buffer, larger than every bpf_attr member used
-    // here; the kernel reads (and for some commands writes) within that size.
-    unsafe { libc::syscall(libc::SYS_bpf, cmd, attr.as_mut_ptr(), attr.len()) }
-}
-
-fn put32(a: &mut [u8; 128], at: usize, v: u32) {
-    a[at..at + 4].copy_from_slice(&v.to_ne_bytes());
-}
-
-fn put64(a: &mut [u8; 128], at: usize, v: u64) {
-    a[at..at + 8].copy_from_slice(&v.to_ne_bytes());
-}
-
-fn owned(fd: libc::c_long) -> Option<OwnedFd> {
-    // SAFETY: a non-negative return of bpf()/socket() is a fresh descriptor we own.
-    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
-}
+use crate::port::{Batch, PortCounters};
 
 /// A mapped ring: producer, consumer, flags and descriptors inside one mapping.
 #[derive(Debug)]
-struct Ring {
+pub(super) struct Ring {
     map: *mut u8,
     map_len: usize,
     producer: *const AtomicU32,
@@ -227,9 +66,9 @@ impl Drop for Ring {
 
 /// One queue's socket, UMEM and rings.
 #[derive(Debug)]
-struct Queue {
+pub(super) struct Queue {
     /// Bound in zero-copy mode (the driver supports it) rather than copy mode.
-    zero_copy: bool,
+    pub(super) zero_copy: bool,
     fill: Ring,
     comp: Ring,
     rx: Ring,
@@ -238,7 +77,7 @@ struct Queue {
     tx_free: Vec<u64>,
     umem: *mut u8,
     umem_len: usize,
-    sock: OwnedFd,
+    pub(super) sock: OwnedFd,
 }
 
 // SAFETY: the raw pointers point into mappings owned by the Queue; every access happens
@@ -302,7 +141,12 @@ fn setsockopt<T>(fd: RawFd, opt: libc::c_int, v: &T) -> std::io::Result<()> {
 }
 
 impl Queue {
-    fn open(name: &str, ifindex: u32, queue: u32, map_fd: RawFd) -> Result<Queue, AfXdpError> {
+    pub(super) fn open(
+        name: &str,
+        ifindex: u32,
+        queue: u32,
+        map_fd: RawFd,
+    ) -> Result<Queue, AfXdpError> {
         let sys = |what: &'static str| AfXdpError::Sys {
             name: name.to_string(),
             what,
@@ -475,14 +319,20 @@ impl Queue {
         })
     }
 
-    fn rx_burst(&mut self, batch: &mut Batch, pool: &mut BufPool, c: &PortCounters) -> usize {
+    pub(super) fn rx_burst(
+        &mut self,
+        batch: &mut Batch,
+        pool: &mut BufPool,
+        c: &PortCounters,
+        x: &XdpCounters,
+    ) -> usize {
         let cons = self.rx.cons().load(Ordering::Relaxed);
         let prod = self.rx.prod().load(Ordering::Acquire);
         let avail = prod
             .wrapping_sub(cons)
             .min(batch.remaining_capacity() as u32);
         let mut fprod = self.fill.prod().load(Ordering::Relaxed);
-        let (mut n, mut bytes, mut dropped) = (0usize, 0u64, 0u64);
+        let (mut n, mut bytes, mut dropped, mut too_big) = (0usize, 0u64, 0u64, 0u64);
         for i in 0..avail {
             // SAFETY: slots cons..prod of the rx ring were published by the kernel (acquire).
             let d = unsafe { self.rx.xdesc(cons.wrapping_add(i)).read() };
@@ -500,6 +350,8 @@ impl Queue {
                         pool.put(b);
                     }
                     dropped += 1;
+                    // Larger than a packet buffer holds: lost here, and said so.
+                    too_big += u64::from(len > MAX_FRAME);
                 }
             }
             // The frame goes straight back to the kernel for the next packet.
@@ -531,6 +383,9 @@ impl Queue {
         }
         if dropped > 0 {
             c.rx_dropped(dropped);
+            if too_big > 0 {
+                x.rx_too_big.fetch_add(too_big, Ordering::Relaxed);
+            }
         }
         n
     }
@@ -549,11 +404,17 @@ impl Queue {
         }
     }
 
-    fn tx_burst(&mut self, batch: &mut Batch, pool: &mut BufPool, c: &PortCounters) {
+    pub(super) fn tx_burst(
+        &mut self,
+        batch: &mut Batch,
+        pool: &mut BufPool,
+        c: &PortCounters,
+        x: &XdpCounters,
+    ) {
         self.reap();
         let mut prod = self.tx.prod().load(Ordering::Relaxed);
         let cons = self.tx.cons().load(Ordering::Acquire);
-        let (mut sent, mut bytes, mut dropped) = (0u64, 0u64, 0u64);
+        let (mut sent, mut bytes, mut dropped, mut too_big) = (0u64, 0u64, 0u64, 0u64);
         for b in batch.drain(..) {
             let room = RING - prod.wrapping_sub(cons);
             match self.tx_free.pop() {
@@ -581,6 +442,7 @@ impl Queue {
                         self.tx_free.push(a);
                     }
                     dropped += 1;
+                    too_big += u64::from(b.len() > FRAME_SIZE);
                 }
             }
             pool.put(b);
@@ -604,181 +466,32 @@ impl Queue {
         c.tx(sent, bytes);
         if dropped > 0 {
             c.tx_dropped(dropped);
+            x.tx_too_big.fetch_add(too_big, Ordering::Relaxed);
+            x.tx_no_room.fetch_add(dropped - too_big, Ordering::Relaxed);
         }
     }
 }
 
-/// An AF_XDP port.
-#[derive(Debug)]
-pub struct AfXdpPort {
-    name: String,
-    ifindex: u32,
-    mode: XdpMode,
-    // Drop order: the link (detaching the program) first, then the sockets, then the map.
-    _link: OwnedFd,
-    _prog: OwnedFd,
-    queues: Vec<Mutex<Queue>>,
-    _map: OwnedFd,
-    counters: PortCounters,
+/// The kernel's counters of one AF_XDP socket (`XDP_STATISTICS`): what it dropped before
+/// the frames reached the rx ring, and descriptors it refused. Never reset by reading. A
+/// kernel older than 5.9 reports only the first three (the others read zero).
+pub(super) fn kernel_stats(sock: RawFd) -> libc::xdp_statistics {
+    // SAFETY: xdp_statistics is plain data (six u64s); zero is a valid value.
+    let mut st: libc::xdp_statistics = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::xdp_statistics>() as libc::socklen_t;
+    // SAFETY: `st`/`len` are live and sized as passed; the kernel writes at most `len` bytes.
+    let r = unsafe {
+        libc::getsockopt(
+            sock,
+            libc::SOL_XDP,
+            libc::XDP_STATISTICS,
+            (&mut st as *mut libc::xdp_statistics).cast(),
+            &mut len,
+        )
+    };
+    if r != 0 {
+        // SAFETY: as above: all-zero counters.
+        return unsafe { std::mem::zeroed() };
+    }
+    st
 }
-
-impl AfXdpPort {
-    /// Opens `n_rxq` queues (from 0) of interface `name` in `mode`.
-    pub fn open(name: &str, n_rxq: usize, mode: XdpMode) -> Result<AfXdpPort, AfXdpError> {
-        let cname =
-            CString::new(name).map_err(|_| AfXdpError::NoSuchInterface(name.to_string()))?;
-        // SAFETY: `cname` is NUL-terminated and live across the call.
-        let ifindex = unsafe { libc::if_nametoindex(cname.as_ptr()) };
-        if ifindex == 0 {
-            return Err(AfXdpError::NoSuchInterface(name.to_string()));
-        }
-        let n_rxq = n_rxq.max(1);
-        let sys = |what: &'static str| AfXdpError::Sys {
-            name: name.to_string(),
-            what,
-            source: last(),
-        };
-        let mut a = [0u8; 128];
-        put32(&mut a, 0, BPF_MAP_TYPE_XSKMAP);
-        put32(&mut a, 4, 4);
-        put32(&mut a, 8, 4);
-        put32(&mut a, 12, n_rxq as u32);
-        let map = owned(bpf(BPF_MAP_CREATE, &mut a)).ok_or_else(|| sys("creating the XSK map"))?;
-        let prog_insns = program(map.as_raw_fd());
-        let license = c"GPL";
-        let mut log = vec![0u8; 64 * 1024];
-        let mut a = [0u8; 128];
-        put32(&mut a, 0, BPF_PROG_TYPE_XDP);
-        put32(&mut a, 4, prog_insns.len() as u32);
-        put64(&mut a, 8, prog_insns.as_ptr() as u64);
-        put64(&mut a, 16, license.as_ptr() as u64);
-        put32(&mut a, 24, 1);
-        put32(&mut a, 28, log.len() as u32);
-        put64(&mut a, 32, log.as_mut_ptr() as u64);
-        a[48..48 + 11].copy_from_slice(b"vswitch_xsk");
-        let prog = owned(bpf(BPF_PROG_LOAD, &mut a)).ok_or_else(|| {
-            let source = last();
-            let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
-            AfXdpError::Verifier {
-                source,
-                log: String::from_utf8_lossy(&log[..end]).trim().to_string(),
-            }
-        })?;
-        let mut queues = Vec::with_capacity(n_rxq);
-        for q in 0..n_rxq {
-            queues.push(Mutex::new(Queue::open(
-                name,
-                ifindex,
-                q as u32,
-                map.as_raw_fd(),
-            )?));
-        }
-        let attach = |flags: u32| {
-            let mut a = [0u8; 128];
-            put32(&mut a, 0, prog.as_raw_fd() as u32);
-            put32(&mut a, 4, ifindex);
-            put32(&mut a, 8, BPF_XDP);
-            put32(&mut a, 12, flags);
-            owned(bpf(BPF_LINK_CREATE, &mut a)).ok_or_else(last)
-        };
-        let (link, mode) = match mode {
-            XdpMode::Native => (attach(XDP_FLAGS_DRV_MODE), XdpMode::Native),
-            XdpMode::Generic => (attach(XDP_FLAGS_SKB_MODE), XdpMode::Generic),
-            XdpMode::Auto => match attach(XDP_FLAGS_DRV_MODE) {
-                Ok(l) => (Ok(l), XdpMode::Native),
-                Err(_) => (attach(XDP_FLAGS_SKB_MODE), XdpMode::Generic),
-            },
-        };
-        let link = link.map_err(|source| AfXdpError::Attach {
-            name: name.to_string(),
-            mode: if mode == XdpMode::Native {
-                "native"
-            } else {
-                "generic"
-            },
-            source,
-            hint: if mode == XdpMode::Native {
-                " (the driver may lack native XDP: use xdp-mode=generic)"
-            } else {
-                ""
-            },
-        })?;
-        Ok(AfXdpPort {
-            ifindex,
-            name: name.to_string(),
-            mode,
-            _link: link,
-            _prog: prog,
-            queues,
-            _map: map,
-            counters: PortCounters::default(),
-        })
-    }
-
-    /// The mode in use (`Auto` resolved).
-    pub fn mode(&self) -> XdpMode {
-        self.mode
-    }
-
-    /// True when the sockets are bound in zero-copy mode (the driver supports it).
-    pub fn zero_copy(&self) -> bool {
-        self.queues.first().is_some_and(|q| q.lock().zero_copy)
-    }
-
-    /// The socket of queue `q`, to wait on when idle.
-    pub fn queue_fd(&self, q: usize) -> Option<RawFd> {
-        self.queues.get(q).map(|m| m.lock().sock.as_raw_fd())
-    }
-}
-
-impl Port for AfXdpPort {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn n_rxq(&self) -> usize {
-        self.queues.len()
-    }
-
-    fn rx_fd(&self, queue: usize) -> Option<RawFd> {
-        self.queue_fd(queue)
-    }
-
-    fn ifindex(&self) -> Option<u32> {
-        Some(self.ifindex)
-    }
-
-    fn rx_burst(&self, queue: usize, batch: &mut Batch, pool: &mut BufPool) -> usize {
-        match self.queues.get(queue) {
-            Some(q) => q.lock().rx_burst(batch, pool, &self.counters),
-            None => 0,
-        }
-    }
-
-    fn tx_burst(&self, batch: &mut Batch, pool: &mut BufPool) {
-        // Every queue's socket can send (each has its own UMEM and rings): poll threads
-        // sending at once take the first queue nobody holds, so they do not wait on one lock.
-        for q in &self.queues {
-            if let Some(mut g) = q.try_lock() {
-                g.tx_burst(batch, pool, &self.counters);
-                return;
-            }
-        }
-        match self.queues.first() {
-            Some(q) => q.lock().tx_burst(batch, pool, &self.counters),
-            None => {
-                let n = batch.len() as u64;
-                pool.put_batch(batch);
-                self.counters.tx_dropped(n);
-            }
-        }
-    }
-
-    fn stats(&self) -> PortStats {
-        self.counters.read()
-    }
-}
-
-#[cfg(test)]
-#[path = "afxdp_tests.rs"]
-mod tests;
