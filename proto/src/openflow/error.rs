@@ -464,6 +464,18 @@ pub mod nicira {
     ];
 }
 
+/// ONF experimenter errors Open vSwitch sends in OpenFlow 1.3 for conditions that got a
+/// standard number only in later versions (and have no type of their own in 1.4 here).
+pub mod onf {
+    use super::{ONF_VENDOR_ID, OfpError};
+    /// OFPBIC_DUP_INST: an instruction appears twice (ONF 2600 in 1.2-1.3).
+    pub const DUP_INST: OfpError = OfpError::experimenter(ONF_VENDOR_ID, 2600);
+    /// OFPBAC_BAD_SET_MASK: a set-field with a mask (ONF 4250 in 1.3-1.4).
+    pub const BAD_SET_MASK: OfpError = OfpError::experimenter(ONF_VENDOR_ID, 4250);
+    pub(super) const NAMES: &[(u16, &str)] =
+        &[(2600, "OFPBIC_DUP_INST"), (4250, "OFPBAC_BAD_SET_MASK")];
+}
+
 fn lookup_name(kind: u16, code: u16, experimenter: u32) -> Option<&'static str> {
     if kind != EXPERIMENTER_TYPE {
         return standard_name(kind, code);
@@ -474,7 +486,7 @@ fn lookup_name(kind: u16, code: u16, experimenter: u32) -> Option<&'static str> 
             2300..=2315 => standard_name(bundle_failed::TYPE, code - 2300),
             2370..=2372 => standard_name(async_config_failed::TYPE, code - 2370),
             4440..=4448 => standard_name(bad_property::TYPE, code - 4440),
-            _ => None,
+            _ => onf::NAMES.iter().find(|n| n.0 == code).map(|n| n.1),
         },
         _ => None,
     }
