@@ -23,6 +23,9 @@ pub struct SwitchConfig {
     pub tunnels: crate::tunnel::Registry,
     /// How DPDK's environment starts (at the first `dpdk` port, or at start-up).
     pub dpdk: DpdkSettings,
+    /// Longest a deferred store commit (OpenFlow flow changes) waits before the group
+    /// commit that makes it durable starts.
+    pub group_commit: Duration,
 }
 
 /// The daemon's DPDK settings (`--dpdk-*`); used only by builds with the `dpdk` feature.
@@ -52,6 +55,7 @@ impl Default for SwitchConfig {
             memory_port_capacity: 4096,
             tunnels: crate::tunnel::Registry::default(),
             dpdk: DpdkSettings::default(),
+            group_commit: Duration::from_millis(20),
         }
     }
 }

@@ -61,6 +61,7 @@ pub use self::counters::TunnelDrops;
 pub use self::events::Event;
 use self::model::Bridge;
 pub use self::spec::{PORT_TYPES, PortKind, PortSpec};
+pub use crate::store::Durability;
 use crate::store::Store;
 
 /// The switch.
@@ -75,6 +76,8 @@ pub struct Switch {
     housekeeper: Mutex<Option<JoinHandle<()>>>,
     ticks: std::sync::atomic::AtomicU64,
     pmd_spawned: std::sync::atomic::AtomicU64,
+    /// The thread that makes deferred store commits durable.
+    flusher: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Switch {

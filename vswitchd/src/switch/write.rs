@@ -20,6 +20,7 @@ use super::ports::stage_add_port;
 use crate::convert::PortNames;
 use crate::error::ApiError;
 use crate::meter_group;
+use crate::store::Durability;
 
 impl Switch {
     /// Applies a batch of updates. `ATOMICITY_ALL_OR_NONE`: the first refused update fails
@@ -27,6 +28,18 @@ impl Switch {
     /// refused update gets a status and the rest are applied. Either way the accepted
     /// changes become durable, then visible, together.
     pub fn write(&self, req: v1::WriteRequest) -> Result<v1::WriteResponse, ApiError> {
+        self.write_with(req, Durability::Immediate)
+    }
+
+    /// [`Switch::write`] with a choice of durability: `Deferred` applies the change (the
+    /// datapath has it when this returns) and makes it durable by the next group commit,
+    /// within the switch's `group_commit` window (OpenFlow flow changes, whose barriers
+    /// promise the datapath, not the disk).
+    pub fn write_with(
+        &self,
+        req: v1::WriteRequest,
+        durability: Durability,
+    ) -> Result<v1::WriteResponse, ApiError> {
         let mut statuses = Statuses {
             atomic: req.atomicity == v1::Atomicity::AllOrNone as i32,
             list: Vec::new(),
@@ -37,7 +50,7 @@ impl Switch {
         b.dp.transaction(|txn| -> Result<(), ApiError> {
             stage_updates(&req.updates, b, txn, &mut ov, &self.config, &mut statuses)?;
             if !ov.is_empty() {
-                let mut tx = self.store.begin()?;
+                let mut tx = self.store.begin_with(durability)?;
                 write_overlay(&mut tx, &req.bridge, &ov)?;
                 tx.commit()?;
             }
