@@ -101,6 +101,8 @@ pub enum Request {
     },
     /// packet-out.
     PacketOut(PacketOut),
+    /// set-controller, del-controller, get-controller, set/get/del-fail-mode.
+    Controller(crate::controllers::Request),
 }
 
 fn usage(msg: impl Into<String>) -> Error {
@@ -511,6 +513,24 @@ pub fn prepare(cli: &Cli) -> Result<Request> {
             bridge: bridge.clone(),
             cpus: parse_cpus(cpus)?,
         }),
+        Command::SetController { bridge, targets } => {
+            Request::Controller(crate::controllers::set_controller(bridge, targets)?)
+        }
+        Command::DelController { bridge } => {
+            Request::Controller(crate::controllers::del_controller(bridge))
+        }
+        Command::GetController { bridge } => {
+            Request::Controller(crate::controllers::Request::Get(bridge.clone()))
+        }
+        Command::SetFailMode { bridge, mode } => {
+            Request::Controller(crate::controllers::set_fail_mode(bridge, Some(mode))?)
+        }
+        Command::DelFailMode { bridge } => {
+            Request::Controller(crate::controllers::set_fail_mode(bridge, None)?)
+        }
+        Command::GetFailMode { bridge } => {
+            Request::Controller(crate::controllers::Request::GetFailMode(bridge.clone()))
+        }
         Command::Monitor { bridge, count } => Request::Monitor {
             bridge: bridge.clone(),
             count: *count,

@@ -78,6 +78,7 @@ pub async fn execute(
             stream::monitor(client, &bridge, count, format, out).await?;
         }
         Request::PacketOut(p) => stream::packet_out(client, p).await?,
+        Request::Controller(r) => crate::controllers::execute(client, r, out).await?,
     }
     out.flush()?;
     Ok(())

@@ -236,6 +236,8 @@ impl Switch {
             n_tables: TableId::COUNT as u32,
             ports: Vec::new(),
             pmd_cpus: Vec::new(),
+            controllers: Vec::new(),
+            controller_status: Vec::new(),
         };
         let standalone = req.fail_mode == v1::FailMode::Standalone as i32;
         let mut b = self.spawn_bridge(rec.clone())?;
@@ -253,6 +255,8 @@ impl Switch {
         .inspect_err(|_| b.shutdown())?;
         apply_overlay(&mut b, ov);
         bridges.insert(req.name, b);
+        drop(bridges);
+        self.bridges_changed();
         Ok(rec)
     }
 
@@ -279,6 +283,8 @@ impl Switch {
             }
         }
         drop(bridges);
+        self.report_controllers(&req.name, Vec::new());
+        self.bridges_changed();
         for (name, u) in events {
             self.emit(&name, u);
         }
@@ -287,7 +293,8 @@ impl Switch {
 
     /// Every bridge with its ports.
     pub fn list_bridges(&self) -> Vec<v1::Bridge> {
-        self.bridges
+        let mut v: Vec<v1::Bridge> = self
+            .bridges
             .lock()
             .values()
             .map(|b| {
@@ -295,7 +302,11 @@ impl Switch {
                 r.ports = port_descs(b);
                 r
             })
-            .collect()
+            .collect();
+        for r in &mut v {
+            self.fill_controller_status(r);
+        }
+        v
     }
 
     /// One bridge with its ports.
@@ -306,6 +317,8 @@ impl Switch {
             .ok_or_else(|| ApiError::not_found("name", format!("no bridge {name}")))?;
         let mut r = b.rec.clone();
         r.ports = port_descs(b);
+        drop(bridges);
+        self.fill_controller_status(&mut r);
         Ok(r)
     }
 }

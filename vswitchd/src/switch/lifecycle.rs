@@ -32,6 +32,8 @@ impl Switch {
             housekeeper: Mutex::new(None),
             ticks: std::sync::atomic::AtomicU64::new(0),
             pmd_spawned: std::sync::atomic::AtomicU64::new(0),
+            controllers_changed: tokio::sync::watch::channel(0).0,
+            controller_status: Mutex::new(HashMap::new()),
             flusher: Mutex::new(None),
         });
         for (name, rec) in records {

@@ -19,17 +19,18 @@
 //! poll threads never touch.
 //!
 //! Layers (a module imports only from the ones above it in this list):
-//! - `config`, `spec`, `events`: the daemon's settings, port options, event messages.
-//!   They import nothing else from the switch. (The poll threads are the datapath's
-//!   [`datapath::pipeline::PmdThread`].)
+//! - `config`, `spec`, `target`, `events`: the daemon's settings, port options, controller
+//!   targets, event messages. They import nothing else from the switch. (The poll threads
+//!   are the datapath's [`datapath::pipeline::PmdThread`].)
 //! - `model`: a bridge, its ports, and the staged changes of one transaction.
 //! - `ports`, `flows`: free functions over a bridge and a draft datapath.
 //! - this file: the [`Switch`] itself.
 //! - `lifecycle`, `bridges`, `port_ops`, `links`, `write`, `read`, `stream`,
-//!   `stats`, `counters`, `housekeeping`: `impl Switch`, one concern each.
+//!   `stats`, `counters`, `housekeeping`, `controllers`: `impl Switch`, one concern each.
 
 mod bridges;
 mod config;
+mod controllers;
 mod counters;
 mod events;
 mod flows;
@@ -43,6 +44,7 @@ mod read;
 mod spec;
 mod stats;
 mod stream;
+mod target;
 mod write;
 
 use std::collections::{BTreeMap, HashMap};
@@ -61,6 +63,7 @@ pub use self::counters::TunnelDrops;
 pub use self::events::Event;
 use self::model::Bridge;
 pub use self::spec::{PORT_TYPES, PortKind, PortSpec};
+pub use self::target::{ControllerSpec, DEFAULT_PORT, Target};
 pub use crate::store::Durability;
 use crate::store::Store;
 
@@ -76,6 +79,10 @@ pub struct Switch {
     housekeeper: Mutex<Option<JoinHandle<()>>>,
     ticks: std::sync::atomic::AtomicU64,
     pmd_spawned: std::sync::atomic::AtomicU64,
+    /// Bumped when controllers, fail modes or bridges change.
+    controllers_changed: tokio::sync::watch::Sender<u64>,
+    /// The state of each bridge's controller targets, as the OpenFlow channel reports it.
+    controller_status: Mutex<HashMap<String, Vec<proto::v1::ControllerStatus>>>,
     /// The thread that makes deferred store commits durable.
     flusher: Mutex<Option<JoinHandle<()>>>,
 }
