@@ -126,6 +126,11 @@ pub async fn serve(
         .build_v1()
         .context("building the reflection service")?;
     let (stop_tx, stop_rx) = watch::channel(false);
+    let openflow = tokio::spawn(crate::openflow::serve(
+        Arc::clone(&sw),
+        tls.clone(),
+        stop_rx.clone(),
+    ));
     let service =
         SwitchServer::new(Service::new(sw, stop_rx.clone())).max_decoding_message_size(64 << 20);
 
@@ -190,6 +195,7 @@ pub async fn serve(
     if drained.is_err() {
         tasks.abort_all();
     }
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), openflow).await;
     for p in sockets {
         let _ = std::fs::remove_file(p);
     }
