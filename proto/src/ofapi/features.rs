@@ -76,10 +76,11 @@ pub fn table_features<E>(
     let set = oxm_ids(true, false);
     for t in 0..n_tables {
         let next: Vec<u8> = (t + 1..n_tables).collect();
-        let name = format!("table{t}");
+        // No name, as Open vSwitch leaves a table it was not told to name (ovs-ofctl then
+        // prints the identical tables as one "ditto" line).
         let b = TableFeaturesBuilder {
             table_id: t,
-            name: &name,
+            name: "",
             metadata_match: u64::MAX,
             metadata_write: u64::MAX,
             max_entries,
@@ -106,7 +107,9 @@ pub fn group_features(max_groups: u32) -> GroupFeatures {
         .fold(0u32, |m, a| m | (1 << a.kind));
     GroupFeatures {
         types: 0b0111,
-        capabilities: 0b0100 | 0b1000,
+        // SELECT_WEIGHT, CHAINING, CHAINING_CHECKS (a chained group must exist and not be
+        // the group itself); no SELECT_LIVENESS (no fast failover).
+        capabilities: 0b0001 | 0b0100 | 0b1000,
         max_groups: [max_groups, max_groups, max_groups, 0],
         actions: [actions, actions, actions, 0],
     }

@@ -11,6 +11,7 @@
 
 use crate::flow_text::{self, FieldError, FieldErrorKind};
 use crate::openflow::error::{OfpError, bad_action, bad_match};
+use crate::openflow::fields::Field as OfField;
 use crate::openflow::oxm::{Match, MatchBuilder, Oxm};
 use crate::v1::{self, Field, FieldMatch};
 
@@ -59,9 +60,23 @@ pub fn oxm_to_api(o: &Oxm<'_>) -> Result<FieldMatch, OfpError> {
 pub fn to_api(m: &Match<'_>) -> Result<v1::Match, OfpError> {
     let mut fields = Vec::new();
     for o in m.iter() {
+        if o.field() == Some(OfField::PacketType) {
+            ethernet_only(&o)?;
+            continue;
+        }
         fields.push(oxm_to_api(&o)?);
     }
     flow_text::check_match(&v1::Match { fields }).map_err(|e| match_error(&e))
+}
+
+/// `packet_type=(0,0)` (Ethernet), which `ovs-ofctl` adds to a match whose other fields
+/// it dropped for lack of prerequisites, matches every packet this switch sees: accepted and
+/// left out. Any other packet type (Open vSwitch's L3 packets) is refused as `BAD_VALUE`.
+fn ethernet_only(o: &Oxm<'_>) -> Result<(), OfpError> {
+    if o.mask.is_some() || o.value != [0, 0, 0, 0] {
+        return Err(bad_match::BAD_VALUE);
+    }
+    Ok(())
 }
 
 /// Writes `m` as the OXMs of a match being built (fields the wire cannot carry, which a
@@ -148,6 +163,20 @@ mod tests {
             b.value(Of::NxmEthType, 0x0800).value(Of::NxmIpTos, 0x29);
         });
         assert_eq!(parse(&tos), Err(bad_match::BAD_VALUE));
+        let l3 = wire(|b| {
+            b.value(Of::PacketType, 0x0001_0800);
+        });
+        assert_eq!(parse(&l3), Err(bad_match::BAD_VALUE));
+    }
+
+    #[test]
+    fn ethernet_packet_type_matches_everything() {
+        // What `ovs-ofctl -O OpenFlow13 add-flow BR tp_dst=80,actions=drop` sends once it
+        // has dropped tp_dst for want of a prerequisite.
+        let bytes = wire(|b| {
+            b.value(Of::PacketType, 0);
+        });
+        assert_eq!(parse(&bytes), Ok(v1::Match::default()));
     }
 
     #[test]
