@@ -23,7 +23,7 @@ use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::sync::watch;
 
 use super::roles::Roles;
-use super::session::{ConnCounters, Limits, Next, Session};
+use super::session::{ConnCounters, Next, Session, Settings};
 use super::transport::{self, BoxIo, RawSocket};
 use crate::server::TlsFiles;
 use crate::switch::{Switch, Target};
@@ -46,8 +46,8 @@ pub struct ConnParams {
     pub target: Target,
     /// TLS files for `ssl:`/`pssl:`.
     pub tls: Option<TlsFiles>,
-    /// Packet-in rate limit.
-    pub limits: Limits,
+    /// Rate limit and connection type.
+    pub settings: Settings,
     /// Inactivity probe interval.
     pub probe: Duration,
     /// Turns true when the connection must end (target removed, daemon stopping).
@@ -106,7 +106,7 @@ async fn drive(raw: RawSocket, info: &ConnInfo, mut p: ConnParams) -> Result<(),
         Arc::clone(&p.sw),
         &p.bridge,
         Arc::clone(&p.roles),
-        p.limits,
+        p.settings,
         Arc::clone(&info.counters),
     );
     let mut events = p.sw.subscribe();

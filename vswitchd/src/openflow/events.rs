@@ -39,6 +39,9 @@ impl Session {
         if ev.bridge != self.bridge || self.version.is_none() {
             return;
         }
+        if self.service && self.miss_send_len == 0 {
+            return;
+        }
         match &ev.msg.update {
             Some(smr::Update::PacketIn(p)) => self.packet_in(p, out),
             Some(smr::Update::FlowRemoved(f)) => self.flow_removed(f, out),

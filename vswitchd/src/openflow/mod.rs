@@ -42,7 +42,7 @@ use proto::v1;
 use tokio::sync::{Notify, watch};
 
 pub use self::roles::Roles;
-pub use self::session::{ConnCounters, Limits, Next, Session};
+pub use self::session::{ConnCounters, Next, Session, Settings};
 use self::targets::{TargetParams, TargetState};
 pub use self::transport::bind_owner_only;
 use crate::server::TlsFiles;

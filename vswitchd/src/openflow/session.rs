@@ -34,6 +34,9 @@ use super::roles::Roles;
 use super::writes::Batch;
 use crate::switch::Switch;
 
+/// OFP_DEFAULT_MISS_SEND_LEN: bytes of a packet-in a primary connection gets by default.
+const DEFAULT_MISS_SEND_LEN: u16 = 128;
+
 /// The versions this switch speaks.
 pub const VERSIONS: VersionSet = VersionSet(1 << 4);
 
@@ -57,11 +60,16 @@ pub enum Next {
 
 /// The per-connection settings from the controller's target.
 #[derive(Debug, Clone, Copy)]
-pub struct Limits {
+pub struct Settings {
     /// Packet-ins per second (0: none).
     pub rate: u32,
     /// Packet-ins at once above the rate.
     pub burst: u32,
+    /// A service connection (accepted on a passive target: `ovs-ofctl`), as Open vSwitch
+    /// treats it: `miss_send_len` starts at 0 and no asynchronous message is sent while it
+    /// stays 0 (SET_CONFIG or SET_ASYNC turns them on). Connections to active targets are
+    /// primary: every asynchronous message the async configuration allows, from the start.
+    pub service: bool,
 }
 
 /// One connection's protocol state.
@@ -74,6 +82,8 @@ pub struct Session {
     pub(super) version: Option<Version>,
     pub(super) async_cfg: AsyncConfig,
     pub(super) miss_send_len: u16,
+    /// A service connection ([`Settings::service`]).
+    pub(super) service: bool,
     pub(super) batch: Batch,
     pub(super) bundles: BTreeMap<u32, Bundle>,
     pub(super) counters: Arc<ConnCounters>,
@@ -94,7 +104,7 @@ impl Session {
         sw: Arc<Switch>,
         bridge: &str,
         roles: Arc<Roles>,
-        limits: Limits,
+        settings: Settings,
         counters: Arc<ConnCounters>,
     ) -> Session {
         let id = roles.join();
@@ -105,11 +115,16 @@ impl Session {
             id,
             version: None,
             async_cfg: AsyncConfig::DEFAULT,
-            miss_send_len: 128,
+            miss_send_len: if settings.service {
+                0
+            } else {
+                DEFAULT_MISS_SEND_LEN
+            },
+            service: settings.service,
             batch: Batch::default(),
             bundles: BTreeMap::new(),
             counters,
-            limiter: (limits.rate > 0).then(|| Limiter::new(limits.rate, limits.burst)),
+            limiter: (settings.rate > 0).then(|| Limiter::new(settings.rate, settings.burst)),
             local_port: LocalPort::default(),
         };
         s.refresh();
@@ -275,6 +290,9 @@ impl Session {
             }
             M::SetAsync(c) => {
                 self.async_cfg = c;
+                if self.service && self.miss_send_len == 0 {
+                    self.miss_send_len = DEFAULT_MISS_SEND_LEN;
+                }
                 Ok(())
             }
             M::QueueGetConfigRequest(q) => self.queue_config(q.port, xid, out),

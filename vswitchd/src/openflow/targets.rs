@@ -17,7 +17,7 @@ use tokio::sync::{Notify, watch};
 
 use super::conn::{self, ConnInfo, ConnParams};
 use super::roles::Roles;
-use super::session::{ConnCounters, Limits};
+use super::session::{ConnCounters, Settings};
 use super::transport::{self, Listener, RawSocket};
 use crate::server::TlsFiles;
 use crate::switch::{ControllerSpec, Switch};
@@ -164,9 +164,10 @@ impl TargetParams {
             roles: Arc::clone(&self.roles),
             target: self.spec.target.clone(),
             tls: self.tls.clone(),
-            limits: Limits {
+            settings: Settings {
                 rate: self.spec.rate_limit,
                 burst: self.spec.burst_limit,
+                service: !self.spec.target.is_active(),
             },
             probe: self.spec.inactivity_probe,
             stop: self.stop.clone(),
