@@ -72,7 +72,13 @@ pub fn to_api(fm: &FlowMod<'_>) -> Result<v1::Update, OfpError> {
     if fm.table_id == TableId::ALL && !delete {
         return Err(flow_mod_failed::BAD_TABLE_ID);
     }
-    let out_port = filter_port(fm.out_port)?;
+    // out_port and out_group select flows to delete; ADD and MODIFY ignore them (Faucet
+    // sends 0 there), as the specification says and Open vSwitch does.
+    let out_port = if delete {
+        filter_port(fm.out_port)?
+    } else {
+        None
+    };
     let ins = if delete {
         Vec::new()
     } else {
@@ -231,6 +237,10 @@ mod tests {
     use crate::openflow::stats::FlowStats;
 
     fn flow_mod(command: Command, table: u8, flags: u16) -> Vec<u8> {
+        flow_mod_out(command, table, flags, PortNo::ANY)
+    }
+
+    fn flow_mod_out(command: Command, table: u8, flags: u16, out_port: PortNo) -> Vec<u8> {
         let mut m = Vec::new();
         crate::openflow::oxm::MatchBuilder::new(&mut m).finish();
         let fm = FlowMod {
@@ -242,7 +252,7 @@ mod tests {
             hard_timeout: 0,
             priority: 100,
             buffer_id: crate::openflow::ids::BufferId::NO_BUFFER,
-            out_port: PortNo::ANY,
+            out_port,
             out_group: GroupId::ANY,
             flags,
             importance: 0,
@@ -287,6 +297,13 @@ mod tests {
         assert_eq!(
             parse(&flow_mod(Command::Add, 0, 1 << 7)),
             Err(flow_mod_failed::BAD_FLAGS)
+        );
+        // out_port only selects flows to delete: an ADD with 0 there (Faucet's) is fine, a
+        // delete that names port 0 is not.
+        assert!(parse(&flow_mod_out(Command::Add, 0, 0, PortNo(0))).is_ok());
+        assert_eq!(
+            parse(&flow_mod_out(Command::Delete, 0, 0, PortNo(0))),
+            Err(crate::openflow::error::bad_action::BAD_OUT_PORT)
         );
     }
 
