@@ -70,10 +70,15 @@ pub enum Format {
 /// One command.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Create a bridge.
+    /// Create a bridge: `add-br BR [fail_mode=standalone|secure] [datapath_id=N]`
+    /// (`other_config:datapath-id=HEX`, as ovs-vsctl spells it, works too). Standalone (the
+    /// default) starts with `priority=0,actions=NORMAL`; secure starts empty, for a
+    /// controller.
     AddBr {
         /// Bridge name.
         bridge: String,
+        /// Settings.
+        settings: Vec<String>,
     },
     /// Delete a bridge with its ports, flows, meters and groups.
     DelBr {
