@@ -46,7 +46,7 @@ pub use self::session::{ConnCounters, Next, Session, Settings};
 use self::targets::{TargetParams, TargetState};
 pub use self::transport::bind_owner_only;
 use crate::server::TlsFiles;
-use crate::switch::{ControllerSpec, Switch};
+use crate::switch::{ControllerSpec, Switch, TargetStatus};
 
 /// A running target.
 struct Running {
@@ -148,14 +148,14 @@ fn reconcile(
     }
 }
 
-/// Reports every bridge's target states to the switch (for `GetBridge`).
+/// Tells the switch where every bridge's target states are (for `GetBridge`).
 fn report(sw: &Switch, bridges: &[v1::Bridge], running: &HashMap<(String, String), Running>) {
     for b in bridges {
-        let status: Vec<v1::ControllerStatus> = b
+        let status: Vec<Arc<dyn TargetStatus>> = b
             .controllers
             .iter()
             .filter_map(|c| running.get(&(b.name.clone(), c.target.clone())))
-            .map(|r| r.state.status())
+            .map(|r| Arc::clone(&r.state) as Arc<dyn TargetStatus>)
             .collect();
         sw.report_controllers(&b.name, status);
     }

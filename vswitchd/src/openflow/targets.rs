@@ -108,8 +108,15 @@ impl TargetState {
         self.changed.notify_one();
     }
 
+}
+
+impl crate::switch::TargetStatus for TargetState {
+    fn target(&self) -> &str {
+        &self.text
+    }
+
     /// The status `GetBridge` shows.
-    pub fn status(&self) -> v1::ControllerStatus {
+    fn status(&self) -> v1::ControllerStatus {
         let i = self.inner.lock();
         let first = i.conns.values().next();
         let (mut sent, mut dropped) = (

@@ -3,6 +3,8 @@
 //! [`Switch::controller_config`] for changes and reports each target's state back
 //! ([`Switch::report_controllers`]) for `GetBridge` and connect/disconnect events.
 
+use std::sync::Arc;
+
 use proto::v1::{self, stream_message_response as smr};
 use tokio::sync::watch;
 
@@ -10,6 +12,14 @@ use super::Switch;
 use super::model::{bridge_mut, port_descs};
 use super::target::ControllerSpec;
 use crate::error::ApiError;
+
+/// The live state of one controller target, kept by the OpenFlow channel.
+pub trait TargetStatus: Send + Sync + std::fmt::Debug {
+    /// The target, as configured.
+    fn target(&self) -> &str;
+    /// Its state now.
+    fn status(&self) -> v1::ControllerStatus;
+}
 
 impl Switch {
     /// Replaces a bridge's controllers (an empty list removes them all). Every target is
@@ -80,8 +90,9 @@ impl Switch {
         self.controllers_changed.send_modify(|g| *g += 1);
     }
 
-    /// Records the state of a bridge's controller targets (what `GetBridge` shows).
-    pub fn report_controllers(&self, bridge: &str, status: Vec<v1::ControllerStatus>) {
+    /// Records where the state of a bridge's controller targets is kept (what `GetBridge`
+    /// shows, read live from each).
+    pub fn report_controllers(&self, bridge: &str, status: Vec<Arc<dyn TargetStatus>>) {
         let mut m = self.controller_status.lock();
         if status.is_empty() {
             m.remove(bridge);
@@ -96,8 +107,8 @@ impl Switch {
         self.emit(&bridge, smr::Update::Controller(ev));
     }
 
-    /// Fills `controller_status` of a bridge record from the reported states, one per
-    /// configured target in order (a target not reported yet: not connected).
+    /// Fills `controller_status` of a bridge record from the targets' live states, one per
+    /// configured target in order (a target not served yet: not connected).
     pub(super) fn fill_controller_status(&self, r: &mut v1::Bridge) {
         let m = self.controller_status.lock();
         let known = m.get(&r.name);
@@ -106,8 +117,8 @@ impl Switch {
             .iter()
             .map(|c| {
                 known
-                    .and_then(|v| v.iter().find(|s| s.target == c.target))
-                    .cloned()
+                    .and_then(|v| v.iter().find(|s| s.target() == c.target))
+                    .map(|s| s.status())
                     .unwrap_or_else(|| v1::ControllerStatus {
                         target: c.target.clone(),
                         ..Default::default()

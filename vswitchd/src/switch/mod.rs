@@ -59,6 +59,7 @@ use parking_lot::Mutex;
 use tokio::sync::broadcast;
 
 pub use self::config::{DpdkSettings, SwitchConfig};
+pub use self::controllers::TargetStatus;
 pub use self::counters::TunnelDrops;
 pub use self::events::Event;
 use self::model::Bridge;
@@ -82,7 +83,7 @@ pub struct Switch {
     /// Bumped when controllers, fail modes or bridges change.
     controllers_changed: tokio::sync::watch::Sender<u64>,
     /// The state of each bridge's controller targets, as the OpenFlow channel reports it.
-    controller_status: Mutex<HashMap<String, Vec<proto::v1::ControllerStatus>>>,
+    controller_status: Mutex<HashMap<String, Vec<Arc<dyn controllers::TargetStatus>>>>,
     /// The thread that makes deferred store commits durable.
     flusher: Mutex<Option<JoinHandle<()>>>,
 }
