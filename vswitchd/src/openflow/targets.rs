@@ -107,7 +107,6 @@ impl TargetState {
         drop(i);
         self.changed.notify_one();
     }
-
 }
 
 impl crate::switch::TargetStatus for TargetState {
