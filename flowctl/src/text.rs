@@ -62,7 +62,12 @@ pub fn bridge_text(b: &Bridge) -> String {
         "FAIL_MODE_",
         b.fail_mode,
     );
-    let _ = writeln!(s, "n_tables:{}, fail_mode:{fail}", b.n_tables);
+    let open = if b.fail_open {
+        " (failing open: every packet to NORMAL)"
+    } else {
+        ""
+    };
+    let _ = writeln!(s, "n_tables:{}, fail_mode:{fail}{open}", b.n_tables);
     let mut ports: Vec<&PortDesc> = b.ports.iter().collect();
     ports.sort_by_key(|p| p.port_no);
     for p in ports {
@@ -540,6 +545,7 @@ mod tests {
                 },
             ],
             controllers: vec![],
+            fail_open: true,
             controller_status: vec![
                 ControllerStatus {
                     target: "ptcp:6653".into(),
@@ -560,7 +566,7 @@ mod tests {
         };
         let expected = "\
 bridge br0: dpid:0000000000000001
-n_tables:255, fail_mode:standalone
+n_tables:255, fail_mode:standalone (failing open: every packet to NORMAL)
  1(vx0): addr:02:00:00:00:00:01
      type: vxlan
      options: key=42, remote_ip=192.0.2.1

@@ -366,3 +366,96 @@ fn roles_and_the_packet_in_rate_limit() {
     );
     assert_eq!(status(&sw, &ta).role, v1::Role::Secondary as i32);
 }
+
+/// Open vSwitch's fail modes: a standalone bridge whose active controller has been away for
+/// three inactivity probes forwards every packet with NORMAL (its flows kept), until the
+/// controller is back; a secure one never does.
+#[test]
+fn standalone_fails_open_without_its_controller_and_secure_does_not() {
+    let (_dir, sw, _rt, _stop) = start();
+    let p1 = sw.memory_port("br", "p1").expect("p1");
+    let p2 = sw.memory_port("br", "p2").expect("p2");
+    let frame = {
+        let mut f = vec![0u8; 60];
+        f[0..6].copy_from_slice(&[0xff; 6]);
+        f[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 1]);
+        f[12..14].copy_from_slice(&0x88b5u16.to_be_bytes());
+        f
+    };
+    let forwarded = |wait_ms: u64| {
+        p1.inject([frame.clone()]);
+        std::thread::sleep(Duration::from_millis(wait_ms));
+        !p2.drain().is_empty()
+    };
+    // A controller that is not there yet.
+    let (l, target) = listener();
+    let addr = l.local_addr().expect("addr");
+    drop(l);
+    sw.set_fail_mode(v1::SetFailModeRequest {
+        bridge: "br".into(),
+        fail_mode: v1::FailMode::Standalone as i32,
+    })
+    .expect("standalone");
+    let began = Instant::now();
+    sw.set_controller(v1::SetControllerRequest {
+        bridge: "br".into(),
+        controllers: vec![v1::Controller {
+            target,
+            inactivity_probe_ms: 1000,
+            max_backoff_ms: 1000,
+            ..Default::default()
+        }],
+    })
+    .expect("set controller");
+    assert!(
+        !forwarded(200),
+        "the empty table forwarded before failing open"
+    );
+    while !sw.get_bridge("br").expect("bridge").fail_open {
+        assert!(
+            began.elapsed() < Duration::from_secs(6),
+            "never failed open"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        began.elapsed() >= Duration::from_millis(2900),
+        "failed open after {:?}, before three 1 s probes",
+        began.elapsed()
+    );
+    assert!(
+        forwarded(200),
+        "failing open, NORMAL did not flood the frame"
+    );
+
+    // The controller comes back: the bridge follows its (empty) table again.
+    let l = TcpListener::bind(addr).expect("the controller's port again");
+    let peer = Peer::accept(&l);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while sw.get_bridge("br").expect("bridge").fail_open {
+        assert!(
+            Instant::now() < deadline,
+            "still failing open with a controller"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        !forwarded(200),
+        "forwarded with the controller back and no flow"
+    );
+
+    // Secure: the controller goes and nothing changes.
+    sw.set_fail_mode(v1::SetFailModeRequest {
+        bridge: "br".into(),
+        fail_mode: v1::FailMode::Secure as i32,
+    })
+    .expect("secure");
+    drop(peer);
+    drop(l);
+    std::thread::sleep(Duration::from_millis(3500));
+    assert!(!sw.get_bridge("br").expect("bridge").fail_open);
+    assert!(
+        !forwarded(200),
+        "a secure bridge forwarded without a controller"
+    );
+}

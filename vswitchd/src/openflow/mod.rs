@@ -67,6 +67,7 @@ pub async fn serve(sw: Arc<Switch>, tls: Option<TlsFiles>, mut stop: watch::Rece
         let bridges = sw.list_bridges();
         reconcile(&sw, &tls, &bridges, &mut running, &mut roles, &changed);
         report(&sw, &bridges, &running);
+        fail_open(&sw, &bridges, &running);
         tokio::select! {
             r = cfg.changed() => {
                 if r.is_err() {
@@ -75,8 +76,8 @@ pub async fn serve(sw: Arc<Switch>, tls: Option<TlsFiles>, mut stop: watch::Rece
             }
             _ = changed.notified() => {}
             _ = tick.tick() => {}
-            _ = stop.changed() => {
-                if *stop.borrow() {
+            r = stop.changed() => {
+                if r.is_err() || *stop.borrow() {
                     break;
                 }
             }
@@ -158,5 +159,41 @@ fn report(sw: &Switch, bridges: &[v1::Bridge], running: &HashMap<(String, String
             .map(|r| Arc::clone(&r.state) as Arc<dyn TargetStatus>)
             .collect();
         sw.report_controllers(&b.name, status);
+    }
+}
+
+/// Open vSwitch's fail-open rule for a standalone bridge: once every active target has been
+/// without a connection for three of the longest inactivity probes (15 s by default), every
+/// packet goes to NORMAL until one reconnects. Passive targets (ovs-ofctl) do not count; a
+/// secure bridge never fails open.
+fn fail_open(sw: &Switch, bridges: &[v1::Bridge], running: &HashMap<(String, String), Running>) {
+    for b in bridges {
+        let active: Vec<&Running> = b
+            .controllers
+            .iter()
+            .filter_map(|c| running.get(&(b.name.clone(), c.target.clone())))
+            .filter(|r| r.spec.target.is_active())
+            .collect();
+        let trigger = active
+            .iter()
+            .map(|r| r.spec.inactivity_probe * 3)
+            .max()
+            .unwrap_or_default();
+        let down = active.iter().map(|r| r.state.down_for()).min().flatten();
+        let want = b.fail_mode == v1::FailMode::Standalone as i32
+            && !active.is_empty()
+            && down.is_some_and(|d| d >= trigger);
+        match sw.set_fail_open(&b.name, want) {
+            Ok(true) if want => tracing::warn!(
+                bridge = %b.name,
+                "no controller for {} s: failing open, every packet to NORMAL",
+                trigger.as_secs()
+            ),
+            Ok(true) => {
+                tracing::info!(bridge = %b.name, "a controller is back: no longer failing open")
+            }
+            Ok(false) => {}
+            Err(e) => tracing::warn!(bridge = %b.name, "fail-open: {e}"),
+        }
     }
 }

@@ -101,6 +101,11 @@ impl TargetState {
         self.changed.notify_one();
     }
 
+    /// How long the target has been without a connection (`None`: connected).
+    pub fn down_for(&self) -> Option<Duration> {
+        self.inner.lock().down_since.map(|t| t.elapsed())
+    }
+
     fn failed(&self, error: String) {
         let mut i = self.inner.lock();
         i.last_error = error;

@@ -238,6 +238,7 @@ impl Switch {
             pmd_cpus: Vec::new(),
             controllers: Vec::new(),
             controller_status: Vec::new(),
+            fail_open: false,
         };
         let standalone = req.fail_mode == v1::FailMode::Standalone as i32;
         let mut b = self.spawn_bridge(rec.clone())?;
@@ -300,6 +301,7 @@ impl Switch {
             .map(|b| {
                 let mut r = b.rec.clone();
                 r.ports = port_descs(b);
+                r.fail_open = b.dp.snapshot().pipeline.fail_open();
                 r
             })
             .collect();
@@ -317,6 +319,7 @@ impl Switch {
             .ok_or_else(|| ApiError::not_found("name", format!("no bridge {name}")))?;
         let mut r = b.rec.clone();
         r.ports = port_descs(b);
+        r.fail_open = b.dp.snapshot().pipeline.fail_open();
         drop(bridges);
         self.fill_controller_status(&mut r);
         Ok(r)

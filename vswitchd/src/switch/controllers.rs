@@ -74,9 +74,27 @@ impl Switch {
         b.rec = rec;
         let mut out = b.rec.clone();
         out.ports = port_descs(b);
+        out.fail_open = b.dp.snapshot().pipeline.fail_open();
         drop(bridges);
         self.fill_controller_status(&mut out);
         Ok(out)
+    }
+
+    /// Makes `bridge` fail open (every packet to NORMAL, its flows kept) or stop; not
+    /// stored (the OpenFlow channel decides it from its connections). True if it changed.
+    pub fn set_fail_open(&self, bridge: &str, on: bool) -> Result<bool, ApiError> {
+        let bridges = self.bridges.lock();
+        let b = bridges
+            .get(bridge)
+            .ok_or_else(|| ApiError::not_found("bridge", format!("no bridge {bridge}")))?;
+        if b.dp.snapshot().pipeline.fail_open() == on {
+            return Ok(false);
+        }
+        b.dp.transaction(|t| -> Result<(), ApiError> {
+            t.set_fail_open(on);
+            Ok(())
+        })?;
+        Ok(true)
     }
 
     /// A receiver whose value changes whenever a bridge's controllers or fail mode change,
