@@ -11,7 +11,11 @@
 //! closed ("inactivity probe timeout").
 //!
 //! Flow changes arriving back to back are applied together: every complete message in a
-//! read is handled, then the session's batch is flushed, then the answers are sent.
+//! read is handled, then the session's batch is flushed, then the answers are sent. A
+//! batch that deletes flows and has no barrier after it is held while the controller keeps
+//! sending ([`HOLD_QUIET`], at most [`HOLD_MAX`]): a controller that empties the tables and
+//! fills them again changes them in one datapath transaction. A barrier, any request that
+//! is not a FLOW_MOD, or the connection's end applies it at once.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -32,6 +36,12 @@ use crate::switch::{Switch, Target};
 const READ_BUF: usize = 256 << 10;
 /// Events forwarded before the answers are sent.
 const EVENT_BATCH: usize = 1024;
+/// FLOW_MODs that delete flows, with no barrier after them, wait until the controller has
+/// been quiet this long, so that a controller that empties the tables and fills them again
+/// (Faucet when it reconnects) changes them in one step: traffic never sees them empty.
+const HOLD_QUIET: Duration = Duration::from_millis(50);
+/// The longest such a batch waits.
+const HOLD_MAX: Duration = Duration::from_millis(250);
 
 /// What a connection is given.
 #[derive(Debug, Clone)]
@@ -97,6 +107,44 @@ async fn send(wr: &mut WriteHalf<BoxIo>, out: &mut Vec<u8>) -> Result<(), String
     r.map_err(|e| format!("writing to the controller: {e}"))
 }
 
+/// When the switch is to apply a batch of FLOW_MODs that deletes flows and was not followed
+/// by a barrier: `(since, until)`.
+type Hold = Option<(Instant, Instant)>;
+
+/// The hold after a read: `None` (apply now) unless the batch deletes flows, then until the
+/// controller has been quiet for [`HOLD_QUIET`], at most [`HOLD_MAX`] after the first.
+fn next_hold(session: &Session, hold: Hold) -> Hold {
+    if !session.holds_deletes() {
+        return None;
+    }
+    let now = Instant::now();
+    let since = hold.map_or(now, |h| h.0);
+    let until = (now + HOLD_QUIET).min(since + HOLD_MAX);
+    (until > now).then_some((since, until))
+}
+
+/// Puts the switch's events (and any that queued behind them) on the connection.
+fn forward_events(
+    session: &mut Session,
+    first: Result<Arc<crate::switch::Event>, RecvError>,
+    events: &mut tokio::sync::broadcast::Receiver<Arc<crate::switch::Event>>,
+    out: &mut Vec<u8>,
+) -> bool {
+    match first {
+        Ok(e) => session.event(&e, out),
+        Err(RecvError::Lagged(n)) => session.lagged(n),
+        Err(RecvError::Closed) => return false,
+    }
+    for _ in 0..EVENT_BATCH {
+        match events.try_recv() {
+            Ok(e) => session.event(&e, out),
+            Err(TryRecvError::Lagged(n)) => session.lagged(n),
+            Err(_) => break,
+        }
+    }
+    true
+}
+
 /// The connection's loop; `Ok` for a close asked by this side, `Err(why)` otherwise.
 async fn drive(raw: RawSocket, info: &ConnInfo, mut p: ConnParams) -> Result<(), String> {
     let s = raw.register().map_err(|e| e.to_string())?;
@@ -117,9 +165,11 @@ async fn drive(raw: RawSocket, info: &ConnInfo, mut p: ConnParams) -> Result<(),
     let mut filled = 0;
     let mut last_rx = Instant::now();
     let mut probe_sent: Option<Instant> = None;
+    let mut hold: Hold = None;
     let mut tick = tokio::time::interval(Duration::from_millis(250).min(p.probe / 4));
     let mut ticks = 0u64;
     loop {
+        let held_until = hold.map_or_else(Instant::now, |h| h.1);
         tokio::select! {
             r = p.stop.changed() => {
                 if r.is_err() || *p.stop.borrow() {
@@ -135,7 +185,10 @@ async fn drive(raw: RawSocket, info: &ConnInfo, mut p: ConnParams) -> Result<(),
                 last_rx = Instant::now();
                 probe_sent = None;
                 let used = handle_frames(&mut session, &buf[..filled], &mut out);
-                session.flush(&mut out);
+                hold = next_hold(&session, hold);
+                if hold.is_none() || used.is_err() {
+                    session.flush(&mut out);
+                }
                 info.role.store(session.role(), Ordering::Relaxed);
                 match used {
                     Ok(used) => {
@@ -150,18 +203,14 @@ async fn drive(raw: RawSocket, info: &ConnInfo, mut p: ConnParams) -> Result<(),
                 }
                 send(&mut wr, &mut out).await?;
             }
+            () = tokio::time::sleep_until(held_until.into()), if hold.is_some() => {
+                hold = None;
+                session.flush(&mut out);
+                send(&mut wr, &mut out).await?;
+            }
             ev = events.recv() => {
-                match ev {
-                    Ok(e) => session.event(&e, &mut out),
-                    Err(RecvError::Lagged(n)) => session.lagged(n),
-                    Err(RecvError::Closed) => return Ok(()),
-                }
-                for _ in 0..EVENT_BATCH {
-                    match events.try_recv() {
-                        Ok(e) => session.event(&e, &mut out),
-                        Err(TryRecvError::Lagged(n)) => session.lagged(n),
-                        Err(_) => break,
-                    }
+                if !forward_events(&mut session, ev, &mut events, &mut out) {
+                    return Ok(());
                 }
                 send(&mut wr, &mut out).await?;
             }

@@ -251,7 +251,9 @@ impl Session {
                 self.send(&M::BarrierReply, xid, out);
             }
             other => {
-                self.flush(out);
+                if sees_flows(&other) {
+                    self.flush(out);
+                }
                 self.other(other, msg, xid, out);
             }
         }
@@ -354,9 +356,31 @@ impl Session {
 }
 
 impl Drop for Session {
+    /// The connection's last FLOW_MODs are applied even when it ends before they were (its
+    /// errors have nowhere to go).
     fn drop(&mut self) {
+        let mut lost = Vec::new();
+        self.flush(&mut lost);
         self.roles.leave(self.id);
     }
+}
+
+/// Whether a request's answer or effect depends on the FLOW_MODs before it (then they are
+/// applied first): statistics, packet-outs, group, meter, port, table and bundle changes.
+/// Configuration, features, roles and async settings do not, so they leave a held batch
+/// held (Faucet sends SET_ASYNC between emptying its tables and filling them).
+fn sees_flows(m: &Message<'_>) -> bool {
+    use Message as M;
+    !matches!(
+        m,
+        M::FeaturesRequest
+            | M::GetConfigRequest
+            | M::SetConfig(_)
+            | M::GetAsyncRequest
+            | M::SetAsync(_)
+            | M::RoleRequest(_)
+            | M::QueueGetConfigRequest(_)
+    )
 }
 
 /// The error for an experimenter message this switch does not know.

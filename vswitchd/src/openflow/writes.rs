@@ -36,6 +36,7 @@ pub const MAX_BATCH: usize = 4096;
 pub struct Batch {
     updates: Vec<v1::Update>,
     reqs: Vec<Vec<u8>>,
+    deletes: bool,
 }
 
 impl Batch {
@@ -75,6 +76,7 @@ impl Session {
         }
         match ofapi::flows::to_api(fm) {
             Ok(u) => {
+                self.batch.deletes |= u.r#type == update::Type::Delete as i32;
                 self.batch.updates.push(u);
                 self.batch.reqs.push(head(msg));
                 if fm.buffer_id != BufferId::NO_BUFFER {
@@ -90,12 +92,18 @@ impl Session {
         }
     }
 
+    /// True when queued FLOW_MODs delete flows (the connection may hold them for the
+    /// controller's next messages).
+    pub fn holds_deletes(&self) -> bool {
+        self.batch.deletes
+    }
+
     /// Applies the queued FLOW_MODs; appends an error for each the switch refused.
     pub fn flush(&mut self, out: &mut Vec<u8>) {
         if self.batch.is_empty() {
             return;
         }
-        let Batch { updates, reqs } = std::mem::take(&mut self.batch);
+        let Batch { updates, reqs, .. } = std::mem::take(&mut self.batch);
         let req = v1::WriteRequest {
             bridge: self.bridge.clone(),
             updates,
