@@ -18,10 +18,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-use parking_lot::{Condvar, Mutex};
 
 use prost::Message;
 use proto::v1;
@@ -100,32 +96,12 @@ pub struct BridgeRecord {
     pub groups: BTreeMap<u32, v1::Group>,
 }
 
-/// When a change must be on disk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Durability {
-    /// Before `commit` returns (fsync).
-    Immediate,
-    /// By the next group commit ([`Store::flush`], which the switch runs within
-    /// `group_commit` of the change) or the next immediate commit, whichever comes first.
-    /// A crash before then loses it (and every deferred change after it), never leaving a
-    /// half-written transaction.
-    Deferred,
-}
-
-/// Deferred commits not yet made durable: since when, and a condition to wake the flusher.
-#[derive(Debug, Default)]
-struct Pending {
-    since: Mutex<Option<Instant>>,
-    wake: Condvar,
-}
-
 /// The store.
 #[derive(Debug)]
 pub struct Store {
     db: Database,
     path: PathBuf,
     created: bool,
-    pending: Arc<Pending>,
 }
 
 impl Store {
@@ -179,7 +155,6 @@ impl Store {
             db,
             path: path.to_path_buf(),
             created: false,
-            pending: Arc::default(),
         };
         store.check_format()?;
         Ok(store)
@@ -287,53 +262,9 @@ impl Store {
 
     /// Opens a write transaction; nothing is visible or durable until [`StoreTxn::commit`].
     pub fn begin(&self) -> Result<StoreTxn, StoreError> {
-        self.begin_with(Durability::Immediate)
-    }
-
-    /// Opens a write transaction whose commit is durable as `durability` says.
-    pub fn begin_with(&self, durability: Durability) -> Result<StoreTxn, StoreError> {
-        let mut tx = self.db.begin_write().map_err(io)?;
-        if durability == Durability::Deferred {
-            tx.set_durability(redb::Durability::None).map_err(io)?;
-        }
         Ok(StoreTxn {
-            tx,
-            durability,
-            pending: Arc::clone(&self.pending),
+            tx: self.db.begin_write().map_err(io)?,
         })
-    }
-
-    /// Makes every deferred commit durable (one empty immediate commit); true if there was
-    /// one to make durable.
-    pub fn flush(&self) -> Result<bool, StoreError> {
-        let Some(since) = self.pending.since.lock().take() else {
-            return Ok(false);
-        };
-        let r = self
-            .db
-            .begin_write()
-            .map_err(io)
-            .and_then(|tx| tx.commit().map_err(io));
-        if r.is_err() {
-            // Still not durable: the next flush tries again.
-            self.pending.since.lock().get_or_insert(since);
-        }
-        r.map(|()| true)
-    }
-
-    /// Waits up to `timeout` for a deferred commit that is not durable yet; returns since
-    /// when one has been waiting.
-    pub fn wait_pending(&self, timeout: Duration) -> Option<Instant> {
-        let mut since = self.pending.since.lock();
-        if since.is_none() {
-            self.pending.wake.wait_for(&mut since, timeout);
-        }
-        *since
-    }
-
-    /// Wakes a thread in [`Store::wait_pending`] (at shutdown).
-    pub fn wake(&self) {
-        self.pending.wake.notify_all();
     }
 }
 
@@ -344,11 +275,9 @@ fn decode<M: Message + Default>(table: &'static str, bytes: &[u8]) -> Result<M, 
     })
 }
 
-/// One atomic change to the store, durable when its [`Durability`] says.
+/// One atomic, durable change to the store.
 pub struct StoreTxn {
     tx: redb::WriteTransaction,
-    durability: Durability,
-    pending: Arc<Pending>,
 }
 
 impl std::fmt::Debug for StoreTxn {
@@ -465,62 +394,11 @@ impl StoreTxn {
         Ok(())
     }
 
-    /// Makes the transaction visible; an immediate one returns only once it is on disk
-    /// (with every deferred one before it), a deferred one is on disk by the next flush.
+    /// Makes the transaction durable (fsync) and visible; returns only once it is on disk.
     pub fn commit(self) -> Result<(), StoreError> {
         let start = std::time::Instant::now();
         let res = self.tx.commit().map_err(io);
         crate::metrics::instruments().commit_took(start.elapsed());
-        res?;
-        let mut since = self.pending.since.lock();
-        match self.durability {
-            Durability::Immediate => *since = None,
-            Durability::Deferred => {
-                if since.is_none() {
-                    *since = Some(Instant::now());
-                    self.pending.wake.notify_all();
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn bridge(name: &str) -> v1::Bridge {
-        v1::Bridge {
-            name: name.into(),
-            ..Default::default()
-        }
-    }
-
-    #[test]
-    fn deferred_commits_wait_for_a_flush_or_an_immediate_commit() {
-        let d = tempfile::tempdir().unwrap();
-        let s = Store::open(&d.path().join("conf.db")).unwrap();
-        assert_eq!(s.wait_pending(Duration::ZERO), None);
-        let mut tx = s.begin_with(Durability::Deferred).unwrap();
-        tx.put_bridge(&bridge("a")).unwrap();
-        tx.commit().unwrap();
-        assert!(s.load().unwrap().contains_key("a"), "visible at once");
-        let since = s.wait_pending(Duration::ZERO).expect("pending");
-        assert!(since.elapsed() < Duration::from_secs(10));
-        assert!(s.flush().unwrap(), "one to make durable");
-        assert!(!s.flush().unwrap(), "nothing left");
-        // An immediate commit covers the deferred ones before it.
-        let mut tx = s.begin_with(Durability::Deferred).unwrap();
-        tx.put_bridge(&bridge("b")).unwrap();
-        tx.commit().unwrap();
-        let mut tx = s.begin().unwrap();
-        tx.put_bridge(&bridge("c")).unwrap();
-        tx.commit().unwrap();
-        assert_eq!(s.wait_pending(Duration::ZERO), None);
-        drop(s);
-        let s = Store::open(&d.path().join("conf.db")).unwrap();
-        let names: Vec<String> = s.load().unwrap().into_keys().collect();
-        assert_eq!(names, ["a", "b", "c"]);
+        res
     }
 }

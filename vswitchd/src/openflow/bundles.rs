@@ -19,7 +19,7 @@ use proto::v1;
 
 use super::errors::{Kind, of_error};
 use super::session::{Session, xid_of};
-use crate::store::Durability;
+use crate::switch::Durability;
 
 /// Flags a bundle may have.
 const KNOWN_FLAGS: u16 = flags::ATOMIC | flags::ORDERED;

@@ -25,7 +25,7 @@ use proto::v1::{self, entity, update};
 use super::errors::{Kind, of_error};
 use super::session::Session;
 use crate::error::ApiError;
-use crate::store::Durability;
+use crate::switch::Durability;
 
 /// Most updates written in one batch.
 pub const MAX_BATCH: usize = 4096;

@@ -103,7 +103,7 @@ impl Switch {
         let b = bridge_mut(&mut bridges, &req.bridge)?;
         let mut rec = b.rec.clone();
         rec.pmd_cpus = req.cpus.clone();
-        let mut tx = self.store.begin()?;
+        let mut tx = self.store_txn()?;
         tx.put_bridge(&rec)?;
         tx.commit()?;
         let cpus = self.pmd_cpus_for(&rec);
@@ -247,7 +247,7 @@ impl Switch {
             if standalone {
                 stage_normal_flow(txn, &mut ov)?;
             }
-            let mut tx = self.store.begin()?;
+            let mut tx = self.store_txn()?;
             tx.put_bridge(&rec)?;
             write_overlay(&mut tx, &rec.name, &ov)?;
             tx.commit()?;
@@ -273,7 +273,7 @@ impl Switch {
                 format!("no bridge {}", req.name),
             ));
         }
-        let mut tx = self.store.begin()?;
+        let mut tx = self.store_txn()?;
         tx.del_bridge(&req.name)?;
         tx.commit()?;
         let mut events = Vec::new();

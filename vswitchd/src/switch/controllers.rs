@@ -68,7 +68,7 @@ impl Switch {
         })?;
         let mut rec = b.rec.clone();
         change(&mut rec)?;
-        let mut tx = self.store.begin()?;
+        let mut tx = self.store_txn()?;
         tx.put_bridge(&rec)?;
         tx.commit()?;
         b.rec = rec;

@@ -34,6 +34,7 @@ impl Switch {
             pmd_spawned: std::sync::atomic::AtomicU64::new(0),
             controllers_changed: tokio::sync::watch::channel(0).0,
             controller_status: Mutex::new(HashMap::new()),
+            deferred: super::deferred::Deferred::default(),
             flusher: Mutex::new(None),
         });
         for (name, rec) in records {
@@ -67,8 +68,9 @@ impl Switch {
         Ok(sw)
     }
 
-    /// Starts the thread that makes deferred store commits durable: `group_commit` after
-    /// the first one not yet durable, one immediate commit covers every one before it.
+    /// Starts the thread that writes the deferred store records (see `switch/deferred.rs`):
+    /// `group_commit` after the first one queued, all of them in one transaction, holding
+    /// the bridge lock so that no other store write comes between.
     fn spawn_flusher(self: &Arc<Self>) -> Result<std::thread::JoinHandle<()>, ApiError> {
         let weak = Arc::downgrade(self);
         let stop = Arc::clone(&self.stop);
@@ -78,16 +80,19 @@ impl Switch {
             .spawn(move || {
                 while !stop.load(Ordering::Acquire) {
                     let Some(sw) = weak.upgrade() else { return };
-                    if let Some(since) =
-                        sw.store.wait_pending(std::time::Duration::from_millis(100))
-                    {
+                    if let Some(since) = sw.deferred.wait(std::time::Duration::from_millis(100)) {
                         let due = since + window;
                         let now = std::time::Instant::now();
                         if due > now && !stop.load(Ordering::Acquire) {
                             std::thread::sleep(due - now);
                         }
-                        if let Err(e) = sw.store.flush() {
+                        let order = sw.bridges.lock();
+                        let r = sw.deferred.write(&sw.store);
+                        drop(order);
+                        if let Err(e) = r {
                             tracing::error!("group commit of the store failed (retrying): {e}");
+                            // The records stay queued; try again a window later.
+                            std::thread::sleep(window);
                         }
                     }
                 }
@@ -104,11 +109,14 @@ impl Switch {
             h.thread().unpark();
             let _ = h.join();
         }
-        self.store.wake();
+        self.deferred.wake();
         if let Some(h) = self.flusher.lock().take() {
             let _ = h.join();
         }
-        if let Err(e) = self.store.flush() {
+        let order = self.bridges.lock();
+        let r = self.deferred.write(&self.store);
+        drop(order);
+        if let Err(e) = r {
             tracing::error!("making the last OpenFlow changes durable failed: {e}");
         }
         for b in self.bridges.lock().values_mut() {

@@ -23,7 +23,8 @@
 //!   targets, event messages. They import nothing else from the switch. (The poll threads
 //!   are the datapath's [`datapath::pipeline::PmdThread`].)
 //! - `model`: a bridge, its ports, and the staged changes of one transaction.
-//! - `ports`, `flows`: free functions over a bridge and a draft datapath.
+//! - `ports`, `flows`: free functions over a bridge and a draft datapath; `deferred`: store
+//!   writes made durable later.
 //! - this file: the [`Switch`] itself.
 //! - `lifecycle`, `bridges`, `port_ops`, `links`, `write`, `read`, `stream`,
 //!   `stats`, `counters`, `housekeeping`, `controllers`: `impl Switch`, one concern each.
@@ -32,6 +33,7 @@ mod bridges;
 mod config;
 mod controllers;
 mod counters;
+mod deferred;
 mod events;
 mod flows;
 mod housekeeping;
@@ -61,11 +63,11 @@ use tokio::sync::broadcast;
 pub use self::config::{DpdkSettings, SwitchConfig};
 pub use self::controllers::TargetStatus;
 pub use self::counters::TunnelDrops;
+pub use self::deferred::Durability;
 pub use self::events::Event;
 use self::model::Bridge;
 pub use self::spec::{PORT_TYPES, PortKind, PortSpec};
 pub use self::target::{ControllerSpec, DEFAULT_PORT, Target};
-pub use crate::store::Durability;
 use crate::store::Store;
 
 /// The switch.
@@ -84,11 +86,19 @@ pub struct Switch {
     controllers_changed: tokio::sync::watch::Sender<u64>,
     /// The state of each bridge's controller targets, as the OpenFlow channel reports it.
     controller_status: Mutex<HashMap<String, Vec<Arc<dyn controllers::TargetStatus>>>>,
-    /// The thread that makes deferred store commits durable.
+    /// Store writes not yet durable (OpenFlow's), and the thread that writes them.
+    deferred: deferred::Deferred,
     flusher: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Switch {
+    /// A store transaction, after the queued deferred writes are on disk (so the store
+    /// takes changes in the order the switch applied them). Callers hold the bridge lock.
+    fn store_txn(&self) -> Result<crate::store::StoreTxn, crate::store::StoreError> {
+        self.deferred.write(&self.store)?;
+        self.store.begin()
+    }
+
     /// The store's file.
     pub fn store_path(&self) -> std::path::PathBuf {
         self.store.path().to_path_buf()

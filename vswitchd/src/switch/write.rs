@@ -11,6 +11,7 @@ use proto::v1::{self, entity, stream_message_response as smr, update};
 
 use super::Switch;
 use super::config::SwitchConfig;
+use super::deferred::{Durability, StoreDelta};
 use super::flows::{
     Modification, Run, absorb_removals_as, check_refs, delete_flows, flow_mod_error, modify_flows,
     prepare_flow, resolve_action_names, selector, strict_delete,
@@ -20,7 +21,6 @@ use super::ports::stage_add_port;
 use crate::convert::PortNames;
 use crate::error::ApiError;
 use crate::meter_group;
-use crate::store::Durability;
 
 impl Switch {
     /// Applies a batch of updates. `ATOMICITY_ALL_OR_NONE`: the first refused update fails
@@ -49,10 +49,16 @@ impl Switch {
         let mut ov = Overlay::default();
         b.dp.transaction(|txn| -> Result<(), ApiError> {
             stage_updates(&req.updates, b, txn, &mut ov, &self.config, &mut statuses)?;
-            if !ov.is_empty() {
-                let mut tx = self.store.begin_with(durability)?;
-                write_overlay(&mut tx, &req.bridge, &ov)?;
-                tx.commit()?;
+            if ov.is_empty() {
+                return Ok(());
+            }
+            match durability {
+                Durability::Immediate => {
+                    let mut tx = self.store_txn()?;
+                    write_overlay(&mut tx, &req.bridge, &ov)?;
+                    tx.commit()?;
+                }
+                Durability::Deferred => self.deferred.push(StoreDelta::of(&req.bridge, &ov)),
             }
             Ok(())
         })?;
