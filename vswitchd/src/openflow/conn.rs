@@ -29,18 +29,22 @@ use tokio::sync::watch;
 use super::roles::Roles;
 use super::session::{ConnCounters, Next, Session, Settings};
 use super::transport::{self, BoxIo, RawSocket};
+use super::writes::MAX_BATCH;
 use crate::server::TlsFiles;
 use crate::switch::{Switch, Target};
 
 /// Bytes read at once (many messages; the largest message is 64 KiB).
-const READ_BUF: usize = 256 << 10;
+const READ_BUF: usize = 1 << 20;
 /// Events forwarded before the answers are sent.
 const EVENT_BATCH: usize = 1024;
 /// FLOW_MODs that delete flows, with no barrier after them, wait until the controller has
 /// been quiet this long, so that a controller that empties the tables and fills them again
 /// (Faucet when it reconnects) changes them in one step: traffic never sees them empty.
 const HOLD_QUIET: Duration = Duration::from_millis(50);
-/// The longest such a batch waits.
+/// FLOW_MODs of a read that filled the buffer wait this long for the rest of what the
+/// controller sent, so that a stream of them is applied in batches of up to [`MAX_BATCH`].
+const MORE_QUIET: Duration = Duration::from_millis(1);
+/// The longest a held batch waits.
 const HOLD_MAX: Duration = Duration::from_millis(250);
 
 /// What a connection is given.
@@ -113,13 +117,17 @@ type Hold = Option<(Instant, Instant)>;
 
 /// The hold after a read: `None` (apply now) unless the batch deletes flows, then until the
 /// controller has been quiet for [`HOLD_QUIET`], at most [`HOLD_MAX`] after the first.
-fn next_hold(session: &Session, hold: Hold) -> Hold {
-    if !session.holds_deletes() {
+fn next_hold(session: &Session, hold: Hold, more: bool) -> Hold {
+    let quiet = if session.holds_deletes() {
+        HOLD_QUIET
+    } else if more && session.queued() > 0 && session.queued() < MAX_BATCH {
+        MORE_QUIET
+    } else {
         return None;
-    }
+    };
     let now = Instant::now();
     let since = hold.map_or(now, |h| h.0);
-    let until = (now + HOLD_QUIET).min(since + HOLD_MAX);
+    let until = (now + quiet).min(since + HOLD_MAX);
     (until > now).then_some((since, until))
 }
 
@@ -181,11 +189,13 @@ async fn drive(raw: RawSocket, info: &ConnInfo, mut p: ConnParams) -> Result<(),
                 if n == 0 {
                     return Err("connection closed by peer".into());
                 }
+                // A read that filled the buffer leaves more waiting in the socket.
+                let more = filled + n == buf.len();
                 filled += n;
                 last_rx = Instant::now();
                 probe_sent = None;
                 let used = handle_frames(&mut session, &buf[..filled], &mut out);
-                hold = next_hold(&session, hold);
+                hold = next_hold(&session, hold, more);
                 if hold.is_none() || used.is_err() {
                     session.flush(&mut out);
                 }

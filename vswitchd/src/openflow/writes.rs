@@ -28,7 +28,7 @@ use crate::error::ApiError;
 use crate::switch::Durability;
 
 /// Most updates written in one batch.
-pub const MAX_BATCH: usize = 4096;
+pub const MAX_BATCH: usize = 16384;
 
 /// Queued flow updates and, for each, the start of the message it came from (for its
 /// error).
@@ -90,6 +90,11 @@ impl Session {
             }
             Err(e) => self.error(e, msg, out),
         }
+    }
+
+    /// How many FLOW_MODs are queued.
+    pub fn queued(&self) -> usize {
+        self.batch.updates.len()
     }
 
     /// True when queued FLOW_MODs delete flows (the connection may hold them for the
