@@ -1,11 +1,13 @@
 //! The Python OpenFlow controllers the system tests run: Faucet 1.10 and os-ken 3.1 (which
 //! Faucet pins, the last with `osken-manager`), from PyPI into `target/openflow-venv`,
 //! created once and reused by every test binary (a lock file keeps two binaries from
-//! building it at once). Missing prerequisites fail the test saying what to install.
+//! building it at once) and checked once per binary. Missing prerequisites fail the test
+//! saying what to install.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
 
 /// What the venv holds (Faucet pins os-ken 3.1).
 const PACKAGES: &[&str] = &["faucet==1.10.12"];
@@ -53,8 +55,13 @@ fn ready(venv: &Path) -> bool {
 }
 
 /// The venv's directory (its `bin/` holds `faucet`, `gauge`, `osken-manager`), created
-/// if needed.
+/// if needed; the first call in a test binary checks it, later ones reuse the answer.
 pub fn openflow_venv() -> PathBuf {
+    static VENV: OnceLock<PathBuf> = OnceLock::new();
+    VENV.get_or_init(make_venv).clone()
+}
+
+fn make_venv() -> PathBuf {
     let target = target_dir();
     let venv = target.join("openflow-venv");
     let lock = File::create(target.join("openflow-venv.lock")).expect("venv lock file");
