@@ -212,7 +212,7 @@ fn flow_commands_print_what_open_vswitch_prints() {
     let fc = p.d.ok(&["dump-flows", "br0", "--no-stats"]);
     assert_eq!(
         fc,
-        "table=0,priority=11,in_port=1,actions=output:2\ntable=3,priority=9,actions=drop\n"
+        "priority=11,in_port=1 actions=output:2\ntable=3, priority=9 actions=drop\n"
     );
 }
 
@@ -242,14 +242,14 @@ fn groups_meters_ports_and_tables_print_what_open_vswitch_prints() {
     p.same(&["del-groups", "SW", "group_id=4"]);
     p.same(&["dump-groups", "SW"]);
     p.same(&["dump-flows", "SW"]);
-    // Differences by design: no fast failover (the datapath does not execute it yet),
-    // hence no liveness capability.
-    let ff = "group_id=3,type=fast_failover,bucket=watch_port:1,output:1";
-    let (ok, out) = p.ofctl(&p.ours, &["add-group", "SW", ff]);
-    assert!(!ok && out.contains("OFPGMFC_BAD_TYPE"), "{out}");
+    // Fast failover, liveness and chaining as Open vSwitch claims them.
+    let ff =
+        "group_id=3,type=fast_failover,bucket=watch_port:1,output:1,bucket=watch_port:2,output:2";
+    p.same(&["add-group", "SW", ff]);
+    p.same(&["dump-groups", "SW", "group_id=3"]);
     let feat = p.ours(&["dump-group-features", "SW"]);
     assert!(
-        feat.contains("Types:  0x7") && feat.contains("Capabilities:  0xd"),
+        feat.contains("Types:  0xf") && feat.contains("Capabilities:  0x7"),
         "{feat}"
     );
 

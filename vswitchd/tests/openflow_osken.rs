@@ -205,7 +205,7 @@ async fn osken_learning_switch_programs_the_bridge_and_reconnects() {
     wait_for("the table-miss flow", 20, async || {
         flows(&c)
             .await
-            .contains(&"table=0,priority=0,actions=CONTROLLER".to_string())
+            .contains(&"priority=0 actions=CONTROLLER:65535".to_string())
             .then_some(())
     })
     .await;
@@ -238,9 +238,9 @@ async fn osken_learning_switch_programs_the_bridge_and_reconnects() {
     })
     .await;
     let want = vec![
-        "table=0,priority=0,actions=CONTROLLER".to_string(),
-        "table=0,priority=10,dl_dst=02:00:00:00:00:01,actions=output:1".to_string(),
-        "table=0,priority=10,dl_dst=02:00:00:00:00:02,actions=output:2".to_string(),
+        "priority=0 actions=CONTROLLER:65535".to_string(),
+        "priority=10,dl_dst=02:00:00:00:00:01 actions=output:1".to_string(),
+        "priority=10,dl_dst=02:00:00:00:00:02 actions=output:2".to_string(),
     ];
     let got = wait_for("both learned flows", 10, async || {
         let f = flows(&c).await;

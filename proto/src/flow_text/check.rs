@@ -56,11 +56,13 @@ fn field_err(
 }
 
 fn known(field: i32) -> Result<&'static FieldDef, FieldError> {
-    field_def_i32(field).ok_or_else(|| field_err(
+    field_def_i32(field).ok_or_else(|| {
+        field_err(
             FieldErrorKind::Unknown,
             format!("field {field}"),
             "unknown field number",
-        ))
+        )
+    })
 }
 
 /// The value and mask have the field's width and the value fits in its bits.

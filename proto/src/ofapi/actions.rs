@@ -142,6 +142,19 @@ fn one(a: &Action<'_>, at: Place<'_>, out: &mut Vec<v1::Action>) -> Result<(), O
         Action::PopVlan => A::PopVlan(v1::PopVlan {}),
         Action::DecNwTtl => A::DecTtl(v1::DecTtl {}),
         Action::SetQueue(q) => A::SetQueue(q),
+        Action::PushMpls(e) => {
+            if e != 0x8847 && e != 0x8848 {
+                return Err(bad_action::BAD_ARGUMENT);
+            }
+            A::PushMpls(v1::PushMpls {
+                ethertype: u32::from(e),
+            })
+        }
+        Action::PopMpls(e) => A::PopMpls(v1::PopMpls {
+            ethertype: u32::from(e),
+        }),
+        Action::DecMplsTtl => A::DecMplsTtl(v1::DecMplsTtl {}),
+        Action::Nx(NxAction::PopQueue) => A::PopQueue(v1::PopQueue {}),
         Action::Nx(ref nx) => return Err(nx_unsupported(nx)),
         Action::Experimenter { .. } => {
             return Err(a.unsupported().unwrap_or(bad_action::BAD_EXPERIMENTER));
@@ -150,9 +163,6 @@ fn one(a: &Action<'_>, at: Place<'_>, out: &mut Vec<v1::Action>) -> Result<(), O
         Action::CopyTtlOut
         | Action::CopyTtlIn
         | Action::SetMplsTtl(_)
-        | Action::DecMplsTtl
-        | Action::PushMpls(_)
-        | Action::PopMpls(_)
         | Action::SetNwTtl(_)
         | Action::PushPbb(_)
         | Action::PopPbb
@@ -163,7 +173,7 @@ fn one(a: &Action<'_>, at: Place<'_>, out: &mut Vec<v1::Action>) -> Result<(), O
     Ok(())
 }
 
-/// The error for a Nicira action the API does not have (every one, today).
+/// The error for a Nicira action the API does not have (all but pop_queue, today).
 fn nx_unsupported(_nx: &NxAction<'_>) -> OfpError {
     bad_action::BAD_EXP_TYPE
 }
@@ -201,6 +211,29 @@ fn put(a: &v1::Action, out: &mut Vec<u8>) {
         A::PopVlan(_) => Action::PopVlan.emit_item(out),
         A::DecTtl(_) => Action::DecNwTtl.emit_item(out),
         A::SetQueue(q) => Action::SetQueue(*q).emit_item(out),
+        A::PushMpls(p) => Action::PushMpls(p.ethertype as u16).emit_item(out),
+        A::PopMpls(p) => Action::PopMpls(p.ethertype as u16).emit_item(out),
+        A::DecMplsTtl(_) => Action::DecMplsTtl.emit_item(out),
+        A::PopQueue(_) => Action::Nx(NxAction::PopQueue).emit_item(out),
+        // OpenFlow 1.1 and later have no enqueue: Open vSwitch sends it as these three.
+        A::Enqueue(e) => {
+            Action::SetQueue(e.queue_id).emit_item(out);
+            Action::Output {
+                port: port_to_wire(e.port.as_ref()),
+                max_len: 0xffff,
+            }
+            .emit_item(out);
+            Action::Nx(NxAction::PopQueue).emit_item(out);
+        }
+        // OpenFlow 1.0's VLAN rewrites are set-fields in 1.3 (which leave untagged
+        // packets untagged, where these tag them).
+        A::SetVlanVid(v) => {
+            let vid = (v.vid as u16 & 0x0fff) | 0x1000;
+            Action::SetField(Oxm::new(Of::VlanVid, &vid.to_be_bytes())).emit_item(out);
+        }
+        A::SetVlanPcp(p) => {
+            Action::SetField(Oxm::new(Of::VlanPcp, &[p.pcp as u8 & 7])).emit_item(out);
+        }
     }
 }
 
@@ -268,6 +301,10 @@ mod tests {
             Action::PopVlan,
             Action::DecNwTtl,
             Action::SetQueue(3),
+            Action::Nx(NxAction::PopQueue),
+            Action::PushMpls(0x8847),
+            Action::DecMplsTtl,
+            Action::PopMpls(0x0800),
             Action::Output {
                 port: PortNo::NORMAL,
                 max_len: 0,
@@ -276,7 +313,8 @@ mod tests {
         let a = api(&wire, Place::Flow(&m)).expect("supported");
         let text = flow_text::parse_actions(
             "output:2,controller:128,group:7,set_field:10.0.0.1->ip_dst,push_vlan:0x8100,\
-             set_field:5->vlan_vid,pop_vlan,dec_ttl,set_queue:3,normal",
+             set_field:5->vlan_vid,pop_vlan,dec_ttl,set_queue:3,pop_queue,push_mpls:0x8847,\
+             dec_mpls_ttl,pop_mpls:0x0800,normal",
         );
         if let Ok(t) = text {
             assert_eq!(a.len(), t.len());
@@ -290,8 +328,12 @@ mod tests {
     fn what_the_api_lacks_is_refused_as_ovs_refuses_the_unknown() {
         let m = ip();
         assert_eq!(
-            api(&[Action::PushMpls(0x8847)], Place::Flow(&m)),
+            api(&[Action::PushPbb(0x88e7)], Place::Flow(&m)),
             Err(bad_action::BAD_TYPE)
+        );
+        assert_eq!(
+            api(&[Action::PushMpls(0x0800)], Place::Flow(&m)),
+            Err(bad_action::BAD_ARGUMENT)
         );
         assert_eq!(
             api(&[Action::Nx(NxAction::Exit)], Place::Flow(&m)),
@@ -299,7 +341,7 @@ mod tests {
         );
         assert_eq!(
             api(
-                &[Action::SetField(Oxm::new(Of::MplsLabel, &[0, 0, 0, 5]))],
+                &[Action::SetField(Oxm::new(Of::PbbIsid, &[0, 0, 5]))],
                 Place::Bucket
             ),
             Err(bad_match::BAD_FIELD)

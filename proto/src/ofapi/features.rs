@@ -98,20 +98,21 @@ pub fn table_features<E>(
     Ok(())
 }
 
-/// GROUP_FEATURES: all, select and indirect groups (fast failover is not executed yet),
-/// chaining, and the apply actions above in each.
+/// GROUP_FEATURES: all four group types, with select weights, bucket liveness (watch_port,
+/// watch_group) and chaining, as Open vSwitch claims them; no CHAINING_CHECKS (a bucket may
+/// chain to a group that does not exist yet, as in Open vSwitch). The apply actions above
+/// in each.
 pub fn group_features(max_groups: u32) -> GroupFeatures {
     let actions = APPLY_ACTIONS
         .iter()
         .filter(|a| a.kind < 32)
         .fold(0u32, |m, a| m | (1 << a.kind));
     GroupFeatures {
-        types: 0b0111,
-        // SELECT_WEIGHT, CHAINING, CHAINING_CHECKS (a chained group must exist and not be
-        // the group itself); no SELECT_LIVENESS (no fast failover).
-        capabilities: 0b0001 | 0b0100 | 0b1000,
-        max_groups: [max_groups, max_groups, max_groups, 0],
-        actions: [actions, actions, actions, 0],
+        types: 0b1111,
+        // SELECT_WEIGHT, SELECT_LIVENESS, CHAINING.
+        capabilities: 0b0111,
+        max_groups: [max_groups; 4],
+        actions: [actions; 4],
     }
 }
 

@@ -105,6 +105,20 @@ pub const FIELDS: &[Row] = &[
     row(Of::NxmArpSha, Api::ArpSha),
     row(Of::ArpTha, Api::ArpTha),
     row(Of::NxmArpTha, Api::ArpTha),
+    row(Of::MplsLabel, Api::MplsLabel),
+    row(Of::MplsTc, Api::MplsTc),
+    row(Of::MplsBos, Api::MplsBos),
+    row(Of::NxmMplsTtl, Api::MplsTtl),
+    row(Of::Ipv6Flabel, Api::Ipv6Label),
+    row(Of::Ipv6NdTarget, Api::NdTarget),
+    row(Of::NxmNdTarget, Api::NdTarget),
+    row(Of::Ipv6NdSll, Api::NdSll),
+    row(Of::NxmNdSll, Api::NdSll),
+    row(Of::Ipv6NdTll, Api::NdTll),
+    row(Of::NxmNdTll, Api::NdTll),
+    row(Of::IpFrag, Api::IpFrag),
+    row(Of::PktMark, Api::PktMark),
+    row(Of::TunFlags, Api::TunFlags),
     row(Of::TunnelId, Api::TunId),
     row(Of::TunId, Api::TunId),
     row(Of::TunIpv4Src, Api::TunSrc),
@@ -197,7 +211,7 @@ mod tests {
 
     #[test]
     fn every_api_field_has_a_wire_form() {
-        for f in (1..=47).filter_map(|n| Api::try_from(n).ok()) {
+        for f in (1..=200).filter_map(|n| Api::try_from(n).ok()) {
             if f == Api::Unspecified {
                 continue;
             }

@@ -106,6 +106,7 @@ pub fn to_api(fm: &FlowMod<'_>) -> Result<v1::Update, OfpError> {
                 r#match: Some(m),
                 instructions: ins,
                 stats: None,
+                importance: u32::from(fm.importance),
             }),
         ),
         Command::Modify | Command::ModifyStrict => update(

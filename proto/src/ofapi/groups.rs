@@ -63,6 +63,8 @@ fn bucket(b: &Bucket<'_>, t: GroupType) -> Result<v1::Bucket, OfpError> {
         watch_port,
         watch_group: (b.watch_group != GroupId::ANY).then_some(b.watch_group.0),
         actions: actions::to_api(&b.actions, Place::Bucket)?,
+        // OpenFlow 1.3 buckets have no id: the switch gives each the lowest free one.
+        bucket_id: None,
     })
 }
 
@@ -91,6 +93,8 @@ pub fn to_api(gm: &GroupMod<'_>) -> Result<GroupChange, OfpError> {
         id: gm.group_id.0,
         r#type: group_type(t) as i32,
         buckets,
+        // OpenFlow 1.3 has no selection method: the switch's default.
+        ..Default::default()
     };
     let ty = match gm.command {
         command::ADD => update::Type::Insert,

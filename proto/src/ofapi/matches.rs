@@ -146,9 +146,13 @@ mod tests {
         });
         assert_eq!(parse(&no_prereq), Err(bad_match::BAD_PREREQ));
         let unknown = wire(|b| {
-            b.value(Of::MplsLabel, 5);
+            b.value(Of::PbbIsid, 5);
         });
         assert_eq!(parse(&unknown), Err(bad_match::BAD_FIELD));
+        let mpls_without_ethertype = wire(|b| {
+            b.value(Of::MplsLabel, 5);
+        });
+        assert_eq!(parse(&mpls_without_ethertype), Err(bad_match::BAD_PREREQ));
         let twice = wire(|b| {
             b.value(Of::EthType, 0x0800)
                 .value(Of::Ipv4Src, 1)
