@@ -70,10 +70,15 @@ pub enum Format {
 /// One command.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Create a bridge.
+    /// Create a bridge: `add-br BR [fail_mode=standalone|secure] [datapath_id=N]`
+    /// (`other_config:datapath-id=HEX`, as ovs-vsctl spells it, works too). Standalone (the
+    /// default) starts with `priority=0,actions=NORMAL`; secure starts empty, for a
+    /// controller.
     AddBr {
         /// Bridge name.
         bridge: String,
+        /// Settings.
+        settings: Vec<String>,
     },
     /// Delete a bridge with its ports, flows, meters and groups.
     DelBr {
@@ -305,6 +310,47 @@ pub enum Command {
         bridge: String,
         /// CPU list.
         cpus: String,
+    },
+
+    /// Set a bridge's OpenFlow controllers (replacing them): targets `tcp:IP[:PORT]`,
+    /// `ssl:IP[:PORT]`, `unix:PATH` (the switch connects), `ptcp:[PORT][:IP]`,
+    /// `pssl:[PORT][:IP]`, `punix:PATH` (it listens); then settings for all of them:
+    /// `controller_rate_limit=N`, `controller_burst_limit=N`, `inactivity_probe=MS`,
+    /// `max_backoff=MS`.
+    SetController {
+        /// Bridge name.
+        bridge: String,
+        /// Targets, then settings.
+        #[arg(required = true)]
+        targets: Vec<String>,
+    },
+    /// Remove a bridge's OpenFlow controllers.
+    DelController {
+        /// Bridge name.
+        bridge: String,
+    },
+    /// Print a bridge's OpenFlow controller targets.
+    GetController {
+        /// Bridge name.
+        bridge: String,
+    },
+    /// Set what a bridge does without a controller: standalone (NORMAL after the active
+    /// controllers are lost) or secure (keep the flows, drop misses).
+    SetFailMode {
+        /// Bridge name.
+        bridge: String,
+        /// standalone or secure.
+        mode: String,
+    },
+    /// Print a bridge's fail mode.
+    GetFailMode {
+        /// Bridge name.
+        bridge: String,
+    },
+    /// Set a bridge's fail mode back to standalone.
+    DelFailMode {
+        /// Bridge name.
+        bridge: String,
     },
 
     /// Print the bridge's events (packet-in, flow-removed, port-status, MAC learning).

@@ -307,8 +307,10 @@ pub fn bridge_json(b: &Bridge) -> Value {
         "name": b.name,
         "datapath_id": b.datapath_id,
         "fail_mode": enum_name(FailMode::try_from(b.fail_mode).ok().map(|m| m.as_str_name()), "FAIL_MODE_", b.fail_mode),
+        "fail_open": b.fail_open,
         "n_tables": b.n_tables,
         "ports": b.ports.iter().map(port_desc_json).collect::<Vec<_>>(),
+        "controllers": b.controller_status.iter().map(crate::controllers::status_json).collect::<Vec<_>>(),
     })
 }
 
@@ -520,6 +522,13 @@ pub fn event_json(ev: &StreamMessageResponse) -> Option<Value> {
             "event": "error",
             "code": e.code,
             "message": e.message,
+        }),
+        Update::Controller(c) => json!({
+            "event": if c.connected { "controller_connected" } else { "controller_disconnected" },
+            "bridge": c.bridge,
+            "target": c.target,
+            "remote": c.remote,
+            "error": c.error,
         }),
     };
     Some(v)

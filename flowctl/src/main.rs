@@ -9,6 +9,7 @@
 mod cli;
 mod commands;
 mod connect;
+mod controllers;
 mod error;
 mod flowfile;
 mod json;

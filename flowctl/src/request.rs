@@ -12,11 +12,11 @@ use proto::flow_text::{
     parse_match, parse_meter,
 };
 use proto::v1::{
-    AddBridgeRequest, AddPortRequest, Atomicity, DelBridgeRequest, DelPortRequest, Entity, Flow,
-    GetGroupStatsRequest, GetMacTableRequest, GetMeterStatsRequest, GetPortStatsRequest,
-    GetQueueStatsRequest, GetTableStatsRequest, Group, GroupFilter, Meter, MeterFilter, PacketOut,
-    PortConfig, PortRef, ReadFilter, ReadRequest, ReservedPort, SetPortOptionsRequest, Update,
-    WriteRequest, entity, port_ref, read_filter, update,
+    AddBridgeRequest, AddPortRequest, Atomicity, DelBridgeRequest, DelPortRequest, Entity,
+    FailMode, Flow, GetGroupStatsRequest, GetMacTableRequest, GetMeterStatsRequest,
+    GetPortStatsRequest, GetQueueStatsRequest, GetTableStatsRequest, Group, GroupFilter, Meter,
+    MeterFilter, PacketOut, PortConfig, PortRef, ReadFilter, ReadRequest, ReservedPort,
+    SetPortOptionsRequest, Update, WriteRequest, entity, port_ref, read_filter, update,
 };
 
 use crate::cli::{Cli, Command};
@@ -107,6 +107,8 @@ pub enum Request {
     },
     /// packet-out.
     PacketOut(PacketOut),
+    /// set-controller, del-controller, get-controller, set/get/del-fail-mode.
+    Controller(crate::controllers::Request),
 }
 
 fn usage(msg: impl Into<String>) -> Error {
@@ -291,14 +293,45 @@ fn read_one(bridge: &str, f: read_filter::Filter) -> ReadRequest {
     }
 }
 
+/// `add-br BR [fail_mode=M] [datapath_id=N]`.
+fn add_br(bridge: &str, settings: &[String]) -> Result<AddBridgeRequest> {
+    let mut r = AddBridgeRequest {
+        name: bridge.to_string(),
+        ..AddBridgeRequest::default()
+    };
+    for s in settings {
+        match s.split_once('=') {
+            Some(("fail_mode", "standalone")) => r.fail_mode = FailMode::Standalone as i32,
+            Some(("fail_mode", "secure")) => r.fail_mode = FailMode::Secure as i32,
+            Some(("datapath_id", v)) => {
+                let n = match v.strip_prefix("0x") {
+                    Some(h) => u64::from_str_radix(h, 16),
+                    None => v.parse(),
+                };
+                r.datapath_id =
+                    Some(n.map_err(|_| usage(format!("{s}: expected a number (0x for hex)")))?);
+            }
+            Some(("other_config:datapath-id", v)) => {
+                let n = u64::from_str_radix(v, 16)
+                    .map_err(|_| usage(format!("{s}: expected up to 16 hex digits")))?;
+                r.datapath_id = Some(n);
+            }
+            _ => {
+                return Err(usage(format!(
+                    "add-br {bridge}: unknown setting {s:?} (fail_mode=standalone|secure, \
+                     datapath_id=N, other_config:datapath-id=HEX)"
+                )));
+            }
+        }
+    }
+    Ok(r)
+}
+
 /// Checks the command line and builds what to send.
 pub fn prepare(cli: &Cli) -> Result<Request> {
     use update::Type::{Delete, Insert, Modify};
     Ok(match &cli.command {
-        Command::AddBr { bridge } => Request::AddBridge(AddBridgeRequest {
-            name: bridge.clone(),
-            ..AddBridgeRequest::default()
-        }),
+        Command::AddBr { bridge, settings } => Request::AddBridge(add_br(bridge, settings)?),
         Command::DelBr { bridge } => Request::DelBridge(DelBridgeRequest {
             name: bridge.clone(),
             if_exists: cli.if_exists,
@@ -528,6 +561,24 @@ pub fn prepare(cli: &Cli) -> Result<Request> {
             bridge: bridge.clone(),
             cpus: parse_cpus(cpus)?,
         }),
+        Command::SetController { bridge, targets } => {
+            Request::Controller(crate::controllers::set_controller(bridge, targets)?)
+        }
+        Command::DelController { bridge } => {
+            Request::Controller(crate::controllers::del_controller(bridge))
+        }
+        Command::GetController { bridge } => {
+            Request::Controller(crate::controllers::Request::Get(bridge.clone()))
+        }
+        Command::SetFailMode { bridge, mode } => {
+            Request::Controller(crate::controllers::set_fail_mode(bridge, Some(mode))?)
+        }
+        Command::DelFailMode { bridge } => {
+            Request::Controller(crate::controllers::set_fail_mode(bridge, None)?)
+        }
+        Command::GetFailMode { bridge } => {
+            Request::Controller(crate::controllers::Request::GetFailMode(bridge.clone()))
+        }
         Command::Monitor { bridge, count } => Request::Monitor {
             bridge: bridge.clone(),
             count: *count,

@@ -24,6 +24,34 @@ fn entity_of(u: &Update) -> &entity::Entity {
 }
 
 #[test]
+fn add_br_settings() {
+    let Request::AddBridge(r) = prep(&["add-br", "br1"]).unwrap() else {
+        panic!("add-br");
+    };
+    assert_eq!(
+        (r.fail_mode, r.datapath_id),
+        (FailMode::Standalone as i32, None)
+    );
+    let Request::AddBridge(r) =
+        prep(&["add-br", "br1", "fail_mode=secure", "datapath_id=0x1f"]).unwrap()
+    else {
+        panic!("add-br");
+    };
+    assert_eq!(
+        (r.fail_mode, r.datapath_id),
+        (FailMode::Secure as i32, Some(0x1f))
+    );
+    let Request::AddBridge(r) =
+        prep(&["add-br", "br1", "other_config:datapath-id=0000000000000010"]).unwrap()
+    else {
+        panic!("add-br");
+    };
+    assert_eq!(r.datapath_id, Some(16));
+    assert!(prep(&["add-br", "br1", "fail_mode=open"]).is_err());
+    assert!(prep(&["add-br", "br1", "datapath_id=x"]).is_err());
+}
+
+#[test]
 fn add_flow_is_one_insert() {
     let (br, u) =
         only_update(prep(&["add-flow", "br0", "priority=7,in_port=p1,actions=output:2"]).unwrap());

@@ -62,12 +62,18 @@ pub fn bridge_text(b: &Bridge) -> String {
         "FAIL_MODE_",
         b.fail_mode,
     );
-    let _ = writeln!(s, "n_tables:{}, fail_mode:{fail}", b.n_tables);
+    let open = if b.fail_open {
+        " (failing open: every packet to NORMAL)"
+    } else {
+        ""
+    };
+    let _ = writeln!(s, "n_tables:{}, fail_mode:{fail}{open}", b.n_tables);
     let mut ports: Vec<&PortDesc> = b.ports.iter().collect();
     ports.sort_by_key(|p| p.port_no);
     for p in ports {
         s.push_str(&port_desc_text(p));
     }
+    s.push_str(&crate::controllers::status_text(b));
     s
 }
 
@@ -482,6 +488,7 @@ pub fn event_text(ev: &StreamMessageResponse) -> Option<String> {
             m.port_name
         ),
         Update::Error(e) => format!("error code={} message={}", code_name(e.code), e.message),
+        Update::Controller(c) => crate::controllers::event_text(c),
     };
     Some(s)
 }
@@ -499,7 +506,10 @@ pub fn short_hex(data: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proto::v1::{BandStats, BucketStats, FlowRemoved, MacLearned, PacketIn, PortStatus};
+    use proto::v1::{
+        BandStats, BucketStats, ControllerStatus, FlowRemoved, MacLearned, PacketIn, PortStatus,
+        Role,
+    };
     use stream_message_response::Update;
 
     #[test]
@@ -534,10 +544,29 @@ mod tests {
                     speed_mbps: 10000,
                 },
             ],
+            controllers: vec![],
+            fail_open: true,
+            controller_status: vec![
+                ControllerStatus {
+                    target: "ptcp:6653".into(),
+                    is_connected: true,
+                    role: Role::Primary as i32,
+                    connections: 1,
+                    remote: "127.0.0.1:40412".into(),
+                    packet_in_sent: 10,
+                    ..Default::default()
+                },
+                ControllerStatus {
+                    target: "tcp:192.0.2.9".into(),
+                    last_error: "connecting to 192.0.2.9:6653: Connection refused".into(),
+                    sec_since_change: 3,
+                    ..Default::default()
+                },
+            ],
         };
         let expected = "\
 bridge br0: dpid:0000000000000001
-n_tables:255, fail_mode:standalone
+n_tables:255, fail_mode:standalone (failing open: every packet to NORMAL)
  1(vx0): addr:02:00:00:00:00:01
      type: vxlan
      options: key=42, remote_ip=192.0.2.1
@@ -550,6 +579,11 @@ n_tables:255, fail_mode:standalone
      config:     PORT_DOWN
      state:      LINK_DOWN
      speed: 0 Mbps now
+ controller \"ptcp:6653\": is_connected:true role:master connections:1 remote:127.0.0.1:40412
+     packet_in_sent:10 packet_in_dropped:0
+ controller \"tcp:192.0.2.9\": is_connected:false role:equal connections:0
+     packet_in_sent:0 packet_in_dropped:0
+     last_error: connecting to 192.0.2.9:6653: Connection refused (3s ago)
 ";
         assert_eq!(bridge_text(&b), expected);
     }

@@ -248,6 +248,7 @@ impl Switch for Mock {
                     link_up: true,
                     ..Default::default()
                 }],
+                ..Default::default()
             }),
         }))
     }
@@ -327,6 +328,20 @@ impl Switch for Mock {
         _: Request<proto::v1::SetPmdCpusRequest>,
     ) -> Result<Response<proto::v1::SetPmdCpusResponse>, Status> {
         Err(Status::unimplemented("set_pmd_cpus"))
+    }
+
+    async fn set_controller(
+        &self,
+        _: Request<proto::v1::SetControllerRequest>,
+    ) -> Result<Response<proto::v1::SetControllerResponse>, Status> {
+        Err(Status::unimplemented("set_controller"))
+    }
+
+    async fn set_fail_mode(
+        &self,
+        _: Request<proto::v1::SetFailModeRequest>,
+    ) -> Result<Response<proto::v1::SetFailModeResponse>, Status> {
+        Err(Status::unimplemented("set_fail_mode"))
     }
 
     async fn get_tunnel_neighbours(

@@ -11,6 +11,7 @@
 //! into datapath configuration (docs/control-plane.md).
 
 pub mod flow_text;
+pub mod ofapi;
 pub mod openflow;
 
 /// The `vswitch.v1` API: generated messages, `switch_client::SwitchClient` and

@@ -8,6 +8,8 @@
 //! - [`switch`]: bridges, their datapaths and poll threads, and every control operation
 //!   (one module per concern, in layers: see its documentation).
 //! - [`service`]: the `vswitch.v1` gRPC service over [`switch::Switch`].
+//! - [`openflow`]: the OpenFlow 1.3 channel over [`switch::Switch`] (controllers, listeners
+//!   for ovs-ofctl), a sibling of the gRPC service driving the switch the same way.
 //! - [`owner_only`]: sockets and files only their owner can reach, from the first instant.
 //! - [`client`]: dialing the daemon's unix socket.
 //! - [`server`]: listeners (unix socket, TCP with TLS), health, reflection, shutdown.
@@ -27,6 +29,7 @@ pub mod error;
 pub mod logging;
 pub mod meter_group;
 pub mod metrics;
+pub mod openflow;
 pub mod owner_only;
 pub mod qos;
 pub mod server;

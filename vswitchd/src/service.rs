@@ -444,6 +444,30 @@ impl v1::switch_server::Switch for Service {
         }))
     }
 
+    async fn set_controller(
+        &self,
+        req: Request<v1::SetControllerRequest>,
+    ) -> Result<Response<v1::SetControllerResponse>, Status> {
+        let sw = Arc::clone(&self.sw);
+        let req = req.into_inner();
+        let bridge = blocking(move || sw.set_controller(req)).await?;
+        Ok(Response::new(v1::SetControllerResponse {
+            bridge: Some(bridge),
+        }))
+    }
+
+    async fn set_fail_mode(
+        &self,
+        req: Request<v1::SetFailModeRequest>,
+    ) -> Result<Response<v1::SetFailModeResponse>, Status> {
+        let sw = Arc::clone(&self.sw);
+        let req = req.into_inner();
+        let bridge = blocking(move || sw.set_fail_mode(req)).await?;
+        Ok(Response::new(v1::SetFailModeResponse {
+            bridge: Some(bridge),
+        }))
+    }
+
     async fn get_tunnel_neighbours(
         &self,
         _: Request<v1::GetTunnelNeighboursRequest>,

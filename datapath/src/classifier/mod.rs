@@ -170,6 +170,9 @@ pub struct Pipeline {
     version: u64,
     next_id: u64,
     len: usize,
+    /// Fail open (OpenFlow's standalone fail mode with its controllers lost): every packet
+    /// is forwarded by `NORMAL`, whatever the tables hold; they are kept as they are.
+    fail_open: bool,
 }
 
 impl Default for Pipeline {
@@ -191,7 +194,21 @@ impl Pipeline {
             version: 0,
             next_id: 1,
             len: 0,
+            fail_open: false,
         }
+    }
+
+    /// True while the pipeline fails open (every packet to `NORMAL`).
+    pub fn fail_open(&self) -> bool {
+        self.fail_open
+    }
+
+    /// The same tables one version later, failing open or not.
+    pub fn with_fail_open(&self, on: bool) -> Pipeline {
+        let mut next = self.clone();
+        next.version += 1;
+        next.fail_open = on;
+        next
     }
 
     /// The version: bumped by every applied bundle and expiry.

@@ -177,6 +177,16 @@ impl Txn<'_> {
         Ok(e.port)
     }
 
+    /// Fails open (every packet to `NORMAL`, the tables kept) or stops failing open. Every
+    /// cached translation changes, so the poll threads' caches start over.
+    pub fn set_fail_open(&mut self, on: bool) {
+        if self.snap.pipeline.fail_open() == on {
+            return;
+        }
+        self.snap.pipeline = self.snap.pipeline.with_fail_open(on);
+        self.snap.history.clear();
+    }
+
     /// Applies a bundle of flow changes: all of it or, on error, none of it.
     pub fn flow_mods(&mut self, mods: &[FlowMod]) -> Result<Arc<ChangeSet>, BundleError> {
         let (pipeline, changes) = self.snap.pipeline.apply(mods, self.now_ns)?;

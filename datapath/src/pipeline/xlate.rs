@@ -205,6 +205,16 @@ impl Translation {
     }
 }
 
+/// What every packet does while the pipeline fails open: `NORMAL`, whatever its fields
+/// (so one megaflow with an empty mask covers them all). Table 0 counts as visited, so the
+/// translation is invalidated like any other when flows change.
+#[cold]
+fn fail_open() -> (Translation, FlowMask) {
+    let mut t = Translation::from_ops(vec![DpAction::Normal]);
+    t.tables[0] = 1;
+    (t, FlowMask::ZERO)
+}
+
 /// Walks the tables of `pipeline` for `key`. Returns the translation and the mask of the
 /// fields consulted.
 pub fn translate(pipeline: &Pipeline, key: &FlowKey) -> (Translation, FlowMask) {
@@ -217,6 +227,9 @@ pub fn translate_from(
     table: TableId,
     key: &FlowKey,
 ) -> (Translation, FlowMask) {
+    if pipeline.fail_open() {
+        return fail_open();
+    }
     let mut wc = FlowMask::ZERO;
     let mut work = *key;
     let mut ops = Vec::new();
@@ -421,5 +434,23 @@ mod tests {
         // Priority 0 with a match is not the table-miss flow.
         assert_eq!(reason(&p0, &arp), (PacketInReason::Action, 2));
         assert_eq!(reason(&p, &other), (PacketInReason::NoMatch, 1));
+    }
+
+    #[test]
+    fn failing_open_sends_everything_to_normal_and_keeps_the_tables() {
+        let (p, _) = Pipeline::new()
+            .apply(&[flow(10, Some((Field::EthType, 0x0800)), 3)], 0)
+            .unwrap();
+        let mut ip = FlowKey::ZERO;
+        ip.set(Field::EthType, 0x0800);
+        let open = p.with_fail_open(true);
+        assert!(open.version() > p.version());
+        let (t, wc) = translate(&open, &ip);
+        assert!(matches!(t.ops[..], [DpAction::Normal]), "{:?}", t.ops);
+        assert_eq!(wc, FlowMask::ZERO);
+        assert!(t.visited(TableId(0)));
+        let closed = open.with_fail_open(false);
+        assert_eq!(closed.rule_count(), 1);
+        assert_eq!(reason(&closed, &ip), (PacketInReason::Action, 3));
     }
 }

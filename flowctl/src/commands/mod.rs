@@ -83,6 +83,7 @@ pub async fn execute(
         Request::DumpConntrack(r, stats) => conntrack::dump(client, r, stats, format, out).await?,
         Request::FlushConntrack(r) => conntrack::flush(client, r).await?,
         Request::CtStats(r) => conntrack::stats(client, r, format, out).await?,
+        Request::Controller(r) => crate::controllers::execute(client, r, out).await?,
     }
     out.flush()?;
     Ok(())

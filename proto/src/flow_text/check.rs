@@ -14,33 +14,69 @@ use super::scalar::be_u64;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {message}")]
 pub struct FieldError {
+    /// Which rule it broke (what an OpenFlow error code is chosen from).
+    pub kind: FieldErrorKind,
     /// Where: the field's name (`ip_dst`) or number when unknown.
     pub field: String,
     /// What is wrong.
     pub message: String,
 }
 
-fn field_err(field: impl Into<String>, message: impl Into<String>) -> FieldError {
+/// The rule a refused field broke, one per check this module makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldErrorKind {
+    /// No such field.
+    Unknown,
+    /// The value or mask does not have the field's width.
+    Width,
+    /// The value has bits beyond the field's width (a 3-bit PCP of 9).
+    Value,
+    /// A mask on a field that takes none.
+    Mask,
+    /// The field appears twice.
+    Duplicate,
+    /// The match does not pin the protocol the field lives in.
+    Prerequisite,
+    /// Fields that describe the same bits in two ways (`vlan_tci` with `vlan_vid`).
+    Conflict,
+    /// A set-field on a field that cannot be written, or a `port_name` where none fits.
+    NotSettable,
+}
+
+fn field_err(
+    kind: FieldErrorKind,
+    field: impl Into<String>,
+    message: impl Into<String>,
+) -> FieldError {
     FieldError {
+        kind,
         field: field.into(),
         message: message.into(),
     }
 }
 
 fn known(field: i32) -> Result<&'static FieldDef, FieldError> {
-    field_def_i32(field).ok_or_else(|| field_err(format!("field {field}"), "unknown field number"))
+    field_def_i32(field).ok_or_else(|| {
+        field_err(
+            FieldErrorKind::Unknown,
+            format!("field {field}"),
+            "unknown field number",
+        )
+    })
 }
 
 /// The value and mask have the field's width and the value fits in its bits.
 fn check_widths(d: &FieldDef, value: &[u8], mask: &[u8]) -> Result<(), FieldError> {
     if value.len() != d.width {
         return Err(field_err(
+            FieldErrorKind::Width,
             d.name,
             format!("value must be {} bytes, got {}", d.width, value.len()),
         ));
     }
     if !mask.is_empty() && mask.len() != d.width {
         return Err(field_err(
+            FieldErrorKind::Width,
             d.name,
             format!(
                 "mask must be empty or {} bytes, got {}",
@@ -54,6 +90,7 @@ fn check_widths(d: &FieldDef, value: &[u8], mask: &[u8]) -> Result<(), FieldErro
         && be_u64(value) >> bits != 0
     {
         return Err(field_err(
+            FieldErrorKind::Value,
             d.name,
             format!("value does not fit in {bits} bits"),
         ));
@@ -72,11 +109,12 @@ pub fn check_match(m: &Match) -> Result<Match, FieldError> {
     for fm in &m.fields {
         let d = known(fm.field)?;
         if out.contains_key(&fm.field) {
-            return Err(field_err(d.name, "given twice"));
+            return Err(field_err(FieldErrorKind::Duplicate, d.name, "given twice"));
         }
         if !fm.port_name.is_empty() {
             if d.field != Field::InPort || !fm.value.is_empty() || !fm.mask.is_empty() {
                 return Err(field_err(
+                    FieldErrorKind::NotSettable,
                     d.name,
                     "port_name is only valid on in_port, without value or mask",
                 ));
@@ -94,7 +132,11 @@ pub fn check_match(m: &Match) -> Result<Match, FieldError> {
             }
         };
         if !mask.is_empty() && !d.maskable {
-            return Err(field_err(d.name, "this field cannot be masked"));
+            return Err(field_err(
+                FieldErrorKind::Mask,
+                d.name,
+                "this field cannot be masked",
+            ));
         }
         out.insert(
             fm.field,
@@ -109,6 +151,7 @@ pub fn check_match(m: &Match) -> Result<Match, FieldError> {
     let has = |f: Field| out.contains_key(&(f as i32));
     if has(Field::VlanTci) && (has(Field::VlanVid) || has(Field::VlanPcp)) {
         return Err(field_err(
+            FieldErrorKind::Conflict,
             "vlan_tci",
             "vlan_tci cannot be combined with vlan_vid / vlan_pcp",
         ));
@@ -125,6 +168,7 @@ pub fn check_match(m: &Match) -> Result<Match, FieldError> {
             && !ctx.satisfies(d.prereq)
         {
             return Err(field_err(
+                FieldErrorKind::Prerequisite,
                 d.name,
                 format!("requires {}", prereq_text(d.prereq)),
             ));
@@ -147,7 +191,11 @@ pub fn check_set_field(sf: &SetField, ctx_match: &Match) -> Result<(), FieldErro
 pub fn check_set_field_value(sf: &SetField) -> Result<(), FieldError> {
     let d = known(sf.field)?;
     if !d.settable {
-        return Err(field_err(d.name, "this field cannot be set"));
+        return Err(field_err(
+            FieldErrorKind::NotSettable,
+            d.name,
+            "this field cannot be set",
+        ));
     }
     check_widths(d, &sf.value, &sf.mask)
 }
@@ -157,6 +205,7 @@ fn check_set_field_in(sf: &SetField, ctx: Ctx) -> Result<(), FieldError> {
     let d = known(sf.field)?;
     if !ctx.satisfies(d.prereq) {
         return Err(field_err(
+            FieldErrorKind::Prerequisite,
             d.name,
             format!("set_field on it requires {}", prereq_text(d.prereq)),
         ));

@@ -64,7 +64,9 @@ mod size;
 mod vlan;
 
 pub use actions::{format_actions, parse_actions};
-pub use check::{FieldError, check_actions, check_match, check_set_field, check_set_field_value};
+pub use check::{
+    FieldError, FieldErrorKind, check_actions, check_match, check_set_field, check_set_field_value,
+};
 pub use fields::{field_name, field_width};
 pub use flow::{
     format_filter, format_flow, format_flow_dump, parse_flow, parse_flow_modify, parse_match,

@@ -4,11 +4,11 @@
 //! hard timeouts, priority, buffer_id, out_port, out_group, flags, 2 bytes (importance in
 //! 1.4, padding in 1.3), the match, then instructions to the end.
 
+use super::body::MessageBody;
 use super::error::{OfpError, bad_request, flow_mod_failed};
 use super::header::MsgType;
 use super::ids::{BufferId, GroupId, PortNo, TableId};
 use super::instructions::Instructions;
-use super::message::MessageBody;
 use super::oxm::Match;
 use super::wire::{Put, Reader};
 

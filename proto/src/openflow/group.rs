@@ -1,11 +1,11 @@
 //! GROUP_MOD and group buckets (also the entries of GROUP_DESC replies).
 
 use super::actions::Actions;
+use super::body::MessageBody;
 use super::error::{OfpError, bad_request, group_mod_failed};
 use super::header::MsgType;
 use super::ids::{GroupId, PortNo};
 use super::list::{Item, List};
-use super::message::MessageBody;
 use super::wire::{Put, Reader};
 
 /// Group-mod commands (OFPGC_*).

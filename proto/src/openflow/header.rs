@@ -5,31 +5,13 @@
 //! [`finish`] bracket a message being written (the length is patched at the end).
 
 use super::error::{OfpError, bad_request};
+pub use super::version::Version;
 use super::wire::Put;
 
 /// Length of the OpenFlow header.
 pub const HEADER_LEN: usize = 8;
 /// Largest OpenFlow message (the length field is 16 bits).
 pub const MAX_MESSAGE_LEN: usize = u16::MAX as usize;
-
-/// An OpenFlow wire version (ofp_header.version).
-#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Version(pub u8);
-
-impl Version {
-    /// OpenFlow 1.0.
-    pub const V1_0: Version = Version(0x01);
-    /// OpenFlow 1.1.
-    pub const V1_1: Version = Version(0x02);
-    /// OpenFlow 1.2.
-    pub const V1_2: Version = Version(0x03);
-    /// OpenFlow 1.3, what this codec implements completely.
-    pub const V1_3: Version = Version(0x04);
-    /// OpenFlow 1.4.
-    pub const V1_4: Version = Version(0x05);
-    /// OpenFlow 1.5.
-    pub const V1_5: Version = Version(0x06);
-}
 
 /// An OpenFlow message type (ofp_header.type), OpenFlow 1.3 numbering plus 1.4 additions.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]

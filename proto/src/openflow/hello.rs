@@ -6,10 +6,10 @@
 //! its header's. So an ovs-ofctl offering 1.0 to 1.5 and a switch offering 1.3 settle on
 //! 1.3; with no common version the switch sends HELLO_FAILED/INCOMPATIBLE and closes.
 
+use super::body::MessageBody;
 use super::error::{OfpError, bad_request, hello_failed};
 use super::header::{self, MsgType, Version};
 use super::list::{Item, List};
-use super::message::MessageBody;
 use super::wire::{Put, Reader};
 
 /// OFPHET_VERSIONBITMAP.

@@ -6,8 +6,10 @@
 //! and the native bundle messages are accepted, others are `BAD_TYPE` (a channel that
 //! offers 1.3 only never sees them).
 
+pub use super::body::MessageBody;
 use super::bundle::{BundleAdd, BundleControl, ONF_ET_BUNDLE_ADD, ONF_ET_BUNDLE_CONTROL};
-use super::error::{ErrorMsg, ONF_VENDOR_ID, OfpError, bad_request};
+use super::error::{ONF_VENDOR_ID, OfpError, bad_request};
+use super::error_msg::ErrorMsg;
 use super::flow::{FlowMod, FlowRemoved};
 use super::group::GroupMod;
 use super::header::{self, Header, MsgType, Repr, Version};
@@ -18,17 +20,6 @@ use super::packet::{PacketIn, PacketOut};
 use super::port::{PortMod, PortStatus, QueueGetConfigReply, QueueGetConfigRequest};
 use super::switch::{AsyncConfig, FeaturesReply, Role, SwitchConfig, TableMod};
 use super::wire::Put;
-
-/// A message body with a fixed message type: parse from the bytes after the header, emit
-/// after a header.
-pub trait MessageBody<'a>: Sized {
-    /// The message type.
-    const TYPE: MsgType;
-    /// Parses the body (the bytes after the 8-byte header).
-    fn parse(body: &'a [u8]) -> Result<Self, OfpError>;
-    /// Appends the body.
-    fn emit_body(&self, out: &mut Vec<u8>);
-}
 
 /// Writes a whole message (header and body) into `out`.
 pub fn emit<'a, B: MessageBody<'a>>(

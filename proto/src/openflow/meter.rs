@@ -1,10 +1,10 @@
 //! METER_MOD and meter bands (also the entries of METER_CONFIG replies).
 
+use super::body::MessageBody;
 use super::error::{OfpError, bad_request, meter_mod_failed};
 use super::header::MsgType;
 use super::ids::MeterId;
 use super::list::{Item, List};
-use super::message::MessageBody;
 use super::wire::{Put, Reader};
 
 /// Meter-mod commands (OFPMC_*).

@@ -17,8 +17,10 @@
 //! and action messages is the channel's job.
 
 pub mod actions;
+pub mod body;
 pub mod bundle;
 pub mod error;
+pub mod error_msg;
 pub mod fields;
 pub mod flow;
 pub mod group;
@@ -40,11 +42,13 @@ pub mod port;
 pub mod stats;
 pub mod switch;
 pub mod table_features;
+pub mod version;
 pub mod wire;
 
 #[cfg(test)]
 mod tests;
 
 pub use error::OfpError;
-pub use header::{MsgType, Version};
+pub use header::MsgType;
 pub use message::{Message, parse};
+pub use version::Version;

@@ -5,12 +5,12 @@
 //! Bodies are in [`super::stats`] (flow, aggregate, table, port, queue, group and meter
 //! statistics, descriptions, features) and [`super::table_features`].
 
+use super::body::MessageBody;
 use super::error::{OfpError, bad_request};
 use super::header::{self, MAX_MESSAGE_LEN, MsgType, Version};
 use super::hello::Experimenter;
 use super::ids::{GroupId, MeterId, PortNo};
 use super::list::{Item, List};
-use super::message::MessageBody;
 use super::port::Port;
 use super::stats::{
     AggregateStats, Desc, FlowStats, FlowStatsRequest, GroupDesc, GroupFeatures, GroupStats,

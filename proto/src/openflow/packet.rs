@@ -1,10 +1,10 @@
 //! PACKET_IN and PACKET_OUT.
 
 use super::actions::{Actions, parse_actions};
+use super::body::MessageBody;
 use super::error::{OfpError, bad_request};
 use super::header::MsgType;
 use super::ids::{BufferId, PortNo, TableId};
-use super::message::MessageBody;
 use super::oxm::Match;
 use super::wire::{Put, Reader};
 

@@ -1,11 +1,11 @@
 //! Ports: ofp_port (PORT_DESC entries, PORT_STATUS), PORT_MOD, and the queue configuration
 //! messages (QUEUE_GET_CONFIG_REQUEST/REPLY).
 
+use super::body::MessageBody;
 use super::error::{OfpError, bad_request};
 use super::header::MsgType;
 use super::ids::PortNo;
 use super::list::{Item, List};
-use super::message::MessageBody;
 use super::wire::{Put, Reader, c_str};
 
 /// Length of ofp_port in OpenFlow 1.3.

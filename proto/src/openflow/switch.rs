@@ -1,10 +1,10 @@
 //! Switch-level messages: FEATURES_REPLY, GET/SET_CONFIG, ROLE_REQUEST/REPLY,
 //! GET_ASYNC_REPLY/SET_ASYNC and TABLE_MOD.
 
+use super::body::MessageBody;
 use super::error::{OfpError, bad_request};
 use super::header::MsgType;
 use super::ids::TableId;
-use super::message::MessageBody;
 use super::wire::{Put, Reader};
 
 fn exact(body: &[u8], len: usize) -> Result<Reader<'_>, OfpError> {

@@ -130,6 +130,8 @@ enum Bound {
 pub struct Listeners {
     bound: Vec<(Listen, Bound)>,
     limits: Limits,
+    /// For the OpenFlow channel's `ssl:`/`pssl:` targets.
+    tls: Option<TlsFiles>,
 }
 
 impl std::fmt::Debug for Listeners {
@@ -184,6 +186,7 @@ pub async fn bind(
     let mut out = Listeners {
         bound: Vec::new(),
         limits,
+        tls: tls.cloned(),
     };
     for l in listen {
         let b = match l {
@@ -234,6 +237,11 @@ pub async fn serve(
         .build_v1()
         .context("building the reflection service")?;
     let (stop_tx, stop_rx) = watch::channel(false);
+    let openflow = tokio::spawn(crate::openflow::serve(
+        Arc::clone(&sw),
+        listeners.tls.clone(),
+        stop_rx.clone(),
+    ));
     let service = SwitchServer::new(Service::new(sw, stop_rx.clone(), limits.request_timeout))
         .max_decoding_message_size(limits.max_message_bytes);
     let tracker = Tracker::new(limits.clone());
@@ -327,6 +335,7 @@ pub async fn serve(
     if drained.is_err() {
         tasks.abort_all();
     }
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), openflow).await;
     for f in files {
         f.remove();
     }

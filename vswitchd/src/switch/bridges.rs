@@ -103,7 +103,7 @@ impl Switch {
         let b = bridge_mut(&mut bridges, &req.bridge)?;
         let mut rec = b.rec.clone();
         rec.pmd_cpus = req.cpus.clone();
-        let mut tx = self.store.begin()?;
+        let mut tx = self.store_txn()?;
         tx.put_bridge(&rec)?;
         tx.commit()?;
         let cpus = self.pmd_cpus_for(&rec);
@@ -238,6 +238,9 @@ impl Switch {
             n_tables: TableId::COUNT as u32,
             ports: Vec::new(),
             pmd_cpus: Vec::new(),
+            controllers: Vec::new(),
+            controller_status: Vec::new(),
+            fail_open: false,
         };
         let standalone = req.fail_mode == v1::FailMode::Standalone as i32;
         let mut b = self.spawn_bridge(rec.clone())?;
@@ -246,7 +249,7 @@ impl Switch {
             if standalone {
                 stage_normal_flow(txn, &mut ov)?;
             }
-            let mut tx = self.store.begin()?;
+            let mut tx = self.store_txn()?;
             tx.put_bridge(&rec)?;
             write_overlay(&mut tx, &rec.name, &ov)?;
             tx.commit()?;
@@ -255,6 +258,8 @@ impl Switch {
         .inspect_err(|_| b.shutdown())?;
         apply_overlay(&mut b, ov);
         bridges.insert(req.name, b);
+        drop(bridges);
+        self.bridges_changed();
         Ok(rec)
     }
 
@@ -270,7 +275,7 @@ impl Switch {
                 format!("no bridge {}", req.name),
             ));
         }
-        let mut tx = self.store.begin()?;
+        let mut tx = self.store_txn()?;
         tx.del_bridge(&req.name)?;
         tx.commit()?;
         let mut events = Vec::new();
@@ -281,6 +286,8 @@ impl Switch {
             }
         }
         drop(bridges);
+        self.report_controllers(&req.name, Vec::new());
+        self.bridges_changed();
         for (name, u) in events {
             self.emit(&name, u);
         }
@@ -289,15 +296,21 @@ impl Switch {
 
     /// Every bridge with its ports.
     pub fn list_bridges(&self) -> Vec<v1::Bridge> {
-        self.bridges
+        let mut v: Vec<v1::Bridge> = self
+            .bridges
             .lock()
             .values()
             .map(|b| {
                 let mut r = b.rec.clone();
                 r.ports = port_descs(b);
+                r.fail_open = b.dp.snapshot().pipeline.fail_open();
                 r
             })
-            .collect()
+            .collect();
+        for r in &mut v {
+            self.fill_controller_status(r);
+        }
+        v
     }
 
     /// One bridge with its ports.
@@ -308,6 +321,9 @@ impl Switch {
             .ok_or_else(|| ApiError::not_found("name", format!("no bridge {name}")))?;
         let mut r = b.rec.clone();
         r.ports = port_descs(b);
+        r.fail_open = b.dp.snapshot().pipeline.fail_open();
+        drop(bridges);
+        self.fill_controller_status(&mut r);
         Ok(r)
     }
 }

@@ -23,6 +23,9 @@ pub struct SwitchConfig {
     pub tunnels: crate::tunnel::Registry,
     /// How DPDK's environment starts (at the first `dpdk` port, or at start-up).
     pub dpdk: DpdkSettings,
+    /// Longest a deferred store commit (OpenFlow flow changes) waits before the group
+    /// commit that makes it durable starts.
+    pub group_commit: Duration,
     /// How much each bridge may hold.
     pub capacity: Capacity,
 }
@@ -91,6 +94,7 @@ impl Default for SwitchConfig {
             tunnels: crate::tunnel::Registry::default(),
             dpdk: DpdkSettings::default(),
             capacity: Capacity::default(),
+            group_commit: Duration::from_millis(20),
         }
     }
 }

@@ -29,7 +29,7 @@ impl Switch {
                     return Err(ApiError::internal("nothing expired"));
                 };
                 absorb_removals(&mut ov, &cs, &b.flows, name);
-                let mut tx = self.store.begin()?;
+                let mut tx = self.store_txn()?;
                 write_overlay(&mut tx, name, &ov)?;
                 tx.commit()?;
                 Ok(())

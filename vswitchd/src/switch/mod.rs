@@ -19,21 +19,24 @@
 //! poll threads never touch.
 //!
 //! Layers (a module imports only from the ones above it in this list):
-//! - `config`, `spec`, `events`: the daemon's settings, port options, event messages.
-//!   They import nothing else from the switch. (The poll threads are the datapath's
-//!   [`datapath::pipeline::PmdThread`].)
+//! - `config`, `spec`, `target`, `events`: the daemon's settings, port options, controller
+//!   targets, event messages. They import nothing else from the switch. (The poll threads
+//!   are the datapath's [`datapath::pipeline::PmdThread`].)
 //! - `capacity`: the limits of `config` checked on a draft snapshot.
 //! - `model`: a bridge, its ports, and the staged changes of one transaction.
-//! - `ports`, `flows`: free functions over a bridge and a draft datapath.
+//! - `ports`, `flows`: free functions over a bridge and a draft datapath; `deferred`: store
+//!   writes made durable later.
 //! - this file: the [`Switch`] itself.
 //! - `lifecycle`, `bridges`, `port_ops`, `links`, `write`, `read`, `stream`,
-//!   `stats`, `counters`, `housekeeping`: `impl Switch`, one concern each.
+//!   `stats`, `counters`, `housekeeping`, `controllers`: `impl Switch`, one concern each.
 
 mod bridges;
 mod capacity;
 mod config;
 mod conntrack;
+mod controllers;
 mod counters;
+mod deferred;
 mod events;
 mod flows;
 mod housekeeping;
@@ -46,6 +49,7 @@ mod read;
 mod spec;
 mod stats;
 mod stream;
+mod target;
 mod write;
 
 use std::collections::{BTreeMap, HashMap};
@@ -60,11 +64,14 @@ use parking_lot::Mutex;
 use tokio::sync::broadcast;
 
 pub use self::config::{Capacity, DpdkSettings, SwitchConfig};
+pub use self::controllers::TargetStatus;
 pub use self::counters::TunnelDrops;
+pub use self::deferred::Durability;
 pub use self::events::Event;
 use self::model::Bridge;
 pub use self::read::{CHUNK_BYTES, CHUNK_ENTITIES, MAX_READ_FILTERS, Reader};
 pub use self::spec::{PORT_TYPES, PortKind, PortSpec};
+pub use self::target::{ControllerSpec, DEFAULT_PORT, Target};
 use crate::store::Store;
 
 /// The switch.
@@ -79,9 +86,23 @@ pub struct Switch {
     housekeeper: Mutex<Option<JoinHandle<()>>>,
     ticks: std::sync::atomic::AtomicU64,
     pmd_spawned: std::sync::atomic::AtomicU64,
+    /// Bumped when controllers, fail modes or bridges change.
+    controllers_changed: tokio::sync::watch::Sender<u64>,
+    /// The state of each bridge's controller targets, as the OpenFlow channel reports it.
+    controller_status: Mutex<HashMap<String, Vec<Arc<dyn controllers::TargetStatus>>>>,
+    /// Store writes not yet durable (OpenFlow's), and the thread that writes them.
+    deferred: deferred::Deferred,
+    flusher: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Switch {
+    /// A store transaction, after the queued deferred writes are on disk (so the store
+    /// takes changes in the order the switch applied them). Callers hold the bridge lock.
+    fn store_txn(&self) -> Result<crate::store::StoreTxn, crate::store::StoreError> {
+        self.deferred.write(&self.store)?;
+        self.store.begin()
+    }
+
     /// The store's file.
     pub fn store_path(&self) -> std::path::PathBuf {
         self.store.path().to_path_buf()

@@ -20,7 +20,7 @@ impl Switch {
         let mut ov = Overlay::default();
         let desc = b.dp.transaction(|txn| -> Result<v1::PortDesc, ApiError> {
             let desc = stage_add_port(txn, b, &cfg, &self.config, &mut ov)?;
-            let mut tx = self.store.begin()?;
+            let mut tx = self.store_txn()?;
             tx.put_port(&req.bridge, &desc)?;
             tx.commit()?;
             Ok(desc)
@@ -70,7 +70,7 @@ impl Switch {
         b.dp.transaction(|txn| -> Result<(), ApiError> {
             txn.del_port(PortNo(desc.port_no))
                 .map_err(|e| ApiError::internal(e.to_string()))?;
-            let mut tx = self.store.begin()?;
+            let mut tx = self.store_txn()?;
             tx.del_port(&req.bridge, &req.name)?;
             tx.commit()?;
             Ok(())
@@ -143,7 +143,7 @@ impl Switch {
                 txn.set_port_qos(PortNo(desc.port_no), policer, qos)
                     .map_err(|e| ApiError::internal(e.to_string()))?;
             }
-            let mut tx = self.store.begin()?;
+            let mut tx = self.store_txn()?;
             tx.put_port(&req.bridge, &desc)?;
             tx.commit()?;
             Ok(())

@@ -12,6 +12,8 @@ use proto::v1::{self, entity, stream_message_response as smr, update};
 use super::Switch;
 use super::capacity;
 use super::config::{Capacity, SwitchConfig};
+use super::config::SwitchConfig;
+use super::deferred::{Durability, StoreDelta};
 use super::flows::{
     Modification, Run, absorb_removals_as, check_refs, delete_flows, flow_mod_error, modify_flows,
     prepare_flow, resolve_action_names, selector, strict_delete,
@@ -28,6 +30,18 @@ impl Switch {
     /// refused update gets a status and the rest are applied. Either way the accepted
     /// changes become durable, then visible, together.
     pub fn write(&self, req: v1::WriteRequest) -> Result<v1::WriteResponse, ApiError> {
+        self.write_with(req, Durability::Immediate)
+    }
+
+    /// [`Switch::write`] with a choice of durability: `Deferred` applies the change (the
+    /// datapath has it when this returns) and makes it durable by the next group commit,
+    /// within the switch's `group_commit` window (OpenFlow flow changes, whose barriers
+    /// promise the datapath, not the disk).
+    pub fn write_with(
+        &self,
+        req: v1::WriteRequest,
+        durability: Durability,
+    ) -> Result<v1::WriteResponse, ApiError> {
         let mut statuses = Statuses {
             atomic: req.atomicity == v1::Atomicity::AllOrNone as i32,
             list: Vec::new(),
@@ -37,10 +51,16 @@ impl Switch {
         let mut ov = Overlay::default();
         b.dp.transaction(|txn| -> Result<(), ApiError> {
             stage_updates(&req.updates, b, txn, &mut ov, &self.config, &mut statuses)?;
-            if !ov.is_empty() {
-                let mut tx = self.store.begin()?;
-                write_overlay(&mut tx, &req.bridge, &ov)?;
-                tx.commit()?;
+            if ov.is_empty() {
+                return Ok(());
+            }
+            match durability {
+                Durability::Immediate => {
+                    let mut tx = self.store_txn()?;
+                    write_overlay(&mut tx, &req.bridge, &ov)?;
+                    tx.commit()?;
+                }
+                Durability::Deferred => self.deferred.push(StoreDelta::of(&req.bridge, &ov)),
             }
             Ok(())
         })?;

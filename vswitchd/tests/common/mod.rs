@@ -5,6 +5,7 @@
 
 pub mod ovs;
 pub mod prometheus;
+pub mod pyvenv;
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};

@@ -110,6 +110,52 @@ impl Ovs {
         self.run("ovs-ofctl", args)
     }
 
+    /// `ovs-ofctl ARGS` whether it succeeds or not: its success, and what it printed
+    /// (stdout, then stderr without Open vSwitch's log lines).
+    pub fn ofctl_any(&self, args: &[&str]) -> (bool, String) {
+        let d = self.dir.path();
+        let o = Command::new("timeout")
+            .arg("20")
+            .arg("ovs-ofctl")
+            .args(args)
+            .env("OVS_RUNDIR", d)
+            .env("OVS_DBDIR", d)
+            .env("OVS_LOGDIR", d)
+            .env("OVS_SYSCONFDIR", d)
+            .output()
+            .unwrap_or_else(|e| panic!("ovs-ofctl: {e} ({INSTALL})"));
+        let mut text = String::from_utf8_lossy(&o.stdout).into_owned();
+        for l in String::from_utf8_lossy(&o.stderr).lines() {
+            // 2026-01-01T00:00:00Z|00001|module|LEVEL|...
+            if l.split('|').count() < 4 || !l.starts_with(|c: char| c.is_ascii_digit()) {
+                text.push_str(l);
+                text.push('\n');
+            }
+        }
+        (o.status.success(), text)
+    }
+
+    /// Adds a port of the dummy datapath with OpenFlow port number `ofport`.
+    pub fn add_dummy_port(&self, bridge: &str, name: &str, ofport: u16) {
+        let req = format!("ofport_request={ofport}");
+        self.vsctl(&[
+            "add-port",
+            bridge,
+            name,
+            "--",
+            "set",
+            "interface",
+            name,
+            "type=dummy",
+            &req,
+        ]);
+    }
+
+    /// The directory of this instance's files.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
     /// Adds a bridge on the dummy datapath, as `ovs-vsctl add-br` does otherwise.
     pub fn add_br(&self, name: &str) {
         self.vsctl(&[
