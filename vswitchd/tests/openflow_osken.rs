@@ -134,7 +134,8 @@ async fn osken_learning_switch_programs_the_bridge_and_reconnects() {
     let sw2 = Arc::clone(&sw);
     let listen = vec![Listen::Unix(sock.clone())];
     let server = tokio::spawn(async move {
-        server::serve(sw2, &listen, None, async {
+        let listeners = server::bind(&listen, None, server::Limits::default()).await?;
+        server::serve(sw2, listeners, async {
             let _ = stop_rx.await;
         })
         .await

@@ -160,7 +160,7 @@ pub fn check_match(m: &Match) -> Result<Match, FieldError> {
     canonical_vlan(&mut fields);
     let m = Match { fields };
     if let Some((name, why)) = super::ct::ct_tuple_prereq(&m.fields) {
-        return Err(field_err(name, why));
+        return Err(field_err(FieldErrorKind::Prerequisite, name, why));
     }
     let ctx = Ctx::of(&m);
     for fm in &m.fields {

@@ -156,9 +156,11 @@ pub fn tls_acceptor(files: Option<&TlsFiles>) -> Result<TlsAcceptor, String> {
         .map_err(|e| tls_err("protocol versions", e))?;
     let b = match &f.client_auth {
         None => {
-            return Err("pssl: needs --tls-client-ca (controllers must present a certificate) \
+            return Err(
+                "pssl: needs --tls-client-ca (controllers must present a certificate) \
                  or --tls-client-auth none to accept any controller explicitly"
-                .into());
+                    .into(),
+            );
         }
         Some(ClientAuth::Required(ca)) => {
             let v = rustls::server::WebPkiClientVerifier::builder_with_provider(

@@ -12,7 +12,6 @@ use proto::v1::{self, entity, stream_message_response as smr, update};
 use super::Switch;
 use super::capacity;
 use super::config::{Capacity, SwitchConfig};
-use super::config::SwitchConfig;
 use super::deferred::{Durability, StoreDelta};
 use super::flows::{
     Modification, Run, absorb_removals_as, check_refs, delete_flows, flow_mod_error, modify_flows,
