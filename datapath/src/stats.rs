@@ -66,11 +66,14 @@ pub enum DropReason {
     /// A packet was looked up again (recirculated, after `pop_mpls`) more times than the
     /// datapath follows.
     RecircDepth,
+    /// `resubmit` nested deeper than 64 or taken more than 4,096 times for one packet (Open
+    /// vSwitch's bounds).
+    ResubmitDepth,
 }
 
 impl DropReason {
     /// Number of reasons.
-    pub const COUNT: usize = 26;
+    pub const COUNT: usize = 27;
 
     /// Every reason, in counter order.
     pub const ALL: [DropReason; Self::COUNT] = [
@@ -100,6 +103,7 @@ impl DropReason {
         DropReason::QueueFull,
         DropReason::BadMpls,
         DropReason::RecircDepth,
+        DropReason::ResubmitDepth,
     ];
 
     /// The counter's name.
@@ -131,6 +135,7 @@ impl DropReason {
             DropReason::QueueFull => "drop_queue_full",
             DropReason::BadMpls => "drop_bad_mpls",
             DropReason::RecircDepth => "drop_recirc_depth",
+            DropReason::ResubmitDepth => "drop_resubmit_depth",
         }
     }
 }

@@ -14,7 +14,7 @@
 //! Thread-safety: pure functions.
 
 use datapath::actions::{Action, Instructions};
-use datapath::flow::{Field as DpField, FlowKey, FlowMask};
+use datapath::flow::{Field as DpField, FlowKey, FlowMask, Subfield as DpSubfield};
 use datapath::types::{GroupId, MeterId, PortNo, TableId};
 use proto::flow_text::{self, field_name};
 use proto::v1::{self, Field, FieldMatch, Match, ReservedPort, action, instruction, port_ref};
@@ -84,6 +84,27 @@ pub(crate) fn place(f: Field) -> Option<(DpField, u32)> {
         Field::IpFrag => (D::IpFrag, 0),
         Field::PktMark => (D::PktMark, 0),
         Field::TunFlags => (D::TunFlags, 0),
+        // Registers (Nicira extensions).
+        Field::Reg8 => (D::Reg(8), 0),
+        Field::Reg9 => (D::Reg(9), 0),
+        Field::Reg10 => (D::Reg(10), 0),
+        Field::Reg11 => (D::Reg(11), 0),
+        Field::Reg12 => (D::Reg(12), 0),
+        Field::Reg13 => (D::Reg(13), 0),
+        Field::Reg14 => (D::Reg(14), 0),
+        Field::Reg15 => (D::Reg(15), 0),
+        Field::Xreg0 => (D::Xreg(0), 0),
+        Field::Xreg1 => (D::Xreg(1), 0),
+        Field::Xreg2 => (D::Xreg(2), 0),
+        Field::Xreg3 => (D::Xreg(3), 0),
+        Field::Xreg4 => (D::Xreg(4), 0),
+        Field::Xreg5 => (D::Xreg(5), 0),
+        Field::Xreg6 => (D::Xreg(6), 0),
+        Field::Xreg7 => (D::Xreg(7), 0),
+        Field::Xxreg0 => (D::Xxreg(0), 0),
+        Field::Xxreg1 => (D::Xxreg(1), 0),
+        Field::Xxreg2 => (D::Xxreg(2), 0),
+        Field::Xxreg3 => (D::Xxreg(3), 0),
         Field::Unspecified => return None,
     })
 }
@@ -383,7 +404,146 @@ fn convert_action(
                 push: true,
             }
         }
+        nx => return nicira_action(nx, ports, cx),
     }))
+}
+
+/// The Nicira extension actions: run by the flow table walk, so only in flows (notes are
+/// left out before: nothing runs).
+fn nicira_action(
+    a: &action::Action,
+    ports: &dyn PortNames,
+    cx: Context<'_>,
+) -> Result<Option<Action>, ApiError> {
+    if !matches!(cx, Context::Flow(_)) {
+        return Err(ApiError::invalid(
+            "",
+            "move, resubmit, exit, push, pop, multipath and output to a field run in a flow's actions only (not in group buckets or packet-outs here)",
+        ));
+    }
+    flow_text::check_subfields(&v1::Action {
+        action: Some(a.clone()),
+    })
+    .map_err(|e| ApiError::invalid(e.field, e.message))?;
+    Ok(Some(match a {
+        action::Action::Move(m) => Action::Move {
+            src: subfield(m.src.as_ref(), "move.src")?,
+            dst: subfield(m.dst.as_ref(), "move.dst")?,
+        },
+        action::Action::Resubmit(r) => {
+            let in_port = match &r.in_port {
+                None => None,
+                Some(p) => Some(port_of(Some(p), ports, "resubmit.in_port")?),
+            };
+            let table = match r.table {
+                None => None,
+                Some(t) if t <= TableId::MAX.0 as u32 => Some(TableId(t as u8)),
+                Some(t) => {
+                    return Err(ApiError::invalid(
+                        "resubmit.table",
+                        format!("table {t} out of range 0..=253"),
+                    ));
+                }
+            };
+            Action::Resubmit { in_port, table }
+        }
+        action::Action::Exit(_) => Action::Exit,
+        action::Action::Multipath(m) => {
+            use datapath::actions::multipath::{Algorithm as A, HashFields as H};
+            let fields = match v1::HashFields::try_from(m.fields) {
+                Ok(v1::HashFields::EthSrc) => H::EthSrc,
+                Ok(v1::HashFields::SymmetricL4) => H::SymmetricL4,
+                Ok(v1::HashFields::SymmetricL3l4) => H::SymmetricL3l4,
+                Ok(v1::HashFields::SymmetricL3l4Udp) => H::SymmetricL3l4Udp,
+                Ok(v1::HashFields::NwSrc) => H::NwSrc,
+                Ok(v1::HashFields::NwDst) => H::NwDst,
+                Ok(v1::HashFields::SymmetricL3) => H::SymmetricL3,
+                _ => {
+                    return Err(ApiError::invalid(
+                        "multipath.fields",
+                        "unknown or unspecified",
+                    ));
+                }
+            };
+            let algorithm = match v1::MultipathAlgorithm::try_from(m.algorithm) {
+                Ok(v1::MultipathAlgorithm::ModuloN) => A::ModuloN,
+                Ok(v1::MultipathAlgorithm::HashThreshold) => A::HashThreshold,
+                Ok(v1::MultipathAlgorithm::Hrw) => A::Hrw,
+                Ok(v1::MultipathAlgorithm::IterHash) => A::IterHash,
+                _ => {
+                    return Err(ApiError::invalid(
+                        "multipath.algorithm",
+                        "unknown or unspecified",
+                    ));
+                }
+            };
+            Action::Multipath {
+                fields,
+                basis: m.basis as u16,
+                algorithm,
+                n_links: m.n_links,
+                dst: subfield(m.dst.as_ref(), "multipath.dst")?,
+            }
+        }
+        action::Action::OutputField(o) => {
+            Action::OutputField(subfield(o.src.as_ref(), "output_field.src")?)
+        }
+        action::Action::StackPush(p) => {
+            Action::StackPush(subfield(p.src.as_ref(), "stack_push.src")?)
+        }
+        action::Action::StackPop(p) => {
+            let dst = subfield(p.dst.as_ref(), "stack_pop.dst")?;
+            read_only(dst, "stack_pop.dst")?;
+            Action::StackPop(dst)
+        }
+        _ => return Err(ApiError::invalid("", "not an action of this kind")),
+    }))
+}
+
+/// Actions whose result depends on the packet's fields as the walk of the tables knows
+/// them (see [`convert_list`]).
+fn reads_after_pop(a: &v1::Action) -> bool {
+    matches!(
+        a.action,
+        Some(
+            action::Action::Move(_)
+                | action::Action::StackPush(_)
+                | action::Action::OutputField(_)
+                | action::Action::Multipath(_)
+                | action::Action::Resubmit(_)
+                | action::Action::Clone(_)
+        )
+    )
+}
+
+/// An API subfield in datapath terms.
+fn subfield(s: Option<&v1::Subfield>, at: &str) -> Result<DpSubfield, ApiError> {
+    let s = s.ok_or_else(|| ApiError::invalid(at, "missing"))?;
+    let f = Field::try_from(s.field).map_err(|_| ApiError::invalid(at, "unknown field"))?;
+    let (df, shift) = place(f).ok_or_else(|| ApiError::invalid(at, "unspecified field"))?;
+    let dst = at.ends_with("dst");
+    let sf = DpSubfield::new(df, shift + s.offset, s.n_bits).ok_or_else(|| {
+        ApiError::invalid(
+            at,
+            format!(
+                "bits {}+{} are not inside {}",
+                s.offset,
+                s.n_bits,
+                field_name(f)
+            ),
+        )
+    })?;
+    if dst {
+        read_only(sf, at)?;
+    }
+    Ok(sf)
+}
+
+fn read_only(s: DpSubfield, at: &str) -> Result<(), ApiError> {
+    if s.field.is_read_only() {
+        return Err(ApiError::invalid(at, "this field cannot be written"));
+    }
+    Ok(())
 }
 
 /// An MPLS ethertype (0x8847 or 0x8848), or the refusal naming `field`.
@@ -409,14 +569,57 @@ pub fn convert_actions(
         })?;
     }
     let mut out = Vec::with_capacity(list.len());
+    let table = convert_list(list, ports, cx, &mut out)?;
+    Ok((out, table))
+}
+
+/// [`convert_actions`] without the prerequisite check, into `out`; a clone is
+/// `Action::Clone` followed by its actions.
+fn convert_list(
+    list: &[v1::Action],
+    ports: &dyn PortNames,
+    cx: Context<'_>,
+    out: &mut Vec<Action>,
+) -> Result<bool, ApiError> {
     let mut table = false;
+    let mut popped = false;
     for (i, a) in list.iter().enumerate() {
+        // A note is a comment: nothing runs.
+        if matches!(a.action, Some(action::Action::Note(_))) {
+            continue;
+        }
+        // The walk of the tables reads the headers under a popped MPLS label only when the
+        // packet is looked up again: what reads fields or looks up cannot follow a pop.
+        popped |= matches!(a.action, Some(action::Action::PopMpls(_)));
+        if popped && reads_after_pop(a) {
+            return Err(ApiError::invalid(
+                format!("actions[{i}]"),
+                "move, push, output to a field, multipath, resubmit and clone cannot follow pop_mpls in one flow here (the inner headers are read when the packet is looked up again: use goto_table)",
+            ));
+        }
+        if let Some(action::Action::Clone(c)) = &a.action {
+            let at = format!("actions[{i}].clone");
+            if !matches!(cx, Context::Flow(_)) {
+                return Err(ApiError::invalid(
+                    at,
+                    "clone runs in a flow's actions only here",
+                ));
+            }
+            flow_text::check_subfields(a).map_err(|e| ApiError::invalid(&at, e.message))?;
+            let start = out.len();
+            out.push(Action::Clone { len: 0 });
+            convert_list(&c.actions, ports, cx, out).map_err(|e| e.under(&at))?;
+            let len = u16::try_from(out.len() - start - 1)
+                .map_err(|_| ApiError::invalid(&at, "too many actions"))?;
+            out[start] = Action::Clone { len };
+            continue;
+        }
         match convert_action(a, ports, cx).map_err(|e| e.under(&format!("actions[{i}]")))? {
             Some(a) => out.push(a),
             None => table = true,
         }
     }
-    Ok((out, table))
+    Ok(table)
 }
 
 /// Converts instructions (at most one of each kind). Group and meter existence is the
@@ -510,6 +713,14 @@ pub fn packet_in_match(key: &FlowKey) -> Match {
         Field::Reg5,
         Field::Reg6,
         Field::Reg7,
+        Field::Reg8,
+        Field::Reg9,
+        Field::Reg10,
+        Field::Reg11,
+        Field::Reg12,
+        Field::Reg13,
+        Field::Reg14,
+        Field::Reg15,
     ];
     for (i, f) in regs.into_iter().enumerate() {
         put(f, key.get(DpField::Reg(i as u8)), 4);

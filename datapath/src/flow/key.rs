@@ -8,6 +8,11 @@
 //! the remaining words (metadata, registers, packet mark) are pipeline state, always zero on
 //! ingress. The caches key on the packet words only.
 //!
+//! Registers: `reg0`..`reg15` are 32 bits each, two to a word with the even register in the
+//! high half, so that `xregN` (64 bits: `reg2N` high, `reg2N+1` low) is one whole word and
+//! `xxregN` (128 bits: `reg4N` most significant) two ([`Field::Xreg`], [`Field::Xxreg`]: other
+//! names for the same bits, as in Open vSwitch).
+//!
 //! Some fields share bits with fields of another protocol, which a packet cannot have at
 //! the same time ([`Field::OVERLAYS`]): the MPLS label stack entry lives where an IPv4
 //! packet's source address does, the IPv6 flow label where an ARP packet's opcode does, a
@@ -25,7 +30,7 @@
 use std::fmt;
 
 /// Number of 64-bit words in a key.
-pub const KEY_WORDS: usize = 19;
+pub const KEY_WORDS: usize = 23;
 /// Number of leading words that come from the packet (and tunnel metadata).
 pub const PKT_WORDS: usize = 13;
 
@@ -103,8 +108,12 @@ pub enum Field {
     TunDst,
     /// OpenFlow metadata (pipeline state).
     Metadata,
-    /// Registers 0..7 (pipeline state, 32 bits each).
+    /// Registers 0..15 (pipeline state, 32 bits each).
     Reg(u8),
+    /// 64-bit registers 0..7: `Reg(2n)` (high half) and `Reg(2n + 1)`, the same bits.
+    Xreg(u8),
+    /// 128-bit registers 0..3: `Reg(4n)` (most significant) to `Reg(4n + 3)`.
+    Xxreg(u8),
     /// Flags of the tunnel the packet arrived on ([`TUN_FLAG_OAM`]).
     TunFlags,
     /// MPLS label of the outermost label stack entry (MPLS packets; overlays `Ipv4Src`).
@@ -171,7 +180,7 @@ impl Field {
     ];
 
     /// All fields that own their bits, in layout order (registers expanded).
-    pub const ALL: [Field; 34] = [
+    pub const ALL: [Field; 42] = [
         Field::InPort,
         Field::EthType,
         Field::VlanTci,
@@ -206,6 +215,14 @@ impl Field {
         Field::Reg(7),
         Field::TunFlags,
         Field::PktMark,
+        Field::Reg(8),
+        Field::Reg(9),
+        Field::Reg(10),
+        Field::Reg(11),
+        Field::Reg(12),
+        Field::Reg(13),
+        Field::Reg(14),
+        Field::Reg(15),
     ];
 
     /// False for a field that overlays another protocol's bits ([`Field::OVERLAYS`]) when
@@ -250,7 +267,11 @@ impl Field {
             Field::TunSrc => FieldRange::new(12, 0, 32),
             Field::TunDst => FieldRange::new(12, 32, 32),
             Field::Metadata => FieldRange::new(13, 0, 64),
-            Field::Reg(n) => FieldRange::new(14 + (n as usize & 7) / 2, 32 * (n as u32 & 1), 32),
+            Field::Reg(n) => FieldRange::new(reg_word(n as usize), 32 * (1 - (n as u32 & 1)), 32),
+            Field::Xreg(n) => FieldRange::new(reg_word(2 * n as usize), 0, 64),
+            Field::Xxreg(n) => {
+                FieldRange::wide(reg_word(4 * n as usize), reg_word(4 * n as usize + 2))
+            }
             // The label stack entry as it is on the wire: label 20, TC 3, BoS 1, TTL 8.
             Field::MplsLabel => FieldRange::new(3, 12, 20),
             Field::MplsTc => FieldRange::new(3, 9, 3),
@@ -286,10 +307,18 @@ impl Field {
     }
 }
 
+/// The word of register `n` (0..=15; wrapped): reg0-7 in words 14-17, reg8-15 in 19-22.
+const fn reg_word(n: usize) -> usize {
+    let n = n & 15;
+    if n < 8 { 14 + n / 2 } else { 19 + (n - 8) / 2 }
+}
+
 impl fmt::Display for Field {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Field::Reg(n) => write!(f, "reg{n}"),
+            Field::Xreg(n) => write!(f, "xreg{n}"),
+            Field::Xxreg(n) => write!(f, "xxreg{n}"),
             other => write!(f, "{other:?}"),
         }
     }
@@ -516,6 +545,28 @@ mod tests {
         k.set(Field::Reg(5), 7);
         assert_eq!(k.get(Field::Reg(5)), 7);
         assert_eq!(k.get(Field::Reg(4)), 0xffff_ffff);
+    }
+
+    #[test]
+    fn wide_registers_are_the_registers_they_are_made_of() {
+        let mut k = FlowKey::ZERO;
+        for n in 0..16u8 {
+            k.set(Field::Reg(n), 0x1000_0000 + n as u128);
+        }
+        for n in 0..8u8 {
+            let hi = 0x1000_0000 + 2 * n as u128;
+            assert_eq!(k.get(Field::Xreg(n)), hi << 32 | (hi + 1), "xreg{n}");
+        }
+        for n in 0..4u8 {
+            let r = |i: u8| 0x1000_0000u128 + (4 * n + i) as u128;
+            let want = r(0) << 96 | r(1) << 64 | r(2) << 32 | r(3);
+            assert_eq!(k.get(Field::Xxreg(n)), want, "xxreg{n}");
+        }
+        k.set(Field::Xxreg(3), 0x0123_4567_89ab_cdef_fedc_ba98_7654_3210);
+        assert_eq!(k.get(Field::Reg(12)), 0x0123_4567);
+        assert_eq!(k.get(Field::Reg(15)), 0x7654_3210);
+        assert_eq!(k.get(Field::Reg(11)), 0x1000_000b);
+        assert_eq!(k.get(Field::PktMark), 0);
     }
 
     #[test]

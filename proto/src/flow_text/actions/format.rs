@@ -1,12 +1,14 @@
 //! Actions as text, in the spelling ovs-ofctl prints over OpenFlow 1.3, which
 //! [`super::parse_actions`] and the flow parser read back.
 
-use crate::v1::{Action, Field, ReservedPort, SetField, action, port_ref};
+use crate::v1::{Action, Field, ReservedPort, Resubmit, SetField, Subfield, action, port_ref};
 
 use super::super::fields::{FieldDef, Syntax, field_def_i32, value_text};
 use super::super::match_text::{c_hex, ip_masked};
 use super::super::ports::{port_ref_text, reserved_text};
-use super::super::scalar::{be_u64, hex_bytes};
+use super::super::scalar::{be_u64, be_u128, c_hex128, hex_bytes};
+use super::super::subfield::subfield_text;
+use super::nicira::{HASH_FIELD_NAMES, MULTIPATH_NAMES};
 
 /// Appends the text of one action to `out`, as `ovs-ofctl -O OpenFlow13 dump-flows` prints
 /// it (OpenFlow 1.0's `mod_vlan_*` / `set_vlan_*` and `enqueue`, which OpenFlow 1.3 cannot
@@ -51,8 +53,61 @@ pub(in super::super) fn format_action(a: &Action, out: &mut Vec<String>) {
         action::Action::DecMplsTtl(_) => "dec_mpls_ttl".to_string(),
         action::Action::SetVlanVid(v) => format!("mod_vlan_vid:{}", v.vid),
         action::Action::SetVlanPcp(p) => format!("mod_vlan_pcp:{}", p.pcp),
+        // Nicira extensions.
+        action::Action::Move(m) => format!(
+            "move:{}->{}",
+            sub_text(m.src.as_ref()),
+            sub_text(m.dst.as_ref())
+        ),
+        action::Action::Resubmit(r) => resubmit_text(r),
+        action::Action::Note(n) => {
+            let bytes: Vec<String> = n.data.iter().map(|b| format!("{b:02x}")).collect();
+            format!("note:{}", bytes.join("."))
+        }
+        action::Action::Exit(_) => "exit".to_string(),
+        action::Action::OutputField(o) => format!("output:{}", sub_text(o.src.as_ref())),
+        action::Action::StackPush(p) => format!("push:{}", sub_text(p.src.as_ref())),
+        action::Action::StackPop(p) => format!("pop:{}", sub_text(p.dst.as_ref())),
+        action::Action::Multipath(m) => {
+            format!(
+                "multipath({},{},{},{},{},{})",
+                HASH_FIELD_NAMES
+                    .iter()
+                    .find(|(_, f)| *f as i32 == m.fields)
+                    .map_or("unspecified", |(n, _)| n),
+                m.basis,
+                MULTIPATH_NAMES
+                    .iter()
+                    .find(|(_, f)| *f as i32 == m.algorithm)
+                    .map_or("unspecified", |(n, _)| n),
+                m.n_links,
+                m.arg,
+                sub_text(m.dst.as_ref())
+            )
+        }
+        action::Action::Clone(c) => {
+            let mut inner = Vec::new();
+            for a in &c.actions {
+                format_action(a, &mut inner);
+            }
+            format!("clone({})", inner.join(","))
+        }
     };
     out.push(text);
+}
+
+fn sub_text(s: Option<&Subfield>) -> String {
+    s.map_or_else(|| "unspecified[]".to_string(), subfield_text)
+}
+
+/// `resubmit:PORT`, `resubmit(,TABLE)` or `resubmit(PORT,TABLE)`, as Open vSwitch prints them.
+fn resubmit_text(r: &Resubmit) -> String {
+    match (&r.in_port, r.table) {
+        (Some(p), None) => format!("resubmit:{}", port_ref_text(Some(p))),
+        (None, Some(t)) => format!("resubmit(,{t})"),
+        (Some(p), Some(t)) => format!("resubmit({},{t})", port_ref_text(Some(p))),
+        (None, None) => "resubmit(,)".to_string(),
+    }
 }
 
 /// A set-field as Open vSwitch prints it over OpenFlow 1.3: `set_field:VALUE[/MASK]->FIELD`,
@@ -69,6 +124,12 @@ fn format_set_field(s: &SetField) -> String {
             _ => {}
         }
     }
+    if !s.mask.is_empty() && !d.maskable && s.value.len() == d.width && s.mask.len() == d.width {
+        // A field set-field cannot mask: written as the `load` of those bits.
+        if let Some(text) = load_text(d, &s.value, &s.mask) {
+            return text;
+        }
+    }
     format!(
         "set_field:{}->{}",
         set_value_text(d, &s.value, &s.mask),
@@ -76,11 +137,39 @@ fn format_set_field(s: &SetField) -> String {
     )
 }
 
+/// `load:VALUE->FIELD[a..b]` for a set-field whose mask is one run of bits.
+fn load_text(d: &FieldDef, v: &[u8], m: &[u8]) -> Option<String> {
+    let (v, m) = (be_u128(v), be_u128(m));
+    let offset = m.trailing_zeros();
+    let n_bits = (m >> offset).trailing_ones();
+    if m == 0 || (m >> offset).count_ones() != n_bits {
+        return None;
+    }
+    let sf = Subfield {
+        field: d.field as i32,
+        offset,
+        n_bits,
+    };
+    Some(format!(
+        "load:{}->{}",
+        c_hex128((v & m) >> offset),
+        subfield_text(&sf)
+    ))
+}
+
 /// A set-field value as Open vSwitch's `mf_format` prints it: decimal or `%#x` hexadecimal
 /// numbers with a hexadecimal mask, addresses with a prefix length when the mask is one.
 fn set_value_text(d: &FieldDef, v: &[u8], m: &[u8]) -> String {
     let bad = v.len() != d.width || (!m.is_empty() && m.len() != d.width);
     match d.syntax {
+        Syntax::Int { .. } if !bad && d.width > 8 => {
+            let value = c_hex128(be_u128(v));
+            if m.is_empty() {
+                value
+            } else {
+                format!("{value}/{}", c_hex128(be_u128(m)))
+            }
+        }
         Syntax::Int { hex, .. } if !bad => {
             let value = if hex {
                 c_hex(be_u64(v))

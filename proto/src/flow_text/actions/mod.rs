@@ -10,6 +10,8 @@
 //!   `mod_vlan_*` / `set_vlan_*`).
 //! - `mpls`: MPLS headers (`push_mpls`, `pop_mpls`, `set_mpls_*`, `dec_mpls_ttl`).
 //! - `set_field`: `set_field`, `load`, the `mod_*` spellings and `set_tunnel`.
+//! - `nicira`: the Nicira extensions over fields and tables (`move`, `load`, `push`,
+//!   `pop`, `output:FIELD[..]`, `resubmit`, `note`, `exit`, `clone`).
 //! - `control`: the instructions written as actions (`drop`, `meter`, `goto_table`,
 //!   `write_metadata`).
 //! - `table`: the name table and the list parsers.
@@ -23,6 +25,7 @@ mod control;
 mod format;
 mod headers;
 mod mpls;
+mod nicira;
 mod output;
 mod set_field;
 mod table;
