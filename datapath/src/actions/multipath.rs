@@ -184,7 +184,7 @@ mod tests {
             let mut wc = FlowMask::ZERO;
             assert_eq!(
                 flow_hash(&a, &mut wc, f, 5),
-                flow_hash(&b, &mut FlowMask::ZERO, f, 5)
+                flow_hash(&b, &mut FlowMask::default(), f, 5)
             );
             assert_eq!(wc.get(Field::Ipv4Src), 0xffff_ffff, "{f:?}");
         }
@@ -192,8 +192,8 @@ mod tests {
         let _ = flow_hash(&a, &mut wc, HashFields::NwSrc, 0);
         assert_eq!(wc.get(Field::TpSrc), 0, "nw_src reads no port");
         assert_ne!(
-            flow_hash(&a, &mut FlowMask::ZERO, HashFields::NwSrc, 0),
-            flow_hash(&b, &mut FlowMask::ZERO, HashFields::NwSrc, 0)
+            flow_hash(&a, &mut FlowMask::default(), HashFields::NwSrc, 0),
+            flow_hash(&b, &mut FlowMask::default(), HashFields::NwSrc, 0)
         );
     }
 }

@@ -421,7 +421,8 @@ impl Walk<'_> {
     }
 
     /// `clone(...)`: runs `inner`, then writes back every field it changed (the actions
-    /// allowed inside change fields only, see [`Action::Clone`]).
+    /// allowed inside change fields only, see [`Action::Clone`]), consulting them: the
+    /// values written back are the packet's.
     fn clone(&mut self, inner: &[Action], table: TableId, cookie: u64, r: PacketInReason) {
         let saved = self.work;
         self.actions(inner, table, cookie, r);
@@ -433,6 +434,8 @@ impl Walk<'_> {
             }
             let old = saved.get(f);
             if self.work.get(f) != old {
+                // The value written back is the packet's own: the megaflow covers it.
+                consult(&mut self.wc, f);
                 let a = Action::SetField {
                     field: f,
                     value: old,

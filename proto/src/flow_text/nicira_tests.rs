@@ -118,7 +118,6 @@ fn bad_subfields_and_nicira_actions_are_refused_where_they_are_wrong() {
         ),
         ("actions=move:reg0[0..32]->reg1[]", "0..32"),
         ("actions=move:reg0[5..3]->reg1[]", "5..3"),
-        ("actions=move:reg0->in_port", "in_port"),
         ("actions=move:nosuch[]->reg1[]", "nosuch"),
         ("actions=move:ip_src[]->reg0[]", "ip_src[]"),
         ("actions=load:0x100->reg0[0..7]", "0x100"),

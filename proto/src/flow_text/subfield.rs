@@ -38,7 +38,11 @@ pub(super) fn parse_subfield(tok: Tok<'_>, ctx: Ctx) -> Result<Subfield> {
             let Some(inner) = tok.text[i + 1..].strip_suffix(']') else {
                 return Err(tok.err(format!("{}: missing `]` after the bit range", tok.text)));
             };
-            (&tok.text[..i], Some(tok.with_text(inner)))
+            let inner = Tok {
+                at: tok.at + i + 1,
+                text: inner,
+            };
+            (&tok.text[..i], Some(inner))
         }
         None => (tok.text, None),
     };

@@ -448,9 +448,9 @@ const BAD: &[(&str, usize, &str, &str)] = &[
     ("actions=output:4294967041", 15, "4294967041", "port number"),
     ("actions=output", 8, "output", "needs an argument"),
     (
-        "actions=resubmit(,1)",
+        "actions=learn(table=1)",
         8,
-        "resubmit",
+        "learn",
         "unknown or unsupported action",
     ),
     ("actions=frob!", 8, "frob!", "unknown action"),
@@ -608,12 +608,7 @@ const BAD: &[(&str, usize, &str, &str)] = &[
         "controller(max_len=1",
         ")",
     ),
-    (
-        "actions=load:1->reg0[0..3]",
-        16,
-        "reg0[0..3]",
-        "whole fields",
-    ),
+    ("actions=load:16->reg0[0..3]", 13, "16", "does not fit"),
     (
         "tcp,tcp_flags=+syn+bogus,actions=drop",
         18,
@@ -939,7 +934,9 @@ fn field_match(d: &FieldDef, raw: u128, raw_mask: u128, masked: bool) -> Option<
     }
     let mut mask = bits_value(d, raw_mask);
     // Masks of narrow int fields only cover the field's bits.
-    if let Syntax::Int { bits, .. } = d.syntax {
+    if let Syntax::Int { bits, .. } = d.syntax
+        && bits < 128
+    {
         mask = bits_value(d, raw_mask & ((1u128 << bits) - 1));
     }
     let (value, mask) = canonical(d, value, mask)?;
@@ -1253,6 +1250,7 @@ fn canonical_actions(actions: Vec<Action>, m: Option<&Match>) -> Vec<Action> {
             Some(action::Action::OutputField(o)) => o.src.iter().map(|s| s.field).collect(),
             Some(action::Action::StackPush(p)) => p.src.iter().map(|s| s.field).collect(),
             Some(action::Action::StackPop(p)) => p.dst.iter().map(|s| s.field).collect(),
+            Some(action::Action::Multipath(mp)) => mp.dst.iter().map(|s| s.field).collect(),
             _ => Vec::new(),
         };
         if m.is_some()

@@ -123,7 +123,10 @@ pub(super) fn resubmit(c: &Call<'_>) -> Result<Item> {
     let port_text = parts.next().unwrap_or("");
     let table_text = parts.next();
     if let Some(extra) = parts.next() {
-        let at = a.with_text(extra);
+        let at = Tok {
+            at: a.at + a.text.len() - extra.len(),
+            text: extra,
+        };
         return Err(if extra == "ct" {
             at.err("resubmit(...,ct) is conntrack's, which this build does not support")
         } else {
