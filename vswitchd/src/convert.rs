@@ -856,6 +856,59 @@ mod tests {
     }
 
     #[test]
+    fn nicira_actions_reach_the_datapath_in_flows_only() {
+        let sf = |field, shift, bits| DpSubfield::new(field, shift, bits).unwrap();
+        let (m, ins) = dp(
+            "ip,xreg1=0x500000006,actions=move:NXM_OF_VLAN_TCI[0..11]->reg14[4..15],note:01,\
+             clone(load:3->ip_dscp),push:OXM_OF_IP_DSCP[],pop:xxreg3[100..105],\
+             output:reg9[0..15],resubmit(3,2),exit",
+        );
+        assert_eq!(m.key.get(DpField::Reg(2)), 5);
+        assert_eq!(m.key.get(DpField::Reg(3)), 6);
+        let want = [
+            Action::Move {
+                src: sf(DpField::VlanTci, 0, 12),
+                dst: sf(DpField::Reg(14), 4, 12),
+            },
+            Action::Clone { len: 1 },
+            Action::SetFieldMasked {
+                field: DpField::IpTos,
+                value: 3 << 2,
+                mask: 0x3f << 2,
+            },
+            Action::StackPush(sf(DpField::IpTos, 2, 6)),
+            Action::StackPop(sf(DpField::Xxreg(3), 100, 6)),
+            Action::OutputField(sf(DpField::Reg(9), 0, 16)),
+            Action::Resubmit {
+                in_port: Some(PortNo(3)),
+                table: Some(TableId(2)),
+            },
+            Action::Exit,
+        ];
+        assert_eq!(&ins.apply[..], &want);
+        // Not in buckets; nothing that reads fields after pop_mpls; in_port is read-only.
+        let f = parse_flow("actions=resubmit(,1)").unwrap();
+        let acts = match &f.instructions[0].instruction {
+            Some(instruction::Instruction::ApplyActions(a)) => a.actions.clone(),
+            other => panic!("{other:?}"),
+        };
+        assert!(convert_actions(&acts, &none, Context::Bucket).is_err());
+        for text in [
+            "mpls,actions=pop_mpls:0x0800,move:NXM_OF_IP_SRC[]->reg0[]",
+            "mpls,actions=pop_mpls:0x0800,resubmit(,1)",
+            "actions=load:1->NXM_OF_IN_PORT[]",
+            "actions=move:reg0[0..15]->NXM_OF_IN_PORT[]",
+        ] {
+            let f = parse_flow(text).unwrap();
+            let m = convert_match(f.r#match.as_ref().unwrap(), &none).unwrap();
+            assert!(
+                convert_instructions(&f.instructions, &none, &m.canonical).is_err(),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
     fn named_ports_resolve_or_fail_not_found() {
         let f = parse_flow("in_port=p1,actions=output:p2").unwrap();
         let names = |n: &str| match n {
