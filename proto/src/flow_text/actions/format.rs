@@ -124,37 +124,11 @@ fn format_set_field(s: &SetField) -> String {
             _ => {}
         }
     }
-    if !s.mask.is_empty() && !d.maskable && s.value.len() == d.width && s.mask.len() == d.width {
-        // A field set-field cannot mask: written as the `load` of those bits.
-        if let Some(text) = load_text(d, &s.value, &s.mask) {
-            return text;
-        }
-    }
     format!(
         "set_field:{}->{}",
         set_value_text(d, &s.value, &s.mask),
         d.name
     )
-}
-
-/// `load:VALUE->FIELD[a..b]` for a set-field whose mask is one run of bits.
-fn load_text(d: &FieldDef, v: &[u8], m: &[u8]) -> Option<String> {
-    let (v, m) = (be_u128(v), be_u128(m));
-    let offset = m.trailing_zeros();
-    let n_bits = (m >> offset).trailing_ones();
-    if m == 0 || (m >> offset).count_ones() != n_bits {
-        return None;
-    }
-    let sf = Subfield {
-        field: d.field as i32,
-        offset,
-        n_bits,
-    };
-    Some(format!(
-        "load:{}->{}",
-        c_hex128((v & m) >> offset),
-        subfield_text(&sf)
-    ))
 }
 
 /// A set-field value as Open vSwitch's `mf_format` prints it: decimal or `%#x` hexadecimal

@@ -5,7 +5,9 @@
 
 use crate::v1::{Field, SetField, action};
 
-use super::super::fields::{Named, field_def, parse_value_mask, resolve_name};
+use super::super::fields::{
+    Named, canonical, field_def, parse_value, parse_value_mask, resolve_name,
+};
 use super::super::lexer::{Result, Tok};
 use super::super::protocol::{Ctx, prereq_text};
 use super::super::scalar::{be_bytes, num};
@@ -136,7 +138,13 @@ fn set_named(ftok: Tok<'_>, fname: &str, vtok: Tok<'_>, ctx: ActionCtx) -> Resul
     if !d.settable {
         return Err(ftok.err(format!("{} is read-only", ftok.text)));
     }
-    let (value, mask) = match parse_value_mask(d, vtok)? {
+    // A set-field writes some bits of any field (`load` into a bit range is one), masked
+    // or not as a match field.
+    let vm = match vtok.split_once("/") {
+        Some((v, m)) if !d.maskable => canonical(d, parse_value(d, v)?, parse_value(d, m)?),
+        _ => parse_value_mask(d, vtok)?,
+    };
+    let (value, mask) = match vm {
         Some(vm) => vm,
         None => return Err(vtok.err("a set_field with an all-zero mask writes nothing")),
     };
