@@ -442,8 +442,11 @@ enum Op {
     OutputReg,
 }
 
+/// A model flow: the reg0 value it matches (any when `None`) and its actions.
+type ModelFlow = (Option<u32>, Vec<Op>);
+
 fn model(
-    tables: &[Vec<(Option<u32>, Vec<Op>)>],
+    tables: &[Vec<ModelFlow>],
     table: usize,
     regs: &mut [u32; 4],
     out: &mut Vec<u32>,
@@ -510,11 +513,11 @@ proptest! {
             }
         }
         // The model's flow order must be the datapath's: sort each table by priority.
-        let ordered: Vec<Vec<(Option<u32>, Vec<Op>)>> = tables.iter().map(|flows| {
-            let mut f: Vec<(u16, (Option<u32>, Vec<Op>))> = flows.iter().enumerate().map(|(i, (m, ops))| {
+        let ordered: Vec<Vec<ModelFlow>> = tables.iter().map(|flows| {
+            let mut f: Vec<(u16, ModelFlow)> = flows.iter().enumerate().map(|(i, (m, ops))| {
                 (100 - i as u16 - if m.is_none() { 50 } else { 0 }, (*m, ops.clone()))
             }).collect();
-            f.sort_by(|a, b| b.0.cmp(&a.0));
+            f.sort_by_key(|x| std::cmp::Reverse(x.0));
             f.into_iter().map(|(_, x)| x).collect()
         }).collect();
         let mut regs = [0u32; 4];

@@ -1008,12 +1008,12 @@ fn arb_match() -> impl Strategy<Value = Match> {
             let allowed: Vec<&FieldDef> = FIELDS
                 .iter()
                 .filter(|d| {
-                    !matches!(d.field, Field::EthType | Field::IpProto | Field::InPort)
-                        && ctx.satisfies(d.prereq)
+                    let excluded = matches!(d.field, Field::EthType | Field::IpProto | Field::InPort)
                         // xreg / xxreg matches are read as the registers they are made of.
-                        && !is_wide_register(d.field)
+                        || is_wide_register(d.field)
                         // A later fragment has no transport header to match.
-                        && !(d.field == Field::IpFrag && proto.is_some())
+                        || (d.field == Field::IpFrag && proto.is_some());
+                    !excluded && ctx.satisfies(d.prereq)
                 })
                 .collect();
             for (i, v, m, masked) in raw.pick {

@@ -171,7 +171,7 @@ pub(super) fn note(c: &Call<'_>) -> Result<Item> {
     let mut data = Vec::new();
     if let Some(a) = c.arg {
         let digits: Vec<u8> = a.text.bytes().filter(|b| *b != b'.').collect();
-        if digits.len() % 2 != 0 || !digits.iter().all(u8::is_ascii_hexdigit) {
+        if !digits.len().is_multiple_of(2) || !digits.iter().all(u8::is_ascii_hexdigit) {
             return Err(a.err(format!(
                 "{}: a note is hex bytes, optionally separated by periods",
                 a.text
