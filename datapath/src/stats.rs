@@ -69,11 +69,14 @@ pub enum DropReason {
     /// More packets were waiting to be looked up again after `ct(table=T)` than a poll
     /// thread queues (or fragments a tracker released found no place).
     RecircFull,
+    /// `resubmit` nested deeper than 64 or taken more than 4,096 times for one packet (Open
+    /// vSwitch's bounds).
+    ResubmitDepth,
 }
 
 impl DropReason {
     /// Number of reasons.
-    pub const COUNT: usize = 27;
+    pub const COUNT: usize = 28;
 
     /// Every reason, in counter order.
     pub const ALL: [DropReason; Self::COUNT] = [
@@ -104,6 +107,7 @@ impl DropReason {
         DropReason::BadMpls,
         DropReason::RecircDepth,
         DropReason::RecircFull,
+        DropReason::ResubmitDepth,
     ];
 
     /// The counter's name.
@@ -136,6 +140,7 @@ impl DropReason {
             DropReason::BadMpls => "drop_bad_mpls",
             DropReason::RecircDepth => "drop_recirc_depth",
             DropReason::RecircFull => "drop_recirc_full",
+            DropReason::ResubmitDepth => "drop_resubmit_depth",
         }
     }
 }

@@ -710,6 +710,14 @@ fn every_drop_reason_is_reachable() {
     by_sport(13, vec![Action::Group(GroupId(77))]);
     by_sport(14, vec![Action::Output(PortNo(99))]);
     by_sport(15, vec![Action::Controller { max_len: 64 }]);
+    // A flow that resubmits to its own table, forever.
+    by_sport(
+        17,
+        vec![Action::Resubmit {
+            in_port: None,
+            table: None,
+        }],
+    );
     by_sport(
         16,
         vec![Action::Output(PortNo(2)), Action::Output(PortNo(3))],
@@ -862,6 +870,7 @@ fn every_drop_reason_is_reachable() {
         frames.push(udp(1, 2, 15)); // the packet-in queue holds one
     }
     frames.push(udp(1, 2, 16)); // two outputs need a copy: the pool has no buffers
+    frames.push(udp(1, 2, 17)); // resubmit loop
     for _ in 0..4 {
         frames.push(udp(1, 2, 20)); // a 1 pkt/s meter
     }

@@ -176,8 +176,54 @@ pub fn action_json(a: &Action) -> Value {
             "text": proto::flow_text::format_actions(std::slice::from_ref(a)),
         } }),
         Some(action::Action::CtClear(_)) => json!({ "ct_clear": {} }),
+        Some(action::Action::Move(m)) => json!({ "move": {
+            "src": subfield_json(m.src.as_ref()),
+            "dst": subfield_json(m.dst.as_ref()),
+        } }),
+        Some(action::Action::Resubmit(r)) => {
+            let mut v = Map::new();
+            if let Some(p) = &r.in_port {
+                v.insert("in_port".into(), port_ref(p));
+            }
+            if let Some(t) = r.table {
+                v.insert("table".into(), Value::from(t));
+            }
+            json!({ "resubmit": v })
+        }
+        Some(action::Action::Note(n)) => json!({ "note": hex_text(&n.data) }),
+        Some(action::Action::Exit(_)) => json!({ "exit": {} }),
+        Some(action::Action::OutputField(o)) => {
+            json!({ "output_field": { "src": subfield_json(o.src.as_ref()) } })
+        }
+        Some(action::Action::StackPush(p)) => {
+            json!({ "stack_push": { "src": subfield_json(p.src.as_ref()) } })
+        }
+        Some(action::Action::StackPop(p)) => {
+            json!({ "stack_pop": { "dst": subfield_json(p.dst.as_ref()) } })
+        }
+        Some(action::Action::Multipath(m)) => json!({ "multipath": {
+            "fields": proto::v1::HashFields::try_from(m.fields)
+                .map_or("unknown", |f| f.as_str_name()),
+            "basis": m.basis,
+            "algorithm": proto::v1::MultipathAlgorithm::try_from(m.algorithm)
+                .map_or("unknown", |a| a.as_str_name()),
+            "n_links": m.n_links,
+            "arg": m.arg,
+            "dst": subfield_json(m.dst.as_ref()),
+        } }),
+        Some(action::Action::Clone(c)) => {
+            json!({ "clone": c.actions.iter().map(action_json).collect::<Vec<_>>() })
+        }
         None => Value::Null,
     }
+}
+
+/// A subfield as `{field, offset, n_bits}`.
+fn subfield_json(s: Option<&proto::v1::Subfield>) -> Value {
+    s.map_or(
+        Value::Null,
+        |s| json!({ "field": field_name(s.field), "offset": s.offset, "n_bits": s.n_bits }),
+    )
 }
 
 /// Instructions as `[{meter: 1}, {apply_actions: [...]}, {write_metadata: {...}}, {goto_table: 1}]`.

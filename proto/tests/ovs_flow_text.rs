@@ -66,6 +66,21 @@ const FLOWS: &[&str] = &[
     "ip,ct_state=+rel+rpl+inv+snat+dnat,actions=ct_clear,ct(nat),output:2",
     "ct_state=+trk,actions=ct_clear,output:2",
     "tcp,actions=ct(commit,nat(dst=10.0.0.1:80,persistent,hash),zone=65535),ct(commit,exec(set_field:0xffffffffffffffffffffffffffffffff->ct_label))",
+    // Nicira extensions: registers, subfields, move/load/push/pop, resubmit, note, exit.
+    "reg0=123,actions=move:reg0[0..5]->reg1[26..31],load:55->reg2,move:reg0->tun_id[0..31],move:reg0[0..15]->vlan_tci",
+    "actions=push:reg0[0..31],pop:NXM_NX_REG0[]",
+    "actions=resubmit:1,resubmit(2),resubmit(,3),resubmit(2,3)",
+    "actions=output:1,output:NXM_NX_REG0,output:2,output:reg1[16..31],output:3",
+    "actions=note:41.42.43,note:00.01.02.03.04.05.06.07,note",
+    "actions=output:1,exit,output:2",
+    "table=1,xreg0=0x0000505400000005,actions=2",
+    "xxreg3[126..127]=3,actions=drop",
+    "tcp,tp_src[6..10]=19,actions=flood",
+    "reg15=0xf/0xff,reg8=1,actions=load:0xfedcba9876543210->OXM_OF_PKT_REG1[],load:0x0123456789abcdeffedcba9876543210->NXM_NX_XXREG1[],resubmit(,1)",
+    "actions=move:NXM_OF_IN_PORT[]->NXM_OF_VLAN_TCI[]",
+    "ip,actions=move:NXM_OF_IP_SRC[]->NXM_NX_REG3[],move:OXM_OF_VLAN_VID[0..3]->NXM_NX_REG4[28..31],push:NXM_NX_IP_TTL[],pop:reg12[8..15]",
+    "arp,actions=load:2->OXM_OF_ARP_OP[],load:0x1->NXM_OF_ARP_OP[0..3],load:0x404444444441->OXM_OF_ARP_THA[]",
+    "in_port=90,actions=load:20->NXM_NX_REG0[0..7],push:NXM_NX_REG1[0..7],resubmit:2",
 ];
 
 /// Flows Open vSwitch takes only over OpenFlow 1.0 (what `ovs-ofctl` falls back to), added

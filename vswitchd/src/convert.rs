@@ -14,7 +14,7 @@
 //! Thread-safety: pure functions.
 
 use datapath::actions::{Action, Instructions};
-use datapath::flow::{Field as DpField, FlowKey, FlowMask};
+use datapath::flow::{Field as DpField, FlowKey, FlowMask, Subfield as DpSubfield};
 use datapath::types::{GroupId, MeterId, PortNo, TableId};
 use proto::flow_text::{self, field_name};
 use proto::v1::{self, Field, FieldMatch, Match, ReservedPort, action, instruction, port_ref};
@@ -105,6 +105,27 @@ pub(crate) fn place(f: Field) -> Option<(DpField, u32)> {
         Field::CtNwProto => (D::CtNwProto, 0),
         Field::CtTpSrc => (D::CtTpSrc, 0),
         Field::CtTpDst => (D::CtTpDst, 0),
+        // Registers (Nicira extensions).
+        Field::Reg8 => (D::Reg(8), 0),
+        Field::Reg9 => (D::Reg(9), 0),
+        Field::Reg10 => (D::Reg(10), 0),
+        Field::Reg11 => (D::Reg(11), 0),
+        Field::Reg12 => (D::Reg(12), 0),
+        Field::Reg13 => (D::Reg(13), 0),
+        Field::Reg14 => (D::Reg(14), 0),
+        Field::Reg15 => (D::Reg(15), 0),
+        Field::Xreg0 => (D::Xreg(0), 0),
+        Field::Xreg1 => (D::Xreg(1), 0),
+        Field::Xreg2 => (D::Xreg(2), 0),
+        Field::Xreg3 => (D::Xreg(3), 0),
+        Field::Xreg4 => (D::Xreg(4), 0),
+        Field::Xreg5 => (D::Xreg(5), 0),
+        Field::Xreg6 => (D::Xreg(6), 0),
+        Field::Xreg7 => (D::Xreg(7), 0),
+        Field::Xxreg0 => (D::Xxreg(0), 0),
+        Field::Xxreg1 => (D::Xxreg(1), 0),
+        Field::Xxreg2 => (D::Xxreg(2), 0),
+        Field::Xxreg3 => (D::Xxreg(3), 0),
         Field::Unspecified => return None,
     })
 }
@@ -409,7 +430,146 @@ fn convert_action(
                 push: true,
             }
         }
+        nx => return nicira_action(nx, ports, cx),
     }))
+}
+
+/// The Nicira extension actions: run by the flow table walk, so only in flows (notes are
+/// left out before: nothing runs).
+fn nicira_action(
+    a: &action::Action,
+    ports: &dyn PortNames,
+    cx: Context<'_>,
+) -> Result<Option<Action>, ApiError> {
+    if !matches!(cx, Context::Flow(_)) {
+        return Err(ApiError::invalid(
+            "",
+            "move, resubmit, exit, push, pop, multipath and output to a field run in a flow's actions only (not in group buckets or packet-outs here)",
+        ));
+    }
+    flow_text::check_subfields(&v1::Action {
+        action: Some(a.clone()),
+    })
+    .map_err(|e| ApiError::invalid(e.field, e.message))?;
+    Ok(Some(match a {
+        action::Action::Move(m) => Action::Move {
+            src: subfield(m.src.as_ref(), "move.src")?,
+            dst: subfield(m.dst.as_ref(), "move.dst")?,
+        },
+        action::Action::Resubmit(r) => {
+            let in_port = match &r.in_port {
+                None => None,
+                Some(p) => Some(port_of(Some(p), ports, "resubmit.in_port")?),
+            };
+            let table = match r.table {
+                None => None,
+                Some(t) if t <= TableId::MAX.0 as u32 => Some(TableId(t as u8)),
+                Some(t) => {
+                    return Err(ApiError::invalid(
+                        "resubmit.table",
+                        format!("table {t} out of range 0..=253"),
+                    ));
+                }
+            };
+            Action::Resubmit { in_port, table }
+        }
+        action::Action::Exit(_) => Action::Exit,
+        action::Action::Multipath(m) => {
+            use datapath::actions::multipath::{Algorithm as A, HashFields as H};
+            let fields = match v1::HashFields::try_from(m.fields) {
+                Ok(v1::HashFields::EthSrc) => H::EthSrc,
+                Ok(v1::HashFields::SymmetricL4) => H::SymmetricL4,
+                Ok(v1::HashFields::SymmetricL3l4) => H::SymmetricL3l4,
+                Ok(v1::HashFields::SymmetricL3l4Udp) => H::SymmetricL3l4Udp,
+                Ok(v1::HashFields::NwSrc) => H::NwSrc,
+                Ok(v1::HashFields::NwDst) => H::NwDst,
+                Ok(v1::HashFields::SymmetricL3) => H::SymmetricL3,
+                _ => {
+                    return Err(ApiError::invalid(
+                        "multipath.fields",
+                        "unknown or unspecified",
+                    ));
+                }
+            };
+            let algorithm = match v1::MultipathAlgorithm::try_from(m.algorithm) {
+                Ok(v1::MultipathAlgorithm::ModuloN) => A::ModuloN,
+                Ok(v1::MultipathAlgorithm::HashThreshold) => A::HashThreshold,
+                Ok(v1::MultipathAlgorithm::Hrw) => A::Hrw,
+                Ok(v1::MultipathAlgorithm::IterHash) => A::IterHash,
+                _ => {
+                    return Err(ApiError::invalid(
+                        "multipath.algorithm",
+                        "unknown or unspecified",
+                    ));
+                }
+            };
+            Action::Multipath {
+                fields,
+                basis: m.basis as u16,
+                algorithm,
+                n_links: m.n_links,
+                dst: subfield(m.dst.as_ref(), "multipath.dst")?,
+            }
+        }
+        action::Action::OutputField(o) => {
+            Action::OutputField(subfield(o.src.as_ref(), "output_field.src")?)
+        }
+        action::Action::StackPush(p) => {
+            Action::StackPush(subfield(p.src.as_ref(), "stack_push.src")?)
+        }
+        action::Action::StackPop(p) => {
+            let dst = subfield(p.dst.as_ref(), "stack_pop.dst")?;
+            read_only(dst, "stack_pop.dst")?;
+            Action::StackPop(dst)
+        }
+        _ => return Err(ApiError::invalid("", "not an action of this kind")),
+    }))
+}
+
+/// Actions whose result depends on the packet's fields as the walk of the tables knows
+/// them (see [`convert_list`]).
+fn reads_after_pop(a: &v1::Action) -> bool {
+    matches!(
+        a.action,
+        Some(
+            action::Action::Move(_)
+                | action::Action::StackPush(_)
+                | action::Action::OutputField(_)
+                | action::Action::Multipath(_)
+                | action::Action::Resubmit(_)
+                | action::Action::Clone(_)
+        )
+    )
+}
+
+/// An API subfield in datapath terms.
+fn subfield(s: Option<&v1::Subfield>, at: &str) -> Result<DpSubfield, ApiError> {
+    let s = s.ok_or_else(|| ApiError::invalid(at, "missing"))?;
+    let f = Field::try_from(s.field).map_err(|_| ApiError::invalid(at, "unknown field"))?;
+    let (df, shift) = place(f).ok_or_else(|| ApiError::invalid(at, "unspecified field"))?;
+    let dst = at.ends_with("dst");
+    let sf = DpSubfield::new(df, shift + s.offset, s.n_bits).ok_or_else(|| {
+        ApiError::invalid(
+            at,
+            format!(
+                "bits {}+{} are not inside {}",
+                s.offset,
+                s.n_bits,
+                field_name(f)
+            ),
+        )
+    })?;
+    if dst {
+        read_only(sf, at)?;
+    }
+    Ok(sf)
+}
+
+fn read_only(s: DpSubfield, at: &str) -> Result<(), ApiError> {
+    if s.field.is_read_only() {
+        return Err(ApiError::invalid(at, "this field cannot be written"));
+    }
+    Ok(())
 }
 
 /// An MPLS ethertype (0x8847 or 0x8848), or the refusal naming `field`.
@@ -444,14 +604,57 @@ pub fn convert_actions(
         })?;
     }
     let mut out = Vec::with_capacity(list.len());
+    let table = convert_list(list, ports, cx, &mut out)?;
+    Ok((out, table))
+}
+
+/// [`convert_actions`] without the prerequisite check, into `out`; a clone is
+/// `Action::Clone` followed by its actions.
+fn convert_list(
+    list: &[v1::Action],
+    ports: &dyn PortNames,
+    cx: Context<'_>,
+    out: &mut Vec<Action>,
+) -> Result<bool, ApiError> {
     let mut table = false;
+    let mut popped = false;
     for (i, a) in list.iter().enumerate() {
+        // A note is a comment: nothing runs.
+        if matches!(a.action, Some(action::Action::Note(_))) {
+            continue;
+        }
+        // The walk of the tables reads the headers under a popped MPLS label only when the
+        // packet is looked up again: what reads fields or looks up cannot follow a pop.
+        popped |= matches!(a.action, Some(action::Action::PopMpls(_)));
+        if popped && reads_after_pop(a) {
+            return Err(ApiError::invalid(
+                format!("actions[{i}]"),
+                "move, push, output to a field, multipath, resubmit and clone cannot follow pop_mpls in one flow here (the inner headers are read when the packet is looked up again: use goto_table)",
+            ));
+        }
+        if let Some(action::Action::Clone(c)) = &a.action {
+            let at = format!("actions[{i}].clone");
+            if !matches!(cx, Context::Flow(_)) {
+                return Err(ApiError::invalid(
+                    at,
+                    "clone runs in a flow's actions only here",
+                ));
+            }
+            flow_text::check_subfields(a).map_err(|e| ApiError::invalid(&at, e.message))?;
+            let start = out.len();
+            out.push(Action::Clone { len: 0 });
+            convert_list(&c.actions, ports, cx, out).map_err(|e| e.under(&at))?;
+            let len = u16::try_from(out.len() - start - 1)
+                .map_err(|_| ApiError::invalid(&at, "too many actions"))?;
+            out[start] = Action::Clone { len };
+            continue;
+        }
         match convert_action(a, ports, cx).map_err(|e| e.under(&format!("actions[{i}]")))? {
             Some(a) => out.push(a),
             None => table = true,
         }
     }
-    Ok((out, table))
+    Ok(table)
 }
 
 /// Converts instructions (at most one of each kind). Group and meter existence is the
@@ -545,6 +748,14 @@ pub fn packet_in_match(key: &FlowKey) -> Match {
         Field::Reg5,
         Field::Reg6,
         Field::Reg7,
+        Field::Reg8,
+        Field::Reg9,
+        Field::Reg10,
+        Field::Reg11,
+        Field::Reg12,
+        Field::Reg13,
+        Field::Reg14,
+        Field::Reg15,
     ];
     for (i, f) in regs.into_iter().enumerate() {
         put(f, key.get(DpField::Reg(i as u8)), 4);
@@ -576,256 +787,5 @@ pub fn flow_ident(table: TableId, priority: u16, key: &FlowKey, mask: &FlowMask)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-    use proto::flow_text::parse_flow;
-
-    fn none(_: &str) -> Option<u32> {
-        None
-    }
-
-    fn dp(text: &str) -> (DpMatch, Instructions) {
-        let f = parse_flow(text).unwrap();
-        let m = convert_match(f.r#match.as_ref().unwrap(), &none).unwrap();
-        let ins = convert_instructions(&f.instructions, &none, &m.canonical).unwrap();
-        (m, ins)
-    }
-
-    /// A flow with 100,000 outputs, a group with 100,000 buckets and a meter with
-    /// 1,000,000 bands were accepted; now each is refused naming its field, before any of
-    /// it is converted.
-    #[test]
-    fn actions_buckets_and_bands_are_bounded() {
-        let out = |n: usize| -> Vec<v1::Action> {
-            let f = parse_flow("actions=output:1").unwrap();
-            let Some(instruction::Instruction::ApplyActions(a)) = &f.instructions[0].instruction
-            else {
-                unreachable!()
-            };
-            a.actions.iter().cloned().cycle().take(n).collect()
-        };
-        assert!(convert_actions(&out(MAX_ACTIONS), &none, Context::Bucket).is_ok());
-        let e = convert_actions(&out(100_000), &none, Context::Bucket).unwrap_err();
-        assert_eq!(e.field, "actions");
-        use crate::meter_group::{convert_group, convert_meter};
-        let bucket = |n| v1::Bucket {
-            actions: out(n),
-            ..Default::default()
-        };
-        let group = |buckets: Vec<v1::Bucket>| v1::Group {
-            id: 1,
-            r#type: v1::GroupType::All as i32,
-            buckets,
-            ..Default::default()
-        };
-        let e = convert_group(&group(vec![bucket(0); 100_000]), &none).unwrap_err();
-        assert_eq!(e.field, "group.buckets");
-        let e = convert_group(&group(vec![bucket(3); 2000]), &none).unwrap_err();
-        assert!(e.message.contains("6000 actions"), "{e}");
-        assert!(convert_group(&group(vec![bucket(2); 2000]), &none).is_ok());
-        let mut m = proto::flow_text::parse_meter("meter=1,pktps,bands=type=drop,rate=10").unwrap();
-        m.bands = vec![m.bands[0]; 1_000_000];
-        let e = convert_meter(&m, 0).unwrap_err();
-        assert_eq!(e.field, "meter.bands");
-        m.bands.truncate(datapath::meter::MAX_BANDS);
-        assert!(convert_meter(&m, 0).is_ok());
-    }
-
-    #[test]
-    fn fields_land_in_their_bits() {
-        let (m, _) = dp("ip,nw_dst=10.0.0.0/24,nw_tos=0x20,actions=drop");
-        assert_eq!(m.key.get(DpField::EthType), 0x0800);
-        assert_eq!(m.key.get(DpField::Ipv4Dst), 0x0a00_0000);
-        assert_eq!(m.mask.get(DpField::Ipv4Dst), 0xffff_ff00);
-        assert_eq!(m.key.get(DpField::IpTos), 0x20);
-        assert_eq!(m.mask.get(DpField::IpTos), 0xfc);
-        let (m, _) = dp("dl_vlan=5,dl_vlan_pcp=3,actions=drop");
-        assert_eq!(m.key.get(DpField::VlanTci), (3 << 13) | 0x1000 | 5);
-        assert_eq!(m.mask.get(DpField::VlanTci), 0xffff);
-        let (m, _) = dp("tcp,tp_dst=80,actions=drop");
-        assert_eq!(m.key.get(DpField::TpDst), 80);
-        assert_eq!(m.key.get(DpField::IpProto), 6);
-        let (m, _) = dp("arp,arp_spa=1.2.3.4,actions=drop");
-        assert_eq!(m.key.get(DpField::Ipv4Src), 0x0102_0304);
-    }
-
-    #[test]
-    fn untagged_vid_pins_the_tag_bit() {
-        // Untagged is "no tag bit" (OpenFlow's OFPVID_NONE): the VID and the tag bit are
-        // matched (vlan_tci=0x0000/0x1fff, as OVS models dl_vlan=0xffff).
-        let (m, _) = dp("dl_vlan=0xffff,actions=drop");
-        assert_eq!(m.key.get(DpField::VlanTci), 0);
-        assert_eq!(m.mask.get(DpField::VlanTci), 0x1fff);
-    }
-
-    #[test]
-    fn set_fields_inside_a_byte_are_masked() {
-        let (_, ins) = dp("ip,actions=mod_nw_tos:0x40,set_field:4103->vlan_vid,output:1");
-        assert!(ins.apply.iter().any(|a| matches!(
-            a,
-            Action::SetFieldMasked {
-                field: DpField::IpTos,
-                value: 0x40,
-                mask: 0xfc
-            }
-        )));
-        assert!(ins.apply.iter().any(|a| matches!(
-            a,
-            Action::SetFieldMasked {
-                field: DpField::VlanTci,
-                value: 7,
-                mask: 0xfff
-            }
-        )));
-    }
-
-    #[test]
-    fn openflow10_and_mpls_actions_reach_the_datapath() {
-        let (_, ins) = dp(
-            "actions=set_vlan_pcp:5,enqueue:in_port:2,enqueue:3:4,pop_queue,\
-             push_mpls:0x8848,pop_mpls:0x0800,dec_mpls_ttl,output:1",
-        );
-        let want = [
-            Action::SetVlan {
-                value: 5 << 13,
-                mask: 0xe000,
-                push: true,
-            },
-            Action::Enqueue {
-                port: PortNo::IN_PORT,
-                queue: 2,
-            },
-            Action::Enqueue {
-                port: PortNo(3),
-                queue: 4,
-            },
-            Action::PopQueue,
-            Action::PushMpls { ethertype: 0x8848 },
-            Action::PopMpls { ethertype: 0x0800 },
-            Action::DecMplsTtl,
-            Action::Output(PortNo(1)),
-        ];
-        assert_eq!(&ins.apply[..], &want);
-        let bad = |a: action::Action| {
-            let a = v1::Action { action: Some(a) };
-            convert_actions(&[a], &none, Context::Bucket).unwrap_err()
-        };
-        bad(action::Action::PushMpls(v1::PushMpls { ethertype: 0x800 }));
-        bad(action::Action::SetVlanVid(v1::SetVlanVid { vid: 4096 }));
-        let port = Some(v1::PortRef {
-            port: Some(port_ref::Port::Number(0)),
-        });
-        bad(action::Action::Enqueue(v1::Enqueue { port, queue_id: 1 }));
-    }
-
-    #[test]
-    fn named_ports_resolve_or_fail_not_found() {
-        let f = parse_flow("in_port=p1,actions=output:p2").unwrap();
-        let names = |n: &str| match n {
-            "p1" => Some(1),
-            "p2" => Some(2),
-            _ => None,
-        };
-        let m = convert_match(f.r#match.as_ref().unwrap(), &names).unwrap();
-        assert_eq!(m.key.get(DpField::InPort), 1);
-        let ins = convert_instructions(&f.instructions, &names, &m.canonical).unwrap();
-        assert_eq!(&*ins.apply, &[Action::Output(PortNo(2))]);
-        let e = convert_match(f.r#match.as_ref().unwrap(), &none).unwrap_err();
-        assert_eq!(e.code, tonic::Code::NotFound);
-        assert_eq!(e.field, "match.in_port");
-    }
-
-    #[test]
-    fn api_matches_are_checked() {
-        let bad = Match {
-            fields: vec![FieldMatch {
-                field: Field::Ipv4Dst as i32,
-                value: vec![10, 0, 0, 1],
-                ..FieldMatch::default()
-            }],
-        };
-        let e = convert_match(&bad, &none).unwrap_err();
-        assert_eq!(e.code, tonic::Code::InvalidArgument);
-        assert!(e.field.contains("ip_dst"), "{e:?}");
-        let short = Match {
-            fields: vec![FieldMatch {
-                field: Field::EthType as i32,
-                value: vec![8],
-                ..FieldMatch::default()
-            }],
-        };
-        assert!(convert_match(&short, &none).is_err());
-    }
-
-    fn field_strategy() -> impl Strategy<Value = FieldMatch> {
-        let widths = prop::sample::select(vec![0usize, 1, 2, 4, 6, 8, 16]);
-        (0i32..50, widths.clone(), widths, any::<u64>(), any::<u64>()).prop_map(
-            |(field, vw, mw, v, m)| {
-                let bytes = |n: usize, x: u64| -> Vec<u8> {
-                    (0..n)
-                        .map(|i| (x.rotate_left(i as u32 * 8) & 0xff) as u8)
-                        .collect()
-                };
-                FieldMatch {
-                    field,
-                    value: bytes(vw, v),
-                    mask: bytes(mw, m),
-                    port_name: String::new(),
-                }
-            },
-        )
-    }
-
-    proptest! {
-        /// Arbitrary API matches never panic; an accepted one is canonical: converting its
-        /// canonical form again gives the same message, key and mask.
-        #[test]
-        fn api_matches_convert_or_fail_cleanly(fields in prop::collection::vec(field_strategy(), 0..6)) {
-            let m = Match { fields };
-            if let Ok(d) = convert_match(&m, &none) {
-                let again = convert_match(&d.canonical, &none).unwrap();
-                prop_assert_eq!(&again.canonical, &d.canonical);
-                prop_assert_eq!((again.key, again.mask), (d.key, d.mask));
-                prop_assert_eq!(d.key, d.key.masked(&d.mask));
-            }
-        }
-
-        /// Arbitrary set-field and output actions never panic.
-        #[test]
-        fn api_actions_convert_or_fail_cleanly(
-            f in field_strategy(),
-            port in any::<u32>(),
-            ctx in prop::collection::vec(field_strategy(), 0..4),
-        ) {
-            let ctx = Match { fields: ctx };
-            let acts = vec![
-                v1::Action {
-                    action: Some(action::Action::SetField(v1::SetField {
-                        field: f.field,
-                        value: f.value,
-                        mask: f.mask,
-                    })),
-                },
-                v1::Action {
-                    action: Some(action::Action::Output(v1::Output {
-                        port: Some(v1::PortRef { port: Some(port_ref::Port::Number(port)) }),
-                        max_len: None,
-                    })),
-                },
-            ];
-            let _ = convert_actions(&acts, &none, Context::Flow(&ctx));
-            let _ = convert_actions(&acts, &none, Context::PacketOut);
-        }
-    }
-
-    #[test]
-    fn identical_matches_have_one_identity() {
-        let (a, _) = dp("priority=5,ip,nw_src=10.1.2.3/16,actions=drop");
-        let (b, _) = dp("priority=5,nw_src=10.1.0.0/16,ip,actions=drop");
-        assert_eq!(
-            flow_ident(TableId(0), 5, &a.key, &a.mask),
-            flow_ident(TableId(0), 5, &b.key, &b.mask)
-        );
-    }
-}
+#[path = "convert_tests.rs"]
+mod tests;

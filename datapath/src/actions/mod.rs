@@ -9,12 +9,13 @@
 //! Thread-safety: the types are immutable once built and shared between threads by `Arc`.
 
 pub mod mpls;
+pub mod multipath;
 pub mod rewrite;
 
 use std::sync::Arc;
 
 use crate::conntrack::CtAction;
-use crate::flow::Field;
+use crate::flow::{Field, Subfield};
 use crate::types::{GroupId, MeterId, PortNo, TableId};
 
 /// One OpenFlow action.
@@ -117,6 +118,56 @@ pub enum Action {
     },
     /// `ct_clear`: forget the packet's connection-tracking state.
     CtClear,
+
+    // Nicira extensions.
+    /// Copy `src`'s bits into `dst` (equal widths).
+    Move {
+        /// Read from.
+        src: Subfield,
+        /// Written.
+        dst: Subfield,
+    },
+    /// Look the packet up in `table` (`None`: the flow's own table) as if it came in on
+    /// `in_port` (`None`: its own), run the actions of the flow found, and go on; bounded
+    /// as Open vSwitch bounds it (see `pipeline::xlate`).
+    Resubmit {
+        /// The ingress port the lookup sees.
+        in_port: Option<PortNo>,
+        /// The table.
+        table: Option<TableId>,
+    },
+    /// Stop: no later action of this flow, of the flows that resubmitted to it, or of later
+    /// tables runs.
+    Exit,
+    /// Output to the port whose number the bits hold (Open vSwitch's 16-bit port space:
+    /// 0xfff8..=0xfffe are the reserved ports; a value above 0xffff sends nothing).
+    OutputField(Subfield),
+    /// Push the bits on the packet's stack.
+    StackPush(Subfield),
+    /// Pop the top of the packet's stack into the bits (nothing when it is empty).
+    StackPop(Subfield),
+    /// The next `len` actions of the list run on a copy of the packet: what they change
+    /// is undone for the actions after them (Open vSwitch's `clone(...)`). Inside: no
+    /// action that adds or removes a header, changes the queue or decrements a TTL (the
+    /// daemon refuses them).
+    Clone {
+        /// How many of the following actions are the clone's.
+        len: u16,
+    },
+    /// Write into `dst` the link (0..n_links) `algorithm` picks from a hash of `fields`
+    /// (Open vSwitch's `multipath`; see [`multipath`]).
+    Multipath {
+        /// What is hashed.
+        fields: multipath::HashFields,
+        /// Hash basis.
+        basis: u16,
+        /// How the hash becomes a link.
+        algorithm: multipath::Algorithm,
+        /// Number of links, 1..=65536.
+        n_links: u32,
+        /// Where the link goes.
+        dst: Subfield,
+    },
 }
 
 /// The instructions of one flow, in OpenFlow 1.3 execution order:

@@ -13,6 +13,11 @@
 //! cache on every word, so a recirculated packet's lookup depends on its ct state and on the
 //! pipeline state it was recirculated with.
 //!
+//! Registers: `reg0`..`reg15` are 32 bits each, two to a word with the even register in the
+//! high half, so that `xregN` (64 bits: `reg2N` high, `reg2N+1` low) is one whole word and
+//! `xxregN` (128 bits: `reg4N` most significant) two ([`Field::Xreg`], [`Field::Xxreg`]: other
+//! names for the same bits, as in Open vSwitch).
+//!
 //! Some fields share bits with fields of another protocol, which a packet cannot have at
 //! the same time ([`Field::OVERLAYS`]): the MPLS label stack entry lives where an IPv4
 //! packet's source address does, the IPv6 flow label where an ARP packet's opcode does, a
@@ -30,7 +35,7 @@
 use std::fmt;
 
 /// Number of 64-bit words in a key.
-pub const KEY_WORDS: usize = 27;
+pub const KEY_WORDS: usize = 31;
 /// Number of leading words that come from the packet (and tunnel metadata).
 pub const PKT_WORDS: usize = 13;
 /// Number of words after the packet words that hold the connection-tracking state and the
@@ -113,8 +118,12 @@ pub enum Field {
     TunDst,
     /// OpenFlow metadata (pipeline state).
     Metadata,
-    /// Registers 0..7 (pipeline state, 32 bits each).
+    /// Registers 0..15 (pipeline state, 32 bits each).
     Reg(u8),
+    /// 64-bit registers 0..7: `Reg(2n)` (high half) and `Reg(2n + 1)`, the same bits.
+    Xreg(u8),
+    /// 128-bit registers 0..3: `Reg(4n)` (most significant) to `Reg(4n + 3)`.
+    Xxreg(u8),
     /// Flags of the tunnel the packet arrived on ([`TUN_FLAG_OAM`]).
     TunFlags,
     /// MPLS label of the outermost label stack entry (MPLS packets; overlays `Ipv4Src`).
@@ -209,7 +218,7 @@ impl Field {
     ];
 
     /// All fields that own their bits, in layout order (registers expanded).
-    pub const ALL: [Field; 44] = [
+    pub const ALL: [Field; 52] = [
         Field::InPort,
         Field::EthType,
         Field::VlanTci,
@@ -242,6 +251,14 @@ impl Field {
         Field::Reg(5),
         Field::Reg(6),
         Field::Reg(7),
+        Field::Reg(8),
+        Field::Reg(9),
+        Field::Reg(10),
+        Field::Reg(11),
+        Field::Reg(12),
+        Field::Reg(13),
+        Field::Reg(14),
+        Field::Reg(15),
         Field::TunFlags,
         Field::PktMark,
         Field::CtState,
@@ -299,11 +316,11 @@ impl Field {
             Field::TunSrc => FieldRange::new(12, 0, 32),
             Field::TunDst => FieldRange::new(12, 32, 32),
             Field::Metadata => FieldRange::new(STATE_WORD, 0, 64),
-            Field::Reg(n) => FieldRange::new(
-                STATE_WORD + 1 + (n as usize & 7) / 2,
-                32 * (n as u32 & 1),
-                32,
-            ),
+            Field::Reg(n) => FieldRange::new(reg_word(n as usize), 32 * (1 - (n as u32 & 1)), 32),
+            Field::Xreg(n) => FieldRange::new(reg_word(2 * n as usize), 0, 64),
+            Field::Xxreg(n) => {
+                FieldRange::wide(reg_word(4 * n as usize), reg_word(4 * n as usize + 2))
+            }
             // The label stack entry as it is on the wire: label 20, TC 3, BoS 1, TTL 8.
             Field::MplsLabel => FieldRange::new(3, 12, 20),
             Field::MplsTc => FieldRange::new(3, 9, 3),
@@ -311,7 +328,7 @@ impl Field {
             Field::MplsTtl => FieldRange::new(3, 0, 8),
             Field::Ipv6Label => FieldRange::new(8, 44, 20),
             Field::NdTarget => FieldRange::wide(3, 10),
-            Field::PktMark => FieldRange::new(STATE_WORD + 5, 0, 32),
+            Field::PktMark => FieldRange::new(STATE_WORD + 9, 0, 32),
             // The connection-tracking words, PKT_WORDS.. (the tuple as the tracker stores
             // it: an IPv4 address in the low bits of the IPv6 field).
             Field::CtState => FieldRange::new(PKT_WORDS, 0, 8),
@@ -373,10 +390,18 @@ impl Field {
     }
 }
 
+/// The word of register `n` (0..=15; wrapped): the eight words after metadata's, two
+/// registers to a word.
+const fn reg_word(n: usize) -> usize {
+    STATE_WORD + 1 + (n & 15) / 2
+}
+
 impl fmt::Display for Field {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Field::Reg(n) => write!(f, "reg{n}"),
+            Field::Xreg(n) => write!(f, "xreg{n}"),
+            Field::Xxreg(n) => write!(f, "xxreg{n}"),
             other => write!(f, "{other:?}"),
         }
     }
@@ -615,6 +640,28 @@ mod tests {
         k.set(Field::Reg(5), 7);
         assert_eq!(k.get(Field::Reg(5)), 7);
         assert_eq!(k.get(Field::Reg(4)), 0xffff_ffff);
+    }
+
+    #[test]
+    fn wide_registers_are_the_registers_they_are_made_of() {
+        let mut k = FlowKey::ZERO;
+        for n in 0..16u8 {
+            k.set(Field::Reg(n), 0x1000_0000 + n as u128);
+        }
+        for n in 0..8u8 {
+            let hi = 0x1000_0000 + 2 * n as u128;
+            assert_eq!(k.get(Field::Xreg(n)), hi << 32 | (hi + 1), "xreg{n}");
+        }
+        for n in 0..4u8 {
+            let r = |i: u8| 0x1000_0000u128 + (4 * n + i) as u128;
+            let want = r(0) << 96 | r(1) << 64 | r(2) << 32 | r(3);
+            assert_eq!(k.get(Field::Xxreg(n)), want, "xxreg{n}");
+        }
+        k.set(Field::Xxreg(3), 0x0123_4567_89ab_cdef_fedc_ba98_7654_3210);
+        assert_eq!(k.get(Field::Reg(12)), 0x0123_4567);
+        assert_eq!(k.get(Field::Reg(15)), 0x7654_3210);
+        assert_eq!(k.get(Field::Reg(11)), 0x1000_000b);
+        assert_eq!(k.get(Field::PktMark), 0);
     }
 
     #[test]

@@ -23,10 +23,10 @@
 
 use std::sync::Arc;
 
-use crate::actions::{Action, mpls};
+use crate::actions::{Action, mpls, multipath};
 use crate::classifier::{Pipeline, Rule};
 use crate::conntrack::CtAction;
-use crate::flow::{Field, FlowKey, FlowMask, VLAN_CFI};
+use crate::flow::{Field, FlowKey, FlowMask, Subfield, VLAN_CFI};
 use crate::packet::ethertype;
 use crate::stats::DropReason;
 use crate::types::{GroupId, MeterId, PortNo, TableId};
@@ -159,6 +159,16 @@ impl DpAction {
             Action::SetVlan { value, mask, push } => DpAction::SetVlan(value, mask, push),
             Action::Ct { ct, table } => DpAction::Ct(ct, table),
             Action::CtClear => DpAction::CtClear,
+            // The walk runs these itself (`Walk::actions`); in a group bucket or packet-out,
+            // which the daemon does not let them into, they would be a write of no bits.
+            Action::Move { .. }
+            | Action::Resubmit { .. }
+            | Action::Exit
+            | Action::OutputField(_)
+            | Action::StackPush(_)
+            | Action::StackPop(_)
+            | Action::Clone { .. }
+            | Action::Multipath { .. } => DpAction::SetFieldMasked(Field::Metadata, 0, 0),
         }
     }
 }
@@ -221,6 +231,11 @@ pub fn translate(pipeline: &Pipeline, key: &FlowKey) -> (Translation, FlowMask) 
     translate_from(pipeline, TableId(0), key)
 }
 
+/// Deepest nesting of `resubmit` (Open vSwitch's `MAX_DEPTH`).
+pub const MAX_RESUBMIT_DEPTH: u32 = 64;
+/// Most `resubmit`s one packet's translation takes (Open vSwitch's `MAX_RESUBMITS`).
+pub const MAX_RESUBMITS: u32 = 4096;
+
 /// [`translate`] from table `table` on: a recirculated packet's lookup.
 pub fn translate_from(
     pipeline: &Pipeline,
@@ -230,41 +245,141 @@ pub fn translate_from(
     if pipeline.fail_open() {
         return fail_open();
     }
-    let mut wc = FlowMask::ZERO;
-    let mut work = *key;
-    let mut ops = Vec::new();
-    let mut rules = Vec::new();
-    let mut tables = [0u64; 4];
-    let mut rewritten = false;
-    let mut unknown = false;
-    let mut table = table;
-    let mut drop_reason = DropReason::FlowDrop;
-    let mut miss_table = None;
-    loop {
-        if unknown {
-            ops.push(DpAction::Recirc(table));
-            break;
+    let mut w = Walk {
+        pipeline,
+        wc: FlowMask::ZERO,
+        work: *key,
+        ingress: key.get(Field::InPort),
+        ops: Vec::new(),
+        rules: Vec::new(),
+        tables: [0; 4],
+        rewritten: false,
+        unknown: false,
+        drop_reason: DropReason::FlowDrop,
+        miss_table: None,
+        depth: 0,
+        resubmits: 0,
+        stop: false,
+        error: None,
+        stack: Vec::new(),
+    };
+    w.tables_from(table, true);
+    if let Some(reason) = w.error {
+        w.ops.clear();
+        w.drop_reason = reason;
+    }
+    let last_emit = w
+        .ops
+        .iter()
+        .rposition(DpAction::emits)
+        .unwrap_or(usize::MAX);
+    let t = Translation {
+        ops: w.ops.into(),
+        last_emit,
+        rules: w.rules.into(),
+        tables: w.tables,
+        rewritten: w.rewritten,
+        drop_reason: w.drop_reason,
+        miss_table: w.miss_table,
+    };
+    (t, w.wc)
+}
+
+/// One packet's walk through the tables.
+struct Walk<'p> {
+    pipeline: &'p Pipeline,
+    /// The fields consulted.
+    wc: FlowMask,
+    /// The packet's fields as the actions so far left them.
+    work: FlowKey,
+    /// The port the packet really came in on (`resubmit` may change `work`'s).
+    ingress: u128,
+    ops: Vec<DpAction>,
+    rules: Vec<Arc<Rule>>,
+    tables: [u64; 4],
+    rewritten: bool,
+    /// The packet fields of `work` are unknown (after `pop_mpls`).
+    unknown: bool,
+    drop_reason: DropReason,
+    miss_table: Option<TableId>,
+    /// Current `resubmit` nesting, and how many were taken.
+    depth: u32,
+    resubmits: u32,
+    /// `exit` (or a recirculation) ended the walk.
+    stop: bool,
+    /// The walk failed: the packet is dropped for this reason.
+    error: Option<DropReason>,
+    /// The packet's stack (`push` / `pop`), values right-aligned.
+    stack: Vec<u128>,
+}
+
+impl Walk<'_> {
+    /// Looks up `table` and runs the flow found, following its `goto_table`s. `top`: the
+    /// packet's own walk, where a miss ends the translation as a table miss (a `resubmit`
+    /// that misses does nothing).
+    fn tables_from(&mut self, mut table: TableId, top: bool) {
+        loop {
+            if self.stop || self.error.is_some() {
+                return;
+            }
+            if self.unknown {
+                self.ops.push(DpAction::Recirc(table));
+                self.stop = true;
+                return;
+            }
+            self.tables[table.0 as usize / 64] |= 1 << (table.0 % 64);
+            let Some(rule) = self.pipeline.table(table).lookup(&self.work, &mut self.wc) else {
+                if top {
+                    self.drop_reason = DropReason::TableMiss;
+                    self.miss_table = Some(table);
+                }
+                return;
+            };
+            let rule = Arc::clone(rule);
+            self.rules.push(Arc::clone(&rule));
+            // A packet-in from the table-miss flow is a miss, as OpenFlow 1.3 reports it; the
+            // walk that found the flow decides, so a flow change racing the packet cannot.
+            let reason = if rule.spec.priority == 0 && rule.spec.mask == FlowMask::ZERO {
+                PacketInReason::NoMatch
+            } else {
+                PacketInReason::Action
+            };
+            let ins = &rule.spec.instructions;
+            if let Some(m) = ins.meter {
+                self.ops.push(DpAction::Meter(m));
+            }
+            self.actions(&ins.apply, table, rule.spec.cookie, reason);
+            if self.stop || self.error.is_some() {
+                return;
+            }
+            if let Some((value, mask)) = ins.write_metadata {
+                let old = self.work.get(Field::Metadata) as u64;
+                self.work
+                    .set(Field::Metadata, ((old & !mask) | (value & mask)) as u128);
+            }
+            match ins.goto_table {
+                Some(next) if next > table && next.is_valid() => table = next,
+                _ => return,
+            }
         }
-        tables[table.0 as usize / 64] |= 1 << (table.0 % 64);
-        let Some(rule) = pipeline.table(table).lookup(&work, &mut wc) else {
-            drop_reason = DropReason::TableMiss;
-            miss_table = Some(table);
-            break;
-        };
-        rules.push(Arc::clone(rule));
-        // A packet-in from the table-miss flow is a miss, as OpenFlow 1.3 reports it; the
-        // walk that found the flow decides, so a flow change racing the packet cannot.
-        let reason = if rule.spec.priority == 0 && rule.spec.mask == FlowMask::ZERO {
-            PacketInReason::NoMatch
-        } else {
-            PacketInReason::Action
-        };
-        let ins = &rule.spec.instructions;
-        if let Some(m) = ins.meter {
-            ops.push(DpAction::Meter(m));
-        }
-        for a in ins.apply.iter() {
-            rewritten |= !matches!(
+    }
+
+    /// Runs one flow's action list.
+    fn actions(&mut self, list: &[Action], table: TableId, cookie: u64, reason: PacketInReason) {
+        let mut skip_to = 0;
+        for (i, a) in list.iter().enumerate() {
+            if self.stop || self.error.is_some() {
+                return;
+            }
+            if i < skip_to {
+                continue;
+            }
+            if let Action::Clone { len } = *a {
+                skip_to = (i + 1 + len as usize).min(list.len());
+                self.clone(&list[i + 1..skip_to], table, cookie, reason);
+                continue;
+            }
+            self.rewritten |= !matches!(
                 a,
                 Action::Output(_)
                     | Action::InPort
@@ -276,30 +391,181 @@ pub fn translate_from(
                     | Action::SetQueue(_)
                     | Action::PopQueue
                     | Action::Enqueue { .. }
+                    | Action::Exit
+                    | Action::OutputField(_)
+                    | Action::StackPush(_)
+                    | Action::Clone { .. }
             );
-            unknown |= simulate(a, &mut work, &mut wc);
-            ops.push(DpAction::from_action(a, table, rule.spec.cookie, reason));
-        }
-        if let Some((value, mask)) = ins.write_metadata {
-            let old = work.get(Field::Metadata) as u64;
-            work.set(Field::Metadata, ((old & !mask) | (value & mask)) as u128);
-        }
-        match ins.goto_table {
-            Some(next) if next > table && next.is_valid() => table = next,
-            _ => break,
+            match *a {
+                Action::Resubmit { in_port, table: t } => {
+                    self.resubmit(in_port, t.unwrap_or(table))
+                }
+                Action::Exit => self.stop = true,
+                Action::Move { src, dst } => {
+                    let v = self.read(src);
+                    self.write(dst, v, table, cookie, reason);
+                }
+                Action::StackPush(src) => {
+                    let v = self.read(src);
+                    self.stack.push(v);
+                }
+                Action::StackPop(dst) => {
+                    if let Some(v) = self.stack.pop() {
+                        self.write(dst, v, table, cookie, reason);
+                    }
+                }
+                Action::OutputField(src) => {
+                    let v = self.read(src);
+                    match port_action(v) {
+                        Some(a @ (Action::Output(_) | Action::InPort)) => {
+                            self.output(&a, table, cookie, reason)
+                        }
+                        Some(a) => self
+                            .ops
+                            .push(DpAction::from_action(&a, table, cookie, reason)),
+                        None => {}
+                    }
+                }
+                Action::Output(_) | Action::InPort => self.output(a, table, cookie, reason),
+                Action::Multipath {
+                    fields,
+                    basis,
+                    algorithm,
+                    n_links,
+                    dst,
+                } => {
+                    let hash = multipath::flow_hash(&self.work, &mut self.wc, fields, basis);
+                    let link = multipath::choose(algorithm, hash, n_links);
+                    self.write(dst, u128::from(link), table, cookie, reason);
+                }
+                _ => {
+                    self.unknown |= simulate(a, &mut self.work, &mut self.wc);
+                    self.ops
+                        .push(DpAction::from_action(a, table, cookie, reason));
+                }
+            }
         }
     }
-    let last_emit = ops.iter().rposition(DpAction::emits).unwrap_or(usize::MAX);
-    let t = Translation {
-        ops: ops.into(),
-        last_emit,
-        rules: rules.into(),
-        tables,
-        rewritten,
-        drop_reason,
-        miss_table,
-    };
-    (t, wc)
+
+    /// `clone(...)`: runs `inner`, then writes back every field it changed (the actions
+    /// allowed inside change fields only, see [`Action::Clone`]), consulting them: the
+    /// values written back are the packet's.
+    fn clone(&mut self, inner: &[Action], table: TableId, cookie: u64, r: PacketInReason) {
+        let saved = self.work;
+        self.actions(inner, table, cookie, r);
+        let eth = saved.get(Field::EthType) as u16;
+        let overlays = Field::OVERLAYS.iter().map(|(f, _)| *f);
+        for f in Field::ALL.into_iter().chain(overlays) {
+            if !f.applies_to(eth) || hidden_by_overlay(f, eth) || f.is_read_only() {
+                continue;
+            }
+            let old = saved.get(f);
+            if self.work.get(f) != old {
+                // The value written back is the packet's own: the megaflow covers it.
+                consult(&mut self.wc, f);
+                let a = Action::SetField {
+                    field: f,
+                    value: old,
+                };
+                self.ops.push(DpAction::from_action(&a, table, cookie, r));
+            }
+        }
+        self.work = saved;
+    }
+
+    /// The bits of a subfield, consulted.
+    fn read(&mut self, s: Subfield) -> u128 {
+        s.unwildcard(&mut self.wc);
+        s.read(&self.work)
+    }
+
+    /// Writes `v` into a subfield: a masked set-field.
+    fn write(&mut self, dst: Subfield, v: u128, table: TableId, cookie: u64, r: PacketInReason) {
+        let ones = dst.mask() >> dst.shift;
+        let a = Action::SetFieldMasked {
+            field: dst.field,
+            value: (v & ones) << dst.shift,
+            mask: dst.mask(),
+        };
+        self.unknown |= simulate(&a, &mut self.work, &mut self.wc);
+        self.ops.push(DpAction::from_action(&a, table, cookie, r));
+    }
+
+    /// An output, to the ingress port as `resubmit` may have changed it: while it differs
+    /// from the packet's own, output to it is skipped and output to the packet's own port
+    /// is allowed (Open vSwitch compares with the flow's `in_port`).
+    fn output(&mut self, a: &Action, table: TableId, cookie: u64, r: PacketInReason) {
+        let now = self.work.get(Field::InPort);
+        if now == self.ingress {
+            self.ops.push(DpAction::from_action(a, table, cookie, r));
+            return;
+        }
+        consult(&mut self.wc, Field::InPort);
+        let port = match *a {
+            Action::Output(p) => p,
+            Action::InPort => PortNo(now as u32),
+            _ => return,
+        };
+        if u128::from(port.0) == now && matches!(a, Action::Output(_)) {
+            return;
+        }
+        if u128::from(port.0) == self.ingress {
+            self.ops.push(DpAction::InPort);
+        } else {
+            self.ops.push(DpAction::Output(port));
+        }
+    }
+
+    /// `resubmit`: a lookup in `table` with `in_port` in place of the packet's, bounded.
+    fn resubmit(&mut self, in_port: Option<PortNo>, table: TableId) {
+        if self.depth >= MAX_RESUBMIT_DEPTH || self.resubmits >= MAX_RESUBMITS {
+            self.error = Some(DropReason::ResubmitDepth);
+            return;
+        }
+        if !table.is_valid() {
+            return;
+        }
+        self.depth += 1;
+        self.resubmits += 1;
+        let saved = self.work.get(Field::InPort);
+        if let Some(p) = in_port
+            && p != PortNo::IN_PORT
+        {
+            self.work.set(Field::InPort, u128::from(p.0));
+        }
+        self.tables_from(table, false);
+        self.work.set(Field::InPort, saved);
+        self.depth -= 1;
+    }
+}
+
+/// True for a field whose bits, in packets of ethertype `eth`, hold an overlay's value
+/// (an MPLS packet's label stack entry lives in `Ipv4Src`).
+fn hidden_by_overlay(f: Field, eth: u16) -> bool {
+    Field::OVERLAYS.iter().any(|&(o, _)| {
+        if o == f || !o.applies_to(eth) {
+            return false;
+        }
+        let (mut a, mut b) = (FlowKey::ZERO, FlowKey::ZERO);
+        a.set(o, o.full_mask());
+        b.set(f, f.full_mask());
+        (0..crate::flow::KEY_WORDS).any(|i| a.w[i] & b.w[i] != 0)
+    })
+}
+
+/// The action a port number read from a field means (Open vSwitch's 16-bit port space).
+fn port_action(v: u128) -> Option<Action> {
+    Some(match v {
+        0xfff8 => Action::InPort,
+        0xfffa => Action::Normal,
+        0xfffb => Action::Flood,
+        0xfffc => Action::All,
+        0xfffd => Action::Controller { max_len: u16::MAX },
+        0xfffe => Action::Output(PortNo::LOCAL),
+        0xfff9 | 0xffff => return None,
+        n if n <= u128::from(PortNo::MAX.0) => Action::Output(PortNo(n as u32)),
+        _ => return None,
+    })
 }
 
 /// Unwildcards all of `f` in `wc`.

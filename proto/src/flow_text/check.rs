@@ -3,12 +3,13 @@
 
 use std::collections::BTreeMap;
 
-use crate::v1::{Action, Field, FieldMatch, Match, SetField, action};
+use crate::v1::{Action, Field, FieldMatch, Match, SetField, Subfield, action};
 
 use super::fields::{FieldDef, Syntax, canonical, field_def_i32};
 use super::matches::canonical_vlan;
 use super::protocol::{Ctx, prereq_text};
 use super::scalar::be_u64;
+use super::subfield::subfield_fits;
 
 /// An API match or set-field refused by [`check_match`] or [`check_set_field`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -218,12 +219,161 @@ fn check_set_field_in(sf: &SetField, ctx: Ctx) -> Result<(), FieldError> {
 /// makes the packet MPLS, `pop_mpls:0x0800` makes it IPv4), as Open vSwitch checks them.
 /// On failure, the index of the action at fault and the problem.
 pub fn check_actions(actions: &[Action], m: &Match) -> Result<(), (usize, FieldError)> {
-    let mut ctx = Ctx::of(m);
+    check_actions_in(actions, Ctx::of(m))
+}
+
+fn check_actions_in(actions: &[Action], mut ctx: Ctx) -> Result<(), (usize, FieldError)> {
     for (i, a) in actions.iter().enumerate() {
+        if let Some(action::Action::Clone(c)) = &a.action {
+            if let Some(why) = c.actions.iter().find_map(not_in_clone) {
+                return Err((i, field_err(FieldErrorKind::Value, "clone", why)));
+            }
+            check_actions_in(&c.actions, ctx).map_err(|(_, e)| (i, e))?;
+        }
         if let Some(action::Action::SetField(sf)) = &a.action {
             check_set_field_in(sf, ctx).map_err(|e| (i, e))?;
+        }
+        for (sf, write) in subfields(a).map_err(|e| (i, e))? {
+            let d = check_subfield(sf, write).map_err(|e| (i, e))?;
+            if !ctx.satisfies(d.prereq) {
+                return Err((
+                    i,
+                    field_err(
+                        FieldErrorKind::Prerequisite,
+                        d.name,
+                        format!("requires {}", prereq_text(d.prereq)),
+                    ),
+                ));
+            }
         }
         ctx = ctx.after(a);
     }
     Ok(())
+}
+
+/// Validates the Nicira actions' fields and bit ranges alone (each inside its field, a
+/// destination writable, a move's two ranges equally wide), for action lists without a
+/// match (group buckets, packet-outs); [`check_actions`] also checks prerequisites.
+pub fn check_subfields(a: &Action) -> Result<(), FieldError> {
+    if let Some(action::Action::Clone(c)) = &a.action {
+        if let Some(why) = c.actions.iter().find_map(not_in_clone) {
+            return Err(field_err(FieldErrorKind::Value, "clone", why));
+        }
+        for inner in &c.actions {
+            check_subfields(inner)?;
+        }
+    }
+    for (sf, write) in subfields(a)? {
+        check_subfield(sf, write)?;
+    }
+    Ok(())
+}
+
+/// The subfields an action reads or writes (true: writes).
+fn subfields(a: &Action) -> Result<Vec<(&Subfield, bool)>, FieldError> {
+    fn need<'a>(s: Option<&'a Subfield>, what: &str) -> Result<&'a Subfield, FieldError> {
+        s.ok_or_else(|| {
+            field_err(
+                FieldErrorKind::Unknown,
+                what.to_string(),
+                "missing subfield",
+            )
+        })
+    }
+    Ok(match &a.action {
+        Some(action::Action::Move(m)) => {
+            let (src, dst) = (
+                need(m.src.as_ref(), "move.src")?,
+                need(m.dst.as_ref(), "move.dst")?,
+            );
+            if src.n_bits != dst.n_bits {
+                return Err(field_err(
+                    FieldErrorKind::Width,
+                    "move",
+                    format!(
+                        "source is {} bits wide but destination is {} bits wide",
+                        src.n_bits, dst.n_bits
+                    ),
+                ));
+            }
+            vec![(src, false), (dst, true)]
+        }
+        Some(action::Action::OutputField(o)) => {
+            vec![(need(o.src.as_ref(), "output_field.src")?, false)]
+        }
+        Some(action::Action::StackPush(p)) => {
+            vec![(need(p.src.as_ref(), "stack_push.src")?, false)]
+        }
+        Some(action::Action::StackPop(p)) => vec![(need(p.dst.as_ref(), "stack_pop.dst")?, true)],
+        Some(action::Action::Multipath(m)) => {
+            let dst = need(m.dst.as_ref(), "multipath.dst")?;
+            if m.n_links == 0 || m.n_links > 65536 || m.basis > 0xffff {
+                return Err(field_err(
+                    FieldErrorKind::Value,
+                    "multipath",
+                    "n_links must be 1..=65536 and basis 0..=65535",
+                ));
+            }
+            if dst.n_bits < 32 && u64::from(m.n_links - 1) >> dst.n_bits != 0 {
+                return Err(field_err(
+                    FieldErrorKind::Width,
+                    "multipath.dst",
+                    "too narrow for n_links",
+                ));
+            }
+            vec![(dst, true)]
+        }
+        _ => Vec::new(),
+    })
+}
+
+fn check_subfield(sf: &Subfield, write: bool) -> Result<&'static FieldDef, FieldError> {
+    let d = known(sf.field)?;
+    if subfield_fits(sf).is_none() {
+        return Err(field_err(
+            FieldErrorKind::Width,
+            d.name,
+            format!(
+                "bits {}..{} are not inside the field",
+                sf.offset,
+                u64::from(sf.offset) + u64::from(sf.n_bits)
+            ),
+        ));
+    }
+    if write && !d.settable {
+        return Err(field_err(
+            FieldErrorKind::NotSettable,
+            d.name,
+            "this field cannot be written",
+        ));
+    }
+    Ok(d)
+}
+
+/// Why an action may not run inside a clone (see `Clone` in the API).
+pub(super) fn not_in_clone(a: &Action) -> Option<&'static str> {
+    match a.action.as_ref()? {
+        action::Action::PushVlan(_)
+        | action::Action::PopVlan(_)
+        | action::Action::PushMpls(_)
+        | action::Action::PopMpls(_)
+        | action::Action::SetVlanVid(_)
+        | action::Action::SetVlanPcp(_) => {
+            Some("this switch does not add or remove headers on a copy of the packet")
+        }
+        action::Action::SetQueue(_) | action::Action::Enqueue(_) | action::Action::PopQueue(_) => {
+            Some("this switch does not change the queue of a copy of the packet")
+        }
+        action::Action::DecTtl(_) | action::Action::DecMplsTtl(_) => {
+            Some("a TTL that runs out drops the packet here, not only its copy")
+        }
+        // With a table the tracked packet is a copy that goes on elsewhere; without one
+        // (and with ct_clear) the tracker's verdict and NAT would outlive the clone.
+        action::Action::Ct(c) if c.table.is_none() => {
+            Some("ct without table= changes the packet itself, not only its copy")
+        }
+        action::Action::CtClear(_) => Some("ct_clear changes the packet itself, not only its copy"),
+        action::Action::Clone(c) => c.actions.iter().find_map(not_in_clone),
+        _ => None,
+    }
 }

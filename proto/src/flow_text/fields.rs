@@ -14,8 +14,8 @@ use super::lexer::{Result, Tok};
 use super::ports::{PortText, parse_port_number};
 use super::protocol::{Ctx, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP, Prereq};
 use super::scalar::{
-    be_bytes, be_u64, hex_bytes, int_text, mac_text, mask_prefix, num, parse_ipv4, parse_ipv6,
-    parse_mac, prefix_mask,
+    be_bytes, be_u64, be_u128, c_hex128, hex_bytes, int_text, mac_text, mask_prefix, num,
+    parse_ipv4, parse_ipv6, parse_mac, parse_u128, prefix_mask,
 };
 
 /// How a field's values are written.
@@ -128,6 +128,23 @@ pub(super) const FIELDS: &[FieldDef] = &[
     def(Field::Reg5,        4,  hex(32),       true,  true,  Prereq::None,  "reg5",        &[]),
     def(Field::Reg6,        4,  hex(32),       true,  true,  Prereq::None,  "reg6",        &[]),
     def(Field::Reg7,        4,  hex(32),       true,  true,  Prereq::None,  "reg7",        &[]),
+    // Registers beyond reg7 (Nicira extensions, issue 20).
+    def(Field::Reg8,        4,  hex(32),       true,  true,  Prereq::None,  "reg8",        &[]),
+    def(Field::Reg9,        4,  hex(32),       true,  true,  Prereq::None,  "reg9",        &[]),
+    def(Field::Reg10,       4,  hex(32),       true,  true,  Prereq::None,  "reg10",       &[]),
+    def(Field::Reg11,       4,  hex(32),       true,  true,  Prereq::None,  "reg11",       &[]),
+    def(Field::Reg12,       4,  hex(32),       true,  true,  Prereq::None,  "reg12",       &[]),
+    def(Field::Reg13,       4,  hex(32),       true,  true,  Prereq::None,  "reg13",       &[]),
+    def(Field::Reg14,       4,  hex(32),       true,  true,  Prereq::None,  "reg14",       &[]),
+    def(Field::Reg15,       4,  hex(32),       true,  true,  Prereq::None,  "reg15",       &[]),
+    def(Field::Xreg0,       8,  hex(64),       true,  true,  Prereq::None,  "xreg0",       &[]),
+    def(Field::Xreg1,       8,  hex(64),       true,  true,  Prereq::None,  "xreg1",       &[]),
+    def(Field::Xreg2,       8,  hex(64),       true,  true,  Prereq::None,  "xreg2",       &[]),
+    def(Field::Xreg3,       8,  hex(64),       true,  true,  Prereq::None,  "xreg3",       &[]),
+    def(Field::Xreg4,       8,  hex(64),       true,  true,  Prereq::None,  "xreg4",       &[]),
+    def(Field::Xreg5,       8,  hex(64),       true,  true,  Prereq::None,  "xreg5",       &[]),
+    def(Field::Xreg6,       8,  hex(64),       true,  true,  Prereq::None,  "xreg6",       &[]),
+    def(Field::Xreg7,       8,  hex(64),       true,  true,  Prereq::None,  "xreg7",       &[]),
     def(Field::MplsLabel,   4,  int(20),       false, true,  Prereq::Mpls,  "mpls_label",  &[]),
     def(Field::MplsTc,      1,  int(3),        false, true,  Prereq::Mpls,  "mpls_tc",     &[]),
     def(Field::MplsBos,     1,  int(1),        false, false, Prereq::Mpls,  "mpls_bos",    &[]),
@@ -151,6 +168,11 @@ pub(super) const FIELDS: &[FieldDef] = &[
     def(Field::CtNwProto,   1,  int(8),        false, false, Prereq::None,    "ct_nw_proto", &[]),
     def(Field::CtTpSrc,     2,  int(16),       true,  false, Prereq::None,  "ct_tp_src",   &[]),
     def(Field::CtTpDst,     2,  int(16),       true,  false, Prereq::None,  "ct_tp_dst",   &[]),
+    // 128-bit registers (Nicira extensions, issue 20).
+    def(Field::Xxreg0,      16, hex(128),      true,  true,  Prereq::None,  "xxreg0",      &[]),
+    def(Field::Xxreg1,      16, hex(128),      true,  true,  Prereq::None,  "xxreg1",      &[]),
+    def(Field::Xxreg2,      16, hex(128),      true,  true,  Prereq::None,  "xxreg2",      &[]),
+    def(Field::Xxreg3,      16, hex(128),      true,  true,  Prereq::None,  "xxreg3",      &[]),
 ];
 
 /// A test on the match's protocol.
@@ -177,9 +199,74 @@ const TRANSPORT_PORTS: &[(u8, Field, Field)] = &[
 ];
 
 /// The Nicira/OXM names that `load:` users write, for the fields this syntax has, and the
-/// text name each stands for (resolved like that name, in the match's context).
+/// text name each stands for (resolved like that name, in the match's context). The first
+/// name of a field is the one a subfield of it is printed with (Open vSwitch's choice).
 pub(super) const NXM_NAMES: &[(&str, &str)] = &[
     ("NXM_OF_IN_PORT", "in_port"),
+    ("OXM_OF_IN_PORT", "in_port"),
+    ("NXM_OF_ETH_TYPE", "eth_type"),
+    ("OXM_OF_ETH_TYPE", "eth_type"),
+    ("OXM_OF_VLAN_VID", "vlan_vid"),
+    ("OXM_OF_VLAN_PCP", "vlan_pcp"),
+    ("OXM_OF_IP_DSCP", "ip_dscp"),
+    ("NXM_NX_IP_ECN", "nw_ecn"),
+    ("OXM_OF_IP_ECN", "nw_ecn"),
+    ("NXM_OF_IP_PROTO", "nw_proto"),
+    ("OXM_OF_IP_PROTO", "nw_proto"),
+    ("NXM_NX_IP_TTL", "nw_ttl"),
+    ("NXM_NX_IPV6_SRC", "ipv6_src"),
+    ("OXM_OF_IPV6_SRC", "ipv6_src"),
+    ("NXM_NX_IPV6_DST", "ipv6_dst"),
+    ("OXM_OF_IPV6_DST", "ipv6_dst"),
+    ("NXM_OF_TCP_SRC", "tcp_src"),
+    ("OXM_OF_TCP_SRC", "tcp_src"),
+    ("NXM_OF_TCP_DST", "tcp_dst"),
+    ("OXM_OF_TCP_DST", "tcp_dst"),
+    ("NXM_OF_UDP_SRC", "udp_src"),
+    ("OXM_OF_UDP_SRC", "udp_src"),
+    ("NXM_OF_UDP_DST", "udp_dst"),
+    ("OXM_OF_UDP_DST", "udp_dst"),
+    ("OXM_OF_SCTP_SRC", "sctp_src"),
+    ("OXM_OF_SCTP_DST", "sctp_dst"),
+    ("NXM_NX_TCP_FLAGS", "tcp_flags"),
+    ("NXM_OF_ICMP_TYPE", "icmp_type"),
+    ("OXM_OF_ICMPV4_TYPE", "icmp_type"),
+    ("NXM_OF_ICMP_CODE", "icmp_code"),
+    ("OXM_OF_ICMPV4_CODE", "icmp_code"),
+    ("NXM_NX_ICMPV6_TYPE", "icmpv6_type"),
+    ("OXM_OF_ICMPV6_TYPE", "icmpv6_type"),
+    ("NXM_NX_ICMPV6_CODE", "icmpv6_code"),
+    ("OXM_OF_ICMPV6_CODE", "icmpv6_code"),
+    ("NXM_OF_ARP_OP", "arp_op"),
+    ("OXM_OF_ARP_OP", "arp_op"),
+    ("NXM_OF_ARP_SPA", "arp_spa"),
+    ("OXM_OF_ARP_SPA", "arp_spa"),
+    ("NXM_OF_ARP_TPA", "arp_tpa"),
+    ("OXM_OF_ARP_TPA", "arp_tpa"),
+    ("NXM_NX_ARP_SHA", "arp_sha"),
+    ("OXM_OF_ARP_SHA", "arp_sha"),
+    ("NXM_NX_ARP_THA", "arp_tha"),
+    ("OXM_OF_ARP_THA", "arp_tha"),
+    ("NXM_NX_REG8", "reg8"),
+    ("NXM_NX_REG9", "reg9"),
+    ("NXM_NX_REG10", "reg10"),
+    ("NXM_NX_REG11", "reg11"),
+    ("NXM_NX_REG12", "reg12"),
+    ("NXM_NX_REG13", "reg13"),
+    ("NXM_NX_REG14", "reg14"),
+    ("NXM_NX_REG15", "reg15"),
+    ("OXM_OF_PKT_REG0", "xreg0"),
+    ("OXM_OF_PKT_REG1", "xreg1"),
+    ("OXM_OF_PKT_REG2", "xreg2"),
+    ("OXM_OF_PKT_REG3", "xreg3"),
+    ("OXM_OF_PKT_REG4", "xreg4"),
+    ("OXM_OF_PKT_REG5", "xreg5"),
+    ("OXM_OF_PKT_REG6", "xreg6"),
+    ("OXM_OF_PKT_REG7", "xreg7"),
+    ("NXM_NX_XXREG0", "xxreg0"),
+    ("NXM_NX_XXREG1", "xxreg1"),
+    ("NXM_NX_XXREG2", "xxreg2"),
+    ("NXM_NX_XXREG3", "xxreg3"),
     ("NXM_OF_ETH_SRC", "eth_src"),
     ("OXM_OF_ETH_SRC", "eth_src"),
     ("NXM_OF_ETH_DST", "eth_dst"),
@@ -298,6 +385,14 @@ pub(super) fn resolve_name(name: &str, ctx: Ctx) -> std::result::Result<Named, S
 /// Parses one value (no mask) of a field.
 pub(super) fn parse_value(d: &FieldDef, tok: Tok<'_>) -> Result<Vec<u8>> {
     match d.syntax {
+        Syntax::Int { bits, .. } if bits > 64 => parse_u128(tok.text)
+            .map(|v| v.to_be_bytes()[16 - d.width.min(16)..].to_vec())
+            .ok_or_else(|| {
+                tok.err(format!(
+                    "{}: expected a decimal or 0x-prefixed hexadecimal number",
+                    d.name
+                ))
+            }),
         Syntax::Int { bits, .. } => {
             let max = if bits >= 64 {
                 u64::MAX
@@ -320,7 +415,7 @@ pub(super) fn parse_value(d: &FieldDef, tok: Tok<'_>) -> Result<Vec<u8>> {
 /// The bits a field's value can have, as a mask of its width (all ones for addresses).
 pub(super) fn full_mask(d: &FieldDef) -> Vec<u8> {
     match d.syntax {
-        Syntax::Int { bits, .. } if (bits as usize) < d.width * 8 => {
+        Syntax::Int { bits, .. } if (bits as usize) < d.width * 8 && bits < 64 => {
             be_bytes((1u64 << bits) - 1, d.width)
         }
         _ => vec![0xff; d.width],
@@ -390,6 +485,13 @@ pub(super) fn value_text(d: &FieldDef, value: &[u8], mask: &[u8]) -> String {
         };
     }
     match d.syntax {
+        Syntax::Int { .. } if d.width > 8 => {
+            if mask.is_empty() {
+                c_hex128(be_u128(value))
+            } else {
+                format!("0x{:x}/0x{:x}", be_u128(value), be_u128(mask))
+            }
+        }
         Syntax::Int { hex, .. } => {
             if mask.is_empty() {
                 int_text(be_u64(value), hex)

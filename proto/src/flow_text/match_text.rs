@@ -48,6 +48,28 @@ const ORDER: &[Part] = &[
     Part::Field(Field::Reg5),
     Part::Field(Field::Reg6),
     Part::Field(Field::Reg7),
+    Part::Field(Field::Reg8),
+    Part::Field(Field::Reg9),
+    Part::Field(Field::Reg10),
+    Part::Field(Field::Reg11),
+    Part::Field(Field::Reg12),
+    Part::Field(Field::Reg13),
+    Part::Field(Field::Reg14),
+    Part::Field(Field::Reg15),
+    // xreg / xxreg are printed as the registers they are made of (the text parser splits
+    // them); an API match that names them directly prints them here.
+    Part::Field(Field::Xreg0),
+    Part::Field(Field::Xreg1),
+    Part::Field(Field::Xreg2),
+    Part::Field(Field::Xreg3),
+    Part::Field(Field::Xreg4),
+    Part::Field(Field::Xreg5),
+    Part::Field(Field::Xreg6),
+    Part::Field(Field::Xreg7),
+    Part::Field(Field::Xxreg0),
+    Part::Field(Field::Xxreg1),
+    Part::Field(Field::Xxreg2),
+    Part::Field(Field::Xxreg3),
     Part::Field(Field::TunId),
     Part::Field(Field::TunSrc),
     Part::Field(Field::TunDst),
@@ -250,6 +272,22 @@ fn field_text(f: Field, fm: &FieldMatch) -> String {
         | Field::Reg5
         | Field::Reg6
         | Field::Reg7
+        | Field::Reg8
+        | Field::Reg9
+        | Field::Reg10
+        | Field::Reg11
+        | Field::Reg12
+        | Field::Reg13
+        | Field::Reg14
+        | Field::Reg15
+        | Field::Xreg0
+        | Field::Xreg1
+        | Field::Xreg2
+        | Field::Xreg3
+        | Field::Xreg4
+        | Field::Xreg5
+        | Field::Xreg6
+        | Field::Xreg7
         | Field::Metadata
         | Field::TunId
         | Field::CtMark

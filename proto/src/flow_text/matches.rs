@@ -13,7 +13,8 @@ use super::fields::{
 use super::lexer::{ParseError, Result, Tok};
 use super::ports::parse_in_port;
 use super::protocol::{Ctx, prereq_text, shorthand};
-use super::scalar::{be_bytes, num, parse_u64};
+use super::scalar::{be_bytes, num, parse_u64, parse_u128};
+use super::subfield::{bits_value_mask, parse_subfield, split_wide_register};
 use super::vlan::{Tci, is_vlan_field};
 
 /// Collects match fields in canonical order and remembers where each came from.
@@ -149,6 +150,9 @@ pub(super) fn match_token<'a>(mb: &mut MatchBuilder<'a>, tok: Tok<'a>, ctx: Ctx)
             "`{key}` cannot be matched in a flow: {why} (Open vSwitch refuses it too: actions are invalid with specified match)"
         )));
     }
+    if key.contains('[') {
+        return subfield_token(mb, key_tok, v, ctx, tok);
+    }
     match resolve_name(key, ctx).map_err(|m| key_tok.err(m))? {
         Named::Field(Field::InPort) => mb.insert(parse_in_port(v)?, tok),
         Named::Field(f @ (Field::VlanVid | Field::VlanPcp | Field::VlanTci)) => {
@@ -172,15 +176,18 @@ pub(super) fn match_token<'a>(mb: &mut MatchBuilder<'a>, tok: Tok<'a>, ctx: Ctx)
                 _ => parse_value_mask(d, v)?,
             };
             match vm {
-                Some((value, mask)) => mb.insert(
-                    FieldMatch {
+                Some((value, mask)) => {
+                    let fm = FieldMatch {
                         field: field as i32,
                         value,
                         mask,
                         port_name: String::new(),
-                    },
-                    tok,
-                ),
+                    };
+                    for fm in split_wide_register(fm) {
+                        mb.insert(fm, tok)?;
+                    }
+                    Ok(())
+                }
                 None => Ok(()),
             }
         }
@@ -193,6 +200,52 @@ pub(super) fn match_token<'a>(mb: &mut MatchBuilder<'a>, tok: Tok<'a>, ctx: Ctx)
             mb.exact(Field::IpDscp, tos >> 2, tok)
         }
     }
+}
+
+/// `FIELD[START..END]=VALUE`: a match on some bits of a field, as that field's value and
+/// mask (Open vSwitch prints it so: `tp_src[5]=1` is `tp_src=0x20/0x20`).
+fn subfield_token<'a>(
+    mb: &mut MatchBuilder<'a>,
+    key: Tok<'a>,
+    v: Tok<'a>,
+    ctx: Ctx,
+    tok: Tok<'a>,
+) -> Result<()> {
+    let sf = parse_subfield(key, ctx)?;
+    let Some(d) = field_def_i32(sf.field) else {
+        return Err(key.err("unknown field"));
+    };
+    if v.text.contains('/') {
+        return Err(v.err(format!("{}: a subfield match takes no mask", v.text)));
+    }
+    let value = parse_u128(v.text).ok_or_else(|| {
+        v.err(format!(
+            "{}: expected a decimal or 0x-prefixed hexadecimal number",
+            v.text
+        ))
+    })?;
+    let Some((value, mask)) = bits_value_mask(d.width, sf.offset, sf.n_bits, value) else {
+        return Err(v.err(format!(
+            "{}: value does not fit in {} bits",
+            v.text, sf.n_bits
+        )));
+    };
+    let Some((value, mask)) = canonical(d, value, mask) else {
+        return Ok(());
+    };
+    if !mask.is_empty() && !d.maskable {
+        return Err(key.err(format!("`{}` cannot be matched on some bits only", d.name)));
+    }
+    let fm = FieldMatch {
+        field: sf.field,
+        value,
+        mask,
+        port_name: String::new(),
+    };
+    for fm in split_wide_register(fm) {
+        mb.insert(fm, tok)?;
+    }
+    Ok(())
 }
 
 /// Open vSwitch fields that exist but that a flow cannot match, and why.

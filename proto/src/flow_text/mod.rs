@@ -32,6 +32,7 @@
 //! | `ports` | port numbers, names, reserved ports |
 //! | `protocol` | the protocol a match pins, shorthands (`tcp6`), prerequisites |
 //! | `fields` | the field table (data), field names, values as text |
+//! | `subfield` | bit ranges of fields (`reg0[0..15]`), wide registers split into registers |
 //! | `check` | API matches and set-fields validated against the field table |
 //! | `vlan` | the VLAN names as one TCI match, and its canonical fields |
 //! | `ct` | `ct_state` flags, 128-bit labels, the `ct(...)` action's syntax |
@@ -61,11 +62,13 @@ mod ports;
 mod protocol;
 mod scalar;
 mod size;
+mod subfield;
 mod vlan;
 
 pub use actions::{format_actions, parse_actions};
 pub use check::{
     FieldError, FieldErrorKind, check_actions, check_match, check_set_field, check_set_field_value,
+    check_subfields,
 };
 pub use fields::{field_name, field_width};
 pub use flow::{
@@ -83,5 +86,7 @@ pub use meter::{format_meter, parse_meter};
 pub use ports::{MAX_PORT_NO, OFPP_CONTROLLER, OFPP_LOCAL, is_valid_port_name};
 pub use size::{check_flow_size, flow_mod_bytes};
 
+#[cfg(test)]
+mod nicira_tests;
 #[cfg(test)]
 mod tests;

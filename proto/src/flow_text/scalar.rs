@@ -124,3 +124,32 @@ pub(super) fn int_text(v: u64, hex: bool) -> String {
         v.to_string()
     }
 }
+
+/// A decimal or `0x`-prefixed hexadecimal number of up to 128 bits (the `xxreg` fields).
+pub(super) fn parse_u128(s: &str) -> Option<u128> {
+    if let Some(hex) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        if hex.is_empty() || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        u128::from_str_radix(hex, 16).ok()
+    } else {
+        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        s.parse().ok()
+    }
+}
+
+/// A big-endian byte string of up to 16 bytes as a number.
+pub(super) fn be_u128(b: &[u8]) -> u128 {
+    b.iter().fold(0u128, |acc, x| (acc << 8) | u128::from(*x))
+}
+
+/// A 128-bit number as C's `%#x` prints it (`0` for zero).
+pub(super) fn c_hex128(v: u128) -> String {
+    if v == 0 {
+        "0".to_string()
+    } else {
+        format!("0x{v:x}")
+    }
+}

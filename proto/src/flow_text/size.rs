@@ -66,6 +66,17 @@ pub(super) fn action_bytes(a: &Action) -> usize {
                 + if c.label.is_empty() { 0 } else { 40 }
         }
         action::Action::CtClear(_) => 16,
+        // Open vSwitch's encodings: NXAST_REG_MOVE, NXAST_RESUBMIT_TABLE, NXAST_NOTE,
+        // NXAST_EXIT, NXAST_OUTPUT_REG, NXAST_STACK_PUSH / POP.
+        action::Action::Move(_) => 24,
+        action::Action::Resubmit(_) | action::Action::Exit(_) => 16,
+        action::Action::Note(n) => pad8(10 + n.data.len()),
+        action::Action::OutputField(_)
+        | action::Action::StackPush(_)
+        | action::Action::StackPop(_) => 24,
+        action::Action::Multipath(_) => 32,
+        // NXAST_CLONE: a 16-byte header around the nested actions.
+        action::Action::Clone(c) => 16 + c.actions.iter().map(action_bytes).sum::<usize>(),
     }
 }
 

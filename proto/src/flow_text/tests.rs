@@ -12,10 +12,11 @@ use super::match_text::printed_fields;
 use super::protocol::{Ctx, ETH_ARP, ETH_IPV4, ETH_IPV6, ETH_MPLS, Prereq};
 use super::*;
 use crate::v1::{
-    Action, ApplyActions, Band, BandType, Bucket, DecMplsTtl, DecTtl, Enqueue, Field, FieldMatch,
-    Flow, FlowFilter, FlowFlags, Group, GroupType, HashField, Instruction, Match, Meter, MeterUnit,
-    Output, PopMpls, PopQueue, PopVlan, PortRef, PushMpls, PushVlan, ReservedPort, SelectionMethod,
-    SetField, SetVlanPcp, SetVlanVid, WriteMetadata, action, instruction, port_ref,
+    Action, ApplyActions, Band, BandType, Bucket, DecMplsTtl, DecTtl, Enqueue, Exit, Field,
+    FieldMatch, Flow, FlowFilter, FlowFlags, Group, GroupType, HashField, Instruction, Match,
+    Meter, MeterUnit, Move, Multipath, Note, Output, OutputField, PopMpls, PopQueue, PopVlan,
+    PortRef, PushMpls, PushVlan, ReservedPort, Resubmit, SelectionMethod, SetField, SetVlanPcp,
+    SetVlanVid, StackPop, StackPush, Subfield, WriteMetadata, action, instruction, port_ref,
 };
 
 fn fm(field: Field, value: &[u8], mask: &[u8]) -> FieldMatch {
@@ -448,9 +449,9 @@ const BAD: &[(&str, usize, &str, &str)] = &[
     ("actions=output:4294967041", 15, "4294967041", "port number"),
     ("actions=output", 8, "output", "needs an argument"),
     (
-        "actions=resubmit(,1)",
+        "actions=learn(table=1)",
         8,
-        "resubmit",
+        "learn",
         "unknown or unsupported action",
     ),
     ("actions=frob!", 8, "frob!", "unknown action"),
@@ -608,12 +609,7 @@ const BAD: &[(&str, usize, &str, &str)] = &[
         "controller(max_len=1",
         ")",
     ),
-    (
-        "actions=load:1->reg0[0..3]",
-        16,
-        "reg0[0..3]",
-        "whole fields",
-    ),
+    ("actions=load:16->reg0[0..3]", 13, "16", "does not fit"),
     (
         "tcp,tcp_flags=+syn+bogus,actions=drop",
         18,
@@ -939,7 +935,9 @@ fn field_match(d: &FieldDef, raw: u128, raw_mask: u128, masked: bool) -> Option<
     }
     let mut mask = bits_value(d, raw_mask);
     // Masks of narrow int fields only cover the field's bits.
-    if let Syntax::Int { bits, .. } = d.syntax {
+    if let Syntax::Int { bits, .. } = d.syntax
+        && bits < 128
+    {
         mask = bits_value(d, raw_mask & ((1u128 << bits) - 1));
     }
     let (value, mask) = canonical(d, value, mask)?;
@@ -1011,10 +1009,12 @@ fn arb_match() -> impl Strategy<Value = Match> {
             let allowed: Vec<&FieldDef> = FIELDS
                 .iter()
                 .filter(|d| {
-                    !matches!(d.field, Field::EthType | Field::IpProto | Field::InPort)
-                        && ctx.satisfies(d.prereq)
+                    let excluded = matches!(d.field, Field::EthType | Field::IpProto | Field::InPort)
+                        // xreg / xxreg matches are read as the registers they are made of.
+                        || is_wide_register(d.field)
                         // A later fragment has no transport header to match.
-                        && !(d.field == Field::IpFrag && proto.is_some())
+                        || (d.field == Field::IpFrag && proto.is_some());
+                    !excluded && ctx.satisfies(d.prereq)
                 })
                 .collect();
             for (i, v, m, masked) in raw.pick {
@@ -1133,8 +1133,113 @@ fn arb_action(m: &Match) -> BoxedStrategy<Action> {
         Just(action::Action::DecMplsTtl(DecMplsTtl {})),
         (0u32..=4095).prop_map(|vid| action::Action::SetVlanVid(SetVlanVid { vid })),
         (0u32..=7).prop_map(|pcp| action::Action::SetVlanPcp(SetVlanPcp { pcp })),
+        arb_nicira(ctx),
     ]
     .prop_map(|a| Action { action: Some(a) })
+    .boxed()
+}
+
+fn is_wide_register(f: Field) -> bool {
+    (Field::Xreg0 as i32..=Field::Xreg7 as i32).contains(&(f as i32))
+        || (Field::Xxreg0 as i32..=Field::Xxreg3 as i32).contains(&(f as i32))
+}
+
+/// A subfield of one of `defs` at least `min_bits` wide (exactly `n` bits when given).
+fn pick_subfield(
+    defs: &[&'static FieldDef],
+    i: usize,
+    a: u32,
+    b: u32,
+    n: Option<u32>,
+) -> Option<Subfield> {
+    let d = defs.get(i % defs.len().max(1))?;
+    let bits = super::subfield::field_bits(d);
+    let n_bits = match n {
+        Some(n) if n <= bits => n,
+        Some(_) => return None,
+        None => 1 + b % bits,
+    };
+    let offset = a % (bits - n_bits + 1);
+    Some(Subfield {
+        field: d.field as i32,
+        offset,
+        n_bits,
+    })
+}
+
+/// The Nicira actions, with fields the match `ctx` allows.
+fn arb_nicira(ctx: Ctx) -> BoxedStrategy<action::Action> {
+    let readable: Vec<&'static FieldDef> =
+        FIELDS.iter().filter(|d| ctx.satisfies(d.prereq)).collect();
+    let writable: Vec<&'static FieldDef> = readable
+        .iter()
+        .copied()
+        .filter(|d| d.settable && d.field != Field::InPort)
+        .collect();
+    let (r1, r2, r3) = (readable.clone(), readable.clone(), readable);
+    let (w1, w2, w3) = (writable.clone(), writable.clone(), writable);
+    prop_oneof![
+        (any::<(usize, u32, u32)>(), any::<(usize, u32)>()).prop_filter_map(
+            "widths",
+            move |((i, a, b), (j, c))| {
+                let src = pick_subfield(&r1, i, a, b, None)?;
+                let dst = pick_subfield(&w1, j, c, 0, Some(src.n_bits))?;
+                Some(action::Action::Move(Move {
+                    src: Some(src),
+                    dst: Some(dst),
+                }))
+            }
+        ),
+        (
+            proptest::option::of(0u32..=MAX_PORT_NO),
+            proptest::option::of(0u32..=MAX_TABLE_ID)
+        )
+            .prop_filter_map("port or table", |(p, t)| {
+                (p.is_some() || t.is_some()).then(|| {
+                    action::Action::Resubmit(Resubmit {
+                        in_port: p.map(|n| PortRef {
+                            port: Some(port_ref::Port::Number(n)),
+                        }),
+                        table: t,
+                    })
+                })
+            }),
+        (0usize..4, any::<u8>()).prop_map(|(k, b)| action::Action::Note(Note {
+            data: vec![b; 6 + 8 * k]
+        })),
+        Just(action::Action::Exit(Exit {})),
+        any::<(usize, u32, u32)>().prop_filter_map("fields", move |(i, a, b)| {
+            pick_subfield(&r2, i, a, b, None)
+                .map(|s| action::Action::OutputField(OutputField { src: Some(s) }))
+        }),
+        any::<(usize, u32, u32)>().prop_filter_map("fields", move |(i, a, b)| {
+            pick_subfield(&r3, i, a, b, None)
+                .map(|s| action::Action::StackPush(StackPush { src: Some(s) }))
+        }),
+        any::<(usize, u32, u32)>().prop_filter_map("fields", move |(i, a, b)| {
+            pick_subfield(&w2, i, a, b, None)
+                .map(|s| action::Action::StackPop(StackPop { dst: Some(s) }))
+        }),
+        (
+            1i32..=7,
+            0u32..=0xffff,
+            1i32..=4,
+            1u32..=64,
+            any::<u32>(),
+            any::<(usize, u32)>()
+        )
+            .prop_filter_map("wide enough", move |(f, basis, alg, n, arg, (i, a))| {
+                let dst = pick_subfield(&w3, i, a, 0, Some(8))?;
+                Some(action::Action::Multipath(Multipath {
+                    fields: f,
+                    basis,
+                    algorithm: alg,
+                    n_links: n,
+                    arg,
+                    dst: Some(dst),
+                }))
+            }),
+    ]
     .boxed()
 }
 
@@ -1147,6 +1252,24 @@ fn canonical_actions(actions: Vec<Action>, m: Option<&Match>) -> Vec<Action> {
         if let Some(action::Action::SetField(s)) = &a.action
             && m.is_some()
             && !field_def_i32(s.field).is_some_and(|d| ctx.satisfies(d.prereq))
+        {
+            continue;
+        }
+        let subs: Vec<i32> = match &a.action {
+            Some(action::Action::Move(mv)) => [&mv.src, &mv.dst]
+                .iter()
+                .filter_map(|s| s.as_ref().map(|s| s.field))
+                .collect(),
+            Some(action::Action::OutputField(o)) => o.src.iter().map(|s| s.field).collect(),
+            Some(action::Action::StackPush(p)) => p.src.iter().map(|s| s.field).collect(),
+            Some(action::Action::StackPop(p)) => p.dst.iter().map(|s| s.field).collect(),
+            Some(action::Action::Multipath(mp)) => mp.dst.iter().map(|s| s.field).collect(),
+            _ => Vec::new(),
+        };
+        if m.is_some()
+            && !subs
+                .iter()
+                .all(|f| field_def_i32(*f).is_some_and(|d| ctx.satisfies(d.prereq)))
         {
             continue;
         }

@@ -237,6 +237,17 @@ fn put(a: &v1::Action, out: &mut Vec<u8>) {
         // Nicira's NXAST_CT / NXAST_CT_CLEAR are not in the codec yet: a flow written with
         // ct() over gRPC or flowctl is listed over OpenFlow without them (docs/openflow.md).
         A::Ct(_) | A::CtClear(_) => {}
+        // Nor are the Nicira extensions (move, resubmit, note, exit, output:REG, push,
+        // pop, clone, multipath) yet: listed over OpenFlow without them.
+        A::Move(_)
+        | A::Resubmit(_)
+        | A::Note(_)
+        | A::Exit(_)
+        | A::OutputField(_)
+        | A::StackPush(_)
+        | A::StackPop(_)
+        | A::Clone(_)
+        | A::Multipath(_) => {}
     }
 }
 

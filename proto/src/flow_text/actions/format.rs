@@ -1,12 +1,14 @@
 //! Actions as text, in the spelling ovs-ofctl prints over OpenFlow 1.3, which
 //! [`super::parse_actions`] and the flow parser read back.
 
-use crate::v1::{Action, Field, ReservedPort, SetField, action, port_ref};
+use crate::v1::{Action, Field, ReservedPort, Resubmit, SetField, Subfield, action, port_ref};
 
 use super::super::fields::{FieldDef, Syntax, field_def_i32, value_text};
 use super::super::match_text::{c_hex, ip_masked};
 use super::super::ports::{port_ref_text, reserved_text};
-use super::super::scalar::{be_u64, hex_bytes};
+use super::super::scalar::{be_u64, be_u128, c_hex128, hex_bytes};
+use super::super::subfield::subfield_text;
+use super::nicira::{HASH_FIELD_NAMES, MULTIPATH_NAMES};
 
 /// Appends the text of one action to `out`, as `ovs-ofctl -O OpenFlow13 dump-flows` prints
 /// it (OpenFlow 1.0's `mod_vlan_*` / `set_vlan_*` and `enqueue`, which OpenFlow 1.3 cannot
@@ -53,8 +55,61 @@ pub(in super::super) fn format_action(a: &Action, out: &mut Vec<String>) {
         action::Action::SetVlanPcp(p) => format!("mod_vlan_pcp:{}", p.pcp),
         action::Action::Ct(c) => super::super::ct::ct_text(c),
         action::Action::CtClear(_) => "ct_clear".to_string(),
+        // Nicira extensions.
+        action::Action::Move(m) => format!(
+            "move:{}->{}",
+            sub_text(m.src.as_ref()),
+            sub_text(m.dst.as_ref())
+        ),
+        action::Action::Resubmit(r) => resubmit_text(r),
+        action::Action::Note(n) => {
+            let bytes: Vec<String> = n.data.iter().map(|b| format!("{b:02x}")).collect();
+            format!("note:{}", bytes.join("."))
+        }
+        action::Action::Exit(_) => "exit".to_string(),
+        action::Action::OutputField(o) => format!("output:{}", sub_text(o.src.as_ref())),
+        action::Action::StackPush(p) => format!("push:{}", sub_text(p.src.as_ref())),
+        action::Action::StackPop(p) => format!("pop:{}", sub_text(p.dst.as_ref())),
+        action::Action::Multipath(m) => {
+            format!(
+                "multipath({},{},{},{},{},{})",
+                HASH_FIELD_NAMES
+                    .iter()
+                    .find(|(_, f)| *f as i32 == m.fields)
+                    .map_or("unspecified", |(n, _)| n),
+                m.basis,
+                MULTIPATH_NAMES
+                    .iter()
+                    .find(|(_, f)| *f as i32 == m.algorithm)
+                    .map_or("unspecified", |(n, _)| n),
+                m.n_links,
+                m.arg,
+                sub_text(m.dst.as_ref())
+            )
+        }
+        action::Action::Clone(c) => {
+            let mut inner = Vec::new();
+            for a in &c.actions {
+                format_action(a, &mut inner);
+            }
+            format!("clone({})", inner.join(","))
+        }
     };
     out.push(text);
+}
+
+fn sub_text(s: Option<&Subfield>) -> String {
+    s.map_or_else(|| "unspecified[]".to_string(), subfield_text)
+}
+
+/// `resubmit:PORT`, `resubmit(,TABLE)` or `resubmit(PORT,TABLE)`, as Open vSwitch prints them.
+fn resubmit_text(r: &Resubmit) -> String {
+    match (&r.in_port, r.table) {
+        (Some(p), None) => format!("resubmit:{}", port_ref_text(Some(p))),
+        (None, Some(t)) => format!("resubmit(,{t})"),
+        (Some(p), Some(t)) => format!("resubmit({},{t})", port_ref_text(Some(p))),
+        (None, None) => "resubmit(,)".to_string(),
+    }
 }
 
 /// A set-field as Open vSwitch prints it over OpenFlow 1.3: `set_field:VALUE[/MASK]->FIELD`,
@@ -83,6 +138,14 @@ fn format_set_field(s: &SetField) -> String {
 fn set_value_text(d: &FieldDef, v: &[u8], m: &[u8]) -> String {
     let bad = v.len() != d.width || (!m.is_empty() && m.len() != d.width);
     match d.syntax {
+        Syntax::Int { .. } if !bad && d.width > 8 => {
+            let value = c_hex128(be_u128(v));
+            if m.is_empty() {
+                value
+            } else {
+                format!("{value}/{}", c_hex128(be_u128(m)))
+            }
+        }
         Syntax::Int { hex, .. } if !bad => {
             let value = if hex {
                 c_hex(be_u64(v))

@@ -11,6 +11,8 @@
 //! - `mpls`: MPLS headers (`push_mpls`, `pop_mpls`, `set_mpls_*`, `dec_mpls_ttl`).
 //! - `set_field`: `set_field`, `load`, the `mod_*` spellings and `set_tunnel`.
 //! - `conntrack`: `ct(...)` and `ct_clear` (syntax in `flow_text::ct`).
+//! - `nicira`: the Nicira extensions over fields and tables (`move`, `load`, `push`,
+//!   `pop`, `output:FIELD[..]`, `resubmit`, `note`, `exit`, `clone`).
 //! - `control`: the instructions written as actions (`drop`, `meter`, `goto_table`,
 //!   `write_metadata`).
 //! - `table`: the name table and the list parsers.
@@ -25,6 +27,7 @@ mod control;
 mod format;
 mod headers;
 mod mpls;
+mod nicira;
 mod output;
 mod set_field;
 mod table;

@@ -5,11 +5,14 @@
 
 use crate::v1::{Enqueue, PopQueue, ReservedPort, action};
 
+use super::super::fields::resolve_name;
 use super::super::lexer::{Result, Tok, split_tokens};
 use super::super::limits::MAX_GROUP_ID;
 use super::super::ports::{PortText, parse_port_number, port_ref, reserved_by_name};
+use super::super::protocol::Ctx;
 use super::super::scalar::num_u32;
 use super::call::{Call, Item, act, output as out};
+use super::nicira;
 
 /// Smallest `max_len` of a truncating output: an Ethernet header (Open vSwitch's bound).
 pub(in super::super) const MIN_TRUNCATE_BYTES: u32 = 14;
@@ -21,7 +24,13 @@ pub(super) fn output(c: &Call<'_>) -> Result<Item> {
     if c.paren && a.text.contains('=') {
         return output_truncated(c, a);
     }
+    // A field (`output:NXM_NX_REG0[0..15]`, `output:reg1`) holds the port number; a name
+    // that is no field is a port name.
+    if a.text.contains('[') {
+        return nicira::output_field(c, a);
+    }
     match parse_port_number(a)? {
+        PortText::Name(n) if resolve_name(&n, Ctx::default()).is_ok() => nicira::output_field(c, a),
         PortText::Reserved(ReservedPort::Table) => {
             Err(a.err("output to TABLE is only valid in a packet-out"))
         }

@@ -1,14 +1,16 @@
-//! Writing header fields: `set_field:VALUE[/MASK]->FIELD`, `load:VALUE->FIELD[]`, the
+//! Writing header fields: `set_field:VALUE[/MASK]->FIELD`, the
 //! `mod_*` spellings (`mod_dl_dst:MAC`, `mod_nw_tos:TOS`, `mod_nw_ecn:ECN`, ...) and
 //! `set_tunnel[64]:ID`, with the field's prerequisites checked against the flow's match
 //! (as changed by the actions before, see `Ctx::after`).
 
 use crate::v1::{Field, SetField, action};
 
-use super::super::fields::{Named, field_def, parse_value_mask, resolve_name};
+use super::super::fields::{
+    Named, canonical, field_def, parse_value, parse_value_mask, resolve_name,
+};
 use super::super::lexer::{Result, Tok};
 use super::super::protocol::{Ctx, prereq_text};
-use super::super::scalar::{be_bytes, num, parse_u64};
+use super::super::scalar::{be_bytes, num};
 use super::call::{ActionCtx, Call, Item, act};
 
 /// The field each plain `mod_*` action sets, by the name `set_field` knows it by.
@@ -22,7 +24,7 @@ const MOD_FIELDS: &[(&str, &str)] = &[
     ("mod_nw_ttl", "nw_ttl"),
 ];
 
-/// `set_field:VALUE[/MASK]->FIELD` and `load:VALUE->FIELD[]` (whole fields only).
+/// `set_field:VALUE[/MASK]->FIELD` (`load` is in `nicira`).
 pub(super) fn set_field(c: &Call<'_>) -> Result<Item> {
     let a = c.need()?;
     let Some((v, f)) = a.split_once("->") else {
@@ -31,21 +33,6 @@ pub(super) fn set_field(c: &Call<'_>) -> Result<Item> {
     if f.text.is_empty() {
         return Err(a.err(format!("{}: missing field name following `->`", a.text)));
     }
-    let f = if c.lname == "load" {
-        if parse_u64(v.text).is_none() {
-            return Err(v.err(format!("{}: cannot parse integer value", a.text)));
-        }
-        match f.text.strip_suffix("[]") {
-            Some(t) => f.with_text(t),
-            None => {
-                return Err(
-                    f.err("load supports whole fields only (`load:V->FIELD[]`); use set_field")
-                );
-            }
-        }
-    } else {
-        f
-    };
     set_named(f, f.text, v, c.ctx)
 }
 
@@ -151,7 +138,13 @@ fn set_named(ftok: Tok<'_>, fname: &str, vtok: Tok<'_>, ctx: ActionCtx) -> Resul
     if !d.settable {
         return Err(ftok.err(format!("{} is read-only", ftok.text)));
     }
-    let (value, mask) = match parse_value_mask(d, vtok)? {
+    // A set-field writes some bits of any field (`load` into a bit range is one), masked
+    // or not as a match field.
+    let vm = match vtok.split_once("/") {
+        Some((v, m)) if !d.maskable => canonical(d, parse_value(d, v)?, parse_value(d, m)?),
+        _ => parse_value_mask(d, vtok)?,
+    };
+    let (value, mask) = match vm {
         Some(vm) => vm,
         None => return Err(vtok.err("a set_field with an all-zero mask writes nothing")),
     };

@@ -7,7 +7,7 @@ use super::super::lexer::{Result, Tok, split_tokens};
 use super::super::ports::parse_port_number;
 use super::call::{ActionCtx, Call, Item, output};
 use super::headers::normalize_vlan;
-use super::{conntrack, control, headers, mpls, output as out, set_field};
+use super::{conntrack, control, headers, mpls, nicira, output as out, set_field};
 
 /// Parses one action; errors point into the token.
 type ParseFn = fn(&Call<'_>) -> Result<Item>;
@@ -43,7 +43,17 @@ pub(super) const ACTIONS: &[(&[&str], ParseFn)] = &[
     (&["meter"], control::meter),
     (&["goto_table"], control::goto_table),
     (&["write_metadata"], control::write_metadata),
-    (&["set_field", "load"], set_field::set_field),
+    (&["set_field"], set_field::set_field),
+    // Nicira extensions over fields and tables.
+    (&["load"], nicira::load),
+    (&["move"], nicira::r#move),
+    (&["push"], nicira::push),
+    (&["pop"], nicira::pop),
+    (&["resubmit"], nicira::resubmit),
+    (&["note"], nicira::note),
+    (&["exit"], nicira::exit),
+    (&["clone"], nicira::clone),
+    (&["multipath"], nicira::multipath),
     (
         &[
             "mod_dl_src",
@@ -101,16 +111,8 @@ const UNSUPPORTED: &[(&str, &str)] = &[
 /// Open vSwitch actions that another part of the flow language covers (Nicira extensions
 /// and conntrack); until they are built a flow using one is refused as unsupported.
 const NOT_YET: &[&str] = &[
-    "resubmit",
     "learn",
     "nat",
-    "move",
-    "push",
-    "pop",
-    "note",
-    "exit",
-    "clone",
-    "multipath",
     "bundle",
     "bundle_load",
     "conjunction",
