@@ -325,3 +325,48 @@ fn a_full_recirculation_queue_drops_and_counts() {
     );
     assert_eq!(br.counters.read().drops_for(DropReason::RecircFull), 32);
 }
+
+/// Registers are pipeline state a recirculated packet keeps: what table 0 wrote into reg15
+/// (in the key's last register word) decides table 1's flow, and the recirculation
+/// megaflow cache keys on it, so two connections that differ only in it never share one.
+#[test]
+fn registers_survive_recirculation_and_key_its_megaflows() {
+    let mut br = Bridge::new(3);
+    for (sport, reg) in [(1000u128, 2u128), (1001, 3)] {
+        br.add(
+            0,
+            100,
+            &[
+                (Field::EthType, 0x0800, 0xffff),
+                (Field::IpProto, 6, 0xff),
+                (Field::TpSrc, sport, 0xffff),
+                (Field::CtState, 0, TRK),
+            ],
+            vec![
+                Action::SetField {
+                    field: Field::Reg(15),
+                    value: reg,
+                },
+                ct(false, Some(1)),
+            ],
+        );
+        br.add(
+            1,
+            100,
+            &[(Field::CtState, TRK, TRK), (Field::Reg(15), reg, u128::MAX)],
+            vec![Action::Output(PortNo(reg as u32))],
+        );
+    }
+    for burst in [1usize, 32, 33] {
+        let a: Vec<_> = (0..burst)
+            .map(|_| tcp(IN, OUT, 1000, 80, true, None))
+            .collect();
+        let b: Vec<_> = (0..burst)
+            .map(|_| tcp(IN, OUT, 1001, 80, true, None))
+            .collect();
+        br.send(1, &a);
+        br.send(1, &b);
+        assert_eq!(br.out(2).len(), burst, "burst {burst}: reg15=2 to port 2");
+        assert_eq!(br.out(3).len(), burst, "burst {burst}: reg15=3 to port 3");
+    }
+}
