@@ -49,6 +49,20 @@ fn not_sent(text: &str) -> bool {
     t.contains("connect error") || t.contains("connection refused")
 }
 
+/// True when a call that failed with `text` may be sent again before its deadline: it was
+/// never sent, or the member had no leader and so proposed nothing (etcd's own client
+/// retries both for every call); and, for calls that change nothing or change it to the
+/// same end (`idempotent`), an election that ended the call half way (`leader changed`,
+/// which a member says when a leader it had gone while it waited). A transaction that met
+/// an election is not sent again: it may have been applied, and its compare would then
+/// fail the second time.
+fn retryable(text: &str, idempotent: bool) -> bool {
+    let t = text.to_ascii_lowercase();
+    not_sent(text)
+        || t.contains("no leader")
+        || (idempotent && (t.contains("leader changed") || t.contains("leader failure")))
+}
+
 /// Why a call to etcd failed.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum EtcdError {
@@ -215,8 +229,10 @@ impl Etcd {
     }
 
     /// Runs `f` with the deadline. A call that was never sent (its member refused the
-    /// connection: stopped) is tried again until the deadline, so another member answers.
-    async fn timed<T, F, Fut>(&self, what: &str, mut f: F) -> Result<T, EtcdError>
+    /// connection: stopped), or met an election where sending it again is safe
+    /// ([`retryable`]), is tried again until the deadline, so another member or the new
+    /// leader answers.
+    async fn timed<T, F, Fut>(&self, what: &str, idempotent: bool, mut f: F) -> Result<T, EtcdError>
     where
         F: FnMut(Client) -> Fut,
         Fut: std::future::Future<Output = Result<T, etcd_client::Error>>,
@@ -231,7 +247,7 @@ impl Etcd {
                         return Err(EtcdError::Compacted(0));
                     }
                     let retry_at = tokio::time::Instant::now() + RETRY_PAUSE;
-                    if not_sent(&text) && retry_at < deadline {
+                    if retryable(&text, idempotent) && retry_at < deadline {
                         tokio::time::sleep_until(retry_at).await;
                         continue;
                     }
@@ -247,7 +263,7 @@ impl Etcd {
     /// The cluster's current revision (a quorum read: proves etcd is healthy).
     pub async fn revision(&self, probe_key: &str) -> Result<i64, EtcdError> {
         let r = self
-            .timed("health", |c| {
+            .timed("health", true, |c| {
                 let key = probe_key.to_string();
                 async move {
                     c.kv_client()
@@ -262,7 +278,7 @@ impl Etcd {
     /// One key.
     pub async fn get(&self, key: &str) -> Result<Option<Kv>, EtcdError> {
         let r = self
-            .timed("get", |c| {
+            .timed("get", true, |c| {
                 let key = key.to_string();
                 async move { c.kv_client().get(key, None).await }
             })
@@ -291,7 +307,7 @@ impl Etcd {
                 opts = opts.with_keys_only();
             }
             let r = self
-                .timed("range", |c| {
+                .timed("range", true, |c| {
                     let (start, opts) = (start.clone(), opts.clone());
                     async move { c.kv_client().get(start, Some(opts)).await }
                 })
@@ -316,7 +332,7 @@ impl Etcd {
 
     /// Runs a transaction.
     pub async fn txn(&self, txn: Txn) -> Result<TxnResponse, EtcdError> {
-        self.timed("transaction", |c| {
+        self.timed("transaction", false, |c| {
             let txn = txn.clone();
             async move { c.kv_client().txn(txn).await }
         })
@@ -337,7 +353,7 @@ impl Etcd {
 
     /// Deletes `key` (absent is fine).
     pub async fn delete(&self, key: &str) -> Result<(), EtcdError> {
-        self.timed("delete", |c| {
+        self.timed("delete", true, |c| {
             let key = key.to_string();
             async move { c.kv_client().delete(key, None).await }
         })
@@ -360,7 +376,7 @@ impl Etcd {
     /// Grants a lease of `ttl_s` seconds.
     pub async fn grant(&self, ttl_s: i64) -> Result<i64, EtcdError> {
         let r = self
-            .timed("lease grant", |c| async move {
+            .timed("lease grant", true, |c| async move {
                 c.lease_client().grant(ttl_s, None).await
             })
             .await?;
@@ -369,7 +385,7 @@ impl Etcd {
 
     /// Revokes a lease (its keys go at once).
     pub async fn revoke(&self, lease: i64) -> Result<(), EtcdError> {
-        self.timed("lease revoke", |c| async move {
+        self.timed("lease revoke", false, |c| async move {
             c.lease_client().revoke(lease).await
         })
         .await
@@ -406,5 +422,25 @@ mod tests {
         assert_eq!(prefix_end(b"/a/"), b"/a0".to_vec());
         assert_eq!(prefix_end(b"a\xff"), b"b".to_vec());
         assert_eq!(prefix_end(b"\xff"), vec![0]);
+    }
+
+    #[test]
+    fn elections_are_waited_out_only_where_sending_again_is_safe() {
+        let changed = "get: etcdserver: leader changed";
+        assert!(retryable(changed, true));
+        assert!(
+            !retryable(changed, false),
+            "a transaction may have been applied"
+        );
+        assert!(retryable("transaction: etcdserver: no leader", false));
+        assert!(retryable(
+            "tcp connect error: Connection refused (os error 111)",
+            false
+        ));
+        assert!(!retryable(
+            "etcdserver: mvcc: required revision has been compacted",
+            true
+        ));
+        assert!(!retryable("etcdserver: request is too large", true));
     }
 }
