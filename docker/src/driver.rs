@@ -287,7 +287,12 @@ impl Driver {
     pub async fn sync_published(&mut self, bridge: &str) -> Result<(), DriverError> {
         use crate::overlay::flows::{delete_of, diff, insert_of};
         use crate::publish::{self as p, KIND_NEIGH};
-        let (want, addrs) = p::desired(&self.state, bridge).map_err(DriverError)?;
+        let ports = match self.switch.ports(bridge).await {
+            Ok(ports) => ports.into_iter().map(|p| (p.name, p.port_no)).collect(),
+            Err(e) if e.is_not_found() => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        let (want, addrs) = p::desired(&self.state, bridge, &ports).map_err(DriverError)?;
         let have = match self
             .switch
             .read_flows(bridge, crate::vswitch::COOKIE_BASE, p::PLUGIN_MASK)

@@ -163,7 +163,7 @@ fn parse(text: &str) -> Result<v1::Flow, String> {
     proto::flow_text::parse_flow(text).map_err(|e| format!("{text}: {e}"))
 }
 
-fn network_flows(net: &Network, uplink: &str, ext: Ipv4Addr) -> Vec<String> {
+fn network_flows(net: &Network, uplink: u32, ext: Ipv4Addr) -> Vec<String> {
     let m = external_mac(ext);
     let c = |k| format!("{:#x}", cookie_of(k, ext));
     vec![
@@ -195,12 +195,13 @@ fn network_flows(net: &Network, uplink: &str, ext: Ipv4Addr) -> Vec<String> {
 
 fn mapping_flows(
     net: &Network,
-    uplink: &str,
+    uplink: u32,
     ext: Ipv4Addr,
     gw: Mac,
-    ep: &Endpoint,
+    ep: (&Endpoint, u32),
     m: &PortMapping,
 ) -> Vec<String> {
+    let (ep, ep_port) = ep;
     let Some(IpAddr::V4(addr)) = ep.address.map(|a| a.addr) else {
         return Vec::new();
     };
@@ -210,21 +211,27 @@ fn mapping_flows(
         format!(
             "cookie={c},table=0,priority=300,in_port={uplink},{p},nw_dst={ext},tp_dst={},\
              actions=ct(commit,zone={z},nat(dst={addr}:{})),mod_dl_src:{gw},\
-             mod_dl_dst:{},output:{}",
-            m.host_port, m.port, ep.mac, ep.port
+             mod_dl_dst:{},output:{ep_port}",
+            m.host_port, m.port, ep.mac
         ),
         format!(
-            "cookie={c},table=0,priority=300,in_port={},{p},nw_src={addr},tp_src={},\
+            "cookie={c},table=0,priority=300,in_port={ep_port},{p},nw_src={addr},tp_src={},\
              actions=ct(zone={z},nat,table={TABLE_UNNAT})",
-            ep.port, m.port
+            m.port
         ),
     ]
 }
 
 /// The flows of bridge `bridge` that the state wants (every network with an uplink, every
-/// joined endpoint's `-p`), keyed as [`crate::overlay::flows::id_of`] keys them, and the
-/// external addresses in use there.
-pub fn desired(state: &State, bridge: &str) -> Result<(Vec<v1::Flow>, BTreeSet<Ipv4Addr>), String> {
+/// joined endpoint's `-p`), and the external addresses in use there. Ports are written
+/// by number (`ports`: the bridge's, by name), as the switch reads flows back, so that
+/// wanted and installed flows compare equal; a flow of a port the bridge does not have
+/// (yet) is left out.
+pub fn desired(
+    state: &State,
+    bridge: &str,
+    ports: &HashMap<String, u32>,
+) -> Result<(Vec<v1::Flow>, BTreeSet<Ipv4Addr>), String> {
     let mut text = Vec::new();
     let mut addrs = BTreeSet::new();
     let mut gw_macs: BTreeMap<&Id, Mac> = BTreeMap::new();
@@ -236,6 +243,9 @@ pub fn desired(state: &State, bridge: &str) -> Result<(Vec<v1::Flow>, BTreeSet<I
             continue;
         }
         addrs.insert(ext);
+        let Some(&uplink) = ports.get(uplink) else {
+            continue;
+        };
         text.extend(network_flows(net, uplink, ext));
         if let Some(m) = crate::driver::Driver::gateway_mac(net) {
             gw_macs.insert(id, m);
@@ -252,11 +262,14 @@ pub fn desired(state: &State, bridge: &str) -> Result<(Vec<v1::Flow>, BTreeSet<I
         ) else {
             continue;
         };
+        let (Some(&uplink), Some(&ep_port)) = (ports.get(uplink), ports.get(&ep.port)) else {
+            continue;
+        };
         if ep.sandbox.is_none() {
             continue;
         }
         for m in &ep.port_map {
-            text.extend(mapping_flows(net, uplink, ext, *gw, ep, m));
+            text.extend(mapping_flows(net, uplink, ext, *gw, (ep, ep_port), m));
         }
     }
     let flows = text.iter().map(|t| parse(t)).collect::<Result<_, _>>()?;
@@ -556,7 +569,12 @@ mod tests {
         let mut idle = ep(&nid, 3, vec![map(8081, 80)]);
         idle.sandbox = None; // left: not served
         s.endpoints.insert(id('2'), idle);
-        let (flows, addrs) = desired(&s, "br-docker").unwrap();
+        let ports: HashMap<String, u32> =
+            [("eth9", 1), ("vd000000000002p", 2), ("vd000000000003p", 3)]
+                .into_iter()
+                .map(|(n, p)| (n.to_string(), p))
+                .collect();
+        let (flows, addrs) = desired(&s, "br-docker", &ports).unwrap();
         assert_eq!(
             addrs.into_iter().collect::<Vec<_>>(),
             [Ipv4Addr::new(192, 0, 2, 10)]
@@ -564,7 +582,11 @@ mod tests {
         assert_eq!(flows.len(), 5 + 2);
         let text: Vec<String> = flows.iter().map(proto::flow_text::format_flow).collect();
         let all = text.join("\n");
-        assert!(all.contains("tp_dst=8080"), "{all}");
+        assert!(
+            all.contains("tcp,in_port=1,nw_dst=192.0.2.10,tp_dst=8080"),
+            "{all}"
+        );
+        assert!(all.contains("output:2"), "{all}");
         assert!(all.contains("nat(dst=172.30.0.2:80)"), "{all}");
         assert!(!all.contains("8081"), "{all}");
         assert!(flows.iter().all(|f| is_publish_cookie(f.cookie)));
@@ -574,9 +596,15 @@ mod tests {
                 .all(|f| external_of(f.cookie) == Ipv4Addr::new(192, 0, 2, 10))
         );
         // Another bridge, or no uplink: nothing.
-        assert!(desired(&s, "br-other").unwrap().0.is_empty());
+        assert!(desired(&s, "br-other", &ports).unwrap().0.is_empty());
+        assert!(
+            desired(&s, "br-docker", &HashMap::new())
+                .unwrap()
+                .0
+                .is_empty()
+        );
         s.networks.insert(nid, net(false));
-        assert!(desired(&s, "br-docker").unwrap().0.is_empty());
+        assert!(desired(&s, "br-docker", &ports).unwrap().0.is_empty());
         let n = neighbour_flow(
             Ipv4Addr::new(192, 0, 2, 10),
             Ipv4Addr::new(192, 0, 2, 1),

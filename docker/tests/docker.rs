@@ -394,7 +394,9 @@ fn docker_networks_on_the_switch() {
     ]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
-        !o.status.success() && err.contains("vswitch.uplink") && err.contains("vswitch.external_ip"),
+        !o.status.success()
+            && err.contains("vswitch.uplink")
+            && err.contains("vswitch.external_ip"),
         "{err}"
     );
     let state = std::fs::read_to_string(lab.state_file()).unwrap();

@@ -200,6 +200,12 @@ fn published_ports_are_served_by_the_switch_on_the_uplink() {
         "{ct}"
     );
 
+    // A reconciliation pass (every 5 s) finds the flows as they should be: no write.
+    let writes = || lab.plugin_log().matches("publishing flows written").count();
+    let before = writes();
+    std::thread::sleep(Duration::from_millis(5500));
+    assert_eq!(writes(), before, "{}", common::tail(&lab.plugin_log(), 20));
+
     // The plugin restarts to find a flow gone: it puts it back.
     lab.kill_plugin();
     lab.flowctl(&["del-flows", &bridge, "tcp,tp_dst=8081"]);
