@@ -103,12 +103,13 @@ pub fn check_mappings(
         return Err(format!("network {nid} is not known"));
     };
     let (Some(_), Some(ext)) = (&net.options.uplink, net.options.external_ip) else {
-        return Err(format!(
-            "port publishing (-p) on this network needs an uplink: create the network with \
-             -o vswitch.uplink=IFACE -o vswitch.external_ip=ADDRESS (published ports are \
-             served at that address by the switch's NAT; the host's own addresses are not \
-             used)"
-        ));
+        return Err(
+            "port publishing (-p) on this network needs an uplink: create the network \
+                    with -o vswitch.uplink=IFACE -o vswitch.external_ip=ADDRESS (published \
+                    ports are served at that address by the switch's NAT; the host's own \
+                    addresses are not used)"
+                .into(),
+        );
     };
     if !matches!(ep.address, Some(a) if a.addr.is_ipv4()) {
         return Err("port publishing (-p) needs the container's IPv4 address".into());
@@ -376,16 +377,13 @@ pub async fn responder_loop(bridges: UplinkBridges, server: String) {
             keep
         });
         for b in want {
-            if !running.contains_key(&b) {
-                let (bridge, server) = (b.clone(), server.clone());
-                running.insert(
-                    b,
-                    tokio::spawn(async move {
-                        if let Err(e) = serve(&bridge, &server).await {
-                            tracing::debug!(%bridge, "uplink ARP responder: {e}; reconnecting");
-                        }
-                    }),
-                );
+            if let std::collections::hash_map::Entry::Vacant(slot) = running.entry(b) {
+                let (bridge, server) = (slot.key().clone(), server.clone());
+                slot.insert(tokio::spawn(async move {
+                    if let Err(e) = serve(&bridge, &server).await {
+                        tracing::debug!(%bridge, "uplink ARP responder: {e}; reconnecting");
+                    }
+                }));
             }
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
