@@ -34,7 +34,8 @@ fuzz_target!(|data: &[u8]| {
     // ARP requests from a network's uplink (the outside world writes them).
     if let Some(r) = vswitch_docker::publish::parse_arp_request(data) {
         assert!(r.sha.0[0] & 1 == 0 && !r.spa.is_unspecified());
-        let reply = vswitch_docker::publish::arp_reply(&r, vswitch_docker::publish::external_mac(r.tpa));
+        let reply =
+            vswitch_docker::publish::arp_reply(&r, vswitch_docker::publish::external_mac(r.tpa));
         assert_eq!(reply.len(), 60);
     }
     let _ = api::parse_endpoint_ref(data);
