@@ -36,7 +36,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use proto::v1::{self, stream_message_request as smq, stream_message_response as smr};
 use tokio_stream::wrappers::ReceiverStream;
@@ -361,6 +361,9 @@ pub fn arp_reply(req: &ArpRequest, mac: Mac) -> Vec<u8> {
     f
 }
 
+/// How long a learned neighbour is taken as written before a new request writes it again.
+const RELEARN: Duration = Duration::from_secs(10);
+
 /// The bridges that have networks with uplinks: the responder keeps one stream on each.
 pub type UplinkBridges = Arc<parking_lot::Mutex<BTreeSet<String>>>;
 
@@ -410,8 +413,10 @@ async fn serve(bridge: &str, server: &str) -> Result<(), String> {
         .map_err(|e| e.message().to_string())?
         .into_inner();
     tracing::info!(%bridge, "uplink ARP responder connected to the switch");
-    // What was learned and written, so a repeated request costs no write.
-    let mut known: HashMap<(Ipv4Addr, Ipv4Addr), (Mac, u32)> = HashMap::new();
+    // What was learned and written when, so a repeated request costs no write; written
+    // again after [`RELEARN`] in case the flow was removed meanwhile (its network went and
+    // came back with the same address).
+    let mut known: HashMap<(Ipv4Addr, Ipv4Addr), (Mac, u32, Instant)> = HashMap::new();
     while let Some(m) = events
         .message()
         .await
@@ -445,7 +450,10 @@ async fn serve(bridge: &str, server: &str) -> Result<(), String> {
             update: Some(smq::Update::PacketOut(out)),
         };
         tx.send(msg).await.map_err(|e| e.to_string())?;
-        if known.get(&(ext, req.spa)) == Some(&(req.sha, pi.in_port)) {
+        if known
+            .get(&(ext, req.spa))
+            .is_some_and(|k| (k.0, k.1) == (req.sha, pi.in_port) && k.2.elapsed() < RELEARN)
+        {
             continue;
         }
         let flow = neighbour_flow(ext, req.spa, req.sha, pi.in_port)?;
@@ -455,7 +463,7 @@ async fn serve(bridge: &str, server: &str) -> Result<(), String> {
         {
             Ok(()) => {
                 tracing::info!(%bridge, neighbour = %req.spa, mac = %req.sha, %ext, "uplink neighbour learned");
-                known.insert((ext, req.spa), (req.sha, pi.in_port));
+                known.insert((ext, req.spa), (req.sha, pi.in_port, Instant::now()));
             }
             Err(e) => tracing::warn!(%bridge, "uplink neighbour {}: {e}", req.spa),
         }
