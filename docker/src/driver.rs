@@ -85,6 +85,8 @@ pub struct Driver {
     pub gw_ifindex: HashMap<String, u32>,
     /// The cluster, when the plugin has one (`--etcd-endpoints`): overlay networks.
     pub overlay: Option<crate::overlay::Overlay>,
+    /// Bridges with networks that have an uplink (the ARP responder serves them).
+    pub uplink_bridges: crate::publish::UplinkBridges,
 }
 
 /// Missing ids are answered with this.
@@ -103,6 +105,7 @@ impl Driver {
             switch,
             gw_ifindex: HashMap::new(),
             overlay: None,
+            uplink_bridges: Default::default(),
         })
     }
 
@@ -135,6 +138,24 @@ impl Driver {
             return Err(DriverError(
                 "CreateNetwork: no address pool (Docker's IPAM gives one)".into(),
             ));
+        }
+        if let Some(u) = &options.uplink {
+            if req.internal {
+                return Err(DriverError(format!(
+                    "option vswitch.uplink={u}: an --internal network has no way out; leave \
+                     the option out or the --internal"
+                )));
+            }
+            if !host::exists(u) {
+                return Err(DriverError(format!(
+                    "option vswitch.uplink={u}: the host has no interface {u}"
+                )));
+            }
+            if req.ipv4.iter().all(|p| p.gateway.is_none()) {
+                return Err(DriverError(format!(
+                    "option vswitch.uplink={u}: the network needs an IPv4 gateway"
+                )));
+            }
         }
         if req.ipv6 && req.ipv6_data.is_empty() {
             return Err(DriverError(
@@ -235,6 +256,79 @@ impl Driver {
         if self.cfg.iptables {
             host::masquerade_on(self.cfg.prefix.as_str(), id.as_str(), gw, &net.v4_pools()).await?;
         }
+        if let Some(u) = &net.options.uplink {
+            self.ensure_uplink(&net.options.bridge, u).await?;
+            self.sync_published(&net.options.bridge).await?;
+        }
+        Ok(())
+    }
+
+    /// Makes the host interface `uplink` a port of `bridge` (untagged: it is no network's
+    /// VLAN; only the publishing flows take its traffic).
+    async fn ensure_uplink(&mut self, bridge: &str, uplink: &str) -> Result<(), DriverError> {
+        let present = self
+            .switch
+            .ports(bridge)
+            .await?
+            .into_iter()
+            .any(|p| p.name == uplink);
+        if !present {
+            self.switch
+                .add_port(bridge, uplink, &self.cfg.port_type, HashMap::new())
+                .await?;
+        }
+        self.uplink_bridges.lock().insert(bridge.to_string());
+        Ok(())
+    }
+
+    /// Makes the publishing flows of `bridge` (`crate::publish`) match the state: writes
+    /// the difference with what the switch has, in one all-or-nothing write, and removes
+    /// learned neighbours of external addresses no longer in use.
+    pub async fn sync_published(&mut self, bridge: &str) -> Result<(), DriverError> {
+        use crate::overlay::flows::{delete_of, diff, insert_of};
+        use crate::publish::{self as p, KIND_NEIGH};
+        let ports = match self.switch.ports(bridge).await {
+            Ok(ports) => ports.into_iter().map(|p| (p.name, p.port_no)).collect(),
+            Err(e) if e.is_not_found() => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        let (want, addrs) = p::desired(&self.state, bridge, &ports).map_err(DriverError)?;
+        let have = match self
+            .switch
+            .read_flows(bridge, crate::vswitch::COOKIE_BASE, p::PLUGIN_MASK)
+            .await
+        {
+            Ok(f) => f,
+            Err(e) if e.is_not_found() => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        let (ours, neigh): (Vec<_>, Vec<_>) = have
+            .into_iter()
+            .filter(|f| p::is_publish_cookie(f.cookie))
+            .partition(|f| p::kind_of(f.cookie) != KIND_NEIGH);
+        let (inserts, mut deletes) = diff(&want, &ours);
+        deletes.extend(
+            neigh
+                .into_iter()
+                .filter(|f| !addrs.contains(&p::external_of(f.cookie))),
+        );
+        if addrs.is_empty() {
+            self.uplink_bridges.lock().remove(bridge);
+        } else {
+            self.uplink_bridges.lock().insert(bridge.to_string());
+        }
+        if inserts.is_empty() && deletes.is_empty() {
+            return Ok(());
+        }
+        let mut updates: Vec<_> = deletes.iter().map(delete_of).collect();
+        updates.extend(inserts.iter().map(insert_of));
+        self.switch.write(bridge, updates).await?;
+        tracing::debug!(
+            %bridge,
+            added = inserts.len(),
+            removed = deletes.len(),
+            "publishing flows written"
+        );
         Ok(())
     }
 
@@ -267,6 +361,16 @@ impl Driver {
         }
         if self.cfg.iptables {
             host::masquerade_prune(self.cfg.prefix.as_str(), |n| n != id.as_str()).await?;
+        }
+        if let Some(u) = &net.options.uplink {
+            let bridge = &net.options.bridge;
+            self.sync_published(bridge).await?;
+            let shared = self.state.networks.values().any(|n| {
+                &n.options.bridge == bridge && n.options.uplink.as_deref() == Some(u.as_str())
+            });
+            if !shared {
+                self.switch.del_port(bridge, u).await?;
+            }
         }
         Ok(())
     }
@@ -468,6 +572,9 @@ impl Driver {
         self.store.save(&self.state)?;
         self.publish_local();
         if let Some(net) = self.state.networks.get(&ep.network).cloned() {
+            if net.options.uplink.is_some() {
+                self.sync_published(&net.options.bridge).await?;
+            }
             self.remove_endpoint_parts(&net, &ep).await?;
             if let Some(o) = &net.overlay {
                 self.deregister_overlay_endpoint(o, &eid, &ep.mac).await;
@@ -546,14 +653,21 @@ impl Driver {
         };
         if let Some(ep) = self.state.endpoints.get_mut(&eid) {
             ep.sandbox = None;
+            let nid = ep.network.clone();
             self.store.save(&self.state)?;
+            if let Some(net) = self.state.networks.get(&nid).cloned()
+                && net.options.uplink.is_some()
+            {
+                self.sync_published(&net.options.bridge).await?;
+            }
         }
         tracing::info!(endpoint = %eid, "left");
         Ok(())
     }
 
-    /// NetworkDriver.ProgramExternalConnectivity: `-p` mappings are recorded; serving them
-    /// needs DNAT in the switch's datapath (conntrack/NAT), which it does not have yet.
+    /// NetworkDriver.ProgramExternalConnectivity: `-p` mappings, served by DNAT in the
+    /// switch on the network's uplink (`crate::publish`); refused, saying which options
+    /// are missing, on a network without one.
     pub async fn program_external(
         &mut self,
         req: api::ExternalConnectivity,
@@ -561,14 +675,22 @@ impl Driver {
         let Some(eid) = req.endpoint else {
             return Err(missing("EndpointID", "ProgramExternalConnectivity"));
         };
-        let Some(ep) = self.state.endpoints.get_mut(&eid) else {
+        let Some(ep) = self.state.endpoints.get(&eid).cloned() else {
             return Err(DriverError(format!(
                 "ProgramExternalConnectivity: endpoint {eid} is not known"
             )));
         };
+        crate::publish::check_mappings(&self.state, &ep.network, &eid, &ep, &req.port_map)
+            .map_err(DriverError)?;
         if ep.port_map != req.port_map {
-            ep.port_map = req.port_map.clone();
+            if let Some(e) = self.state.endpoints.get_mut(&eid) {
+                e.port_map = req.port_map.clone();
+            }
             self.store.save(&self.state)?;
+        }
+        let net = self.network(&ep.network)?.clone();
+        if net.options.uplink.is_some() {
+            self.sync_published(&net.options.bridge).await?;
         }
         if !req.port_map.is_empty() {
             let list: Vec<String> = req
@@ -576,24 +698,34 @@ impl Driver {
                 .iter()
                 .map(|m| format!("{:?} {}->{}", m.proto, m.host_port, m.port))
                 .collect();
-            tracing::warn!(
+            tracing::info!(
                 endpoint = %eid,
+                external_ip = ?net.options.external_ip,
                 mappings = %list.join(", "),
-                "port publishing (-p) is recorded but not served yet: it needs DNAT in the \
-                 switch's datapath (conntrack/NAT), which has not landed"
+                "ports published"
             );
         }
         Ok(())
     }
 
-    /// NetworkDriver.RevokeExternalConnectivity.
+    /// NetworkDriver.RevokeExternalConnectivity: the endpoint's `-p` flows go.
     pub async fn revoke_external(&mut self, req: EndpointRef) -> Result<(), DriverError> {
-        if let Some(eid) = req.endpoint
-            && let Some(ep) = self.state.endpoints.get_mut(&eid)
-            && !ep.port_map.is_empty()
+        let Some(eid) = req.endpoint else {
+            return Ok(());
+        };
+        let Some(ep) = self.state.endpoints.get_mut(&eid) else {
+            return Ok(());
+        };
+        if ep.port_map.is_empty() {
+            return Ok(());
+        }
+        ep.port_map.clear();
+        let nid = ep.network.clone();
+        self.store.save(&self.state)?;
+        if let Some(net) = self.state.networks.get(&nid).cloned()
+            && net.options.uplink.is_some()
         {
-            ep.port_map.clear();
-            self.store.save(&self.state)?;
+            self.sync_published(&net.options.bridge).await?;
         }
         Ok(())
     }

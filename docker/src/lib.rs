@@ -8,6 +8,7 @@
 //! - [`state`]: the durable state (dockerd does not replay networks after a plugin restart);
 //! - [`driver`]: what each request does; [`reconcile`]: state against switch and host;
 //! - [`names`]: deterministic interface names; [`host`]: veths, gateway addresses, NAT rules;
+//! - [`publish`]: `-p` served by the switch's NAT on a network's uplink;
 //! - [`vswitch`]: the gRPC client side; [`server`]: the HTTP server on the plugin socket;
 //! - [`overlay`]: multi-host networks (`-o vswitch.mode=overlay`): the cluster in etcd, the
 //!   cluster-wide IPAM, and the agent that programs this host's switch from it.
@@ -18,6 +19,7 @@ pub mod host;
 pub mod names;
 pub mod options;
 pub mod overlay;
+pub mod publish;
 pub mod reconcile;
 pub mod server;
 pub mod state;

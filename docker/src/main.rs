@@ -247,6 +247,10 @@ async fn main() -> anyhow::Result<()> {
         ),
         Err(e) => tracing::warn!("{e} (will keep trying)"),
     }
+    tokio::spawn(vswitch_docker::publish::responder_loop(
+        driver.uplink_bridges.clone(),
+        args.server.clone(),
+    ));
     let driver = Arc::new(Mutex::new(driver));
     let listener = server::listen(&args.plugin_socket)?;
     tracing::info!(socket = %args.plugin_socket.display(), "serving Docker's plugin protocol");

@@ -6,6 +6,8 @@
 
 use std::collections::BTreeMap;
 
+use std::net::Ipv4Addr;
+
 use serde::{Deserialize, Serialize};
 
 /// The bridge every network shares unless `vswitch.bridge` says otherwise.
@@ -30,6 +32,16 @@ pub const OPTIONS: &[(&str, &str)] = &[
     (
         "vswitch.mode",
         "bridge (this host only) or overlay (across hosts: VXLAN, state in etcd)",
+    ),
+    (
+        "vswitch.uplink",
+        "a host interface name, 1-15 of a-z A-Z 0-9 - _ . (the switch port facing the \
+         outside; needs vswitch.external_ip)",
+    ),
+    (
+        "vswitch.external_ip",
+        "a unicast IPv4 address (the network's address on its uplink, where -p ports are \
+         published; needs vswitch.uplink)",
     ),
 ];
 
@@ -76,6 +88,14 @@ pub struct NetOptions {
     pub priority: Option<u8>,
     /// The network's mode.
     pub mode: Mode,
+    /// The host interface that is the network's uplink (a switch port facing the
+    /// outside), where published ports (`-p`) are served.
+    #[serde(default)]
+    pub uplink: Option<String>,
+    /// The network's address on its uplink: the switch answers ARP for it and DNATs
+    /// published ports addressed to it.
+    #[serde(default)]
+    pub external_ip: Option<Ipv4Addr>,
 }
 
 impl Default for NetOptions {
@@ -87,6 +107,8 @@ impl Default for NetOptions {
             ingress_kbps: None,
             priority: None,
             mode: Mode::Bridge,
+            uplink: None,
+            external_ip: None,
         }
     }
 }
@@ -154,6 +176,23 @@ impl NetOptions {
                     "overlay" => o.mode = Mode::Overlay,
                     _ => return Err(err("expected bridge or overlay".into())),
                 },
+                "vswitch.uplink" => {
+                    if !valid_bridge_name(v) {
+                        return Err(err(format!("expected {}", OPTIONS[6].1)));
+                    }
+                    o.uplink = Some(v.clone());
+                }
+                "vswitch.external_ip" => match v.trim().parse::<Ipv4Addr>() {
+                    Ok(a)
+                        if !(a.is_unspecified()
+                            || a.is_broadcast()
+                            || a.is_multicast()
+                            || a.is_loopback()) =>
+                    {
+                        o.external_ip = Some(a);
+                    }
+                    _ => return Err(err(format!("expected {}", OPTIONS[7].1))),
+                },
                 // Options Docker itself adds for every driver (e.g. the bridge name it
                 // would give a bridge network) mean nothing here.
                 k if k.starts_with("com.docker.network.") => {}
@@ -168,6 +207,31 @@ impl NetOptions {
                     )));
                 }
             }
+        }
+        match (&o.uplink, o.external_ip) {
+            (Some(_), None) => {
+                return Err(OptionError {
+                    key: "vswitch.uplink".into(),
+                    value: o.uplink.clone().unwrap_or_default(),
+                    message: "needs vswitch.external_ip=A (the network's address on the uplink)"
+                        .into(),
+                });
+            }
+            (None, Some(a)) => {
+                return Err(OptionError {
+                    key: "vswitch.external_ip".into(),
+                    value: a.to_string(),
+                    message: "needs vswitch.uplink=IFACE (the interface it is reached on)".into(),
+                });
+            }
+            _ => {}
+        }
+        if o.uplink.is_some() && o.mode == Mode::Overlay {
+            return Err(OptionError {
+                key: "vswitch.uplink".into(),
+                value: o.uplink.clone().unwrap_or_default(),
+                message: "not supported with vswitch.mode=overlay (bridge networks only)".into(),
+            });
         }
         Ok(o)
     }
@@ -231,6 +295,50 @@ mod tests {
         assert!(e.contains("bridge or overlay"), "{e}");
         let e = opts(&[("vswitch.priority", "8")]).unwrap_err().to_string();
         assert!(e.contains("0..=7"), "{e}");
+    }
+
+    #[test]
+    fn uplink_and_external_ip_go_together() {
+        let o = opts(&[
+            ("vswitch.uplink", "eth1"),
+            ("vswitch.external_ip", "192.0.2.10"),
+        ])
+        .unwrap();
+        assert_eq!(o.uplink.as_deref(), Some("eth1"));
+        assert_eq!(o.external_ip, Some(Ipv4Addr::new(192, 0, 2, 10)));
+        let e = opts(&[("vswitch.uplink", "eth1")]).unwrap_err().to_string();
+        assert!(e.contains("vswitch.external_ip"), "{e}");
+        let e = opts(&[("vswitch.external_ip", "192.0.2.10")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("vswitch.uplink"), "{e}");
+        for bad in ["224.0.0.1", "0.0.0.0", "::1", "x", "127.0.0.1"] {
+            let e = opts(&[("vswitch.uplink", "eth1"), ("vswitch.external_ip", bad)])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("vswitch.external_ip") && e.contains("IPv4"),
+                "{e}"
+            );
+        }
+        let e = opts(&[
+            ("vswitch.uplink", "a/b"),
+            ("vswitch.external_ip", "192.0.2.1"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("vswitch.uplink") && e.contains("interface"),
+            "{e}"
+        );
+        let e = opts(&[
+            ("vswitch.uplink", "eth1"),
+            ("vswitch.external_ip", "192.0.2.1"),
+            ("vswitch.mode", "overlay"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("overlay"), "{e}");
     }
 
     #[test]

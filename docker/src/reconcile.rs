@@ -5,7 +5,8 @@
 //! switch gets its ports back (if it lost them) and the host its veth pairs and gateway
 //! addresses; every switch port and host interface named with the plugin's prefix that
 //! the state does not list is removed (what a crash between two steps left behind), and so
-//! are masquerade rules of networks that are gone.
+//! are masquerade rules of networks that are gone; the publishing flows (`crate::publish`)
+//! are made to match the state.
 //!
 //! Between full passes, every [`QUICK_PERIOD`] the gateway interfaces are checked: a
 //! restarted switch re-creates its `internal` ports as new devices without addresses, and
@@ -84,6 +85,11 @@ impl Driver {
             if let Err(e) = self.apply_endpoint(&net, ep, false).await {
                 tracing::warn!(endpoint = %eid, "reconcile: {e}");
                 report.failed.push(ep.port.clone());
+            }
+        }
+        for b in &bridges {
+            if let Err(e) = self.sync_published(b).await {
+                tracing::warn!(bridge = %b, "reconcile: publishing flows: {e}");
             }
         }
         let expected = self.expected_names();

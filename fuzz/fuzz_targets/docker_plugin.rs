@@ -1,4 +1,5 @@
-//! The Docker plugin's request parsers (network and IPAM driver) on arbitrary bodies, as a hostile or buggy dockerd
+//! The Docker plugin's request parsers (network and IPAM driver) and its uplink's ARP
+//! parser on arbitrary bodies, as a hostile or buggy dockerd
 //! could send them: nothing may panic, and an accepted request's values keep their
 //! invariants (ids are hexadecimal, addresses inside their prefix length, gateways inside
 //! their pools, port ranges ordered).
@@ -29,6 +30,13 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(r) = api::parse_external(data) {
         assert!(r.port_map.iter().all(|m| m.host_port <= m.host_port_end));
+    }
+    // ARP requests from a network's uplink (the outside world writes them).
+    if let Some(r) = vswitch_docker::publish::parse_arp_request(data) {
+        assert!(r.sha.0[0] & 1 == 0 && !r.spa.is_unspecified());
+        let reply =
+            vswitch_docker::publish::arp_reply(&r, vswitch_docker::publish::external_mac(r.tpa));
+        assert_eq!(reply.len(), 60);
     }
     let _ = api::parse_endpoint_ref(data);
     let _ = api::parse_network_ref(data);
