@@ -269,3 +269,50 @@ fn a_flow_added_on_actset_output_replaces_the_cached_walk() {
         assert!(br.out(2).is_empty(), "burst {burst}");
     }
 }
+
+#[test]
+fn without_group_or_output_a_written_resubmit_ends_the_set() {
+    for burst in BURSTS {
+        let mut br = Bridge::new(4);
+        let resubmit = Action::Resubmit {
+            in_port: None,
+            table: Some(TableId(3)),
+        };
+        br.add(0, 1, &[], ins(vec![], false, vec![REWRITE, resubmit], None));
+        br.add(
+            3,
+            1,
+            &[],
+            ins(vec![Action::Output(PortNo(3))], false, vec![], None),
+        );
+        br.send(4, &frames(burst));
+        let p3 = br.out(3);
+        assert_eq!(p3.len(), burst, "burst {burst}");
+        assert!(
+            p3.iter().all(|f| ip_src(f) == [10, 9, 9, 9]),
+            "burst {burst}"
+        );
+        // An output written too wins over the resubmit.
+        let mut br = Bridge::new(4);
+        br.add(
+            0,
+            1,
+            &[],
+            ins(
+                vec![],
+                false,
+                vec![resubmit, Action::Output(PortNo(2))],
+                None,
+            ),
+        );
+        br.add(
+            3,
+            1,
+            &[],
+            ins(vec![Action::Output(PortNo(3))], false, vec![], None),
+        );
+        br.send(4, &frames(burst));
+        assert_eq!(br.out(2).len(), burst, "burst {burst}");
+        assert!(br.out(3).is_empty(), "burst {burst}");
+    }
+}

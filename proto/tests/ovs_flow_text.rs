@@ -85,9 +85,11 @@ const FLOWS: &[&str] = &[
     "ip,actions=output:1,write_actions(set_field:10.0.0.1->ip_src,pop_vlan,output:2),goto_table:1",
     "table=1,actset_output=unset,actions=clear_actions,write_actions(group:5,output:3),goto_table:2",
     "table=2,priority=7,actset_output=3,actions=write_actions(controller,dec_ttl)",
-    "actset_output=LOCAL,actions=write_actions(load:0x5->NXM_NX_REG1[0..7],move:NXM_NX_REG1[]->NXM_NX_REG2[],set_queue:4,output(port=2,max_len=100))",
+    "actset_output=LOCAL,actions=write_actions(load:0x5->NXM_NX_REG1[0..7],move:NXM_NX_REG1[]->NXM_NX_REG2[],set_queue:4,resubmit(,3))",
+    "ip,actions=write_actions(ct(commit,table=2),controller:100)",
     "actions=write_actions(drop)",
     "actions=clear_actions,write_metadata:0x1/0x1,goto_table:3",
+    "ip,actions=dec_ttl(5,9),dec_ttl(0),output:1",
 ];
 
 /// Flows Open vSwitch takes only over OpenFlow 1.0 (what `ovs-ofctl` falls back to), added
@@ -238,7 +240,7 @@ fn refused_by_both() {
         "actions=goto_table:3,goto_table:4",
         "skb_priority=1,actions=drop",
         "ip,ip_frag=maybe,actions=drop",
-        "actions=write_actions(resubmit(,2))",
+        "actions=write_actions(output(port=2,max_len=100))",
         "actions=write_actions(note:01),output:1",
         "actions=write_metadata:1,write_actions(output:1)",
         "actset_output=1/1,actions=drop",

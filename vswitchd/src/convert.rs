@@ -387,7 +387,16 @@ fn convert_action(
             }
         }
         action::Action::PopVlan(_) => Action::PopVlan,
-        action::Action::DecTtl(_) => Action::DecTtl,
+        // The controller ids say where an INVALID_TTL packet-in would go; none is sent.
+        action::Action::DecTtl(d) => {
+            if d.controller_ids.iter().any(|&id| id > 0xffff) {
+                return Err(ApiError::invalid(
+                    "dec_ttl.controller_ids",
+                    "controller ids are 0..=65535",
+                ));
+            }
+            Action::DecTtl
+        }
         action::Action::SetQueue(q) => Action::SetQueue(*q),
         action::Action::PopQueue(_) => Action::PopQueue,
         action::Action::Enqueue(e) => {

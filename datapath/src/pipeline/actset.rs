@@ -4,9 +4,9 @@
 //! it) and, when the walk of the tables ends, gives them back in the order the OpenFlow
 //! specification runs an action set, as Open vSwitch does (`ofpacts_execute_action_set`):
 //! the last of each kind of pop_vlan, pop_mpls, push_mpls, push_vlan, dec_ttl and
-//! dec_mpls_ttl; then every set-field and move in the order written; the last set_queue;
-//! then the last group, or if there is none the last output. Without a group or an
-//! output nothing runs (the rewrites would reach no port). It also keeps the key's
+//! dec_mpls_ttl; then every set-field, move and set_queue in the order written; then the
+//! last group, or if there is none the last output, else the last resubmit, else the last
+//! ct. Without one of those nothing runs (the rewrites would reach no port). It also keeps the key's
 //! `actset_output` (the output port, or 0 for none or when there is a group) up to date,
 //! so later tables can match on it.
 //!
@@ -46,6 +46,7 @@ fn is_set_or_move(a: &Action) -> bool {
             | Action::SetFieldMasked { .. }
             | Action::SetVlan { .. }
             | Action::Move { .. }
+            | Action::SetQueue(_)
     )
 }
 
@@ -84,8 +85,10 @@ impl ActionSet {
         let set = std::mem::take(&mut self.written);
         self.has_group = false;
         let last = |f: fn(&Action) -> bool| set.iter().rev().find(|a| f(a)).copied();
-        let Some(exit) =
-            last(|a| matches!(a, Action::Group(_))).or_else(|| last(|a| output_port(a).is_some()))
+        let Some(exit) = last(|a| matches!(a, Action::Group(_)))
+            .or_else(|| last(|a| output_port(a).is_some()))
+            .or_else(|| last(|a| matches!(a, Action::Resubmit { .. })))
+            .or_else(|| last(|a| matches!(a, Action::Ct { .. })))
         else {
             return Vec::new();
         };
@@ -100,7 +103,6 @@ impl ActionSet {
         ];
         out.extend(singles.into_iter().filter_map(last));
         out.extend(set.iter().copied().filter(is_set_or_move));
-        out.extend(last(|a| matches!(a, Action::SetQueue(_))));
         out.push(exit);
         out
     }
@@ -133,7 +135,7 @@ mod tests {
         );
         assert_eq!(k.get(Field::ActsetOutput), 3);
         s.write(
-            &[set_ip(2), Action::Output(PortNo(4)), Action::SetQueue(7)],
+            &[Action::SetQueue(7), set_ip(2), Action::Output(PortNo(4))],
             &mut k,
         );
         assert_eq!(k.get(Field::ActsetOutput), 4);
@@ -143,8 +145,8 @@ mod tests {
                 Action::PopVlan,
                 Action::DecTtl,
                 set_ip(1),
-                set_ip(2),
                 Action::SetQueue(7),
+                set_ip(2),
                 Action::Output(PortNo(4)),
             ]
         );

@@ -1121,7 +1121,9 @@ fn arb_action(m: &Match) -> BoxedStrategy<Action> {
         prop_oneof![Just(0x8100u32), Just(0x88a8)]
             .prop_map(|e| action::Action::PushVlan(PushVlan { ethertype: e })),
         Just(action::Action::PopVlan(PopVlan {})),
-        Just(action::Action::DecTtl(DecTtl {})),
+        Just(action::Action::DecTtl(DecTtl::default())),
+        proptest::collection::vec(1u32..=65535, 1..4)
+            .prop_map(|controller_ids| action::Action::DecTtl(DecTtl { controller_ids })),
         set,
         (arb_port(), any::<u32>()).prop_filter_map("ports enqueue takes", |(p, q)| {
             match p.port {
