@@ -90,6 +90,7 @@ const FLOWS: &[&str] = &[
     "actions=write_actions(drop)",
     "actions=clear_actions,write_metadata:0x1/0x1,goto_table:3",
     "ip,actions=dec_ttl(5,9),dec_ttl(0),output:1",
+    "ip,actions=set_field:1->reg4,ct(zone=NXM_NX_REG4[0..15],table=1),ct(commit,zone=reg5[16..31])",
 ];
 
 /// Flows Open vSwitch takes only over OpenFlow 1.0 (what `ovs-ofctl` falls back to), added

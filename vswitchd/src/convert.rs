@@ -433,6 +433,12 @@ fn convert_action(
                 push: true,
             }
         }
+        action::Action::Ct(c) if c.zone_src.is_some() && !matches!(cx, Context::Flow(_)) => {
+            return Err(ApiError::invalid(
+                "ct.zone_src",
+                "a zone read from a field is read in a flow's actions only",
+            ));
+        }
         action::Action::Ct(c) => crate::convert_ct::ct_action(c)?,
         action::Action::CtClear(_) => Action::CtClear,
         action::Action::SetVlanPcp(v) => {
@@ -558,7 +564,7 @@ fn reads_after_pop(a: &v1::Action) -> bool {
 }
 
 /// An API subfield in datapath terms.
-fn subfield(s: Option<&v1::Subfield>, at: &str) -> Result<DpSubfield, ApiError> {
+pub(crate) fn subfield(s: Option<&v1::Subfield>, at: &str) -> Result<DpSubfield, ApiError> {
     let s = s.ok_or_else(|| ApiError::invalid(at, "missing"))?;
     let f = Field::try_from(s.field).map_err(|_| ApiError::invalid(at, "unknown field"))?;
     let (df, shift) = place(f).ok_or_else(|| ApiError::invalid(at, "unspecified field"))?;

@@ -115,6 +115,9 @@ pub enum Action {
         ct: CtAction,
         /// `table=`: where the tracked packet continues.
         table: Option<TableId>,
+        /// `zone=FIELD[..]`: the zone is these 16 bits, read when the action runs (in a
+        /// flow's walk of the tables), instead of `ct.zone`.
+        zone_src: Option<Subfield>,
     },
     /// `ct_clear`: forget the packet's connection-tracking state.
     CtClear,

@@ -162,7 +162,8 @@ impl DpAction {
             Action::PopMpls { ethertype } => DpAction::PopMpls(ethertype),
             Action::DecMplsTtl => DpAction::DecMplsTtl,
             Action::SetVlan { value, mask, push } => DpAction::SetVlan(value, mask, push),
-            Action::Ct { ct, table } => DpAction::Ct(ct, table),
+            // A zone read from a field is the walk's to read (`Walk::actions`).
+            Action::Ct { ct, table, .. } => DpAction::Ct(ct, table),
             Action::CtClear => DpAction::CtClear,
             // The walk runs these itself (`Walk::actions`); in a group bucket or packet-out,
             // which the daemon does not let them into, they would be a write of no bits.
@@ -465,6 +466,21 @@ impl Walk<'_> {
                     }
                 }
                 Action::Output(_) | Action::InPort => self.output(a, table, cookie, reason),
+                Action::Ct {
+                    mut ct,
+                    table: t,
+                    zone_src: Some(src),
+                } => {
+                    ct.zone = self.read(src) as u16;
+                    let a = Action::Ct {
+                        ct,
+                        table: t,
+                        zone_src: None,
+                    };
+                    self.unknown |= simulate(&a, &mut self.work, &mut self.wc);
+                    self.ops
+                        .push(DpAction::from_action(&a, table, cookie, reason));
+                }
                 Action::Multipath {
                     fields,
                     basis,

@@ -7,6 +7,10 @@ use super::*;
 /// (input, what Open vSwitch 3.1 prints for it with `dump-flows --no-stats`).
 const PRINTED: &[(&str, &str)] = &[
     (
+        "priority=10,ip,in_port=1,action=set_field:1->reg4,ct(zone=NXM_NX_REG4[0..15],table=1)",
+        "priority=10,ip,in_port=1 actions=set_field:0x1->reg4,ct(table=1,zone=NXM_NX_REG4[0..15])",
+    ),
+    (
         "actions=dec_ttl(32768,12345,90,765,1024)",
         "actions=dec_ttl(32768,12345,90,765,1024)",
     ),
