@@ -10,7 +10,7 @@ use std::sync::Arc;
 use datapath::actions::{Action, Instructions};
 use datapath::classifier::{FlowMod, FlowSpec};
 use datapath::conntrack::{CtAction, CtState, Nat, NatRange};
-use datapath::flow::{Field, FlowKey, FlowMask};
+use datapath::flow::{Field, FlowKey, FlowMask, Subfield};
 use datapath::l2::{VlanMode, VlanSet};
 use datapath::pipeline::{Datapath, DatapathConfig, Pmd};
 use datapath::port::MemPort;
@@ -97,6 +97,7 @@ fn ct(commit: bool, table: Option<u8>) -> Action {
             ..CtAction::default()
         },
         table: table.map(TableId),
+        zone_src: None,
     }
 }
 
@@ -230,6 +231,7 @@ fn source_nat_rewrites_out_and_back() {
                     ..CtAction::default()
                 },
                 table: None,
+                zone_src: None,
             },
             Action::Output(PortNo(2)),
         ],
@@ -247,6 +249,7 @@ fn source_nat_rewrites_out_and_back() {
                 ..CtAction::default()
             },
             table: Some(TableId(1)),
+            zone_src: None,
         }],
     );
     br.add(
@@ -368,5 +371,59 @@ fn registers_survive_recirculation_and_key_its_megaflows() {
         br.send(1, &b);
         assert_eq!(br.out(2).len(), burst, "burst {burst}: reg15=2 to port 2");
         assert_eq!(br.out(3).len(), burst, "burst {burst}: reg15=3 to port 3");
+    }
+}
+
+#[test]
+fn a_zone_read_from_a_register_tracks_each_packet_in_its_own_zone() {
+    let mut br = Bridge::new(3);
+    // The source port picks reg4 (zone 7 or 9); ct(zone=reg4[0..15],table=1) tracks the
+    // packet there and table 1 sends it on by ct_zone.
+    for (sport, zone) in [(1000u128, 7u128), (1001, 9)] {
+        br.add(
+            0,
+            100,
+            &[
+                (Field::EthType, 0x0800, 0xffff),
+                (Field::IpProto, 6, 0xff),
+                (Field::TpSrc, sport, 0xffff),
+                (Field::CtState, 0, TRK),
+            ],
+            vec![
+                Action::SetField {
+                    field: Field::Reg(4),
+                    value: 0x5_0000 | zone,
+                },
+                Action::Ct {
+                    ct: CtAction::default(),
+                    table: Some(TableId(1)),
+                    zone_src: Some(Subfield::new(Field::Reg(4), 0, 16).unwrap()),
+                },
+            ],
+        );
+    }
+    br.add(
+        1,
+        100,
+        &[(Field::CtZone, 7, 0xffff)],
+        vec![Action::Output(PortNo(2))],
+    );
+    br.add(
+        1,
+        100,
+        &[(Field::CtZone, 9, 0xffff)],
+        vec![Action::Output(PortNo(3))],
+    );
+    for burst in BURSTS {
+        let a: Vec<_> = (0..burst)
+            .map(|_| tcp(IN, OUT, 1000, 80, true, None))
+            .collect();
+        let b: Vec<_> = (0..burst)
+            .map(|_| tcp(IN, OUT, 1001, 80, true, None))
+            .collect();
+        br.send(1, &a);
+        br.send(1, &b);
+        assert_eq!(br.out(2).len(), burst, "burst {burst}: zone 7 to port 2");
+        assert_eq!(br.out(3).len(), burst, "burst {burst}: zone 9 to port 3");
     }
 }

@@ -226,7 +226,8 @@ fn subfield_json(s: Option<&proto::v1::Subfield>) -> Value {
     )
 }
 
-/// Instructions as `[{meter: 1}, {apply_actions: [...]}, {write_metadata: {...}}, {goto_table: 1}]`.
+/// Instructions as `[{meter: 1}, {apply_actions: [...]}, {clear_actions: {}},
+/// {write_actions: [...]}, {write_metadata: {...}}, {goto_table: 1}]`.
 pub fn instructions_json(ins: &[Instruction]) -> Value {
     Value::Array(
         ins.iter()
@@ -239,6 +240,10 @@ pub fn instructions_json(ins: &[Instruction]) -> Value {
                     json!({ "write_metadata": { "value": w.value, "mask": w.mask } })
                 }
                 Some(instruction::Instruction::GotoTable(t)) => json!({ "goto_table": t }),
+                Some(instruction::Instruction::ClearActions(_)) => json!({ "clear_actions": {} }),
+                Some(instruction::Instruction::WriteActions(a)) => json!({
+                    "write_actions": a.actions.iter().map(action_json).collect::<Vec<_>>()
+                }),
                 None => Value::Null,
             })
             .collect(),

@@ -81,6 +81,16 @@ const FLOWS: &[&str] = &[
     "ip,actions=move:NXM_OF_IP_SRC[]->NXM_NX_REG3[],move:OXM_OF_VLAN_VID[0..3]->NXM_NX_REG4[28..31],push:NXM_NX_IP_TTL[],pop:reg12[8..15]",
     "arp,actions=load:2->OXM_OF_ARP_OP[],load:0x1->NXM_OF_ARP_OP[0..3],load:0x404444444441->OXM_OF_ARP_THA[]",
     "in_port=90,actions=load:20->NXM_NX_REG0[0..7],push:NXM_NX_REG1[0..7],resubmit:2",
+    // The action set.
+    "ip,actions=output:1,write_actions(set_field:10.0.0.1->ip_src,pop_vlan,output:2),goto_table:1",
+    "table=1,actset_output=unset,actions=clear_actions,write_actions(group:5,output:3),goto_table:2",
+    "table=2,priority=7,actset_output=3,actions=write_actions(controller,dec_ttl)",
+    "actset_output=LOCAL,actions=write_actions(load:0x5->NXM_NX_REG1[0..7],move:NXM_NX_REG1[]->NXM_NX_REG2[],set_queue:4,resubmit(,3))",
+    "ip,actions=write_actions(ct(commit,table=2),controller:100)",
+    "actions=write_actions(drop)",
+    "actions=clear_actions,write_metadata:0x1/0x1,goto_table:3",
+    "ip,actions=dec_ttl(5,9),dec_ttl(0),output:1",
+    "ip,actions=set_field:1->reg4,ct(zone=NXM_NX_REG4[0..15],table=1),ct(commit,zone=reg5[16..31])",
 ];
 
 /// Flows Open vSwitch takes only over OpenFlow 1.0 (what `ovs-ofctl` falls back to), added
@@ -231,6 +241,10 @@ fn refused_by_both() {
         "actions=goto_table:3,goto_table:4",
         "skb_priority=1,actions=drop",
         "ip,ip_frag=maybe,actions=drop",
+        "actions=write_actions(output(port=2,max_len=100))",
+        "actions=write_actions(note:01),output:1",
+        "actions=write_metadata:1,write_actions(output:1)",
+        "actset_output=1/1,actions=drop",
     ] {
         let out = ovs.run("ovs-ofctl", &["-O", "OpenFlow15", "add-flow", "br0", text]);
         assert!(!out.status.success(), "Open vSwitch took {text}");

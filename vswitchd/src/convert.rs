@@ -13,13 +13,15 @@
 //!
 //! Thread-safety: pure functions.
 
-use datapath::actions::{Action, Instructions};
+use datapath::actions::Action;
 use datapath::flow::{Field as DpField, FlowKey, FlowMask, Subfield as DpSubfield};
-use datapath::types::{GroupId, MeterId, PortNo, TableId};
+use datapath::types::{GroupId, PortNo, TableId};
 use proto::flow_text::{self, field_name};
-use proto::v1::{self, Field, FieldMatch, Match, ReservedPort, action, instruction, port_ref};
+use proto::v1::{self, Field, FieldMatch, Match, ReservedPort, action, port_ref};
 
 use crate::error::{ApiError, quote};
+
+pub use crate::convert_ins::convert_instructions;
 
 /// Most actions in one action list, and in all of a group's buckets together: what one
 /// 64 KiB OpenFlow message carries (an output action is 16 bytes), as Open vSwitch bounds
@@ -126,6 +128,7 @@ pub(crate) fn place(f: Field) -> Option<(DpField, u32)> {
         Field::Xxreg1 => (D::Xxreg(1), 0),
         Field::Xxreg2 => (D::Xxreg(2), 0),
         Field::Xxreg3 => (D::Xxreg(3), 0),
+        Field::ActsetOutput => (D::ActsetOutput, 0),
         Field::Unspecified => return None,
     })
 }
@@ -192,6 +195,9 @@ pub fn convert_match(m: &Match, ports: &dyn PortNames) -> Result<DpMatch, ApiErr
         })?;
         let bits = width_mask(fm.value.len(), f);
         let mut v = be(&fm.value) & bits;
+        if f == Field::ActsetOutput && v == u128::from(flow_text::OFPP_UNSET) {
+            v = 0; // the datapath's "no output in the action set"
+        }
         let mut mk = if fm.mask.is_empty() {
             bits
         } else {
@@ -381,7 +387,16 @@ fn convert_action(
             }
         }
         action::Action::PopVlan(_) => Action::PopVlan,
-        action::Action::DecTtl(_) => Action::DecTtl,
+        // The controller ids say where an INVALID_TTL packet-in would go; none is sent.
+        action::Action::DecTtl(d) => {
+            if d.controller_ids.iter().any(|&id| id > 0xffff) {
+                return Err(ApiError::invalid(
+                    "dec_ttl.controller_ids",
+                    "controller ids are 0..=65535",
+                ));
+            }
+            Action::DecTtl
+        }
         action::Action::SetQueue(q) => Action::SetQueue(*q),
         action::Action::PopQueue(_) => Action::PopQueue,
         action::Action::Enqueue(e) => {
@@ -417,6 +432,12 @@ fn convert_action(
                 mask: 0x0fff,
                 push: true,
             }
+        }
+        action::Action::Ct(c) if c.zone_src.is_some() && !matches!(cx, Context::Flow(_)) => {
+            return Err(ApiError::invalid(
+                "ct.zone_src",
+                "a zone read from a field is read in a flow's actions only",
+            ));
         }
         action::Action::Ct(c) => crate::convert_ct::ct_action(c)?,
         action::Action::CtClear(_) => Action::CtClear,
@@ -543,7 +564,7 @@ fn reads_after_pop(a: &v1::Action) -> bool {
 }
 
 /// An API subfield in datapath terms.
-fn subfield(s: Option<&v1::Subfield>, at: &str) -> Result<DpSubfield, ApiError> {
+pub(crate) fn subfield(s: Option<&v1::Subfield>, at: &str) -> Result<DpSubfield, ApiError> {
     let s = s.ok_or_else(|| ApiError::invalid(at, "missing"))?;
     let f = Field::try_from(s.field).map_err(|_| ApiError::invalid(at, "unknown field"))?;
     let (df, shift) = place(f).ok_or_else(|| ApiError::invalid(at, "unspecified field"))?;
@@ -655,69 +676,6 @@ fn convert_list(
         }
     }
     Ok(table)
-}
-
-/// Converts instructions (at most one of each kind). Group and meter existence is the
-/// caller's to check against the bridge.
-pub fn convert_instructions(
-    list: &[v1::Instruction],
-    ports: &dyn PortNames,
-    m: &Match,
-) -> Result<Instructions, ApiError> {
-    flow_text::check_flow_size(m, list).map_err(|e| ApiError::invalid("instructions", e))?;
-    let mut ins = Instructions::default();
-    let (mut seen_apply, mut seen_meta) = (false, false);
-    for (i, x) in list.iter().enumerate() {
-        let at = format!("instructions[{i}]");
-        let x = x
-            .instruction
-            .as_ref()
-            .ok_or_else(|| ApiError::invalid(&at, "empty instruction"))?;
-        let dup = || ApiError::invalid(&at, "instruction given twice");
-        match x {
-            instruction::Instruction::Meter(id) => {
-                if ins.meter.is_some() {
-                    return Err(dup());
-                }
-                if *id == 0 || *id > flow_text::MAX_METER_ID {
-                    return Err(ApiError::invalid(
-                        format!("{at}.meter"),
-                        format!("meter id {id} out of range"),
-                    ));
-                }
-                ins.meter = Some(MeterId(*id));
-            }
-            instruction::Instruction::ApplyActions(a) => {
-                if seen_apply {
-                    return Err(dup());
-                }
-                seen_apply = true;
-                let (acts, _) = convert_actions(&a.actions, ports, Context::Flow(m))
-                    .map_err(|e| e.under(&format!("{at}.apply_actions")))?;
-                ins.apply = acts.into();
-            }
-            instruction::Instruction::WriteMetadata(w) => {
-                if seen_meta {
-                    return Err(dup());
-                }
-                seen_meta = true;
-                ins.write_metadata = Some((w.value & w.mask, w.mask));
-            }
-            instruction::Instruction::GotoTable(t) => {
-                if ins.goto_table.is_some() {
-                    return Err(dup());
-                }
-                if *t > flow_text::MAX_TABLE_ID {
-                    return Err(ApiError::invalid(
-                        format!("{at}.goto_table"),
-                        format!("table {t} out of range 0..={}", flow_text::MAX_TABLE_ID),
-                    ));
-                }
-                ins.goto_table = Some(TableId(*t as u8));
-            }
-        }
-    }
-    Ok(ins)
 }
 
 /// The match a packet-in carries: the pipeline fields OpenFlow 1.3 puts there (in_port,

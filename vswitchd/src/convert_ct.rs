@@ -12,6 +12,19 @@ use crate::error::ApiError;
 
 /// `ct(...)` as the datapath runs it; refuses what Open vSwitch refuses.
 pub(crate) fn ct_action(c: &v1::Ct) -> Result<Action, ApiError> {
+    let zone_src = match &c.zone_src {
+        None => None,
+        Some(s) => {
+            let sf = crate::convert::subfield(Some(s), "ct.zone_src")?;
+            if sf.bits != 16 || c.zone != 0 {
+                return Err(ApiError::invalid(
+                    "ct.zone_src",
+                    "a zone read from a field takes 16 bits (and no zone number beside it)",
+                ));
+            }
+            Some(sf)
+        }
+    };
     let zone =
         u16::try_from(c.zone).map_err(|_| ApiError::invalid("ct.zone", "must be 0..=65535"))?;
     let table = match c.table {
@@ -54,6 +67,7 @@ pub(crate) fn ct_action(c: &v1::Ct) -> Result<Action, ApiError> {
             label,
         },
         table,
+        zone_src,
     })
 }
 

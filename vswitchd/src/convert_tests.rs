@@ -1,6 +1,8 @@
 use super::*;
+use datapath::actions::Instructions;
 use proptest::prelude::*;
 use proto::flow_text::parse_flow;
+use proto::v1::instruction;
 
 fn none(_: &str) -> Option<u32> {
     None
@@ -299,5 +301,45 @@ fn identical_matches_have_one_identity() {
     assert_eq!(
         flow_ident(TableId(0), 5, &a.key, &a.mask),
         flow_ident(TableId(0), 5, &b.key, &b.mask)
+    );
+}
+
+#[test]
+fn the_action_set_converts_and_refuses_what_it_cannot_hold() {
+    let (m, ins) = dp(
+        "actset_output=unset,actions=output:1,clear_actions,write_actions(set_field:5->reg1,resubmit(,2),group:3),goto_table:1",
+    );
+    assert_eq!(
+        m.key.get(DpField::ActsetOutput),
+        0,
+        "UNSET is the datapath's 0"
+    );
+    assert_eq!(m.mask.get(DpField::ActsetOutput), 0xffff_ffff);
+    assert!(ins.clear_actions);
+    assert_eq!(ins.write_actions.len(), 3);
+    assert!(
+        ins.uses_group(GroupId(3)),
+        "out_group filters see the action set"
+    );
+    let (m, _) = dp("actset_output=LOCAL,actions=drop");
+    assert_eq!(
+        m.key.get(DpField::ActsetOutput),
+        u128::from(PortNo::LOCAL.0)
+    );
+    // Through the API, an action the set cannot hold is refused by name.
+    let f = parse_flow("actions=write_actions(output:1)").unwrap();
+    let mut list = f.instructions.clone();
+    if let Some(instruction::Instruction::WriteActions(w)) = &mut list[0].instruction {
+        w.actions.push(
+            proto::flow_text::parse_actions("note:01")
+                .unwrap()
+                .remove(0),
+        );
+    }
+    let m = convert_match(f.r#match.as_ref().unwrap(), &none).unwrap();
+    let e = convert_instructions(&list, &none, &m.canonical).unwrap_err();
+    assert!(
+        format!("{e:?}").contains("write_actions.actions[1]"),
+        "{e:?}"
     );
 }

@@ -25,6 +25,7 @@ pub mod api_layer;
 pub mod client;
 pub mod convert;
 mod convert_ct;
+mod convert_ins;
 pub mod error;
 pub mod logging;
 pub mod meter_group;

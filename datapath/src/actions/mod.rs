@@ -115,6 +115,9 @@ pub enum Action {
         ct: CtAction,
         /// `table=`: where the tracked packet continues.
         table: Option<TableId>,
+        /// `zone=FIELD[..]`: the zone is these 16 bits, read when the action runs (in a
+        /// flow's walk of the tables), instead of `ct.zone`.
+        zone_src: Option<Subfield>,
     },
     /// `ct_clear`: forget the packet's connection-tracking state.
     CtClear,
@@ -171,13 +174,18 @@ pub enum Action {
 }
 
 /// The instructions of one flow, in OpenFlow 1.3 execution order:
-/// meter, apply-actions, write-metadata, goto-table.
+/// meter, apply-actions, clear-actions, write-actions, write-metadata, goto-table.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Instructions {
     /// Meter the packet first; packets the meter drops go no further.
     pub meter: Option<MeterId>,
     /// Actions applied immediately, in order.
     pub apply: Arc<[Action]>,
+    /// Empty the packet's action set.
+    pub clear_actions: bool,
+    /// Add these to the packet's action set (empty: nothing), which runs when the pipeline
+    /// ends (see `pipeline::actset`). Only the actions OpenFlow allows in an action set.
+    pub write_actions: Arc<[Action]>,
     /// `metadata = (metadata & !mask) | (value & mask)`.
     pub write_metadata: Option<(u64, u64)>,
     /// Continue in a later table.
@@ -193,18 +201,24 @@ impl Instructions {
         }
     }
 
-    /// True when any action sends the packet to `port` (for out_port filters).
+    /// True when any action sends the packet to `port` (for out_port filters), the
+    /// action set's included.
     pub fn outputs_to(&self, port: PortNo) -> bool {
-        self.apply.iter().any(|a| match *a {
-            Action::Output(p) | Action::Enqueue { port: p, .. } => p == port,
-            _ => false,
-        })
+        self.apply
+            .iter()
+            .chain(self.write_actions.iter())
+            .any(|a| match *a {
+                Action::Output(p) | Action::Enqueue { port: p, .. } => p == port,
+                _ => false,
+            })
     }
 
-    /// True when any action sends the packet to `group` (for out_group filters).
+    /// True when any action sends the packet to `group` (for out_group filters), the
+    /// action set's included.
     pub fn uses_group(&self, group: GroupId) -> bool {
         self.apply
             .iter()
+            .chain(self.write_actions.iter())
             .any(|a| matches!(a, Action::Group(g) if *g == group))
     }
 }

@@ -167,6 +167,11 @@ pub enum Field {
     CtTpDst,
     /// Recirculation id: 0 on ingress, the table + 1 after `ct(table=T)`.
     RecircId,
+    /// The output port of the packet's action set (OpenFlow 1.5 `actset_output`): the
+    /// OpenFlow number of the port its last `output` names (reserved ports by their
+    /// numbers), 0 when it has none or has a group (OpenFlow's UNSET). Pipeline state
+    /// that only the walk of the tables writes (`write_actions`, `clear_actions`).
+    ActsetOutput,
 }
 
 /// Where a field lives: `bits` bits starting at bit `shift` of word `word`. Fields wider
@@ -218,7 +223,7 @@ impl Field {
     ];
 
     /// All fields that own their bits, in layout order (registers expanded).
-    pub const ALL: [Field; 52] = [
+    pub const ALL: [Field; 53] = [
         Field::InPort,
         Field::EthType,
         Field::VlanTci,
@@ -261,6 +266,7 @@ impl Field {
         Field::Reg(15),
         Field::TunFlags,
         Field::PktMark,
+        Field::ActsetOutput,
         Field::CtState,
         Field::CtNwProto,
         Field::CtZone,
@@ -329,6 +335,7 @@ impl Field {
             Field::Ipv6Label => FieldRange::new(8, 44, 20),
             Field::NdTarget => FieldRange::wide(3, 10),
             Field::PktMark => FieldRange::new(STATE_WORD + 9, 0, 32),
+            Field::ActsetOutput => FieldRange::new(STATE_WORD + 9, 32, 32),
             // The connection-tracking words, PKT_WORDS.. (the tuple as the tracker stores
             // it: an IPv4 address in the low bits of the IPv6 field).
             Field::CtState => FieldRange::new(PKT_WORDS, 0, 8),
@@ -365,7 +372,12 @@ impl Field {
     pub const fn is_read_only(self) -> bool {
         matches!(
             self,
-            Field::InPort | Field::IpFrag | Field::TcpFlags | Field::MplsBos | Field::TunFlags
+            Field::InPort
+                | Field::IpFrag
+                | Field::TcpFlags
+                | Field::MplsBos
+                | Field::TunFlags
+                | Field::ActsetOutput
         ) || self.is_ct()
     }
 

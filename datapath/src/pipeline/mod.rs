@@ -30,6 +30,7 @@
 //! Thread-safety: `Datapath` is `Clone + Send + Sync`; writers serialise on one mutex (never
 //! touched by poll threads); readers load the snapshot lock-free.
 
+mod actset;
 mod burst;
 pub(crate) mod ct;
 mod datapath;

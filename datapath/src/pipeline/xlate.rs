@@ -15,6 +15,10 @@
 //! decrement, an MPLS push, the OpenFlow 1.0 VLAN rewrites) unwildcard what they read, so
 //! a later lookup on what they wrote is safe for every packet of the megaflow.
 //!
+//! `write_actions` and `clear_actions` fill and empty the packet's action set (see
+//! `pipeline::actset`), which runs when the walk ends on a flow (not after a table miss,
+//! nor after a recirculation, whose packet starts with an empty set).
+//!
 //! A `ct` action clears the working key's connection-tracking fields, as Open vSwitch's
 //! translation does: its results are seen only by the lookups of the packet it
 //! recirculates (`ct(table=T)`, a new translation from table T of the tracked packet's key).
@@ -23,6 +27,7 @@
 
 use std::sync::Arc;
 
+use super::actset::ActionSet;
 use crate::actions::{Action, mpls, multipath};
 use crate::classifier::{Pipeline, Rule};
 use crate::conntrack::CtAction;
@@ -157,7 +162,8 @@ impl DpAction {
             Action::PopMpls { ethertype } => DpAction::PopMpls(ethertype),
             Action::DecMplsTtl => DpAction::DecMplsTtl,
             Action::SetVlan { value, mask, push } => DpAction::SetVlan(value, mask, push),
-            Action::Ct { ct, table } => DpAction::Ct(ct, table),
+            // A zone read from a field is the walk's to read (`Walk::actions`).
+            Action::Ct { ct, table, .. } => DpAction::Ct(ct, table),
             Action::CtClear => DpAction::CtClear,
             // The walk runs these itself (`Walk::actions`); in a group bucket or packet-out,
             // which the daemon does not let them into, they would be a write of no bits.
@@ -262,8 +268,10 @@ pub fn translate_from(
         stop: false,
         error: None,
         stack: Vec::new(),
+        actset: ActionSet::default(),
     };
     w.tables_from(table, true);
+    w.action_set();
     if let Some(reason) = w.error {
         w.ops.clear();
         w.drop_reason = reason;
@@ -311,6 +319,8 @@ struct Walk<'p> {
     error: Option<DropReason>,
     /// The packet's stack (`push` / `pop`), values right-aligned.
     stack: Vec<u128>,
+    /// The packet's action set.
+    actset: ActionSet,
 }
 
 impl Walk<'_> {
@@ -352,6 +362,16 @@ impl Walk<'_> {
             if self.stop || self.error.is_some() {
                 return;
             }
+            // Both may change `actset_output`, which later tables can match: a rewrite
+            // (flow changes then invalidate by table, not by the ingress key).
+            if ins.clear_actions {
+                self.actset.clear(&mut self.work);
+                self.rewritten = true;
+            }
+            if !ins.write_actions.is_empty() {
+                self.actset.write(&ins.write_actions, &mut self.work);
+                self.rewritten = true;
+            }
             if let Some((value, mask)) = ins.write_metadata {
                 let old = self.work.get(Field::Metadata) as u64;
                 self.work
@@ -362,6 +382,25 @@ impl Walk<'_> {
                 _ => return,
             }
         }
+    }
+
+    /// Runs the action set when the walk ended on a flow (an `exit` included): its actions
+    /// as the last flow's, whose table and cookie a packet-in reports.
+    fn action_set(&mut self) {
+        let ended_on_flow = self.miss_table.is_none() && self.error.is_none();
+        if self.actset.is_empty()
+            || !ended_on_flow
+            || matches!(self.ops.last(), Some(DpAction::Recirc(_)))
+        {
+            return;
+        }
+        let list = self.actset.take_ordered();
+        let Some(rule) = self.rules.last() else {
+            return;
+        };
+        let (table, cookie) = (rule.spec.table, rule.spec.cookie);
+        self.stop = false;
+        self.actions(&list, table, cookie, PacketInReason::Action);
     }
 
     /// Runs one flow's action list.
@@ -427,6 +466,21 @@ impl Walk<'_> {
                     }
                 }
                 Action::Output(_) | Action::InPort => self.output(a, table, cookie, reason),
+                Action::Ct {
+                    mut ct,
+                    table: t,
+                    zone_src: Some(src),
+                } => {
+                    ct.zone = self.read(src) as u16;
+                    let a = Action::Ct {
+                        ct,
+                        table: t,
+                        zone_src: None,
+                    };
+                    self.unknown |= simulate(&a, &mut self.work, &mut self.wc);
+                    self.ops
+                        .push(DpAction::from_action(&a, table, cookie, reason));
+                }
                 Action::Multipath {
                     fields,
                     basis,
@@ -473,9 +527,13 @@ impl Walk<'_> {
         self.work = saved;
     }
 
-    /// The bits of a subfield, consulted.
+    /// The bits of a subfield, consulted (`actset_output` unset reads as OpenFlow's
+    /// OFPP_UNSET, as Open vSwitch has it).
     fn read(&mut self, s: Subfield) -> u128 {
         s.unwildcard(&mut self.wc);
+        if s.field == Field::ActsetOutput && self.work.get(s.field) == 0 {
+            return (0xffff_fff7 >> s.shift) & (s.mask() >> s.shift);
+        }
         s.read(&self.work)
     }
 

@@ -104,7 +104,7 @@ fn check_widths(d: &FieldDef, value: &[u8], mask: &[u8]) -> Result<(), FieldErro
 /// problem: an unknown field, a value or mask of the wrong width, a mask on a field that
 /// takes none, a value wider than the field, a field given twice, a missing prerequisite
 /// (as Open vSwitch checks them), or `vlan_tci` mixed with `vlan_vid`/`vlan_pcp`.
-/// A `port_name` is allowed only on `in_port`, with an empty value.
+/// A `port_name` is allowed only on `in_port` and `actset_output`, with an empty value.
 pub fn check_match(m: &Match) -> Result<Match, FieldError> {
     let mut out: BTreeMap<i32, FieldMatch> = BTreeMap::new();
     for fm in &m.fields {
@@ -113,11 +113,12 @@ pub fn check_match(m: &Match) -> Result<Match, FieldError> {
             return Err(field_err(FieldErrorKind::Duplicate, d.name, "given twice"));
         }
         if !fm.port_name.is_empty() {
-            if d.field != Field::InPort || !fm.value.is_empty() || !fm.mask.is_empty() {
+            let port_field = matches!(d.field, Field::InPort | Field::ActsetOutput);
+            if !port_field || !fm.value.is_empty() || !fm.mask.is_empty() {
                 return Err(field_err(
                     FieldErrorKind::NotSettable,
                     d.name,
-                    "port_name is only valid on in_port, without value or mask",
+                    "port_name is only valid on in_port and actset_output, without value or mask",
                 ));
             }
             out.insert(fm.field, fm.clone());

@@ -197,13 +197,20 @@ pub(super) fn parse_ct(arg: Option<Tok<'_>>) -> Result<Ct> {
             ("commit", None) => ct.commit = true,
             ("force", None) => ct.force = true,
             ("table", Some(v)) => ct.table = Some(num(v, u64::from(MAX_TABLE_ID), "table")? as u32),
-            ("zone", Some(v)) => {
-                if v.text.contains('[') {
-                    return Err(v.err(
-                        "a zone from a field (zone=NXM_NX_REG0[0..15]) is not supported yet: give the zone as a number",
-                    ));
+            ("zone", Some(v)) if v.text.contains('[') => {
+                let sf = super::subfield::parse_subfield(v, super::protocol::Ctx::default())?;
+                if sf.n_bits != 16 {
+                    return Err(v.err(format!(
+                        "{}: a zone read from a field takes 16 bits, not {}",
+                        v.text, sf.n_bits
+                    )));
                 }
+                ct.zone = 0;
+                ct.zone_src = Some(sf);
+            }
+            ("zone", Some(v)) => {
                 ct.zone = num(v, 0xffff, "zone")? as u32;
+                ct.zone_src = None;
             }
             ("alg", Some(v)) => {
                 return Err(
@@ -528,7 +535,9 @@ pub(super) fn ct_text(ct: &Ct) -> String {
     if let Some(t) = ct.table {
         parts.push(format!("table={t}"));
     }
-    if ct.zone != 0 {
+    if let Some(sf) = &ct.zone_src {
+        parts.push(format!("zone={}", super::subfield::subfield_text(sf)));
+    } else if ct.zone != 0 {
         parts.push(format!("zone={}", ct.zone));
     }
     if let Some(n) = &ct.nat {
@@ -566,6 +575,35 @@ mod tests {
         let inner = s.strip_prefix("ct(").unwrap().strip_suffix(')').unwrap();
         let arg = (!inner.is_empty()).then_some(Tok { at: 3, text: inner });
         ct_text(&parse_ct(arg).unwrap())
+    }
+
+    proptest::proptest! {
+        /// A zone, given as a number or read from 16 bits of a register, prints and reads
+        /// back to the same action.
+        #[test]
+        fn a_zone_format_parse_is_identity(
+            commit in proptest::bool::ANY,
+            table in proptest::option::of(0u32..=MAX_TABLE_ID),
+            zone in 0u32..=0xffff,
+            reg in proptest::option::of((0i32..16, 0u32..=16)),
+        ) {
+            let zone_src = reg.map(|(r, offset)| crate::v1::Subfield {
+                field: crate::v1::Field::Reg0 as i32 + r, // reg0..reg15 are numbered in a row
+                offset,
+                n_bits: 16,
+            });
+            let ct = Ct {
+                commit,
+                table,
+                zone: if zone_src.is_some() { 0 } else { zone },
+                zone_src,
+                ..Ct::default()
+            };
+            let text = ct_text(&ct);
+            let inner = text.strip_prefix("ct(").unwrap().strip_suffix(')').unwrap();
+            let arg = (!inner.is_empty()).then_some(Tok { at: 3, text: inner });
+            proptest::prop_assert_eq!(parse_ct(arg).unwrap(), ct, "{}", text);
+        }
     }
 
     #[test]
@@ -612,7 +650,7 @@ mod tests {
         for (bad, why) in [
             ("nat(src=10.0.0.1)", "commit"),
             ("exec(set_field:1->ct_mark)", "commit"),
-            ("zone=NXM_NX_REG0[0..15],table=1", "not supported yet"),
+            ("zone=NXM_NX_REG0[0..7],table=1", "16 bits"),
             ("zone=65536", "at most"),
             ("table=255", "at most"),
             (

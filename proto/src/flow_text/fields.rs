@@ -173,6 +173,8 @@ pub(super) const FIELDS: &[FieldDef] = &[
     def(Field::Xxreg1,      16, hex(128),      true,  true,  Prereq::None,  "xxreg1",      &[]),
     def(Field::Xxreg2,      16, hex(128),      true,  true,  Prereq::None,  "xxreg2",      &[]),
     def(Field::Xxreg3,      16, hex(128),      true,  true,  Prereq::None,  "xxreg3",      &[]),
+    // The action set's output port (OpenFlow 1.5): match only.
+    def(Field::ActsetOutput, 4, Syntax::Port,  false, false, Prereq::None,  "actset_output", &[]),
 ];
 
 /// A test on the match's protocol.
@@ -255,6 +257,7 @@ pub(super) const NXM_NAMES: &[(&str, &str)] = &[
     ("NXM_NX_REG13", "reg13"),
     ("NXM_NX_REG14", "reg14"),
     ("NXM_NX_REG15", "reg15"),
+    ("ONFOXM_ET_ACTSET_OUTPUT", "actset_output"),
     ("OXM_OF_PKT_REG0", "xreg0"),
     ("OXM_OF_PKT_REG1", "xreg1"),
     ("OXM_OF_PKT_REG2", "xreg2"),

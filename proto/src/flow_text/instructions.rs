@@ -1,8 +1,10 @@
 //! A flow's `actions=` list as OpenFlow instructions, in the order OpenFlow runs them:
-//! meter, apply-actions, write-metadata, goto-table; and instructions printed back as one
-//! `actions=` list.
+//! meter, apply-actions, clear-actions, write-actions, write-metadata, goto-table; and
+//! instructions printed back as one `actions=` list.
 
-use crate::v1::{ApplyActions, Instruction, Match, WriteMetadata, instruction};
+use crate::v1::{
+    ApplyActions, ClearActions, Instruction, Match, WriteActions, WriteMetadata, instruction,
+};
 
 use super::actions::{ActionCtx, Item, format_action, normalize_vlan, parse_one_action};
 use super::lexer::{Result, Tok};
@@ -13,6 +15,8 @@ use super::protocol::Ctx;
 enum Stage {
     Meter,
     Actions,
+    Clear,
+    Write,
     WriteMetadata,
     Goto,
 }
@@ -22,6 +26,8 @@ enum Stage {
 struct Gathered {
     meter: Option<u32>,
     actions: Vec<crate::v1::Action>,
+    clear: bool,
+    write: Option<Vec<crate::v1::Action>>,
     write_md: Option<WriteMetadata>,
     goto: Option<u32>,
     dropped: bool,
@@ -31,6 +37,8 @@ impl Gathered {
     fn is_empty(&self) -> bool {
         self.actions.is_empty()
             && self.meter.is_none()
+            && !self.clear
+            && self.write.is_none()
             && self.write_md.is_none()
             && self.goto.is_none()
     }
@@ -46,6 +54,18 @@ impl Gathered {
         if !self.actions.is_empty() {
             out.push(wrap(instruction::Instruction::ApplyActions(ApplyActions {
                 actions: self.actions,
+            })));
+        }
+        if self.clear {
+            out.push(wrap(instruction::Instruction::ClearActions(
+                ClearActions {},
+            )));
+        }
+        // An empty action list written to the set changes nothing: Open vSwitch prints
+        // `write_actions(drop)` back as `drop`.
+        if let Some(actions) = self.write.filter(|a| !a.is_empty()) {
+            out.push(wrap(instruction::Instruction::WriteActions(WriteActions {
+                actions,
             })));
         }
         if let Some(w) = self.write_md {
@@ -73,7 +93,7 @@ pub(super) fn parse_instructions(
     let mut ctx = Ctx::of(m);
     let order_err = |tok: Tok<'_>, what: &str| {
         tok.err(format!(
-            "invalid instruction ordering: `{what}` is out of order (instructions go meter, actions, write_metadata, goto_table)"
+            "invalid instruction ordering: `{what}` is out of order (instructions go meter, actions, clear_actions, write_actions, write_metadata, goto_table)"
         ))
     };
     let drop_err = |tok: Tok<'_>| {
@@ -105,8 +125,22 @@ pub(super) fn parse_instructions(
                 ctx = ctx.after(&a);
                 g.actions.push(a);
             }
+            Item::ClearActions => {
+                if stage > Stage::Actions || g.clear {
+                    return Err(order_err(tok, "clear_actions"));
+                }
+                stage = Stage::Clear;
+                g.clear = true;
+            }
+            Item::WriteActions(w) => {
+                if stage > Stage::Clear || g.write.is_some() {
+                    return Err(order_err(tok, "write_actions"));
+                }
+                stage = Stage::Write;
+                g.write = Some(w);
+            }
             Item::WriteMetadata(w) => {
-                if stage > Stage::Actions || g.write_md.is_some() {
+                if stage > Stage::Write || g.write_md.is_some() {
                     return Err(order_err(tok, "write_metadata"));
                 }
                 stage = Stage::WriteMetadata;
@@ -140,6 +174,16 @@ pub fn format_instructions(ins: &[Instruction]) -> String {
                 for a in &a.actions {
                     format_action(a, &mut out);
                 }
+            }
+            Some(instruction::Instruction::ClearActions(_)) => {
+                out.push("clear_actions".to_string())
+            }
+            Some(instruction::Instruction::WriteActions(w)) => {
+                let mut inner = Vec::new();
+                for a in &w.actions {
+                    format_action(a, &mut inner);
+                }
+                out.push(format!("write_actions({})", inner.join(",")));
             }
             Some(instruction::Instruction::WriteMetadata(w)) => {
                 if w.mask == u64::MAX {

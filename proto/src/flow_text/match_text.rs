@@ -8,7 +8,7 @@ use crate::v1::{Field, FieldMatch, Match};
 
 use super::fields::{field_def, field_def_i32, value_text};
 use super::matches::{FRAG_NAMES, TCP_FLAG_NAMES};
-use super::ports::in_port_text;
+use super::ports::{actset_output_text, in_port_text};
 use super::protocol::{Ctx, SHORTHANDS};
 use super::scalar::{be_u64, hex_bytes, mac_text, mask_prefix};
 use super::vlan::{Tci, is_vlan_field};
@@ -28,6 +28,7 @@ enum Part {
 /// The printed order (the protocol shorthand and the VLAN fields in their places).
 const ORDER: &[Part] = &[
     Part::Field(Field::PktMark),
+    Part::Field(Field::ActsetOutput),
     Part::Field(Field::CtState),
     Part::Field(Field::CtZone),
     Part::Field(Field::CtMark),
@@ -264,6 +265,7 @@ fn field_text(f: Field, fm: &FieldMatch) -> String {
             Some(p) => format!("in_port={p}"),
             None => format!("in_port={}", be_u64(v)),
         },
+        Field::ActsetOutput => format!("actset_output={}", actset_output_text(fm)),
         Field::Reg0
         | Field::Reg1
         | Field::Reg2

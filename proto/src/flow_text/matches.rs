@@ -11,7 +11,7 @@ use super::fields::{
     FieldDef, Named, canonical, field_def, field_def_i32, parse_value_mask, resolve_name,
 };
 use super::lexer::{ParseError, Result, Tok};
-use super::ports::parse_in_port;
+use super::ports::{parse_actset_output, parse_in_port};
 use super::protocol::{Ctx, prereq_text, shorthand};
 use super::scalar::{be_bytes, num, parse_u64, parse_u128};
 use super::subfield::{bits_value_mask, parse_subfield, split_wide_register};
@@ -155,6 +155,7 @@ pub(super) fn match_token<'a>(mb: &mut MatchBuilder<'a>, tok: Tok<'a>, ctx: Ctx)
     }
     match resolve_name(key, ctx).map_err(|m| key_tok.err(m))? {
         Named::Field(Field::InPort) => mb.insert(parse_in_port(v)?, tok),
+        Named::Field(Field::ActsetOutput) => mb.insert(parse_actset_output(v)?, tok),
         Named::Field(f @ (Field::VlanVid | Field::VlanPcp | Field::VlanTci)) => {
             vlan_token(mb, f, key, v, tok)
         }

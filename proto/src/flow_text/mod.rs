@@ -47,6 +47,7 @@
 //! Thread-safety: plain functions over values; no shared state.
 
 mod actions;
+mod actset;
 mod check;
 mod ct;
 mod fields;
@@ -66,6 +67,7 @@ mod subfield;
 mod vlan;
 
 pub use actions::{format_actions, parse_actions};
+pub use actset::{check_action_set, not_in_action_set};
 pub use check::{
     FieldError, FieldErrorKind, check_actions, check_match, check_set_field, check_set_field_value,
     check_subfields,
@@ -83,9 +85,11 @@ pub use limits::{
 };
 pub use match_text::format_match;
 pub use meter::{format_meter, parse_meter};
-pub use ports::{MAX_PORT_NO, OFPP_CONTROLLER, OFPP_LOCAL, is_valid_port_name};
+pub use ports::{MAX_PORT_NO, OFPP_CONTROLLER, OFPP_LOCAL, OFPP_UNSET, is_valid_port_name};
 pub use size::{check_flow_size, flow_mod_bytes};
 
+#[cfg(test)]
+mod actset_tests;
 #[cfg(test)]
 mod nicira_tests;
 #[cfg(test)]

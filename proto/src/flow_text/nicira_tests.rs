@@ -7,6 +7,18 @@ use super::*;
 /// (input, what Open vSwitch 3.1 prints for it with `dump-flows --no-stats`).
 const PRINTED: &[(&str, &str)] = &[
     (
+        "priority=10,ip,in_port=1,action=set_field:1->reg4,ct(zone=NXM_NX_REG4[0..15],table=1)",
+        "priority=10,ip,in_port=1 actions=set_field:0x1->reg4,ct(table=1,zone=NXM_NX_REG4[0..15])",
+    ),
+    (
+        "actions=dec_ttl(32768,12345,90,765,1024)",
+        "actions=dec_ttl(32768,12345,90,765,1024)",
+    ),
+    (
+        "ip,actions=dec_ttl(0),dec_ttl(7)",
+        "ip actions=dec_ttl(0),dec_ttl(7)",
+    ),
+    (
         "reg0=123,actions=move:reg0[0..5]->reg1[26..31],load:55->reg2,move:reg0->tun_id[0..31],move:reg0[0..15]->vlan_tci",
         "reg0=0x7b actions=move:NXM_NX_REG0[0..5]->NXM_NX_REG1[26..31],set_field:0x37->reg2,move:NXM_NX_REG0[]->NXM_NX_TUN_ID[0..31],move:NXM_NX_REG0[0..15]->NXM_OF_VLAN_TCI[]",
     ),
@@ -139,6 +151,8 @@ fn bad_subfields_and_nicira_actions_are_refused_where_they_are_wrong() {
         ("ip,actions=clone(dec_ttl,output:1)", "dec_ttl"),
         ("actions=clone(mod_vlan_vid:5,output:10)", "mod_vlan_vid:5"),
         ("actions=clone(goto_table:1)", "goto_table:1"),
+        ("actions=dec_ttl(65536)", "65536"),
+        ("actions=dec_ttl:5", "5"),
     ] {
         let e = parse_flow(input).unwrap_err();
         assert_eq!(e.token, token, "{input}: {e}");

@@ -12,6 +12,20 @@ pub const MAX_PORT_NO: u32 = 0xffff_ff00;
 pub const OFPP_LOCAL: u32 = 0xffff_fffe;
 /// OpenFlow number of the CONTROLLER port, as carried in an `in_port` [`FieldMatch`].
 pub const OFPP_CONTROLLER: u32 = 0xffff_fffd;
+/// OpenFlow 1.5's "no port" (OFPP_UNSET): `actset_output` of an action set without output.
+pub const OFPP_UNSET: u32 = 0xffff_fff7;
+
+/// The reserved ports by OpenFlow number, as `actset_output` may hold them.
+const RESERVED_NUMBERS: &[(u32, &str)] = &[
+    (OFPP_UNSET, "UNSET"),
+    (0xffff_fff8, "IN_PORT"),
+    (0xffff_fff9, "TABLE"),
+    (0xffff_fffa, "NORMAL"),
+    (0xffff_fffb, "FLOOD"),
+    (0xffff_fffc, "ALL"),
+    (OFPP_CONTROLLER, "CONTROLLER"),
+    (OFPP_LOCAL, "LOCAL"),
+];
 
 /// A port as written.
 pub(super) enum PortText {
@@ -134,4 +148,43 @@ pub(super) fn in_port_text(fm: &FieldMatch) -> Option<String> {
     } else {
         None
     }
+}
+
+/// `actset_output=` value: a port number, name or reserved port, or `UNSET` (any case).
+pub(super) fn parse_actset_output(tok: Tok<'_>) -> Result<FieldMatch> {
+    if let Some((_, m)) = tok.split_once("/") {
+        return Err(m.err("`actset_output` does not take a mask"));
+    }
+    let mut fm = FieldMatch {
+        field: Field::ActsetOutput as i32,
+        ..FieldMatch::default()
+    };
+    if let Some((n, _)) = RESERVED_NUMBERS
+        .iter()
+        .find(|(_, name)| name.eq_ignore_ascii_case(tok.text))
+    {
+        fm.value = n.to_be_bytes().to_vec();
+        return Ok(fm);
+    }
+    match parse_port_number(tok)? {
+        PortText::Number(n) => fm.value = n.to_be_bytes().to_vec(),
+        PortText::Name(s) => fm.port_name = s,
+        PortText::Reserved(_) => return Err(tok.err("bad port for actset_output")),
+    }
+    Ok(fm)
+}
+
+/// The `actset_output=` text of a match value: a name, a reserved port or a number.
+pub(super) fn actset_output_text(fm: &FieldMatch) -> String {
+    if !fm.port_name.is_empty() {
+        return fm.port_name.clone();
+    }
+    let n = match <[u8; 4]>::try_from(&fm.value[..]) {
+        Ok(b) => u32::from_be_bytes(b),
+        Err(_) => return super::scalar::hex_bytes(&fm.value),
+    };
+    RESERVED_NUMBERS
+        .iter()
+        .find(|(r, _)| *r == n)
+        .map_or_else(|| n.to_string(), |(_, name)| (*name).to_string())
 }

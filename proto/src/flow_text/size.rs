@@ -89,6 +89,9 @@ pub fn flow_mod_bytes(m: &Match, instructions: &[Instruction]) -> usize {
             Some(instruction::Instruction::ApplyActions(a)) => {
                 8 + a.actions.iter().map(action_bytes).sum::<usize>()
             }
+            Some(instruction::Instruction::WriteActions(a)) => {
+                8 + a.actions.iter().map(action_bytes).sum::<usize>()
+            }
             Some(instruction::Instruction::WriteMetadata(_)) => 24,
             _ => 8,
         })

@@ -12,11 +12,12 @@ use super::match_text::printed_fields;
 use super::protocol::{Ctx, ETH_ARP, ETH_IPV4, ETH_IPV6, ETH_MPLS, Prereq};
 use super::*;
 use crate::v1::{
-    Action, ApplyActions, Band, BandType, Bucket, DecMplsTtl, DecTtl, Enqueue, Exit, Field,
-    FieldMatch, Flow, FlowFilter, FlowFlags, Group, GroupType, HashField, Instruction, Match,
-    Meter, MeterUnit, Move, Multipath, Note, Output, OutputField, PopMpls, PopQueue, PopVlan,
-    PortRef, PushMpls, PushVlan, ReservedPort, Resubmit, SelectionMethod, SetField, SetVlanPcp,
-    SetVlanVid, StackPop, StackPush, Subfield, WriteMetadata, action, instruction, port_ref,
+    Action, ApplyActions, Band, BandType, Bucket, ClearActions, DecMplsTtl, DecTtl, Enqueue, Exit,
+    Field, FieldMatch, Flow, FlowFilter, FlowFlags, Group, GroupType, HashField, Instruction,
+    Match, Meter, MeterUnit, Move, Multipath, Note, Output, OutputField, PopMpls, PopQueue,
+    PopVlan, PortRef, PushMpls, PushVlan, ReservedPort, Resubmit, SelectionMethod, SetField,
+    SetVlanPcp, SetVlanVid, StackPop, StackPush, Subfield, WriteActions, WriteMetadata, action,
+    instruction, port_ref,
 };
 
 fn fm(field: Field, value: &[u8], mask: &[u8]) -> FieldMatch {
@@ -1049,6 +1050,15 @@ fn arb_match() -> impl Strategy<Value = Match> {
                     },
                 );
             }
+            // actset_output holds a port number or a reserved port (OFPP_UNSET..=LOCAL).
+            if let Some(f) = fields.get_mut(&(Field::ActsetOutput as i32))
+                && let Ok(b) = <[u8; 4]>::try_from(&f.value[..])
+            {
+                let n = u32::from_be_bytes(b);
+                if n > MAX_PORT_NO && !(OFPP_UNSET..=OFPP_LOCAL).contains(&n) {
+                    f.value = (n % (MAX_PORT_NO + 1)).to_be_bytes().to_vec();
+                }
+            }
             // The ct tuple fields need ct_state=+trk-inv, and ct_tp_* need ct_nw_proto.
             let ct_tuple =
                 (Field::CtNwSrc as i32..=Field::CtTpDst as i32).any(|f| fields.contains_key(&f));
@@ -1111,7 +1121,9 @@ fn arb_action(m: &Match) -> BoxedStrategy<Action> {
         prop_oneof![Just(0x8100u32), Just(0x88a8)]
             .prop_map(|e| action::Action::PushVlan(PushVlan { ethertype: e })),
         Just(action::Action::PopVlan(PopVlan {})),
-        Just(action::Action::DecTtl(DecTtl {})),
+        Just(action::Action::DecTtl(DecTtl::default())),
+        proptest::collection::vec(1u32..=65535, 1..4)
+            .prop_map(|controller_ids| action::Action::DecTtl(DecTtl { controller_ids })),
         set,
         (arb_port(), any::<u32>()).prop_filter_map("ports enqueue takes", |(p, q)| {
             match p.port {
@@ -1245,7 +1257,14 @@ fn arb_nicira(ctx: Ctx) -> BoxedStrategy<action::Action> {
 
 /// An action list as the parser gives it: set-fields whose protocol the actions before
 /// changed (push_mpls, pop_mpls) left out, the OpenFlow 1.0 VLAN actions normalized.
+/// The actions the parser reads back unchanged: those whose prerequisites `m` meets, the
+/// OpenFlow 1.0 VLAN actions as `normalize` (the match, or none for the action set, whose
+/// actions run after the applied ones) has them.
 fn canonical_actions(actions: Vec<Action>, m: Option<&Match>) -> Vec<Action> {
+    super::actions::normalize_vlan(kept_actions(actions, m), m)
+}
+
+fn kept_actions(actions: Vec<Action>, m: Option<&Match>) -> Vec<Action> {
     let mut ctx = m.map_or_else(Ctx::default, Ctx::of);
     let mut kept = Vec::new();
     for a in actions {
@@ -1276,7 +1295,7 @@ fn canonical_actions(actions: Vec<Action>, m: Option<&Match>) -> Vec<Action> {
         ctx = ctx.after(&a);
         kept.push(a);
     }
-    super::actions::normalize_vlan(kept, m)
+    kept
 }
 
 fn arb_flow() -> impl Strategy<Value = Flow> {
@@ -1293,12 +1312,17 @@ fn arb_flow() -> impl Strategy<Value = Flow> {
             let actions = proptest::collection::vec(arb_action(&m), 0..5);
             let meter = proptest::option::of(1u32..=MAX_METER_ID);
             let wmd = proptest::option::of((any::<u64>(), any::<u64>()));
+            // The action set: clear_actions, then actions it may hold.
+            let set = (
+                any::<bool>(),
+                proptest::collection::vec(arb_action(&m), 0..4),
+            );
             let goto = proptest::option::of(table + 1..=MAX_TABLE_ID);
             (
                 Just((table, prio, cookie, idle, hard, flags, m)),
                 actions,
                 meter,
-                wmd,
+                (wmd, set),
                 (goto, 0u32..=65535),
             )
         })
@@ -1307,7 +1331,7 @@ fn arb_flow() -> impl Strategy<Value = Flow> {
                 (table, prio, cookie, idle, hard, flags, m),
                 actions,
                 meter,
-                wmd,
+                (wmd, (clear, set)),
                 (goto, importance),
             )| {
                 let mut ins = Vec::new();
@@ -1317,8 +1341,29 @@ fn arb_flow() -> impl Strategy<Value = Flow> {
                     });
                 }
                 let actions = canonical_actions(actions, Some(&m));
+                // Written actions are checked against the match as the applied ones leave
+                // it: only without applied ones does the match alone decide.
+                let set: Vec<Action> = if actions.is_empty() {
+                    let set = set.into_iter().filter(|a| not_in_action_set(a).is_none());
+                    let kept = kept_actions(set.collect(), Some(&m));
+                    super::actions::normalize_vlan(kept, None)
+                } else {
+                    Vec::new()
+                };
                 if !actions.is_empty() {
                     ins.push(apply(actions));
+                }
+                if clear {
+                    ins.push(Instruction {
+                        instruction: Some(instruction::Instruction::ClearActions(ClearActions {})),
+                    });
+                }
+                if !set.is_empty() {
+                    ins.push(Instruction {
+                        instruction: Some(instruction::Instruction::WriteActions(WriteActions {
+                            actions: set,
+                        })),
+                    });
                 }
                 if let Some((value, mask)) = wmd {
                     ins.push(Instruction {

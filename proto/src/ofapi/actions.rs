@@ -140,7 +140,7 @@ fn one(a: &Action<'_>, at: Place<'_>, out: &mut Vec<v1::Action>) -> Result<(), O
             })
         }
         Action::PopVlan => A::PopVlan(v1::PopVlan {}),
-        Action::DecNwTtl => A::DecTtl(v1::DecTtl {}),
+        Action::DecNwTtl => A::DecTtl(v1::DecTtl::default()),
         Action::SetQueue(q) => A::SetQueue(q),
         Action::PushMpls(e) => {
             if e != 0x8847 && e != 0x8848 {

@@ -121,6 +121,7 @@ pub const FIELDS: &[Row] = &[
     row(Of::NxmNdTll, Api::NdTll),
     row(Of::IpFrag, Api::IpFrag),
     row(Of::PktMark, Api::PktMark),
+    row(Of::ActsetOutput, Api::ActsetOutput),
     row(Of::TunFlags, Api::TunFlags),
     row(Of::TunnelId, Api::TunId),
     row(Of::TunId, Api::TunId),

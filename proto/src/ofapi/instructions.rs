@@ -94,6 +94,13 @@ pub fn emit(list: &[v1::Instruction], out: &mut Vec<u8>) {
             Some(instruction::Instruction::GotoTable(t)) => {
                 Instruction::GotoTable(TableId(*t as u8)).emit_item(out);
             }
+            // The action set is not carried on the wire yet (`to_api` refuses these
+            // instructions, UNSUP_INST): a flow written with them over gRPC or flowctl is
+            // listed over OpenFlow without them (docs/openflow.md).
+            Some(
+                instruction::Instruction::ClearActions(_)
+                | instruction::Instruction::WriteActions(_),
+            ) => {}
             None => {}
         }
     }

@@ -158,7 +158,7 @@ pub(super) fn check_refs(fm: &FlowMod, txn: &datapath::pipeline::Txn<'_>) -> Res
             format!("no meter {}", m.0),
         ));
     }
-    for a in ins.apply.iter() {
+    for a in ins.apply.iter().chain(ins.write_actions.iter()) {
         if let datapath::actions::Action::Group(g) = a
             && !snap.groups.contains_key(g)
         {
@@ -405,7 +405,8 @@ pub(super) fn group_users(
     let mut mine: Vec<u32> = Vec::new();
     for r in p.rules(None) {
         mine.clear();
-        for a in r.spec.instructions.apply.iter() {
+        let ins = &r.spec.instructions;
+        for a in ins.apply.iter().chain(ins.write_actions.iter()) {
             if let datapath::actions::Action::Group(g) = a
                 && !mine.contains(&g.0)
             {

@@ -22,6 +22,10 @@ pub(in super::super) enum Item {
     Meter(u32),
     WriteMetadata(WriteMetadata),
     Goto(u32),
+    /// `write_actions(...)`: actions for the action set.
+    WriteActions(Vec<Action>),
+    /// `clear_actions`.
+    ClearActions,
 }
 
 pub(super) fn act(a: action::Action) -> Item {

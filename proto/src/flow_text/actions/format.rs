@@ -42,7 +42,11 @@ pub(in super::super) fn format_action(a: &Action, out: &mut Vec<String>) {
         action::Action::SetQueue(q) => format!("set_queue:{q}"),
         action::Action::PushVlan(p) => format!("push_vlan:0x{:04x}", p.ethertype),
         action::Action::PopVlan(_) => "pop_vlan".to_string(),
-        action::Action::DecTtl(_) => "dec_ttl".to_string(),
+        action::Action::DecTtl(d) if d.controller_ids.is_empty() => "dec_ttl".to_string(),
+        action::Action::DecTtl(d) => {
+            let ids: Vec<String> = d.controller_ids.iter().map(u32::to_string).collect();
+            format!("dec_ttl({})", ids.join(","))
+        }
         action::Action::SetField(s) => format_set_field(s),
         action::Action::Enqueue(e) => {
             format!("enqueue:{}:{}", port_ref_text(e.port.as_ref()), e.queue_id)

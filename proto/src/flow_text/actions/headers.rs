@@ -15,7 +15,7 @@ use crate::v1::{
     action,
 };
 
-use super::super::lexer::Result;
+use super::super::lexer::{Result, split_tokens};
 use super::super::scalar::{be_u64, num, num_u32};
 use super::call::{Call, Item, act};
 
@@ -36,9 +36,23 @@ pub(super) fn pop_vlan(c: &Call<'_>) -> Result<Item> {
     Ok(act(action::Action::PopVlan(PopVlan {})))
 }
 
+/// `dec_ttl` or `dec_ttl(ID,...)` (controller ids, kept as written: Open vSwitch prints
+/// `dec_ttl(0)` back as given).
 pub(super) fn dec_ttl(c: &Call<'_>) -> Result<Item> {
-    c.none()?;
-    Ok(act(action::Action::DecTtl(DecTtl {})))
+    let mut controller_ids = Vec::new();
+    match c.arg {
+        None => {}
+        Some(a) if c.paren => {
+            for id in split_tokens(a.text, a.at, false) {
+                controller_ids.push(num_u32(id, 65535, "controller id")?);
+            }
+            if controller_ids.is_empty() {
+                return Err(a.err("dec_ttl(): expected at least one controller id"));
+            }
+        }
+        Some(a) => return Err(a.err("`dec_ttl` takes controller ids in parentheses: dec_ttl(1,2)")),
+    }
+    Ok(act(action::Action::DecTtl(DecTtl { controller_ids })))
 }
 
 /// `mod_vlan_vid:VID` and `set_vlan_vid:VID` (both push a tag if needed; see the module

@@ -43,6 +43,8 @@ pub(super) const ACTIONS: &[(&[&str], ParseFn)] = &[
     (&["meter"], control::meter),
     (&["goto_table"], control::goto_table),
     (&["write_metadata"], control::write_metadata),
+    (&["write_actions"], control::write_actions),
+    (&["clear_actions"], control::clear_actions),
     (&["set_field"], set_field::set_field),
     // Nicira extensions over fields and tables.
     (&["load"], nicira::load),
@@ -117,8 +119,6 @@ const NOT_YET: &[&str] = &[
     "bundle_load",
     "conjunction",
     "check_pkt_larger",
-    "write_actions",
-    "clear_actions",
     "delete_field",
 ];
 
