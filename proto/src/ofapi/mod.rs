@@ -28,4 +28,5 @@ pub mod groups;
 pub mod instructions;
 pub mod matches;
 pub mod meters;
+mod nx;
 pub mod ports;
