@@ -155,7 +155,7 @@ pub const FIELDS: &[Row] = &[
     row(Of::Xxreg1, Api::Xxreg1),
     row(Of::Xxreg2, Api::Xxreg2),
     row(Of::Xxreg3, Api::Xxreg3),
-    // Conntrack (Nicira; matches only: the ct action is not in the codec yet).
+    // Conntrack (Nicira): matches, and ct_mark/ct_label inside the ct action.
     Row { of: Of::CtState, api: Api::CtState, conv: Conv::Low8of32 },
     row(Of::CtZone, Api::CtZone),
     row(Of::CtMark, Api::CtMark),
