@@ -132,13 +132,12 @@ fn port_to_16(p: PortNo) -> u16 {
     }
 }
 
+/// A load's field, its wire value and its mask (`None`: the whole field).
+type Load = (Of, Vec<u8>, Option<Vec<u8>>);
+
 /// NXAST_REG_LOAD: `value` into bits `ofs..ofs+n_bits` of the field `dst` names, as
 /// the field's wire value and mask (the mask `None` when it covers the whole field).
-fn load_bits(
-    ofs_nbits_v: u16,
-    dst: u32,
-    value: u64,
-) -> Result<(Of, Vec<u8>, Option<Vec<u8>>), OfpError> {
+fn load_bits(ofs_nbits_v: u16, dst: u32, value: u64) -> Result<Load, OfpError> {
     let (ofs, n_bits) = ofs_nbits(ofs_nbits_v);
     let of = nxm(dst).field().ok_or(bad_action::BAD_SET_TYPE)?;
     let row = fields::by_wire(of).ok_or(bad_action::BAD_SET_TYPE)?;
@@ -402,7 +401,10 @@ fn nat_to_api(n: &Nat) -> Result<v1::Nat, OfpError> {
     }
     let port_min = u32::from(n.proto_min.unwrap_or(0));
     let port_max = n.proto_max.map_or(port_min, u32::from);
-    if port_max < port_min || (port_min != 0 && addr_min.is_empty()) {
+    if port_max < port_min
+        || (port_min == 0 && port_max != 0)
+        || (port_min != 0 && addr_min.is_empty())
+    {
         return Err(bad_action::BAD_ARGUMENT);
     }
     Ok(v1::Nat {
@@ -978,6 +980,18 @@ mod tests {
         );
         assert_eq!(
             ct_err(ct(CT_COMMIT, 0, 21, &empty)),
+            Some(bad_action::BAD_ARGUMENT)
+        );
+        // A port range that starts at 0 (Open vSwitch never sends one: 0 means none).
+        let bad_nat = encode(&[nx(NxAction::Nat(Nat {
+            flags: NAT_SRC,
+            ipv4_min: Some([10, 0, 0, 1]),
+            proto_min: Some(0),
+            proto_max: Some(5),
+            ..Nat::default()
+        }))]);
+        assert_eq!(
+            ct_err(ct(CT_COMMIT, 0, 0, &bad_nat)),
             Some(bad_action::BAD_ARGUMENT)
         );
         let mark = encode(&[Action::SetField(Oxm::new(Of::CtMark, &[0, 0, 0, 1]))]);
