@@ -21,7 +21,7 @@ use crate::openflow::nx_actions::NxAction;
 use crate::openflow::oxm::Oxm;
 use crate::v1::{self, ReservedPort, action, port_ref};
 
-use super::fields::{self, by_api};
+use super::fields;
 use super::matches::set_field_error;
 
 /// Where an action list runs, which decides what is checked.
@@ -78,7 +78,7 @@ fn act(a: action::Action) -> v1::Action {
 }
 
 /// The API form of a set-field, checked against where it runs.
-fn set_field(o: &Oxm<'_>, at: Place<'_>) -> Result<v1::Action, OfpError> {
+pub(super) fn set_field(o: &Oxm<'_>, at: Place<'_>) -> Result<v1::Action, OfpError> {
     let row = fields::row_of(o)?;
     if row.of == Of::InPort || row.of == Of::NxmInPort {
         return Err(bad_action::BAD_SET_ARGUMENT);
@@ -113,7 +113,11 @@ fn set_field(o: &Oxm<'_>, at: Place<'_>) -> Result<v1::Action, OfpError> {
 }
 
 /// One wire action as API actions (usually one).
-fn one(a: &Action<'_>, at: Place<'_>, out: &mut Vec<v1::Action>) -> Result<(), OfpError> {
+pub(super) fn one(
+    a: &Action<'_>,
+    at: Place<'_>,
+    out: &mut Vec<v1::Action>,
+) -> Result<(), OfpError> {
     use action::Action as A;
     let x = match *a {
         Action::Output { port, max_len } => A::Output(v1::Output {
@@ -154,8 +158,7 @@ fn one(a: &Action<'_>, at: Place<'_>, out: &mut Vec<v1::Action>) -> Result<(), O
             ethertype: u32::from(e),
         }),
         Action::DecMplsTtl => A::DecMplsTtl(v1::DecMplsTtl {}),
-        Action::Nx(NxAction::PopQueue) => A::PopQueue(v1::PopQueue {}),
-        Action::Nx(ref nx) => return Err(nx_unsupported(nx)),
+        Action::Nx(ref nx) => return super::nx::to_api(nx, at, out),
         Action::Experimenter { .. } => {
             return Err(a.unsupported().unwrap_or(bad_action::BAD_EXPERIMENTER));
         }
@@ -173,18 +176,34 @@ fn one(a: &Action<'_>, at: Place<'_>, out: &mut Vec<v1::Action>) -> Result<(), O
     Ok(())
 }
 
-/// The error for a Nicira action the API does not have (all but pop_queue, today).
-fn nx_unsupported(_nx: &NxAction<'_>) -> OfpError {
-    bad_action::BAD_EXP_TYPE
-}
-
 /// A wire action list in the API's form, refused with the first action's error.
 pub fn to_api(actions: &Actions<'_>, at: Place<'_>) -> Result<Vec<v1::Action>, OfpError> {
     let mut out = Vec::new();
     for a in actions.iter() {
         one(&a, at, &mut out)?;
     }
+    // The Nicira actions' bit ranges (inside their fields, destinations writable,
+    // multipath wide enough, what a clone may hold) and, in a flow, their prerequisites
+    // along the list, by the text syntax's rules.
+    match at {
+        Place::Flow(m) => flow_text::check_actions(&out, m).map_err(|(_, e)| check_error(&e))?,
+        Place::Bucket | Place::PacketOut => {
+            for a in &out {
+                flow_text::check_subfields(a).map_err(|e| check_error(&e))?;
+            }
+        }
+    }
     Ok(out)
+}
+
+/// The OpenFlow error for an action list the text syntax's checks refuse: Open vSwitch's
+/// `mf_check_src`/`mf_check_dst` codes for bit ranges, `BAD_ARGUMENT` for a multipath or
+/// clone it cannot run.
+fn check_error(e: &flow_text::FieldError) -> OfpError {
+    if e.kind == FieldErrorKind::Value && (e.field.starts_with("multipath") || e.field == "clone") {
+        return bad_action::BAD_ARGUMENT;
+    }
+    set_field_error(e)
 }
 
 /// Writes one API action (actions the wire cannot carry, which a validated message never
@@ -206,10 +225,18 @@ fn put(a: &v1::Action, out: &mut Vec<u8>) {
             Action::Output { port, max_len }.emit_item(out);
         }
         A::Group(g) => Action::Group(GroupId(*g)).emit_item(out),
-        A::SetField(sf) => put_set_field(sf, out),
+        A::SetField(sf) => super::nx::put_set_field(sf, out),
         A::PushVlan(p) => Action::PushVlan(p.ethertype as u16).emit_item(out),
         A::PopVlan(_) => Action::PopVlan.emit_item(out),
-        A::DecTtl(_) => Action::DecNwTtl.emit_item(out),
+        A::DecTtl(d) if d.controller_ids.is_empty() => Action::DecNwTtl.emit_item(out),
+        A::DecTtl(d) => {
+            let ids: Vec<u8> = d
+                .controller_ids
+                .iter()
+                .flat_map(|id| (*id as u16).to_be_bytes())
+                .collect();
+            Action::Nx(NxAction::DecTtlCntIds(&ids)).emit_item(out);
+        }
         A::SetQueue(q) => Action::SetQueue(*q).emit_item(out),
         A::PushMpls(p) => Action::PushMpls(p.ethertype as u16).emit_item(out),
         A::PopMpls(p) => Action::PopMpls(p.ethertype as u16).emit_item(out),
@@ -234,40 +261,11 @@ fn put(a: &v1::Action, out: &mut Vec<u8>) {
         A::SetVlanPcp(p) => {
             Action::SetField(Oxm::new(Of::VlanPcp, &[p.pcp as u8 & 7])).emit_item(out);
         }
-        // Nicira's NXAST_CT / NXAST_CT_CLEAR are not in the codec yet: a flow written with
-        // ct() over gRPC or flowctl is listed over OpenFlow without them (docs/openflow.md).
-        A::Ct(_) | A::CtClear(_) => {}
-        // Nor are the Nicira extensions (move, resubmit, note, exit, output:REG, push,
-        // pop, clone, multipath) yet: listed over OpenFlow without them.
-        A::Move(_)
-        | A::Resubmit(_)
-        | A::Note(_)
-        | A::Exit(_)
-        | A::OutputField(_)
-        | A::StackPush(_)
-        | A::StackPop(_)
-        | A::Clone(_)
-        | A::Multipath(_) => {}
-    }
-}
-
-/// A set-field: OFPAT_SET_FIELD when it writes the whole field, Nicira's reg_load2 (a
-/// masked set-field, as Open vSwitch sends it) when it writes some bits.
-fn put_set_field(sf: &v1::SetField, out: &mut Vec<u8>) {
-    let Some(row) = v1::Field::try_from(sf.field).ok().and_then(by_api) else {
-        return;
-    };
-    let mut value = fields::to_wire(row, &sf.value);
-    if row.of == Of::VlanVid
-        && let Some(b) = value.first_mut()
-    {
-        *b |= 0x10;
-    }
-    if sf.mask.is_empty() {
-        Action::SetField(Oxm::new(row.of, &value)).emit_item(out);
-    } else {
-        let mask = fields::to_wire(row, &sf.mask);
-        Action::Nx(NxAction::RegLoad2(Oxm::masked(row.of, &value, &mask))).emit_item(out);
+        // The Nicira extensions (move, resubmit, note, exit, output:REG, push, pop,
+        // clone, multipath, ct, ct_clear).
+        other => {
+            super::nx::emit(other, out);
+        }
     }
 }
 
@@ -350,7 +348,7 @@ mod tests {
             Err(bad_action::BAD_ARGUMENT)
         );
         assert_eq!(
-            api(&[Action::Nx(NxAction::Exit)], Place::Flow(&m)),
+            api(&[Action::Nx(NxAction::SetTunnel(5))], Place::Flow(&m)),
             Err(bad_action::BAD_EXP_TYPE)
         );
         assert_eq!(
@@ -405,7 +403,7 @@ mod tests {
     }
 
     #[test]
-    fn masked_set_fields_go_out_as_reg_load2() {
+    fn masked_set_fields_go_out_as_reg_load() {
         let a = vec![act(action::Action::SetField(v1::SetField {
             field: v1::Field::Reg0 as i32,
             value: vec![0, 0, 0, 0x10],
@@ -416,7 +414,7 @@ mod tests {
         let parsed = Actions::new_checked(&out).expect("framed");
         assert!(matches!(
             parsed.iter().next(),
-            Some(Action::Nx(NxAction::RegLoad2(_)))
+            Some(Action::Nx(NxAction::RegLoad { .. }))
         ));
     }
 }

@@ -12,7 +12,7 @@
 use crate::openflow::error::{OfpError, bad_action, bad_match};
 use crate::openflow::fields::Field as Of;
 use crate::openflow::ids::PortNo;
-use crate::openflow::oxm::Oxm;
+use crate::openflow::oxm::{Oxm, OxmId};
 use crate::v1::Field as Api;
 
 /// How a wire value becomes the API value (and back).
@@ -156,7 +156,7 @@ pub const FIELDS: &[Row] = &[
     row(Of::Xxreg1, Api::Xxreg1),
     row(Of::Xxreg2, Api::Xxreg2),
     row(Of::Xxreg3, Api::Xxreg3),
-    // Conntrack (Nicira; matches only: the ct action is not in the codec yet).
+    // Conntrack (Nicira): matches, and ct_mark/ct_label inside the ct action.
     Row { of: Of::CtState, api: Api::CtState, conv: Conv::Low8of32 },
     row(Of::CtZone, Api::CtZone),
     row(Of::CtMark, Api::CtMark),
@@ -178,6 +178,19 @@ pub fn by_wire(f: Of) -> Option<&'static Row> {
 /// The preferred wire row of an API field.
 pub fn by_api(f: Api) -> Option<&'static Row> {
     FIELDS.iter().find(|r| r.api == f)
+}
+
+/// The wire row a bit range of an API field is named with in the Nicira actions, as Open
+/// vSwitch picks it (`mf_nxm_header`): the Nicira NXM form where the field has one, else
+/// the first other form. Only rows whose wire bits are the API's bits (not ip_dscp's
+/// NXM_OF_IP_TOS, where the DSCP sits two bits up).
+pub fn subfield_row(f: Api) -> Option<&'static Row> {
+    let usable = |r: &&Row| r.api == f && r.conv != Conv::TosDscp;
+    FIELDS
+        .iter()
+        .filter(usable)
+        .find(|r| matches!(OxmId::of(r.of).class(), 0 | 1))
+        .or_else(|| FIELDS.iter().find(usable))
 }
 
 /// An OXM's row, or the error a match on it gets: `BAD_FIELD` for a field the codec or

@@ -11,7 +11,8 @@
 //! not know (`BAD_MATCH/BAD_FIELD`, `BAD_ACTION/BAD_TYPE`, `BAD_EXP_TYPE`,
 //! `BAD_INSTRUCTION/UNSUP_INST`).
 //!
-//! - [`matches`], [`actions`], [`instructions`]: both directions.
+//! - [`matches`], [`actions`], [`instructions`]: both directions; the Nicira extension
+//!   actions (move, load, resubmit, ct, ...) in `nx`, which [`actions`] calls.
 //! - [`flows`]: FLOW_MOD to an update; flows back as FLOW stats entries and FLOW_REMOVED.
 //! - [`groups`], [`meters`]: GROUP_MOD and METER_MOD to updates; descriptions and stats back.
 //! - [`ports`]: port descriptions and stats, packet-in and packet-out, `OFPP_LOCAL`.
@@ -28,4 +29,5 @@ pub mod groups;
 pub mod instructions;
 pub mod matches;
 pub mod meters;
+mod nx;
 pub mod ports;

@@ -156,9 +156,11 @@ pub struct AsyncConfig {
 }
 
 impl AsyncConfig {
-    /// What OpenFlow 1.3 says a new connection starts with.
+    /// What a new connection starts with, as OpenFlow 1.3 and Open vSwitch start it:
+    /// packet-ins for table misses and actions (not for an invalid TTL) to a master or
+    /// equal, none to a slave; port status to all; flow-removed to a master or equal.
     pub const DEFAULT: AsyncConfig = AsyncConfig {
-        packet_in_mask: [0x7, 0x0],
+        packet_in_mask: [0x3, 0x0],
         port_status_mask: [0x7, 0x7],
         flow_removed_mask: [0xf, 0x0],
     };
