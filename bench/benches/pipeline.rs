@@ -270,9 +270,12 @@ fn ct_established(c: &mut Criterion) {
     g.bench_function(format!("ct_established/conns={conns},64B,burst=32"), |b| {
         circulate(b, &mut pmd, &ports, |p| p[1].recycle_into(&p[0]))
     });
+    // Checked only when the benchmark ran (a filter that leaves it out still runs this).
     let c = pmd.counters();
-    assert_eq!(c.total_drops(), 0, "every packet went through ct and out");
-    assert_eq!(dp.conntrack().len(), conns as usize);
+    if c.rx_packets.get() > 0 {
+        assert_eq!(c.total_drops(), 0, "every packet went through ct and out");
+        assert_eq!(dp.conntrack().len(), conns as usize);
+    }
     g.finish();
 }
 

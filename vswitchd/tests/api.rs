@@ -486,7 +486,7 @@ async fn bad_requests_get_precise_statuses_and_change_nothing() {
             .unwrap_err();
         assert_eq!(e.code(), Code::InvalidArgument, "{eth:?}");
         assert!(
-            e.message().contains(&format!("updates[0].flow.{at}"))
+            e.message().contains(&format!("apply_actions.{at}"))
                 && e.message().contains("`ct` needs a match on IPv4 or IPv6"),
             "{eth:?}: {}",
             e.message()
@@ -505,7 +505,7 @@ async fn bad_requests_get_precise_statuses_and_change_nothing() {
         .unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument);
     assert!(
-        e.message().contains("updates[0].flow.actions[0].ct")
+        e.message().contains("apply_actions.actions[0].ct")
             && e.message().contains("ct_state=+inv"),
         "{}",
         e.message()
