@@ -253,7 +253,6 @@ fn ct_established(c: &mut Criterion) {
             ..CtAction::default()
         },
         table: table.map(TableId),
-        zone_src: None,
     };
     let trk = CtState::TRK;
     add_ct(&dp, 0, 0, trk, vec![ct(false, Some(1))]);
@@ -271,7 +270,7 @@ fn ct_established(c: &mut Criterion) {
     g.bench_function(format!("ct_established/conns={conns},64B,burst=32"), |b| {
         circulate(b, &mut pmd, &ports, |p| p[1].recycle_into(&p[0]))
     });
-    // A run filtered to another benchmark sets this one up without sending a packet.
+    // Checked only when the benchmark ran (a filter that leaves it out still runs this).
     let c = pmd.counters();
     if c.rx_packets.get() > 0 {
         assert_eq!(c.total_drops(), 0, "every packet went through ct and out");

@@ -72,11 +72,16 @@ pub enum DropReason {
     /// `resubmit` nested deeper than 64 or taken more than 4,096 times for one packet (Open
     /// vSwitch's bounds).
     ResubmitDepth,
+    /// A copy of a packet not made: the packet had already produced as many copies in this
+    /// pass through the tables as a poll thread makes for one packet
+    /// ([`crate::pipeline::DatapathConfig::max_copies_per_packet`]). Counts copies shed,
+    /// not packets: the packet itself still takes its last output.
+    CopiesOverLimit,
 }
 
 impl DropReason {
     /// Number of reasons.
-    pub const COUNT: usize = 28;
+    pub const COUNT: usize = 29;
 
     /// Every reason, in counter order.
     pub const ALL: [DropReason; Self::COUNT] = [
@@ -108,6 +113,7 @@ impl DropReason {
         DropReason::RecircDepth,
         DropReason::RecircFull,
         DropReason::ResubmitDepth,
+        DropReason::CopiesOverLimit,
     ];
 
     /// The counter's name.
@@ -141,6 +147,7 @@ impl DropReason {
             DropReason::RecircDepth => "drop_recirc_depth",
             DropReason::RecircFull => "drop_recirc_full",
             DropReason::ResubmitDepth => "drop_resubmit_depth",
+            DropReason::CopiesOverLimit => "drop_copies_over_limit",
         }
     }
 }

@@ -621,7 +621,11 @@ pub fn convert_actions(
     }
     if let Context::Flow(m) = cx {
         flow_text::check_actions(list, m).map_err(|(i, e)| {
-            ApiError::invalid(format!("actions[{i}].set_field.{}", e.field), e.message)
+            let at = match list.get(i).and_then(|a| a.action.as_ref()) {
+                Some(action::Action::Ct(_)) => format!("actions[{i}].ct"),
+                _ => format!("actions[{i}].set_field.{}", e.field),
+            };
+            ApiError::invalid(at, e.message)
         })?;
     }
     let mut out = Vec::with_capacity(list.len());

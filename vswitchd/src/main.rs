@@ -106,6 +106,11 @@ struct Args {
     /// Bridges the switch may hold.
     #[arg(long, default_value_t = Capacity::default().bridges, value_parser = at_least_one())]
     max_bridges: usize,
+    /// Copies one packet may make in one pass through the tables (outputs, flood and
+    /// NORMAL fan-out, group buckets); the rest are not made and are counted as
+    /// drop_copies_over_limit. The packet itself still takes its last output.
+    #[arg(long, default_value_t = datapath::pipeline::MAX_COPIES_PER_PACKET)]
+    max_copies_per_packet: usize,
     /// Longest an idle poll thread sleeps, in microseconds (0: busy polling).
     #[arg(long, default_value_t = 1000)]
     pmd_max_sleep_us: u64,
@@ -327,6 +332,10 @@ fn daemon(args: Args) -> anyhow::Result<()> {
             groups_per_bridge: args.max_groups_per_bridge,
             ports_per_bridge: args.max_ports_per_bridge,
             bridges: args.max_bridges,
+        },
+        datapath: datapath::pipeline::DatapathConfig {
+            max_copies_per_packet: args.max_copies_per_packet,
+            ..datapath::pipeline::DatapathConfig::default()
         },
         ..SwitchConfig::default()
     };

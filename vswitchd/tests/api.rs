@@ -472,6 +472,65 @@ async fn bad_requests_get_precise_statuses_and_change_nothing() {
     assert_eq!(e.code(), Code::InvalidArgument);
     assert!(e.message().contains("ip_dst"), "{}", e.message());
 
+    // `ct` without an IPv4 or IPv6 match: the error the text parser gives, here for a
+    // client that builds the message itself (its `ip` taken away, or made `arp`).
+    for (eth, at) in [(None, "actions[1].ct"), (Some([8u8, 6]), "actions[1].ct")] {
+        let mut f = parse_flow("ip,actions=set_field:1->reg0,ct(commit),output:1").unwrap();
+        let fields = &mut f.r#match.as_mut().unwrap().fields;
+        match eth {
+            None => fields.clear(),
+            Some(t) => fields[0].value = t.to_vec(),
+        }
+        let e = write(&mut c, "br0", vec![ins(entity::Entity::Flow(f))], true)
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument, "{eth:?}");
+        assert!(
+            e.message().contains(&format!("apply_actions.{at}"))
+                && e.message().contains("`ct` needs a match on IPv4 or IPv6"),
+            "{eth:?}: {}",
+            e.message()
+        );
+    }
+    // `ct(commit)` in a flow that matches `+inv`: refused as Open vSwitch refuses it.
+    let mut f = parse_flow("ip,ct_state=+trk+inv,actions=ct(table=1)").unwrap();
+    if let Some(v1::instruction::Instruction::ApplyActions(a)) =
+        f.instructions[0].instruction.as_mut()
+        && let Some(v1::action::Action::Ct(ct)) = a.actions[0].action.as_mut()
+    {
+        ct.commit = true;
+    }
+    let e = write(&mut c, "br0", vec![ins(entity::Entity::Flow(f))], true)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(
+        e.message().contains("apply_actions.actions[0].ct")
+            && e.message().contains("ct_state=+inv"),
+        "{}",
+        e.message()
+    );
+    // With the match, the same flows are taken.
+    write(
+        &mut c,
+        "br0",
+        vec![flow("ip,actions=set_field:1->reg0,ct(commit),output:1")],
+        true,
+    )
+    .await
+    .unwrap();
+    write(
+        &mut c,
+        "br0",
+        vec![upd(
+            update::Type::Delete,
+            entity::Entity::Flow(parse_flow("ip,actions=drop").unwrap()),
+        )],
+        true,
+    )
+    .await
+    .unwrap();
+
     // goto_table backwards, a table out of range, an unknown named port.
     for (text, code, needle) in [
         ("in_port=nosuch,actions=drop", Code::NotFound, "in_port"),

@@ -1224,6 +1224,95 @@ fn oversized_actions_buckets_and_bands_are_refused() {
     assert!(d.ok(&["dump-groups", "br0"]).lines().count() <= 1);
 }
 
+/// Copies of one packet the poll threads shed for `--max-copies-per-packet` (pmd-stats).
+fn copies_shed(d: &Vswitchd) -> u64 {
+    let pmd = d.json(&["pmd-stats"]);
+    pmd["pmds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["drops"]["drop_copies_over_limit"].as_u64().unwrap_or(0))
+        .sum()
+}
+
+/// Frames port `port` sent or dropped on send (dump-ports), once they stop changing.
+fn tx_settled(d: &Vswitchd, port: &str) -> u64 {
+    let mut last = u64::MAX;
+    loop {
+        std::thread::sleep(Duration::from_millis(300));
+        let c = counters(d, port);
+        let now = c["tx_packets"].as_u64().unwrap() + c["tx_dropped"].as_u64().unwrap();
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+}
+
+/// What one packet may turn into (the rest of item 5): with `--max-copies-per-packet 100`,
+/// 10 frames into an `all` group of 1,000 buckets, and 10 into a flow that resubmits 64
+/// times to a 1,000-output flow (64,000 outputs asked for; the walk stops past 8,192
+/// operations, at 9,000), leave as exactly 10 * 101 frames each (before the bound, 10
+/// packets through a 100,000-output flow were 1,000,300 frames), and the copies not made
+/// are counted to the copy: 10 * 899 and 10 * 8,899.
+#[test]
+fn one_packet_makes_a_bounded_number_of_copies() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Vswitchd::start(dir.path(), &[], &["--max-copies-per-packet", "100"]);
+    let h = common::Hosts::new_quiet("hc", 20, 2);
+    let (p1, p2) = (h.ports[0].as_str(), h.ports[1].as_str());
+    d.ok(&["add-port", "br0", p1, "type=afpacket"]);
+    d.ok(&["add-port", "br0", p2, "type=afpacket"]);
+    d.ok(&["del-flows", "br0"]);
+    let buckets = vec![format!("bucket=output:{p2}"); 1000].join(",");
+    d.ok(&[
+        "add-group",
+        "br0",
+        &format!("group_id=1,type=all,{buckets}"),
+    ]);
+    d.ok(&["add-flow", "br0", &format!("in_port={p1},actions=group:1")]);
+    std::thread::sleep(Duration::from_millis(500));
+    let resubmits = vec!["resubmit(,1)"; 64].join(",");
+    let outputs = vec![format!("output:{p2}"); 1000].join(",");
+    for (what, want_shed) in [("group", 10 * 899), ("resubmit", 10 * 8899)] {
+        if what == "resubmit" {
+            d.ok(&["del-flows", "br0"]);
+            d.ok(&[
+                "add-flow",
+                "br0",
+                &format!("table=0,in_port={p1},actions={resubmits}"),
+            ]);
+            d.ok(&["add-flow", "br0", &format!("table=1,actions={outputs}")]);
+        }
+        let (rx0, _, _) = settled(&d, p1);
+        let (tx0, shed0) = (tx_settled(&d, p2), copies_shed(&d));
+        let t = Instant::now();
+        assert_eq!(
+            blast(&h, 1, 60, 10),
+            10,
+            "{what}: the kernel took fewer than 10"
+        );
+        let (rx, _, _) = settled(&d, p1);
+        let tx = tx_settled(&d, p2);
+        let shed = copies_shed(&d);
+        eprintln!(
+            "{what}: {} in, {} out, {} copies shed, {:?}",
+            rx - rx0,
+            tx - tx0,
+            shed - shed0,
+            t.elapsed()
+        );
+        assert_eq!(
+            rx - rx0,
+            10,
+            "{what}: the switch did not receive the 10 frames"
+        );
+        assert_eq!(tx - tx0, 10 * 101, "{what}: frames out of {p2}");
+        assert_eq!(shed - shed0, want_shed, "{what}: copies counted as shed");
+    }
+    assert!(d.ok(&["pmd-stats"]).contains("drop_copies_over_limit"));
+}
+
 // ---------------------------------------------------------------------------------------
 // Reads cost a bounded amount (item 2) and bridges hold a bounded amount (item 5).
 // ---------------------------------------------------------------------------------------

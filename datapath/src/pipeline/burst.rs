@@ -85,7 +85,16 @@ pub(super) struct Cx<'a> {
     pub(super) sent: u32,
     /// The poll thread's tracker handle and recirculation queue.
     pub(super) ct: &'a mut CtCx,
+    /// Copies each packet of the burst made in this pass (by its index in the burst), held
+    /// to [`super::DatapathConfig::max_copies_per_packet`].
+    pub(super) copies: [u32; BURST],
+    /// While a group bucket runs over its one-packet copy: the index, in the burst, of the
+    /// packet it copies (its copies count against that packet); else [`NO_ORIGIN`].
+    pub(super) origin: u8,
 }
+
+/// [`Cx::origin`] outside group buckets: a packet's index is its own.
+pub(super) const NO_ORIGIN: u8 = u8::MAX;
 
 /// The bit of packet `m` in [`Cx::sent`].
 #[inline]
@@ -124,8 +133,20 @@ impl Cx<'_> {
         self.tx.stage(self.snap, slot, b, self.pool, self.counters);
     }
 
+    /// The index in the burst of the packet whose copies packet `m` (of the running
+    /// action list) counts against.
+    #[inline]
+    pub(super) fn origin_of(&self, m: usize) -> usize {
+        if self.origin == NO_ORIGIN {
+            m
+        } else {
+            self.origin as usize
+        }
+    }
+
     /// A copy of packet `m` (a buffer from the pool), or, when `take`, the packet itself;
-    /// `None` when it is gone or no buffer is free (counted).
+    /// `None` when it is gone, when it made as many copies in this pass as one packet may,
+    /// or when no buffer is free (each counted).
     #[inline(always)]
     pub(super) fn take_or_copy(
         &mut self,
@@ -137,10 +158,16 @@ impl Cx<'_> {
             return pkts[m].take();
         }
         let src = pkts[m].as_ref()?;
+        let o = self.origin_of(m) % BURST;
+        if self.copies[o] as usize >= self.shared.config.max_copies_per_packet {
+            self.counters.count_drop(DropReason::CopiesOverLimit, 1);
+            return None;
+        }
         let Some(mut b) = self.pool.get() else {
             self.counters.count_drop(DropReason::NoBuffer, 1);
             return None;
         };
+        self.copies[o] += 1;
         b.copy_from(src);
         Some(b)
     }

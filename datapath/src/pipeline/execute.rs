@@ -350,6 +350,7 @@ fn meter(cx: &mut Cx<'_>, b: &mut Burst<'_>, members: &[u8], id: MeterId) {
 
 /// Runs the packets `members` through group `id`: every bucket (`all`) or the one their
 /// flow hash chooses, each bucket on its own copy (the last may take the packet itself).
+/// A bucket's copies count against the packet it copies.
 fn group(cx: &mut Cx<'_>, b: &mut Burst<'_>, members: &[u8], id: GroupId, take: bool, depth: u8) {
     let snap = cx.snap;
     let Some(g) = snap.groups.get(&id).filter(|_| depth < MAX_GROUP_DEPTH) else {
@@ -360,6 +361,7 @@ fn group(cx: &mut Cx<'_>, b: &mut Burst<'_>, members: &[u8], id: GroupId, take: 
     };
     let mut sent = cx.sent;
     let (mut packets, mut bytes) = (0, 0);
+    let outer = cx.origin;
     for &m in members {
         let m = m as usize;
         let Some(len) = b.pkts[m].as_ref().map(|p| p.len() as u64) else {
@@ -367,18 +369,20 @@ fn group(cx: &mut Cx<'_>, b: &mut Burst<'_>, members: &[u8], id: GroupId, take: 
         };
         packets += 1;
         bytes += len;
-        let chosen: ArrayVec<usize, 64> = match g.group.kind {
-            crate::group::GroupKind::All => (0..g.buckets.len().min(64)).collect(),
+        // The buckets to run, first to last: all of them, or the one chosen.
+        let chosen = match g.group.kind {
+            crate::group::GroupKind::All => g.buckets.len().checked_sub(1).map(|l| (0, l)),
             _ => {
                 let h = hash_words(&b.keys[m].w[1..9], 0x005e_1ec7);
-                g.group.select(h).into_iter().collect()
+                g.group.select(h).map(|k| (k, k))
             }
         };
-        let Some(&last) = chosen.last() else {
+        let Some((first, last)) = chosen else {
             cx.drop_pkt(b, m, DropReason::NoSuchGroup);
             continue;
         };
-        for &k in &chosen {
+        let origin = cx.origin_of(m) as u8;
+        for k in first..=last {
             let mut one: [Option<PacketBuf>; 1] = [cx.take_or_copy(b.pkts, m, take && k == last)];
             if one[0].is_none() {
                 continue;
@@ -392,7 +396,9 @@ fn group(cx: &mut Cx<'_>, b: &mut Burst<'_>, members: &[u8], id: GroupId, take: 
                 lays: &mut lays,
             };
             cx.sent = 0;
+            cx.origin = origin;
             run(&g.buckets[k], cx, &mut copy, &[0], depth + 1);
+            cx.origin = outer;
             if cx.sent & 1 != 0 {
                 sent |= bit(m as u8);
             }

@@ -47,7 +47,7 @@ pub mod xlate;
 
 pub use datapath::Datapath;
 pub use pmd::Pmd;
-pub use shared::{DatapathConfig, ManualClock, PacketIn, PacketOut};
+pub use shared::{DatapathConfig, MAX_COPIES_PER_PACKET, ManualClock, PacketIn, PacketOut};
 pub use snapshot::{CompiledGroup, IdHasher, IdMap, PortEntry, Snapshot};
 pub use thread::{PmdThread, usable_cpus};
 pub use txn::{DatapathError, Txn};

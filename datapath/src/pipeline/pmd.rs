@@ -17,7 +17,7 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use super::burst::{Cx, Work};
+use super::burst::{Cx, NO_ORIGIN, Work};
 use super::ct::{CtCx, RECIRC_QUEUE, Recirc};
 use super::execute::run;
 use super::lookup::{Caches, Flows, Src};
@@ -313,6 +313,8 @@ impl Pmd {
                 now_s: (now_ns / 1_000_000_000) as u32,
                 sent: 0,
                 ct: &mut self.ct,
+                copies: [0; BURST],
+                origin: NO_ORIGIN,
             };
             let mut burst = w.burst();
             run(&t, &mut cx, &mut burst, &[0], 0);
@@ -403,6 +405,8 @@ impl Pmd {
             now_s: (now_ns / 1_000_000_000) as u32,
             sent: 0,
             ct: &mut self.ct,
+            copies: [0; BURST],
+            origin: NO_ORIGIN,
         };
         let n = w.n;
         let mut b = w.burst();

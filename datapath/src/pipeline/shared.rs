@@ -21,6 +21,11 @@ use crate::l2::MacTable;
 use crate::stats::{PmdCounters, TableCounts};
 use crate::types::{PortNo, TableId};
 
+/// The default of [`DatapathConfig::max_copies_per_packet`]: as many as a bridge has ports
+/// by default (so a flood never sheds), about half of the outputs Open vSwitch's 64 KiB of
+/// datapath actions hold.
+pub const MAX_COPIES_PER_PACKET: usize = 4096;
+
 /// Datapath-wide settings.
 #[derive(Clone, Debug)]
 pub struct DatapathConfig {
@@ -40,6 +45,12 @@ pub struct DatapathConfig {
     pub packet_in_queue: usize,
     /// Buffers each poll thread may allocate for packet copies (flood, multiple outputs).
     pub pool_buffers: usize,
+    /// Most copies one packet may produce in one pass through the tables (outputs, flood
+    /// and `normal` fan-out, group buckets, `ct(table=T)` while the actions go on): the
+    /// copies past it are not made, each counted as `drop_copies_over_limit`. The packet
+    /// itself still goes to its last output, so one packet leaves as at most this many
+    /// frames plus one. A recirculated packet (`ct(table=T)`) starts a new pass.
+    pub max_copies_per_packet: usize,
 }
 
 impl Default for DatapathConfig {
@@ -53,6 +64,7 @@ impl Default for DatapathConfig {
             slow_path_budget: crate::port::BURST,
             packet_in_queue: 1024,
             pool_buffers: 4096,
+            max_copies_per_packet: MAX_COPIES_PER_PACKET,
         }
     }
 }

@@ -242,6 +242,12 @@ pub const MAX_RESUBMIT_DEPTH: u32 = 64;
 /// Most `resubmit`s one packet's translation takes (Open vSwitch's `MAX_RESUBMITS`).
 pub const MAX_RESUBMITS: u32 = 4096;
 
+/// Operations past which a `resubmit` ends the walk, keeping what it compiled (as Open
+/// vSwitch stops when resubmits yield over 64 KiB of datapath actions: 8,192 outputs). One
+/// flow holds at most 4,096 actions; only `resubmit` multiplies them, and this bounds what a
+/// fan-out of them costs the slow path and the megaflow cache.
+pub const MAX_TRANSLATION_OPS: usize = 8192;
+
 /// [`translate`] from table `table` on: a recirculated packet's lookup.
 pub fn translate_from(
     pipeline: &Pipeline,
@@ -581,6 +587,10 @@ impl Walk<'_> {
             return;
         }
         if !table.is_valid() {
+            return;
+        }
+        if self.ops.len() > MAX_TRANSLATION_OPS {
+            self.stop = true;
             return;
         }
         self.depth += 1;

@@ -215,11 +215,27 @@ fn check_set_field_in(sf: &SetField, ctx: Ctx) -> Result<(), FieldError> {
     Ok(())
 }
 
+/// Why a `ct` action is refused in a flow that does not match IPv4 or IPv6 (the text parser
+/// and the API say the same).
+pub(super) const CT_NEEDS_IP: &str = "`ct` needs a match on IPv4 or IPv6: add `ip` or `ipv6` (Open vSwitch refuses it too: actions are invalid with specified match)";
+
 /// Validates the set-field actions of a flow's action list (see [`check_set_field`]), each
 /// against the protocol the match pins as the actions before it change it (`push_mpls`
-/// makes the packet MPLS, `pop_mpls:0x0800` makes it IPv4), as Open vSwitch checks them.
+/// makes the packet MPLS, `pop_mpls:0x0800` makes it IPv4), as Open vSwitch checks them;
+/// and that a `ct` action has the IPv4 or IPv6 match it needs and commits nothing in a
+/// flow matching `ct_state=+inv`.
 /// On failure, the index of the action at fault and the problem.
 pub fn check_actions(actions: &[Action], m: &Match) -> Result<(), (usize, FieldError)> {
+    if let Some(i) = super::ct::commit_on_invalid(&m.fields, actions) {
+        return Err((
+            i,
+            field_err(
+                FieldErrorKind::Prerequisite,
+                "ct",
+                super::ct::CT_COMMIT_INVALID,
+            ),
+        ));
+    }
     check_actions_in(actions, Ctx::of(m))
 }
 
@@ -233,6 +249,12 @@ fn check_actions_in(actions: &[Action], mut ctx: Ctx) -> Result<(), (usize, Fiel
         }
         if let Some(action::Action::SetField(sf)) = &a.action {
             check_set_field_in(sf, ctx).map_err(|e| (i, e))?;
+        }
+        if matches!(a.action, Some(action::Action::Ct(_))) && !ctx.ip() {
+            return Err((
+                i,
+                field_err(FieldErrorKind::Prerequisite, "ct", CT_NEEDS_IP),
+            ));
         }
         for (sf, write) in subfields(a).map_err(|e| (i, e))? {
             let d = check_subfield(sf, write).map_err(|e| (i, e))?;

@@ -122,6 +122,40 @@ pub(super) fn ct_tuple_prereq(fields: &[crate::v1::FieldMatch]) -> Option<(&'sta
     None
 }
 
+/// Why a flow matching `ct_state=+inv` may not `ct(commit)` (or `force`, which commits):
+/// an invalid packet has no connection to commit. Open vSwitch refuses such a flow
+/// (`OFPBAC_MATCH_INCONSISTENT`).
+pub(super) const CT_COMMIT_INVALID: &str = "`ct(commit)` in a flow that matches ct_state=+inv: an invalid packet has no connection to commit (Open vSwitch refuses it too: actions are invalid with specified match)";
+
+/// The index in `actions` of a `ct` that commits (`commit` or `force`, inside a `clone`
+/// too) when the match requires `+inv`; `None` when there is none or the match allows
+/// valid packets.
+pub(super) fn commit_on_invalid(
+    fields: &[crate::v1::FieldMatch],
+    actions: &[Action],
+) -> Option<usize> {
+    const INV: u8 = 0x10;
+    let invalid = fields
+        .iter()
+        .find(|x| x.field == crate::v1::Field::CtState as i32)
+        .is_some_and(|fm| {
+            let v = fm.value.first().copied().unwrap_or(0);
+            let m = fm.mask.first().copied().unwrap_or(0xff);
+            v & m & INV != 0
+        });
+    if !invalid {
+        return None;
+    }
+    fn commits(a: &Action) -> bool {
+        match &a.action {
+            Some(action::Action::Ct(c)) => c.commit || c.force,
+            Some(action::Action::Clone(c)) => c.actions.iter().any(commits),
+            _ => false,
+        }
+    }
+    actions.iter().position(commits)
+}
+
 /// A decimal or `0x` hexadecimal number of up to 128 bits.
 pub(super) fn parse_u128(tok: Tok<'_>, what: &str) -> Result<u128> {
     let s = tok.text;
@@ -730,6 +764,13 @@ mod tests {
             ("ct_state=+trk-inv,ct_tp_src=6,actions=drop", "ct_nw_proto"),
             ("ip,actions=set_field:1->ct_mark", "read-only"),
             ("ct_state=-trk,actions=ct(table=1)", "IPv4 or IPv6"),
+            // As Open vSwitch 3.1 refuses them (OFPBAC_MATCH_INCONSISTENT).
+            ("ip,ct_state=+trk+inv,actions=ct(commit)", "+inv"),
+            ("ip,ct_state=+inv,actions=ct(force,table=2)", "+inv"),
+            (
+                "ip,ct_state=+trk+inv,actions=clone(ct(commit,table=1))",
+                "+inv",
+            ),
         ] {
             let e = parse_flow(bad).unwrap_err();
             assert!(e.message.contains(why), "{bad}: {}", e.message);

@@ -2,6 +2,7 @@
 
 use crate::v1::action;
 
+use super::super::check::CT_NEEDS_IP;
 use super::super::ct::{ct_clear_action, parse_ct};
 use super::super::lexer::Result;
 use super::call::{ActionCtx, Call, Item, act};
@@ -16,9 +17,7 @@ pub(super) fn ct(c: &Call<'_>) -> Result<Item> {
     if let ActionCtx::Flow(ctx) = c.ctx
         && !ctx.ip()
     {
-        return Err(c.name_tok().err(
-            "`ct` needs a match on IPv4 or IPv6: add `ip` or `ipv6` (Open vSwitch refuses it too: actions are invalid with specified match)",
-        ));
+        return Err(c.name_tok().err(CT_NEEDS_IP));
     }
     Ok(act(action::Action::Ct(parse_ct(c.arg)?)))
 }
