@@ -317,7 +317,11 @@ fn ct_to_api(ct: &Ct<'_>) -> Result<v1::Ct, OfpError> {
     let mut c = v1::Ct {
         commit,
         force: ct.flags & CT_FORCE != 0,
-        zone: if zone_src.is_some() { 0 } else { u32::from(ct.zone) },
+        zone: if zone_src.is_some() {
+            0
+        } else {
+            u32::from(ct.zone)
+        },
         zone_src,
         table: (ct.recirc_table != CT_RECIRC_NONE).then_some(u32::from(ct.recirc_table)),
         ..v1::Ct::default()

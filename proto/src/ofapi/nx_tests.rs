@@ -324,7 +324,10 @@ fn bad_nicira_actions_get_open_vswitch_errors() {
     );
     let mut back = Vec::new();
     super::super::actions::emit(&a, &mut back);
-    assert_eq!(back, from_reg, "a zone from a field goes back out as it came");
+    assert_eq!(
+        back, from_reg,
+        "a zone from a field goes back out as it came"
+    );
     assert_eq!(
         ct_err(ct(CT_COMMIT, 0, 21, &empty)),
         Some(bad_action::BAD_ARGUMENT)
@@ -445,5 +448,9 @@ fn dec_ttl_with_controller_ids_goes_both_ways() {
     let plain = flow_text::parse_actions("dec_ttl").expect("plain");
     let mut out = Vec::new();
     super::super::actions::emit(&plain, &mut out);
-    assert_eq!(out, encode(&[Action::DecNwTtl]), "plain dec_ttl is OpenFlow's");
+    assert_eq!(
+        out,
+        encode(&[Action::DecNwTtl]),
+        "plain dec_ttl is OpenFlow's"
+    );
 }
