@@ -253,6 +253,7 @@ fn ct_established(c: &mut Criterion) {
             ..CtAction::default()
         },
         table: table.map(TableId),
+        zone_src: None,
     };
     let trk = CtState::TRK;
     add_ct(&dp, 0, 0, trk, vec![ct(false, Some(1))]);
