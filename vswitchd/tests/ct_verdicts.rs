@@ -164,6 +164,12 @@ fn icmp(from: u8, kind: u8, code: u8, word: [u8; 4], rest: &[u8]) -> Vec<u8> {
     eth(from, ipv4(s, d, 1, m, None))
 }
 
+/// `frame` with the byte at `at` flipped (a checksum made wrong).
+fn corrupt(mut frame: Vec<u8>, at: usize) -> Vec<u8> {
+    frame[at] ^= 0xff;
+    frame
+}
+
 fn hex(frame: &[u8]) -> String {
     frame.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -218,12 +224,10 @@ fn traffic() -> Vec<(&'static str, u8, Vec<u8>, &'static str)> {
     let r = (80, 40000);
     let c2 = (40001, 81);
     let r2 = (81, 40001);
-    let quoted = udp_ip(1, (5353, 53), b"query");
-    let mut error_payload = quoted[..28].to_vec();
-    let stray = udp_ip(1, (5354, 53), b"query");
-    let mut stray_payload = stray[..28].to_vec();
-    error_payload.truncate(28);
-    stray_payload.truncate(28);
+    // ICMP errors quote the offending packet's IP header and 8 bytes of what follows.
+    let quoted = udp_ip(1, (5353, 53), b"query")[..28].to_vec();
+    let stray = udp_ip(1, (5354, 53), b"query")[..28].to_vec();
+    let quoted_tcp = tcp(1, c, 1001, 5001, ACK, b"")[14..14 + 28].to_vec();
     vec![
         // A TCP connection from inside: handshake, data both ways, out of window, FIN.
         ("syn", 1, tcp(1, c, 1000, 0, SYN, b""), "new@1"),
@@ -302,13 +306,13 @@ fn traffic() -> Vec<(&'static str, u8, Vec<u8>, &'static str)> {
         (
             "icmp unreachable",
             2,
-            icmp(2, 3, 3, [0; 4], &error_payload),
+            icmp(2, 3, 3, [0; 4], &quoted),
             "rel+rpl@2",
         ),
         (
             "icmp error, no flow",
             2,
-            icmp(2, 3, 3, [0; 4], &stray_payload),
+            icmp(2, 3, 3, [0; 4], &stray),
             "inv",
         ),
         (
@@ -317,6 +321,39 @@ fn traffic() -> Vec<(&'static str, u8, Vec<u8>, &'static str)> {
             udp(2, (6000, 7000), b"knock"),
             "new@2",
         ),
+        (
+            "icmp unreachable for tcp",
+            2,
+            icmp(2, 3, 1, [0; 4], &quoted_tcp),
+            "rel+rpl@2",
+        ),
+        // Broken packets: checksums (IP, TCP, UDP), impossible TCP flags.
+        (
+            "bad ip checksum",
+            1,
+            corrupt(tcp(1, (40010, 80), 1, 0, SYN, b""), 14 + 10),
+            "inv",
+        ),
+        (
+            "bad tcp checksum",
+            1,
+            corrupt(tcp(1, (40011, 80), 1, 0, SYN, b""), 14 + 20 + 16),
+            "inv",
+        ),
+        (
+            "bad udp checksum",
+            1,
+            corrupt(udp(1, (5355, 53), b"query"), 14 + 20 + 6),
+            "inv",
+        ),
+        (
+            "syn+fin",
+            1,
+            tcp(1, (40012, 80), 1, 0, SYN | FIN, b""),
+            "inv",
+        ),
+        // A new SYN on the first connection, closed and in TIME_WAIT, opens it again.
+        ("syn reopens", 1, tcp(1, c, 100_000, 0, SYN, b""), "new@1"),
         // ICMP echo and reply; a reply with no request.
         ("echo", 1, icmp(1, 8, 0, [0, 7, 0, 1], b"ping"), "new@1"),
         (
