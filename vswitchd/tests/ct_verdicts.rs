@@ -5,8 +5,9 @@
 //! that frame's verdict (`+new`, `+est`, `+rel`, `+inv`, with or without `+rpl`); the two
 //! verdict sequences must be equal, and equal to the one written here, so a change in
 //! either switch shows. Open vSwitch gets its frames by `ovs-appctl netdev-dummy/receive`,
-//! ours by `flowctl packet-out` with `in_port` set and `output:TABLE`, so the ingress port
-//! is exact in both.
+//! ours by an OpenFlow packet-out (`ovs-ofctl packet-out`, `in_port` set, `actions=table`)
+//! on a `punix:` listener, so the ingress port is exact in both. The connections left in
+//! both trackers (`dump-conntrack`) are compared at the end.
 
 mod common;
 
