@@ -110,6 +110,11 @@ impl Ovs {
         self.run("ovs-ofctl", args)
     }
 
+    /// `ovs-appctl ARGS` against this instance's ovs-vswitchd.
+    pub fn appctl(&self, args: &[&str]) -> String {
+        self.run("ovs-appctl", args)
+    }
+
     /// `ovs-ofctl ARGS` whether it succeeds or not: its success, and what it printed
     /// (stdout, then stderr without Open vSwitch's log lines).
     pub fn ofctl_any(&self, args: &[&str]) -> (bool, String) {
