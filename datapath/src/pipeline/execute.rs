@@ -19,9 +19,10 @@ use super::ct::{ct_clear, ct_op};
 use super::normal::normal;
 use super::output::send;
 use super::shared::PacketIn;
+use super::snapshot::CompiledGroup;
 use super::xlate::{DpAction, PacketInReason, Translation, translate_from};
 use crate::actions::{mpls, rewrite};
-use crate::flow::{Field, hash_words};
+use crate::flow::{Field, FlowKey, hash_words};
 use crate::meter::MeterVerdict;
 use crate::packet::PacketBuf;
 use crate::port::BURST;
@@ -29,7 +30,7 @@ use crate::stats::DropReason;
 use crate::types::{GroupId, MeterId, PortNo, TableId};
 
 /// Deepest chain of groups followed before the packet is dropped.
-const MAX_GROUP_DEPTH: u8 = 4;
+pub(super) const MAX_GROUP_DEPTH: u8 = 4;
 
 /// Runs translation `t` over the packets `members` of `b`; `depth`: how many groups deep.
 pub(super) fn run(t: &Translation, cx: &mut Cx<'_>, b: &mut Burst<'_>, members: &[u8], depth: u8) {
@@ -278,7 +279,7 @@ fn enqueue(
 
 /// Most recirculations one packet goes through (each after a `pop_mpls`; tables only go
 /// forward, so this bounds a stack of labels popped one table after another).
-const MAX_RECIRC_DEPTH: u8 = 8;
+pub(super) const MAX_RECIRC_DEPTH: u8 = 8;
 
 /// Looks packet `m` up again from `table`, with its key as the operations before left it,
 /// and runs what it finds. Uncached: only a packet whose MPLS label was popped before a
@@ -348,6 +349,19 @@ fn meter(cx: &mut Cx<'_>, b: &mut Burst<'_>, members: &[u8], id: MeterId) {
     }
 }
 
+/// The buckets of group `g` a packet with `key` goes through: every bucket (`all`), or the
+/// one its flow hash (returned) chooses. `trace` asks the same.
+#[inline]
+pub(super) fn buckets_of(g: &CompiledGroup, key: &FlowKey) -> (ArrayVec<usize, 64>, Option<u64>) {
+    match g.group.kind {
+        crate::group::GroupKind::All => ((0..g.buckets.len().min(64)).collect(), None),
+        _ => {
+            let h = hash_words(&key.w[1..9], 0x005e_1ec7);
+            (g.group.select(h).into_iter().collect(), Some(h))
+        }
+    }
+}
+
 /// Runs the packets `members` through group `id`: every bucket (`all`) or the one their
 /// flow hash chooses, each bucket on its own copy (the last may take the packet itself).
 fn group(cx: &mut Cx<'_>, b: &mut Burst<'_>, members: &[u8], id: GroupId, take: bool, depth: u8) {
@@ -367,13 +381,7 @@ fn group(cx: &mut Cx<'_>, b: &mut Burst<'_>, members: &[u8], id: GroupId, take: 
         };
         packets += 1;
         bytes += len;
-        let chosen: ArrayVec<usize, 64> = match g.group.kind {
-            crate::group::GroupKind::All => (0..g.buckets.len().min(64)).collect(),
-            _ => {
-                let h = hash_words(&b.keys[m].w[1..9], 0x005e_1ec7);
-                g.group.select(h).into_iter().collect()
-            }
-        };
+        let chosen = buckets_of(g, &b.keys[m]).0;
         let Some(&last) = chosen.last() else {
             cx.drop_pkt(b, m, DropReason::NoSuchGroup);
             continue;
