@@ -234,6 +234,22 @@ proptest! {
     }
 }
 
+proptest! {
+    /// Any bytes as the frame (`--packet` comes from the API): a trace or a clear error,
+    /// never a panic, through every kind of action.
+    #[test]
+    fn any_frame_traces_or_is_refused(frame in prop::collection::vec(any::<u8>(), 0..200), flows in prop::collection::vec(arb_flow(), 0..6)) {
+        let br = Bridge::new(3);
+        groups(&br.dp);
+        for (table, prio, m, actions, _) in &flows {
+            br.add(*table, *prio, m, Instructions::actions(actions.clone()));
+        }
+        if let Ok(t) = br.dp.trace(PortNo(1), &frame, None) {
+            prop_assert!(t.render("br0").contains("Datapath actions: "));
+        }
+    }
+}
+
 #[test]
 fn a_trace_changes_no_counter_cache_mac_entry_or_meter() {
     let mut br = Bridge::new(3);

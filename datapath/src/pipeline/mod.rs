@@ -46,6 +46,7 @@ mod shared;
 mod snapshot;
 pub mod thread;
 pub mod trace;
+mod trace_ops;
 mod trace_text;
 pub mod tracer;
 mod txn;

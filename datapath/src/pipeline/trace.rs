@@ -19,7 +19,7 @@ use std::sync::Arc;
 use super::Datapath;
 use super::ct::RECIRC_QUEUE;
 use super::dp_action::DpAction;
-use super::execute::{MAX_GROUP_DEPTH, MAX_RECIRC_DEPTH, buckets_of};
+use super::execute::MAX_RECIRC_DEPTH;
 use super::pmd::MAX_RECIRC_PASSES;
 use super::snapshot::Snapshot;
 use super::trace_text as text;
@@ -27,13 +27,10 @@ use super::tracer::Tracer;
 use super::xlate::{Translation, translate_traced};
 use crate::actions::{Action, mpls, rewrite};
 use crate::classifier::Rule;
-use crate::conntrack::CtAction;
-use crate::flow::{Field, FlowKey, FlowMask, Layout, PKT_WORDS, VLAN_CFI, extract};
-use crate::l2::{egress_tag, ingress_vlan};
-use crate::meter::MeterVerdict;
+use crate::flow::{Field, FlowKey, FlowMask, Layout, PKT_WORDS, extract};
 use crate::packet::PacketBuf;
 use crate::stats::DropReason;
-use crate::types::{MacAddr, PortNo, TableId, VlanId};
+use crate::types::{PortNo, TableId};
 
 /// Most passes (the packet's, then each recirculation) one trace follows: every pass the
 /// poll loop would run (its recirculation queue holds `RECIRC_QUEUE` packets per pass, for
@@ -153,6 +150,16 @@ impl Trace {
         }
         out
     }
+}
+
+/// A key as Open vSwitch writes a flow (every field that is not zero).
+pub fn key_text(k: &FlowKey) -> String {
+    text::key(k)
+}
+
+/// A megaflow as Open vSwitch writes it: the key under the mask.
+pub fn masked_text(k: &FlowKey, m: &FlowMask) -> String {
+    text::masked(k, m)
 }
 
 /// One line, indented and marked as Open vSwitch marks it.
@@ -292,39 +299,39 @@ impl Tracer for Recorder {
 
 /// The packet as the executor's part of a trace carries it.
 #[derive(Clone)]
-struct Pkt {
-    frame: Vec<u8>,
-    key: FlowKey,
-    lay: Layout,
+pub(super) struct Pkt {
+    pub(super) frame: Vec<u8>,
+    pub(super) key: FlowKey,
+    pub(super) lay: Layout,
 }
 
 /// A pass waiting its turn.
-struct Pending {
-    header: String,
-    pkt: Pkt,
-    table: TableId,
-    recirc_depth: u8,
+pub(super) struct Pending {
+    pub(super) header: String,
+    pub(super) pkt: Pkt,
+    pub(super) table: TableId,
+    pub(super) recirc_depth: u8,
     /// Its `ct(table=T)` recirculation pass (the ingress pass is 0).
-    ct_pass: usize,
+    pub(super) ct_pass: usize,
 }
 
 /// Running a translation's operations for a trace: what the executor would do.
-struct Dry<'a> {
-    snap: &'a Snapshot,
-    dp: &'a Datapath,
-    in_slot: usize,
-    in_port: PortNo,
-    now_ns: u64,
+pub(super) struct Dry<'a> {
+    pub(super) snap: &'a Snapshot,
+    pub(super) dp: &'a Datapath,
+    pub(super) in_slot: usize,
+    pub(super) in_port: PortNo,
+    pub(super) now_ns: u64,
     /// Lines for each top-level operation, by index.
-    lines: Vec<TraceNode>,
-    acts: Vec<String>,
-    outputs: Vec<Output>,
-    drops: Vec<DropReason>,
-    queue: VecDeque<Pending>,
+    pub(super) lines: Vec<TraceNode>,
+    pub(super) acts: Vec<String>,
+    pub(super) outputs: Vec<Output>,
+    pub(super) drops: Vec<DropReason>,
+    pub(super) queue: VecDeque<Pending>,
     /// The `ct` recirculation pass running.
-    ct_pass: usize,
+    pub(super) ct_pass: usize,
     /// Copies queued for each `ct` recirculation pass (the poll loop's queue is bounded).
-    queued: [usize; MAX_RECIRC_PASSES + 1],
+    pub(super) queued: [usize; MAX_RECIRC_PASSES + 1],
 }
 
 impl Datapath {
@@ -476,7 +483,7 @@ impl Dry<'_> {
         (per_op, last_key)
     }
 
-    fn line(&mut self, depth: u8, kind: NodeKind, text: String) {
+    pub(super) fn line(&mut self, depth: u8, kind: NodeKind, text: String) {
         self.lines.push(TraceNode {
             depth,
             kind,
@@ -486,7 +493,7 @@ impl Dry<'_> {
     }
 
     /// The packet (this copy) is dropped for `reason`: no later operation sees it.
-    fn drop_pkt(&mut self, depth: u8, reason: DropReason, why: &str) {
+    pub(super) fn drop_pkt(&mut self, depth: u8, reason: DropReason, why: &str) {
         self.drops.push(reason);
         self.line(
             depth,
@@ -497,7 +504,7 @@ impl Dry<'_> {
     }
 
     /// One operation over `p`, lines at `d`; true when it sent the packet somewhere.
-    fn op(&mut self, op: &DpAction, p: &mut Pkt, d: u8, rd: u8, _take: bool) -> bool {
+    pub(super) fn op(&mut self, op: &DpAction, p: &mut Pkt, d: u8, rd: u8, _take: bool) -> bool {
         match *op {
             DpAction::Output(port) => match self.snap.slot(port) {
                 Some(s) if s != self.in_slot => self.out(s, p, d),
@@ -639,7 +646,7 @@ impl Dry<'_> {
     }
 
     /// A copy of `p` out of the port in `slot`.
-    fn out(&mut self, slot: usize, p: &Pkt, d: u8) -> bool {
+    pub(super) fn out(&mut self, slot: usize, p: &Pkt, d: u8) -> bool {
         let e = &self.snap.ports[slot];
         self.outputs.push(Output::Port(e.no));
         self.acts.push(e.no.to_string());
@@ -650,10 +657,9 @@ impl Dry<'_> {
             format!("output to port {} ({name})", e.no),
         );
         if let Some(t) = e.port.tunnel() {
-            let dst = t.remote.map_or_else(
-                || std::net::Ipv4Addr::from(p.key.get(Field::TunDst) as u32),
-                |r| r,
-            );
+            let dst = t
+                .remote
+                .unwrap_or_else(|| std::net::Ipv4Addr::from(p.key.get(Field::TunDst) as u32));
             let id = t.key.unwrap_or(p.key.get(Field::TunId) as u32);
             let outer = match t.kind {
                 "vxlan" => format!(
@@ -673,266 +679,7 @@ impl Dry<'_> {
         }
         true
     }
-
-    /// `normal`: the ingress VLAN, the MAC table's entry for the destination (read, never
-    /// learned), then the port or the flood.
-    fn normal(&mut self, p: &Pkt, d: u8) -> bool {
-        let key = &p.key;
-        let tci = key.get(Field::VlanTci) as u16;
-        let tagged = (tci & VLAN_CFI != 0).then_some(VlanId(tci & 0x0fff));
-        let Some(in_entry) = self.snap.ports.get(self.in_slot) else {
-            self.drop_pkt(
-                d,
-                DropReason::NoSuchPort,
-                "normal: no ingress port to learn on",
-            );
-            return false;
-        };
-        let Some(vlan) = ingress_vlan(&in_entry.vlan, tagged) else {
-            self.drop_pkt(
-                d,
-                DropReason::VlanNotAllowed,
-                "normal: VLAN not allowed on the ingress port",
-            );
-            return false;
-        };
-        let src = MacAddr::from_u64(key.get(Field::EthSrc) as u64);
-        let dst = MacAddr::from_u64(key.get(Field::EthDst) as u64);
-        let t = format!(
-            "normal: learns {src} on port {} in VLAN {} (not recorded by the trace)",
-            self.in_port, vlan.0
-        );
-        self.line(d, NodeKind::Detail, t);
-        let now_s = (self.now_ns / 1_000_000_000) as u32;
-        let found = if dst.is_multicast() {
-            None
-        } else if dst == src {
-            Some(self.in_port)
-        } else {
-            self.dp
-                .mac_table()
-                .lookup_tun(vlan, dst, now_s)
-                .map(|(p, _)| p)
-        };
-        if let Some(port) = found {
-            let t = format!("MAC table: {dst} in VLAN {} is on port {port}", vlan.0);
-            self.line(d, NodeKind::Detail, t);
-            return match self.snap.slot(port) {
-                Some(s) if s == self.in_slot => {
-                    self.drop_pkt(
-                        d,
-                        DropReason::NormalSamePort,
-                        "normal: the destination is on the ingress port",
-                    );
-                    false
-                }
-                Some(s) => self.normal_out(s, p, vlan, tagged, d),
-                None => {
-                    self.drop_pkt(
-                        d,
-                        DropReason::NoSuchPort,
-                        "normal: the learned port is gone",
-                    );
-                    false
-                }
-            };
-        }
-        let t = format!("no learned entry for {dst} in VLAN {}: flooding", vlan.0);
-        self.line(d, NodeKind::Detail, t);
-        let from_tunnel = in_entry.tunnel;
-        let mut sent = false;
-        for s in 0..self.snap.ports.len() {
-            let e = &self.snap.ports[s];
-            if s != self.in_slot
-                && e.flood
-                && !(from_tunnel && e.tunnel)
-                && egress_tag(&e.vlan, vlan).is_some()
-            {
-                sent |= self.normal_out(s, p, vlan, tagged, d);
-            }
-        }
-        sent
-    }
-
-    /// `normal`'s output to `slot` with the tag its VLAN mode wants.
-    fn normal_out(
-        &mut self,
-        slot: usize,
-        p: &Pkt,
-        vlan: VlanId,
-        tagged: Option<VlanId>,
-        d: u8,
-    ) -> bool {
-        let Some(want) = egress_tag(&self.snap.ports[slot].vlan, vlan) else {
-            return false;
-        };
-        if want != tagged {
-            match want {
-                Some(v) => self.acts.push(format!("push_vlan(vid={})", v.0)),
-                None => self.acts.push("pop_vlan".into()),
-            }
-        }
-        self.out(slot, p, d)
-    }
-
-    /// A meter's verdict for this packet, its buckets untouched.
-    fn meter(&mut self, id: crate::types::MeterId, p: &mut Pkt, d: u8) {
-        let Some(m) = self.snap.meters.get(&id) else {
-            self.drop_pkt(d, DropReason::NoSuchMeter, &format!("no meter {}", id.0));
-            return;
-        };
-        self.acts.push(format!("meter({})", id.0));
-        let (v, band) = m.peek(self.now_ns, p.frame.len() as u32);
-        let band = band.map_or(String::new(), |b| format!(" (band {b} exceeded)"));
-        match v {
-            MeterVerdict::Pass => {
-                self.line(d, NodeKind::Detail, format!("meter {}: pass{band}", id.0))
-            }
-            MeterVerdict::Drop => self.drop_pkt(
-                d,
-                DropReason::Meter,
-                &format!("meter {}: over its rate{band}", id.0),
-            ),
-            MeterVerdict::RemarkDscp(prec) => {
-                let t = format!(
-                    "meter {}: remark DSCP by {prec} drop precedence{band}",
-                    id.0
-                );
-                self.line(d, NodeKind::Detail, t);
-            }
-        }
-    }
-
-    /// A group: the buckets the executor would choose, each run on its own copy.
-    fn group(&mut self, id: crate::types::GroupId, p: &Pkt, d: u8, rd: u8, gd: u8) -> bool {
-        let snap = self.snap;
-        let Some(g) = snap.groups.get(&id).filter(|_| gd < MAX_GROUP_DEPTH) else {
-            self.drop_pkt(
-                d,
-                DropReason::NoSuchGroup,
-                &format!("no group {} (or groups nested too deep)", id.0),
-            );
-            return false;
-        };
-        let (chosen, hash) = buckets_of(g, &p.key);
-        let why = match hash {
-            None => format!(
-                "group {} ({:?}): every bucket ({})",
-                id.0,
-                g.group.kind,
-                chosen.len()
-            ),
-            Some(h) => match chosen.first() {
-                Some(b) => format!(
-                    "group {} ({:?}): bucket {b} of {}, chosen by the flow hash {h:#018x}",
-                    id.0,
-                    g.group.kind,
-                    g.buckets.len()
-                ),
-                None => format!("group {} ({:?}): no live bucket", id.0, g.group.kind),
-            },
-        };
-        self.line(d, NodeKind::Detail, why);
-        if chosen.is_empty() {
-            self.drop_pkt(d, DropReason::NoSuchGroup, "no bucket");
-            return false;
-        }
-        let mut sent = false;
-        for &k in &chosen {
-            self.line(d, NodeKind::Action, format!("bucket {k}"));
-            let mut copy = p.clone();
-            let t = &g.buckets[k];
-            for op in t.ops.iter() {
-                let before = self.lines.len();
-                if let Some(s) = text::dp_rewrite(op).filter(|_| !op.emits()) {
-                    self.line(d + 1, NodeKind::Action, s);
-                }
-                sent |= match *op {
-                    DpAction::Group(inner) => self.group(inner, &copy, d + 1, rd, gd + 1),
-                    _ => self.op(op, &mut copy, d + 1, rd, false),
-                };
-                if self.lines[before..].iter().any(|n| n.text == GONE) {
-                    self.lines.retain(|n| n.text != GONE);
-                    break;
-                }
-            }
-        }
-        sent
-    }
-
-    /// `ct`: the state the tracker would give (nothing committed); with a table, the
-    /// tracked copy's pass is queued.
-    fn ct(&mut self, act: &CtAction, table: Option<TableId>, p: &mut Pkt, d: u8, rd: u8) -> bool {
-        let args = text::ct_args(act, table);
-        let now_ms = self.now_ns / 1_000_000;
-        let meta = match self.dp.conntrack_if_made() {
-            Some(ct) => ct.peek(act, &p.frame, now_ms),
-            // No tracker yet: it would be made empty, so the packet is new (or invalid).
-            None => {
-                crate::conntrack::Conntrack::new(Default::default()).peek(act, &p.frame, now_ms)
-            }
-        };
-        let Some(meta) = meta else {
-            self.line(
-                d,
-                NodeKind::Detail,
-                "a fragment: the tracker reassembles the datagram first".into(),
-            );
-            return false;
-        };
-        let commit = if act.commit {
-            ", committed when it runs"
-        } else {
-            ""
-        };
-        let t = format!(
-            "conntrack: ct_state={} zone={}{commit} (the trace commits nothing)",
-            meta.state, meta.zone
-        );
-        self.line(d, NodeKind::Detail, t);
-        let mut tracked = p.clone();
-        super::ct::set_key(&mut tracked.key, &meta);
-        let Some(table) = table else {
-            self.acts.push(args);
-            *p = tracked;
-            return false;
-        };
-        let id = table.0 as u128 + 1;
-        self.acts.push(format!("{args},recirc({id:#x})"));
-        if self.ct_pass >= MAX_RECIRC_PASSES {
-            self.drops.push(DropReason::RecircDepth);
-            let t = format!(
-                "{MAX_RECIRC_PASSES} recirculations already: the tracked copy is dropped ({})",
-                DropReason::RecircDepth.name()
-            );
-            self.line(d, NodeKind::Warn, t);
-            return true;
-        }
-        if self.queued[self.ct_pass + 1] >= RECIRC_QUEUE {
-            self.drops.push(DropReason::RecircFull);
-            let t = format!(
-                "the recirculation queue is full: the tracked copy is dropped ({})",
-                DropReason::RecircFull.name()
-            );
-            self.line(d, NodeKind::Warn, t);
-            return true;
-        }
-        self.queued[self.ct_pass + 1] += 1;
-        tracked.key.set(Field::RecircId, id);
-        let header = format!(
-            "recirc({id:#x}) - resume conntrack with ct_state={}",
-            meta.state
-        );
-        self.queue.push_back(Pending {
-            header,
-            pkt: tracked,
-            table,
-            recirc_depth: rd,
-            ct_pass: self.ct_pass + 1,
-        });
-        true
-    }
 }
 
 /// Marks "this copy is gone" among an operation's lines (removed before they are shown).
-const GONE: &str = "\u{0}gone";
+pub(super) const GONE: &str = "\u{0}gone";
