@@ -373,6 +373,24 @@ pub enum Command {
         /// The Ethernet frame in hex (spaces, `:` and `.` are ignored).
         data: String,
     },
+    /// What the bridge would do with a packet, table by table, as `ovs-appctl
+    /// ofproto/trace`: `trace BR FLOW [--packet HEX] [--generate]`. Changes nothing unless
+    /// `--generate`.
+    Trace {
+        /// Bridge name.
+        bridge: String,
+        /// The packet as a flow (`in_port=p1,tcp,nw_dst=10.0.0.2,tp_dst=80`; `in_port`
+        /// required): a frame is built from it.
+        flow: String,
+        /// Trace this Ethernet frame (hex; spaces, `:` and `.` ignored) instead; FLOW then
+        /// gives its `in_port` (and tunnel fields).
+        #[arg(long)]
+        packet: Option<String>,
+        /// Also send the packet for real (packet-out through the tables) and report which
+        /// ports sent it and what was dropped.
+        #[arg(long)]
+        generate: bool,
+    },
 }
 
 impl Cli {

@@ -88,6 +88,8 @@ pub enum Request {
     FlushConntrack(proto::v1::FlushConntrackRequest),
     /// ct-stats.
     CtStats(proto::v1::GetConntrackStatsRequest),
+    /// trace.
+    Trace(proto::v1::TraceRequest),
     /// pmd-stats.
     PmdStats,
     /// pmd-stats-clear.
@@ -604,6 +606,21 @@ pub fn prepare(cli: &Cli) -> Result<Request> {
                 data: hex_data(data)?,
             })
         }
+        Command::Trace {
+            bridge,
+            flow,
+            packet,
+            generate,
+        } => Request::Trace(proto::v1::TraceRequest {
+            bridge: bridge.clone(),
+            flow: flow.clone(),
+            packet: packet
+                .as_deref()
+                .map(hex_data)
+                .transpose()?
+                .unwrap_or_default(),
+            generate: *generate,
+        }),
     })
 }
 

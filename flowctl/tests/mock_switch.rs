@@ -372,6 +372,13 @@ impl Switch for Mock {
         Err(Status::unimplemented("get_mac_table"))
     }
 
+    async fn trace(
+        &self,
+        _: Request<proto::v1::TraceRequest>,
+    ) -> Result<Response<proto::v1::TraceResponse>, Status> {
+        Err(Status::unimplemented("trace"))
+    }
+
     async fn dump_conntrack(
         &self,
         _: Request<proto::v1::DumpConntrackRequest>,

@@ -540,6 +540,16 @@ impl v1::switch_server::Switch for Service {
             .map_err(ApiError::into_status)
     }
 
+    async fn trace(
+        &self,
+        req: Request<v1::TraceRequest>,
+    ) -> Result<Response<v1::TraceResponse>, Status> {
+        let sw = Arc::clone(&self.sw);
+        let r = req.into_inner();
+        // A generate waits for the counters: off the async workers.
+        blocking(move || sw.trace(&r)).await.map(Response::new)
+    }
+
     async fn flush_conntrack(
         &self,
         req: Request<v1::FlushConntrackRequest>,

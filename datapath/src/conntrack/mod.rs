@@ -33,6 +33,7 @@ mod counters;
 mod dump;
 pub mod frag;
 pub mod nat;
+mod peek;
 mod slot;
 mod sweep;
 mod table;

@@ -311,6 +311,30 @@ impl Meter {
             self.band_counts[i].add(*p, *b);
         }
     }
+
+    /// What [`Meter::apply_batch`] would decide for one packet of `len_bytes` at `now_ns`,
+    /// and which band (index) applied, without taking any token or counting it: `trace`'s
+    /// view of a meter.
+    pub fn peek(&self, now_ns: u64, len_bytes: u32) -> (MeterVerdict, Option<usize>) {
+        let cost = match self.unit {
+            MeterUnit::Kbps => len_bytes as u64 * 8,
+            MeterUnit::Pktps => 1,
+        };
+        let mut buckets = self.buckets.lock().clone();
+        let mut applied: Option<usize> = None;
+        for (i, b) in buckets.iter_mut().enumerate() {
+            b.refill(now_ns);
+            if !b.has(cost) && applied.is_none_or(|a| self.bands[i].rate > self.bands[a].rate) {
+                applied = Some(i);
+            }
+        }
+        let verdict = match applied.map(|i| self.bands[i].kind) {
+            None => MeterVerdict::Pass,
+            Some(BandKind::Drop) => MeterVerdict::Drop,
+            Some(BandKind::DscpRemark { prec_level }) => MeterVerdict::RemarkDscp(prec_level),
+        };
+        (verdict, applied)
+    }
 }
 
 #[cfg(test)]

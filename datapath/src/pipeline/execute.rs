@@ -10,6 +10,7 @@
 //! Thread-safety: runs on a poll thread; meters and flow counters it touches are atomics,
 //! charged once per group of packets.
 
+use std::ops::Range;
 use std::sync::mpsc::TrySendError;
 
 use arrayvec::ArrayVec;
@@ -19,9 +20,10 @@ use super::ct::{ct_clear, ct_op};
 use super::normal::normal;
 use super::output::send;
 use super::shared::PacketIn;
+use super::snapshot::CompiledGroup;
 use super::xlate::{DpAction, PacketInReason, Translation, translate_from};
 use crate::actions::{mpls, rewrite};
-use crate::flow::{Field, hash_words};
+use crate::flow::{Field, FlowKey, hash_words};
 use crate::meter::MeterVerdict;
 use crate::packet::PacketBuf;
 use crate::port::BURST;
@@ -29,7 +31,7 @@ use crate::stats::DropReason;
 use crate::types::{GroupId, MeterId, PortNo, TableId};
 
 /// Deepest chain of groups followed before the packet is dropped.
-const MAX_GROUP_DEPTH: u8 = 4;
+pub(super) const MAX_GROUP_DEPTH: u8 = 4;
 
 /// Runs translation `t` over the packets `members` of `b`; `depth`: how many groups deep.
 pub(super) fn run(t: &Translation, cx: &mut Cx<'_>, b: &mut Burst<'_>, members: &[u8], depth: u8) {
@@ -278,7 +280,7 @@ fn enqueue(
 
 /// Most recirculations one packet goes through (each after a `pop_mpls`; tables only go
 /// forward, so this bounds a stack of labels popped one table after another).
-const MAX_RECIRC_DEPTH: u8 = 8;
+pub(super) const MAX_RECIRC_DEPTH: u8 = 8;
 
 /// Looks packet `m` up again from `table`, with its key as the operations before left it,
 /// and runs what it finds. Uncached: only a packet whose MPLS label was popped before a
@@ -348,6 +350,19 @@ fn meter(cx: &mut Cx<'_>, b: &mut Burst<'_>, members: &[u8], id: MeterId) {
     }
 }
 
+/// The buckets of group `g` a packet with `key` goes through: every bucket (`all`), or the
+/// one its flow hash (returned) chooses. `trace` asks the same.
+#[inline]
+pub(super) fn buckets_of(g: &CompiledGroup, key: &FlowKey) -> (Range<usize>, Option<u64>) {
+    match g.group.kind {
+        crate::group::GroupKind::All => (0..g.buckets.len(), None),
+        _ => {
+            let h = hash_words(&key.w[1..9], 0x005e_1ec7);
+            (g.group.select(h).map_or(0..0, |k| k..k + 1), Some(h))
+        }
+    }
+}
+
 /// Runs the packets `members` through group `id`: every bucket (`all`) or the one their
 /// flow hash chooses, each bucket on its own copy (the last may take the packet itself).
 /// A bucket's copies count against the packet it copies.
@@ -370,19 +385,14 @@ fn group(cx: &mut Cx<'_>, b: &mut Burst<'_>, members: &[u8], id: GroupId, take: 
         packets += 1;
         bytes += len;
         // The buckets to run, first to last: all of them, or the one chosen.
-        let chosen = match g.group.kind {
-            crate::group::GroupKind::All => g.buckets.len().checked_sub(1).map(|l| (0, l)),
-            _ => {
-                let h = hash_words(&b.keys[m].w[1..9], 0x005e_1ec7);
-                g.group.select(h).map(|k| (k, k))
-            }
-        };
-        let Some((first, last)) = chosen else {
+        let chosen = buckets_of(g, &b.keys[m]).0;
+        if chosen.is_empty() {
             cx.drop_pkt(b, m, DropReason::NoSuchGroup);
             continue;
-        };
+        }
+        let last = chosen.end - 1;
         let origin = cx.origin_of(m) as u8;
-        for k in first..=last {
+        for k in chosen {
             let mut one: [Option<PacketBuf>; 1] = [cx.take_or_copy(b.pkts, m, take && k == last)];
             if one[0].is_none() {
                 continue;

@@ -20,7 +20,10 @@
 //! - `pmd`: one poll thread's state and its poll ([`Pmd`]);
 //! - `lookup`: the lookup stages of a burst (parse, exact-match cache, megaflow cache,
 //!   slow path) and the caches' upkeep;
-//! - `xlate`: the slow path's walk through the tables (also what `trace` runs);
+//! - `xlate`: the slow path's walk through the tables (also what `trace` runs), with its
+//!   observer hook in `tracer`;
+//! - `trace`: what the switch would do with one packet, told step by step (OVS's
+//!   `ofproto/trace`), through the same walk and the executor's own choices;
 //! - `execute`: the action executor (output, flood, controller, rewrites, meter, group);
 //! - `ct`: the `ct` action over a group of packets, and `ct(table=T)`'s recirculation;
 //! - `normal`: the L2 learning switch;
@@ -34,6 +37,7 @@ mod actset;
 mod burst;
 pub(crate) mod ct;
 mod datapath;
+mod dp_action;
 mod execute;
 mod lookup;
 mod normal;
@@ -42,6 +46,10 @@ pub mod pmd;
 mod shared;
 mod snapshot;
 pub mod thread;
+pub mod trace;
+mod trace_ops;
+mod trace_text;
+pub mod tracer;
 mod txn;
 pub mod xlate;
 
@@ -50,5 +58,6 @@ pub use pmd::Pmd;
 pub use shared::{DatapathConfig, MAX_COPIES_PER_PACKET, ManualClock, PacketIn, PacketOut};
 pub use snapshot::{CompiledGroup, IdHasher, IdMap, PortEntry, Snapshot};
 pub use thread::{PmdThread, usable_cpus};
+pub use tracer::{NoTrace, Tracer};
 pub use txn::{DatapathError, Txn};
 pub use xlate::{DpAction, PacketInReason, Translation, translate};

@@ -490,4 +490,4 @@ impl Pmd {
 }
 
 /// Most recirculation passes after one burst (each a `ct(table=T)` deeper).
-const MAX_RECIRC_PASSES: usize = 8;
+pub(super) const MAX_RECIRC_PASSES: usize = 8;

@@ -30,154 +30,13 @@ use std::sync::Arc;
 use super::actset::ActionSet;
 use crate::actions::{Action, mpls, multipath};
 use crate::classifier::{Pipeline, Rule};
-use crate::conntrack::CtAction;
 use crate::flow::{Field, FlowKey, FlowMask, Subfield, VLAN_CFI};
 use crate::packet::ethertype;
 use crate::stats::DropReason;
-use crate::types::{GroupId, MeterId, PortNo, TableId};
+use crate::types::{PortNo, TableId};
 
-/// Why a packet goes to the controller.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PacketInReason {
-    /// A table-miss flow (priority 0, empty match) sent it: OpenFlow's `no_match`.
-    NoMatch,
-    /// An explicit `controller` action of any other flow.
-    Action,
-    /// `controller` inside a group bucket.
-    Group,
-}
-
-/// One compiled datapath operation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DpAction {
-    /// Send to a port by number (resolved against the current ports per burst).
-    Output(PortNo),
-    /// Send back out of the ingress port.
-    InPort,
-    /// Every port with flooding enabled but the ingress one.
-    Flood,
-    /// Every port but the ingress one.
-    All,
-    /// L2 learning switch.
-    Normal,
-    /// Packet-in to the controller.
-    Controller {
-        /// Why.
-        reason: PacketInReason,
-        /// Table of the flow that sent it.
-        table: TableId,
-        /// Cookie of the flow that sent it.
-        cookie: u64,
-        /// Bytes of packet data to include.
-        max_len: u16,
-    },
-    /// Rewrite a field.
-    SetField(Field, u128),
-    /// Rewrite some bits of a field: (field, value, mask).
-    SetFieldMasked(Field, u128, u128),
-    /// Push a VLAN tag with this TPID.
-    PushVlan(u16),
-    /// Pop the outer VLAN tag.
-    PopVlan,
-    /// Decrement TTL / hop limit.
-    DecTtl,
-    /// Meter the packets.
-    Meter(MeterId),
-    /// Process through a group.
-    Group(GroupId),
-    /// Choose the egress queue.
-    SetQueue(u32),
-    /// Send to a port (or the ingress port, `PortNo::IN_PORT`) on a queue, keeping the
-    /// packet's queue.
-    Enqueue(PortNo, u32),
-    /// Push an MPLS entry with this ethertype.
-    PushMpls(u16),
-    /// Pop the outer MPLS entry; what follows has this ethertype.
-    PopMpls(u16),
-    /// Decrement the outer MPLS TTL.
-    DecMplsTtl,
-    /// OpenFlow 1.0 VLAN rewrite: (TCI bits, their mask, tag untagged packets).
-    SetVlan(u16, u16, bool),
-    /// Look the packet up again from this table, with its key as the operations before
-    /// left it (after a `pop_mpls`); the translation ends here.
-    Recirc(TableId),
-    /// Connection tracking: run the packets through the tracker; with a table, the
-    /// tracked packets (a copy unless this is the last emitting operation) continue there,
-    /// through the caches, as recirculated packets (`pipeline::ct`).
-    Ct(CtAction, Option<TableId>),
-    /// Forget the packets' connection-tracking state.
-    CtClear,
-}
-
-impl DpAction {
-    /// True for operations that send the packet somewhere (and so may consume it).
-    pub fn emits(&self) -> bool {
-        matches!(
-            self,
-            DpAction::Output(_)
-                | DpAction::InPort
-                | DpAction::Flood
-                | DpAction::All
-                | DpAction::Normal
-                | DpAction::Controller { .. }
-                | DpAction::Group(_)
-                | DpAction::Enqueue(..)
-                | DpAction::Recirc(_)
-                | DpAction::Ct(_, Some(_))
-        )
-    }
-
-    /// The datapath form of an OpenFlow action found in `table` of a flow with `cookie`.
-    pub fn from_action(
-        a: &Action,
-        table: TableId,
-        cookie: u64,
-        reason: PacketInReason,
-    ) -> DpAction {
-        match *a {
-            Action::Output(p) => DpAction::Output(p),
-            Action::InPort => DpAction::InPort,
-            Action::Flood => DpAction::Flood,
-            Action::All => DpAction::All,
-            Action::Normal => DpAction::Normal,
-            Action::Controller { max_len } => DpAction::Controller {
-                reason,
-                table,
-                cookie,
-                max_len,
-            },
-            Action::SetField { field, value } => DpAction::SetField(field, value),
-            Action::SetFieldMasked { field, value, mask } => {
-                DpAction::SetFieldMasked(field, value, mask)
-            }
-            Action::PushVlan { tpid } => DpAction::PushVlan(tpid),
-            Action::PopVlan => DpAction::PopVlan,
-            Action::DecTtl => DpAction::DecTtl,
-            Action::Group(g) => DpAction::Group(g),
-            Action::SetQueue(q) => DpAction::SetQueue(q),
-            // The queue a packet enters the pipeline with is queue 0.
-            Action::PopQueue => DpAction::SetQueue(0),
-            Action::Enqueue { port, queue } => DpAction::Enqueue(port, queue),
-            Action::PushMpls { ethertype } => DpAction::PushMpls(ethertype),
-            Action::PopMpls { ethertype } => DpAction::PopMpls(ethertype),
-            Action::DecMplsTtl => DpAction::DecMplsTtl,
-            Action::SetVlan { value, mask, push } => DpAction::SetVlan(value, mask, push),
-            // A zone read from a field is the walk's to read (`Walk::actions`).
-            Action::Ct { ct, table, .. } => DpAction::Ct(ct, table),
-            Action::CtClear => DpAction::CtClear,
-            // The walk runs these itself (`Walk::actions`); in a group bucket or packet-out,
-            // which the daemon does not let them into, they would be a write of no bits.
-            Action::Move { .. }
-            | Action::Resubmit { .. }
-            | Action::Exit
-            | Action::OutputField(_)
-            | Action::StackPush(_)
-            | Action::StackPop(_)
-            | Action::Clone { .. }
-            | Action::Multipath { .. } => DpAction::SetFieldMasked(Field::Metadata, 0, 0),
-        }
-    }
-}
+pub use super::dp_action::{DpAction, PacketInReason};
+use super::tracer::{NoTrace, Tracer};
 
 /// A compiled list of operations: what a megaflow stores.
 #[derive(Debug)]
@@ -254,10 +113,25 @@ pub fn translate_from(
     table: TableId,
     key: &FlowKey,
 ) -> (Translation, FlowMask) {
+    let (t, wc, NoTrace) = translate_traced(pipeline, table, key, NoTrace);
+    (t, wc)
+}
+
+/// [`translate_from`] with `tracer` told every step of the walk (what `trace` runs; the
+/// poll thread's walk is this with [`NoTrace`]). Returns the tracer with what it saw.
+#[inline]
+pub fn translate_traced<T: Tracer>(
+    pipeline: &Pipeline,
+    table: TableId,
+    key: &FlowKey,
+    tracer: T,
+) -> (Translation, FlowMask, T) {
     if pipeline.fail_open() {
-        return fail_open();
+        let (t, wc) = fail_open();
+        return (t, wc, tracer);
     }
     let mut w = Walk {
+        tracer,
         pipeline,
         wc: FlowMask::ZERO,
         work: *key,
@@ -281,6 +155,7 @@ pub fn translate_from(
     if let Some(reason) = w.error {
         w.ops.clear();
         w.drop_reason = reason;
+        w.tracer.error(reason);
     }
     let last_emit = w
         .ops
@@ -296,11 +171,13 @@ pub fn translate_from(
         drop_reason: w.drop_reason,
         miss_table: w.miss_table,
     };
-    (t, w.wc)
+    (t, w.wc, w.tracer)
 }
 
 /// One packet's walk through the tables.
-struct Walk<'p> {
+struct Walk<'p, T: Tracer> {
+    /// Told every step (nothing, on the poll thread).
+    tracer: T,
     pipeline: &'p Pipeline,
     /// The fields consulted.
     wc: FlowMask,
@@ -329,7 +206,14 @@ struct Walk<'p> {
     actset: ActionSet,
 }
 
-impl Walk<'_> {
+impl<T: Tracer> Walk<'_, T> {
+    /// Appends an operation (and tells the tracer).
+    #[inline(always)]
+    fn push(&mut self, op: DpAction) {
+        self.tracer.op(&op);
+        self.ops.push(op);
+    }
+
     /// Looks up `table` and runs the flow found, following its `goto_table`s. `top`: the
     /// packet's own walk, where a miss ends the translation as a table miss (a `resubmit`
     /// that misses does nothing).
@@ -339,12 +223,14 @@ impl Walk<'_> {
                 return;
             }
             if self.unknown {
-                self.ops.push(DpAction::Recirc(table));
+                self.tracer.recirc(table);
+                self.push(DpAction::Recirc(table));
                 self.stop = true;
                 return;
             }
             self.tables[table.0 as usize / 64] |= 1 << (table.0 % 64);
             let Some(rule) = self.pipeline.table(table).lookup(&self.work, &mut self.wc) else {
+                self.tracer.table(table, None);
                 if top {
                     self.drop_reason = DropReason::TableMiss;
                     self.miss_table = Some(table);
@@ -352,6 +238,7 @@ impl Walk<'_> {
                 return;
             };
             let rule = Arc::clone(rule);
+            self.tracer.table(table, Some(&rule));
             self.rules.push(Arc::clone(&rule));
             // A packet-in from the table-miss flow is a miss, as OpenFlow 1.3 reports it; the
             // walk that found the flow decides, so a flow change racing the packet cannot.
@@ -362,7 +249,8 @@ impl Walk<'_> {
             };
             let ins = &rule.spec.instructions;
             if let Some(m) = ins.meter {
-                self.ops.push(DpAction::Meter(m));
+                self.push(DpAction::Meter(m));
+                self.tracer.meter(m);
             }
             self.actions(&ins.apply, table, rule.spec.cookie, reason);
             if self.stop || self.error.is_some() {
@@ -382,9 +270,13 @@ impl Walk<'_> {
                 let old = self.work.get(Field::Metadata) as u64;
                 self.work
                     .set(Field::Metadata, ((old & !mask) | (value & mask)) as u128);
+                self.tracer.write_metadata(value, mask);
             }
             match ins.goto_table {
-                Some(next) if next > table && next.is_valid() => table = next,
+                Some(next) if next > table && next.is_valid() => {
+                    self.tracer.goto(next);
+                    table = next;
+                }
                 _ => return,
             }
         }
@@ -420,6 +312,7 @@ impl Walk<'_> {
                 continue;
             }
             if let Action::Clone { len } = *a {
+                self.tracer.action(a, &self.work);
                 skip_to = (i + 1 + len as usize).min(list.len());
                 self.clone(&list[i + 1..skip_to], table, cookie, reason);
                 continue;
@@ -465,9 +358,7 @@ impl Walk<'_> {
                         Some(a @ (Action::Output(_) | Action::InPort)) => {
                             self.output(&a, table, cookie, reason)
                         }
-                        Some(a) => self
-                            .ops
-                            .push(DpAction::from_action(&a, table, cookie, reason)),
+                        Some(a) => self.push(DpAction::from_action(&a, table, cookie, reason)),
                         None => {}
                     }
                 }
@@ -500,9 +391,11 @@ impl Walk<'_> {
                 }
                 _ => {
                     self.unknown |= simulate(a, &mut self.work, &mut self.wc);
-                    self.ops
-                        .push(DpAction::from_action(a, table, cookie, reason));
+                    self.push(DpAction::from_action(a, table, cookie, reason));
                 }
+            }
+            if !matches!(a, Action::Resubmit { .. }) {
+                self.tracer.action(a, &self.work);
             }
         }
     }
@@ -527,7 +420,7 @@ impl Walk<'_> {
                     field: f,
                     value: old,
                 };
-                self.ops.push(DpAction::from_action(&a, table, cookie, r));
+                self.push(DpAction::from_action(&a, table, cookie, r));
             }
         }
         self.work = saved;
@@ -552,7 +445,7 @@ impl Walk<'_> {
             mask: dst.mask(),
         };
         self.unknown |= simulate(&a, &mut self.work, &mut self.wc);
-        self.ops.push(DpAction::from_action(&a, table, cookie, r));
+        self.push(DpAction::from_action(&a, table, cookie, r));
     }
 
     /// An output, to the ingress port as `resubmit` may have changed it: while it differs
@@ -561,7 +454,7 @@ impl Walk<'_> {
     fn output(&mut self, a: &Action, table: TableId, cookie: u64, r: PacketInReason) {
         let now = self.work.get(Field::InPort);
         if now == self.ingress {
-            self.ops.push(DpAction::from_action(a, table, cookie, r));
+            self.push(DpAction::from_action(a, table, cookie, r));
             return;
         }
         consult(&mut self.wc, Field::InPort);
@@ -574,9 +467,9 @@ impl Walk<'_> {
             return;
         }
         if u128::from(port.0) == self.ingress {
-            self.ops.push(DpAction::InPort);
+            self.push(DpAction::InPort);
         } else {
-            self.ops.push(DpAction::Output(port));
+            self.push(DpAction::Output(port));
         }
     }
 
@@ -595,6 +488,7 @@ impl Walk<'_> {
         }
         self.depth += 1;
         self.resubmits += 1;
+        self.tracer.resubmit(in_port, table);
         let saved = self.work.get(Field::InPort);
         if let Some(p) = in_port
             && p != PortNo::IN_PORT
@@ -604,6 +498,7 @@ impl Walk<'_> {
         self.tables_from(table, false);
         self.work.set(Field::InPort, saved);
         self.depth -= 1;
+        self.tracer.resubmit_done();
     }
 }
 

@@ -229,6 +229,14 @@ pub struct TunnelInfo {
     /// pipeline then writes each packet's destination and key into its buffer
     /// ([`crate::packet::PacketBuf::set_tunnel`]) when it stages it for this port.
     pub flow_based: bool,
+    /// `vxlan` or `gre` (what `trace` shows of the encapsulation).
+    pub kind: &'static str,
+    /// The configured remote (`None`: each packet's `tun_dst`).
+    pub remote: Option<std::net::Ipv4Addr>,
+    /// The configured VNI or key (`None`: each packet's `tun_id`).
+    pub key: Option<u32>,
+    /// The outer UDP destination port (VXLAN).
+    pub dst_port: u16,
 }
 
 /// The index of the kernel interface called `name` in this network namespace, if it exists.

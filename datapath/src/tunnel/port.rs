@@ -339,9 +339,17 @@ impl Port for TunnelPort {
     }
 
     fn tunnel(&self) -> Option<TunnelInfo> {
+        let c = &self.shared.config;
         Some(TunnelInfo {
             local: self.endpoint.ip,
             flow_based: self.is_flow_based(),
+            kind: match c.kind {
+                TunnelKind::Vxlan => "vxlan",
+                TunnelKind::Gre => "gre",
+            },
+            remote: c.remote,
+            key: c.key,
+            dst_port: c.dst_port,
         })
     }
 

@@ -9,6 +9,7 @@
 pub mod conntrack;
 pub mod read;
 pub mod stream;
+pub mod trace;
 pub mod write;
 
 use std::io::Write;
@@ -83,6 +84,7 @@ pub async fn execute(
         Request::DumpConntrack(r, stats) => conntrack::dump(client, r, stats, format, out).await?,
         Request::FlushConntrack(r) => conntrack::flush(client, r).await?,
         Request::CtStats(r) => conntrack::stats(client, r, format, out).await?,
+        Request::Trace(r) => trace::trace(client, r, format, out).await?,
         Request::Controller(r) => crate::controllers::execute(client, r, out).await?,
     }
     out.flush()?;

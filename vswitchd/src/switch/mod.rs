@@ -50,6 +50,7 @@ mod spec;
 mod stats;
 mod stream;
 mod target;
+mod trace;
 mod write;
 
 use std::collections::{BTreeMap, HashMap};
