@@ -3,9 +3,10 @@
 
 use crate::v1::{Action, Field, ReservedPort, Resubmit, SetField, Subfield, action, port_ref};
 
-use super::super::fields::{FieldDef, Syntax, field_def_i32, value_text};
+use super::super::fields::{FieldDef, Syntax, field_def_i32, resolve_name, value_text};
 use super::super::match_text::{c_hex, ip_masked};
 use super::super::ports::{port_ref_text, reserved_text};
+use super::super::protocol::Ctx;
 use super::super::scalar::{be_u64, be_u128, c_hex128, hex_bytes};
 use super::super::subfield::subfield_text;
 use super::nicira::{HASH_FIELD_NAMES, MULTIPATH_NAMES};
@@ -35,7 +36,14 @@ pub(in super::super) fn format_action(a: &Action, out: &mut Vec<String>) {
                     )
                 }
                 (Some(r), None) => reserved_text(r).to_string(),
-                (None, None) => format!("output:{}", port_ref_text(o.port.as_ref())),
+                // A port named like a field: `output:NAME` would read as output:FIELD
+                // (Open vSwitch's reading too), the bare name reads as the port.
+                (None, None) => match o.port.as_ref().and_then(|p| p.port.as_ref()) {
+                    Some(port_ref::Port::Name(n)) if resolve_name(n, Ctx::default()).is_ok() => {
+                        n.clone()
+                    }
+                    _ => format!("output:{}", port_ref_text(o.port.as_ref())),
+                },
             }
         }
         action::Action::Group(g) => format!("group:{g}"),
