@@ -299,6 +299,34 @@ pub enum Command {
         /// Bridge name (all bridges without it).
         bridge: Option<String>,
     },
+    /// Set the most connections a bridge's tracker holds at once (all bridges without BR):
+    /// `ct-set-maxconns [BR] N`.
+    CtSetMaxconns {
+        /// `[BR] N`.
+        args: Vec<String>,
+    },
+    /// Print the most connections the tracker holds at once: `ct-get-maxconns [BR]`.
+    CtGetMaxconns {
+        /// Bridge name (all bridges without it).
+        bridge: Option<String>,
+    },
+    /// Set connection limits, for zones without their own and per zone (0: unlimited):
+    /// `ct-set-limits [BR] [default=N] [zone=Z,limit=N]...`.
+    CtSetLimits {
+        /// `[BR]`, `default=N`, `zone=Z,limit=N`.
+        args: Vec<String>,
+    },
+    /// Print the default limit and the zones' limits with their connections:
+    /// `ct-get-limits [BR] [zone=Z[,Z]...]`.
+    CtGetLimits {
+        /// `[BR]`, `zone=Z[,Z]...`.
+        args: Vec<String>,
+    },
+    /// Remove zones' own limits (the default applies again): `ct-del-limits [BR] zone=Z[,Z]...`.
+    CtDelLimits {
+        /// `[BR]`, `zone=Z[,Z]...`.
+        args: Vec<String>,
+    },
     /// Print the poll-mode thread counters.
     PmdStats,
     /// Reset the poll-mode thread counters.

@@ -88,6 +88,10 @@ pub enum Request {
     FlushConntrack(proto::v1::FlushConntrackRequest),
     /// ct-stats.
     CtStats(proto::v1::GetConntrackStatsRequest),
+    /// ct-set-maxconns, ct-set-limits, ct-del-limits.
+    SetCtLimits(proto::v1::SetConntrackLimitsRequest),
+    /// ct-get-limits (false) or ct-get-maxconns (true).
+    GetCtLimits(proto::v1::GetConntrackLimitsRequest, bool),
     /// trace.
     Trace(proto::v1::TraceRequest),
     /// pmd-stats.
@@ -518,6 +522,25 @@ pub fn prepare(cli: &Cli) -> Result<Request> {
         Command::CtStats { bridge } => Request::CtStats(proto::v1::GetConntrackStatsRequest {
             bridge: bridge.clone().unwrap_or_default(),
         }),
+        Command::CtSetMaxconns { args } => {
+            Request::SetCtLimits(crate::commands::ct_limits::set_maxconns_args(args)?)
+        }
+        Command::CtGetMaxconns { bridge } => Request::GetCtLimits(
+            proto::v1::GetConntrackLimitsRequest {
+                bridge: bridge.clone().unwrap_or_default(),
+                zones: Vec::new(),
+            },
+            true,
+        ),
+        Command::CtSetLimits { args } => {
+            Request::SetCtLimits(crate::commands::ct_limits::set_limits_args(args)?)
+        }
+        Command::CtGetLimits { args } => {
+            Request::GetCtLimits(crate::commands::ct_limits::get_limits_args(args)?, false)
+        }
+        Command::CtDelLimits { args } => {
+            Request::SetCtLimits(crate::commands::ct_limits::del_limits_args(args)?)
+        }
         Command::PmdStats => Request::PmdStats,
         Command::PmdStatsClear => Request::PmdStatsClear,
         Command::TnlNeighShow => Request::TnlNeighShow,

@@ -546,6 +546,7 @@ mod tests {
             ],
             controllers: vec![],
             fail_open: true,
+            ct_limits: None,
             controller_status: vec![
                 ControllerStatus {
                     target: "ptcp:6653".into(),

@@ -400,6 +400,20 @@ impl Switch for Mock {
         Err(Status::unimplemented("get_conntrack_stats"))
     }
 
+    async fn set_conntrack_limits(
+        &self,
+        _: Request<proto::v1::SetConntrackLimitsRequest>,
+    ) -> Result<Response<proto::v1::SetConntrackLimitsResponse>, Status> {
+        Err(Status::unimplemented("set_conntrack_limits"))
+    }
+
+    async fn get_conntrack_limits(
+        &self,
+        _: Request<proto::v1::GetConntrackLimitsRequest>,
+    ) -> Result<Response<proto::v1::GetConntrackLimitsResponse>, Status> {
+        Err(Status::unimplemented("get_conntrack_limits"))
+    }
+
     async fn get_pmd_stats(
         &self,
         _: Request<GetPmdStatsRequest>,

@@ -570,4 +570,29 @@ impl v1::switch_server::Switch for Service {
             .map(|stats| Response::new(v1::GetConntrackStatsResponse { stats }))
             .map_err(ApiError::into_status)
     }
+
+    async fn set_conntrack_limits(
+        &self,
+        req: Request<v1::SetConntrackLimitsRequest>,
+    ) -> Result<Response<v1::SetConntrackLimitsResponse>, Status> {
+        let sw = Arc::clone(&self.sw);
+        let r = req.into_inner();
+        // A store commit: off the async workers.
+        blocking(move || {
+            sw.set_conntrack_limits(&r)
+                .map(|()| v1::SetConntrackLimitsResponse {})
+        })
+        .await
+        .map(Response::new)
+    }
+
+    async fn get_conntrack_limits(
+        &self,
+        req: Request<v1::GetConntrackLimitsRequest>,
+    ) -> Result<Response<v1::GetConntrackLimitsResponse>, Status> {
+        self.sw
+            .conntrack_limits(req.get_ref())
+            .map(|limits| Response::new(v1::GetConntrackLimitsResponse { limits }))
+            .map_err(ApiError::into_status)
+    }
 }

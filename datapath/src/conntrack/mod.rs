@@ -437,12 +437,17 @@ impl Conntrack {
     /// Sets the most connections at once; `Err` with the ceiling when above it. Lowering it
     /// removes nothing: new connections are refused (or evict) until below.
     pub fn set_max_conns(&self, n: u32) -> Result<(), u32> {
-        let ceiling = (self.table.max_slots() - table::SHARDS * 64) as u32;
+        let ceiling = self.max_conns_ceiling();
         if n > ceiling {
             return Err(ceiling);
         }
         self.max_conns.store(n, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// The most [`Conntrack::set_max_conns`] accepts.
+    pub fn max_conns_ceiling(&self) -> u32 {
+        (self.table.max_slots() - table::SHARDS * 64) as u32
     }
 
     /// The most connections at once.

@@ -5,8 +5,11 @@
 //! - [`read`]: bridges, ports, Read dumps and statistics, in text or JSON.
 //! - [`stream`]: the event stream (`monitor`) and `packet-out`.
 //! - [`conntrack`]: `dump-conntrack`, `flush-conntrack`, `ct-stats`.
+//! - [`ct_limits`]: `ct-set-maxconns`, `ct-get-maxconns`, `ct-set-limits`, `ct-get-limits`,
+//!   `ct-del-limits`.
 
 pub mod conntrack;
+pub mod ct_limits;
 pub mod read;
 pub mod stream;
 pub mod trace;
@@ -84,6 +87,10 @@ pub async fn execute(
         Request::DumpConntrack(r, stats) => conntrack::dump(client, r, stats, format, out).await?,
         Request::FlushConntrack(r) => conntrack::flush(client, r).await?,
         Request::CtStats(r) => conntrack::stats(client, r, format, out).await?,
+        Request::SetCtLimits(r) => ct_limits::set(client, r).await?,
+        Request::GetCtLimits(r, maxconns) => {
+            ct_limits::get(client, r, maxconns, format, out).await?
+        }
         Request::Trace(r) => trace::trace(client, r, format, out).await?,
         Request::Controller(r) => crate::controllers::execute(client, r, out).await?,
     }

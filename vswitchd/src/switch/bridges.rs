@@ -153,6 +153,7 @@ impl Switch {
 
     pub(super) fn restore_bridge(&self, rec: BridgeRecord) -> Result<(), ApiError> {
         let mut b = self.spawn_bridge(rec.bridge.clone())?;
+        super::ct_limits::apply(&b.dp, rec.bridge.ct_limits.as_ref(), &[]);
         let name = rec.bridge.name.clone();
         let cfg = &self.config;
         let now = Instant::now();
@@ -241,6 +242,7 @@ impl Switch {
             controllers: Vec::new(),
             controller_status: Vec::new(),
             fail_open: false,
+            ct_limits: None,
         };
         let standalone = req.fail_mode == v1::FailMode::Standalone as i32;
         let mut b = self.spawn_bridge(rec.clone())?;

@@ -18,7 +18,7 @@ fn zone_of(zone: Option<u32>) -> Result<Option<u16>, ApiError> {
 
 impl Switch {
     /// Runs `f` on the named bridge, or on every bridge when `bridge` is empty.
-    fn each_bridge<T>(
+    pub(super) fn each_bridge<T>(
         &self,
         bridge: &str,
         mut f: impl FnMut(&str, &Bridge) -> T,

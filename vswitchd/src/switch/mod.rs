@@ -36,6 +36,7 @@ mod config;
 mod conntrack;
 mod controllers;
 mod counters;
+mod ct_limits;
 mod deferred;
 mod events;
 mod flows;
