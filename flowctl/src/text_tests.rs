@@ -63,22 +63,22 @@ fn show_layout() {
 bridge br0: dpid:0000000000000001
 n_tables:255, fail_mode:standalone (failing open: every packet to NORMAL)
  1(vx0): addr:02:00:00:00:00:01
- type: vxlan
- options: key=42, remote_ip=192.0.2.1
- config:     0
- state:      0
- speed: 10000 Mbps now
- mtu: 1500
+     type: vxlan
+     options: key=42, remote_ip=192.0.2.1
+     config:     0
+     state:      0
+     speed: 10000 Mbps now
+     mtu: 1500
  LOCAL(br0):
- type: internal
- config:     PORT_DOWN
- state:      LINK_DOWN
- speed: 0 Mbps now
+     type: internal
+     config:     PORT_DOWN
+     state:      LINK_DOWN
+     speed: 0 Mbps now
  controller \"ptcp:6653\": is_connected:true role:master connections:1 remote:127.0.0.1:40412
- packet_in_sent:10 packet_in_dropped:0
+     packet_in_sent:10 packet_in_dropped:0
  controller \"tcp:192.0.2.9\": is_connected:false role:equal connections:0
- packet_in_sent:0 packet_in_dropped:0
- last_error: connecting to 192.0.2.9:6653: Connection refused (3s ago)
+     packet_in_sent:0 packet_in_dropped:0
+     last_error: connecting to 192.0.2.9:6653: Connection refused (3s ago)
 ";
     assert_eq!(bridge_text(&b), expected);
 }
@@ -196,12 +196,12 @@ fn fdb_stats_layout() {
     assert_eq!(
         fdb_stats_text("br0", &s),
         "Statistics for bridge \"br0\":\n\
-         \x20 Current/maximum MAC entries in the table: 2/8192\n\
-         \x20 Total number of learned MAC entries     : 3\n\
-         \x20 Total number of expired MAC entries     : 1\n\
-         \x20 Total number of evicted MAC entries     : 5\n\
-         \x20 Total number of port moved MAC entries  : 4\n\
-         \x20 Tunnel sources not recorded (table full): 6\n"
+             \x20 Current/maximum MAC entries in the table: 2/8192\n\
+             \x20 Total number of learned MAC entries     : 3\n\
+             \x20 Total number of expired MAC entries     : 1\n\
+             \x20 Total number of evicted MAC entries     : 5\n\
+             \x20 Total number of port moved MAC entries  : 4\n\
+             \x20 Tunnel sources not recorded (table full): 6\n"
     );
 }
 
@@ -238,8 +238,8 @@ fn pmd_layout() {
     ));
     assert!(t.contains("  packets dropped: 3\n    no_route: 3\n"));
     assert!(t.contains(
-        "  megaflows installed: 2\n  megaflows not installed (cache full): 5\n  megaflows removed: 6\n  cache flushes: 7\n  packets sent: 97\n"
-    ));
+            "  megaflows installed: 2\n  megaflows not installed (cache full): 5\n  megaflows removed: 6\n  cache flushes: 7\n  packets sent: 97\n"
+        ));
     assert!(!t.contains("zero"));
     assert!(t.contains("  idle time: 3000 ns (75.00%)\n"));
     assert!(t.contains("avg processing time per packet: 10.0 ns"));
