@@ -5,77 +5,13 @@
 //! change, which must not leave a stale megaflow behind).
 #![allow(clippy::unwrap_used)] // a test crate: a failed unwrap is a failed test
 
-use std::sync::Arc;
+mod common;
+use common::{BURSTS, Bridge};
 
 use datapath::actions::{Action, Instructions};
-use datapath::classifier::{FlowMod, FlowSpec};
-use datapath::flow::{Field, FlowKey, FlowMask};
-use datapath::l2::{VlanMode, VlanSet};
-use datapath::pipeline::{Datapath, DatapathConfig, Pmd};
-use datapath::port::MemPort;
-use datapath::types::{PortNo, TableId, VlanId};
+use datapath::flow::Field;
+use datapath::types::{PortNo, TableId};
 use etherparse::PacketBuilder;
-
-const BURSTS: [usize; 3] = [1, 32, 33];
-
-struct Bridge {
-    dp: Datapath,
-    pmd: Pmd,
-    ports: Vec<Arc<MemPort>>,
-}
-
-impl Bridge {
-    fn new(n: u32) -> Bridge {
-        let (dp, _) = Datapath::new(DatapathConfig::default());
-        let mut ports = Vec::new();
-        for i in 1..=n {
-            let p = Arc::new(MemPort::new(format!("p{i}"), 4096));
-            let mode = VlanMode::Trunk {
-                allowed: VlanSet::all(),
-                native: Some(VlanId(0)),
-            };
-            dp.add_port(PortNo(i), p.clone(), mode).unwrap();
-            ports.push(p);
-        }
-        let pmd = dp.new_pmd();
-        Bridge { dp, pmd, ports }
-    }
-
-    fn add(&self, table: u8, priority: u16, m: &[(Field, u128)], ins: Instructions) {
-        let mut key = FlowKey::ZERO;
-        let mut mask = FlowMask::ZERO;
-        for &(f, v) in m {
-            key.set(f, v);
-            mask.set(f, f.full_mask());
-        }
-        let spec = FlowSpec {
-            table: TableId(table),
-            priority,
-            key: key.masked(&mask),
-            mask,
-            cookie: 0,
-            idle_timeout_s: 0,
-            hard_timeout_s: 0,
-            send_flow_removed: false,
-            instructions: ins,
-        };
-        self.dp
-            .flow_mods(&[FlowMod::Add {
-                spec,
-                check_overlap: false,
-            }])
-            .unwrap();
-    }
-
-    fn send(&mut self, port: u32, frames: &[Vec<u8>]) {
-        assert_eq!(self.ports[port as usize - 1].inject(frames), frames.len());
-        self.pmd.poll_until_idle();
-    }
-
-    fn out(&self, port: u32) -> Vec<Vec<u8>> {
-        self.ports[port as usize - 1].drain()
-    }
-}
 
 fn udp(n: u8) -> Vec<u8> {
     let mut v = Vec::new();

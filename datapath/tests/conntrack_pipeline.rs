@@ -4,91 +4,21 @@
 //! and its replies, and `ct_clear`.
 #![allow(clippy::unwrap_used)] // a test crate: a failed unwrap is a failed test
 
-use std::net::{IpAddr, Ipv4Addr};
-use std::sync::Arc;
+mod common;
+use common::{BURSTS, Bridge};
 
-use datapath::actions::{Action, Instructions};
-use datapath::classifier::{FlowMod, FlowSpec};
+use std::net::{IpAddr, Ipv4Addr};
+
+use datapath::actions::Action;
 use datapath::conntrack::{CtAction, CtState, Nat, NatRange};
-use datapath::flow::{Field, FlowKey, FlowMask, Subfield};
-use datapath::l2::{VlanMode, VlanSet};
-use datapath::pipeline::{Datapath, DatapathConfig, Pmd};
-use datapath::port::MemPort;
-use datapath::stats::{DropReason, PmdCounters};
-use datapath::types::{PortNo, TableId, VlanId};
+use datapath::flow::{Field, Subfield};
+use datapath::stats::DropReason;
+use datapath::types::{PortNo, TableId};
 use etherparse::{NetSlice, PacketBuilder, SlicedPacket, TransportSlice};
 
-const BURSTS: [usize; 3] = [1, 32, 33];
 const TRK: u128 = CtState::TRK as u128;
 const NEW: u128 = CtState::NEW as u128;
 const EST: u128 = CtState::EST as u128;
-
-struct Bridge {
-    dp: Datapath,
-    pmd: Pmd,
-    ports: Vec<Arc<MemPort>>,
-    counters: Arc<PmdCounters>,
-}
-
-impl Bridge {
-    fn new(n: u32) -> Bridge {
-        let (dp, _) = Datapath::new(DatapathConfig::default());
-        let mut ports = Vec::new();
-        for i in 1..=n {
-            let p = Arc::new(MemPort::new(format!("p{i}"), 4096));
-            let mode = VlanMode::Trunk {
-                allowed: VlanSet::all(),
-                native: Some(VlanId(0)),
-            };
-            dp.add_port(PortNo(i), p.clone(), mode).unwrap();
-            ports.push(p);
-        }
-        let pmd = dp.new_pmd();
-        let counters = pmd.counters();
-        Bridge {
-            dp,
-            pmd,
-            ports,
-            counters,
-        }
-    }
-
-    /// A flow matching `m`: (field, value, mask).
-    fn add(&self, table: u8, priority: u16, m: &[(Field, u128, u128)], apply: Vec<Action>) {
-        let mut key = FlowKey::ZERO;
-        let mut mask = FlowMask::ZERO;
-        for &(f, v, mk) in m {
-            key.set(f, v);
-            mask.set(f, mk);
-        }
-        let spec = FlowSpec {
-            table: TableId(table),
-            priority,
-            key: key.masked(&mask),
-            mask,
-            cookie: 0,
-            idle_timeout_s: 0,
-            hard_timeout_s: 0,
-            send_flow_removed: false,
-            instructions: Instructions::actions(apply),
-        };
-        self.dp
-            .flow_mods(&[FlowMod::Add {
-                spec,
-                check_overlap: false,
-            }])
-            .unwrap();
-    }
-
-    fn send(&mut self, port: u32, frames: &[Vec<u8>]) {
-        assert_eq!(self.ports[port as usize - 1].inject(frames), frames.len());
-        self.pmd.poll_until_idle();
-    }
-
-    fn out(&self, port: u32) -> Vec<Vec<u8>> {
-        self.ports[port as usize - 1].drain()
-    }
-}
 
 fn ct(commit: bool, table: Option<u8>) -> Action {
     Action::Ct {
@@ -121,13 +51,13 @@ const OUT: [u8; 4] = [10, 0, 1, 1];
 
 /// The stateful firewall of the issue: port 1 inside, port 2 outside.
 fn firewall(br: &Bridge) {
-    br.add(
+    br.add_masked_actions(
         0,
         100,
         &[(Field::EthType, 0x0800, 0xffff), (Field::CtState, 0, TRK)],
         vec![ct(false, Some(1))],
     );
-    br.add(
+    br.add_masked_actions(
         1,
         100,
         &[
@@ -136,7 +66,7 @@ fn firewall(br: &Bridge) {
         ],
         vec![ct(true, None), Action::Output(PortNo(2))],
     );
-    br.add(
+    br.add_masked_actions(
         1,
         100,
         &[
@@ -145,7 +75,7 @@ fn firewall(br: &Bridge) {
         ],
         vec![Action::Output(PortNo(2))],
     );
-    br.add(
+    br.add_masked_actions(
         1,
         100,
         &[
@@ -216,7 +146,7 @@ fn a_stateful_firewall_lets_inside_connect_and_drops_new_connections_from_outsid
 fn source_nat_rewrites_out_and_back() {
     let mut br = Bridge::new(2);
     let nat = NatRange::addr(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 9)));
-    br.add(
+    br.add_masked_actions(
         0,
         10,
         &[
@@ -236,7 +166,7 @@ fn source_nat_rewrites_out_and_back() {
             Action::Output(PortNo(2)),
         ],
     );
-    br.add(
+    br.add_masked_actions(
         0,
         10,
         &[
@@ -252,7 +182,7 @@ fn source_nat_rewrites_out_and_back() {
             zone_src: None,
         }],
     );
-    br.add(
+    br.add_masked_actions(
         1,
         10,
         &[(Field::CtState, TRK | EST, TRK | EST)],
@@ -305,13 +235,13 @@ fn a_full_recirculation_queue_drops_and_counts() {
     // Five forks of each packet of a burst of 32: 160 to recirculate, room for 128.
     let mut acts: Vec<_> = (0..5).map(|_| ct(false, Some(1))).collect();
     acts.push(Action::Output(PortNo(2)));
-    br.add(
+    br.add_masked_actions(
         0,
         10,
         &[(Field::InPort, 1, 0xffff_ffff), (Field::CtState, 0, TRK)],
         acts,
     );
-    br.add(
+    br.add_masked_actions(
         1,
         10,
         &[(Field::CtState, TRK, TRK)],
@@ -336,7 +266,7 @@ fn a_full_recirculation_queue_drops_and_counts() {
 fn registers_survive_recirculation_and_key_its_megaflows() {
     let mut br = Bridge::new(3);
     for (sport, reg) in [(1000u128, 2u128), (1001, 3)] {
-        br.add(
+        br.add_masked_actions(
             0,
             100,
             &[
@@ -353,7 +283,7 @@ fn registers_survive_recirculation_and_key_its_megaflows() {
                 ct(false, Some(1)),
             ],
         );
-        br.add(
+        br.add_masked_actions(
             1,
             100,
             &[(Field::CtState, TRK, TRK), (Field::Reg(15), reg, u128::MAX)],
@@ -380,7 +310,7 @@ fn a_zone_read_from_a_register_tracks_each_packet_in_its_own_zone() {
     // The source port picks reg4 (zone 7 or 9); ct(zone=reg4[0..15],table=1) tracks the
     // packet there and table 1 sends it on by ct_zone.
     for (sport, zone) in [(1000u128, 7u128), (1001, 9)] {
-        br.add(
+        br.add_masked_actions(
             0,
             100,
             &[
@@ -402,13 +332,13 @@ fn a_zone_read_from_a_register_tracks_each_packet_in_its_own_zone() {
             ],
         );
     }
-    br.add(
+    br.add_masked_actions(
         1,
         100,
         &[(Field::CtZone, 7, 0xffff)],
         vec![Action::Output(PortNo(2))],
     );
-    br.add(
+    br.add_masked_actions(
         1,
         100,
         &[(Field::CtZone, 9, 0xffff)],

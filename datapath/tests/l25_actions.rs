@@ -4,106 +4,16 @@
 //! matches and rewrites on the IPv6 flow label, neighbour discovery and SCTP ports.
 #![allow(clippy::unwrap_used)] // a test crate: a failed unwrap is a failed test
 
-use std::collections::VecDeque;
-use std::sync::Arc;
+mod common;
+use common::{BURSTS, Bridge};
 
 use datapath::actions::{Action, Instructions};
 use datapath::classifier::{FlowMod, FlowSpec};
 use datapath::flow::{Field, FlowKey, FlowMask, extract};
-use datapath::l2::{VlanMode, VlanSet};
 use datapath::packet::PacketBuf;
-use datapath::pipeline::{Datapath, DatapathConfig, Pmd};
-use datapath::port::MemPort;
-use datapath::stats::{DropReason, PmdCounters};
-use datapath::types::{PortNo, TableId, VlanId};
+use datapath::stats::DropReason;
+use datapath::types::{PortNo, TableId};
 use etherparse::{PacketBuilder, SlicedPacket, TransportSlice};
-
-const BURSTS: [usize; 3] = [1, 32, 33];
-
-struct Bridge {
-    dp: Datapath,
-    pmd: Pmd,
-    ports: Vec<Arc<MemPort>>,
-    counters: Arc<PmdCounters>,
-}
-
-impl Bridge {
-    fn new(n: u32) -> Bridge {
-        let (dp, _) = Datapath::new(DatapathConfig::default());
-        let mut ports = Vec::new();
-        for i in 1..=n {
-            let p = Arc::new(MemPort::new(format!("p{i}"), 4096));
-            let mode = VlanMode::Trunk {
-                allowed: VlanSet::all(),
-                native: Some(VlanId(0)),
-            };
-            dp.add_port(PortNo(i), p.clone(), mode).unwrap();
-            ports.push(p);
-        }
-        let pmd = dp.new_pmd();
-        let counters = pmd.counters();
-        Bridge {
-            dp,
-            pmd,
-            ports,
-            counters,
-        }
-    }
-
-    fn add(&self, table: u8, priority: u16, m: &[(Field, u128)], ins: Instructions) {
-        let mut key = FlowKey::ZERO;
-        let mut mask = FlowMask::ZERO;
-        for &(f, v) in m {
-            key.set(f, v);
-            mask.set(f, f.full_mask());
-        }
-        let spec = FlowSpec {
-            table: TableId(table),
-            priority,
-            key: key.masked(&mask),
-            mask,
-            cookie: 0,
-            idle_timeout_s: 0,
-            hard_timeout_s: 0,
-            send_flow_removed: false,
-            instructions: ins,
-        };
-        self.dp
-            .flow_mods(&[FlowMod::Add {
-                spec,
-                check_overlap: false,
-            }])
-            .unwrap();
-    }
-
-    fn port(&self, no: u32) -> &MemPort {
-        &self.ports[no as usize - 1]
-    }
-
-    /// Sends `frames` into port `port` as one burst.
-    fn send(&mut self, port: u32, frames: &[Vec<u8>]) {
-        assert_eq!(self.port(port).inject(frames), frames.len());
-        self.pmd.poll_until_idle();
-    }
-
-    fn out(&self, port: u32) -> Vec<Vec<u8>> {
-        self.port(port).drain()
-    }
-
-    /// The buffers port `port` sent (to read their egress queue).
-    fn out_bufs(&self, port: u32) -> Vec<PacketBuf> {
-        let mut q = VecDeque::new();
-        self.port(port).drain_bufs(&mut q);
-        q.into()
-    }
-
-    /// Packets counted on the only flow of `table`.
-    fn flow_packets(&self, table: u8) -> u64 {
-        let snap = self.dp.snapshot();
-        let rule = snap.pipeline.rules(Some(TableId(table))).next().unwrap();
-        rule.stats.read().packets
-    }
-}
 
 fn udp(n: u8, ttl: u8, tos: u8) -> Vec<u8> {
     let mut v = Vec::new();

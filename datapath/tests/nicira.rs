@@ -6,90 +6,15 @@
 //! straight-line interpreter of the same tables.
 #![allow(clippy::unwrap_used)] // a test crate: a failed unwrap is a failed test
 
-use std::sync::Arc;
+mod common;
+use common::{BURSTS, Bridge};
 
-use datapath::actions::{Action, Instructions};
-use datapath::classifier::{FlowMod, FlowSpec};
-use datapath::flow::{Field, FlowKey, FlowMask, Subfield};
-use datapath::l2::{VlanMode, VlanSet};
-use datapath::pipeline::{Datapath, DatapathConfig, Pmd};
-use datapath::port::MemPort;
-use datapath::stats::{DropReason, PmdCounters};
-use datapath::types::{PortNo, TableId, VlanId};
+use datapath::actions::Action;
+use datapath::flow::{Field, Subfield};
+use datapath::stats::DropReason;
+use datapath::types::{PortNo, TableId};
 use etherparse::PacketBuilder;
 use proptest::prelude::*;
-
-const BURSTS: [usize; 3] = [1, 32, 33];
-
-struct Bridge {
-    dp: Datapath,
-    pmd: Pmd,
-    ports: Vec<Arc<MemPort>>,
-    counters: Arc<PmdCounters>,
-}
-
-impl Bridge {
-    fn new(n: u32) -> Bridge {
-        let (dp, _) = Datapath::new(DatapathConfig::default());
-        let mut ports = Vec::new();
-        for i in 1..=n {
-            let p = Arc::new(MemPort::new(format!("p{i}"), 4096));
-            let mode = VlanMode::Trunk {
-                allowed: VlanSet::all(),
-                native: Some(VlanId(0)),
-            };
-            dp.add_port(PortNo(i), p.clone(), mode).unwrap();
-            ports.push(p);
-        }
-        let pmd = dp.new_pmd();
-        let counters = pmd.counters();
-        Bridge {
-            dp,
-            pmd,
-            ports,
-            counters,
-        }
-    }
-
-    fn add(&self, table: u8, priority: u16, m: &[(Field, u128)], apply: Vec<Action>) {
-        let mut key = FlowKey::ZERO;
-        let mut mask = FlowMask::ZERO;
-        for &(f, v) in m {
-            key.set(f, v);
-            mask.set(f, f.full_mask());
-        }
-        let spec = FlowSpec {
-            table: TableId(table),
-            priority,
-            key: key.masked(&mask),
-            mask,
-            cookie: 0,
-            idle_timeout_s: 0,
-            hard_timeout_s: 0,
-            send_flow_removed: false,
-            instructions: Instructions::actions(apply),
-        };
-        self.dp
-            .flow_mods(&[FlowMod::Add {
-                spec,
-                check_overlap: false,
-            }])
-            .unwrap();
-    }
-
-    fn port(&self, no: u32) -> &MemPort {
-        &self.ports[no as usize - 1]
-    }
-
-    fn send(&mut self, port: u32, frames: &[Vec<u8>]) {
-        assert_eq!(self.port(port).inject(frames), frames.len());
-        self.pmd.poll_until_idle();
-    }
-
-    fn out(&self, port: u32) -> Vec<Vec<u8>> {
-        self.port(port).drain()
-    }
-}
 
 /// A UDP frame from MAC 02:00:00:00:00:n.
 fn udp(n: u8) -> Vec<u8> {
@@ -115,7 +40,7 @@ fn move_into_a_register_and_resubmit_on_it_splits_by_a_packet_bit() {
     for burst in BURSTS {
         let mut br = Bridge::new(3);
         // The low bit of the source MAC goes to reg12 bit 4; table 1 chooses on it.
-        br.add(
+        br.add_actions(
             0,
             1,
             &[],
@@ -130,13 +55,13 @@ fn move_into_a_register_and_resubmit_on_it_splits_by_a_packet_bit() {
                 },
             ],
         );
-        br.add(
+        br.add_actions(
             1,
             2,
             &[(Field::Reg(12), 0x10)],
             vec![Action::Output(PortNo(2))],
         );
-        br.add(1, 1, &[], vec![Action::Output(PortNo(3))]);
+        br.add_actions(1, 1, &[], vec![Action::Output(PortNo(3))]);
         br.send(1, &frames(burst));
         let (odd, even) = (br.out(2), br.out(3));
         assert_eq!(odd.len(), burst.div_ceil(2), "burst {burst}");
@@ -151,7 +76,7 @@ fn move_between_packet_fields_rewrites_the_frame() {
     for burst in BURSTS {
         let mut br = Bridge::new(2);
         // move:eth_src->eth_dst, then out: every frame leaves with its source as destination.
-        br.add(
+        br.add_actions(
             0,
             1,
             &[],
@@ -180,7 +105,7 @@ fn push_pop_and_output_to_a_register() {
         let mut br = Bridge::new(3);
         // reg0 = 2 (the UDP source port's low bit decides nothing here); push it, clear it,
         // pop it into xreg4's low half (reg9), output to the port reg9 holds.
-        br.add(
+        br.add_actions(
             0,
             1,
             &[],
@@ -211,7 +136,7 @@ fn push_pop_and_output_to_a_register() {
 #[test]
 fn wide_registers_are_matched_through_their_registers() {
     let mut br = Bridge::new(3);
-    br.add(
+    br.add_actions(
         0,
         1,
         &[],
@@ -226,7 +151,7 @@ fn wide_registers_are_matched_through_their_registers() {
             },
         ],
     );
-    br.add(
+    br.add_actions(
         1,
         1,
         &[(Field::Reg(8), 0x0123_4567), (Field::Reg(11), 0x7654_3210)],
@@ -240,7 +165,7 @@ fn wide_registers_are_matched_through_their_registers() {
 fn resubmit_with_another_in_port_may_send_back_to_the_real_one() {
     for burst in BURSTS {
         let mut br = Bridge::new(3);
-        br.add(
+        br.add_actions(
             0,
             1,
             &[(Field::InPort, 1)],
@@ -256,7 +181,7 @@ fn resubmit_with_another_in_port_may_send_back_to_the_real_one() {
         // The lookup sees in_port 3: output:3 is skipped (it is the flow's in_port), output:1
         // sends the packet back out of port 1 (Open vSwitch compares with the flow's
         // in_port), and output:2 as usual.
-        br.add(
+        br.add_actions(
             1,
             1,
             &[(Field::InPort, 3)],
@@ -280,7 +205,7 @@ fn clone_changes_only_the_copy() {
         // clone(set_field:192.168.3.3->ip_src,load:1->reg0,output:2),
         // clone(set_field:10.9.9.9->ip_dst,resubmit(,1)), output:4; table 1 matches reg0=0
         // only (the first clone's load was undone) and sends to 3.
-        br.add(
+        br.add_actions(
             0,
             1,
             &[(Field::EthType, 0x0800)],
@@ -307,7 +232,7 @@ fn clone_changes_only_the_copy() {
                 Action::Output(PortNo(4)),
             ],
         );
-        br.add(1, 1, &[(Field::Reg(0), 0)], vec![Action::Output(PortNo(3))]);
+        br.add_actions(1, 1, &[(Field::Reg(0), 0)], vec![Action::Output(PortNo(3))]);
         let sent = frames(burst);
         br.send(1, &sent);
         let (two, three, four) = (br.out(2), br.out(3), br.out(4));
@@ -332,7 +257,7 @@ fn multipath_spreads_flows_and_keeps_each_on_its_link() {
         let mut br = Bridge::new(4);
         // multipath(symmetric_l4,7,hrw,2,0,reg3[0..1]); table 1 sends link 0 to port 2,
         // link 1 to port 3.
-        br.add(
+        br.add_actions(
             0,
             1,
             &[],
@@ -350,9 +275,9 @@ fn multipath_spreads_flows_and_keeps_each_on_its_link() {
                 },
             ],
         );
-        br.add(1, 2, &[(Field::Reg(3), 0)], vec![Action::Output(PortNo(2))]);
-        br.add(1, 2, &[(Field::Reg(3), 1)], vec![Action::Output(PortNo(3))]);
-        br.add(1, 1, &[], vec![Action::Output(PortNo(4))]);
+        br.add_actions(1, 2, &[(Field::Reg(3), 0)], vec![Action::Output(PortNo(2))]);
+        br.add_actions(1, 2, &[(Field::Reg(3), 1)], vec![Action::Output(PortNo(3))]);
+        br.add_actions(1, 1, &[], vec![Action::Output(PortNo(4))]);
         let sent = frames(burst);
         br.send(1, &sent);
         let (two, three) = (br.out(2), br.out(3));
@@ -378,7 +303,7 @@ fn multipath_spreads_flows_and_keeps_each_on_its_link() {
 #[test]
 fn exit_stops_the_resubmitting_flow_too() {
     let mut br = Bridge::new(3);
-    br.add(
+    br.add_actions(
         0,
         1,
         &[],
@@ -390,7 +315,7 @@ fn exit_stops_the_resubmitting_flow_too() {
             Action::Output(PortNo(3)),
         ],
     );
-    br.add(
+    br.add_actions(
         1,
         1,
         &[],
@@ -409,7 +334,7 @@ fn exit_stops_the_resubmitting_flow_too() {
 fn resubmit_loops_are_bounded_and_counted() {
     for burst in BURSTS {
         let mut br = Bridge::new(2);
-        br.add(
+        br.add_actions(
             0,
             1,
             &[],
@@ -509,7 +434,7 @@ proptest! {
                     Op::Resubmit(t) => Action::Resubmit { in_port: None, table: Some(TableId(t)) },
                     Op::OutputReg => Action::OutputField(sub(Field::Reg(1), 0, 2)),
                 }).collect();
-                br.add(t as u8, prio, &matches, acts);
+                br.add_actions(t as u8, prio, &matches, acts);
             }
         }
         // The model's flow order must be the datapath's: sort each table by priority.
