@@ -13,7 +13,8 @@ use std::io::{Read as _, Write as _};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::prometheus::{free_port, http_get, prometheus};
+use common::free_port;
+use common::prometheus::{http_get, prometheus};
 use common::{Daemon, Hosts};
 
 /// Frames sent by the counting test: an odd number, not a burst multiple.

@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::pyvenv::{free_port, openflow_venv};
+use common::free_port;
+use common::pyvenv::openflow_venv;
 use common::{Daemon, Hosts};
 
 struct Kill(Child);

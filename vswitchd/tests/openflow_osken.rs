@@ -12,7 +12,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::pyvenv::{free_port, openflow_venv};
+use common::free_port;
+use common::pyvenv::openflow_venv;
 use proto::flow_text::format_flow;
 use proto::v1::switch_client::SwitchClient;
 use proto::v1::{self, entity, stream_message_request as smq, stream_message_response as smr};

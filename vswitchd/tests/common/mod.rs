@@ -24,6 +24,23 @@ pub fn flowctl_binary() -> PathBuf {
     p
 }
 
+/// A file of the test PKI that flowctl's tests keep (`flowctl/tests/tls`).
+pub fn tls_file(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../flowctl/tests/tls")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+/// A TCP port on 127.0.0.1 free at the time of asking.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind a free port")
+        .port()
+}
+
 /// A running daemon, killed when dropped.
 pub struct Daemon {
     child: Option<Child>,

@@ -7,7 +7,7 @@
 //! no Prometheus outlives its tests even when one panics.
 
 use std::io::{Read as _, Write as _};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
@@ -24,14 +24,6 @@ pub struct Prometheus {
 }
 
 static PROMETHEUS: OnceLock<Prometheus> = OnceLock::new();
-
-/// A TCP port on 127.0.0.1 free at the time of asking.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind a free port")
-        .port()
-}
 
 /// This test binary's Prometheus, started on first use.
 pub fn prometheus() -> &'static Prometheus {
@@ -54,7 +46,7 @@ impl Prometheus {
             dir.display()
         );
         std::fs::write(dir.join("prometheus.yml"), config).expect("prometheus.yml");
-        let addr: SocketAddr = format!("127.0.0.1:{}", free_port())
+        let addr: SocketAddr = format!("127.0.0.1:{}", super::free_port())
             .parse()
             .expect("address");
         let cmd = format!(

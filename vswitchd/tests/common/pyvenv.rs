@@ -95,11 +95,3 @@ fn make_venv() -> PathBuf {
     );
     venv
 }
-
-/// A free TCP port on 127.0.0.1 (for a controller to listen on).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
