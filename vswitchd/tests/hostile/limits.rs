@@ -4,7 +4,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use super::{Conn, Vswitchd};
+use super::{Conn, Vswitchd, rss_of, subnet_flows};
 
 // ---------------------------------------------------------------------------------------
 // What one flow, group or meter may hold (item 5, the part outside the switch's write path).
@@ -73,18 +73,7 @@ fn oversized_actions_buckets_and_bands_are_refused() {
 
 /// Peak resident memory of process `pid` while `f` runs (sampled every 2 ms), in bytes.
 fn peak_rss_during<T>(pid: u32, f: impl FnOnce() -> T) -> (T, u64) {
-    let rss = move || -> u64 {
-        std::fs::read_to_string(format!("/proc/{pid}/status"))
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find_map(|l| l.strip_prefix("VmRSS:"))
-                    .and_then(|v| v.split_whitespace().next())
-                    .and_then(|v| v.parse::<u64>().ok())
-            })
-            .unwrap_or(0)
-            * 1024
-    };
+    let rss = move || rss_of(pid).unwrap_or(0);
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let sampler = {
         let stop = std::sync::Arc::clone(&stop);
@@ -179,19 +168,7 @@ fn reads_are_bounded_and_never_hold_up_writers() {
     let dir = tempfile::tempdir().unwrap();
     let d = Vswitchd::start(dir.path(), &[], &["--request-timeout-s", "2"]);
     d.ok(&["add-port", "br0", "p1", "type=memory"]);
-    let flows: String = (0..2000)
-        .map(|i| {
-            format!(
-                "priority={},ip,nw_dst=10.{}.{}.0/24,actions=output:p1\n",
-                100 + i % 7,
-                i / 256,
-                i % 256
-            )
-        })
-        .collect();
-    let f = dir.path().join("flows.txt");
-    std::fs::write(&f, flows).unwrap();
-    d.ok(&["add-flows", "br0", f.to_str().unwrap()]);
+    d.add_flows(&subnet_flows(2000));
     let all = || v1::ReadFilter {
         filter: Some(read_filter::Filter::Flows(v1::FlowFilter::default())),
     };
@@ -290,8 +267,7 @@ fn reads_are_bounded_and_never_hold_up_writers() {
     let more: String = (0..20_000)
         .map(|i| format!("table=1,priority=5,tcp,tp_dst={i},actions=drop\n"))
         .collect();
-    std::fs::write(&f, more).unwrap();
-    d.ok(&["add-flows", "br0", f.to_str().unwrap()]);
+    d.add_flows(&more);
     rt.block_on(async {
         let started = Instant::now();
         let mut stalled = Vec::new();
@@ -436,10 +412,8 @@ fn memory_comes_back_after_a_large_delete() {
             )
         })
         .collect();
-    let f = dir.path().join("flows.txt");
-    std::fs::write(&f, flows).unwrap();
     let base = d.rss();
-    d.ok(&["add-flows", "br0", f.to_str().unwrap()]);
+    d.add_flows(&flows);
     let full = d.rss();
     d.ok(&["del-flows", "br0"]);
     let deadline = Instant::now() + Duration::from_secs(5);

@@ -118,15 +118,40 @@ impl Vswitchd {
 
     /// Resident memory of the daemon, in bytes.
     fn rss(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
-        let kb: u64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-            .unwrap();
-        kb * 1024
+        rss_of(self.child.id()).expect("the daemon's VmRSS")
     }
+
+    /// Loads `text` into br0 with `flowctl add-flows` (from `DIR/flows.txt`).
+    fn add_flows(&self, text: &str) {
+        let f = self.dir.join("flows.txt");
+        std::fs::write(&f, text).unwrap();
+        self.ok(&["add-flows", "br0", f.to_str().unwrap()]);
+    }
+}
+
+/// Resident memory of process `pid`, in bytes (None once it is gone).
+fn rss_of(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())?;
+    Some(kb * 1024)
+}
+
+/// `n` flows to /24 subnets of 10.0.0.0/8 (seven priorities), each output to p1.
+fn subnet_flows(n: usize) -> String {
+    (0..n)
+        .map(|i| {
+            format!(
+                "priority={},ip,nw_dst=10.{}.{}.0/24,actions=output:p1\n",
+                100 + i % 7,
+                i / 256,
+                i % 256
+            )
+        })
+        .collect()
 }
 
 impl Drop for Vswitchd {

@@ -3,7 +3,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::Vswitchd;
+use super::{Vswitchd, subnet_flows};
 
 // ---------------------------------------------------------------------------------------
 // Damaged stores (item 6).
@@ -38,19 +38,7 @@ fn daemon_store(dir: &std::path::Path, clean: bool) -> Vec<u8> {
         "meter=1,kbps,burst,bands=type=drop,rate=1000,burst_size=100",
     ]);
     d.ok(&["add-group", "br0", "group_id=5,type=all,bucket=output:p1"]);
-    let flows: String = (0..2000)
-        .map(|i| {
-            format!(
-                "priority={},ip,nw_dst=10.{}.{}.0/24,actions=output:p1\n",
-                100 + i % 7,
-                i / 256,
-                i % 256
-            )
-        })
-        .collect();
-    let f = dir.join("flows.txt");
-    std::fs::write(&f, flows).unwrap();
-    d.ok(&["add-flows", "br0", f.to_str().unwrap()]);
+    d.add_flows(&subnet_flows(2000));
     d.ok(&["add-flow", "br1", "priority=9,arp,actions=flood"]);
     let mut d = d;
     if clean {
