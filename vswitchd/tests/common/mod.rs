@@ -3,6 +3,7 @@
 //! creates under unique names and removes afterwards (even when it fails).
 #![allow(dead_code)] // each test crate uses a different part
 
+pub mod in_process;
 pub mod ovs;
 pub mod prometheus;
 pub mod pyvenv;
