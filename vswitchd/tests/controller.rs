@@ -1,15 +1,14 @@
 //! The example SDN controller (`examples/learning_controller.rs`, run as its own process)
 //! programs an empty bridge purely from packet-in events, end to end on in-memory ports.
 
+mod common;
+
 use std::process::{Child, Command};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::in_process::Daemon;
 use proto::flow_text::format_flow;
 use proto::v1::{self, entity};
-use vswitchd::server::{self, Listen};
-use vswitchd::store::Store;
-use vswitchd::switch::{Switch, SwitchConfig};
 
 fn example_binary() -> std::path::PathBuf {
     // target/<profile>/deps/<test> -> target/<profile>/examples/learning_controller
@@ -59,52 +58,13 @@ async fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn learning_controller_programs_an_empty_table_from_packet_ins() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("conf.db")).unwrap();
-    let sw = Switch::start(store, SwitchConfig::default()).unwrap();
-    let sock = dir.path().join("api.sock");
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let sw2 = Arc::clone(&sw);
-    let listen = vec![Listen::Unix(sock.clone())];
-    let server = tokio::spawn(async move {
-        let listeners = server::bind(&listen, None, server::Limits::default()).await?;
-        server::serve(sw2, listeners, async {
-            let _ = stop_rx.await;
-        })
-        .await
-    });
-    while !sock.exists() {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let mut c = vswitchd::client::connect_unix(&sock).await.unwrap();
-    // Secure: the bridge starts with no flow (standalone would start with NORMAL).
-    c.add_bridge(v1::AddBridgeRequest {
-        name: "lsw".into(),
-        fail_mode: v1::FailMode::Secure as i32,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    for (i, name) in ["h1", "h2", "h3"].iter().enumerate() {
-        c.add_port(v1::AddPortRequest {
-            bridge: "lsw".into(),
-            port: Some(v1::PortConfig {
-                name: name.to_string(),
-                r#type: "memory".into(),
-                requested_ofport: Some(i as u32 + 1),
-                ..Default::default()
-            }),
-        })
-        .await
-        .unwrap();
-    }
-    let ports: Vec<_> = ["h1", "h2", "h3"]
-        .iter()
-        .map(|n| sw.memory_port("lsw", n).unwrap())
-        .collect();
+    let d = Daemon::start(dir.path()).await;
+    let mut c = d.client().await;
+    let ports = d.secure_bridge(&mut c, "lsw", &["h1", "h2", "h3"]).await;
 
     let _ctl = Kill(
         Command::new(example_binary())
-            .arg(&sock)
+            .arg(&d.sock)
             .arg("lsw")
             .spawn()
             .expect("starting the controller"),
@@ -185,20 +145,18 @@ async fn learning_controller_programs_an_empty_table_from_packet_ins() {
     );
     // Now h3 -> h1 is switched by the installed flow, with no packet-in: the datapath's
     // slow path handles it, and nothing floods to h2.
-    let packet_ins_before = sw.datapath("lsw").unwrap().pmd_counters()[0]
+    let packet_ins_before = d.sw.datapath("lsw").unwrap().pmd_counters()[0]
         .slow_path
         .get();
     ports[2].inject([frame(3, host(1))]);
     wait_for("h3 -> h1", || (!ports[0].drain().is_empty()).then_some(())).await;
     assert!(ports[1].drain().is_empty());
     assert!(
-        sw.datapath("lsw").unwrap().pmd_counters()[0]
+        d.sw.datapath("lsw").unwrap().pmd_counters()[0]
             .slow_path
             .get()
             > packet_ins_before
     );
 
-    let _ = stop_tx.send(());
-    server.await.unwrap().unwrap();
-    sw.shutdown();
+    d.stop().await;
 }

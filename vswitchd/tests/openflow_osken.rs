@@ -9,19 +9,16 @@ mod common;
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::free_port;
+use common::in_process::Daemon;
 use common::pyvenv::openflow_venv;
 use proto::flow_text::format_flow;
 use proto::v1::switch_client::SwitchClient;
 use proto::v1::{self, entity, stream_message_request as smq, stream_message_response as smr};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
-use vswitchd::server::{self, Listen};
-use vswitchd::store::Store;
-use vswitchd::switch::{Switch, SwitchConfig};
 
 struct Kill(Child);
 impl Drop for Kill {
@@ -128,47 +125,9 @@ async fn controller_event(
 async fn osken_learning_switch_programs_the_bridge_and_reconnects() {
     let venv = openflow_venv();
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("conf.db")).unwrap();
-    let sw = Switch::start(store, SwitchConfig::default()).unwrap();
-    let sock = dir.path().join("api.sock");
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let sw2 = Arc::clone(&sw);
-    let listen = vec![Listen::Unix(sock.clone())];
-    let server = tokio::spawn(async move {
-        let listeners = server::bind(&listen, None, server::Limits::default()).await?;
-        server::serve(sw2, listeners, async {
-            let _ = stop_rx.await;
-        })
-        .await
-    });
-    while !sock.exists() {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let mut c = vswitchd::client::connect_unix(&sock).await.unwrap();
-    c.add_bridge(v1::AddBridgeRequest {
-        name: "lsw".into(),
-        fail_mode: v1::FailMode::Secure as i32,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    for (i, name) in ["h1", "h2", "h3"].iter().enumerate() {
-        c.add_port(v1::AddPortRequest {
-            bridge: "lsw".into(),
-            port: Some(v1::PortConfig {
-                name: name.to_string(),
-                r#type: "memory".into(),
-                requested_ofport: Some(i as u32 + 1),
-                ..Default::default()
-            }),
-        })
-        .await
-        .unwrap();
-    }
-    let ports: Vec<_> = ["h1", "h2", "h3"]
-        .iter()
-        .map(|n| sw.memory_port("lsw", n).unwrap())
-        .collect();
+    let d = Daemon::start(dir.path()).await;
+    let mut c = d.client().await;
+    let ports = d.secure_bridge(&mut c, "lsw", &["h1", "h2", "h3"]).await;
     // Watch the bridge's events (a secondary stream changes nothing).
     let (tx, rx) = tokio::sync::mpsc::channel(16);
     tx.send(v1::StreamMessageRequest {
@@ -280,7 +239,5 @@ async fn osken_learning_switch_programs_the_bridge_and_reconnects() {
     .await;
     assert_eq!(flows(&c).await, want);
 
-    let _ = stop_tx.send(());
-    server.await.unwrap().unwrap();
-    sw.shutdown();
+    d.stop().await;
 }
