@@ -1,5 +1,5 @@
 //! The store's promises about files it did not write cleanly; the daemon-level cases (and
-//! bit flips over many seeds) are in `vswitchd/tests/hostile.rs`.
+//! bit flips over many seeds) are in `vswitchd/tests/hostile/store.rs`.
 
 use super::*;
 

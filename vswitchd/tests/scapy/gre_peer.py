@@ -1,4 +1,4 @@
-"""A GRE peer built from scapy, run in the remote namespace by vswitchd/tests/vxlan.rs.
+"""A GRE peer built from scapy, run in the remote namespace by vswitchd/tests/vxlan/gre.rs.
 
 argv: underlay interface, MAC of the host behind the switch, the GRE key (default 7).
 1. Sniffs a GRE packet the switch sends (a ping from the host): checks the key, protocol
