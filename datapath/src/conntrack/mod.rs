@@ -45,6 +45,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 
+use arc_swap::ArcSwap;
 use parking_lot::Mutex;
 
 pub use counters::{CtInvalid, CtRefusal, SharedCounters, ThreadCounters};
@@ -354,7 +355,8 @@ pub struct Conntrack {
     liberal: AtomicBool,
     verify: AtomicBool,
     frags: Mutex<frag::Reassembler>,
-    threads: Mutex<Vec<Arc<ThreadCounters>>>,
+    /// Every poll thread's counters (copied on write: a reader takes no lock).
+    threads: ArcSwap<Vec<Arc<ThreadCounters>>>,
     shared: SharedCounters,
     sweep_cursor: Mutex<u32>,
     rng: AtomicU64,
@@ -412,7 +414,7 @@ impl Conntrack {
             liberal: AtomicBool::new(cfg.tcp_liberal),
             verify: AtomicBool::new(cfg.verify_checksums),
             frags: Mutex::new(frag::Reassembler::new(cfg.frag)),
-            threads: Mutex::new(Vec::new()),
+            threads: ArcSwap::from_pointee(Vec::new()),
             shared: SharedCounters::default(),
             sweep_cursor: Mutex::new(0),
             rng: AtomicU64::new(seed | 1),
@@ -422,7 +424,11 @@ impl Conntrack {
     /// A handle for one poll thread (its counters stay in the totals after it is dropped).
     pub fn thread(&self) -> CtThread {
         let counters = Arc::new(ThreadCounters::default());
-        self.threads.lock().push(counters.clone());
+        self.threads.rcu(|v| {
+            let mut v = Vec::clone(v);
+            v.push(counters.clone());
+            v
+        });
         CtThread {
             readers: self.table.readers(),
             counters,
@@ -573,7 +579,11 @@ impl Conntrack {
         let n = self.sweep(now_ms, budget);
         self.table.grow_ahead();
         self.table.prealloc();
-        self.frags.lock().expire(now_ms, &self.shared);
+        let mut frags = self.frags.lock();
+        frags.expire(now_ms, &self.shared);
+        self.shared
+            .frag_held
+            .store(frags.held() as u64, Ordering::Relaxed);
         n
     }
 

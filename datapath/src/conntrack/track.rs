@@ -94,7 +94,11 @@ impl Conntrack {
         now_ms: u64,
     ) -> Option<PacketBuf> {
         let mut frags = self.frags.lock();
-        match frags.add(buf, l3, v6, act.zone, now_ms, &self.shared) {
+        let added = frags.add(buf, l3, v6, act.zone, now_ms, &self.shared);
+        self.shared
+            .frag_held
+            .store(frags.held() as u64, Ordering::Relaxed);
+        match added {
             Add::Held => None,
             Add::Refused(buf, why) => {
                 self.invalid(t, md, act.zone, why);
