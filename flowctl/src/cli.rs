@@ -327,6 +327,25 @@ pub enum Command {
         /// `[BR]`, `zone=Z[,Z]...`.
         args: Vec<String>,
     },
+    /// Set connection timeouts in seconds by Open vSwitch's names, the bridge's or a zone's
+    /// own (all bridges without BR): `ct-set-timeouts [BR] [zone=N] tcp_established=SECS
+    /// udp_first=SECS...`.
+    CtSetTimeouts {
+        /// `[BR]`, `zone=N`, `NAME=SECS`.
+        args: Vec<String>,
+    },
+    /// Print the timeouts in effect, the bridge's and each zone's own:
+    /// `ct-get-timeouts [BR] [zone=N]`.
+    CtGetTimeouts {
+        /// `[BR]`, `zone=N`.
+        args: Vec<String>,
+    },
+    /// Remove a zone's own timeouts (it takes the bridge's again) or, without a zone,
+    /// return the bridge's to the defaults: `ct-del-timeouts [BR] [zone=N]`.
+    CtDelTimeouts {
+        /// `[BR]`, `zone=N`.
+        args: Vec<String>,
+    },
     /// Print the poll-mode thread counters.
     PmdStats,
     /// Reset the poll-mode thread counters.

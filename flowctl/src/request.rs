@@ -92,6 +92,10 @@ pub enum Request {
     SetCtLimits(proto::v1::SetConntrackLimitsRequest),
     /// ct-get-limits (false) or ct-get-maxconns (true).
     GetCtLimits(proto::v1::GetConntrackLimitsRequest, bool),
+    /// ct-set-timeouts, ct-del-timeouts.
+    SetCtTimeouts(proto::v1::SetConntrackTimeoutsRequest),
+    /// ct-get-timeouts.
+    GetCtTimeouts(proto::v1::GetConntrackTimeoutsRequest),
     /// trace.
     Trace(proto::v1::TraceRequest),
     /// pmd-stats.
@@ -540,6 +544,15 @@ pub fn prepare(cli: &Cli) -> Result<Request> {
         }
         Command::CtDelLimits { args } => {
             Request::SetCtLimits(crate::commands::ct_limits::del_limits_args(args)?)
+        }
+        Command::CtSetTimeouts { args } => {
+            Request::SetCtTimeouts(crate::commands::ct_timeouts::set_args(args)?)
+        }
+        Command::CtGetTimeouts { args } => {
+            Request::GetCtTimeouts(crate::commands::ct_timeouts::get_args(args)?)
+        }
+        Command::CtDelTimeouts { args } => {
+            Request::SetCtTimeouts(crate::commands::ct_timeouts::del_args(args)?)
         }
         Command::PmdStats => Request::PmdStats,
         Command::PmdStatsClear => Request::PmdStatsClear,

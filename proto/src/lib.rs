@@ -4,12 +4,14 @@
 //!   from `proto/vswitch/v1/vswitch.proto`. Read that file for the meaning of every field.
 //! - [`flow_text`]: the ovs-ofctl flow, match, meter and group syntax, parsed into and
 //!   printed from the [`v1`] messages.
+//! - [`ct_timeouts`]: the tracker's timeout attributes by Open vSwitch's names.
 //! - [`openflow`]: the OpenFlow 1.3 codec (zero-copy views and builders) the daemon's
 //!   OpenFlow channel speaks; independent of the gRPC types.
 //!
 //! Layering: this crate never depends on `datapath`; the daemon converts these messages
 //! into datapath configuration (docs/control-plane.md).
 
+pub mod ct_timeouts;
 pub mod flow_text;
 pub mod ofapi;
 pub mod openflow;

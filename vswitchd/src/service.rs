@@ -595,4 +595,29 @@ impl v1::switch_server::Switch for Service {
             .map(|limits| Response::new(v1::GetConntrackLimitsResponse { limits }))
             .map_err(ApiError::into_status)
     }
+
+    async fn set_conntrack_timeouts(
+        &self,
+        req: Request<v1::SetConntrackTimeoutsRequest>,
+    ) -> Result<Response<v1::SetConntrackTimeoutsResponse>, Status> {
+        let sw = Arc::clone(&self.sw);
+        let r = req.into_inner();
+        // A store commit: off the async workers.
+        blocking(move || {
+            sw.set_conntrack_timeouts(&r)
+                .map(|()| v1::SetConntrackTimeoutsResponse {})
+        })
+        .await
+        .map(Response::new)
+    }
+
+    async fn get_conntrack_timeouts(
+        &self,
+        req: Request<v1::GetConntrackTimeoutsRequest>,
+    ) -> Result<Response<v1::GetConntrackTimeoutsResponse>, Status> {
+        self.sw
+            .conntrack_timeouts(req.get_ref())
+            .map(|policies| Response::new(v1::GetConntrackTimeoutsResponse { policies }))
+            .map_err(ApiError::into_status)
+    }
 }

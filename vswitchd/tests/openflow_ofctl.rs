@@ -358,7 +358,7 @@ fn groups_meters_ports_and_tables_print_what_open_vswitch_prints() {
     for want in [
         "table 0:",
         "tables 1...253: ditto",
-        "instructions: meter apply_actions write_metadata goto_table",
+        "instructions: meter apply_actions clear_actions write_actions write_metadata goto_table",
         "supported on Set-Field:",
         "max_entries=1000000",
     ] {

@@ -172,6 +172,9 @@ pub struct SharedCounters {
     pub frag_expired: AtomicU64,
     /// Fragments not taken because the reassembler held its maximum.
     pub frag_table_full: AtomicU64,
+    /// Fragments held now, published by whoever changed it under the reassembler's lock
+    /// (so reading it takes no lock).
+    pub frag_held: AtomicU64,
 }
 
 impl SharedCounters {

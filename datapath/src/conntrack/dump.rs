@@ -250,7 +250,9 @@ impl Conntrack {
         out
     }
 
-    /// Statistics, counting entries by walking the table.
+    /// Statistics, counting entries by walking the table. Takes no lock a poll thread
+    /// takes (slots are read without their lock; the thread list is copied on write; the
+    /// fragments held are a published count), so a metrics scrape never holds up packets.
     pub fn stats(&self) -> CtStats {
         let mut s = CtStats {
             entries: self.len() as u64,
@@ -271,7 +273,7 @@ impl Conntrack {
         }
         let mut invalid = [0u64; CtInvalid::COUNT];
         let mut refused = [0u64; CtRefusal::COUNT];
-        for t in self.threads.lock().iter() {
+        for t in self.threads.load().iter() {
             s.packets += t.packets.get();
             s.created += t.created.get();
             s.evicted += t.evicted.get();
@@ -301,7 +303,7 @@ impl Conntrack {
             ("frag_reassembled", ld(&sh.frag_reassembled)),
             ("frag_expired", ld(&sh.frag_expired)),
             ("frag_table_full", ld(&sh.frag_table_full)),
-            ("frag_held", self.frags.lock().held() as u64),
+            ("frag_held", ld(&sh.frag_held)),
         ];
         s
     }

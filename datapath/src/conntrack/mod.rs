@@ -43,8 +43,9 @@ pub mod tuple;
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 
+use arc_swap::ArcSwap;
 use parking_lot::Mutex;
 
 pub use counters::{CtInvalid, CtRefusal, SharedCounters, ThreadCounters};
@@ -230,7 +231,9 @@ impl Default for Timeouts {
 }
 
 impl Timeouts {
-    fn to_array(self) -> [u32; 11] {
+    /// The values in declaration order (OVS's attribute order: `tcp_syn_sent` first,
+    /// `icmp_reply` last).
+    pub fn to_array(self) -> [u32; 11] {
         [
             self.tcp_syn_sent,
             self.tcp_syn_recv,
@@ -246,7 +249,8 @@ impl Timeouts {
         ]
     }
 
-    fn from_array(a: [u32; 11]) -> Timeouts {
+    /// Timeouts from [`Timeouts::to_array`]'s order.
+    pub fn from_array(a: [u32; 11]) -> Timeouts {
         Timeouts {
             tcp_syn_sent: a[0],
             tcp_syn_recv: a[1],
@@ -325,18 +329,34 @@ struct Zones {
 /// A limit of [`Conntrack::set_zone_limit`].
 const ZONE_DEFAULT: u32 = u32::MAX;
 
+/// Timeout policies: the tracker's own (policy 0) and up to [`MAX_ZONE_POLICIES`] zones'.
+/// A zone names its policy by index; a packet reads its zone's index and one value.
+#[derive(Debug)]
+struct Policies {
+    /// Per zone: the policy its connections take (0: the tracker's).
+    of_zone: Box<[AtomicU8]>,
+    /// The policies' values in seconds, each in [`Timeouts`]'s array order.
+    values: Box<[[AtomicU32; 11]]>,
+    /// Which zone owns each policy (index 0 is the tracker's; control path only).
+    owner: Mutex<Vec<Option<u16>>>,
+}
+
+/// Most zones with timeouts of their own in one tracker.
+pub const MAX_ZONE_POLICIES: usize = 255;
+
 /// The connection tracker of a datapath. See the module documentation.
 #[derive(Debug)]
 pub struct Conntrack {
     table: Table,
     zones: Zones,
-    timeouts: [AtomicU32; 11],
+    policies: Policies,
     max_conns: AtomicU32,
     n_conns: AtomicU32,
     liberal: AtomicBool,
     verify: AtomicBool,
     frags: Mutex<frag::Reassembler>,
-    threads: Mutex<Vec<Arc<ThreadCounters>>>,
+    /// Every poll thread's counters (copied on write: a reader takes no lock).
+    threads: ArcSwap<Vec<Arc<ThreadCounters>>>,
     shared: SharedCounters,
     sweep_cursor: Mutex<u32>,
     rng: AtomicU64,
@@ -382,13 +402,19 @@ impl Conntrack {
                 count: (0..=u16::MAX as usize).map(|_| AtomicU32::new(0)).collect(),
                 default_limit: AtomicU32::new(cfg.default_zone_limit),
             },
-            timeouts: std::array::from_fn(|i| AtomicU32::new(t[i])),
+            policies: Policies {
+                of_zone: (0..=u16::MAX as usize).map(|_| AtomicU8::new(0)).collect(),
+                values: (0..=MAX_ZONE_POLICIES)
+                    .map(|_| std::array::from_fn(|i| AtomicU32::new(t[i])))
+                    .collect(),
+                owner: Mutex::new(vec![None; MAX_ZONE_POLICIES + 1]),
+            },
             max_conns: AtomicU32::new(cfg.max_conns),
             n_conns: AtomicU32::new(0),
             liberal: AtomicBool::new(cfg.tcp_liberal),
             verify: AtomicBool::new(cfg.verify_checksums),
             frags: Mutex::new(frag::Reassembler::new(cfg.frag)),
-            threads: Mutex::new(Vec::new()),
+            threads: ArcSwap::from_pointee(Vec::new()),
             shared: SharedCounters::default(),
             sweep_cursor: Mutex::new(0),
             rng: AtomicU64::new(seed | 1),
@@ -398,7 +424,11 @@ impl Conntrack {
     /// A handle for one poll thread (its counters stay in the totals after it is dropped).
     pub fn thread(&self) -> CtThread {
         let counters = Arc::new(ThreadCounters::default());
-        self.threads.lock().push(counters.clone());
+        self.threads.rcu(|v| {
+            let mut v = Vec::clone(v);
+            v.push(counters.clone());
+            v
+        });
         CtThread {
             readers: self.table.readers(),
             counters,
@@ -416,22 +446,68 @@ impl Conntrack {
         self.len() == 0
     }
 
-    /// Sets the timeouts (connections take them at their next packet, as OVS's do).
+    /// Sets the timeouts of zones without their own. A connection takes a new timeout at
+    /// its next packet (as OVS's do); until then it keeps the expiry its last packet set.
     pub fn set_timeouts(&self, t: Timeouts) {
-        for (a, v) in self.timeouts.iter().zip(t.to_array()) {
+        self.store_policy(0, t);
+    }
+
+    /// The timeouts of zones without their own.
+    pub fn timeouts(&self) -> Timeouts {
+        self.load_policy(0)
+    }
+
+    /// Gives zone `zone` timeouts of its own (`Some`), or returns it to the tracker's
+    /// (`None`); taken as [`Conntrack::set_timeouts`]'s are. `Err` with the most there may
+    /// be when [`MAX_ZONE_POLICIES`] other zones have their own already.
+    pub fn set_zone_timeouts(&self, zone: u16, t: Option<Timeouts>) -> Result<(), usize> {
+        let mut owner = self.policies.owner.lock();
+        let mine = owner.iter().position(|o| *o == Some(zone));
+        let Some(t) = t else {
+            if let Some(i) = mine {
+                self.policies.of_zone[zone as usize].store(0, Ordering::Release);
+                owner[i] = None;
+            }
+            return Ok(());
+        };
+        let i = match mine {
+            Some(i) => i,
+            // A freed policy is reused: a packet that read its index just before may take
+            // the new owner's timeouts once.
+            None => (1..owner.len())
+                .find(|&i| owner[i].is_none())
+                .ok_or(MAX_ZONE_POLICIES)?,
+        };
+        self.store_policy(i, t);
+        owner[i] = Some(zone);
+        self.policies.of_zone[zone as usize].store(i as u8, Ordering::Release);
+        Ok(())
+    }
+
+    /// Zone `zone`'s own timeouts, if it has them.
+    pub fn zone_timeouts(&self, zone: u16) -> Option<Timeouts> {
+        match self.policies.of_zone[zone as usize].load(Ordering::Acquire) {
+            0 => None,
+            i => Some(self.load_policy(i as usize)),
+        }
+    }
+
+    fn store_policy(&self, i: usize, t: Timeouts) {
+        for (a, v) in self.policies.values[i].iter().zip(t.to_array()) {
             a.store(v, Ordering::Relaxed);
         }
     }
 
-    /// The timeouts.
-    pub fn timeouts(&self) -> Timeouts {
-        Timeouts::from_array(std::array::from_fn(|i| {
-            self.timeouts[i].load(Ordering::Relaxed)
-        }))
+    fn load_policy(&self, i: usize) -> Timeouts {
+        let p = &self.policies.values[i];
+        Timeouts::from_array(std::array::from_fn(|k| p[k].load(Ordering::Relaxed)))
     }
 
-    pub(crate) fn timeout_ms(&self, tm: Tm) -> u64 {
-        self.timeouts[tm as usize].load(Ordering::Relaxed) as u64 * 1000
+    /// How long a connection of `zone` in state `tm` lives without traffic.
+    #[inline]
+    pub(crate) fn timeout_ms(&self, zone: u16, tm: Tm) -> u64 {
+        let i = self.policies.of_zone[zone as usize].load(Ordering::Acquire) as usize;
+        self.policies.values[i][tm as usize].load(Ordering::Relaxed) as u64 * 1000
     }
 
     /// Sets the most connections at once; `Err` with the ceiling when above it. Lowering it
@@ -490,7 +566,10 @@ impl Conntrack {
 
     /// Bytes the tracker holds for connections (arena chunks, index tables, queues).
     pub fn memory_bytes(&self) -> usize {
-        self.table.memory_bytes() + std::mem::size_of::<AtomicU32>() * self.zones.limit.len() * 2
+        self.table.memory_bytes()
+            + std::mem::size_of::<AtomicU32>() * self.zones.limit.len() * 2
+            + self.policies.of_zone.len()
+            + std::mem::size_of_val(&*self.policies.values)
     }
 
     /// Background work: an expiry slice of up to `budget` slots ([`Conntrack::sweep`]),
@@ -500,7 +579,11 @@ impl Conntrack {
         let n = self.sweep(now_ms, budget);
         self.table.grow_ahead();
         self.table.prealloc();
-        self.frags.lock().expire(now_ms, &self.shared);
+        let mut frags = self.frags.lock();
+        frags.expire(now_ms, &self.shared);
+        self.shared
+            .frag_held
+            .store(frags.held() as u64, Ordering::Relaxed);
         n
     }
 
@@ -525,3 +608,5 @@ impl Conntrack {
 mod testpkt;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod timeout_tests;

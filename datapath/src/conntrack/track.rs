@@ -94,7 +94,11 @@ impl Conntrack {
         now_ms: u64,
     ) -> Option<PacketBuf> {
         let mut frags = self.frags.lock();
-        match frags.add(buf, l3, v6, act.zone, now_ms, &self.shared) {
+        let added = frags.add(buf, l3, v6, act.zone, now_ms, &self.shared);
+        self.shared
+            .frag_held
+            .store(frags.held() as u64, Ordering::Relaxed);
+        match added {
             Add::Held => None,
             Add::Refused(buf, why) => {
                 self.invalid(t, md, act.zone, why);
@@ -314,12 +318,12 @@ impl Conntrack {
                 match u {
                     Update::Valid(tm) => {
                         if let Some(tm) = tm {
-                            st.expires_ms = now + self.timeout_ms(tcp_tm(tm));
+                            st.expires_ms = now + self.timeout_ms(p.tuple.zone, tcp_tm(tm));
                         }
                         return Verdict::Est;
                     }
                     Update::ValidNew(tm) => {
-                        st.expires_ms = now + self.timeout_ms(tcp_tm(tm));
+                        st.expires_ms = now + self.timeout_ms(p.tuple.zone, tcp_tm(tm));
                         return Verdict::New;
                     }
                     Update::Reopen => return Verdict::Reopen,
@@ -350,7 +354,7 @@ impl Conntrack {
                 }
             }
         };
-        st.expires_ms = now + self.timeout_ms(tm);
+        st.expires_ms = now + self.timeout_ms(p.tuple.zone, tm);
         let est = if p.tuple.is_icmp() {
             st.proto_state == ICMP_REPLY
         } else {
@@ -405,10 +409,10 @@ impl Conntrack {
             ip_proto::TCP => {
                 let seg = seg.unwrap_or_default();
                 st.tcp = Tcp::new(&seg).pack();
-                st.expires_ms = now + self.timeout_ms(Tm::TcpSynSent);
+                st.expires_ms = now + self.timeout_ms(zone, Tm::TcpSynSent);
             }
-            _ if key.is_icmp() => st.expires_ms = now + self.timeout_ms(Tm::IcmpFirst),
-            _ => st.expires_ms = now + self.timeout_ms(Tm::UdpFirst),
+            _ if key.is_icmp() => st.expires_ms = now + self.timeout_ms(zone, Tm::IcmpFirst),
+            _ => st.expires_ms = now + self.timeout_ms(zone, Tm::UdpFirst),
         }
         let (mark, label) = set_mark_label(act, &mut st);
         let nat = match act.nat {

@@ -7,9 +7,11 @@
 //! - [`conntrack`]: `dump-conntrack`, `flush-conntrack`, `ct-stats`.
 //! - [`ct_limits`]: `ct-set-maxconns`, `ct-get-maxconns`, `ct-set-limits`, `ct-get-limits`,
 //!   `ct-del-limits`.
+//! - [`ct_timeouts`]: `ct-set-timeouts`, `ct-get-timeouts`, `ct-del-timeouts`.
 
 pub mod conntrack;
 pub mod ct_limits;
+pub mod ct_timeouts;
 pub mod read;
 pub mod stream;
 pub mod trace;
@@ -91,6 +93,8 @@ pub async fn execute(
         Request::GetCtLimits(r, maxconns) => {
             ct_limits::get(client, r, maxconns, format, out).await?
         }
+        Request::SetCtTimeouts(r) => ct_timeouts::set(client, r).await?,
+        Request::GetCtTimeouts(r) => ct_timeouts::get(client, r, format, out).await?,
         Request::Trace(r) => trace::trace(client, r, format, out).await?,
         Request::Controller(r) => crate::controllers::execute(client, r, out).await?,
     }

@@ -404,6 +404,20 @@ impl Switch for Mock {
         Err(Status::unimplemented("get_conntrack_limits"))
     }
 
+    async fn set_conntrack_timeouts(
+        &self,
+        _: Request<proto::v1::SetConntrackTimeoutsRequest>,
+    ) -> Result<Response<proto::v1::SetConntrackTimeoutsResponse>, Status> {
+        Err(Status::unimplemented("set_conntrack_timeouts"))
+    }
+
+    async fn get_conntrack_timeouts(
+        &self,
+        _: Request<proto::v1::GetConntrackTimeoutsRequest>,
+    ) -> Result<Response<proto::v1::GetConntrackTimeoutsResponse>, Status> {
+        Err(Status::unimplemented("get_conntrack_timeouts"))
+    }
+
     async fn get_pmd_stats(
         &self,
         _: Request<GetPmdStatsRequest>,

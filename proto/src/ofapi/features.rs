@@ -17,7 +17,9 @@ use super::meters::MAX_BANDS;
 pub const INSTRUCTIONS: &[u16] = &[
     it::GOTO_TABLE,
     it::WRITE_METADATA,
+    it::WRITE_ACTIONS,
     it::APPLY_ACTIONS,
+    it::CLEAR_ACTIONS,
     it::METER,
 ];
 
@@ -86,11 +88,11 @@ pub fn table_features<E>(
             max_entries,
             instructions: INSTRUCTIONS,
             next_tables: &next,
-            write_actions: &[],
+            write_actions: APPLY_ACTIONS,
             apply_actions: APPLY_ACTIONS,
             match_fields: &all,
             wildcards: &wild,
-            write_setfield: &[],
+            write_setfield: &set,
             apply_setfield: &set,
         };
         push(&|out: &mut Vec<u8>| b.emit(out))?;

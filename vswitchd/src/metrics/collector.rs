@@ -5,11 +5,12 @@
 //! What it reads, and why no poll thread waits for it: [`Switch::port_stats`],
 //! [`Switch::list_ports`], [`Switch::pmd_stats`], [`Switch::table_stats`],
 //! [`Switch::meter_stats`], [`Switch::queue_stats`], [`Switch::group_stats`],
-//! [`Switch::mac_table_stats`], [`Switch::tunnel_drops`] and
-//! [`Switch::tunnel_no_endpoint_drops`]. They take the switch lock, which poll threads never
-//! take, load the datapath snapshot (an atomic pointer), and read counters that are atomics
-//! with one writer, or per-thread slots summed on read (ports, poll threads, tables, groups,
-//! meters, policers, the MAC table, tunnel drops, egress queues' published counters). None
+//! [`Switch::mac_table_stats`], [`Switch::conntrack_stats`] (see `conntrack`),
+//! [`Switch::tunnel_drops`] and [`Switch::tunnel_no_endpoint_drops`]. They take the switch
+//! lock, which poll threads never take, load the datapath snapshot (an atomic pointer), and
+//! read counters that are atomics with one writer, or per-thread slots summed on read
+//! (ports, poll threads, tables, groups, meters, policers, the MAC table, conntrack, tunnel
+//! drops, egress queues' published counters). None
 //! takes a lock a poll thread also takes, with one exception in the kernel: an AF_XDP
 //! port's `XDP_STATISTICS` takes the socket's mutex, which a poll thread's transmit kick
 //! also takes, for as long as reading six counters; the port reads them at most every
@@ -43,16 +44,16 @@ use proto::v1;
 use crate::switch::{Switch, TunnelDrops};
 
 /// Labels of one series.
-type Labels = Vec<(&'static str, String)>;
+pub(super) type Labels = Vec<(&'static str, String)>;
 
 /// Series of one family: labels and value.
-type Rows = Vec<(Labels, u64)>;
+pub(super) type Rows = Vec<(Labels, u64)>;
 
 /// A family read from one field of an API message: name, help, counter or gauge, field.
 type Spec<T> = (&'static str, &'static str, MetricType, fn(&T) -> u64);
 
-const C: MetricType = MetricType::Counter;
-const G: MetricType = MetricType::Gauge;
+pub(super) const C: MetricType = MetricType::Counter;
+pub(super) const G: MetricType = MetricType::Gauge;
 
 /// A port's statistics and link state.
 struct PortRow {
@@ -176,6 +177,7 @@ struct Sample {
     groups: Vec<(Labels, v1::GroupStats)>,
     queues: Vec<(Labels, v1::QueueStats)>,
     macs: Vec<(Labels, v1::MacTableStats)>,
+    ct: Vec<v1::ConntrackStats>,
     tunnels: Vec<TunnelDrops>,
     no_endpoint_drops: u64,
 }
@@ -233,6 +235,7 @@ impl Sample {
             ));
             *i += 1;
         }
+        s.ct = sw.conntrack_stats("").unwrap_or_default();
         s.tunnels = sw.tunnel_drops();
         s.no_endpoint_drops = sw.tunnel_no_endpoint_drops();
         s
@@ -248,7 +251,7 @@ impl Sample {
         }
         family(
             enc,
-            "vswitch_port_type_counter",
+            "vswitch_port_type_stat",
             "Counters particular to the port's type, by name (vhost-user guest errors, DPDK \
              misses...; see docs/operating.md); most only grow",
             G,
@@ -266,6 +269,7 @@ impl Sample {
         )?;
         specs(enc, QUEUE, &self.queues)?;
         specs(enc, MAC, &self.macs)?;
+        super::conntrack::encode(enc, &self.ct)?;
         let mut t = Rows::new();
         for ep in &self.tunnels {
             let l = vec![("endpoint", ep.endpoint.clone())];
@@ -372,7 +376,7 @@ fn specs<T>(
 }
 
 /// Writes a counter or gauge family (nothing when it has no rows).
-fn family(
+pub(super) fn family(
     enc: &mut DescriptorEncoder<'_>,
     name: &str,
     help: &str,

@@ -2,7 +2,8 @@
 //! switch's counters at `/metrics` in the Prometheus text format. Off unless asked for.
 //!
 //! - `collector`: reads the switch's statistics calls at each scrape (nothing is copied
-//!   between scrapes, and no poll thread waits for a scrape).
+//!   between scrapes, and no poll thread waits for a scrape); `conntrack`: the trackers'
+//!   families.
 //! - `instruments`: process-wide latency histograms (store commits, API requests by RPC),
 //!   recorded where the work happens.
 //! - `http`: the endpoint.
@@ -10,6 +11,7 @@
 //! The families and their labels are listed in docs/operating.md.
 
 mod collector;
+mod conntrack;
 mod http;
 mod instruments;
 

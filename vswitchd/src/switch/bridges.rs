@@ -154,6 +154,7 @@ impl Switch {
     pub(super) fn restore_bridge(&self, rec: BridgeRecord) -> Result<(), ApiError> {
         let mut b = self.spawn_bridge(rec.bridge.clone())?;
         super::ct_limits::apply(&b.dp, rec.bridge.ct_limits.as_ref(), &[]);
+        super::ct_timeouts::apply(&b.dp, rec.bridge.ct_timeouts.as_ref(), &[]);
         let name = rec.bridge.name.clone();
         let cfg = &self.config;
         let now = Instant::now();
@@ -243,6 +244,7 @@ impl Switch {
             controller_status: Vec::new(),
             fail_open: false,
             ct_limits: None,
+            ct_timeouts: None,
         };
         let standalone = req.fail_mode == v1::FailMode::Standalone as i32;
         let mut b = self.spawn_bridge(rec.clone())?;

@@ -37,6 +37,7 @@ mod conntrack;
 mod controllers;
 mod counters;
 mod ct_limits;
+mod ct_timeouts;
 mod deferred;
 mod events;
 mod flows;

@@ -1,6 +1,7 @@
 //! Codec tests on real bytes: os-ken's OpenFlow 1.3 vectors, what ovs-ofctl sends, and
 //! property tests (build then parse is identity).
 
+mod actset_props;
 mod ofctl;
 mod osken;
 mod props;
