@@ -17,6 +17,7 @@ pub mod api;
 pub mod driver;
 pub mod host;
 pub mod names;
+pub mod neigh;
 pub mod options;
 pub mod overlay;
 pub mod publish;

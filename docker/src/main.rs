@@ -247,7 +247,7 @@ async fn main() -> anyhow::Result<()> {
         ),
         Err(e) => tracing::warn!("{e} (will keep trying)"),
     }
-    tokio::spawn(vswitch_docker::publish::responder_loop(
+    tokio::spawn(vswitch_docker::neigh::responder_loop(
         driver.uplink_bridges.clone(),
         args.server.clone(),
     ));
