@@ -14,6 +14,7 @@
 //!   cluster-wide IPAM, and the agent that programs this host's switch from it.
 
 pub mod api;
+pub mod dockerd;
 pub mod driver;
 pub mod host;
 pub mod names;
