@@ -570,6 +570,10 @@ impl Driver {
         ep.sandbox = Some(req.sandbox_key.clone());
         self.state.endpoints.insert(eid.clone(), ep.clone());
         self.store.save(&self.state)?;
+        if net.options.uplink.is_some() {
+            // Its way out (masquerade) and delivery flows.
+            self.sync_published(&net.options.bridge).await?;
+        }
         let gw = |v6: bool| -> Option<IpAddr> {
             if net.internal {
                 return None;

@@ -420,6 +420,51 @@ mod tests {
     }
 
     #[test]
+    fn uplink_gateways_must_be_reachable() {
+        let base = [
+            ("vswitch.uplink", "eth1"),
+            ("vswitch.external_ip", "192.0.2.10/24"),
+        ];
+        let with = |gw: &str| {
+            let mut kv = base.to_vec();
+            kv.push(("vswitch.uplink_gateway", gw));
+            opts(&kv)
+        };
+        let o = with("192.0.2.1").unwrap();
+        assert_eq!(o.uplink_gateway, Some(Ipv4Addr::new(192, 0, 2, 1)));
+        assert_eq!(o.external_prefix, Some(24));
+        for bad in [
+            "198.51.100.1",
+            "192.0.2.0",
+            "192.0.2.255",
+            "192.0.2.10",
+            "x",
+            "224.0.0.1",
+        ] {
+            let e = with(bad).unwrap_err().to_string();
+            assert!(e.contains("vswitch.uplink_gateway"), "{bad}: {e}");
+        }
+        // Without a prefix the gateway is taken as on the segment (a host route).
+        let o = opts(&[
+            ("vswitch.uplink", "eth1"),
+            ("vswitch.external_ip", "192.0.2.10"),
+            ("vswitch.uplink_gateway", "198.51.100.1"),
+        ])
+        .unwrap();
+        assert_eq!(o.external_prefix, None);
+        let e = opts(&[("vswitch.uplink_gateway", "192.0.2.1")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("needs vswitch.uplink"), "{e}");
+        for bad in ["192.0.2.10/0", "192.0.2.10/33", "192.0.2.10/x"] {
+            let e = opts(&[("vswitch.uplink", "eth1"), ("vswitch.external_ip", bad)])
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("A/LEN"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
     fn docker_options_are_ignored() {
         assert!(opts(&[("com.docker.network.bridge.name", "x")]).is_ok());
     }

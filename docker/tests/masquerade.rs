@@ -314,8 +314,8 @@ fn containers_go_out_masqueraded_by_the_switch() {
         "m1",
         &format!(
             "for i in $(seq {conns}); do (sleep 8 | nc {WORLD} 9000 > /tmp/o$i) & done; \
-             sleep 1; while [ $(cat /tmp/o* 2>/dev/null | grep -c peer=) -lt {conns} ]; do \
-             sleep 0.2; done"
+             sleep 1; n=0; while [ $(cat /tmp/o* 2>/dev/null | grep -c peer=) -lt {conns} ] \
+             && [ $n -lt 100 ]; do sleep 0.2; n=$((n+1)); done"
         ),
     );
     assert!(out.status.success(), "{out:?}");
