@@ -193,9 +193,9 @@ impl NetOptions {
             ));
         };
         if gw == ext {
-            return Err(err(format!(
-                "is vswitch.external_ip itself; give the router's address on the uplink"
-            )));
+            return Err(err(
+                "is vswitch.external_ip itself; give the router's address on the uplink".into(),
+            ));
         }
         if let Some(len) = self.external_prefix.filter(|l| *l < 32) {
             let net = prefix_of(ext, len);

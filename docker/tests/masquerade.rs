@@ -123,8 +123,9 @@ impl Outside {
     }
 
     /// A TCP server in the world on `port`: every connection is told the address and port
-    /// it came from (`peer=A:P`) and held open until the client closes it.
-    fn server(&self, port: u16) -> Child {
+    /// it came from (`peer=A:P`) and held open until the client closes it. Stopped when
+    /// dropped (a process outlives its namespace).
+    fn server(&self, port: u16) -> Server {
         let script = format!(
             "import socket, threading\n\
              s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
@@ -137,12 +138,13 @@ impl Outside {
              \x20   c, a = s.accept()\n\
              \x20   threading.Thread(target=serve, args=(c, a), daemon=True).start()\n"
         );
-        let child = Command::new("ip")
+        let server = Command::new("ip")
             .args(["netns", "exec", &self.world, "python3", "-c", &script])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
+        let child = Server(server);
         let t = Instant::now();
         while !ns_run(&self.world, &["ss", "-tln"]).contains(&format!(":{port}")) {
             assert!(
@@ -169,6 +171,16 @@ impl Outside {
 impl Drop for Outside {
     fn drop(&mut self) {
         self.remove();
+    }
+}
+
+/// A process of the test, killed when dropped.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 

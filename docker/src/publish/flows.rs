@@ -163,6 +163,10 @@ impl Net<'_> {
     }
 }
 
+/// A bridge's external addresses, with what the resolver needs of each (`None` while its
+/// uplink is not a port of the bridge yet).
+pub type Addresses = BTreeMap<Ipv4Addr, Option<Uplink>>;
+
 /// The flows of bridge `bridge` that the state wants (every network with an uplink, every
 /// joined endpoint of those), and the external addresses in use there with what the
 /// resolver needs of each. Ports are written by number (`ports`: the bridge's, by name),
@@ -172,7 +176,7 @@ pub fn desired(
     state: &State,
     bridge: &str,
     ports: &HashMap<String, u32>,
-) -> Result<(Vec<v1::Flow>, BTreeMap<Ipv4Addr, Option<Uplink>>), String> {
+) -> Result<(Vec<v1::Flow>, Addresses), String> {
     let mut text = Vec::new();
     let mut addrs = BTreeMap::new();
     let mut nets = BTreeMap::new();
