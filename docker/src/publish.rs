@@ -42,12 +42,15 @@
 //! | 21 | 50 | `ip,nw_src=A` (gateway learned) | `mod_dl_dst:GWm,output:U` |
 //! | 21 | 1 | `ip,nw_src=A` | `CONTROLLER` (resolve the next hop) |
 //! | 22 | 200 | `ct_state=+trk+est` or `+trk+rel`, `ct_zone=Zd` | `goto_table:26` |
+//! | 22 | 150 | `ct_state=+trk+dnat,ct_zone=Zd` (a retransmitted SYN, translated) | `goto_table:26` |
 //! | 22 | 100 | `ct_state=+trk+new,ct_zone=Zd,tcp,nw_dst=A,tp_dst=H` (per `-p`) | `ct(commit,zone=Zd,nat(dst=C:P),table=26)` |
 //! | 23 | 200 | `ct_state=+trk+est,ct_zone=Zs` (a hairpin reply, un-SNATed) | `ct(zone=Zd,nat,table=26)` |
 //! | 23 | 100 | `ct_state=+trk,ct_zone=Zs` | `ct(zone=Zd,nat,table=24)` |
 //! | 24 | 200 | `ct_state=+trk+est,ct_zone=Zd` | `goto_table:25` |
+//! | 24 | 150 | `ct_state=+trk+dnat,ct_zone=Zd` | `goto_table:25` |
 //! | 24 | 100 | `ct_state=+trk+new,ct_zone=Zd,tcp,nw_dst=A,tp_dst=H` (per `-p`) | `ct(commit,zone=Zd,nat(dst=C:P),table=25)` |
 //! | 25 | 100 | `ct_zone=Zd,ip` | `ct(commit,zone=Zs,nat(src=A),table=26)` |
+//! | 26 | 110 | `in_port=EP,ip,nw_dst=C` (hairpinned to itself) | `mod_dl_src:G,mod_dl_dst:Cm,in_port` |
 //! | 26 | 100 | `ip,nw_dst=C` (and the gateway's address) | `mod_dl_src:G,mod_dl_dst:Cm,output:EP` |
 //! | 20-26 | 0 | any | drop |
 //!

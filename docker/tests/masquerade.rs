@@ -451,6 +451,13 @@ fn containers_go_out_masqueraded_by_the_switch() {
             lab.flowctl(&["dump-conntrack", &bridge])
         );
     }
+    let out = exec(&lab, "p1", &get);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("served-by-p1"),
+        "p1 reaches itself at {url}: {out:?}\n{}\n{}",
+        lab.flowctl(&["dump-flows", &bridge]),
+        lab.flowctl(&["dump-conntrack", &bridge])
+    );
     let host = run(
         "python3",
         &[

@@ -86,6 +86,10 @@ impl Net<'_> {
             format!(
                 "cookie={up_c},table={TABLE_IN},priority=200,ct_state=+trk+rel,ct_zone={zd},ip,actions=goto_table:{TABLE_DELIVER}"
             ),
+            // A retransmitted SYN of a published connection: translated, still +new.
+            format!(
+                "cookie={up_c},table={TABLE_IN},priority=150,ct_state=+trk+dnat,ct_zone={zd},ip,actions=goto_table:{TABLE_DELIVER}"
+            ),
             format!("cookie={up_c},table={TABLE_IN},priority=0,actions=drop"),
             format!(
                 "cookie={masq_c},table={TABLE_HAIRPIN_UNSNAT},priority=200,ct_state=+trk+est,ct_zone={zs},ip,actions=ct(zone={zd},nat,table={TABLE_DELIVER})"
@@ -95,6 +99,9 @@ impl Net<'_> {
             ),
             format!(
                 "cookie={masq_c},table={TABLE_HAIRPIN_DNAT},priority=200,ct_state=+trk+est,ct_zone={zd},ip,actions=goto_table:{TABLE_HAIRPIN_SNAT}"
+            ),
+            format!(
+                "cookie={masq_c},table={TABLE_HAIRPIN_DNAT},priority=150,ct_state=+trk+dnat,ct_zone={zd},ip,actions=goto_table:{TABLE_HAIRPIN_SNAT}"
             ),
             format!("cookie={up_c},table={TABLE_HAIRPIN_DNAT},priority=0,actions=drop"),
             format!(
@@ -137,6 +144,11 @@ impl Net<'_> {
             ),
             format!(
                 "cookie={c},table={TABLE_DELIVER},priority=100,ip,nw_dst={addr},actions=mod_dl_src:{g},mod_dl_dst:{},output:{port}",
+                ep.mac
+            ),
+            // Hairpinned to itself: OpenFlow drops an output to the port a packet came in on.
+            format!(
+                "cookie={c},table={TABLE_DELIVER},priority=110,in_port={port},ip,nw_dst={addr},actions=mod_dl_src:{g},mod_dl_dst:{},in_port",
                 ep.mac
             ),
         ];
