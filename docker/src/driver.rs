@@ -27,6 +27,7 @@ use crate::state::{Endpoint, Network, State, Store};
 use crate::vswitch::Switch;
 
 mod overlay;
+mod uplink;
 pub use overlay::DEFAULT_OVERLAY_MTU;
 
 /// How the plugin is configured (its command line).
@@ -86,7 +87,7 @@ pub struct Driver {
     /// The cluster, when the plugin has one (`--etcd-endpoints`): overlay networks.
     pub overlay: Option<crate::overlay::Overlay>,
     /// Bridges with networks that have an uplink (the ARP responder serves them).
-    pub uplink_bridges: crate::publish::UplinkBridges,
+    pub uplink_bridges: crate::neigh::UplinkBridges,
 }
 
 /// Missing ids are answered with this.
@@ -157,6 +158,13 @@ impl Driver {
                 )));
             }
         }
+        crate::publish::check_network(
+            &self.state,
+            &id,
+            &options,
+            &req.ipv4.iter().map(|p| p.pool).collect::<Vec<_>>(),
+        )
+        .map_err(DriverError)?;
         if req.ipv6 && req.ipv6_data.is_empty() {
             return Err(DriverError(
                 "--ipv6 needs an IPv6 pool: give --subnet with an IPv6 prefix".into(),
@@ -254,81 +262,17 @@ impl Driver {
         }
         self.ensure_gateway_host(gw, net).await?;
         if self.cfg.iptables {
-            host::masquerade_on(self.cfg.prefix.as_str(), id.as_str(), gw, &net.v4_pools()).await?;
+            // With an uplink the switch masquerades (`crate::publish`): no kernel NAT.
+            let pools = match net.options.uplink {
+                Some(_) => Vec::new(),
+                None => net.v4_pools(),
+            };
+            host::masquerade_on(self.cfg.prefix.as_str(), id.as_str(), gw, &pools).await?;
         }
         if let Some(u) = &net.options.uplink {
             self.ensure_uplink(&net.options.bridge, u).await?;
             self.sync_published(&net.options.bridge).await?;
         }
-        Ok(())
-    }
-
-    /// Makes the host interface `uplink` a port of `bridge` (untagged: it is no network's
-    /// VLAN; only the publishing flows take its traffic).
-    async fn ensure_uplink(&mut self, bridge: &str, uplink: &str) -> Result<(), DriverError> {
-        let present = self
-            .switch
-            .ports(bridge)
-            .await?
-            .into_iter()
-            .any(|p| p.name == uplink);
-        if !present {
-            self.switch
-                .add_port(bridge, uplink, &self.cfg.port_type, HashMap::new())
-                .await?;
-        }
-        self.uplink_bridges.lock().insert(bridge.to_string());
-        Ok(())
-    }
-
-    /// Makes the publishing flows of `bridge` (`crate::publish`) match the state: writes
-    /// the difference with what the switch has, in one all-or-nothing write, and removes
-    /// learned neighbours of external addresses no longer in use.
-    pub async fn sync_published(&mut self, bridge: &str) -> Result<(), DriverError> {
-        use crate::overlay::flows::{delete_of, diff, insert_of};
-        use crate::publish::{self as p, KIND_NEIGH};
-        let ports = match self.switch.ports(bridge).await {
-            Ok(ports) => ports.into_iter().map(|p| (p.name, p.port_no)).collect(),
-            Err(e) if e.is_not_found() => return Ok(()),
-            Err(e) => return Err(e.into()),
-        };
-        let (want, addrs) = p::desired(&self.state, bridge, &ports).map_err(DriverError)?;
-        let have = match self
-            .switch
-            .read_flows(bridge, crate::vswitch::COOKIE_BASE, p::PLUGIN_MASK)
-            .await
-        {
-            Ok(f) => f,
-            Err(e) if e.is_not_found() => return Ok(()),
-            Err(e) => return Err(e.into()),
-        };
-        let (ours, neigh): (Vec<_>, Vec<_>) = have
-            .into_iter()
-            .filter(|f| p::is_publish_cookie(f.cookie))
-            .partition(|f| p::kind_of(f.cookie) != KIND_NEIGH);
-        let (inserts, mut deletes) = diff(&want, &ours);
-        deletes.extend(
-            neigh
-                .into_iter()
-                .filter(|f| !addrs.contains(&p::external_of(f.cookie))),
-        );
-        if addrs.is_empty() {
-            self.uplink_bridges.lock().remove(bridge);
-        } else {
-            self.uplink_bridges.lock().insert(bridge.to_string());
-        }
-        if inserts.is_empty() && deletes.is_empty() {
-            return Ok(());
-        }
-        let mut updates: Vec<_> = deletes.iter().map(delete_of).collect();
-        updates.extend(inserts.iter().map(insert_of));
-        self.switch.write(bridge, updates).await?;
-        tracing::debug!(
-            %bridge,
-            added = inserts.len(),
-            removed = deletes.len(),
-            "publishing flows written"
-        );
         Ok(())
     }
 
@@ -349,6 +293,9 @@ impl Driver {
         }
         let mac = Self::gateway_mac(net).unwrap_or_else(|| choose_mac(None, ""));
         host::configure_gateway(gw, mac, &net.gateways(), net.options.mtu).await?;
+        if let Some(a) = net.options.external_ip {
+            host::route_external(gw, a, crate::publish::external_mac(a)).await?;
+        }
         self.gw_ifindex.insert(gw.to_string(), index);
         Ok(())
     }
@@ -362,15 +309,10 @@ impl Driver {
         if self.cfg.iptables {
             host::masquerade_prune(self.cfg.prefix.as_str(), |n| n != id.as_str()).await?;
         }
-        if let Some(u) = &net.options.uplink {
+        if net.options.uplink.is_some() {
             let bridge = &net.options.bridge;
             self.sync_published(bridge).await?;
-            let shared = self.state.networks.values().any(|n| {
-                &n.options.bridge == bridge && n.options.uplink.as_deref() == Some(u.as_str())
-            });
-            if !shared {
-                self.switch.del_port(bridge, u).await?;
-            }
+            self.prune_uplinks().await?;
         }
         Ok(())
     }
@@ -628,6 +570,10 @@ impl Driver {
         ep.sandbox = Some(req.sandbox_key.clone());
         self.state.endpoints.insert(eid.clone(), ep.clone());
         self.store.save(&self.state)?;
+        if net.options.uplink.is_some() {
+            // Its way out (masquerade) and delivery flows.
+            self.sync_published(&net.options.bridge).await?;
+        }
         let gw = |v6: bool| -> Option<IpAddr> {
             if net.internal {
                 return None;

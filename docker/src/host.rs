@@ -163,6 +163,30 @@ pub async fn configure_gateway(
     Ok(())
 }
 
+/// Routes the host's traffic for a network's external address `a` through its gateway
+/// interface, to `mac` (the switch's address for it), so the host reaches the network's
+/// published ports through the switch's hairpin NAT. Goes with the interface.
+pub async fn route_external(gw: &str, a: std::net::Ipv4Addr, mac: Mac) -> Result<(), HostError> {
+    let a = a.to_string();
+    run("ip", &["route", "replace", &format!("{a}/32"), "dev", gw]).await?;
+    run(
+        "ip",
+        &[
+            "neigh",
+            "replace",
+            &a,
+            "lladdr",
+            &mac.to_string(),
+            "dev",
+            gw,
+            "nud",
+            "permanent",
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
 /// The comment marking the masquerade rules of one network.
 fn comment(tag: &str, network: &str) -> String {
     format!("vswitch-docker:{tag}:{network}")

@@ -57,6 +57,11 @@ struct Args {
     /// Docker request's span: `method`, `peer`).
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
+    /// dockerd's API (`unix:///PATH`), asked at start which networks exist: those of the
+    /// plugin's state that dockerd removed while the plugin was down are removed (`none`:
+    /// not asked).
+    #[arg(long, default_value = "unix:///var/run/docker.sock")]
+    docker_host: String,
 }
 
 /// Overlay networks: the cluster in etcd. Without `--etcd-endpoints` the plugin has
@@ -247,11 +252,19 @@ async fn main() -> anyhow::Result<()> {
         ),
         Err(e) => tracing::warn!("{e} (will keep trying)"),
     }
-    tokio::spawn(vswitch_docker::publish::responder_loop(
+    tokio::spawn(vswitch_docker::neigh::responder_loop(
         driver.uplink_bridges.clone(),
         args.server.clone(),
     ));
+    let loaded: Vec<_> = driver.state.networks.keys().cloned().collect();
     let driver = Arc::new(Mutex::new(driver));
+    if args.docker_host != "none" && !loaded.is_empty() {
+        tokio::spawn(forget_removed(
+            Arc::clone(&driver),
+            args.docker_host.clone(),
+            loaded,
+        ));
+    }
     let listener = server::listen(&args.plugin_socket)?;
     tracing::info!(socket = %args.plugin_socket.display(), "serving Docker's plugin protocol");
     tokio::spawn(reconcile::watch(Arc::clone(&driver)));
@@ -263,6 +276,33 @@ async fn main() -> anyhow::Result<()> {
     }
     let _ = std::fs::remove_file(&socket);
     Ok(())
+}
+
+/// Removes the networks of `loaded` that dockerd no longer has (`vswitch_docker::dockerd`),
+/// once dockerd answers (asked every 2 s until it does).
+async fn forget_removed(
+    driver: Arc<Mutex<Driver>>,
+    host: String,
+    loaded: Vec<vswitch_docker::api::Id>,
+) {
+    let mut logged = false;
+    let known = loop {
+        match vswitch_docker::dockerd::networks(&host).await {
+            Ok(k) => break k,
+            Err(e) if !logged => {
+                logged = true;
+                tracing::info!("dockerd's networks: {e}; asking again every 2 s");
+            }
+            Err(_) => {}
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    };
+    for id in loaded.into_iter().filter(|i| !known.contains(i.as_str())) {
+        tracing::info!(network = %id, "dockerd no longer has this network: removing it");
+        if let Err(e) = driver.lock().await.delete_network(Some(id.clone())).await {
+            tracing::warn!(network = %id, "removing a network dockerd no longer has: {e}");
+        }
+    }
 }
 
 /// Waits for SIGTERM or SIGINT. The plugin's interfaces and ports stay: containers keep

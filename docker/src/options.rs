@@ -40,8 +40,14 @@ pub const OPTIONS: &[(&str, &str)] = &[
     ),
     (
         "vswitch.external_ip",
-        "a unicast IPv4 address (the network's address on its uplink, where -p ports are \
-         published; needs vswitch.uplink)",
+        "a unicast IPv4 address, optionally with the uplink's prefix length A/LEN (the \
+         network's address on its uplink: -p ports are published there, outbound traffic \
+         is masqueraded to it; needs vswitch.uplink)",
+    ),
+    (
+        "vswitch.uplink_gateway",
+        "a unicast IPv4 address on the uplink's segment (the next hop of outbound traffic \
+         to destinations outside vswitch.external_ip's prefix; needs vswitch.uplink)",
     ),
 ];
 
@@ -96,6 +102,14 @@ pub struct NetOptions {
     /// published ports addressed to it.
     #[serde(default)]
     pub external_ip: Option<Ipv4Addr>,
+    /// The prefix length of the uplink's segment (`external_ip=A/LEN`): destinations in
+    /// A/LEN are resolved directly; `None` when not given.
+    #[serde(default)]
+    pub external_prefix: Option<u8>,
+    /// The next hop on the uplink for destinations off its segment; without one every
+    /// destination is taken as on the segment (resolved directly by ARP).
+    #[serde(default)]
+    pub uplink_gateway: Option<Ipv4Addr>,
 }
 
 impl Default for NetOptions {
@@ -109,6 +123,8 @@ impl Default for NetOptions {
             mode: Mode::Bridge,
             uplink: None,
             external_ip: None,
+            external_prefix: None,
+            uplink_gateway: None,
         }
     }
 }
@@ -134,6 +150,21 @@ fn number<T: std::str::FromStr + PartialOrd + Copy>(
         })
 }
 
+/// A unicast IPv4 address (not 0.0.0.0, broadcast, multicast or loopback).
+fn unicast(s: &str) -> Option<Ipv4Addr> {
+    s.parse::<Ipv4Addr>().ok().filter(|a| {
+        !(a.is_unspecified() || a.is_broadcast() || a.is_multicast() || a.is_loopback())
+    })
+}
+
+/// The network address of `a/len`.
+pub fn prefix_of(a: Ipv4Addr, len: u8) -> Ipv4Addr {
+    let mask = u32::MAX
+        .checked_shl(32 - u32::from(len.min(32)))
+        .unwrap_or(0);
+    Ipv4Addr::from(u32::from(a) & mask)
+}
+
 /// True for a valid bridge name (as the switch checks it).
 pub fn valid_bridge_name(s: &str) -> bool {
     (1..=15).contains(&s.len())
@@ -142,6 +173,46 @@ pub fn valid_bridge_name(s: &str) -> bool {
 }
 
 impl NetOptions {
+    /// The uplink's next hop must be somewhere traffic can be sent: with an uplink, not
+    /// the external address itself, and inside A/LEN when a prefix is given (a gateway
+    /// the switch could not reach by ARP would black-hole every connection).
+    fn check_gateway(&self) -> Result<(), OptionError> {
+        let Some(gw) = self.uplink_gateway else {
+            return Ok(());
+        };
+        let err = |message: String| OptionError {
+            key: "vswitch.uplink_gateway".into(),
+            value: gw.to_string(),
+            message,
+        };
+        let Some(ext) = self.external_ip else {
+            return Err(err(
+                "needs vswitch.uplink=IFACE and vswitch.external_ip=A[/LEN] (the gateway is \
+                 reached through the uplink)"
+                    .into(),
+            ));
+        };
+        if gw == ext {
+            return Err(err(
+                "is vswitch.external_ip itself; give the router's address on the uplink".into(),
+            ));
+        }
+        if let Some(len) = self.external_prefix.filter(|l| *l < 32) {
+            let net = prefix_of(ext, len);
+            let broadcast = Ipv4Addr::from(
+                u32::from(net) | !u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0),
+            );
+            if prefix_of(gw, len) != net || (len < 31 && (gw == net || gw == broadcast)) {
+                return Err(err(format!(
+                    "is not a host address of the uplink's segment {net}/{len} \
+                     (vswitch.external_ip={ext}/{len}): the switch resolves the gateway by \
+                     ARP on the uplink, so it must be on that segment"
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Reads the generic options; `default_bridge` is the plugin's `--bridge`.
     pub fn parse(
         generic: &BTreeMap<String, String>,
@@ -182,16 +253,22 @@ impl NetOptions {
                     }
                     o.uplink = Some(v.clone());
                 }
-                "vswitch.external_ip" => match v.trim().parse::<Ipv4Addr>() {
-                    Ok(a)
-                        if !(a.is_unspecified()
-                            || a.is_broadcast()
-                            || a.is_multicast()
-                            || a.is_loopback()) =>
-                    {
-                        o.external_ip = Some(a);
+                "vswitch.external_ip" => {
+                    let (a, len) = match v.trim().split_once('/') {
+                        Some((a, l)) => (a, l.parse::<u8>().ok().filter(|l| (1..=32).contains(l))),
+                        None => (v.trim(), Some(32)),
+                    };
+                    match (unicast(a), len) {
+                        (Some(a), Some(len)) => {
+                            o.external_ip = Some(a);
+                            o.external_prefix = v.contains('/').then_some(len);
+                        }
+                        _ => return Err(err(format!("expected {}", OPTIONS[7].1))),
                     }
-                    _ => return Err(err(format!("expected {}", OPTIONS[7].1))),
+                }
+                "vswitch.uplink_gateway" => match unicast(v.trim()) {
+                    Some(a) => o.uplink_gateway = Some(a),
+                    None => return Err(err(format!("expected {}", OPTIONS[8].1))),
                 },
                 // Options Docker itself adds for every driver (e.g. the bridge name it
                 // would give a bridge network) mean nothing here.
@@ -226,6 +303,7 @@ impl NetOptions {
             }
             _ => {}
         }
+        o.check_gateway()?;
         if o.uplink.is_some() && o.mode == Mode::Overlay {
             return Err(OptionError {
                 key: "vswitch.uplink".into(),
@@ -339,6 +417,51 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("overlay"), "{e}");
+    }
+
+    #[test]
+    fn uplink_gateways_must_be_reachable() {
+        let base = [
+            ("vswitch.uplink", "eth1"),
+            ("vswitch.external_ip", "192.0.2.10/24"),
+        ];
+        let with = |gw: &str| {
+            let mut kv = base.to_vec();
+            kv.push(("vswitch.uplink_gateway", gw));
+            opts(&kv)
+        };
+        let o = with("192.0.2.1").unwrap();
+        assert_eq!(o.uplink_gateway, Some(Ipv4Addr::new(192, 0, 2, 1)));
+        assert_eq!(o.external_prefix, Some(24));
+        for bad in [
+            "198.51.100.1",
+            "192.0.2.0",
+            "192.0.2.255",
+            "192.0.2.10",
+            "x",
+            "224.0.0.1",
+        ] {
+            let e = with(bad).unwrap_err().to_string();
+            assert!(e.contains("vswitch.uplink_gateway"), "{bad}: {e}");
+        }
+        // Without a prefix the gateway is taken as on the segment (a host route).
+        let o = opts(&[
+            ("vswitch.uplink", "eth1"),
+            ("vswitch.external_ip", "192.0.2.10"),
+            ("vswitch.uplink_gateway", "198.51.100.1"),
+        ])
+        .unwrap();
+        assert_eq!(o.external_prefix, None);
+        let e = opts(&[("vswitch.uplink_gateway", "192.0.2.1")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("needs vswitch.uplink"), "{e}");
+        for bad in ["192.0.2.10/0", "192.0.2.10/33", "192.0.2.10/x"] {
+            let e = opts(&[("vswitch.uplink", "eth1"), ("vswitch.external_ip", bad)])
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("A/LEN"), "{bad}: {e}");
+        }
     }
 
     #[test]

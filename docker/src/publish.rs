@@ -1,62 +1,102 @@
-//! Port publishing (`docker run -p 8080:80`) served by the switch's own conntrack and NAT,
-//! on a network's uplink.
+//! Networks with an uplink: port publishing (`docker run -p 8080:80`), outbound
+//! masquerade and hairpin, all served by the switch's own conntrack and NAT.
 //!
-//! Where published traffic enters the switch: the host's kernel delivers packets for its
-//! own addresses locally, so traffic to a host address never crosses the switch. A network
-//! created with `-o vswitch.uplink=IFACE -o vswitch.external_ip=A` has an uplink: the host
-//! interface IFACE is a port of the network's bridge facing the outside (a NIC, or a veth
-//! to a router), and A is the network's address there, owned by the switch, not the
-//! kernel. The plugin answers ARP for A on the uplink and learns who asked (as OVN's
-//! gateway router learns its MAC bindings), and every `-p` of a container on the network is
-//! a pair of flows: traffic arriving on the uplink for A:HOST_PORT is committed with
-//! destination NAT to the container (`ct(commit,nat(dst=C:PORT))`), and the container's
-//! replies are un-NATed (`ct(nat)`) back to A:HOST_PORT, addressed to the asker's MAC and
-//! sent out of the uplink. Nothing of it passes through the host's kernel or iptables.
+//! Where the traffic enters the switch: the host's kernel delivers packets for its own
+//! addresses locally, so traffic to a host address never crosses the switch. A network
+//! created with `-o vswitch.uplink=IFACE -o vswitch.external_ip=A[/LEN]` has an uplink:
+//! the host interface IFACE is a port of the network's bridge facing the outside (a NIC,
+//! or a veth to a router), and A is the network's address there, owned by the switch, not
+//! the kernel. The plugin answers ARP for A on the uplink and resolves the next hops of
+//! what leaves by it ([`crate::neigh`]): the destination when on the segment A/LEN, else
+//! `vswitch.uplink_gateway`. Nothing of it passes through the host's kernel or iptables.
 //!
-//! Flows (every cookie is the plugin's, a kind below, and A in its low 32 bits; zone Z is
-//! the network's VLAN id, M the MAC address of A, G the gateway's):
+//! - **Published ports**: a new connection from the uplink to A:HOST_PORT is committed with
+//!   destination NAT to the container (`ct(commit,nat(dst=C:PORT))`) in the network's zone
+//!   (its VLAN id); later packets are translated by `ct(nat)`.
+//! - **Masquerade**: what a container sends to its gateway's MAC address, other than to the
+//!   gateway's own address, is committed with source NAT to A
+//!   (`ct(commit,nat(src=A:1024-65535))`, the same zone, so a published connection's
+//!   replies are un-DNATed by the same action) and leaves by the uplink towards its next
+//!   hop. Replies from the uplink are un-NATed by `ct(nat)` and delivered to the container.
+//! - **Hairpin**: a container (or the host, through its gateway port) reaching A is
+//!   translated twice, as Docker's hairpin NAT does: DNAT to the published container in
+//!   the network's zone, then SNAT to A in a second zone (VLAN + 4096: a connection is
+//!   translated once per zone), so that the container's replies come back through the
+//!   switch. The replies are un-SNATed first, then un-DNATed.
+//!
+//! Flows (every cookie is the plugin's, a kind below, and A in its low 32 bits; Zd is the
+//! network's VLAN id, Zs = Zd + 4096, M the MAC address of A, G the gateway's; per
+//! endpoint EP with address C and MAC Cm; per `-p` H -> C:P):
 //!
 //! | table | priority | match | actions |
 //! | --- | --- | --- | --- |
-//! | 0 | 400 | `in_port=U,arp,arp_op=1,arp_tpa=A` | `CONTROLLER` (answered and learned by the plugin) |
-//! | 0 | 300 | `in_port=U,tcp,nw_dst=A,tp_dst=H` (per `-p`) | `ct(commit,zone=Z,nat(dst=C:P)),mod_dl_src:G,mod_dl_dst:Cmac,output:EP` |
-//! | 0 | 300 | `in_port=EP,tcp,nw_src=C,tp_src=P` (per `-p`) | `ct(zone=Z,nat,table=20)` |
+//! | 0 | 400 | `in_port=U,arp,arp_op=1/2,arp_tpa=A` | `CONTROLLER` (answered, learned: `neigh`) |
+//! | 0 | 300 | `in_port=U,ip,nw_dst=A` | `ct(zone=Zd,nat,table=22)` |
+//! | 0 | 270 | `in_port=EP,ip,nw_dst=A` (and the gateway port) | `ct(zone=Zs,nat,table=23)` (hairpin) |
+//! | 0 | 260 | `in_port=EP,ip,dl_dst=G,nw_dst=gateway` | `[set_queue:Q,]NORMAL` (the host) |
+//! | 0 | 250 | `in_port=EP,ip,dl_dst=G` | `ct(commit,zone=Zd,nat(src=A:1024-65535),table=20)` |
 //! | 0 | 1 | `in_port=U` | drop (nothing else enters from outside) |
-//! | 20 | 100 | `ct_state=+trk+est,ip,nw_src=A` (a reply, un-NATed) | `mod_dl_src:M,goto_table:21` |
-//! | 20 | 0 | any (the container's own traffic from that port) | `NORMAL` |
-//! | 21 | 100 | `ip,nw_src=A,nw_dst=X` (per learned neighbour X) | `mod_dl_dst:Xmac,output:U` |
-//! | 21 | 0 | any (no neighbour known) | drop |
+//! | 20 | 100 | `ct_state=+trk,ct_zone=Zd,ip,nw_src=A` | `mod_dl_src:M,goto_table:21` |
+//! | 21 | 100 | `ip,nw_src=A,nw_dst=X` (learned neighbour X) | `mod_dl_dst:Xm,output:U` |
+//! | 21 | 60 | `ip,nw_src=A,nw_dst=A/LEN` (with a gateway) | `CONTROLLER` (resolve X) |
+//! | 21 | 50 | `ip,nw_src=A` (gateway learned) | `mod_dl_dst:GWm,output:U` |
+//! | 21 | 1 | `ip,nw_src=A` | `CONTROLLER` (resolve the next hop) |
+//! | 22 | 200 | `ct_state=+trk+est` or `+trk+rel`, `ct_zone=Zd` | `goto_table:26` |
+//! | 22 | 150 | `ct_state=+trk+dnat,ct_zone=Zd` (a retransmitted SYN, translated) | `goto_table:26` |
+//! | 22 | 100 | `ct_state=+trk+new,ct_zone=Zd,tcp,nw_dst=A,tp_dst=H` (per `-p`) | `ct(commit,zone=Zd,nat(dst=C:P),table=26)` |
+//! | 23 | 200 | `ct_state=+trk+est,ct_zone=Zs` (a hairpin reply, un-SNATed) | `ct(zone=Zd,nat,table=26)` |
+//! | 23 | 100 | `ct_state=+trk,ct_zone=Zs` | `ct(zone=Zd,nat,table=24)` |
+//! | 24 | 200 | `ct_state=+trk+est,ct_zone=Zd` | `goto_table:25` |
+//! | 24 | 150 | `ct_state=+trk+dnat,ct_zone=Zd` | `goto_table:25` |
+//! | 24 | 100 | `ct_state=+trk+new,ct_zone=Zd,tcp,nw_dst=A,tp_dst=H` (per `-p`) | `ct(commit,zone=Zd,nat(dst=C:P),table=25)` |
+//! | 25 | 100 | `ct_zone=Zd,ip` | `ct(commit,zone=Zs,nat(src=A),table=26)` |
+//! | 26 | 110 | `in_port=EP,ip,nw_dst=C` (hairpinned to itself) | `mod_dl_src:G,mod_dl_dst:Cm,in_port` |
+//! | 26 | 100 | `ip,nw_dst=C` (and the gateway's address) | `mod_dl_src:G,mod_dl_dst:Cm,output:EP` |
+//! | 20-26 | 0 | any | drop |
 //!
 //! The flows are computed from the state ([`desired`]) and written as a difference against
-//! the plugin's flows read back from the switch ([`crate::driver::Driver::sync_published`]),
-//! after each change and in every reconciliation pass; learned neighbours stay until their
-//! network's uplink is gone. They live in the switch's store, so published ports keep
-//! working while the plugin is down (new askers get no ARP answer until it is back).
+//! the plugin's flows read back from the switch (`Driver::sync_published`), after each
+//! change and in every reconciliation pass; learned neighbours stay until their network's
+//! uplink is gone. They live in the switch's store, so published ports and the way out
+//! keep working while the plugin is down (new neighbours are not resolved until it is
+//! back).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use proto::v1::{self, stream_message_request as smq, stream_message_response as smr};
-use tokio_stream::wrappers::ReceiverStream;
+use crate::api::{Cidr, Id, Mac, PortMapping, Proto};
+use crate::options::NetOptions;
+use crate::state::{Endpoint, State};
+use crate::vswitch::{COOKIE_BASE, COOKIE_KIND_MASK, cookie};
 
-use crate::api::{Id, Mac, PortMapping, Proto};
-use crate::state::{Endpoint, Network, State};
-use crate::vswitch::{COOKIE_BASE, COOKIE_KIND_MASK, Switch, cookie};
+mod flows;
+pub use flows::{MASQ_PORTS, desired, gateway_flow, hairpin_zone, nat_zone, neighbour_flow};
 
-/// Per-network uplink flows (the drop, the un-NAT, the tables' defaults).
+/// Per-network uplink flows (the drops, the un-NAT, the tables' defaults).
 pub const KIND_UPLINK: u64 = 9;
-/// The ARP flow of an external address: its packet-ins are answered.
+/// The ARP flows of an external address: its packet-ins are answered and learned.
 pub const KIND_ARP: u64 = 10;
-/// A published port's pair of flows.
+/// A published port's flows.
 pub const KIND_PUBLISH: u64 = 11;
-/// A learned neighbour on the uplink.
+/// A learned neighbour (or the gateway) on the uplink.
 pub const KIND_NEIGH: u64 = 12;
-/// Replies after `ct(nat)`.
-pub const TABLE_UNNAT: u32 = 20;
+/// Traffic leaving by the uplink to a next hop not known yet: its packet-ins are resolved.
+pub const KIND_RESOLVE: u64 = 13;
+/// An endpoint's masquerade, hairpin and delivery flows (and the host's).
+pub const KIND_MASQ: u64 = 14;
+/// Leaving by the uplink, after SNAT (or un-DNAT).
+pub const TABLE_OUT: u32 = 20;
 /// The uplink's neighbours.
 pub const TABLE_NEIGH: u32 = 21;
+/// Arriving from the uplink, after `ct(nat)`.
+pub const TABLE_IN: u32 = 22;
+/// Hairpin, after `ct(nat)` in the hairpin zone.
+pub const TABLE_HAIRPIN_UNSNAT: u32 = 23;
+/// Hairpin, after `ct(nat)` in the network's zone.
+pub const TABLE_HAIRPIN_DNAT: u32 = 24;
+/// Hairpin: SNAT to the external address.
+pub const TABLE_HAIRPIN_SNAT: u32 = 25;
+/// Delivery to an endpoint (or the host) by its address.
+pub const TABLE_DELIVER: u32 = 26;
 
 /// The MAC address the switch answers ARP with for external address `a`: locally
 /// administered, `02:56` ("V") and the four octets, stable across restarts.
@@ -160,315 +200,44 @@ pub fn check_mappings(
     Ok(())
 }
 
-fn parse(text: &str) -> Result<v1::Flow, String> {
-    proto::flow_text::parse_flow(text).map_err(|e| format!("{text}: {e}"))
-}
-
-fn network_flows(net: &Network, uplink: u32, ext: Ipv4Addr) -> Vec<String> {
-    let m = external_mac(ext);
-    let c = |k| format!("{:#x}", cookie_of(k, ext));
-    vec![
-        format!(
-            "cookie={},table=0,priority=400,in_port={uplink},arp,arp_op=1,arp_tpa={ext},\
-             actions=controller",
-            c(KIND_ARP)
-        ),
-        format!(
-            "cookie={},table=0,priority=1,in_port={uplink},actions=drop",
-            c(KIND_UPLINK)
-        ),
-        format!(
-            "cookie={},table={TABLE_UNNAT},priority=100,ct_state=+trk+est,ct_zone={},ip,\
-             nw_src={ext},actions=mod_dl_src:{m},goto_table:{TABLE_NEIGH}",
-            c(KIND_UPLINK),
-            net.vlan
-        ),
-        format!(
-            "cookie={},table={TABLE_UNNAT},priority=0,actions=NORMAL",
-            c(KIND_UPLINK)
-        ),
-        format!(
-            "cookie={},table={TABLE_NEIGH},priority=0,actions=drop",
-            c(KIND_UPLINK)
-        ),
-    ]
-}
-
-fn mapping_flows(
-    net: &Network,
-    uplink: u32,
-    ext: Ipv4Addr,
-    gw: Mac,
-    ep: (&Endpoint, u32),
-    m: &PortMapping,
-) -> Vec<String> {
-    let (ep, ep_port) = ep;
-    let Some(IpAddr::V4(addr)) = ep.address.map(|a| a.addr) else {
-        return Vec::new();
+/// Why a network's uplink options cannot work, given the other networks of the state:
+/// the message is what `docker network create` shows.
+pub fn check_network(state: &State, id: &Id, o: &NetOptions, pools: &[Cidr]) -> Result<(), String> {
+    let Some(ext) = o.external_ip else {
+        return Ok(());
     };
-    let c = format!("{:#x}", cookie_of(KIND_PUBLISH, ext));
-    let (p, z) = (proto_name(m.proto), net.vlan);
-    vec![
-        format!(
-            "cookie={c},table=0,priority=300,in_port={uplink},{p},nw_dst={ext},tp_dst={},\
-             actions=ct(commit,zone={z},nat(dst={addr}:{})),mod_dl_src:{gw},\
-             mod_dl_dst:{},output:{ep_port}",
-            m.host_port, m.port, ep.mac
-        ),
-        format!(
-            "cookie={c},table=0,priority=300,in_port={ep_port},{p},nw_src={addr},tp_src={},\
-             actions=ct(zone={z},nat,table={TABLE_UNNAT})",
-            m.port
-        ),
-    ]
-}
-
-/// The flows of bridge `bridge` that the state wants (every network with an uplink, every
-/// joined endpoint's `-p`), and the external addresses in use there. Ports are written
-/// by number (`ports`: the bridge's, by name), as the switch reads flows back, so that
-/// wanted and installed flows compare equal; a flow of a port the bridge does not have
-/// (yet) is left out.
-pub fn desired(
-    state: &State,
-    bridge: &str,
-    ports: &HashMap<String, u32>,
-) -> Result<(Vec<v1::Flow>, BTreeSet<Ipv4Addr>), String> {
-    let mut text = Vec::new();
-    let mut addrs = BTreeSet::new();
-    let mut gw_macs: BTreeMap<&Id, Mac> = BTreeMap::new();
-    for (id, net) in &state.networks {
-        let (Some(uplink), Some(ext)) = (&net.options.uplink, net.options.external_ip) else {
-            continue;
-        };
-        if net.options.bridge != bridge {
-            continue;
+    for p in pools {
+        if p.contains(IpAddr::V4(ext)) {
+            return Err(format!(
+                "option vswitch.external_ip={ext}: inside the network's own subnet {p}; \
+                 the external address is on the uplink's segment, outside the network"
+            ));
         }
-        addrs.insert(ext);
-        let Some(&uplink) = ports.get(uplink) else {
-            continue;
-        };
-        text.extend(network_flows(net, uplink, ext));
-        if let Some(m) = crate::driver::Driver::gateway_mac(net) {
-            gw_macs.insert(id, m);
+        if let Some(g) = o.uplink_gateway.filter(|g| p.contains(IpAddr::V4(*g))) {
+            return Err(format!(
+                "option vswitch.uplink_gateway={g}: inside the network's own subnet {p}; \
+                 the uplink's gateway is a router on the uplink's segment"
+            ));
         }
     }
-    for ep in state.endpoints.values() {
-        let Some(net) = state.networks.get(&ep.network) else {
-            continue;
-        };
-        let (Some(uplink), Some(ext), Some(gw)) = (
-            &net.options.uplink,
-            net.options.external_ip,
-            gw_macs.get(&ep.network),
-        ) else {
-            continue;
-        };
-        let (Some(&uplink), Some(&ep_port)) = (ports.get(uplink), ports.get(&ep.port)) else {
-            continue;
-        };
-        if ep.sandbox.is_none() {
-            continue;
-        }
-        for m in &ep.port_map {
-            text.extend(mapping_flows(net, uplink, ext, *gw, (ep, ep_port), m));
+    for (other_id, other) in &state.networks {
+        if other_id != id && other.options.external_ip == Some(ext) {
+            return Err(format!(
+                "option vswitch.external_ip={ext}: network {other_id} has it already; each \
+                 network needs its own external address (the switch tracks and translates \
+                 its connections per network)"
+            ));
         }
     }
-    let flows = text.iter().map(|t| parse(t)).collect::<Result<_, _>>()?;
-    Ok((flows, addrs))
-}
-
-/// The learned-neighbour flow: replies from `ext` to `ip` go to `mac` out of port `uplink`
-/// (the port number the ARP request came in on).
-pub fn neighbour_flow(
-    ext: Ipv4Addr,
-    ip: Ipv4Addr,
-    mac: Mac,
-    uplink: u32,
-) -> Result<v1::Flow, String> {
-    parse(&format!(
-        "cookie={:#x},table={TABLE_NEIGH},priority=100,ip,nw_src={ext},nw_dst={ip},\
-         actions=mod_dl_dst:{mac},output:{uplink}",
-        cookie_of(KIND_NEIGH, ext)
-    ))
+    Ok(())
 }
 
 /// Selects every flow of the plugin (any kind) when reading.
 pub const PLUGIN_MASK: u64 = 0xffff << 48;
 
-/// Whether a cookie is one of this module's (publishing) kinds.
+/// Whether a cookie is one of this module's kinds.
 pub fn is_publish_cookie(c: u64) -> bool {
-    c & PLUGIN_MASK == COOKIE_BASE && (KIND_UPLINK..=KIND_NEIGH).contains(&kind_of(c))
-}
-
-// ---- ARP on the uplink ----
-
-const ETH_LEN: usize = 14;
-const ARP_LEN: usize = 28;
-
-/// An ARP request, as far as answering and learning need it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ArpRequest {
-    /// The asker's hardware address (ARP sender).
-    pub sha: Mac,
-    /// The asker's address (ARP sender).
-    pub spa: Ipv4Addr,
-    /// The address asked about.
-    pub tpa: Ipv4Addr,
-}
-
-/// Parses an untagged Ethernet frame holding an ARP request for IPv4 over Ethernet.
-/// `None` for anything else: short frames, replies, other hardware or protocol types, a
-/// multicast or zero sender, a probe (sender address 0.0.0.0). Never panics.
-pub fn parse_arp_request(frame: &[u8]) -> Option<ArpRequest> {
-    let f = frame.get(..ETH_LEN + ARP_LEN)?;
-    let a = &f[ETH_LEN..];
-    let be16 = |b: &[u8]| u16::from_be_bytes([b[0], b[1]]);
-    if be16(&f[12..14]) != 0x0806
-        || be16(&a[0..2]) != 1
-        || be16(&a[2..4]) != 0x0800
-        || a[4] != 6
-        || a[5] != 4
-        || be16(&a[6..8]) != 1
-    {
-        return None;
-    }
-    let mut sha = [0u8; 6];
-    sha.copy_from_slice(&a[8..14]);
-    let spa = Ipv4Addr::new(a[14], a[15], a[16], a[17]);
-    let tpa = Ipv4Addr::new(a[24], a[25], a[26], a[27]);
-    if sha[0] & 1 != 0 || sha == [0; 6] || spa.is_unspecified() || spa.is_broadcast() {
-        return None;
-    }
-    Some(ArpRequest {
-        sha: Mac(sha),
-        spa,
-        tpa,
-    })
-}
-
-/// The ARP reply to `req`: `req.tpa` is at `mac`. Padded to Ethernet's 60 bytes.
-pub fn arp_reply(req: &ArpRequest, mac: Mac) -> Vec<u8> {
-    let mut f = Vec::with_capacity(60);
-    f.extend_from_slice(&req.sha.0);
-    f.extend_from_slice(&mac.0);
-    f.extend_from_slice(&0x0806u16.to_be_bytes());
-    f.extend_from_slice(&[0, 1, 8, 0, 6, 4, 0, 2]);
-    f.extend_from_slice(&mac.0);
-    f.extend_from_slice(&req.tpa.octets());
-    f.extend_from_slice(&req.sha.0);
-    f.extend_from_slice(&req.spa.octets());
-    f.resize(60, 0);
-    f
-}
-
-/// How long a learned neighbour is taken as written before a new request writes it again.
-const RELEARN: Duration = Duration::from_secs(10);
-
-/// The bridges that have networks with uplinks: the responder keeps one stream on each.
-pub type UplinkBridges = Arc<parking_lot::Mutex<BTreeSet<String>>>;
-
-/// Keeps an ARP responder on every bridge of `bridges` until the process ends.
-pub async fn responder_loop(bridges: UplinkBridges, server: String) {
-    let mut running: HashMap<String, tokio::task::JoinHandle<()>> = HashMap::new();
-    loop {
-        let want = bridges.lock().clone();
-        running.retain(|b, h| {
-            let keep = want.contains(b) && !h.is_finished();
-            if !keep {
-                h.abort();
-            }
-            keep
-        });
-        for b in want {
-            if let std::collections::hash_map::Entry::Vacant(slot) = running.entry(b) {
-                let (bridge, server) = (slot.key().clone(), server.clone());
-                slot.insert(tokio::spawn(async move {
-                    if let Err(e) = serve(&bridge, &server).await {
-                        tracing::debug!(%bridge, "uplink ARP responder: {e}; reconnecting");
-                    }
-                }));
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
-async fn serve(bridge: &str, server: &str) -> Result<(), String> {
-    let mut sw = Switch::new(server)?;
-    let ep = crate::vswitch::parse_server(server)?;
-    let channel = ep.connect().await.map_err(|e| e.to_string())?;
-    let mut client = v1::switch_client::SwitchClient::new(channel);
-    let (tx, rx) = tokio::sync::mpsc::channel(256);
-    let hello = v1::StreamMessageRequest {
-        update: Some(smq::Update::Arbitration(v1::Arbitration {
-            bridge: bridge.to_string(),
-            role: v1::Role::Equal as i32,
-            election_id: 0,
-        })),
-    };
-    tx.send(hello).await.map_err(|e| e.to_string())?;
-    let mut events = client
-        .stream(ReceiverStream::new(rx))
-        .await
-        .map_err(|e| e.message().to_string())?
-        .into_inner();
-    tracing::info!(%bridge, "uplink ARP responder connected to the switch");
-    // What was learned and written when, so a repeated request costs no write; written
-    // again after [`RELEARN`] in case the flow was removed meanwhile (its network went and
-    // came back with the same address).
-    let mut known: HashMap<(Ipv4Addr, Ipv4Addr), (Mac, u32, Instant)> = HashMap::new();
-    while let Some(m) = events
-        .message()
-        .await
-        .map_err(|e| e.message().to_string())?
-    {
-        let Some(smr::Update::PacketIn(pi)) = m.update else {
-            continue;
-        };
-        if pi.cookie & !0xffff_ffff != cookie(KIND_ARP) {
-            continue;
-        }
-        let ext = external_of(pi.cookie);
-        let Some(req) = parse_arp_request(&pi.data).filter(|r| r.tpa == ext) else {
-            tracing::debug!(%bridge, "uplink: a packet-in that is no ARP request for {ext}");
-            continue;
-        };
-        let out = v1::PacketOut {
-            bridge: String::new(),
-            in_port: None,
-            actions: vec![v1::Action {
-                action: Some(v1::action::Action::Output(v1::Output {
-                    port: Some(v1::PortRef {
-                        port: Some(v1::port_ref::Port::Number(pi.in_port)),
-                    }),
-                    max_len: None,
-                })),
-            }],
-            data: arp_reply(&req, external_mac(ext)),
-        };
-        let msg = v1::StreamMessageRequest {
-            update: Some(smq::Update::PacketOut(out)),
-        };
-        tx.send(msg).await.map_err(|e| e.to_string())?;
-        if known
-            .get(&(ext, req.spa))
-            .is_some_and(|k| (k.0, k.1) == (req.sha, pi.in_port) && k.2.elapsed() < RELEARN)
-        {
-            continue;
-        }
-        let flow = neighbour_flow(ext, req.spa, req.sha, pi.in_port)?;
-        match sw
-            .write(bridge, vec![crate::overlay::flows::insert_of(&flow)])
-            .await
-        {
-            Ok(()) => {
-                tracing::info!(%bridge, neighbour = %req.spa, mac = %req.sha, %ext, "uplink neighbour learned");
-                known.insert((ext, req.spa), (req.sha, pi.in_port, Instant::now()));
-            }
-            Err(e) => tracing::warn!(%bridge, "uplink neighbour {}: {e}", req.spa),
-        }
-    }
-    Err("stream ended".into())
+    c & PLUGIN_MASK == COOKIE_BASE && (KIND_UPLINK..=KIND_MASQ).contains(&kind_of(c))
 }
 
 #[cfg(test)]
@@ -476,43 +245,8 @@ mod tests {
     use super::*;
     use crate::api::{Cidr, IpamData};
     use crate::options::NetOptions;
-    use proptest::prelude::*;
-
-    fn arp(op: u16, sha: [u8; 6], spa: [u8; 4], tpa: [u8; 4]) -> Vec<u8> {
-        let mut f = vec![0xff; 6];
-        f.extend_from_slice(&sha);
-        f.extend_from_slice(&[0x08, 0x06, 0, 1, 8, 0, 6, 4]);
-        f.extend_from_slice(&op.to_be_bytes());
-        f.extend_from_slice(&sha);
-        f.extend_from_slice(&spa);
-        f.extend_from_slice(&[0; 6]);
-        f.extend_from_slice(&tpa);
-        f
-    }
-
-    #[test]
-    fn arp_requests_are_parsed_and_answered() {
-        let sha = [0x02, 0, 0, 0, 0, 7];
-        let f = arp(1, sha, [198, 19, 0, 2], [198, 19, 0, 1]);
-        let r = parse_arp_request(&f).unwrap();
-        assert_eq!(r.sha, Mac(sha));
-        assert_eq!(r.spa, Ipv4Addr::new(198, 19, 0, 2));
-        assert_eq!(r.tpa, Ipv4Addr::new(198, 19, 0, 1));
-        let m = external_mac(r.tpa);
-        let reply = arp_reply(&r, m);
-        assert_eq!(reply.len(), 60);
-        assert_eq!(&reply[0..6], &sha);
-        assert_eq!(&reply[6..12], &m.0);
-        assert_eq!(&reply[20..22], &[0, 2]);
-        assert_eq!(&reply[22..28], &m.0);
-        assert_eq!(&reply[28..32], &[198, 19, 0, 1]);
-        assert_eq!(&reply[38..42], &[198, 19, 0, 2]);
-        // Not requests: a reply, a probe, a multicast sender, a short frame.
-        assert!(parse_arp_request(&arp(2, sha, [198, 19, 0, 2], [198, 19, 0, 1])).is_none());
-        assert!(parse_arp_request(&arp(1, sha, [0; 4], [198, 19, 0, 1])).is_none());
-        assert!(parse_arp_request(&arp(1, [1, 0, 0, 0, 0, 1], [1; 4], [2; 4])).is_none());
-        assert!(parse_arp_request(&f[..41]).is_none());
-    }
+    use crate::state::Network;
+    use std::collections::HashMap;
 
     fn net(uplink: bool) -> Network {
         Network {
@@ -565,8 +299,20 @@ mod tests {
         c.to_string().repeat(64).parse().unwrap()
     }
 
+    fn ports() -> HashMap<String, u32> {
+        [
+            ("eth9", 1),
+            ("vd000000000002p", 2),
+            ("vd000000000003p", 3),
+            ("vdg0123456789ab", 4),
+        ]
+        .into_iter()
+        .map(|(n, p)| (n.to_string(), p))
+        .collect()
+    }
+
     #[test]
-    fn flows_of_a_published_port_parse_and_name_everything() {
+    fn flows_of_an_uplink_parse_and_name_everything() {
         let mut s = State::default();
         let nid = id('a');
         s.networks.insert(nid.clone(), net(true));
@@ -575,32 +321,33 @@ mod tests {
         let mut idle = ep(&nid, 3, vec![map(8081, 80)]);
         idle.sandbox = None; // left: not served
         s.endpoints.insert(id('2'), idle);
-        let ports: HashMap<String, u32> =
-            [("eth9", 1), ("vd000000000002p", 2), ("vd000000000003p", 3)]
-                .into_iter()
-                .map(|(n, p)| (n.to_string(), p))
-                .collect();
+        let ports = ports();
         let (flows, addrs) = desired(&s, "br-docker", &ports).unwrap();
-        assert_eq!(
-            addrs.into_iter().collect::<Vec<_>>(),
-            [Ipv4Addr::new(192, 0, 2, 10)]
-        );
-        assert_eq!(flows.len(), 5 + 2);
+        let ext = Ipv4Addr::new(192, 0, 2, 10);
+        assert_eq!(addrs.keys().copied().collect::<Vec<_>>(), [ext]);
+        assert_eq!(addrs[&ext].unwrap().port, 1);
         let text: Vec<String> = flows.iter().map(proto::flow_text::format_flow).collect();
         let all = text.join("\n");
-        assert!(
-            all.contains("tcp,in_port=1,nw_dst=192.0.2.10,tp_dst=8080"),
-            "{all}"
-        );
-        assert!(all.contains("output:2"), "{all}");
-        assert!(all.contains("nat(dst=172.30.0.2:80)"), "{all}");
-        assert!(!all.contains("8081"), "{all}");
+        for want in [
+            "ip,in_port=1,nw_dst=192.0.2.10 actions=ct(table=22,zone=7,nat)",
+            "tcp,nw_dst=192.0.2.10,tp_dst=8080 actions=ct(commit,table=26,zone=7,nat(dst=172.30.0.2:80))",
+            "ct(commit,table=25,zone=7,nat(dst=172.30.0.2:80))",
+            "in_port=2,dl_dst=02:42:ac:1e:00:01 actions=ct(commit,table=20,zone=7,nat(src=192.0.2.10:1024-65535))",
+            "ct(commit,table=26,zone=4103,nat(src=192.0.2.10))",
+            "in_port=4,nw_dst=192.0.2.10 actions=ct(table=23,zone=4103,nat)",
+            "nw_dst=172.30.0.1 actions=set_field:02:56:c0:00:02:0a->eth_src",
+            "nw_dst=172.30.0.2 actions=set_field:02:42:ac:1e:00:01->eth_src",
+        ] {
+            assert!(all.contains(want), "{want} not in\n{all}");
+        }
+        assert!(!all.contains("8081") && !all.contains("in_port=3"), "{all}");
         assert!(flows.iter().all(|f| is_publish_cookie(f.cookie)));
-        assert!(
-            flows
-                .iter()
-                .all(|f| external_of(f.cookie) == Ipv4Addr::new(192, 0, 2, 10))
-        );
+        assert!(flows.iter().all(|f| external_of(f.cookie) == ext));
+        // No two flows with one table, priority and match.
+        let mut ids: Vec<_> = flows.iter().map(crate::overlay::flows::id_of).collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), flows.len(), "{all}");
         // Another bridge, or no uplink: nothing.
         assert!(desired(&s, "br-other", &ports).unwrap().0.is_empty());
         assert!(
@@ -611,14 +358,47 @@ mod tests {
         );
         s.networks.insert(nid, net(false));
         assert!(desired(&s, "br-docker", &ports).unwrap().0.is_empty());
-        let n = neighbour_flow(
-            Ipv4Addr::new(192, 0, 2, 10),
-            Ipv4Addr::new(192, 0, 2, 1),
-            Mac([2, 0, 0, 0, 0, 1]),
-            3,
-        )
-        .unwrap();
+        let n =
+            neighbour_flow(ext, Ipv4Addr::new(192, 0, 2, 1), Mac([2, 0, 0, 0, 0, 1]), 3).unwrap();
         assert_eq!(kind_of(n.cookie), KIND_NEIGH);
+        let g = gateway_flow(ext, Mac([2, 0, 0, 0, 0, 1]), 3).unwrap();
+        assert_eq!(kind_of(g.cookie), KIND_NEIGH);
+    }
+
+    #[test]
+    fn a_gateway_off_the_segment_resolves_the_segment_directly() {
+        let mut s = State::default();
+        let mut n = net(true);
+        n.options.external_prefix = Some(24);
+        n.options.uplink_gateway = Some(Ipv4Addr::new(192, 0, 2, 254));
+        s.networks.insert(id('a'), n);
+        let (flows, addrs) = desired(&s, "br-docker", &ports()).unwrap();
+        let up = addrs[&Ipv4Addr::new(192, 0, 2, 10)].unwrap();
+        assert_eq!(up.gateway, Some(Ipv4Addr::new(192, 0, 2, 254)));
+        let all: Vec<String> = flows.iter().map(proto::flow_text::format_flow).collect();
+        assert!(
+            all.iter()
+                .any(|f| f.contains("nw_dst=192.0.2.0/24") && f.contains("CONTROLLER")),
+            "{all:?}"
+        );
+    }
+
+    #[test]
+    fn uplink_networks_are_checked() {
+        let mut s = State::default();
+        s.networks.insert(id('a'), net(true));
+        let pools: Vec<Cidr> = vec!["10.9.0.0/24".parse().unwrap()];
+        let mut o = net(true).options;
+        let e = check_network(&s, &id('b'), &o, &pools).unwrap_err();
+        assert!(e.contains("has it already"), "{e}");
+        assert!(check_network(&s, &id('a'), &o, &pools).is_ok());
+        o.external_ip = Some(Ipv4Addr::new(10, 9, 0, 7));
+        let e = check_network(&s, &id('b'), &o, &pools).unwrap_err();
+        assert!(e.contains("own subnet"), "{e}");
+        o.external_ip = Some(Ipv4Addr::new(192, 0, 2, 11));
+        o.uplink_gateway = Some(Ipv4Addr::new(10, 9, 0, 1));
+        let e = check_network(&s, &id('b'), &o, &pools).unwrap_err();
+        assert!(e.contains("vswitch.uplink_gateway"), "{e}");
     }
 
     #[test]
@@ -646,25 +426,5 @@ mod tests {
             "{e}"
         );
         assert!(check_mappings(&s, &nid, &id('2'), &e2, &[]).is_ok());
-    }
-
-    proptest! {
-        #[test]
-        fn arp_parsing_never_panics(f in proptest::collection::vec(any::<u8>(), 0..80)) {
-            let _ = parse_arp_request(&f);
-        }
-
-        #[test]
-        fn an_answer_parses_back_as_what_it_answers(
-            sha in any::<[u8; 6]>(), spa in any::<[u8; 4]>(), tpa in any::<[u8; 4]>()
-        ) {
-            let f = arp(1, sha, spa, tpa);
-            if let Some(r) = parse_arp_request(&f) {
-                let reply = arp_reply(&r, external_mac(r.tpa));
-                prop_assert_eq!(&reply[32..38], &sha);
-                prop_assert_eq!(&reply[28..32], &tpa);
-                prop_assert_eq!(Ipv4Addr::new(reply[38], reply[39], reply[40], reply[41]), r.spa);
-            }
-        }
     }
 }

@@ -92,6 +92,10 @@ impl Driver {
                 tracing::warn!(bridge = %b, "reconcile: publishing flows: {e}");
             }
         }
+        match self.prune_uplinks().await {
+            Ok(r) => report.removed.extend(r),
+            Err(e) => tracing::warn!("reconcile: uplinks: {e}"),
+        }
         let expected = self.expected_names();
         for b in &bridges {
             let ports = match self.switch.ports(b).await {

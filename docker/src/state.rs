@@ -126,6 +126,11 @@ pub struct State {
     /// Endpoints by id.
     #[serde(default)]
     pub endpoints: BTreeMap<Id, Endpoint>,
+    /// Host interfaces the plugin made ports of a bridge as networks' uplinks, by bridge:
+    /// written before the port is added and removed after it is deleted, so an uplink left
+    /// by a crash is found (its name is the user's, not the plugin's) and removed.
+    #[serde(default)]
+    pub uplinks: BTreeMap<String, std::collections::BTreeSet<String>>,
 }
 
 impl State {

@@ -19,7 +19,8 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The cookie of every flow the plugin installs: `0x5644` ("VD") in the top 16 bits, the
 /// kind of flow in the next 8 (1: the bridge's NORMAL table-miss, 2: an endpoint's queue
-/// selection, 3 to 8: the overlay agent's, `overlay::flows`, 9 to 12: published ports',
+/// selection, 3 to 8: the overlay agent's, `overlay::flows`, 9 to 14: networks' uplinks (published ports,
+/// masquerade, hairpin, neighbours),
 /// `publish`, with the external address in the low 32 bits), the rest free.
 pub const COOKIE_BASE: u64 = 0x5644 << 48;
 /// Selects the plugin's flows of one kind (with [`COOKIE_BASE`] | kind << 40).

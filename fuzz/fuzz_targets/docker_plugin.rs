@@ -31,13 +31,14 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(r) = api::parse_external(data) {
         assert!(r.port_map.iter().all(|m| m.host_port <= m.host_port_end));
     }
-    // ARP requests from a network's uplink (the outside world writes them).
-    if let Some(r) = vswitch_docker::publish::parse_arp_request(data) {
-        assert!(r.sha.0[0] & 1 == 0 && !r.spa.is_unspecified());
+    // ARP and IPv4 frames from a network's uplink (the outside world writes them).
+    if let Some(r) = vswitch_docker::neigh::parse_arp(data) {
+        assert!(r.sha.0[0] & 1 == 0 && !r.spa.is_unspecified() && (r.op == 1 || r.op == 2));
         let reply =
-            vswitch_docker::publish::arp_reply(&r, vswitch_docker::publish::external_mac(r.tpa));
+            vswitch_docker::neigh::arp_reply(&r, vswitch_docker::publish::external_mac(r.tpa));
         assert_eq!(reply.len(), 60);
     }
+    let _ = vswitch_docker::neigh::ipv4_dst(data);
     let _ = api::parse_endpoint_ref(data);
     let _ = api::parse_network_ref(data);
     let _ = api::parse_join(data);

@@ -143,6 +143,7 @@ impl Host {
             .arg(self.dir.join("plugin-state"))
             .args(["--ifname-prefix", &self.prefix])
             .args(["--bridge", &self.bridge])
+            .args(["--docker-host", &self.docker_host()])
             .args(["--etcd-endpoints", &self.endpoints])
             .args(["--etcd-prefix", &self.etcd_prefix])
             .args(["--vtep-bridge", "br-ul"])

@@ -196,6 +196,8 @@ impl Lab {
             .arg(&self.prefix)
             .arg("--bridge")
             .arg(format!("br-{}", self.prefix))
+            .arg("--docker-host")
+            .arg(self.docker_host())
             .env("RUST_LOG", "vswitch_docker=debug")
             .stdout(Stdio::null())
             .stderr(log)
