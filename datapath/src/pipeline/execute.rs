@@ -118,7 +118,10 @@ fn run_fast(t: &Translation, cx: &mut Cx<'_>, b: &mut Burst<'_>, members: &[u8])
         [DpAction::Meter(id), DpAction::Output(port)] => (port, Some(id)),
         _ => return false,
     };
-    let Some(slot) = cx.snap.slot(port).filter(|&s| s != cx.in_slot) else {
+    // A port mirrored on send takes the general path, whose staging mirrors.
+    let Some(slot) =
+        (cx.snap.slot(port)).filter(|&s| s != cx.in_slot && cx.snap.ports[s].mirror_tx == 0)
+    else {
         return false;
     };
     if let Some(id) = meter_id {
