@@ -41,6 +41,7 @@ fn show_layout() {
         controllers: vec![],
         fail_open: true,
         ct_limits: None,
+        mirrors: vec![],
         controller_status: vec![
             ControllerStatus {
                 target: "ptcp:6653".into(),

@@ -7,9 +7,11 @@
 //! - [`conntrack`]: `dump-conntrack`, `flush-conntrack`, `ct-stats`.
 //! - [`ct_limits`]: `ct-set-maxconns`, `ct-get-maxconns`, `ct-set-limits`, `ct-get-limits`,
 //!   `ct-del-limits`.
+//! - [`mirror`]: `add-mirror`, `del-mirror`, `list-mirrors`.
 
 pub mod conntrack;
 pub mod ct_limits;
+pub mod mirror;
 pub mod read;
 pub mod stream;
 pub mod trace;
@@ -92,6 +94,9 @@ pub async fn execute(
             ct_limits::get(client, r, maxconns, format, out).await?
         }
         Request::Trace(r) => trace::trace(client, r, format, out).await?,
+        Request::AddMirror(r) => mirror::add(client, r).await?,
+        Request::DelMirror(bridge, name) => mirror::del(client, &bridge, &name).await?,
+        Request::ListMirrors(bridge) => mirror::list(client, bridge, format, out).await?,
         Request::Controller(r) => crate::controllers::execute(client, r, out).await?,
     }
     out.flush()?;
