@@ -193,4 +193,16 @@ fn a_capture_on_the_mirror_port_sees_the_selected_pings() {
     ping(&h);
     let frames = stop(c, &file);
     assert_eq!(echoes(&frames), (0, 0), "{frames:?}");
+
+    // A removed port leaves the mirrors, stored: out of the selection, then, as the
+    // output, the mirror goes.
+    d.ok(&["add-mirror", "br0", "a", &src, &out3]);
+    d.ok(&["del-port", "br0", p2]);
+    let left = format!("br0 a select-src-port={p1} output-port={p3} tx_packets=0 tx_bytes=0\n");
+    assert_eq!(d.ok(&["list-mirrors"]), left);
+    d.term();
+    let d = Daemon::start(dir.path());
+    assert_eq!(d.ok(&["list-mirrors"]), left);
+    d.ok(&["del-port", "br0", p3]);
+    assert_eq!(d.ok(&["list-mirrors"]), "");
 }
