@@ -170,7 +170,7 @@ fn a_capture_on_the_mirror_port_sees_the_selected_pings() {
         &out3,
     ]);
     d.term();
-    let d = Daemon::start(dir.path());
+    let mut d = Daemon::start(dir.path());
     assert_eq!(
         d.ok(&["list-mirrors"]),
         format!("br0 to2 select-dst-port={p2} output-port={p3} tx_packets=0 tx_bytes=0\n")
