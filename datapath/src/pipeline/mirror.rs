@@ -268,21 +268,22 @@ fn frame_tag(data: &[u8]) -> Option<VlanId> {
 /// nothing at all when no mirror is configured; else the packets' mirror masks start
 /// empty and, when the ingress port is selected, each packet goes to its mirrors as
 /// received.
+/// `pkts`: the burst's packets (the first `n`).
 #[inline]
-pub(super) fn rx_burst(cx: &mut Cx<'_>, pkts: &[Option<PacketBuf>], fresh: bool) {
+pub(super) fn rx_burst(cx: &mut Cx<'_>, pkts: &[Option<PacketBuf>], n: usize, fresh: bool) {
     if cx.snap.mirrors.is_empty() {
         return;
     }
-    rx_burst_slow(cx, pkts, fresh);
+    rx_burst_slow(cx, pkts, n, fresh);
 }
 
 #[cold]
 #[inline(never)]
-fn rx_burst_slow(cx: &mut Cx<'_>, pkts: &[Option<PacketBuf>], fresh: bool) {
+fn rx_burst_slow(cx: &mut Cx<'_>, pkts: &[Option<PacketBuf>], n: usize, fresh: bool) {
     if !fresh {
         return;
     }
-    let n = pkts.len().min(BURST);
+    let n = n.min(pkts.len()).min(BURST);
     cx.mirrored[..n].fill(0);
     let Some(mask) = cx.snap.ports.get(cx.in_slot).map(|p| p.mirror_rx) else {
         return;

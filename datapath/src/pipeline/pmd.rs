@@ -319,7 +319,7 @@ impl Pmd {
                 origin: NO_ORIGIN,
                 mirrored,
             };
-            mirror::rx_burst(&mut cx, &burst.pkts[..1], true);
+            mirror::rx_burst(&mut cx, burst.pkts, 1, true);
             run(&t, &mut cx, &mut burst, &[0], 0);
             if let Some(p) = burst.pkts[0].take() {
                 cx.pool.put(p);
@@ -414,7 +414,7 @@ impl Pmd {
             origin: NO_ORIGIN,
             mirrored,
         };
-        mirror::rx_burst(&mut cx, &b.pkts[..n], !recirc);
+        mirror::rx_burst(&mut cx, b.pkts, n, !recirc);
         for (src, members) in &flows.groups {
             let t: &Translation = match *src {
                 Src::Mf(r) => match self.caches.mf.get(r) {
