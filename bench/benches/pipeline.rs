@@ -10,7 +10,7 @@ use datapath::actions::{Action, Instructions};
 use datapath::classifier::{FlowMod, FlowSpec};
 use datapath::flow::{Field, FlowKey, FlowMask};
 use datapath::l2::{VlanMode, VlanSet};
-use datapath::pipeline::{Datapath, DatapathConfig, Pmd};
+use datapath::pipeline::{Datapath, DatapathConfig, Mirror, Pmd};
 use datapath::port::{MemPort, Port};
 use datapath::types::{PortNo, TableId, VlanId};
 
@@ -83,6 +83,45 @@ fn emc_hit(c: &mut Criterion) {
         });
         let c = pmd.counters();
         assert_eq!(c.total_drops(), 0);
+    }
+    g.finish();
+}
+
+/// `emc_hit/flows=1` on a bridge of four ports with a port mirror configured that does not
+/// select its traffic: on another bridge (`other_bridge`: nothing of it is read), or on
+/// this bridge between its two other ports (`same_bridge`: each burst starts its packets'
+/// mirror masks empty). Compare with `none`, the same bridge without a mirror anywhere.
+fn mirror_elsewhere(c: &mut Criterion) {
+    let mut g = c.benchmark_group("pipeline");
+    g.throughput(Throughput::Elements(32));
+    for place in ["none", "other_bridge", "same_bridge"] {
+        let (dp, ports) = bridge(DatapathConfig::default(), 4);
+        let mut k = FlowKey::ZERO;
+        k.set(Field::InPort, 1);
+        let mut m = FlowKey::ZERO;
+        m.set(Field::InPort, u32::MAX as u128);
+        add(&dp, 100, k, m, vec![Action::Output(PortNo(2))]);
+        let (other, _other_ports) = bridge(DatapathConfig::default(), 4);
+        let mirror = Mirror {
+            name: "m".into(),
+            select_src: vec![PortNo(3)],
+            select_dst: vec![PortNo(3)],
+            output: PortNo(4),
+            ..Mirror::default()
+        };
+        match place {
+            "same_bridge" => dp.set_mirrors(vec![mirror]).expect("mirror"),
+            "other_bridge" => other.set_mirrors(vec![mirror]).expect("mirror"),
+            _ => {}
+        }
+        ports[0].inject(bench::udp_flows(1, 1024, 60));
+        let mut pmd = dp.new_pmd();
+        g.bench_function(
+            format!("mirror_elsewhere/{place},flows=1,64B,burst=32"),
+            |b| circulate(b, &mut pmd, &ports, |p| p[1].recycle_into(&p[0])),
+        );
+        assert_eq!(pmd.counters().total_drops(), 0);
+        assert!(ports[3].drain().is_empty(), "nothing selected");
     }
     g.finish();
 }
@@ -283,6 +322,7 @@ fn ct_established(c: &mut Criterion) {
 criterion_group!(
     benches,
     emc_hit,
+    mirror_elsewhere,
     megaflow_hit,
     l2_normal,
     slow_path,

@@ -77,11 +77,14 @@ pub enum DropReason {
     /// ([`crate::pipeline::DatapathConfig::max_copies_per_packet`]). Counts copies shed,
     /// not packets: the packet itself still takes its last output.
     CopiesOverLimit,
+    /// `normal`: the packet arrived on a mirror's output port, or its destination was
+    /// learned on one (a mirror output is reserved for mirroring, as in Open vSwitch).
+    MirrorPort,
 }
 
 impl DropReason {
     /// Number of reasons.
-    pub const COUNT: usize = 29;
+    pub const COUNT: usize = 30;
 
     /// Every reason, in counter order.
     pub const ALL: [DropReason; Self::COUNT] = [
@@ -114,6 +117,7 @@ impl DropReason {
         DropReason::RecircFull,
         DropReason::ResubmitDepth,
         DropReason::CopiesOverLimit,
+        DropReason::MirrorPort,
     ];
 
     /// The counter's name.
@@ -148,6 +152,7 @@ impl DropReason {
             DropReason::RecircFull => "drop_recirc_full",
             DropReason::ResubmitDepth => "drop_resubmit_depth",
             DropReason::CopiesOverLimit => "drop_copies_over_limit",
+            DropReason::MirrorPort => "drop_mirror_port",
         }
     }
 }

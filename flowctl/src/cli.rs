@@ -346,6 +346,32 @@ pub enum Command {
         /// `[BR]`, `zone=N`.
         args: Vec<String>,
     },
+    /// Add a port mirror (Open vSwitch's Mirror table): copies of what the selected ports
+    /// receive and send go to the output port, which then takes no part in `NORMAL`:
+    /// `add-mirror BR NAME [select-src-port=P[,P]...] [select-dst-port=P[,P]...]
+    /// [select-all] [select-vlan=V[,V]...] output-port=P`.
+    AddMirror {
+        /// Bridge name.
+        bridge: String,
+        /// Mirror name (unique in the bridge).
+        name: String,
+        /// `select-src-port=P[,P]...`, `select-dst-port=P[,P]...`, `select-all`,
+        /// `select-vlan=V[,V]...`, `output-port=P`.
+        args: Vec<String>,
+    },
+    /// Remove a port mirror: `del-mirror BR NAME`.
+    DelMirror {
+        /// Bridge name.
+        bridge: String,
+        /// Mirror name.
+        name: String,
+    },
+    /// Print the port mirrors with the copies each sent (tx_packets, tx_bytes):
+    /// `list-mirrors [BR]`.
+    ListMirrors {
+        /// Bridge name (all bridges without it).
+        bridge: Option<String>,
+    },
     /// Print the poll-mode thread counters.
     PmdStats,
     /// Reset the poll-mode thread counters.

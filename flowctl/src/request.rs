@@ -98,6 +98,12 @@ pub enum Request {
     GetCtTimeouts(proto::v1::GetConntrackTimeoutsRequest),
     /// trace.
     Trace(proto::v1::TraceRequest),
+    /// add-mirror.
+    AddMirror(proto::v1::AddMirrorRequest),
+    /// del-mirror BR NAME.
+    DelMirror(String, String),
+    /// list-mirrors [BR].
+    ListMirrors(Option<String>),
     /// pmd-stats.
     PmdStats,
     /// pmd-stats-clear.
@@ -554,6 +560,11 @@ pub fn prepare(cli: &Cli) -> Result<Request> {
         Command::CtDelTimeouts { args } => {
             Request::SetCtTimeouts(crate::commands::ct_timeouts::del_args(args)?)
         }
+        Command::AddMirror { bridge, name, args } => {
+            Request::AddMirror(crate::commands::mirror::add_args(bridge, name, args)?)
+        }
+        Command::DelMirror { bridge, name } => Request::DelMirror(bridge.clone(), name.clone()),
+        Command::ListMirrors { bridge } => Request::ListMirrors(bridge.clone()),
         Command::PmdStats => Request::PmdStats,
         Command::PmdStatsClear => Request::PmdStatsClear,
         Command::TnlNeighShow => Request::TnlNeighShow,

@@ -42,6 +42,7 @@ fn show_layout() {
         fail_open: true,
         ct_limits: None,
         ct_timeouts: None,
+        mirrors: vec![],
         controller_status: vec![
             ControllerStatus {
                 target: "ptcp:6653".into(),

@@ -618,6 +618,38 @@ impl v1::switch_server::Switch for Service {
         self.sw
             .conntrack_timeouts(req.get_ref())
             .map(|policies| Response::new(v1::GetConntrackTimeoutsResponse { policies }))
+    }
+
+    async fn add_mirror(
+        &self,
+        req: Request<v1::AddMirrorRequest>,
+    ) -> Result<Response<v1::AddMirrorResponse>, Status> {
+        let sw = Arc::clone(&self.sw);
+        let r = req.into_inner();
+        // A store commit: off the async workers.
+        blocking(move || sw.add_mirror(&r).map(|()| v1::AddMirrorResponse {}))
+            .await
+            .map(Response::new)
+    }
+
+    async fn del_mirror(
+        &self,
+        req: Request<v1::DelMirrorRequest>,
+    ) -> Result<Response<v1::DelMirrorResponse>, Status> {
+        let sw = Arc::clone(&self.sw);
+        let r = req.into_inner();
+        blocking(move || sw.del_mirror(&r).map(|()| v1::DelMirrorResponse {}))
+            .await
+            .map(Response::new)
+    }
+
+    async fn list_mirrors(
+        &self,
+        req: Request<v1::ListMirrorsRequest>,
+    ) -> Result<Response<v1::ListMirrorsResponse>, Status> {
+        self.sw
+            .list_mirrors(&req.get_ref().bridge)
+            .map(|mirrors| Response::new(v1::ListMirrorsResponse { mirrors }))
             .map_err(ApiError::into_status)
     }
 }

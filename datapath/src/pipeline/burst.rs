@@ -6,6 +6,7 @@
 //! Thread-safety: borrowed from one poll thread's `Pmd` for one burst.
 
 use super::ct::CtCx;
+use super::mirror;
 use super::output::TxStage;
 use super::shared::Shared;
 use super::snapshot::Snapshot;
@@ -30,6 +31,8 @@ pub(super) struct Work {
     pub(super) pkts: [Option<PacketBuf>; BURST],
     pub(super) keys: [FlowKey; BURST],
     pub(super) lays: [Layout; BURST],
+    /// The mirrors each packet went to ([`Cx::mirrored`]).
+    pub(super) mirrored: [u32; BURST],
 }
 
 impl Work {
@@ -43,17 +46,19 @@ impl Work {
             pkts: [const { None }; BURST],
             keys: [FlowKey::ZERO; BURST],
             lays: [Layout::default(); BURST],
+            mirrored: [0; BURST],
         })
     }
 
-    /// The whole burst as the executor sees it.
+    /// The whole burst as the executor sees it, and its packets' mirror masks.
     #[inline]
-    pub(super) fn burst(&mut self) -> Burst<'_> {
-        Burst {
+    pub(super) fn burst(&mut self) -> (Burst<'_>, &mut [u32; BURST]) {
+        let b = Burst {
             pkts: &mut self.pkts,
             keys: &mut self.keys,
             lays: &mut self.lays,
-        }
+        };
+        (b, &mut self.mirrored)
     }
 }
 
@@ -91,6 +96,10 @@ pub(super) struct Cx<'a> {
     /// While a group bucket runs over its one-packet copy: the index, in the burst, of the
     /// packet it copies (its copies count against that packet); else [`NO_ORIGIN`].
     pub(super) origin: u8,
+    /// The mirrors each packet of the burst went to (by its index, as `copies`): a packet
+    /// goes to each mirror output once. Read and reset only when mirrors are configured
+    /// (see `mirror`).
+    pub(super) mirrored: &'a mut [u32; BURST],
 }
 
 /// [`Cx::origin`] outside group buckets: a packet's index is its own.
@@ -127,10 +136,13 @@ impl Cx<'_> {
         emit_tun(self, b.pkts, m, slot, take, tun);
     }
 
-    /// Stages `b` for the port in `slot`.
+    /// Stages `p` (packet `m` of the running actions, or a copy of it) for the port in
+    /// `slot`: every output of the executor but the single-output fast path ends here, and
+    /// so does mirroring on send.
     #[inline]
-    pub(super) fn stage(&mut self, slot: usize, b: PacketBuf) {
-        self.tx.stage(self.snap, slot, b, self.pool, self.counters);
+    pub(super) fn stage(&mut self, slot: usize, p: PacketBuf, m: usize) {
+        mirror::tx_packet(self, &p, m, slot);
+        self.tx.stage(self.snap, slot, p, self.pool, self.counters);
     }
 
     /// The index in the burst of the packet whose copies packet `m` (of the running
@@ -159,6 +171,14 @@ impl Cx<'_> {
         }
         let src = pkts[m].as_ref()?;
         let o = self.origin_of(m) % BURST;
+        self.copy_of(src, o)
+    }
+
+    /// A copy of `src`, counted against packet `o` of the burst; `None` when that packet
+    /// made as many copies in this pass as one packet may, or when no buffer is free
+    /// (each counted).
+    #[inline(always)]
+    pub(super) fn copy_of(&mut self, src: &PacketBuf, o: usize) -> Option<PacketBuf> {
         if self.copies[o] as usize >= self.shared.config.max_copies_per_packet {
             self.counters.count_drop(DropReason::CopiesOverLimit, 1);
             return None;
@@ -192,5 +212,5 @@ pub(super) fn emit_tun(
         b.set_tunnel(dst, id);
     }
     cx.sent |= bit(m as u8);
-    cx.stage(slot, b);
+    cx.stage(slot, b, m);
 }

@@ -40,6 +40,8 @@ pub(super) struct Recirc {
     pub(super) lay: Layout,
     /// The slot of the port it arrived on (`usize::MAX`: none, a packet-out).
     pub(super) in_slot: usize,
+    /// The mirrors it went to before (it goes to none of them again).
+    pub(super) mirrored: u32,
 }
 
 /// A poll thread's connection-tracking state: its handle on the tracker (made when the
@@ -187,7 +189,8 @@ pub(super) fn ct_op(
             cx.pool.put(buf);
             continue;
         }
-        queue(cx, buf, key, lay);
+        let mirrored = cx.mirrored[cx.origin_of(m) % BURST];
+        queue(cx, buf, key, lay, mirrored);
     }
     // Fragments of datagrams this call completed follow the group.
     let thread = cx.ct.thread.get_or_insert_with(|| ct.thread());
@@ -203,7 +206,7 @@ pub(super) fn ct_op(
         };
         set_key(&mut key, &md);
         key.set(Field::RecircId, recirc_id);
-        queue(cx, buf, key, lay);
+        queue(cx, buf, key, lay, 0);
     }
 }
 
@@ -217,8 +220,9 @@ fn key_of(buf: &PacketBuf, template: &FlowKey) -> Option<(FlowKey, Layout)> {
     Some((key, lay))
 }
 
-/// Queues a tracked packet for recirculation, or drops it (counted) when the queue is full.
-fn queue(cx: &mut Cx<'_>, buf: PacketBuf, key: FlowKey, lay: Layout) {
+/// Queues a tracked packet for recirculation (with the mirrors it went to), or drops it
+/// (counted) when the queue is full.
+fn queue(cx: &mut Cx<'_>, buf: PacketBuf, key: FlowKey, lay: Layout, mirrored: u32) {
     if cx.ct.recirc.len() >= RECIRC_QUEUE {
         cx.counters.count_drop(DropReason::RecircFull, 1);
         cx.pool.put(buf);
@@ -229,6 +233,7 @@ fn queue(cx: &mut Cx<'_>, buf: PacketBuf, key: FlowKey, lay: Layout) {
         key,
         lay,
         in_slot: cx.in_slot,
+        mirrored,
     });
 }
 

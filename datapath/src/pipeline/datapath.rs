@@ -14,6 +14,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use arc_swap::ArcSwap;
 use parking_lot::Mutex;
 
+use super::mirror::{Mirror, MirrorCounts, MirrorError, Mirrors};
 use super::pmd::Pmd;
 use super::shared::{DatapathConfig, ManualClock, PacketIn, PacketOut, Shared};
 use super::snapshot::{IdMap, Snapshot};
@@ -65,6 +66,7 @@ impl Datapath {
             groups: IdMap::default(),
             meters: IdMap::default(),
             history: VecDeque::new(),
+            mirrors: Mirrors::default(),
         };
         let shared = Shared {
             snap: ArcSwap::from_pointee(snap),
@@ -184,6 +186,17 @@ impl Datapath {
             .map(|g| g.counters.read())
     }
 
+    /// Copies each port mirror sent and their bytes (Open vSwitch's Mirror statistics
+    /// `tx_packets`, `tx_bytes`), summed over the poll threads, in the mirrors' order.
+    pub fn mirror_counts(&self) -> Vec<MirrorCounts> {
+        self.shared.snap.load().mirrors.counts()
+    }
+
+    /// Replaces every port mirror (see [`Txn::set_mirrors`]).
+    pub fn set_mirrors(&self, mirrors: Vec<Mirror>) -> Result<(), MirrorError> {
+        self.transaction(|t| t.set_mirrors(mirrors))
+    }
+
     /// Every poll thread's counters, read now and summed (megaflows installed, full and
     /// removed, cache flushes, drops by reason, ...): what the datapath as a whole counted
     /// by its running threads.
@@ -216,6 +229,7 @@ impl Datapath {
             groups: cur.groups.clone(),
             meters: cur.meters.clone(),
             history: cur.history.clone(),
+            mirrors: cur.mirrors.clone(),
         };
         let mut txn = Txn {
             snap: &mut next,

@@ -121,10 +121,15 @@ fn run_fast(t: &Translation, cx: &mut Cx<'_>, b: &mut Burst<'_>, members: &[u8])
     let Some(slot) = cx.snap.slot(port).filter(|&s| s != cx.in_slot) else {
         return false;
     };
+    let e = &cx.snap.ports[slot];
+    // A port mirrored on send takes the general path, whose staging mirrors.
+    if e.mirror_tx != 0 {
+        return false;
+    }
+    let flow_tunnel = e.flow_tunnel;
     if let Some(id) = meter_id {
         meter(cx, b, members, id);
     }
-    let flow_tunnel = cx.snap.ports[slot].flow_tunnel;
     let batch = &mut cx.tx.batches[slot];
     if batch.is_empty() {
         cx.tx.dirty.push(slot as u16);

@@ -27,6 +27,7 @@
 //! - `execute`: the action executor (output, flood, controller, rewrites, meter, group);
 //! - `ct`: the `ct` action over a group of packets, and `ct(table=T)`'s recirculation;
 //! - `normal`: the L2 learning switch;
+//! - `mirror`: port mirrors (copies of what selected ports receive and send);
 //! - `burst`: what the executor works on (a burst's packets, keys, layouts and context);
 //! - `output`: per-port staging so each port sends whole bursts.
 //!
@@ -40,6 +41,7 @@ mod datapath;
 mod dp_action;
 mod execute;
 mod lookup;
+pub mod mirror;
 mod normal;
 mod output;
 pub mod pmd;
@@ -54,6 +56,7 @@ mod txn;
 pub mod xlate;
 
 pub use datapath::Datapath;
+pub use mirror::{MAX_MIRRORS, Mirror, MirrorError};
 pub use pmd::Pmd;
 pub use shared::{DatapathConfig, MAX_COPIES_PER_PACKET, ManualClock, PacketIn, PacketOut};
 pub use snapshot::{CompiledGroup, IdHasher, IdMap, PortEntry, Snapshot};

@@ -3,7 +3,8 @@
 //! What: learn the source (VLAN, MAC) on the ingress port (with the remote and key it came
 //! from, behind a flow-based tunnel port), then forward to the port the destination was
 //! learned on, or flood within the VLAN (never from one tunnel into another: split
-//! horizon), fixing the tag for each egress port's VLAN mode.
+//! horizon), fixing the tag for each egress port's VLAN mode. A mirror's output port takes
+//! no part: what it receives is dropped, it is never flooded to or forwarded to.
 //!
 //! Thread-safety: runs on a poll thread; the MAC table it shares is lock-free.
 
@@ -35,6 +36,11 @@ pub(super) fn normal(cx: &mut Cx<'_>, b: &mut Burst<'_>, m: usize, take: bool) {
         cx.drop_pkt(b, m, DropReason::NoSuchPort);
         return;
     };
+    if in_entry.mirror_out {
+        // Reserved for mirroring: what it receives is not switched (Open vSwitch's rule).
+        cx.drop_pkt(b, m, DropReason::MirrorPort);
+        return;
+    }
     let Some(vlan) = ingress_vlan(&in_entry.vlan, tagged) else {
         cx.drop_pkt(b, m, DropReason::VlanNotAllowed);
         return;
@@ -57,6 +63,8 @@ pub(super) fn normal(cx: &mut Cx<'_>, b: &mut Burst<'_>, m: usize, take: bool) {
     {
         match cx.snap.slot(port) {
             Some(s) if s == cx.in_slot => cx.drop_pkt(b, m, DropReason::NormalSamePort),
+            // Learned before the port became a mirror's output.
+            Some(s) if cx.snap.ports[s].mirror_out => cx.drop_pkt(b, m, DropReason::MirrorPort),
             Some(s) => {
                 let tun = match t {
                     0 => tun_of(&b.keys[m]),
@@ -87,6 +95,7 @@ fn flood(
     let carries = |s: usize, cx: &Cx<'_>| {
         s != cx.in_slot
             && cx.snap.ports[s].flood
+            && !cx.snap.ports[s].mirror_out
             && !(from_tunnel && cx.snap.ports[s].tunnel)
             && egress_tag(&cx.snap.ports[s].vlan, vlan).is_some()
     };
@@ -136,7 +145,7 @@ fn normal_out(cx: &mut Cx<'_>, b: &mut Burst<'_>, m: usize, slot: usize, take: b
                 p.set_tunnel(f.tun.0, f.tun.1);
             }
             cx.sent |= bit(m as u8);
-            cx.stage(slot, p);
+            cx.stage(slot, p, m);
         }
         Err(r) => {
             cx.counters.count_drop(r, 1);

@@ -21,6 +21,7 @@ use super::burst::{Cx, NO_ORIGIN, Work};
 use super::ct::{CtCx, RECIRC_QUEUE, Recirc};
 use super::execute::run;
 use super::lookup::{Caches, Flows, Src};
+use super::mirror;
 use super::output::TxStage;
 use super::shared::Shared;
 use super::snapshot::Snapshot;
@@ -300,6 +301,7 @@ impl Pmd {
             w.pkts[0] = Some(b);
             self.tx.fit(snap);
             let now_ns = self.shared.now_ns();
+            let (mut burst, mirrored) = w.burst();
             let mut cx = Cx {
                 snap,
                 shared: &self.shared,
@@ -315,8 +317,9 @@ impl Pmd {
                 ct: &mut self.ct,
                 copies: [0; BURST],
                 origin: NO_ORIGIN,
+                mirrored,
             };
-            let mut burst = w.burst();
+            mirror::rx_burst(&mut cx, burst.pkts, 1, true);
             run(&t, &mut cx, &mut burst, &[0], 0);
             if let Some(p) = burst.pkts[0].take() {
                 cx.pool.put(p);
@@ -392,6 +395,8 @@ impl Pmd {
         } else {
             &mut *self.work
         };
+        let (n, in_port) = (w.n, w.in_port);
+        let (mut b, mirrored) = w.burst();
         let mut cx = Cx {
             snap,
             shared: &self.shared,
@@ -400,16 +405,16 @@ impl Pmd {
             counters: &self.counters,
             pmd: self.index,
             in_slot,
-            in_port: w.in_port,
+            in_port,
             now_ns,
             now_s: (now_ns / 1_000_000_000) as u32,
             sent: 0,
             ct: &mut self.ct,
             copies: [0; BURST],
             origin: NO_ORIGIN,
+            mirrored,
         };
-        let n = w.n;
-        let mut b = w.burst();
+        mirror::rx_burst(&mut cx, b.pkts, n, !recirc);
         for (src, members) in &flows.groups {
             let t: &Translation = match *src {
                 Src::Mf(r) => match self.caches.mf.get(r) {
@@ -474,6 +479,7 @@ impl Pmd {
                     w.pkts[i] = Some(r.buf);
                     w.keys[i] = r.key;
                     w.lays[i] = r.lay;
+                    w.mirrored[i] = r.mirrored;
                 }
                 w.in_port = PortNo(w.keys[0].get(Field::InPort) as u32);
                 let mut flows = Flows::new();

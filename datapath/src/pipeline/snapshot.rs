@@ -1,8 +1,9 @@
 //! The snapshot: everything a poll thread reads, immutable once published.
 //!
 //! What: a [`Snapshot`] holds the OpenFlow tables, the ports (with their VLAN modes,
-//! policers, queues and tunnel flags), which poll thread polls which rx queue, the compiled
-//! groups and the meters, and the recent history of flow changes poll threads catch up with.
+//! policers, queues, tunnel flags and mirror masks), which poll thread polls which rx
+//! queue, the compiled groups, the meters, the port mirrors, and the recent history of flow
+//! changes poll threads catch up with.
 //! The control plane builds the next one in a [`super::Txn`] and publishes it whole.
 //!
 //! Thread-safety: immutable once published; shared by `Arc`.
@@ -10,6 +11,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
+use super::mirror::Mirrors;
 use super::xlate::Translation;
 use crate::classifier::{ChangeSet, Pipeline};
 use crate::group::Group;
@@ -78,6 +80,13 @@ pub struct PortEntry {
     /// A tunnel port's local endpoint address (host order): the `tun_dst` of what it
     /// receives. 0 for other ports.
     pub tun_local: u32,
+    /// The mirrors (bits of [`Snapshot::mirrors`]) that copy what this port receives.
+    pub mirror_rx: u32,
+    /// The mirrors that copy what this port sends (0 on the executor's path when none).
+    pub mirror_tx: u32,
+    /// True when this port is a mirror's output: `normal` neither takes from nor sends to
+    /// it.
+    pub mirror_out: bool,
 }
 
 impl PortEntry {
@@ -126,6 +135,8 @@ pub struct Snapshot {
     pub meters: IdMap<MeterId, Arc<Meter>>,
     /// Recent flow changes: (pipeline version that introduced them, the changes).
     pub(super) history: VecDeque<(u64, Arc<ChangeSet>)>,
+    /// Port mirrors.
+    pub mirrors: Mirrors,
 }
 
 impl Snapshot {
@@ -175,6 +186,7 @@ impl Snapshot {
             .filter(|&i| self.ports[i].qos.is_some())
             .collect();
         self.rxqs = assign_rxqs(&self.ports, self.n_pmds);
+        self.mark_mirrors();
     }
 
     /// The poll thread (index) that polls rx queue `queue` of port `no`.

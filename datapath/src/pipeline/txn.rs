@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use super::mirror::{self, Mirror, MirrorError};
 use super::snapshot::{CompiledGroup, PortEntry, Snapshot};
 use super::xlate::{DpAction, PacketInReason, Translation};
 use crate::classifier::{BundleError, ChangeSet, FlowMod, Pipeline};
@@ -97,6 +98,9 @@ impl Txn<'_> {
             tunnel: false,
             flow_tunnel: false,
             tun_local: 0,
+            mirror_rx: 0,
+            mirror_tx: 0,
+            mirror_out: false,
             port,
         };
         e.read_tunnel();
@@ -138,8 +142,15 @@ impl Txn<'_> {
     pub fn set_pmd_count(&mut self, n: usize) {
         self.snap.n_pmds = n.max(1);
         self.snap.rebuild_slots();
-        // Groups need a counter slot for every poll thread.
+        // Groups and mirrors need a counter slot for every poll thread.
         let n = self.snap.n_pmds;
+        let mirrors: Vec<Mirror> = (self.snap.mirrors.entries().iter())
+            .map(|e| (*e.mirror).clone())
+            .collect();
+        if let Ok(m) = mirror::compile(self.snap, mirrors) {
+            self.snap.mirrors = m;
+            self.snap.mark_mirrors();
+        }
         for g in self.snap.groups.values_mut() {
             if g.counters.threads() < n {
                 let counters = Arc::new(g.counters.carried(n, g.buckets.len()));
@@ -167,11 +178,13 @@ impl Txn<'_> {
         Ok(())
     }
 
-    /// Removes a port (its learned MACs are forgotten when the transaction publishes).
+    /// Removes a port (its learned MACs are forgotten when the transaction publishes; the
+    /// mirrors forget it, see [`super::mirror::Mirrors::forget_port`]).
     pub fn del_port(&mut self, no: PortNo) -> Result<Arc<dyn Port>, DatapathError> {
         let s = &mut *self.snap;
         let slot = s.slot(no).ok_or(DatapathError::NoSuchPort(no))?;
         let e = s.ports.remove(slot);
+        s.mirrors.forget_port(no);
         s.rebuild_slots();
         self.removed_ports.push(no);
         Ok(e.port)
@@ -239,6 +252,15 @@ impl Txn<'_> {
             meter.keep_stats_of(old);
         }
         self.snap.meters.insert(meter.id, Arc::new(meter));
+        Ok(())
+    }
+
+    /// Replaces every port mirror of the datapath with `mirrors` (their order gives their
+    /// bits; a mirror keeps its counters while its name stays): all of them, or, when one
+    /// is refused, none.
+    pub fn set_mirrors(&mut self, mirrors: Vec<Mirror>) -> Result<(), MirrorError> {
+        self.snap.mirrors = mirror::compile(self.snap, mirrors)?;
+        self.snap.mark_mirrors();
         Ok(())
     }
 

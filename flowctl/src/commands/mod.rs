@@ -8,10 +8,12 @@
 //! - [`ct_limits`]: `ct-set-maxconns`, `ct-get-maxconns`, `ct-set-limits`, `ct-get-limits`,
 //!   `ct-del-limits`.
 //! - [`ct_timeouts`]: `ct-set-timeouts`, `ct-get-timeouts`, `ct-del-timeouts`.
+//! - [`mirror`]: `add-mirror`, `del-mirror`, `list-mirrors`.
 
 pub mod conntrack;
 pub mod ct_limits;
 pub mod ct_timeouts;
+pub mod mirror;
 pub mod read;
 pub mod stream;
 pub mod trace;
@@ -96,6 +98,9 @@ pub async fn execute(
         Request::SetCtTimeouts(r) => ct_timeouts::set(client, r).await?,
         Request::GetCtTimeouts(r) => ct_timeouts::get(client, r, format, out).await?,
         Request::Trace(r) => trace::trace(client, r, format, out).await?,
+        Request::AddMirror(r) => mirror::add(client, r).await?,
+        Request::DelMirror(bridge, name) => mirror::del(client, &bridge, &name).await?,
+        Request::ListMirrors(bridge) => mirror::list(client, bridge, format, out).await?,
         Request::Controller(r) => crate::controllers::execute(client, r, out).await?,
     }
     out.flush()?;

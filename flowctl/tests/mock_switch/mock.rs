@@ -418,6 +418,27 @@ impl Switch for Mock {
         Err(Status::unimplemented("get_conntrack_timeouts"))
     }
 
+    async fn add_mirror(
+        &self,
+        _: Request<proto::v1::AddMirrorRequest>,
+    ) -> Result<Response<proto::v1::AddMirrorResponse>, Status> {
+        Err(Status::unimplemented("add_mirror"))
+    }
+
+    async fn del_mirror(
+        &self,
+        _: Request<proto::v1::DelMirrorRequest>,
+    ) -> Result<Response<proto::v1::DelMirrorResponse>, Status> {
+        Err(Status::unimplemented("del_mirror"))
+    }
+
+    async fn list_mirrors(
+        &self,
+        _: Request<proto::v1::ListMirrorsRequest>,
+    ) -> Result<Response<proto::v1::ListMirrorsResponse>, Status> {
+        Err(Status::unimplemented("list_mirrors"))
+    }
+
     async fn get_pmd_stats(
         &self,
         _: Request<GetPmdStatsRequest>,

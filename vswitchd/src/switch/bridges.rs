@@ -190,6 +190,7 @@ impl Switch {
             }
             txn.flow_mods(&mods)
                 .map_err(|e| ApiError::internal(format!("stored flow {}: {}", e.index, e.error)))?;
+            super::mirrors::restore(txn, &name, &rec.bridge.mirrors, &names);
             Ok(())
         })
         .inspect_err(|_| b.shutdown())?;
@@ -245,6 +246,7 @@ impl Switch {
             fail_open: false,
             ct_limits: None,
             ct_timeouts: None,
+            mirrors: Vec::new(),
         };
         let standalone = req.fail_mode == v1::FailMode::Standalone as i32;
         let mut b = self.spawn_bridge(rec.clone())?;

@@ -28,7 +28,8 @@
 //!   writes made durable later.
 //! - this file: the [`Switch`] itself.
 //! - `lifecycle`, `bridges`, `port_ops`, `links`, `write`, `read`, `stream`,
-//!   `stats`, `counters`, `housekeeping`, `controllers`: `impl Switch`, one concern each.
+//!   `stats`, `counters`, `housekeeping`, `controllers`, `mirrors`: `impl Switch`, one
+//!   concern each.
 
 mod bridges;
 mod capacity;
@@ -44,6 +45,7 @@ mod flows;
 mod housekeeping;
 mod lifecycle;
 mod links;
+mod mirrors;
 mod model;
 mod port_ops;
 mod ports;

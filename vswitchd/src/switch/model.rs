@@ -139,6 +139,8 @@ pub(super) struct Overlay {
     pub(super) groups: BTreeMap<u32, Option<v1::Group>>,
     pub(super) ports_added: Vec<PortState>,
     pub(super) ports_removed: Vec<String>,
+    /// The bridge's port mirrors after the ports removed left them, when that changed them.
+    pub(super) mirrors: Option<Vec<v1::Mirror>>,
     pub(super) events: Vec<v1::StreamMessageResponse>,
 }
 
@@ -233,7 +235,27 @@ pub(super) fn write_overlay(tx: &mut StoreTxn, bridge: &str, ov: &Overlay) -> Re
     Ok(())
 }
 
+/// [`write_overlay`] for a change that may remove ports: also stores the bridge's mirrors
+/// when the removals changed them.
+pub(super) fn write_overlay_of(
+    tx: &mut StoreTxn,
+    b: &Bridge,
+    ov: &Overlay,
+) -> Result<(), ApiError> {
+    write_overlay(tx, &b.rec.name, ov)?;
+    if let Some(m) = &ov.mirrors {
+        tx.put_bridge(&v1::Bridge {
+            mirrors: m.clone(),
+            ..b.rec.clone()
+        })?;
+    }
+    Ok(())
+}
+
 pub(super) fn apply_overlay(b: &mut Bridge, ov: Overlay) {
+    if let Some(m) = ov.mirrors {
+        b.rec.mirrors = m;
+    }
     for (id, f) in ov.flows {
         match f {
             Some(f) => {

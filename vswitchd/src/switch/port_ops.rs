@@ -4,6 +4,7 @@ use datapath::types::PortNo;
 use proto::v1::{self, stream_message_response as smr};
 
 use super::Switch;
+use super::mirrors::forget_port;
 use super::model::{Overlay, apply_overlay, bridge_mut, port_descs, retire_endpoints};
 use super::ports::stage_add_port;
 use super::spec::{PortKind, PortSpec};
@@ -67,14 +68,25 @@ impl Switch {
             ));
         };
         let desc = p.desc.clone();
+        // The datapath's mirrors forget the port with it; the stored ones do the same.
+        let mirrors = forget_port(&b.rec.mirrors, &req.name);
         b.dp.transaction(|txn| -> Result<(), ApiError> {
             txn.del_port(PortNo(desc.port_no))
                 .map_err(|e| ApiError::internal(e.to_string()))?;
             let mut tx = self.store_txn()?;
             tx.del_port(&req.bridge, &req.name)?;
+            if let Some(m) = &mirrors {
+                tx.put_bridge(&v1::Bridge {
+                    mirrors: m.clone(),
+                    ..b.rec.clone()
+                })?;
+            }
             tx.commit()?;
             Ok(())
         })?;
+        if let Some(m) = mirrors {
+            b.rec.mirrors = m;
+        }
         let mut events = Vec::new();
         if let Some(p) = b.ports.remove(&req.name)
             && retire_endpoints(std::iter::once(&p))

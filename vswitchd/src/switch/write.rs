@@ -17,7 +17,7 @@ use super::flows::{
     Modification, Run, absorb_removals_as, check_refs, delete_flows, flow_mod_error, modify_flows,
     prepare_flow, resolve_action_names, selector, strict_delete,
 };
-use super::model::{Bridge, Overlay, apply_overlay, bridge_mut, write_overlay};
+use super::model::{Bridge, Overlay, apply_overlay, bridge_mut, write_overlay, write_overlay_of};
 use super::ports::stage_add_port;
 use crate::convert::PortNames;
 use crate::error::ApiError;
@@ -54,6 +54,12 @@ impl Switch {
                 return Ok(());
             }
             match durability {
+                // A port removal that changes the mirrors rewrites the bridge: at once.
+                _ if ov.mirrors.is_some() => {
+                    let mut tx = self.store_txn()?;
+                    write_overlay_of(&mut tx, b, &ov)?;
+                    tx.commit()?;
+                }
                 Durability::Immediate => {
                     let mut tx = self.store_txn()?;
                     write_overlay(&mut tx, &req.bridge, &ov)?;
@@ -306,6 +312,11 @@ fn apply_update(
                 .ok_or_else(|| ApiError::not_found("port.name", format!("no port {}", p.name)))?;
             txn.del_port(PortNo(st.desc.port_no))
                 .map_err(|e| ApiError::internal(e.to_string()))?;
+            // The datapath's mirrors forgot the port; the stored ones do too.
+            let mirrors = ov.mirrors.as_deref().unwrap_or(&b.rec.mirrors);
+            if let Some(m) = super::mirrors::forget_port(mirrors, &p.name) {
+                ov.mirrors = Some(m);
+            }
             ov.ports_removed.push(p.name.clone());
             ov.events.push(port_status(
                 &b.rec.name,
