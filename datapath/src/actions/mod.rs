@@ -171,6 +171,19 @@ pub enum Action {
         /// Where the link goes.
         dst: Subfield,
     },
+    /// The flow is clause `clause` (0-based) of conjunction `id`, which has `n_clauses`
+    /// clauses (Open vSwitch's `conjunction(id, k/n)`). A flow with these actions has no
+    /// other: the classifier never returns it; a packet that matches one flow of every
+    /// clause of `id` (all of one priority) is looked up again with `conj_id = id` (see
+    /// `classifier::conj`).
+    Conjunction {
+        /// Conjunction id (what `conj_id` matches).
+        id: u32,
+        /// This flow's clause, `0..n_clauses`.
+        clause: u8,
+        /// Clauses of the conjunction, 2..=64.
+        n_clauses: u8,
+    },
 }
 
 /// The instructions of one flow, in OpenFlow 1.3 execution order:
@@ -211,6 +224,17 @@ impl Instructions {
                 Action::Output(p) | Action::Enqueue { port: p, .. } => p == port,
                 _ => false,
             })
+    }
+
+    /// True when this is a flow of conjunctive clauses (its actions are all
+    /// [`Action::Conjunction`]): the classifier treats it as a soft match.
+    #[inline]
+    pub fn is_conjunctive(&self) -> bool {
+        !self.apply.is_empty()
+            && self
+                .apply
+                .iter()
+                .all(|a| matches!(a, Action::Conjunction { .. }))
     }
 
     /// True when any action sends the packet to `group` (for out_group filters), the

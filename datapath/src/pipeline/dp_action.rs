@@ -147,6 +147,8 @@ impl DpAction {
             | Action::StackPop(_)
             | Action::Clone { .. }
             | Action::Multipath { .. } => DpAction::SetFieldMasked(Field::Metadata, 0, 0),
+            // A lookup never returns a flow of clauses (`classifier::conj`).
+            Action::Conjunction { .. } => DpAction::SetFieldMasked(Field::Metadata, 0, 0),
         }
     }
 }

@@ -54,6 +54,7 @@ fn spec(f: Field) -> (String, Syntax) {
         Field::TunDst => ("tun_dst", Ip4),
         Field::Metadata => ("metadata", Hex),
         Field::ActsetOutput => ("actset_output", Dec),
+        Field::ConjId => ("conj_id", Dec),
         Field::Reg(i) => return (format!("reg{i}"), Hex),
         Field::Xreg(i) => return (format!("xreg{i}"), Hex),
         Field::Xxreg(i) => return (format!("xxreg{i}"), Hex),
@@ -280,6 +281,11 @@ pub fn action(a: &Action, work: &FlowKey) -> String {
             subfield(&dst),
             dst.read(work)
         ),
+        Action::Conjunction {
+            id,
+            clause,
+            n_clauses,
+        } => format!("conjunction({id},{}/{n_clauses})", u16::from(clause) + 1),
     }
 }
 

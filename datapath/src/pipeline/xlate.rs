@@ -152,6 +152,8 @@ pub fn translate_traced<T: Tracer>(
     };
     w.tables_from(table, true);
     w.action_set();
+    // Only a table's own second lookup sets `conj_id`; every packet's key holds 0.
+    w.wc.set(Field::ConjId, 0);
     if let Some(reason) = w.error {
         w.ops.clear();
         w.drop_reason = reason;
