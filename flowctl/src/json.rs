@@ -211,6 +211,11 @@ pub fn action_json(a: &Action) -> Value {
             "arg": m.arg,
             "dst": subfield_json(m.dst.as_ref()),
         } }),
+        Some(action::Action::Conjunction(c)) => json!({ "conjunction": {
+            "id": c.id,
+            "clause": c.clause,
+            "n_clauses": c.n_clauses,
+        } }),
         Some(action::Action::Clone(c)) => {
             json!({ "clone": c.actions.iter().map(action_json).collect::<Vec<_>>() })
         }

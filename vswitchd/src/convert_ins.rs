@@ -1,7 +1,7 @@
 //! A flow's API instructions as the datapath's [`Instructions`]: at most one of each kind;
 //! `write_actions` holds only what an OpenFlow action set may (`flow_text::not_in_action_set`).
 
-use datapath::actions::Instructions;
+use datapath::actions::{Action, Instructions};
 use datapath::types::{MeterId, TableId};
 use proto::flow_text;
 use proto::v1::{self, Match, instruction};
@@ -17,6 +17,7 @@ pub fn convert_instructions(
     m: &Match,
 ) -> Result<Instructions, ApiError> {
     flow_text::check_flow_size(m, list).map_err(|e| ApiError::invalid("instructions", e))?;
+    flow_text::check_conjunctions(list).map_err(|e| ApiError::invalid("instructions", e))?;
     let mut ins = Instructions::default();
     let (mut seen_apply, mut seen_meta) = (false, false);
     let (mut seen_clear, mut seen_write) = (false, false);
@@ -90,4 +91,23 @@ pub fn convert_instructions(
         }
     }
     Ok(ins)
+}
+
+/// A `conjunction` clause: only in a flow's own action list (where
+/// [`flow_text::check_conjunctions`] has checked it goes with nothing else).
+pub(crate) fn conjunction(c: &v1::Conjunction, cx: Context<'_>) -> Result<Action, ApiError> {
+    if !matches!(cx, Context::Flow(_)) {
+        return Err(ApiError::invalid(
+            "conjunction",
+            "a clause of a conjunctive match is a flow's action only (not in group buckets, packet-outs or write_actions)",
+        ));
+    }
+    if let Some(why) = flow_text::conjunction_numbers_error(c) {
+        return Err(ApiError::invalid("conjunction", why));
+    }
+    Ok(Action::Conjunction {
+        id: c.id,
+        clause: (c.clause - 1) as u8,
+        n_clauses: c.n_clauses as u8,
+    })
 }

@@ -75,6 +75,7 @@ pub(super) fn action_bytes(a: &Action) -> usize {
         | action::Action::StackPush(_)
         | action::Action::StackPop(_) => 24,
         action::Action::Multipath(_) => 32,
+        action::Action::Conjunction(_) => 16,
         // NXAST_CLONE: a 16-byte header around the nested actions.
         action::Action::Clone(c) => 16 + c.actions.iter().map(action_bytes).sum::<usize>(),
     }

@@ -13,6 +13,7 @@
 //! - `conntrack`: `ct(...)` and `ct_clear` (syntax in `flow_text::ct`).
 //! - `nicira`: the Nicira extensions over fields and tables (`move`, `load`, `push`,
 //!   `pop`, `output:FIELD[..]`, `resubmit`, `note`, `exit`, `clone`).
+//! - `conjunction`: `conjunction(id,k/n)` (its rules in `flow_text::conj`).
 //! - `control`: the instructions written as actions (`drop`, `meter`, `goto_table`,
 //!   `write_metadata`).
 //! - `table`: the name table and the list parsers.
@@ -22,6 +23,7 @@
 //! (and an arm in `format` when it has its own API message).
 
 mod call;
+mod conjunction;
 mod conntrack;
 mod control;
 mod format;

@@ -7,7 +7,7 @@ use super::super::lexer::{Result, Tok, split_tokens};
 use super::super::ports::parse_port_number;
 use super::call::{ActionCtx, Call, Item, output};
 use super::headers::normalize_vlan;
-use super::{conntrack, control, headers, mpls, nicira, output as out, set_field};
+use super::{conjunction, conntrack, control, headers, mpls, nicira, output as out, set_field};
 
 /// Parses one action; errors point into the token.
 type ParseFn = fn(&Call<'_>) -> Result<Item>;
@@ -56,6 +56,7 @@ pub(super) const ACTIONS: &[(&[&str], ParseFn)] = &[
     (&["exit"], nicira::exit),
     (&["clone"], nicira::clone),
     (&["multipath"], nicira::multipath),
+    (&["conjunction"], conjunction::conjunction),
     (
         &[
             "mod_dl_src",
@@ -117,7 +118,6 @@ const NOT_YET: &[&str] = &[
     "nat",
     "bundle",
     "bundle_load",
-    "conjunction",
     "check_pkt_larger",
     "delete_field",
 ];
