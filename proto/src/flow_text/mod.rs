@@ -93,6 +93,8 @@ pub use size::{check_flow_size, flow_mod_bytes};
 #[cfg(test)]
 mod actset_tests;
 #[cfg(test)]
+mod conj_tests;
+#[cfg(test)]
 mod nicira_tests;
 #[cfg(test)]
 mod tests;

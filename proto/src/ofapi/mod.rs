@@ -30,4 +30,6 @@ pub mod instructions;
 pub mod matches;
 pub mod meters;
 mod nx;
+#[cfg(test)]
+mod conj_tests;
 pub mod ports;
