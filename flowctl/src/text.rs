@@ -431,7 +431,7 @@ pub fn event_text(ev: &StreamMessageResponse) -> Option<String> {
             p.total_len,
             p.data.len(),
             p.r#match.as_ref().map(format_match).unwrap_or_default()
-        ),
+        ) + &packet_in_extra(p),
         Update::FlowRemoved(f) => format!(
             "flow_removed reason={} table_id={} priority={} cookie=0x{:x} duration={} idle_timeout={} hard_timeout={} n_packets={} n_bytes={} match={}",
             enum_text(
@@ -506,3 +506,16 @@ pub fn short_hex(data: &[u8]) -> String {
 #[cfg(test)]
 #[path = "text_tests.rs"]
 mod tests;
+
+/// A packet-in's ` controller_id=N userdata=XX.XX` when its flow named them.
+fn packet_in_extra(p: &proto::v1::PacketIn) -> String {
+    let mut s = String::new();
+    if p.controller_id != 0 {
+        s += &format!(" controller_id={}", p.controller_id);
+    }
+    if !p.userdata.is_empty() {
+        let b: Vec<String> = p.userdata.iter().map(|b| format!("{b:02x}")).collect();
+        s += &format!(" userdata={}", b.join("."));
+    }
+    s
+}

@@ -453,6 +453,7 @@ fn convert_action(
             }
         }
         action::Action::Conjunction(c) => crate::convert_ins::conjunction(c, cx)?,
+        action::Action::Controller(c) => crate::convert_ins::controller(c, cx)?,
         nx => return nicira_action(nx, ports, cx),
     }))
 }

@@ -18,6 +18,26 @@ use crate::conntrack::CtAction;
 use crate::flow::{Field, Subfield};
 use crate::types::{GroupId, MeterId, PortNo, TableId};
 
+/// Why a packet goes to the controller (OpenFlow's packet-in reasons).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PacketInReason {
+    /// A table-miss flow (priority 0, empty match) sent it: OpenFlow's `no_match`.
+    NoMatch,
+    /// An explicit `controller` action of any other flow.
+    Action,
+    /// `controller` inside a group bucket.
+    Group,
+    /// `controller(reason=invalid_ttl)`.
+    InvalidTtl,
+    /// `controller(reason=action_set)`.
+    ActionSet,
+    /// `controller(reason=packet_out)`.
+    PacketOut,
+}
+
+/// [`Action::Controller`]'s `userdata` when it has none.
+pub const NO_USERDATA: u16 = u16::MAX;
+
 /// One OpenFlow action.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Action {
@@ -35,6 +55,20 @@ pub enum Action {
     Controller {
         /// Bytes of the packet included in the packet-in (0xffff: all).
         max_len: u16,
+    },
+    /// [`Action::Controller`] with Open vSwitch's `controller(...)` arguments: the reason
+    /// the packet-in gives, the controller connection it is for, and userdata.
+    ControllerWith {
+        /// Bytes of the packet included in the packet-in (0xffff: all).
+        max_len: u16,
+        /// The reason the packet-in gives (`None`: the flow's, `no_match` for the
+        /// table-miss flow, else `action`).
+        reason: Option<PacketInReason>,
+        /// The controller connection id it is for (0: the default).
+        id: u16,
+        /// Index of its userdata in the flow's [`Instructions::userdata`] ([`NO_USERDATA`]:
+        /// none; only in a flow's own actions).
+        userdata: u16,
     },
     /// Write a field of the packet. `value` is in the field's units (see [`Field`]).
     SetField {
@@ -203,6 +237,8 @@ pub struct Instructions {
     pub write_metadata: Option<(u64, u64)>,
     /// Continue in a later table.
     pub goto_table: Option<TableId>,
+    /// The userdata of the flow's `controller` actions, which they name by index.
+    pub userdata: Arc<[Arc<[u8]>]>,
 }
 
 impl Instructions {

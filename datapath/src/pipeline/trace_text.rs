@@ -211,6 +211,19 @@ pub fn action(a: &Action, work: &FlowKey) -> String {
         Action::All => "all".into(),
         Action::Normal => "NORMAL".into(),
         Action::Controller { max_len } => format!("controller(max_len={max_len})"),
+        Action::ControllerWith {
+            max_len,
+            reason,
+            id,
+            userdata,
+        } => format!(
+            "controller(max_len={max_len},reason={reason:?},id={id}{})",
+            if userdata == crate::actions::NO_USERDATA {
+                ""
+            } else {
+                ",userdata"
+            }
+        ),
         Action::SetField { field, value: v } => {
             format!("set_field:{}->{}", value(field, v), name(field))
         }

@@ -100,6 +100,7 @@ pub(in super::super) fn format_action(a: &Action, out: &mut Vec<String>) {
             )
         }
         action::Action::Conjunction(c) => super::super::conj::conjunction_text(c),
+        action::Action::Controller(c) => super::controller::controller_text(c),
         action::Action::Clone(c) => {
             let mut inner = Vec::new();
             for a in &c.actions {

@@ -4,7 +4,8 @@
 //! - `call`: one action token split into name and argument, where it is parsed (a flow's
 //!   action list or a group bucket), and what parsing yields (an action, or an instruction
 //!   written among the actions: `meter`, `write_metadata`, `goto_table`, `drop`).
-//! - `output`: where the packet goes (`output`, reserved ports, `controller`, `group`,
+//! - `controller`: `controller(...)` with Open vSwitch's packet-in arguments.
+//! - `output`: where the packet goes (`output`, reserved ports, `group`,
 //!   `set_queue`, `enqueue`, `pop_queue`, a bare port number or name).
 //! - `headers`: VLAN tags and TTL (`push_vlan`, `pop_vlan`, `dec_ttl`, the OpenFlow 1.0
 //!   `mod_vlan_*` / `set_vlan_*`).
@@ -26,6 +27,7 @@ mod call;
 mod conjunction;
 mod conntrack;
 mod control;
+mod controller;
 mod format;
 mod headers;
 mod mpls;

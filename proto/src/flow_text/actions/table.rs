@@ -7,7 +7,7 @@ use super::super::lexer::{Result, Tok, split_tokens};
 use super::super::ports::parse_port_number;
 use super::call::{ActionCtx, Call, Item, output};
 use super::headers::normalize_vlan;
-use super::{conjunction, conntrack, control, headers, mpls, nicira, output as out, set_field};
+use super::{conjunction, conntrack, controller, control, headers, mpls, nicira, output as out, set_field};
 
 /// Parses one action; errors point into the token.
 type ParseFn = fn(&Call<'_>) -> Result<Item>;
@@ -16,7 +16,7 @@ type ParseFn = fn(&Call<'_>) -> Result<Item>;
 pub(super) const ACTIONS: &[(&[&str], ParseFn)] = &[
     (&["drop"], control::drop),
     (&["output"], out::output),
-    (&["controller"], out::controller),
+    (&["controller"], controller::controller),
     (
         &["in_port", "normal", "flood", "all", "local"],
         out::reserved,
