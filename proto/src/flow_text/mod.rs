@@ -95,6 +95,8 @@ mod actset_tests;
 #[cfg(test)]
 mod conj_tests;
 #[cfg(test)]
+mod controller_tests;
+#[cfg(test)]
 mod nicira_tests;
 #[cfg(test)]
 mod tests;

@@ -30,6 +30,9 @@ pub mod instructions;
 pub mod matches;
 pub mod meters;
 mod nx;
+mod nx_controller;
 #[cfg(test)]
 mod conj_tests;
+#[cfg(test)]
+mod controller_tests;
 pub mod ports;

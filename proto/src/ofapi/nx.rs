@@ -293,6 +293,12 @@ pub(super) fn to_api(
                 n_clauses: u32::from(n_clauses),
             })
         }
+        NxAction::Controller {
+            max_len,
+            controller_id,
+            reason,
+        } => super::nx_controller::controller_to_api(max_len, controller_id, reason)?,
+        NxAction::Controller2(props) => super::nx_controller::controller2_to_api(props)?,
         NxAction::Ct(ref ct) => A::Ct(ct_to_api(ct)?),
         NxAction::CtClear => A::CtClear(v1::CtClear {}),
         // dec_ttl(ids): the controllers told of an expired TTL (ids are 16 bits each).
@@ -554,6 +560,7 @@ pub(super) fn emit(a: &action::Action, out: &mut Vec<u8>) -> bool {
             },
             out,
         ),
+        A::Controller(c) => super::nx_controller::emit(c, out),
         A::Ct(c) => emit_ct(c, out),
         _ => return false,
     }

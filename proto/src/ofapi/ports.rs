@@ -234,7 +234,6 @@ mod tests {
             data: vec![0xaa; 100],
             total_len: 100,
             ..Default::default()
-            ..Default::default()
         };
         let mut out = Vec::new();
         put_packet_in(&p, 64, LocalPort::default(), &mut out);
