@@ -135,7 +135,12 @@ fn clauses_of_different_priorities_are_different_conjunctions() {
     let mut br = Bridge::new(3);
     br.add_actions(0, 100, &[IP, src(1)], vec![conj(7, 1, 2)]);
     br.add_actions(0, 90, &[IP, UDP, dport(80)], vec![conj(7, 2, 2)]);
-    br.add_actions(0, 100, &[(Field::ConjId, 7)], vec![Action::Output(PortNo(2))]);
+    br.add_actions(
+        0,
+        100,
+        &[(Field::ConjId, 7)],
+        vec![Action::Output(PortNo(2))],
+    );
     br.add_actions(0, 1, &[], vec![Action::Output(PortNo(3))]);
     br.send(1, &[udp(1, 80)]);
     assert!(br.out(2).is_empty());
@@ -152,7 +157,12 @@ fn a_satisfied_conjunction_without_its_flow_falls_back_to_the_next() {
             br.add_actions(0, prio, &[IP, src(1)], vec![conj(id, 1, 2)]);
             br.add_actions(0, prio, &[IP, UDP, dport(80)], vec![conj(id, 2, 2)]);
         }
-        br.add_actions(0, 50, &[(Field::ConjId, 8)], vec![Action::Output(PortNo(4))]);
+        br.add_actions(
+            0,
+            50,
+            &[(Field::ConjId, 8)],
+            vec![Action::Output(PortNo(4))],
+        );
         let frames: Vec<Vec<u8>> = (0..burst).map(|_| udp(1, 80)).collect();
         br.send(1, &frames);
         assert_eq!(br.out(4).len(), burst, "burst {burst}");
@@ -175,8 +185,18 @@ fn one_flow_may_be_a_clause_of_several_conjunctions_and_three_clauses_need_all_t
     br.add_actions(0, 10, &[IP, UDP, dport(80)], vec![conj(1, 2, 2)]);
     br.add_actions(0, 10, &[IP, UDP, dport(443)], vec![conj(2, 2, 3)]);
     br.add_actions(0, 10, &[IP, (Field::IpTtl, 64)], vec![conj(2, 3, 3)]);
-    br.add_actions(0, 10, &[(Field::ConjId, 1)], vec![Action::Output(PortNo(2))]);
-    br.add_actions(0, 10, &[(Field::ConjId, 2)], vec![Action::Output(PortNo(4))]);
+    br.add_actions(
+        0,
+        10,
+        &[(Field::ConjId, 1)],
+        vec![Action::Output(PortNo(2))],
+    );
+    br.add_actions(
+        0,
+        10,
+        &[(Field::ConjId, 2)],
+        vec![Action::Output(PortNo(4))],
+    );
     br.add_actions(0, 1, &[], vec![Action::Output(PortNo(3))]);
     br.send(1, &[udp(1, 80), udp(1, 443), udp(2, 443)]);
     assert_eq!(br.out(2), vec![udp(1, 80)]);
@@ -205,11 +225,20 @@ fn a_megaflow_of_a_conjunction_never_carries_conj_id() {
 #[derive(Clone, Debug)]
 enum F {
     /// A clause: (conjunction, its priority slot) for source `src` or port `dport`.
-    Clause { id: u32, src: Option<u8>, dport: Option<u16>, k: u8 },
+    Clause {
+        id: u32,
+        src: Option<u8>,
+        dport: Option<u16>,
+        k: u8,
+    },
     /// `conj_id=id` to port `out`.
     Target { id: u32, out: u32 },
     /// A plain flow at `prio` on an optional source, to port `out`.
-    Plain { prio: u16, src: Option<u8>, out: u32 },
+    Plain {
+        prio: u16,
+        src: Option<u8>,
+        out: u32,
+    },
 }
 
 /// Each conjunction has its own priority (several satisfied at one priority choose one
@@ -221,13 +250,26 @@ fn prio_of(id: u32) -> u16 {
 fn flow_strategy() -> impl Strategy<Value = F> {
     prop_oneof![
         (1u32..4, 1u8..4, any::<bool>()).prop_map(|(id, v, by_src)| if by_src {
-            F::Clause { id, src: Some(v), dport: None, k: 1 }
+            F::Clause {
+                id,
+                src: Some(v),
+                dport: None,
+                k: 1,
+            }
         } else {
-            F::Clause { id, src: None, dport: Some(u16::from(v)), k: 2 }
+            F::Clause {
+                id,
+                src: None,
+                dport: Some(u16::from(v)),
+                k: 2,
+            }
         }),
         (1u32..4, 2u32..5).prop_map(|(id, out)| F::Target { id, out }),
-        (0u16..45, prop::option::of(1u8..4), 2u32..5)
-            .prop_map(|(prio, src, out)| F::Plain { prio, src, out }),
+        (0u16..45, prop::option::of(1u8..4), 2u32..5).prop_map(|(prio, src, out)| F::Plain {
+            prio,
+            src,
+            out
+        }),
     ]
 }
 
@@ -250,7 +292,10 @@ fn model(flows: &[F], s: u8, p: u16) -> u32 {
     };
     let best_hard = |conj: u32| -> Option<&F> {
         let mut best: Option<&F> = None;
-        for f in flows.iter().filter(|f| !matches!(f, F::Clause { .. }) && matches(f, conj)) {
+        for f in flows
+            .iter()
+            .filter(|f| !matches!(f, F::Clause { .. }) && matches(f, conj))
+        {
             if best.is_none_or(|b| shape(f).0 > shape(b).0) {
                 best = Some(f);
             }
@@ -274,11 +319,12 @@ fn model(flows: &[F], s: u8, p: u16) -> u32 {
     ids.dedup();
     for id in ids {
         let has = |k: u8| {
-            flows
-                .iter()
-                .any(|f| matches!(*f, F::Clause { id: i, k: kk, .. } if i == id && kk == k) && matches(f, 0))
+            flows.iter().any(|f| {
+                matches!(*f, F::Clause { id: i, k: kk, .. } if i == id && kk == k) && matches(f, 0)
+            })
         };
-        if has(1) && has(2)
+        if has(1)
+            && has(2)
             && let Some(found) = best_hard(id)
         {
             return out(Some(found));

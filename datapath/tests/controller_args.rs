@@ -156,9 +156,11 @@ fn every_packet_in_carries_the_reason_id_and_userdata_its_flow_named() {
             && p.data.len() == p.total_len));
         let third: Vec<_> = pis.iter().filter(|p| p.controller_id == 9).collect();
         assert_eq!(third.len(), burst);
-        assert!(third
-            .iter()
-            .all(|p| p.userdata.is_none() && p.reason == PacketInReason::ActionSet));
+        assert!(
+            third
+                .iter()
+                .all(|p| p.userdata.is_none() && p.reason == PacketInReason::ActionSet)
+        );
     }
 }
 
@@ -208,7 +210,12 @@ fn a_resubmitted_flow_sends_its_own_userdata_and_the_resubmitting_flow_its_own()
 #[test]
 fn the_table_miss_flow_says_no_match_unless_it_names_a_reason() {
     let mut br = Bridge::new(2);
-    br.add(0, 0, &[], Instructions::actions(vec![ctl(64, None, 0, NO_USERDATA)]));
+    br.add(
+        0,
+        0,
+        &[],
+        Instructions::actions(vec![ctl(64, None, 0, NO_USERDATA)]),
+    );
     br.add(
         0,
         5,

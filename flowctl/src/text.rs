@@ -416,22 +416,24 @@ pub fn event_text(ev: &StreamMessageResponse) -> Option<String> {
     use stream_message_response::Update;
     let s = match ev.update.as_ref()? {
         Update::Arbitration(_) => return None,
-        Update::PacketIn(p) => format!(
-            "packet_in reason={} table_id={} cookie=0x{:x} in_port={} total_len={} data_len={} match={}",
-            enum_text(
-                PacketInReason::try_from(p.reason)
-                    .ok()
-                    .map(|r| r.as_str_name()),
-                "PACKET_IN_REASON_",
-                p.reason
-            ),
-            p.table_id,
-            p.cookie,
-            port_no_text(p.in_port),
-            p.total_len,
-            p.data.len(),
-            p.r#match.as_ref().map(format_match).unwrap_or_default()
-        ) + &packet_in_extra(p),
+        Update::PacketIn(p) => {
+            format!(
+                "packet_in reason={} table_id={} cookie=0x{:x} in_port={} total_len={} data_len={} match={}",
+                enum_text(
+                    PacketInReason::try_from(p.reason)
+                        .ok()
+                        .map(|r| r.as_str_name()),
+                    "PACKET_IN_REASON_",
+                    p.reason
+                ),
+                p.table_id,
+                p.cookie,
+                port_no_text(p.in_port),
+                p.total_len,
+                p.data.len(),
+                p.r#match.as_ref().map(format_match).unwrap_or_default()
+            ) + &packet_in_extra(p)
+        }
         Update::FlowRemoved(f) => format!(
             "flow_removed reason={} table_id={} priority={} cookie=0x{:x} duration={} idle_timeout={} hard_timeout={} n_packets={} n_bytes={} match={}",
             enum_text(

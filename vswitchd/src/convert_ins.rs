@@ -130,8 +130,8 @@ pub(crate) fn controller(c: &v1::ControllerAction, cx: Context<'_>) -> Result<Ac
             "userdata is in a flow's apply-actions only (not in group buckets or packet-outs)",
         ));
     }
-    let id = u16::try_from(c.id)
-        .map_err(|_| ApiError::invalid("controller.id", "must be 0..=65535"))?;
+    let id =
+        u16::try_from(c.id).map_err(|_| ApiError::invalid("controller.id", "must be 0..=65535"))?;
     let reason = match c.reason.map(v1::PacketInReason::try_from) {
         None | Some(Ok(v1::PacketInReason::Action)) => None,
         Some(Ok(v1::PacketInReason::NoMatch)) => Some(PacketInReason::NoMatch),
@@ -142,7 +142,9 @@ pub(crate) fn controller(c: &v1::ControllerAction, cx: Context<'_>) -> Result<Ac
         Some(Err(_)) => return Err(ApiError::invalid("controller.reason", "unknown reason")),
     };
     Ok(Action::ControllerWith {
-        max_len: c.max_len.map_or(u16::MAX, |l| l.min(u32::from(u16::MAX)) as u16),
+        max_len: c
+            .max_len
+            .map_or(u16::MAX, |l| l.min(u32::from(u16::MAX)) as u16),
         reason,
         id,
         userdata: NO_USERDATA,

@@ -46,20 +46,44 @@ fn conjunctions_are_refused_where_open_vswitch_refuses_them() {
     for (input, why) in [
         ("ip,actions=conjunction(1,1/1)", "at least 2 clauses"),
         ("ip,actions=conjunction(1,1/65)", "at most 64 clauses"),
-        ("ip,actions=conjunction(1,0/2)", "clause index must be positive"),
-        ("ip,actions=conjunction(1,3/2)", "less than or equal to number of clauses"),
+        (
+            "ip,actions=conjunction(1,0/2)",
+            "clause index must be positive",
+        ),
+        (
+            "ip,actions=conjunction(1,3/2)",
+            "less than or equal to number of clauses",
+        ),
         ("ip,actions=conjunction(1,1)", "syntax is"),
         ("ip,actions=conjunction(1/2)", "syntax is"),
         ("ip,actions=conjunction", "needs an argument"),
         ("ip,actions=conjunction(x,1/2)", "conjunction id"),
         ("ip,actions=conjunction(4294967296,1/2)", "conjunction id"),
-        ("ip,actions=conjunction(1,1/2),output:1", "along with \"note\""),
-        ("ip,actions=output:1,conjunction(1,1/2)", "along with \"note\""),
-        ("ip,actions=conjunction(1,1/2),goto_table:1", "no other instruction"),
-        ("ip,actions=meter:1,conjunction(1,1/2)", "no other instruction"),
-        ("ip,actions=conjunction(1,1/2),write_metadata:1", "no other instruction"),
+        (
+            "ip,actions=conjunction(1,1/2),output:1",
+            "along with \"note\"",
+        ),
+        (
+            "ip,actions=output:1,conjunction(1,1/2)",
+            "along with \"note\"",
+        ),
+        (
+            "ip,actions=conjunction(1,1/2),goto_table:1",
+            "no other instruction",
+        ),
+        (
+            "ip,actions=meter:1,conjunction(1,1/2)",
+            "no other instruction",
+        ),
+        (
+            "ip,actions=conjunction(1,1/2),write_metadata:1",
+            "no other instruction",
+        ),
         ("ip,actions=clone(conjunction(1,1/2))", "own list only"),
-        ("ip,actions=write_actions(conjunction(1,1/2))", "conjunction"),
+        (
+            "ip,actions=write_actions(conjunction(1,1/2))",
+            "conjunction",
+        ),
         ("conj_id=1/1,actions=drop", "mask"),
         ("ip,actions=set_field:1->conj_id", "conj_id"),
     ] {
@@ -72,9 +96,9 @@ fn conjunctions_are_refused_where_open_vswitch_refuses_them() {
 
 fn apply(actions: Vec<crate::v1::Action>) -> Instruction {
     Instruction {
-        instruction: Some(instruction::Instruction::ApplyActions(crate::v1::ApplyActions {
-            actions,
-        })),
+        instruction: Some(instruction::Instruction::ApplyActions(
+            crate::v1::ApplyActions { actions },
+        )),
     }
 }
 

@@ -48,12 +48,18 @@ fn what_this_switch_cannot_do_is_refused_with_the_reason() {
     for (input, why) in [
         ("actions=controller(pause)", "continuations"),
         ("actions=controller(meter_id=1)", "meter"),
-        ("actions=controller(reason=bogus)", "unknown controller reason"),
+        (
+            "actions=controller(reason=bogus)",
+            "unknown controller reason",
+        ),
         ("actions=controller(id=65536)", "controller id"),
         ("actions=controller(userdata=abc)", "hex bytes"),
         ("actions=controller(userdata=zz)", "hex bytes"),
         ("actions=controller(max_len=70000)", "max_len"),
-        ("actions=controller(speed=3)", "unsupported controller option"),
+        (
+            "actions=controller(speed=3)",
+            "unsupported controller option",
+        ),
     ] {
         let e = parse_flow(input).expect_err(input);
         assert!(e.to_string().contains(why), "{input}: {e}");

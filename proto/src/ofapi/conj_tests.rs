@@ -7,12 +7,12 @@ use crate::flow_text;
 use crate::openflow::actions::{Action, Actions};
 use crate::openflow::error::bad_match;
 use crate::openflow::error::nicira::BAD_CONJUNCTION;
-use crate::openflow::oxm::Match;
-use crate::openflow::wire::Reader;
 use crate::openflow::ids::TableId;
 use crate::openflow::instructions::{Instruction, Instructions};
 use crate::openflow::list::encode;
 use crate::openflow::nx_actions::NxAction;
+use crate::openflow::oxm::Match;
+use crate::openflow::wire::Reader;
 use crate::v1;
 use proptest::prelude::*;
 
@@ -73,13 +73,18 @@ fn bad_clause_numbers_and_mixed_actions_are_bad_conjunction() {
         n_clauses: 2,
         id: 1,
     });
-    let mixed = encode(&[conj, Action::Output {
-        port: crate::openflow::ids::PortNo(1),
-        max_len: 0,
-    }]);
+    let mixed = encode(&[
+        conj,
+        Action::Output {
+            port: crate::openflow::ids::PortNo(1),
+            max_len: 0,
+        },
+    ]);
     let only = encode(&[conj]);
     for ins in [
-        vec![Instruction::ApplyActions(Actions::new_checked(&mixed).unwrap())],
+        vec![Instruction::ApplyActions(
+            Actions::new_checked(&mixed).unwrap(),
+        )],
         vec![
             Instruction::ApplyActions(Actions::new_checked(&only).unwrap()),
             Instruction::GotoTable(TableId(3)),
@@ -93,7 +98,9 @@ fn bad_clause_numbers_and_mixed_actions_are_bad_conjunction() {
             "{ins:?}"
         );
     }
-    let bytes = encode(&[Instruction::ApplyActions(Actions::new_checked(&only).unwrap())]);
+    let bytes = encode(&[Instruction::ApplyActions(
+        Actions::new_checked(&only).unwrap(),
+    )]);
     let l = Instructions::new_checked(&bytes).unwrap();
     assert!(super::instructions::to_api(&l, 0, &m).is_ok());
 }

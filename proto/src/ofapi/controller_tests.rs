@@ -22,7 +22,10 @@ fn apply_of(text: &str) -> (Vec<v1::Action>, v1::Match) {
 }
 
 fn any_match() -> v1::Match {
-    flow_text::parse_flow("actions=drop").unwrap().r#match.unwrap_or_default()
+    flow_text::parse_flow("actions=drop")
+        .unwrap()
+        .r#match
+        .unwrap_or_default()
 }
 
 fn wire(a: &[v1::Action]) -> Vec<u8> {

@@ -52,11 +52,7 @@ fn max_len_to_api(n: u16) -> Option<u32> {
 }
 
 /// NXAST_CONTROLLER.
-pub(super) fn controller_to_api(
-    max_len: u16,
-    id: u16,
-    r: u8,
-) -> Result<action::Action, OfpError> {
+pub(super) fn controller_to_api(max_len: u16, id: u16, r: u8) -> Result<action::Action, OfpError> {
     Ok(to_api(v1::ControllerAction {
         max_len: max_len_to_api(max_len),
         reason: reason_to_api(r)?,
@@ -92,7 +88,9 @@ pub(super) fn controller2_to_api(props: List<'_, Prop<'_>>) -> Result<action::Ac
 /// Writes a `ControllerAction` as Open vSwitch does: NXAST_CONTROLLER2 when it has
 /// userdata, NXAST_CONTROLLER otherwise.
 pub(super) fn emit(c: &v1::ControllerAction, out: &mut Vec<u8>) {
-    let max_len = c.max_len.map_or(u16::MAX, |n| n.min(u32::from(u16::MAX)) as u16);
+    let max_len = c
+        .max_len
+        .map_or(u16::MAX, |n| n.min(u32::from(u16::MAX)) as u16);
     let id = c.id.min(u32::from(u16::MAX)) as u16;
     let r = reason_to_wire(c.reason);
     if c.userdata.is_empty() {
@@ -107,13 +105,22 @@ pub(super) fn emit(c: &v1::ControllerAction, out: &mut Vec<u8>) {
     let (ml, idb, rb) = (max_len.to_be_bytes(), id.to_be_bytes(), [r]);
     let mut props = Vec::new();
     if max_len != u16::MAX {
-        props.push(Prop { kind: controller2::MAX_LEN, value: &ml });
+        props.push(Prop {
+            kind: controller2::MAX_LEN,
+            value: &ml,
+        });
     }
     if id != 0 {
-        props.push(Prop { kind: controller2::CONTROLLER_ID, value: &idb });
+        props.push(Prop {
+            kind: controller2::CONTROLLER_ID,
+            value: &idb,
+        });
     }
     if r != reason::ACTION {
-        props.push(Prop { kind: controller2::REASON, value: &rb });
+        props.push(Prop {
+            kind: controller2::REASON,
+            value: &rb,
+        });
     }
     props.push(Prop {
         kind: controller2::USERDATA,

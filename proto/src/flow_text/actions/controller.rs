@@ -28,7 +28,10 @@ pub(super) fn controller(c: &Call<'_>) -> Result<Item> {
     };
     if !c.paren {
         let n = num_u32(a, 65535, "controller max_len")?;
-        return Ok(out(PortText::Reserved(ReservedPort::Controller), Some(n).filter(|&n| n != 65535)));
+        return Ok(out(
+            PortText::Reserved(ReservedPort::Controller),
+            Some(n).filter(|&n| n != 65535),
+        ));
     }
     let mut o = ControllerAction::default();
     for opt in split_tokens(a.text, a.at, false) {
@@ -105,11 +108,7 @@ pub(super) fn controller_text(o: &ControllerAction) -> String {
         parts.push(format!("id={}", o.id));
     }
     if !o.userdata.is_empty() {
-        let b: Vec<String> = o
-            .userdata
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let b: Vec<String> = o.userdata.iter().map(|b| format!("{b:02x}")).collect();
         parts.push(format!("userdata={}", b.join(".")));
     }
     format!("controller({})", parts.join(","))

@@ -7,7 +7,9 @@ use super::super::lexer::{Result, Tok, split_tokens};
 use super::super::ports::parse_port_number;
 use super::call::{ActionCtx, Call, Item, output};
 use super::headers::normalize_vlan;
-use super::{conjunction, conntrack, controller, control, headers, mpls, nicira, output as out, set_field};
+use super::{
+    conjunction, conntrack, control, controller, headers, mpls, nicira, output as out, set_field,
+};
 
 /// Parses one action; errors point into the token.
 type ParseFn = fn(&Call<'_>) -> Result<Item>;
