@@ -240,3 +240,27 @@ fn the_table_miss_flow_says_no_match_unless_it_names_a_reason() {
     assert_eq!(pis[2].controller_id, 3);
     assert!(pis.iter().all(|p| p.userdata.is_none()));
 }
+
+#[test]
+fn a_controller_output_in_the_action_set_gives_its_reason_and_id() {
+    for burst in BURSTS {
+        let mut br = Bridge::new(2);
+        br.add(
+            0,
+            10,
+            &[],
+            Instructions {
+                write_actions: vec![ctl(32, Some(PacketInReason::ActionSet), 4, NO_USERDATA)]
+                    .into(),
+                ..Instructions::default()
+            },
+        );
+        br.send(&frames(burst));
+        let pis = br.packet_ins();
+        assert_eq!(pis.len(), burst, "burst {burst}");
+        assert!(pis.iter().all(|p| p.reason == PacketInReason::ActionSet
+            && p.controller_id == 4
+            && p.data.len() == 32
+            && p.userdata.is_none()));
+    }
+}

@@ -31,6 +31,11 @@ const PRINTED: &[(&str, &str)] = &[
         "actions=controller(reason=no_match,max_len=65535)",
         "actions=controller(reason=no_match)",
     ),
+    // In the action set, without userdata.
+    (
+        "actions=write_actions(controller(reason=action_set,id=3))",
+        "actions=write_actions(controller(reason=action_set,id=3))",
+    ),
 ];
 
 #[test]
@@ -59,6 +64,10 @@ fn what_this_switch_cannot_do_is_refused_with_the_reason() {
         (
             "actions=controller(speed=3)",
             "unsupported controller option",
+        ),
+        (
+            "actions=write_actions(controller(userdata=01))",
+            "apply-actions only",
         ),
     ] {
         let e = parse_flow(input).expect_err(input);
