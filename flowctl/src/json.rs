@@ -211,6 +211,19 @@ pub fn action_json(a: &Action) -> Value {
             "arg": m.arg,
             "dst": subfield_json(m.dst.as_ref()),
         } }),
+        Some(action::Action::Conjunction(c)) => json!({ "conjunction": {
+            "id": c.id,
+            "clause": c.clause,
+            "n_clauses": c.n_clauses,
+        } }),
+        Some(action::Action::Controller(c)) => json!({ "controller": {
+            "max_len": c.max_len,
+            "reason": c.reason
+                .and_then(|r| proto::v1::PacketInReason::try_from(r).ok())
+                .map(|r| r.as_str_name()),
+            "id": c.id,
+            "userdata": c.userdata.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join("."),
+        } }),
         Some(action::Action::Clone(c)) => {
             json!({ "clone": c.actions.iter().map(action_json).collect::<Vec<_>>() })
         }
@@ -531,6 +544,8 @@ pub fn event_json(ev: &StreamMessageResponse) -> Option<Value> {
             "match": match_json(p.r#match.as_ref()),
             "match_text": p.r#match.as_ref().map(proto::flow_text::format_match).unwrap_or_default(),
             "data": hex_text(&p.data),
+            "controller_id": p.controller_id,
+            "userdata": hex_text(&p.userdata),
         }),
         Update::FlowRemoved(f) => json!({
             "event": "flow_removed",
@@ -703,6 +718,7 @@ mod tests {
                 in_port: 1,
                 data: vec![1, 2],
                 total_len: 60,
+                ..Default::default()
             })),
         };
         let v = event_json(&ev).unwrap();

@@ -416,22 +416,24 @@ pub fn event_text(ev: &StreamMessageResponse) -> Option<String> {
     use stream_message_response::Update;
     let s = match ev.update.as_ref()? {
         Update::Arbitration(_) => return None,
-        Update::PacketIn(p) => format!(
-            "packet_in reason={} table_id={} cookie=0x{:x} in_port={} total_len={} data_len={} match={}",
-            enum_text(
-                PacketInReason::try_from(p.reason)
-                    .ok()
-                    .map(|r| r.as_str_name()),
-                "PACKET_IN_REASON_",
-                p.reason
-            ),
-            p.table_id,
-            p.cookie,
-            port_no_text(p.in_port),
-            p.total_len,
-            p.data.len(),
-            p.r#match.as_ref().map(format_match).unwrap_or_default()
-        ),
+        Update::PacketIn(p) => {
+            format!(
+                "packet_in reason={} table_id={} cookie=0x{:x} in_port={} total_len={} data_len={} match={}",
+                enum_text(
+                    PacketInReason::try_from(p.reason)
+                        .ok()
+                        .map(|r| r.as_str_name()),
+                    "PACKET_IN_REASON_",
+                    p.reason
+                ),
+                p.table_id,
+                p.cookie,
+                port_no_text(p.in_port),
+                p.total_len,
+                p.data.len(),
+                p.r#match.as_ref().map(format_match).unwrap_or_default()
+            ) + &packet_in_extra(p)
+        }
         Update::FlowRemoved(f) => format!(
             "flow_removed reason={} table_id={} priority={} cookie=0x{:x} duration={} idle_timeout={} hard_timeout={} n_packets={} n_bytes={} match={}",
             enum_text(
@@ -506,3 +508,16 @@ pub fn short_hex(data: &[u8]) -> String {
 #[cfg(test)]
 #[path = "text_tests.rs"]
 mod tests;
+
+/// A packet-in's ` controller_id=N userdata=XX.XX` when its flow named them.
+fn packet_in_extra(p: &proto::v1::PacketIn) -> String {
+    let mut s = String::new();
+    if p.controller_id != 0 {
+        s += &format!(" controller_id={}", p.controller_id);
+    }
+    if !p.userdata.is_empty() {
+        let b: Vec<String> = p.userdata.iter().map(|b| format!("{b:02x}")).collect();
+        s += &format!(" userdata={}", b.join("."));
+    }
+    s
+}

@@ -266,6 +266,7 @@ fn event_lines() {
             in_port: 1,
             data: vec![0; 60],
             total_len: 60,
+            ..Default::default()
         })),
     };
     assert_eq!(

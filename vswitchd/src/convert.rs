@@ -129,6 +129,7 @@ pub(crate) fn place(f: Field) -> Option<(DpField, u32)> {
         Field::Xxreg2 => (D::Xxreg(2), 0),
         Field::Xxreg3 => (D::Xxreg(3), 0),
         Field::ActsetOutput => (D::ActsetOutput, 0),
+        Field::ConjId => (D::ConjId, 0),
         Field::Unspecified => return None,
     })
 }
@@ -451,6 +452,8 @@ fn convert_action(
                 push: true,
             }
         }
+        action::Action::Conjunction(c) => crate::convert_ins::conjunction(c, cx)?,
+        action::Action::Controller(c) => crate::convert_ins::controller(c, cx)?,
         nx => return nicira_action(nx, ports, cx),
     }))
 }

@@ -18,6 +18,26 @@ use crate::conntrack::CtAction;
 use crate::flow::{Field, Subfield};
 use crate::types::{GroupId, MeterId, PortNo, TableId};
 
+/// Why a packet goes to the controller (OpenFlow's packet-in reasons).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PacketInReason {
+    /// A table-miss flow (priority 0, empty match) sent it: OpenFlow's `no_match`.
+    NoMatch,
+    /// An explicit `controller` action of any other flow.
+    Action,
+    /// `controller` inside a group bucket.
+    Group,
+    /// `controller(reason=invalid_ttl)`.
+    InvalidTtl,
+    /// `controller(reason=action_set)`.
+    ActionSet,
+    /// `controller(reason=packet_out)`.
+    PacketOut,
+}
+
+/// [`Action::Controller`]'s `userdata` when it has none.
+pub const NO_USERDATA: u16 = u16::MAX;
+
 /// One OpenFlow action.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Action {
@@ -35,6 +55,20 @@ pub enum Action {
     Controller {
         /// Bytes of the packet included in the packet-in (0xffff: all).
         max_len: u16,
+    },
+    /// [`Action::Controller`] with Open vSwitch's `controller(...)` arguments: the reason
+    /// the packet-in gives, the controller connection it is for, and userdata.
+    ControllerWith {
+        /// Bytes of the packet included in the packet-in (0xffff: all).
+        max_len: u16,
+        /// The reason the packet-in gives (`None`: the flow's, `no_match` for the
+        /// table-miss flow, else `action`).
+        reason: Option<PacketInReason>,
+        /// The controller connection id it is for (0: the default).
+        id: u16,
+        /// Index of its userdata in the flow's [`Instructions::userdata`] ([`NO_USERDATA`]:
+        /// none; only in a flow's own actions).
+        userdata: u16,
     },
     /// Write a field of the packet. `value` is in the field's units (see [`Field`]).
     SetField {
@@ -171,6 +205,19 @@ pub enum Action {
         /// Where the link goes.
         dst: Subfield,
     },
+    /// The flow is clause `clause` (0-based) of conjunction `id`, which has `n_clauses`
+    /// clauses (Open vSwitch's `conjunction(id, k/n)`). A flow with these actions has no
+    /// other: the classifier never returns it; a packet that matches one flow of every
+    /// clause of `id` (all of one priority) is looked up again with `conj_id = id` (see
+    /// `classifier::conj`).
+    Conjunction {
+        /// Conjunction id (what `conj_id` matches).
+        id: u32,
+        /// This flow's clause, `0..n_clauses`.
+        clause: u8,
+        /// Clauses of the conjunction, 2..=64.
+        n_clauses: u8,
+    },
 }
 
 /// The instructions of one flow, in OpenFlow 1.3 execution order:
@@ -190,6 +237,8 @@ pub struct Instructions {
     pub write_metadata: Option<(u64, u64)>,
     /// Continue in a later table.
     pub goto_table: Option<TableId>,
+    /// The userdata of the flow's `controller` actions, which they name by index.
+    pub userdata: Arc<[Arc<[u8]>]>,
 }
 
 impl Instructions {
@@ -211,6 +260,17 @@ impl Instructions {
                 Action::Output(p) | Action::Enqueue { port: p, .. } => p == port,
                 _ => false,
             })
+    }
+
+    /// True when this is a flow of conjunctive clauses (its actions are all
+    /// [`Action::Conjunction`]): the classifier treats it as a soft match.
+    #[inline]
+    pub fn is_conjunctive(&self) -> bool {
+        !self.apply.is_empty()
+            && self
+                .apply
+                .iter()
+                .all(|a| matches!(a, Action::Conjunction { .. }))
     }
 
     /// True when any action sends the packet to `group` (for out_group filters), the

@@ -11,10 +11,12 @@
 //! flow; non-strict modify/delete select every flow whose match is the filter's or more
 //! specific, strict ones the flow with exactly that match and priority; cookies filter under
 //! a mask; delete can filter by output port or group; modify keeps counters unless
-//! `reset_counts`. `goto_table` must point forward.
+//! `reset_counts`. `goto_table` must point forward. Flows of `conjunction` clauses are
+//! soft matches (see `conj`).
 //!
 //! Thread-safety: immutable values, shared by `Arc`.
 
+mod conj;
 pub mod rule;
 pub mod table;
 

@@ -7,6 +7,10 @@
 //! copy of the touched subtable's header, so every published version stays intact for the
 //! poll threads still reading it.
 //!
+//! Flows of conjunctive clauses (`conjunction(id, k/n)` actions, see [`super::conj`]) are
+//! soft matches: a table holding any is looked up by `lookup_conjunctive`, the others by
+//! the plain loop.
+//!
 //! Thread-safety: immutable once published; shared by `Arc`.
 
 use std::hash::{BuildHasher, Hash, Hasher};
@@ -14,8 +18,9 @@ use std::hash::{BuildHasher, Hash, Hasher};
 use arrayvec::ArrayVec;
 use std::sync::Arc;
 
+use super::conj;
 use super::rule::Rule;
-use crate::flow::{FlowKey, FlowMask, KEY_WORDS, hash_words};
+use crate::flow::{Field, FlowKey, FlowMask, KEY_WORDS, hash_words};
 
 /// A fast hasher for flow keys (multiply-xor per word; keys are not attacker-chosen in
 /// bulk here: rules come from the controller).
@@ -136,6 +141,8 @@ fn better(a: &Rule, b: &Rule) -> bool {
 pub struct Table {
     subtables: Vec<Arc<Subtable>>,
     len: usize,
+    /// Flows of conjunctive clauses among them.
+    soft: usize,
 }
 
 impl Table {
@@ -157,8 +164,15 @@ impl Table {
     /// The highest-priority rule matching `key` (ties: the oldest). ORs into `wc` the mask
     /// of every subtable probed, so that every key agreeing with `key` on `wc` gets the
     /// same answer.
+    ///
+    /// A flow of conjunctive clauses is never the answer: when a packet matches a flow of
+    /// every clause of a conjunction (at one priority, above the best other flow), the
+    /// answer is the flow found when looking again with `conj_id` set to its id.
     #[inline]
     pub fn lookup(&self, key: &FlowKey, wc: &mut FlowMask) -> Option<&Arc<Rule>> {
+        if self.soft != 0 {
+            return self.lookup_conjunctive(key, wc);
+        }
         let mut best: Option<&Arc<Rule>> = None;
         for st in &self.subtables {
             if let Some(b) = best
@@ -176,6 +190,60 @@ impl Table {
             }
         }
         best
+    }
+
+    /// [`Table::lookup`] in a table with flows of clauses (Open vSwitch's
+    /// `classifier_lookup__`): the best other flow and every clause flow matched above it,
+    /// then [`conj::resolve`] looks again for the conjunctions they satisfy.
+    #[cold]
+    fn lookup_conjunctive(&self, key: &FlowKey, wc: &mut FlowMask) -> Option<&Arc<Rule>> {
+        let mut soft = Vec::new();
+        let hard = self.probe(key, wc, Some(&mut soft));
+        conj::resolve(hard, soft, |id| {
+            let mut again = *key;
+            again.set(Field::ConjId, u128::from(id));
+            self.probe(&again, wc, None)
+        })
+    }
+
+    /// The best flow that is not one of clauses, matching `key` (consulted fields into
+    /// `wc`); each clause flow that matches with a higher priority goes into `soft` when
+    /// given, and is passed over either way.
+    fn probe<'a>(
+        &'a self,
+        key: &FlowKey,
+        wc: &mut FlowMask,
+        mut soft: Option<&mut Vec<&'a Arc<Rule>>>,
+    ) -> Option<&'a Arc<Rule>> {
+        let mut hard: Option<&Arc<Rule>> = None;
+        for st in &self.subtables {
+            if let Some(b) = hard
+                && b.spec.priority > st.max_priority
+            {
+                break;
+            }
+            wc.or_assign(&st.mask);
+            let (sk, masked) = st.subkey(key);
+            let Some(list) = st.map.get(&sk) else {
+                continue;
+            };
+            // Best first: stop at the first flow that is not better than `hard`, or at
+            // the first other flow.
+            for r in list.iter().filter(|r| r.spec.key == masked) {
+                if hard.is_some_and(|b| !better(r, b)) {
+                    break;
+                }
+                if r.spec.instructions.is_conjunctive() {
+                    if let Some(s) = soft.as_deref_mut() {
+                        s.push(r);
+                    }
+                } else {
+                    hard = Some(r);
+                    break;
+                }
+            }
+        }
+        hard
     }
 
     /// The rule with exactly this match and priority.
@@ -218,6 +286,7 @@ impl Table {
         st.max_priority = st.max_priority.max(prio);
         st.len += 1;
         self.len += 1;
+        self.soft += usize::from(rule.spec.instructions.is_conjunctive());
         self.sort();
     }
 
@@ -247,6 +316,7 @@ impl Table {
         st.max_priority = st.priorities.get_max().map_or(0, |(p, _)| *p);
         st.len -= 1;
         self.len -= 1;
+        self.soft -= usize::from(removed.spec.instructions.is_conjunctive());
         if st.len == 0 {
             self.subtables.remove(pos);
         }
@@ -267,6 +337,8 @@ impl Table {
         let Some(i) = list.iter().position(|r| r.id == new.id) else {
             return false;
         };
+        let was = usize::from(list[i].spec.instructions.is_conjunctive());
+        self.soft = self.soft - was + usize::from(new.spec.instructions.is_conjunctive());
         list[i] = new;
         st.map.insert(sk, list);
         true

@@ -11,7 +11,9 @@
 //! packet mark) are pipeline state. All but the packet words are zero on ingress. The
 //! exact-match cache keys on the packet words (it serves ingress lookups only); the megaflow
 //! cache on every word, so a recirculated packet's lookup depends on its ct state and on the
-//! pipeline state it was recirculated with.
+//! pipeline state it was recirculated with. The last word holds `conj_id`, which only a
+//! table lookup sets, for its own second pass (see `classifier::conj`): zero everywhere
+//! else, and never in a megaflow's mask.
 //!
 //! Registers: `reg0`..`reg15` are 32 bits each, two to a word with the even register in the
 //! high half, so that `xregN` (64 bits: `reg2N` high, `reg2N+1` low) is one whole word and
@@ -35,7 +37,7 @@
 use std::fmt;
 
 /// Number of 64-bit words in a key.
-pub const KEY_WORDS: usize = 31;
+pub const KEY_WORDS: usize = 32;
 /// Number of leading words that come from the packet (and tunnel metadata).
 pub const PKT_WORDS: usize = 13;
 /// Number of words after the packet words that hold the connection-tracking state and the
@@ -172,6 +174,9 @@ pub enum Field {
     /// numbers), 0 when it has none or has a group (OpenFlow's UNSET). Pipeline state
     /// that only the walk of the tables writes (`write_actions`, `clear_actions`).
     ActsetOutput,
+    /// The conjunction id a table's lookup found satisfied (`conj_id`): set only while that
+    /// lookup looks again for the flow that matches it, zero in every packet's key.
+    ConjId,
 }
 
 /// Where a field lives: `bits` bits starting at bit `shift` of word `word`. Fields wider
@@ -223,7 +228,7 @@ impl Field {
     ];
 
     /// All fields that own their bits, in layout order (registers expanded).
-    pub const ALL: [Field; 53] = [
+    pub const ALL: [Field; 54] = [
         Field::InPort,
         Field::EthType,
         Field::VlanTci,
@@ -277,6 +282,7 @@ impl Field {
         Field::CtLabel,
         Field::CtIpv6Src,
         Field::CtIpv6Dst,
+        Field::ConjId,
     ];
 
     /// False for a field that overlays another protocol's bits ([`Field::OVERLAYS`]) when
@@ -336,6 +342,7 @@ impl Field {
             Field::NdTarget => FieldRange::wide(3, 10),
             Field::PktMark => FieldRange::new(STATE_WORD + 9, 0, 32),
             Field::ActsetOutput => FieldRange::new(STATE_WORD + 9, 32, 32),
+            Field::ConjId => FieldRange::new(STATE_WORD + 10, 0, 32),
             // The connection-tracking words, PKT_WORDS.. (the tuple as the tracker stores
             // it: an IPv4 address in the low bits of the IPv6 field).
             Field::CtState => FieldRange::new(PKT_WORDS, 0, 8),
@@ -378,6 +385,7 @@ impl Field {
                 | Field::MplsBos
                 | Field::TunFlags
                 | Field::ActsetOutput
+                | Field::ConjId
         ) || self.is_ct()
     }
 

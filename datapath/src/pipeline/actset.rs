@@ -33,7 +33,7 @@ fn output_port(a: &Action) -> Option<u32> {
         Action::Flood => PortNo::FLOOD.0,
         Action::All => PortNo::ALL.0,
         Action::Normal => PortNo::NORMAL.0,
-        Action::Controller { .. } => PortNo::CONTROLLER.0,
+        Action::Controller { .. } | Action::ControllerWith { .. } => PortNo::CONTROLLER.0,
         _ => return None,
     })
 }

@@ -8,16 +8,10 @@ use crate::conntrack::CtAction;
 use crate::flow::Field;
 use crate::types::{GroupId, MeterId, PortNo, TableId};
 
-/// Why a packet goes to the controller.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PacketInReason {
-    /// A table-miss flow (priority 0, empty match) sent it: OpenFlow's `no_match`.
-    NoMatch,
-    /// An explicit `controller` action of any other flow.
-    Action,
-    /// `controller` inside a group bucket.
-    Group,
-}
+pub use crate::actions::PacketInReason;
+
+/// [`DpAction::Controller`]'s `userdata` when it has none.
+pub const NO_USERDATA: u16 = u16::MAX;
 
 /// One compiled datapath operation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,6 +36,10 @@ pub enum DpAction {
         cookie: u64,
         /// Bytes of packet data to include.
         max_len: u16,
+        /// The controller connection id it is for (0: the default).
+        id: u16,
+        /// Index of its userdata in the translation's `userdata` ([`NO_USERDATA`]: none).
+        userdata: u16,
     },
     /// Rewrite a field.
     SetField(Field, u128),
@@ -117,6 +115,22 @@ impl DpAction {
                 table,
                 cookie,
                 max_len,
+                id: 0,
+                userdata: NO_USERDATA,
+            },
+            // The walk of the tables resolves the userdata (`Walk::actions`).
+            Action::ControllerWith {
+                max_len,
+                reason: given,
+                id,
+                ..
+            } => DpAction::Controller {
+                reason: given.unwrap_or(reason),
+                table,
+                cookie,
+                max_len,
+                id,
+                userdata: NO_USERDATA,
             },
             Action::SetField { field, value } => DpAction::SetField(field, value),
             Action::SetFieldMasked { field, value, mask } => {
@@ -147,6 +161,8 @@ impl DpAction {
             | Action::StackPop(_)
             | Action::Clone { .. }
             | Action::Multipath { .. } => DpAction::SetFieldMasked(Field::Metadata, 0, 0),
+            // A lookup never returns a flow of clauses (`classifier::conj`).
+            Action::Conjunction { .. } => DpAction::SetFieldMasked(Field::Metadata, 0, 0),
         }
     }
 }

@@ -11,6 +11,7 @@
 //! charged once per group of packets.
 
 use std::ops::Range;
+use std::sync::Arc;
 use std::sync::mpsc::TrySendError;
 
 use arrayvec::ArrayVec;
@@ -27,6 +28,7 @@ use crate::flow::{Field, FlowKey, hash_words};
 use crate::meter::MeterVerdict;
 use crate::packet::PacketBuf;
 use crate::port::BURST;
+
 use crate::stats::DropReason;
 use crate::types::{GroupId, MeterId, PortNo, TableId};
 
@@ -76,12 +78,16 @@ pub(super) fn run(t: &Translation, cx: &mut Cx<'_>, b: &mut Burst<'_>, members: 
                 table,
                 cookie,
                 max_len,
+                id,
+                userdata,
             } => {
                 let to = ToController {
                     reason,
                     table,
                     cookie,
                     max_len,
+                    id,
+                    userdata: t.userdata.get(usize::from(userdata)),
                 };
                 controller(cx, b, members, &to, take);
             }
@@ -168,15 +174,23 @@ fn flood(cx: &mut Cx<'_>, b: &mut Burst<'_>, members: &[u8], all: bool, take: bo
 }
 
 /// A `controller` operation's parameters.
-struct ToController {
+struct ToController<'t> {
     reason: PacketInReason,
     table: TableId,
     cookie: u64,
     max_len: u16,
+    id: u16,
+    userdata: Option<&'t Arc<[u8]>>,
 }
 
 /// Sends the packets `members` to the controller (a copy of their first `max_len` bytes).
-fn controller(cx: &mut Cx<'_>, b: &mut Burst<'_>, members: &[u8], to: &ToController, take: bool) {
+fn controller(
+    cx: &mut Cx<'_>,
+    b: &mut Burst<'_>,
+    members: &[u8],
+    to: &ToController<'_>,
+    take: bool,
+) {
     for &m in members {
         let m = m as usize;
         let Some(p) = b.pkts[m].as_ref() else {
@@ -191,6 +205,8 @@ fn controller(cx: &mut Cx<'_>, b: &mut Burst<'_>, members: &[u8], to: &ToControl
             key: b.keys[m],
             total_len: p.len(),
             data: p.data()[..len].to_vec(),
+            controller_id: to.id,
+            userdata: to.userdata.cloned(),
         };
         match cx.shared.packet_in.try_send(pi) {
             Ok(()) => cx.sent |= bit(m as u8),

@@ -86,6 +86,10 @@ pub struct PacketIn {
     pub total_len: usize,
     /// The first `max_len` bytes.
     pub data: Vec<u8>,
+    /// The controller connection id the flow named (0: the default).
+    pub controller_id: u16,
+    /// The flow's userdata for it (`controller(userdata=...)`).
+    pub userdata: Option<Arc<[u8]>>,
 }
 
 /// A packet the controller sends (OpenFlow packet-out).

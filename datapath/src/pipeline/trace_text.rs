@@ -54,6 +54,7 @@ fn spec(f: Field) -> (String, Syntax) {
         Field::TunDst => ("tun_dst", Ip4),
         Field::Metadata => ("metadata", Hex),
         Field::ActsetOutput => ("actset_output", Dec),
+        Field::ConjId => ("conj_id", Dec),
         Field::Reg(i) => return (format!("reg{i}"), Hex),
         Field::Xreg(i) => return (format!("xreg{i}"), Hex),
         Field::Xxreg(i) => return (format!("xxreg{i}"), Hex),
@@ -210,6 +211,19 @@ pub fn action(a: &Action, work: &FlowKey) -> String {
         Action::All => "all".into(),
         Action::Normal => "NORMAL".into(),
         Action::Controller { max_len } => format!("controller(max_len={max_len})"),
+        Action::ControllerWith {
+            max_len,
+            reason,
+            id,
+            userdata,
+        } => format!(
+            "controller(max_len={max_len},reason={reason:?},id={id}{})",
+            if userdata == crate::actions::NO_USERDATA {
+                ""
+            } else {
+                ",userdata"
+            }
+        ),
         Action::SetField { field, value: v } => {
             format!("set_field:{}->{}", value(field, v), name(field))
         }
@@ -280,6 +294,11 @@ pub fn action(a: &Action, work: &FlowKey) -> String {
             subfield(&dst),
             dst.read(work)
         ),
+        Action::Conjunction {
+            id,
+            clause,
+            n_clauses,
+        } => format!("conjunction({id},{}/{n_clauses})", u16::from(clause) + 1),
     }
 }
 

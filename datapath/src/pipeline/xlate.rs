@@ -54,6 +54,8 @@ pub struct Translation {
     pub rewritten: bool,
     /// What to count when nothing emits: `TableMiss` or `FlowDrop`.
     pub drop_reason: DropReason,
+    /// The userdata its packet-ins carry, which `DpAction::Controller` names by index.
+    pub userdata: Box<[Arc<[u8]>]>,
     /// The table whose lookup found no flow, ending the walk (`None`: it ended on a flow).
     /// With `rules` (one per table that matched) it says what each table looked up.
     pub miss_table: Option<TableId>,
@@ -75,6 +77,7 @@ impl Translation {
             tables: [0; 4],
             rewritten: false,
             drop_reason: DropReason::FlowDrop,
+            userdata: Box::new([]),
             miss_table: None,
         }
     }
@@ -149,9 +152,13 @@ pub fn translate_traced<T: Tracer>(
         error: None,
         stack: Vec::new(),
         actset: ActionSet::default(),
+        flow_userdata: Arc::new([]),
+        userdata: Vec::new(),
     };
     w.tables_from(table, true);
     w.action_set();
+    // Only a table's own second lookup sets `conj_id`; every packet's key holds 0.
+    w.wc.set(Field::ConjId, 0);
     if let Some(reason) = w.error {
         w.ops.clear();
         w.drop_reason = reason;
@@ -169,6 +176,7 @@ pub fn translate_traced<T: Tracer>(
         tables: w.tables,
         rewritten: w.rewritten,
         drop_reason: w.drop_reason,
+        userdata: w.userdata.into(),
         miss_table: w.miss_table,
     };
     (t, w.wc, w.tracer)
@@ -204,6 +212,10 @@ struct Walk<'p, T: Tracer> {
     stack: Vec<u128>,
     /// The packet's action set.
     actset: ActionSet,
+    /// The userdata of the flow whose actions run (`Instructions::userdata`).
+    flow_userdata: Arc<[Arc<[u8]>]>,
+    /// The translation's userdata.
+    userdata: Vec<Arc<[u8]>>,
 }
 
 impl<T: Tracer> Walk<'_, T> {
@@ -252,7 +264,9 @@ impl<T: Tracer> Walk<'_, T> {
                 self.push(DpAction::Meter(m));
                 self.tracer.meter(m);
             }
+            let outer = std::mem::replace(&mut self.flow_userdata, Arc::clone(&ins.userdata));
             self.actions(&ins.apply, table, rule.spec.cookie, reason);
+            self.flow_userdata = outer;
             if self.stop || self.error.is_some() {
                 return;
             }
@@ -325,6 +339,7 @@ impl<T: Tracer> Walk<'_, T> {
                     | Action::All
                     | Action::Normal
                     | Action::Controller { .. }
+                    | Action::ControllerWith { .. }
                     | Action::Group(_)
                     | Action::SetQueue(_)
                     | Action::PopQueue
@@ -363,6 +378,15 @@ impl<T: Tracer> Walk<'_, T> {
                     }
                 }
                 Action::Output(_) | Action::InPort => self.output(a, table, cookie, reason),
+                Action::ControllerWith { userdata, .. } => {
+                    let mut op = DpAction::from_action(a, table, cookie, reason);
+                    if let DpAction::Controller { userdata: at, .. } = &mut op
+                        && let Some(d) = self.flow_userdata.get(usize::from(userdata)).cloned()
+                    {
+                        *at = self.userdata_index(&d);
+                    }
+                    self.push(op);
+                }
                 Action::Ct {
                     mut ct,
                     table: t,
@@ -424,6 +448,19 @@ impl<T: Tracer> Walk<'_, T> {
             }
         }
         self.work = saved;
+    }
+
+    /// Where the translation keeps userdata `d` (once, however many packet-ins carry it).
+    fn userdata_index(&mut self, d: &Arc<[u8]>) -> u16 {
+        let i = match self.userdata.iter().position(|u| Arc::ptr_eq(u, d)) {
+            Some(i) => i,
+            None => {
+                self.userdata.push(Arc::clone(d));
+                self.userdata.len() - 1
+            }
+        };
+        // At most one per operation, and operations are bounded far below this.
+        u16::try_from(i).unwrap_or(super::dp_action::NO_USERDATA)
     }
 
     /// The bits of a subfield, consulted (`actset_output` unset reads as OpenFlow's

@@ -468,6 +468,7 @@ fn events() -> Vec<StreamMessageResponse> {
                 in_port: 1,
                 data: vec![0xff; 60],
                 total_len: 60,
+                ..Default::default()
             })),
         },
         StreamMessageResponse {

@@ -14,7 +14,12 @@ pub fn not_in_action_set(a: &Action) -> Option<&'static str> {
         action::Action::Output(o) if o.max_len.is_some() && !is_controller(o) => {
             Some("a truncating output (output(port=..,max_len=..)) cannot be in the action set")
         }
-        action::Action::Output(_)
+        // An output to the controller; its userdata is the flow's own actions' only.
+        action::Action::Controller(c) if !c.userdata.is_empty() => Some(
+            "controller(userdata=...) is in a flow's apply-actions only, not in the action set",
+        ),
+        action::Action::Controller(_)
+        | action::Action::Output(_)
         | action::Action::Resubmit(_)
         | action::Action::Ct(_)
         | action::Action::Group(_)

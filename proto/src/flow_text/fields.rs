@@ -175,6 +175,8 @@ pub(super) const FIELDS: &[FieldDef] = &[
     def(Field::Xxreg3,      16, hex(128),      true,  true,  Prereq::None,  "xxreg3",      &[]),
     // The action set's output port (OpenFlow 1.5): match only.
     def(Field::ActsetOutput, 4, Syntax::Port,  false, false, Prereq::None,  "actset_output", &[]),
+    // The conjunction a packet satisfied: match only.
+    def(Field::ConjId,      4,  int(32),       false, false, Prereq::None,  "conj_id",     &[]),
 ];
 
 /// A test on the match's protocol.
@@ -306,6 +308,7 @@ pub(super) const NXM_NAMES: &[(&str, &str)] = &[
     ("OXM_OF_IPV6_ND_TLL", "nd_tll"),
     ("NXM_NX_IP_FRAG", "ip_frag"),
     ("NXM_NX_PKT_MARK", "pkt_mark"),
+    ("NXM_NX_CONJ_ID", "conj_id"),
     ("NXM_NX_TUN_FLAGS", "tun_flags"),
     ("NXM_NX_CT_STATE", "ct_state"),
     ("NXM_NX_CT_ZONE", "ct_zone"),

@@ -99,6 +99,7 @@ fn parse_parts<'a>(tokens: &[Tok<'a>], actions: Option<Tok<'a>>, mode: Mode) -> 
             let list = split_tokens(a.text, a.at, true);
             p.instructions = parse_instructions(&list, &p.m, p.table_id.unwrap_or(0))?;
             check_flow_size(&p.m, &p.instructions).map_err(|m| a.err(m))?;
+            super::conj::check_conjunctions(&p.instructions).map_err(|m| a.err(m))?;
             for i in &p.instructions {
                 if let Some(crate::v1::instruction::Instruction::ApplyActions(l)) = &i.instruction
                     && super::ct::commit_on_invalid(&p.m.fields, &l.actions).is_some()

@@ -27,6 +27,7 @@ enum Part {
 
 /// The printed order (the protocol shorthand and the VLAN fields in their places).
 const ORDER: &[Part] = &[
+    Part::Field(Field::ConjId),
     Part::Field(Field::PktMark),
     Part::Field(Field::ActsetOutput),
     Part::Field(Field::CtState),

@@ -49,6 +49,7 @@
 mod actions;
 mod actset;
 mod check;
+mod conj;
 mod ct;
 mod fields;
 mod flow;
@@ -72,6 +73,7 @@ pub use check::{
     FieldError, FieldErrorKind, check_actions, check_match, check_set_field, check_set_field_value,
     check_subfields,
 };
+pub use conj::{CONJUNCTION_CLAUSES, check_conjunctions, conjunction_numbers_error};
 pub use fields::{field_name, field_width};
 pub use flow::{
     format_filter, format_flow, format_flow_dump, parse_flow, parse_flow_modify, parse_match,
@@ -90,6 +92,10 @@ pub use size::{check_flow_size, flow_mod_bytes};
 
 #[cfg(test)]
 mod actset_tests;
+#[cfg(test)]
+mod conj_tests;
+#[cfg(test)]
+mod controller_tests;
 #[cfg(test)]
 mod nicira_tests;
 #[cfg(test)]

@@ -75,6 +75,9 @@ pub(super) fn action_bytes(a: &Action) -> usize {
         | action::Action::StackPush(_)
         | action::Action::StackPop(_) => 24,
         action::Action::Multipath(_) => 32,
+        action::Action::Conjunction(_) => 16,
+        // NXAST_CONTROLLER2: its header and a property per argument.
+        action::Action::Controller(c) => 16 + 24 + (4 + c.userdata.len()).div_ceil(8) * 8,
         // NXAST_CLONE: a 16-byte header around the nested actions.
         action::Action::Clone(c) => 16 + c.actions.iter().map(action_bytes).sum::<usize>(),
     }

@@ -122,6 +122,7 @@ pub const FIELDS: &[Row] = &[
     row(Of::IpFrag, Api::IpFrag),
     row(Of::PktMark, Api::PktMark),
     row(Of::ActsetOutput, Api::ActsetOutput),
+    row(Of::ConjId, Api::ConjId),
     row(Of::TunFlags, Api::TunFlags),
     row(Of::TunnelId, Api::TunId),
     row(Of::TunId, Api::TunId),

@@ -77,13 +77,17 @@ pub fn to_api(
         }
         slots[slot] = Some(x);
     }
-    Ok(slots
+    let out: Vec<v1::Instruction> = slots
         .into_iter()
         .flatten()
         .map(|x| v1::Instruction {
             instruction: Some(x),
         })
-        .collect())
+        .collect();
+    // Open vSwitch's ofpacts_verify: conjunction goes with notes only.
+    crate::flow_text::check_conjunctions(&out)
+        .map_err(|_| crate::openflow::error::nicira::BAD_CONJUNCTION)?;
+    Ok(out)
 }
 
 /// Writes API instructions as wire instructions.

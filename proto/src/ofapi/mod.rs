@@ -22,6 +22,10 @@
 //! and the daemon's channel; it never looks at the switch.
 
 pub mod actions;
+#[cfg(test)]
+mod conj_tests;
+#[cfg(test)]
+mod controller_tests;
 pub mod features;
 pub mod fields;
 pub mod flows;
@@ -30,4 +34,5 @@ pub mod instructions;
 pub mod matches;
 pub mod meters;
 mod nx;
+mod nx_controller;
 pub mod ports;

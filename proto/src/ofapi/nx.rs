@@ -278,6 +278,27 @@ pub(super) fn to_api(
                 dst: Some(dst),
             })
         }
+        // Open vSwitch's decode_NXAST_RAW_CONJUNCTION: 2..=64 clauses, a clause among them.
+        NxAction::Conjunction {
+            clause,
+            n_clauses,
+            id,
+        } => {
+            if !(2..=64).contains(&n_clauses) || clause >= n_clauses {
+                return Err(crate::openflow::error::nicira::BAD_CONJUNCTION);
+            }
+            A::Conjunction(v1::Conjunction {
+                id,
+                clause: u32::from(clause) + 1,
+                n_clauses: u32::from(n_clauses),
+            })
+        }
+        NxAction::Controller {
+            max_len,
+            controller_id,
+            reason,
+        } => super::nx_controller::controller_to_api(max_len, controller_id, reason)?,
+        NxAction::Controller2(props) => super::nx_controller::controller2_to_api(props)?,
         NxAction::Ct(ref ct) => A::Ct(ct_to_api(ct)?),
         NxAction::CtClear => A::CtClear(v1::CtClear {}),
         // dec_ttl(ids): the controllers told of an expired TTL (ids are 16 bits each).
@@ -531,6 +552,15 @@ pub(super) fn emit(a: &action::Action, out: &mut Vec<u8>) -> bool {
                 );
             }
         }
+        A::Conjunction(c) => nx(
+            NxAction::Conjunction {
+                clause: c.clause.saturating_sub(1).min(255) as u8,
+                n_clauses: c.n_clauses.min(255) as u8,
+                id: c.id,
+            },
+            out,
+        ),
+        A::Controller(c) => super::nx_controller::emit(c, out),
         A::Ct(c) => emit_ct(c, out),
         _ => return false,
     }

@@ -111,7 +111,15 @@ pub fn packet_in_reason(r: i32) -> u8 {
     match v1::PacketInReason::try_from(r) {
         Ok(v1::PacketInReason::NoMatch) => reason::NO_MATCH,
         Ok(v1::PacketInReason::InvalidTtl) => reason::INVALID_TTL,
-        Ok(v1::PacketInReason::Action) | Err(_) => reason::ACTION,
+        // OpenFlow 1.4's reasons go to an OpenFlow 1.3 controller as ACTION, as Open
+        // vSwitch sends them.
+        Ok(
+            v1::PacketInReason::Action
+            | v1::PacketInReason::ActionSet
+            | v1::PacketInReason::Group
+            | v1::PacketInReason::PacketOut,
+        )
+        | Err(_) => reason::ACTION,
     }
 }
 

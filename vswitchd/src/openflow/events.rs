@@ -60,6 +60,11 @@ impl Session {
     }
 
     fn packet_in(&mut self, p: &v1::PacketIn, out: &mut Vec<u8>) {
+        // A `controller(id=N)` packet-in goes to the connections with id N, as in Open
+        // vSwitch; every connection here has the default id 0 (no NXT_SET_CONTROLLER_ID).
+        if p.controller_id != 0 {
+            return;
+        }
         let r = ports::packet_in_reason(p.reason);
         if !self.wants(self.async_cfg.packet_in_mask, r) {
             return;

@@ -60,6 +60,10 @@ fn packet_in_msg(bridge: &str, p: PacketIn) -> v1::StreamMessageResponse {
     let reason = match p.reason {
         PacketInReason::NoMatch => v1::PacketInReason::NoMatch,
         PacketInReason::Action | PacketInReason::Group => v1::PacketInReason::Action,
+        // Named by the flow (`controller(reason=...)`).
+        PacketInReason::InvalidTtl => v1::PacketInReason::InvalidTtl,
+        PacketInReason::ActionSet => v1::PacketInReason::ActionSet,
+        PacketInReason::PacketOut => v1::PacketInReason::PacketOut,
     };
     v1::StreamMessageResponse {
         update: Some(smr::Update::PacketIn(v1::PacketIn {
@@ -71,6 +75,8 @@ fn packet_in_msg(bridge: &str, p: PacketIn) -> v1::StreamMessageResponse {
             in_port: p.in_port.0,
             data: p.data,
             total_len: p.total_len as u32,
+            controller_id: u32::from(p.controller_id),
+            userdata: p.userdata.map_or_else(Vec::new, |u| u.to_vec()),
         })),
     }
 }

@@ -99,6 +99,8 @@ pub(in super::super) fn format_action(a: &Action, out: &mut Vec<String>) {
                 sub_text(m.dst.as_ref())
             )
         }
+        action::Action::Conjunction(c) => super::super::conj::conjunction_text(c),
+        action::Action::Controller(c) => super::controller::controller_text(c),
         action::Action::Clone(c) => {
             let mut inner = Vec::new();
             for a in &c.actions {

@@ -4,7 +4,8 @@
 //! - `call`: one action token split into name and argument, where it is parsed (a flow's
 //!   action list or a group bucket), and what parsing yields (an action, or an instruction
 //!   written among the actions: `meter`, `write_metadata`, `goto_table`, `drop`).
-//! - `output`: where the packet goes (`output`, reserved ports, `controller`, `group`,
+//! - `controller`: `controller(...)` with Open vSwitch's packet-in arguments.
+//! - `output`: where the packet goes (`output`, reserved ports, `group`,
 //!   `set_queue`, `enqueue`, `pop_queue`, a bare port number or name).
 //! - `headers`: VLAN tags and TTL (`push_vlan`, `pop_vlan`, `dec_ttl`, the OpenFlow 1.0
 //!   `mod_vlan_*` / `set_vlan_*`).
@@ -13,6 +14,7 @@
 //! - `conntrack`: `ct(...)` and `ct_clear` (syntax in `flow_text::ct`).
 //! - `nicira`: the Nicira extensions over fields and tables (`move`, `load`, `push`,
 //!   `pop`, `output:FIELD[..]`, `resubmit`, `note`, `exit`, `clone`).
+//! - `conjunction`: `conjunction(id,k/n)` (its rules in `flow_text::conj`).
 //! - `control`: the instructions written as actions (`drop`, `meter`, `goto_table`,
 //!   `write_metadata`).
 //! - `table`: the name table and the list parsers.
@@ -22,8 +24,10 @@
 //! (and an arm in `format` when it has its own API message).
 
 mod call;
+mod conjunction;
 mod conntrack;
 mod control;
+mod controller;
 mod format;
 mod headers;
 mod mpls;

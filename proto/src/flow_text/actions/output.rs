@@ -1,6 +1,6 @@
 //! Where the packet goes: `output:PORT` (and `output(port=P,max_len=N)`, truncating), the
 //! reserved ports as actions (`normal`, `flood`, `all`, `local`, `in_port`),
-//! `controller[:max_len]` / `controller(max_len=N)`, `group:N`, `set_queue:N`,
+//! `group:N`, `set_queue:N`,
 //! `enqueue:PORT:QUEUE` and `pop_queue`.
 
 use crate::v1::{Enqueue, PopQueue, ReservedPort, action};
@@ -75,26 +75,6 @@ fn output_truncated(c: &Call<'_>, a: Tok<'_>) -> Result<Item> {
             .tok
             .err("a truncating output takes both: output(port=PORT,max_len=N)")),
     }
-}
-
-pub(super) fn controller(c: &Call<'_>) -> Result<Item> {
-    let max_len = match c.arg {
-        None => None,
-        Some(a) if c.paren => {
-            let mut max_len = None;
-            for opt in split_tokens(a.text, a.at, false) {
-                match opt.key_value() {
-                    ("max_len", Some(v)) => max_len = Some(num_u32(v, 65535, "max_len")?),
-                    _ => return Err(opt.err("unsupported controller option (only max_len=N)")),
-                }
-            }
-            max_len
-        }
-        Some(a) => Some(num_u32(a, 65535, "controller max_len")?),
-    };
-    // 65535 is OFPCML_NO_BUFFER: the whole packet, the same as no max_len.
-    let max_len = max_len.filter(|&n| n != 65535);
-    Ok(out(PortText::Reserved(ReservedPort::Controller), max_len))
 }
 
 /// `in_port`, `normal`, `flood`, `all`, `local`: output to that reserved port.

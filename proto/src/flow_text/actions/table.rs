@@ -7,7 +7,9 @@ use super::super::lexer::{Result, Tok, split_tokens};
 use super::super::ports::parse_port_number;
 use super::call::{ActionCtx, Call, Item, output};
 use super::headers::normalize_vlan;
-use super::{conntrack, control, headers, mpls, nicira, output as out, set_field};
+use super::{
+    conjunction, conntrack, control, controller, headers, mpls, nicira, output as out, set_field,
+};
 
 /// Parses one action; errors point into the token.
 type ParseFn = fn(&Call<'_>) -> Result<Item>;
@@ -16,7 +18,7 @@ type ParseFn = fn(&Call<'_>) -> Result<Item>;
 pub(super) const ACTIONS: &[(&[&str], ParseFn)] = &[
     (&["drop"], control::drop),
     (&["output"], out::output),
-    (&["controller"], out::controller),
+    (&["controller"], controller::controller),
     (
         &["in_port", "normal", "flood", "all", "local"],
         out::reserved,
@@ -56,6 +58,7 @@ pub(super) const ACTIONS: &[(&[&str], ParseFn)] = &[
     (&["exit"], nicira::exit),
     (&["clone"], nicira::clone),
     (&["multipath"], nicira::multipath),
+    (&["conjunction"], conjunction::conjunction),
     (
         &[
             "mod_dl_src",
@@ -117,7 +120,6 @@ const NOT_YET: &[&str] = &[
     "nat",
     "bundle",
     "bundle_load",
-    "conjunction",
     "check_pkt_larger",
     "delete_field",
 ];

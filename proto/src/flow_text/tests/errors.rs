@@ -260,9 +260,9 @@ const BAD: &[(&str, usize, &str, &str)] = &[
     ),
     ("actions=push_vlan:0x0800", 18, "0x0800", "0x8100"),
     (
-        "actions=controller(reason=no_match)",
+        "actions=controller(speed=1)",
         19,
-        "reason=no_match",
+        "speed=1",
         "unsupported controller option",
     ),
     (
