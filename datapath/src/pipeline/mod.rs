@@ -28,13 +28,16 @@
 //! - `ct`: the `ct` action over a group of packets, and `ct(table=T)`'s recirculation;
 //! - `normal`: the L2 learning switch;
 //! - `burst`: what the executor works on (a burst's packets, keys, layouts and context);
-//! - `output`: per-port staging so each port sends whole bursts.
+//! - `output`: per-port staging so each port sends whole bursts;
+//! - `capture`: copies of a port's frames for a reader (`flowctl capture`), with the poll
+//!   loop's two hooks (`on_rx`, `on_tx`).
 //!
 //! Thread-safety: `Datapath` is `Clone + Send + Sync`; writers serialise on one mutex (never
 //! touched by poll threads); readers load the snapshot lock-free.
 
 mod actset;
 mod burst;
+pub mod capture;
 pub(crate) mod ct;
 mod datapath;
 mod dp_action;
@@ -53,6 +56,7 @@ pub mod tracer;
 mod txn;
 pub mod xlate;
 
+pub use capture::{CAPTURE_SLOTS, Capture, CaptureOptions, CapturedFrame, Direction};
 pub use datapath::Datapath;
 pub use pmd::Pmd;
 pub use shared::{DatapathConfig, MAX_COPIES_PER_PACKET, ManualClock, PacketIn, PacketOut};

@@ -10,6 +10,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
+use super::capture::PortCapture;
 use super::xlate::Translation;
 use crate::classifier::{ChangeSet, Pipeline};
 use crate::group::Group;
@@ -78,6 +79,9 @@ pub struct PortEntry {
     /// A tunnel port's local endpoint address (host order): the `tun_dst` of what it
     /// receives. 0 for other ports.
     pub tun_local: u32,
+    /// The captures running on this port (`None`, the usual case, costs the poll loop one
+    /// check per burst and direction): see [`super::capture`].
+    pub capture: Option<Arc<PortCapture>>,
 }
 
 impl PortEntry {

@@ -97,6 +97,7 @@ impl Txn<'_> {
             tunnel: false,
             flow_tunnel: false,
             tun_local: 0,
+            capture: None,
             port,
         };
         e.read_tunnel();
