@@ -40,7 +40,10 @@ fn listening(h: &Hosts, i: usize, port: u16) {
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    panic!("nothing listens on port {port} in {} after 10 s", h.ns[i - 1]);
+    panic!(
+        "nothing listens on port {port} in {} after 10 s",
+        h.ns[i - 1]
+    );
 }
 
 /// A TCP server in host `i`'s namespace that answers every connection and keeps it open

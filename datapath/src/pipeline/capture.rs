@@ -302,6 +302,11 @@ impl Capture {
         n
     }
 
+    /// Frames captured and not drained yet.
+    pub fn pending(&self) -> usize {
+        self.tap.full.len()
+    }
+
     /// Frames not captured so far because the reader had not taken the earlier ones.
     pub fn dropped(&self) -> u64 {
         self.tap.dropped.load(Ordering::Relaxed)

@@ -4,10 +4,12 @@
 //!   failed updates into messages that point at the update (and the `FILE:LINE` it came from).
 //! - [`read`]: bridges, ports, Read dumps and statistics, in text or JSON.
 //! - [`stream`]: the event stream (`monitor`) and `packet-out`.
+//! - [`capture`]: `capture`, a port's frames written as pcapng.
 //! - [`conntrack`]: `dump-conntrack`, `flush-conntrack`, `ct-stats`.
 //! - [`ct_limits`]: `ct-set-maxconns`, `ct-get-maxconns`, `ct-set-limits`, `ct-get-limits`,
 //!   `ct-del-limits`.
 
+pub mod capture;
 pub mod conntrack;
 pub mod ct_limits;
 pub mod read;
@@ -92,6 +94,7 @@ pub async fn execute(
             ct_limits::get(client, r, maxconns, format, out).await?
         }
         Request::Trace(r) => trace::trace(client, r, format, out).await?,
+        Request::Capture(r, file) => capture::capture(client, r, &file, out).await?,
         Request::Controller(r) => crate::controllers::execute(client, r, out).await?,
     }
     out.flush()?;
