@@ -379,6 +379,15 @@ impl Switch for Mock {
         Err(Status::unimplemented("trace"))
     }
 
+    type CaptureStream = BoxStream<proto::v1::CaptureResponse>;
+
+    async fn capture(
+        &self,
+        _: Request<proto::v1::CaptureRequest>,
+    ) -> Result<Response<Self::CaptureStream>, Status> {
+        Err(Status::unimplemented("capture"))
+    }
+
     async fn dump_conntrack(
         &self,
         _: Request<proto::v1::DumpConntrackRequest>,
