@@ -472,6 +472,85 @@ mod tests {
         );
     }
 
+    /// Through a poll thread: frames in on port 1 and out of port 2 (`in_port=1,
+    /// actions=output:2`) are seen by a capture of port 1's rx and one of port 2's tx, in
+    /// order, the tx ones no earlier than the rx ones; port 2's rx capture sees nothing.
+    #[test]
+    fn the_poll_loop_feeds_rx_and_tx_captures() {
+        use crate::actions::{Action, Instructions};
+        use crate::classifier::{FlowMod, FlowSpec};
+        use crate::flow::{Field, FlowKey};
+        use crate::types::TableId;
+
+        let (dp, _rx) = Datapath::new(DatapathConfig::default());
+        let ports: Vec<Arc<MemPort>> = (1..=2)
+            .map(|i| Arc::new(MemPort::new(format!("m{i}"), 64)))
+            .collect();
+        for (i, p) in ports.iter().enumerate() {
+            let port: Arc<dyn crate::port::Port> = p.clone();
+            dp.add_port(PortNo(i as u32 + 1), port, VlanMode::default())
+                .expect("add");
+        }
+        let mut key = FlowKey::ZERO;
+        key.set(Field::InPort, 1);
+        let mut mask = FlowKey::ZERO;
+        mask.set(Field::InPort, u32::MAX as u128);
+        let spec = FlowSpec {
+            table: TableId(0),
+            priority: 10,
+            key: key.masked(&mask),
+            mask,
+            cookie: 0,
+            idle_timeout_s: 0,
+            hard_timeout_s: 0,
+            send_flow_removed: false,
+            instructions: Instructions::actions(vec![Action::Output(PortNo(2))]),
+        };
+        dp.flow_mods(&[FlowMod::Add {
+            spec,
+            check_overlap: false,
+        }])
+        .expect("flow");
+        let only = |rx, tx| CaptureOptions {
+            rx,
+            tx,
+            snaplen: 1500,
+        };
+        let in1 = dp.start_capture(PortNo(1), only(true, false)).expect("rx");
+        let out2 = dp.start_capture(PortNo(2), only(false, true)).expect("tx");
+        let in2 = dp
+            .start_capture(PortNo(2), only(true, false))
+            .expect("rx 2");
+        let frames: Vec<Vec<u8>> = (0..3u8)
+            .map(|i| {
+                let mut f = vec![0u8; 60];
+                f[..6].copy_from_slice(&[2, 0, 0, 0, 0, 2]);
+                f[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 1]);
+                f[12..14].copy_from_slice(&[0x88, 0xb5]);
+                f[14] = i;
+                f
+            })
+            .collect();
+        ports[0].inject(frames.clone());
+        let mut pmd = dp.new_pmd();
+        assert_eq!(pmd.poll_until_idle(), 3);
+        assert_eq!(ports[1].drain(), frames);
+        let take = |c: &Capture| {
+            let mut v = Vec::new();
+            c.drain(usize::MAX, |f| {
+                v.push((f.ts_unix_ns, f.direction, f.data.to_vec()))
+            });
+            v
+        };
+        let (rx, tx) = (take(&in1), take(&out2));
+        assert_eq!(rx.iter().map(|f| f.2.clone()).collect::<Vec<_>>(), frames);
+        assert_eq!(tx.iter().map(|f| f.2.clone()).collect::<Vec<_>>(), frames);
+        assert!(rx.iter().all(|f| f.1 == Direction::Rx));
+        assert!(tx.iter().all(|f| f.1 == Direction::Tx));
+        assert!(tx[0].0 >= rx[2].0, "sent after received");
+        assert!(take(&in2).is_empty());
+    }
+
     #[test]
     fn a_capture_does_not_keep_the_datapath_alive() {
         let dp = dp_with_port();
