@@ -67,6 +67,17 @@ pub enum Format {
     Json,
 }
 
+/// Which frames `capture` takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CaptureDirection {
+    /// Frames the port received.
+    Rx,
+    /// Frames the switch sent to the port.
+    Tx,
+    /// Both.
+    Both,
+}
+
 /// One command.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -446,6 +457,35 @@ pub enum Command {
         /// The Ethernet frame in hex (spaces, `:` and `.` are ignored).
         data: String,
     },
+    /// Capture a port's frames into a pcapng file, as tcpdump would on a kernel interface:
+    /// `capture BR PORT -w FILE.pcapng` (`-w -`: standard output, for `tshark -r -`). The
+    /// frames come from the switch's poll threads with their time and direction (pcapng
+    /// packet flags: inbound for what the port received, outbound for what the switch sent
+    /// it). Ends after --count frames, after --duration, or on Ctrl-C, and then says how many
+    /// frames were captured and how many the switch dropped because flowctl read too slowly.
+    Capture {
+        /// Bridge name.
+        bridge: String,
+        /// Port name.
+        port: String,
+        /// rx: frames the port received; tx: frames the switch sent to it.
+        #[arg(long, value_enum, default_value_t = CaptureDirection::Both)]
+        direction: CaptureDirection,
+        /// Stop after this many frames.
+        #[arg(long, short = 'c', value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        count: Option<u64>,
+        /// Keep at most this many bytes of each frame (1..=262144; the original length is
+        /// kept). Default: whole frames.
+        #[arg(long, short = 's', value_name = "BYTES", value_parser = clap::value_parser!(u32).range(1..=262_144))]
+        snaplen: Option<u32>,
+        /// Stop after this many seconds (fractions allowed, at most 7 days).
+        #[arg(long, value_name = "SECS")]
+        duration: Option<f64>,
+        /// The pcapng file to write (`-`: standard output).
+        #[arg(short = 'w', long = "write", value_name = "FILE")]
+        write: String,
+    },
+
     /// What the bridge would do with a packet, table by table, as `ovs-appctl
     /// ofproto/trace`: `trace BR FLOW [--packet HEX] [--generate]`. Changes nothing unless
     /// `--generate`.

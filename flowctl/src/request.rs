@@ -104,6 +104,8 @@ pub enum Request {
     DelMirror(String, String),
     /// list-mirrors [BR].
     ListMirrors(Option<String>),
+    /// capture: the request and the file to write (`-`: standard output).
+    Capture(proto::v1::CaptureRequest, String),
     /// pmd-stats.
     PmdStats,
     /// pmd-stats-clear.
@@ -653,6 +655,28 @@ pub fn prepare(cli: &Cli) -> Result<Request> {
                 data: hex_data(data)?,
             })
         }
+        Command::Capture {
+            bridge,
+            port,
+            direction,
+            count,
+            snaplen,
+            duration,
+            write,
+        } => Request::Capture(
+            proto::v1::CaptureRequest {
+                bridge: bridge.clone(),
+                port: port.clone(),
+                direction: crate::commands::capture::direction(*direction) as i32,
+                count: count.unwrap_or(0),
+                snaplen: snaplen.unwrap_or(0),
+                duration_ms: duration
+                    .map(crate::commands::capture::duration_ms)
+                    .transpose()?
+                    .unwrap_or(0),
+            },
+            write.clone(),
+        ),
         Command::Trace {
             bridge,
             flow,

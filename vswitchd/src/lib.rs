@@ -7,7 +7,8 @@
 //! - [`tunnel`]: tunnel endpoint and tunnel port options, and the switch's endpoints.
 //! - [`switch`]: bridges, their datapaths and poll threads, and every control operation
 //!   (one module per concern, in layers: see its documentation).
-//! - [`service`]: the `vswitch.v1` gRPC service over [`switch::Switch`].
+//! - [`service`]: the `vswitch.v1` gRPC service over [`switch::Switch`]; [`capture`]: its
+//!   `Capture` stream (a port's frames, bounded, for `flowctl capture`).
 //! - [`openflow`]: the OpenFlow 1.3 channel over [`switch::Switch`] (controllers, listeners
 //!   for ovs-ofctl), a sibling of the gRPC service driving the switch the same way.
 //! - [`owner_only`]: sockets and files only their owner can reach, from the first instant.
@@ -22,6 +23,7 @@
 //! types.
 
 pub mod api_layer;
+pub mod capture;
 pub mod client;
 pub mod convert;
 mod convert_ct;

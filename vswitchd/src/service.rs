@@ -15,6 +15,9 @@
 //! takes no response for the read stall time (`--request-timeout-s`) is ended with
 //! `DEADLINE_EXCEEDED`, so a client that stops reading cannot keep the others waiting.
 //!
+//! A `Capture` streams a port's frames (the `capture` module): at most
+//! [`capture::MAX_CAPTURES`] at once, ended like a Read when its client stops taking them.
+//!
 //! Thread-safety: `Service` is a cheap `Clone` around `Arc<Switch>`.
 
 use std::pin::Pin;
@@ -31,6 +34,7 @@ use tonic::{Request, Response, Status, Streaming};
 use tracing::Instrument as _;
 
 use crate::api_layer;
+use crate::capture;
 use crate::error::ApiError;
 use crate::switch::{Reader, Switch};
 
@@ -43,6 +47,7 @@ pub struct Service {
     sw: Arc<Switch>,
     closing: watch::Receiver<bool>,
     reads: Arc<Semaphore>,
+    captures: Arc<Semaphore>,
     read_stall: Duration,
 }
 
@@ -55,6 +60,7 @@ impl Service {
             sw,
             closing,
             reads: Arc::new(Semaphore::new(MAX_CONCURRENT_READS)),
+            captures: Arc::new(Semaphore::new(capture::MAX_CAPTURES)),
             read_stall,
         }
     }
@@ -548,6 +554,31 @@ impl v1::switch_server::Switch for Service {
         let r = req.into_inner();
         // A generate waits for the counters: off the async workers.
         blocking(move || sw.trace(&r)).await.map(Response::new)
+    }
+
+    type CaptureStream = capture::CaptureStream;
+
+    async fn capture(
+        &self,
+        req: Request<v1::CaptureRequest>,
+    ) -> Result<Response<Self::CaptureStream>, Status> {
+        let permit = Arc::clone(&self.captures)
+            .try_acquire_owned()
+            .map_err(|_| {
+                Status::resource_exhausted(format!(
+                    "{} captures are running, the most this daemon runs at once",
+                    capture::MAX_CAPTURES
+                ))
+            })?;
+        let job = capture::Job {
+            sw: Arc::clone(&self.sw),
+            stall: self.read_stall,
+            closing: self.closing.clone(),
+            permit,
+        };
+        capture::start(job, req.into_inner())
+            .await
+            .map(Response::new)
     }
 
     async fn flush_conntrack(

@@ -93,6 +93,16 @@ impl Datapath {
         )
     }
 
+    /// The state poll threads share (captures hold it weakly).
+    pub(super) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// The handle to the datapath whose state is `shared`.
+    pub(super) fn from_shared(shared: Arc<Shared>) -> Datapath {
+        Datapath { shared }
+    }
+
     /// The current snapshot.
     pub fn snapshot(&self) -> Arc<Snapshot> {
         self.shared.snap.load_full()

@@ -29,13 +29,16 @@
 //! - `normal`: the L2 learning switch;
 //! - `mirror`: port mirrors (copies of what selected ports receive and send);
 //! - `burst`: what the executor works on (a burst's packets, keys, layouts and context);
-//! - `output`: per-port staging so each port sends whole bursts.
+//! - `output`: per-port staging so each port sends whole bursts;
+//! - `capture`: copies of a port's frames for a reader (`flowctl capture`), with the poll
+//!   loop's two hooks (`on_rx`, `on_tx`).
 //!
 //! Thread-safety: `Datapath` is `Clone + Send + Sync`; writers serialise on one mutex (never
 //! touched by poll threads); readers load the snapshot lock-free.
 
 mod actset;
 mod burst;
+pub mod capture;
 pub(crate) mod ct;
 mod datapath;
 mod dp_action;
@@ -55,6 +58,7 @@ pub mod tracer;
 mod txn;
 pub mod xlate;
 
+pub use capture::{CAPTURE_SLOTS, Capture, CaptureOptions, CapturedFrame, Direction};
 pub use datapath::Datapath;
 pub use mirror::{MAX_MIRRORS, Mirror, MirrorError};
 pub use pmd::Pmd;

@@ -3,6 +3,7 @@
 //!
 //! Thread-safety: a `TxStage` belongs to one poll thread.
 
+use super::capture;
 use super::snapshot::Snapshot;
 use crate::packet::{BufPool, PacketBuf};
 use crate::port::Batch;
@@ -78,6 +79,7 @@ pub(super) fn send(
     c: &PmdCounters,
 ) {
     let e = &snap.ports[slot];
+    capture::on_tx(e, batch);
     match &e.qos {
         None => e.port.tx_burst(batch, pool),
         Some(q) => {

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use super::burst::{Cx, NO_ORIGIN, Work};
+use super::capture;
 use super::ct::{CtCx, RECIRC_QUEUE, Recirc};
 use super::execute::run;
 use super::lookup::{Caches, Flows, Src};
@@ -353,6 +354,7 @@ impl Pmd {
         if received == 0 {
             return;
         }
+        capture::on_rx(&snap.ports[in_slot], &self.rx);
         if let Some(pol) = &snap.ports[in_slot].policer {
             let dropped = pol.police(self.shared.now_ns(), &mut self.rx, &mut self.pool);
             self.counters

@@ -11,6 +11,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
+use super::capture::PortCapture;
 use super::mirror::Mirrors;
 use super::xlate::Translation;
 use crate::classifier::{ChangeSet, Pipeline};
@@ -87,6 +88,9 @@ pub struct PortEntry {
     /// True when this port is a mirror's output: `normal` neither takes from nor sends to
     /// it.
     pub mirror_out: bool,
+    /// The captures running on this port (`None`, the usual case, costs the poll loop one
+    /// check per burst and direction): see [`super::capture`].
+    pub capture: Option<Arc<PortCapture>>,
 }
 
 impl PortEntry {

@@ -101,6 +101,7 @@ impl Txn<'_> {
             mirror_rx: 0,
             mirror_tx: 0,
             mirror_out: false,
+            capture: None,
             port,
         };
         e.read_tunnel();

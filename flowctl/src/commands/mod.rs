@@ -4,12 +4,14 @@
 //!   failed updates into messages that point at the update (and the `FILE:LINE` it came from).
 //! - [`read`]: bridges, ports, Read dumps and statistics, in text or JSON.
 //! - [`stream`]: the event stream (`monitor`) and `packet-out`.
+//! - [`capture`]: `capture`, a port's frames written as pcapng.
 //! - [`conntrack`]: `dump-conntrack`, `flush-conntrack`, `ct-stats`.
 //! - [`ct_limits`]: `ct-set-maxconns`, `ct-get-maxconns`, `ct-set-limits`, `ct-get-limits`,
 //!   `ct-del-limits`.
 //! - [`ct_timeouts`]: `ct-set-timeouts`, `ct-get-timeouts`, `ct-del-timeouts`.
 //! - [`mirror`]: `add-mirror`, `del-mirror`, `list-mirrors`.
 
+pub mod capture;
 pub mod conntrack;
 pub mod ct_limits;
 pub mod ct_timeouts;
@@ -101,6 +103,7 @@ pub async fn execute(
         Request::AddMirror(r) => mirror::add(client, r).await?,
         Request::DelMirror(bridge, name) => mirror::del(client, &bridge, &name).await?,
         Request::ListMirrors(bridge) => mirror::list(client, bridge, format, out).await?,
+        Request::Capture(r, file) => capture::capture(client, r, &file, out).await?,
         Request::Controller(r) => crate::controllers::execute(client, r, out).await?,
     }
     out.flush()?;

@@ -439,6 +439,15 @@ impl Switch for Mock {
         Err(Status::unimplemented("list_mirrors"))
     }
 
+    type CaptureStream = BoxStream<proto::v1::CaptureResponse>;
+
+    async fn capture(
+        &self,
+        _: Request<proto::v1::CaptureRequest>,
+    ) -> Result<Response<Self::CaptureStream>, Status> {
+        Err(Status::unimplemented("capture"))
+    }
+
     async fn get_pmd_stats(
         &self,
         _: Request<GetPmdStatsRequest>,

@@ -27,12 +27,13 @@
 //! - `ports`, `flows`: free functions over a bridge and a draft datapath; `deferred`: store
 //!   writes made durable later.
 //! - this file: the [`Switch`] itself.
-//! - `lifecycle`, `bridges`, `port_ops`, `links`, `write`, `read`, `stream`,
+//! - `lifecycle`, `bridges`, `port_ops`, `links`, `write`, `read`, `stream`, `capture`,
 //!   `stats`, `counters`, `housekeeping`, `controllers`, `mirrors`: `impl Switch`, one
 //!   concern each.
 
 mod bridges;
 mod capacity;
+mod capture;
 mod config;
 mod conntrack;
 mod controllers;
