@@ -649,6 +649,7 @@ impl v1::switch_server::Switch for Service {
         self.sw
             .conntrack_timeouts(req.get_ref())
             .map(|policies| Response::new(v1::GetConntrackTimeoutsResponse { policies }))
+            .map_err(ApiError::into_status)
     }
 
     async fn add_mirror(

@@ -12,7 +12,8 @@ use std::io::Write as _;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::prometheus::{free_port, http_get};
+use common::free_port;
+use common::prometheus::http_get;
 use common::{Daemon, Hosts};
 
 /// `GET /metrics` on `port`, checked by `promtool check metrics` (no remark allowed).
