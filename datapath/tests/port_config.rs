@@ -38,7 +38,9 @@ fn drops(br: &Bridge, r: DropReason) -> u64 {
 }
 
 fn set(br: &Bridge, port: u32, bits: u32) {
-    br.dp.set_port_config(PortNo(port), PortConfig(bits)).unwrap();
+    br.dp
+        .set_port_config(PortNo(port), PortConfig(bits))
+        .unwrap();
     assert_eq!(br.dp.port_config(PortNo(port)), Some(PortConfig(bits)));
 }
 

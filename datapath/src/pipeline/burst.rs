@@ -7,8 +7,8 @@
 
 use super::ct::CtCx;
 use super::mirror;
-use super::port_config::{self, PortConfig};
 use super::output::TxStage;
+use super::port_config::{self, PortConfig};
 use super::shared::Shared;
 use super::snapshot::Snapshot;
 use crate::flow::{Field, FlowKey, Layout};

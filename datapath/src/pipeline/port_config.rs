@@ -45,12 +45,7 @@ impl PortConfig {
 /// (`config` has an [`PortConfig::RX`] bit), counting them by reason.
 #[cold]
 #[inline(never)]
-pub(super) fn drop_rx(
-    config: PortConfig,
-    rx: &mut Batch,
-    pool: &mut BufPool,
-    c: &PmdCounters,
-) {
+pub(super) fn drop_rx(config: PortConfig, rx: &mut Batch, pool: &mut BufPool, c: &PmdCounters) {
     let reason = if config.has(PortConfig::PORT_DOWN) {
         DropReason::PortDown
     } else {
@@ -84,11 +79,10 @@ pub(super) fn tx_allowed(cx: &mut Cx<'_>, slot: usize, p: PacketBuf) -> Option<P
 /// the packet-in, once per packet).
 #[inline]
 pub(super) fn no_packet_in(cx: &Cx<'_>, n: usize) -> bool {
-    let off = (cx.snap.ports.get(cx.in_slot))
-        .is_some_and(|e| e.config.has(PortConfig::NO_PACKET_IN));
+    let off =
+        (cx.snap.ports.get(cx.in_slot)).is_some_and(|e| e.config.has(PortConfig::NO_PACKET_IN));
     if off {
-        cx.counters
-            .count_drop(DropReason::PortNoPacketIn, n as u64);
+        cx.counters.count_drop(DropReason::PortNoPacketIn, n as u64);
     }
     off
 }
