@@ -3,12 +3,16 @@
 //! `dump-ports-desc`, changes what the in-memory ports pass (the drops counted by reason in
 //! `pmd-stats`), reaches a connected `ovs-ofctl monitor` as a PORT_STATUS (MOD), and `up`
 //! / the opposite words undo it. Over a raw connection: an unknown port is BAD_PORT, a bit
-//! OpenFlow 1.3 does not define BAD_CONFIG, and only the masked bits change.
+//! OpenFlow 1.3 does not define BAD_CONFIG, and only the masked bits change. `flowctl
+//! mod-port` (gRPC ModPort) sets the same bits, and a restart clears them (not stored).
 
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+mod common;
+use common::Daemon;
 
 use proto::openflow::error::{OfpError, port_mod_failed};
 use proto::openflow::header::{self, MsgType, Version};
@@ -82,16 +86,7 @@ impl Rig {
 
     /// `ovs-ofctl` killed (SIGTERM: it flushes what it printed) after `secs` seconds.
     fn command(&self, secs: u32, args: &[&str]) -> Command {
-        let mut c = Command::new("timeout");
-        c.arg(secs.to_string())
-            .arg("ovs-ofctl")
-            .args(["-O", "OpenFlow13"])
-            .args(args.iter().map(|a| a.replace("SW", &self.target)));
-        let d = self.dir.path();
-        for v in ["OVS_RUNDIR", "OVS_DBDIR", "OVS_LOGDIR", "OVS_SYSCONFDIR"] {
-            c.env(v, d);
-        }
-        c
+        ofctl_command(self.dir.path(), &self.target, secs, args)
     }
 
     /// `ovs-ofctl -O OpenFlow13 ARGS` (`SW`: the switch): success and stdout + stderr.
@@ -146,6 +141,34 @@ impl Rig {
         }
         got
     }
+}
+
+/// `ovs-ofctl -O OpenFlow13 ARGS` (`SW`: `target`), its files in `dir`, killed after
+/// `secs` seconds.
+fn ofctl_command(dir: &Path, target: &str, secs: u32, args: &[&str]) -> Command {
+    let mut c = Command::new("timeout");
+    c.arg(secs.to_string())
+        .arg("ovs-ofctl")
+        .args(["-O", "OpenFlow13"])
+        .args(args.iter().map(|a| a.replace("SW", target)));
+    for v in ["OVS_RUNDIR", "OVS_DBDIR", "OVS_LOGDIR", "OVS_SYSCONFDIR"] {
+        c.env(v, dir);
+    }
+    c
+}
+
+/// `ovs-ofctl show` of `target`; must succeed.
+fn show(dir: &Path, target: &str) -> String {
+    let o = ofctl_command(dir, target, 20, &["show", "SW"])
+        .output()
+        .unwrap_or_else(|e| panic!("ovs-ofctl: {e} ({INSTALL})"));
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        o.status.success(),
+        "ovs-ofctl show: {text}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    text
 }
 
 fn frame(src: u8) -> Vec<u8> {
@@ -349,4 +372,42 @@ fn port_mod_refuses_unknown_ports_and_bits_and_applies_the_mask() {
     assert_eq!(r.shown_config("p1"), "config:     NO_FWD");
     assert_eq!(c.port_mod(1, hw, 0, config::NO_FWD), None);
     assert_eq!(r.shown_config("p1"), "config:     0");
+}
+
+#[test]
+fn flowctl_mod_port_shows_in_ovs_ofctl_and_a_restart_clears_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sock = dir.path().join("br0.ofp");
+    let target = format!("unix:{}", sock.display());
+    let mut d = Daemon::start(dir.path());
+    d.ok(&[
+        "set-controller",
+        "br0",
+        &format!("punix:{}", sock.display()),
+    ]);
+    d.ok(&["add-port", "br0", "p1", "type=memory", "ofport_request=1"]);
+    wait_for(&sock);
+    d.ok(&["mod-port", "br0", "p1", "no-forward"]);
+    d.ok(&["mod-port", "br0", "p1", "no-packet-in"]);
+    assert_eq!(
+        config_of(&show(dir.path(), &target), "p1"),
+        "config:     NO_FWD NO_PACKET_IN"
+    );
+    d.ok(&["mod-port", "br0", "p1", "forward"]);
+    d.ok(&["mod-port", "br0", "p1", "down"]);
+    assert_eq!(
+        config_of(&show(dir.path(), &target), "p1"),
+        "config:     PORT_DOWN NO_PACKET_IN"
+    );
+    // Refused: an unknown word (usage, exit 2), an unknown port.
+    let o = d.fc(&["mod-port", "br0", "p1", "sideways"]);
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    let o = d.fc(&["mod-port", "br0", "nope", "down"]);
+    assert!(!o.status.success(), "{o:?}");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("nope"), "{o:?}");
+    // Not stored, as in Open vSwitch: a restart brings the port back up.
+    d.kill9();
+    let _d = Daemon::start(dir.path());
+    wait_for(&sock);
+    assert_eq!(config_of(&show(dir.path(), &target), "p1"), "config:     0");
 }

@@ -177,6 +177,25 @@ impl Switch {
         Ok(desc)
     }
 
+    /// [`Switch::mod_port`] of the port named `name`.
+    pub fn mod_port_named(
+        &self,
+        bridge: &str,
+        name: &str,
+        config: u32,
+        mask: u32,
+    ) -> Result<v1::PortDesc, ApiError> {
+        let no = (self.bridges.lock().get(bridge))
+            .ok_or_else(|| ApiError::not_found("bridge", format!("no bridge {bridge}")))?
+            .ports
+            .get(name)
+            .map(|p| p.desc.port_no)
+            .ok_or_else(|| {
+                ApiError::not_found("name", format!("bridge {bridge} has no port {name}"))
+            })?;
+        self.mod_port(bridge, no, config, mask)
+    }
+
     /// Changes port `port_no`'s OpenFlow configuration bits selected by `mask` to those of
     /// `config` (OpenFlow's PORT_MOD; bits outside [`PortConfig::ALL`] are refused). The
     /// datapath applies them at once; they are not stored (a restart clears them, as in
