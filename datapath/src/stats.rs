@@ -80,11 +80,20 @@ pub enum DropReason {
     /// `normal`: the packet arrived on a mirror's output port, or its destination was
     /// learned on one (a mirror output is reserved for mirroring, as in Open vSwitch).
     MirrorPort,
+    /// Received on, or output to, a port OpenFlow took down (`OFPPC_PORT_DOWN`).
+    PortDown,
+    /// Received on a port configured not to receive (`OFPPC_NO_RECV`).
+    PortNoRecv,
+    /// Output to a port configured not to forward (`OFPPC_NO_FWD`).
+    PortNoFwd,
+    /// A packet-in not sent: the packet arrived on a port configured to send none
+    /// (`OFPPC_NO_PACKET_IN`). Counts packet-ins, not packets.
+    PortNoPacketIn,
 }
 
 impl DropReason {
     /// Number of reasons.
-    pub const COUNT: usize = 30;
+    pub const COUNT: usize = 34;
 
     /// Every reason, in counter order.
     pub const ALL: [DropReason; Self::COUNT] = [
@@ -118,6 +127,10 @@ impl DropReason {
         DropReason::ResubmitDepth,
         DropReason::CopiesOverLimit,
         DropReason::MirrorPort,
+        DropReason::PortDown,
+        DropReason::PortNoRecv,
+        DropReason::PortNoFwd,
+        DropReason::PortNoPacketIn,
     ];
 
     /// The counter's name.
@@ -153,6 +166,10 @@ impl DropReason {
             DropReason::ResubmitDepth => "drop_resubmit_depth",
             DropReason::CopiesOverLimit => "drop_copies_over_limit",
             DropReason::MirrorPort => "drop_mirror_port",
+            DropReason::PortDown => "drop_port_down",
+            DropReason::PortNoRecv => "drop_port_no_recv",
+            DropReason::PortNoFwd => "drop_port_no_fwd",
+            DropReason::PortNoPacketIn => "drop_port_no_packet_in",
         }
     }
 }
@@ -184,7 +201,7 @@ impl Counter {
 }
 
 /// One poll thread's counters.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct PmdCounters {
     /// Packets received from ports.
     pub rx_packets: Counter,
@@ -216,6 +233,28 @@ pub struct PmdCounters {
     pub idle_cycles: Counter,
     /// Lookups per OpenFlow table (`dump-tables`).
     pub tables: TableCounters,
+}
+
+// By hand: the standard library derives `Default` for arrays of at most 32.
+impl Default for PmdCounters {
+    fn default() -> PmdCounters {
+        PmdCounters {
+            rx_packets: Counter::default(),
+            emc_hit: Counter::default(),
+            megaflow_hit: Counter::default(),
+            slow_path: Counter::default(),
+            megaflow_installed: Counter::default(),
+            megaflow_full: Counter::default(),
+            megaflow_removed: Counter::default(),
+            cache_flush: Counter::default(),
+            tx_packets: Counter::default(),
+            drops: std::array::from_fn(|_| Counter::default()),
+            rx_batches: Counter::default(),
+            busy_cycles: Counter::default(),
+            idle_cycles: Counter::default(),
+            tables: TableCounters::default(),
+        }
+    }
 }
 
 /// How many packets each OpenFlow table looked up, and how many of those matched a flow:
@@ -378,7 +417,7 @@ impl GroupCounters {
 
 /// One poll thread's counters as read at one instant (see [`PmdCounters::read`]); also the
 /// baseline a reader keeps to show counts since a clear ([`PmdCounts::since`]).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PmdCounts {
     /// Packets received from ports.
     pub rx_packets: u64,
@@ -406,6 +445,27 @@ pub struct PmdCounts {
     pub idle_cycles: u64,
     /// Drops, indexed by `DropReason as usize`.
     pub drops: [u64; DropReason::COUNT],
+}
+
+// By hand: the standard library derives `Default` for arrays of at most 32.
+impl Default for PmdCounts {
+    fn default() -> PmdCounts {
+        PmdCounts {
+            rx_packets: 0,
+            emc_hit: 0,
+            megaflow_hit: 0,
+            slow_path: 0,
+            megaflow_installed: 0,
+            megaflow_full: 0,
+            megaflow_removed: 0,
+            cache_flush: 0,
+            tx_packets: 0,
+            rx_batches: 0,
+            busy_cycles: 0,
+            idle_cycles: 0,
+            drops: [0; DropReason::COUNT],
+        }
+    }
 }
 
 impl PmdCounts {

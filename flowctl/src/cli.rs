@@ -127,6 +127,17 @@ pub enum Command {
         #[arg(long = "remove", value_name = "KEY")]
         remove: Vec<String>,
     },
+    /// Change a port's OpenFlow configuration, as `ovs-ofctl mod-port`: `mod-port BR PORT
+    /// up|down|receive|no-receive|forward|no-forward|packet-in|no-packet-in`. Lasts while
+    /// the switch runs.
+    ModPort {
+        /// Bridge name.
+        bridge: String,
+        /// Port name.
+        port: String,
+        /// What to change.
+        action: String,
+    },
     /// Describe one bridge, or every bridge, with its ports.
     Show {
         /// Bridge name; every bridge when absent.

@@ -360,6 +360,7 @@ pub fn port_desc_json(p: &PortDesc) -> Value {
         "hw_addr": if p.hw_addr.is_empty() { Value::Null } else { Value::from(mac_text(&p.hw_addr)) },
         "mtu": p.mtu,
         "admin_up": p.admin_up,
+        "openflow_config": p.openflow_config,
         "link_up": p.link_up,
         "speed_mbps": p.speed_mbps,
     })

@@ -15,8 +15,9 @@ use proto::v1::{
     AddBridgeRequest, AddPortRequest, Atomicity, DelBridgeRequest, DelPortRequest, Entity,
     FailMode, Flow, GetGroupStatsRequest, GetMacTableRequest, GetMeterStatsRequest,
     GetPortStatsRequest, GetQueueStatsRequest, GetTableStatsRequest, Group, GroupFilter, Meter,
-    MeterFilter, PacketOut, PortConfig, PortRef, ReadFilter, ReadRequest, ReservedPort,
-    SetPortOptionsRequest, Update, WriteRequest, entity, port_ref, read_filter, update,
+    MeterFilter, ModPortRequest, PacketOut, PortConfig, PortRef, ReadFilter, ReadRequest,
+    ReservedPort, SetPortOptionsRequest, Update, WriteRequest, entity, port_ref, read_filter,
+    update,
 };
 
 use crate::cli::{Cli, Command};
@@ -40,6 +41,8 @@ pub enum Request {
     DelPort(DelPortRequest),
     /// SetPortOptions.
     SetPort(SetPortOptionsRequest),
+    /// ModPort.
+    ModPort(ModPortRequest),
     /// One Write (add-flow, mod-flows, del-flows, meters, groups).
     Write(WriteRequest),
     /// add-flows: the parsed file, sent in Writes of `batch` updates
@@ -127,6 +130,30 @@ pub enum Request {
     PacketOut(PacketOut),
     /// set-controller, del-controller, get-controller, set/get/del-fail-mode.
     Controller(crate::controllers::Request),
+}
+
+/// `mod-port`'s words, as `ovs-ofctl`'s: the configuration bits and the mask they change.
+pub(crate) fn mod_port_bits(action: &str) -> Result<(u32, u32)> {
+    const PORT_DOWN: u32 = 1;
+    const NO_RECV: u32 = 1 << 2;
+    const NO_FWD: u32 = 1 << 5;
+    const NO_PACKET_IN: u32 = 1 << 6;
+    Ok(match action {
+        "up" => (0, PORT_DOWN),
+        "down" => (PORT_DOWN, PORT_DOWN),
+        "receive" => (0, NO_RECV),
+        "no-receive" => (NO_RECV, NO_RECV),
+        "forward" => (0, NO_FWD),
+        "no-forward" => (NO_FWD, NO_FWD),
+        "packet-in" => (0, NO_PACKET_IN),
+        "no-packet-in" => (NO_PACKET_IN, NO_PACKET_IN),
+        _ => {
+            return Err(usage(format!(
+                "mod-port: unknown action {action:?} (up, down, receive, no-receive, forward, \
+                 no-forward, packet-in, no-packet-in)"
+            )));
+        }
+    })
 }
 
 fn usage(msg: impl Into<String>) -> Error {
@@ -388,6 +415,20 @@ pub fn prepare(cli: &Cli) -> Result<Request> {
                 name: port.clone(),
                 options: map,
                 remove: remove.clone(),
+            })
+        }
+
+        Command::ModPort {
+            bridge,
+            port,
+            action,
+        } => {
+            let (config, mask) = mod_port_bits(action)?;
+            Request::ModPort(ModPortRequest {
+                bridge: bridge.clone(),
+                name: port.clone(),
+                config,
+                mask,
             })
         }
 

@@ -319,3 +319,34 @@ fn add_flows_missing_file_is_usage_error() {
     let e = prep(&["add-flows", "br0", "/nonexistent/flows.txt"]).unwrap_err();
     assert_eq!(e.exit_code(), 2);
 }
+
+#[test]
+fn mod_port_words_are_ovs_ofctls() {
+    for (word, config, mask) in [
+        ("up", 0, 1),
+        ("down", 1, 1),
+        ("receive", 0, 4),
+        ("no-receive", 4, 4),
+        ("forward", 0, 0x20),
+        ("no-forward", 0x20, 0x20),
+        ("packet-in", 0, 0x40),
+        ("no-packet-in", 0x40, 0x40),
+    ] {
+        match prep(&["mod-port", "br0", "p1", word]).unwrap() {
+            Request::ModPort(r) => {
+                assert_eq!(
+                    (r.name.as_str(), r.config, r.mask),
+                    ("p1", config, mask),
+                    "{word}"
+                );
+            }
+            r => panic!("{r:?}"),
+        }
+    }
+    assert_eq!(
+        prep(&["mod-port", "br0", "p1", "flood"])
+            .unwrap_err()
+            .exit_code(),
+        2
+    );
+}

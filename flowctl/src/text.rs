@@ -98,11 +98,7 @@ pub fn port_desc_text(p: &PortDesc) -> String {
         let list: Vec<String> = opts.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let _ = writeln!(s, "     options: {}", list.join(", "));
     }
-    let _ = writeln!(
-        s,
-        "     config:     {}",
-        if p.admin_up { "0" } else { "PORT_DOWN" }
-    );
+    let _ = writeln!(s, "     config:     {}", config_text(p));
     let _ = writeln!(
         s,
         "     state:      {}",
@@ -407,6 +403,26 @@ pub fn pmd_stats_text(p: &PmdStats) -> String {
 /// ```text
 /// packet_in reason=no_match table_id=0 cookie=0x0 in_port=1 total_len=60 data_len=60 match=in_port=1
 /// flow_removed reason=idle_timeout table_id=0 priority=100 cookie=0x0 duration=10.002s idle_timeout=10 hard_timeout=0 n_packets=0 n_bytes=0 match=ip,nw_dst=10.0.0.1
+/// A port's OpenFlow configuration bits as `ovs-ofctl show` names them, `0` for none.
+pub(crate) fn config_text(p: &PortDesc) -> String {
+    let bits = p.openflow_config | if p.admin_up { 0 } else { 1 };
+    let names: Vec<&str> = [
+        (1, "PORT_DOWN"),
+        (1 << 2, "NO_RECV"),
+        (1 << 5, "NO_FWD"),
+        (1 << 6, "NO_PACKET_IN"),
+    ]
+    .iter()
+    .filter(|(b, _)| bits & b != 0)
+    .map(|(_, n)| *n)
+    .collect();
+    if names.is_empty() {
+        "0".to_string()
+    } else {
+        names.join(" ")
+    }
+}
+
 /// port_status reason=add port_no=3 name=p3 type=memory admin_up=true link_up=true
 /// mac_learned vlan=0 mac=02:00:00:00:00:01 port=1 port_name=p1
 /// mac_aged vlan=0 mac=02:00:00:00:00:01 port=1 port_name=p1

@@ -36,6 +36,7 @@ fn show_layout() {
                 admin_up: true,
                 link_up: true,
                 speed_mbps: 10000,
+                openflow_config: 0,
             },
         ],
         controllers: vec![],
@@ -322,4 +323,19 @@ fn event_lines() {
 fn durations() {
     assert_eq!(duration_text(0), "0.000s");
     assert_eq!(duration_text(12_345_678_901), "12.345s");
+}
+
+#[test]
+fn port_config_is_named_as_ovs_ofctl_names_it() {
+    let p = PortDesc {
+        admin_up: true,
+        ..Default::default()
+    };
+    assert_eq!(config_text(&p), "0");
+    let p = PortDesc {
+        admin_up: false,
+        openflow_config: 1 | 0x20 | 0x40,
+        ..Default::default()
+    };
+    assert_eq!(config_text(&p), "PORT_DOWN NO_FWD NO_PACKET_IN");
 }

@@ -392,6 +392,17 @@ impl v1::switch_server::Switch for Service {
         Ok(Response::new(v1::ListPortsResponse { ports }))
     }
 
+    async fn mod_port(
+        &self,
+        req: Request<v1::ModPortRequest>,
+    ) -> Result<Response<v1::ModPortResponse>, Status> {
+        let r = req.into_inner();
+        let port = (self.sw)
+            .mod_port_named(&r.bridge, &r.name, r.config, r.mask)
+            .map_err(ApiError::into_status)?;
+        Ok(Response::new(v1::ModPortResponse { port: Some(port) }))
+    }
+
     async fn set_port_options(
         &self,
         req: Request<v1::SetPortOptionsRequest>,

@@ -8,6 +8,7 @@
 use super::ct::CtCx;
 use super::mirror;
 use super::output::TxStage;
+use super::port_config::{self, PortConfig};
 use super::shared::Shared;
 use super::snapshot::Snapshot;
 use crate::flow::{Field, FlowKey, Layout};
@@ -141,7 +142,15 @@ impl Cx<'_> {
     /// so does mirroring on send.
     #[inline]
     pub(super) fn stage(&mut self, slot: usize, p: PacketBuf, m: usize) {
-        mirror::tx_packet(self, &p, m, slot);
+        let e = &self.snap.ports[slot];
+        if (e.mirror_tx | (e.config.0 & PortConfig::TX)) != 0 {
+            let Some(p) = port_config::tx_allowed(self, slot, p) else {
+                return;
+            };
+            mirror::tx_packet(self, &p, m, slot);
+            self.tx.stage(self.snap, slot, p, self.pool, self.counters);
+            return;
+        }
         self.tx.stage(self.snap, slot, p, self.pool, self.counters);
     }
 

@@ -16,6 +16,7 @@ use parking_lot::Mutex;
 
 use super::mirror::{Mirror, MirrorCounts, MirrorError, Mirrors};
 use super::pmd::Pmd;
+use super::port_config::PortConfig;
 use super::shared::{DatapathConfig, ManualClock, PacketIn, PacketOut, Shared};
 use super::snapshot::{IdMap, Snapshot};
 use super::txn::{DatapathError, Txn};
@@ -200,6 +201,17 @@ impl Datapath {
     /// `tx_packets`, `tx_bytes`), summed over the poll threads, in the mirrors' order.
     pub fn mirror_counts(&self) -> Vec<MirrorCounts> {
         self.shared.snap.load().mirrors.counts()
+    }
+
+    /// Sets port `no`'s OpenFlow configuration (see [`Txn::set_port_config`]).
+    pub fn set_port_config(&self, no: PortNo, config: PortConfig) -> Result<(), DatapathError> {
+        self.transaction(|t| t.set_port_config(no, config))
+    }
+
+    /// Port `no`'s OpenFlow configuration, `None` for no such port.
+    pub fn port_config(&self, no: PortNo) -> Option<PortConfig> {
+        let snap = self.shared.snap.load();
+        snap.slot(no).map(|s| snap.ports[s].config)
     }
 
     /// Replaces every port mirror (see [`Txn::set_mirrors`]).

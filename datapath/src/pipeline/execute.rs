@@ -20,6 +20,7 @@ use super::burst::{Burst, Cx, bit, tun_of};
 use super::ct::{ct_clear, ct_op};
 use super::normal::normal;
 use super::output::send;
+use super::port_config::{self, PortConfig};
 use super::shared::PacketIn;
 use super::snapshot::CompiledGroup;
 use super::xlate::{DpAction, PacketInReason, Translation, translate_from};
@@ -128,8 +129,9 @@ fn run_fast(t: &Translation, cx: &mut Cx<'_>, b: &mut Burst<'_>, members: &[u8])
         return false;
     };
     let e = &cx.snap.ports[slot];
-    // A port mirrored on send takes the general path, whose staging mirrors.
-    if e.mirror_tx != 0 {
+    // A port mirrored on send, or configured not to send, takes the general path, whose
+    // staging mirrors and drops.
+    if (e.mirror_tx | (e.config.0 & PortConfig::TX)) != 0 {
         return false;
     }
     let flow_tunnel = e.flow_tunnel;
@@ -191,6 +193,15 @@ fn controller(
     to: &ToController<'_>,
     take: bool,
 ) {
+    if port_config::no_packet_in(cx, members.len()) {
+        for &m in members {
+            cx.sent |= bit(m);
+            if take && let Some(p) = b.pkts[m as usize].take() {
+                cx.pool.put(p);
+            }
+        }
+        return;
+    }
     for &m in members {
         let m = m as usize;
         let Some(p) = b.pkts[m].as_ref() else {

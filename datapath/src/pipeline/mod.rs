@@ -27,6 +27,8 @@
 //! - `execute`: the action executor (output, flood, controller, rewrites, meter, group);
 //! - `ct`: the `ct` action over a group of packets, and `ct(table=T)`'s recirculation;
 //! - `normal`: the L2 learning switch;
+//! - `port_config`: OpenFlow port configuration (down, no receive, no forward, no
+//!   packet-in) and its checks;
 //! - `mirror`: port mirrors (copies of what selected ports receive and send);
 //! - `burst`: what the executor works on (a burst's packets, keys, layouts and context);
 //! - `output`: per-port staging so each port sends whole bursts;
@@ -48,6 +50,7 @@ pub mod mirror;
 mod normal;
 mod output;
 pub mod pmd;
+pub mod port_config;
 mod shared;
 mod snapshot;
 pub mod thread;
@@ -62,6 +65,7 @@ pub use capture::{CAPTURE_SLOTS, Capture, CaptureOptions, CapturedFrame, Directi
 pub use datapath::Datapath;
 pub use mirror::{MAX_MIRRORS, Mirror, MirrorError};
 pub use pmd::Pmd;
+pub use port_config::PortConfig;
 pub use shared::{DatapathConfig, MAX_COPIES_PER_PACKET, ManualClock, PacketIn, PacketOut};
 pub use snapshot::{CompiledGroup, IdHasher, IdMap, PortEntry, Snapshot};
 pub use thread::{PmdThread, usable_cpus};

@@ -24,6 +24,7 @@ use super::execute::run;
 use super::lookup::{Caches, Flows, Src};
 use super::mirror;
 use super::output::TxStage;
+use super::port_config::{self, PortConfig};
 use super::shared::Shared;
 use super::snapshot::Snapshot;
 use super::xlate::{DpAction, PacketInReason, Translation, translate};
@@ -355,6 +356,11 @@ impl Pmd {
             return;
         }
         capture::on_rx(&snap.ports[in_slot], &self.rx);
+        let config = snap.ports[in_slot].config;
+        if config.has(PortConfig::RX) {
+            port_config::drop_rx(config, &mut self.rx, &mut self.pool, &self.counters);
+            return;
+        }
         if let Some(pol) = &snap.ports[in_slot].policer {
             let dropped = pol.police(self.shared.now_ns(), &mut self.rx, &mut self.pool);
             self.counters

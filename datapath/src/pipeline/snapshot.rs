@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use super::capture::PortCapture;
 use super::mirror::Mirrors;
+use super::port_config::PortConfig;
 use super::xlate::Translation;
 use crate::classifier::{ChangeSet, Pipeline};
 use crate::group::Group;
@@ -91,6 +92,9 @@ pub struct PortEntry {
     /// The captures running on this port (`None`, the usual case, costs the poll loop one
     /// check per burst and direction): see [`super::capture`].
     pub capture: Option<Arc<PortCapture>>,
+    /// OpenFlow port configuration (PORT_MOD): down, no receive, no forward, no
+    /// packet-in. Zero for almost every port.
+    pub config: PortConfig,
 }
 
 impl PortEntry {

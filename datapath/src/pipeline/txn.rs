@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use super::mirror::{self, Mirror, MirrorError};
+use super::port_config::PortConfig;
 use super::snapshot::{CompiledGroup, PortEntry, Snapshot};
 use super::xlate::{DpAction, PacketInReason, Translation};
 use crate::classifier::{BundleError, ChangeSet, FlowMod, Pipeline};
@@ -102,6 +103,7 @@ impl Txn<'_> {
             mirror_tx: 0,
             mirror_out: false,
             capture: None,
+            config: PortConfig::default(),
             port,
         };
         e.read_tunnel();
@@ -121,6 +123,15 @@ impl Txn<'_> {
         let slot = s.slot(no).ok_or(DatapathError::NoSuchPort(no))?;
         s.ports[slot].vlan = vlan;
         s.ports[slot].flood = flood;
+        Ok(())
+    }
+
+    /// Sets port `no`'s OpenFlow configuration bits ([`PortConfig`]; bits the datapath does
+    /// not act on are kept as given, for reporting).
+    pub fn set_port_config(&mut self, no: PortNo, config: PortConfig) -> Result<(), DatapathError> {
+        let s = &mut *self.snap;
+        let slot = s.slot(no).ok_or(DatapathError::NoSuchPort(no))?;
+        s.ports[slot].config = config;
         Ok(())
     }
 

@@ -51,6 +51,9 @@ pub async fn execute(
         Request::SetPort(r) => {
             client.set_port_options(r).await?;
         }
+        Request::ModPort(r) => {
+            client.mod_port(r).await?;
+        }
         Request::SetTunnelIp(del, add) => {
             client.del_port(del).await?;
             client.add_port(add).await?;

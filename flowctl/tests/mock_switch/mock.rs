@@ -271,6 +271,13 @@ impl Switch for Mock {
         Err(Status::unimplemented("set_port_options"))
     }
 
+    async fn mod_port(
+        &self,
+        _: Request<ModPortRequest>,
+    ) -> Result<Response<ModPortResponse>, Status> {
+        Err(Status::unimplemented("mod_port"))
+    }
+
     async fn get_port_stats(
         &self,
         _: Request<GetPortStatsRequest>,

@@ -67,6 +67,7 @@ pub fn port(d: &v1::PortDesc, local: LocalPort) -> Port {
         hw.copy_from_slice(&d.hw_addr);
     }
     let mut p = Port::new(local.to_wire(d.port_no), hw, &d.name);
+    p.config = d.openflow_config & config::ALL;
     if !d.admin_up {
         p.config |= config::PORT_DOWN;
     }
@@ -214,6 +215,29 @@ mod tests {
         assert_eq!(
             (p.port_no, p.name(), p.state),
             (PortNo::LOCAL, &b"br0"[..], state::LIVE)
+        );
+        assert_eq!(p.config, 0);
+    }
+
+    #[test]
+    fn port_config_shows_its_bits_and_admin_down() {
+        let d = v1::PortDesc {
+            port_no: 3,
+            openflow_config: config::NO_FWD | config::NO_PACKET_IN | 1 << 20,
+            admin_up: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            port(&d, LocalPort(None)).config,
+            config::NO_FWD | config::NO_PACKET_IN
+        );
+        let d = v1::PortDesc {
+            admin_up: false,
+            ..d
+        };
+        assert_eq!(
+            port(&d, LocalPort(None)).config,
+            config::PORT_DOWN | config::NO_FWD | config::NO_PACKET_IN
         );
     }
 

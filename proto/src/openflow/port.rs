@@ -20,6 +20,8 @@ pub mod config {
     pub const NO_RECV: u32 = 1 << 2;
     pub const NO_FWD: u32 = 1 << 5;
     pub const NO_PACKET_IN: u32 = 1 << 6;
+    /// Every bit OpenFlow 1.3 defines.
+    pub const ALL: u32 = PORT_DOWN | NO_RECV | NO_FWD | NO_PACKET_IN;
 }
 
 /// OFPPS_* port state bits.

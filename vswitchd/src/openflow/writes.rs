@@ -243,8 +243,9 @@ impl Session {
             .map_err(|e| of_error(Kind::PacketOut, &e))
     }
 
-    /// PORT_MOD: the port must exist and the address match; the switch has no port
-    /// configuration bits to change, so a change of one is `BAD_CONFIG`.
+    /// PORT_MOD: the port must exist (`BAD_PORT`) and the address match (`BAD_HW_ADDR`, as
+    /// OpenFlow 1.3 requires); the configuration bits under the mask change (a bit OpenFlow
+    /// 1.3 does not define is `BAD_CONFIG`), and the controllers hear a PORT_STATUS.
     pub(super) fn port_mod(&mut self, pm: &PortMod) -> Result<(), OfpError> {
         if self.is_slave() {
             return Err(bad_request::IS_SLAVE);
@@ -259,10 +260,12 @@ impl Session {
         if p.hw_addr.len() == 6 && p.hw_addr[..] != pm.hw_addr[..] {
             return Err(port_mod_failed::BAD_HW_ADDR);
         }
-        let now = if p.admin_up { 0 } else { config::PORT_DOWN };
-        if (pm.config ^ now) & pm.mask != 0 {
+        if pm.mask & !config::ALL != 0 {
             return Err(port_mod_failed::BAD_CONFIG);
         }
+        self.sw
+            .mod_port(&self.bridge, no, pm.config, pm.mask)
+            .map_err(|_| port_mod_failed::BAD_PORT)?;
         Ok(())
     }
 

@@ -11,8 +11,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use datapath::pipeline::{Datapath, PmdThread};
+use datapath::pipeline::{Datapath, PmdThread, PortConfig};
 use datapath::port::{MemPort, Port, PortStats};
+use datapath::types::PortNo;
 use proto::v1;
 
 use super::spec::{PortKind, PortSpec};
@@ -204,9 +205,19 @@ pub(super) fn bridge_mut<'a>(
 }
 
 pub(super) fn port_descs(b: &Bridge) -> Vec<v1::PortDesc> {
-    let mut v: Vec<v1::PortDesc> = b.ports.values().map(|p| p.desc.clone()).collect();
+    let mut v: Vec<v1::PortDesc> = b.ports.values().map(|p| live_desc(b, p)).collect();
     v.sort_by_key(|p| p.port_no);
     v
+}
+
+/// A port's description with its OpenFlow configuration, which the datapath holds (it is
+/// not stored: it lasts while the daemon runs, as in Open vSwitch).
+pub(super) fn live_desc(b: &Bridge, p: &PortState) -> v1::PortDesc {
+    let mut d = p.desc.clone();
+    let config = b.dp.port_config(PortNo(d.port_no)).unwrap_or_default().0;
+    d.openflow_config = config;
+    d.admin_up = config & PortConfig::PORT_DOWN == 0;
+    d
 }
 
 pub(super) fn write_overlay(tx: &mut StoreTxn, bridge: &str, ov: &Overlay) -> Result<(), ApiError> {

@@ -1,11 +1,12 @@
 //! Port operations: add, remove, list, and change options.
 
+use datapath::pipeline::PortConfig;
 use datapath::types::PortNo;
 use proto::v1::{self, stream_message_response as smr};
 
 use super::Switch;
 use super::mirrors::forget_port;
-use super::model::{Overlay, apply_overlay, bridge_mut, port_descs, retire_endpoints};
+use super::model::{Overlay, apply_overlay, bridge_mut, live_desc, port_descs, retire_endpoints};
 use super::ports::stage_add_port;
 use super::spec::{PortKind, PortSpec};
 use crate::error::ApiError;
@@ -173,6 +174,76 @@ impl Switch {
                 port: Some(desc.clone()),
             }),
         );
+        Ok(desc)
+    }
+
+    /// [`Switch::mod_port`] of the port named `name`.
+    pub fn mod_port_named(
+        &self,
+        bridge: &str,
+        name: &str,
+        config: u32,
+        mask: u32,
+    ) -> Result<v1::PortDesc, ApiError> {
+        let no = (self.bridges.lock().get(bridge))
+            .ok_or_else(|| ApiError::not_found("bridge", format!("no bridge {bridge}")))?
+            .ports
+            .get(name)
+            .map(|p| p.desc.port_no)
+            .ok_or_else(|| {
+                ApiError::not_found("name", format!("bridge {bridge} has no port {name}"))
+            })?;
+        self.mod_port(bridge, no, config, mask)
+    }
+
+    /// Changes port `port_no`'s OpenFlow configuration bits selected by `mask` to those of
+    /// `config` (OpenFlow's PORT_MOD; bits outside [`PortConfig::ALL`] are refused). The
+    /// datapath applies them at once; they are not stored (a restart clears them, as in
+    /// Open vSwitch). Connected controllers get a PORT_STATUS (MODIFY) when a bit changed.
+    pub fn mod_port(
+        &self,
+        bridge: &str,
+        port_no: u32,
+        config: u32,
+        mask: u32,
+    ) -> Result<v1::PortDesc, ApiError> {
+        if mask & !PortConfig::ALL != 0 {
+            return Err(ApiError::invalid(
+                "mask",
+                format!(
+                    "unsupported port configuration bits {:#x}",
+                    mask & !PortConfig::ALL
+                ),
+            ));
+        }
+        let bridges = self.bridges.lock();
+        let b = bridges
+            .get(bridge)
+            .ok_or_else(|| ApiError::not_found("bridge", format!("no bridge {bridge}")))?;
+        let p = (b.ports.values())
+            .find(|p| p.desc.port_no == port_no)
+            .ok_or_else(|| {
+                ApiError::not_found("port", format!("bridge {bridge} has no port {port_no}"))
+            })?;
+        let no = PortNo(port_no);
+        let old = b.dp.port_config(no).unwrap_or_default().0;
+        let new = (old & !mask) | (config & mask);
+        if new != old {
+            b.dp.set_port_config(no, PortConfig(new))
+                .map_err(|e| ApiError::internal(e.to_string()))?;
+        }
+        let desc = live_desc(b, p);
+        drop(bridges);
+        if new != old {
+            self.emit(
+                bridge,
+                smr::Update::PortStatus(v1::PortStatus {
+                    bridge: bridge.to_string(),
+                    reason: v1::PortStatusReason::Modify as i32,
+                    port: Some(desc.clone()),
+                }),
+            );
+        }
         Ok(desc)
     }
 }

@@ -190,6 +190,7 @@ pub(super) fn stage_add_port(
         admin_up: true,
         link_up: port.link_up().unwrap_or(true),
         speed_mbps: 0,
+        openflow_config: 0,
     };
     ov.ports_added
         .push(PortState::new(desc.clone(), Some(spec), (port, mem)));
