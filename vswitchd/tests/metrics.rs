@@ -10,11 +10,11 @@
 mod common;
 
 use std::io::{Read as _, Write as _};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::free_port;
-use common::prometheus::{http_get, prometheus};
+use common::prometheus::{http_get, prometheus, promtool_accepts};
 use common::{Daemon, Hosts};
 
 /// Frames sent by the counting test: an odd number, not a burst multiple.
@@ -26,32 +26,6 @@ fn scrape(port: u16) -> String {
     let (status, body) = http_get(addr, "/metrics").expect("GET /metrics");
     assert_eq!(status, 200, "{body}");
     body
-}
-
-/// Runs `promtool check metrics` on `text`: it must accept it without a remark.
-fn promtool_accepts(text: &str) {
-    let mut c = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool (apt-get install prometheus)");
-    c.stdin
-        .take()
-        .expect("stdin")
-        .write_all(text.as_bytes())
-        .expect("feed promtool");
-    let o = c.wait_with_output().expect("promtool");
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    assert!(
-        o.status.success() && said.trim().is_empty(),
-        "promtool check metrics: {said}"
-    );
 }
 
 /// The counter test: frames sent from a namespace with scapy move the port's `rx_packets`,
